@@ -1,0 +1,512 @@
+"""Collection: walk the named paths, give every path reached exactly one outcome,
+copy regular files (and explicitly named block devices or images) into the store
+while hashing them, and record each as a signed ``collect`` event.
+
+Outcomes: ``collected``, ``unstable`` (size/mtime/inode changed while read; the
+bytes read are kept and both stat snapshots recorded), ``unreadable`` (with the OS
+error), ``vanished`` (gone before it could be opened), ``symlink`` (target
+recorded, never followed), ``special`` (FIFO, socket or device met in a walk:
+recorded, never opened) and ``directory``.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import platform
+import pwd
+import socket
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import magic
+
+from custody import __version__
+from custody.canonical import rfc3339_ns
+from custody.errors import BadPathError, StoreError
+from custody.hashing import SourceReadError
+from custody.keys import Signer
+from custody.ledger import EventDraft, Ledger
+from custody.store import Store
+
+COLLECT_EVENT = "collect"
+RUN_START_EVENT = "collection.start"
+RUN_END_EVENT = "collection.end"
+FLUSH_ITEMS = 256
+FLUSH_SECONDS = 1.0
+
+ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
+
+
+def display_path(raw: bytes) -> str:
+    """Human-readable path: UTF-8 where valid, ``\\xNN`` escapes elsewhere."""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def kind_of(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "chardev"),
+        (stat.S_ISBLK, "blockdev"),
+    ):
+        if test(mode):
+            return name
+    return "unknown"
+
+
+_names: dict[tuple[str, int], str | None] = {}
+
+
+def _owner(uid: int) -> str | None:
+    key = ("u", uid)
+    if key not in _names:
+        try:
+            _names[key] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _names[key] = None
+    return _names[key]
+
+
+def _group(gid: int) -> str | None:
+    key = ("g", gid)
+    if key not in _names:
+        try:
+            _names[key] = grp.getgrgid(gid).gr_name
+        except KeyError:
+            _names[key] = None
+    return _names[key]
+
+
+def stat_record(st: os.stat_result) -> dict[str, Any]:
+    """The stat of a path as recorded in a signed body.  Values that may exceed
+    2^53 (nanosecond times, inode and device numbers) are decimal strings, since
+    RFC 8785 numbers are doubles; times are also given as RFC 3339 strings."""
+    rec: dict[str, Any] = {
+        "kind": kind_of(st.st_mode),
+        "mode": st.st_mode,
+        "mode_str": stat.filemode(st.st_mode),
+        "size": st.st_size,
+        "blocks": st.st_blocks,
+        "inode": str(st.st_ino),
+        "device": str(st.st_dev),
+        "nlink": st.st_nlink,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "owner": _owner(st.st_uid),
+        "group": _group(st.st_gid),
+    }
+    times = [("atime", st.st_atime_ns), ("mtime", st.st_mtime_ns), ("ctime", st.st_ctime_ns)]
+    birth = getattr(st, "st_birthtime_ns", None)
+    if birth is not None:
+        times.append(("birthtime", birth))
+    for name, ns in times:
+        rec[f"{name}_ns"] = str(ns)
+        rec[name] = rfc3339_ns(ns)
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        rec["rdev"] = str(st.st_rdev)
+    return rec
+
+
+def error_record(e: OSError) -> dict[str, Any]:
+    code = e.errno or 0
+    return {
+        "errno": code,
+        "name": errno.errorcode.get(code, "UNKNOWN"),
+        "message": e.strerror or str(e),
+    }
+
+
+def _unstable(before: os.stat_result, after: os.stat_result, read: int | None) -> bool:
+    if (before.st_ino, before.st_dev) != (after.st_ino, after.st_dev):
+        return True
+    if before.st_size != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
+        return True
+    return read is not None and stat.S_ISREG(before.st_mode) and read != before.st_size
+
+
+class _Typer:
+    """File type detection (libmagic) off the main thread, one handle per thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-magic")
+
+    def _detect(self, head: bytes) -> tuple[str, str]:
+        if not head:
+            return "inode/x-empty", "empty"
+        m = getattr(self._local, "pair", None)
+        if m is None:
+            m = (magic.Magic(mime=True), magic.Magic())
+            self._local.pair = m
+        mime: str = m[0].from_buffer(head)
+        desc: str = m[1].from_buffer(head)
+        return mime, desc
+
+    def submit(self, head: bytes) -> Future[tuple[str, str]]:
+        return self._pool.submit(self._detect, head)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+@dataclass
+class CollectSummary:
+    run: str
+    case_id: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    new_objects: int = 0
+    deduplicated: int = 0
+    status: str = "complete"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "case": self.case_id,
+            "status": self.status,
+            "counts": dict(sorted(self.counts.items())),
+            "bytes": self.bytes,
+            "new_objects": self.new_objects,
+            "deduplicated": self.deduplicated,
+            "items": self.items,
+        }
+
+
+@dataclass
+class _Pending:
+    data: dict[str, Any]
+    typing: Future[tuple[str, str]] | None = None
+
+
+def _walk(roots: Sequence[bytes]) -> Iterator[tuple[bytes, os.stat_result | OSError, bool]]:
+    """Yield (path, lstat-or-error, named_explicitly), depth first, never following
+    symlinks.  Directories are yielded before their entries."""
+    stack: list[tuple[bytes, bool]] = [(r, True) for r in reversed(roots)]
+    while stack:
+        path, explicit = stack.pop()
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            yield path, e, explicit
+            continue
+        yield path, st, explicit
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                with os.scandir(path) as it:
+                    names = sorted(entry.name for entry in it)
+            except OSError:
+                continue  # reported by the collector as an unreadable directory
+            base = path if path.endswith(b"/") else path + b"/"
+            for name in reversed(names):
+                stack.append((base + name, False))
+
+
+def _list_error(path: bytes) -> OSError | None:
+    try:
+        with os.scandir(path) as it:
+            for _ in it:
+                break
+    except OSError as e:
+        return e
+    return None
+
+
+def check_paths(paths: Sequence[str | bytes]) -> list[bytes]:
+    """Every path named must exist (as a name: a dangling symlink is fine)."""
+    raw = [os.fsencode(p) for p in paths]
+    missing = []
+    for p in raw:
+        try:
+            os.lstat(p)
+        except FileNotFoundError:
+            missing.append(display_path(p))
+        except OSError as e:
+            raise BadPathError(f"cannot examine {display_path(p)}: {e.strerror}") from e
+    if missing:
+        raise BadPathError("no such file or directory: " + ", ".join(missing))
+    if not raw:
+        raise BadPathError("nothing to collect: name at least one path")
+    return raw
+
+
+def estimate(paths: Sequence[str | bytes]) -> tuple[int, int]:
+    """(bytes, files) a collection of ``paths`` will read, for progress bars."""
+    total_bytes = total_files = 0
+    for _path, st, explicit in _walk([os.fsencode(p) for p in paths]):
+        if isinstance(st, OSError):
+            continue
+        total_files += 1
+        if stat.S_ISREG(st.st_mode) or (explicit and stat.S_ISBLK(st.st_mode)):
+            total_bytes += st.st_size
+    return total_bytes, total_files
+
+
+class Collector:
+    def __init__(
+        self,
+        ledger: Ledger,
+        signer: Signer,
+        *,
+        reason: str,
+        algorithms: Sequence[str],
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.signer = signer
+        self.reason = reason
+        self.algorithms = tuple(algorithms)
+        self.progress = progress
+        self.store = Store(ledger.store_dir)
+        self.run = str(uuid.uuid4())
+        self.context = {
+            "host": socket.gethostname(),
+            "os": platform.platform(),
+            "tool": f"custody {__version__}",
+        }
+        self.summary = CollectSummary(run=self.run, case_id=ledger.case.case_id)
+        self._pending: list[_Pending] = []
+        self._last_flush = time.monotonic()
+        self._typer = _Typer()
+
+    # -- recording ----------------------------------------------------------
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        drafts = []
+        for p in self._pending:
+            if p.typing is not None:
+                mime, desc = p.typing.result()
+                p.data["mime"] = mime
+                p.data["magic"] = desc
+            drafts.append(
+                EventDraft(
+                    type=COLLECT_EVENT,
+                    data=p.data,
+                    new_item=True,
+                    artifact={
+                        "run": self.run,
+                        "outcome": p.data["outcome"],
+                        "kind": p.data["source"]["kind"] if "source" in p.data else "unknown",
+                        "path_hex": p.data["path"]["hex"],
+                        "display_path": p.data["path"]["display"],
+                        "size": p.data.get("size"),
+                        "sha256": p.data.get("digests", {}).get("sha256"),
+                        "mime": p.data.get("mime"),
+                    },
+                )
+            )
+        events = self.ledger.append(self.signer, drafts)
+        for ev in events:
+            if ev.type != COLLECT_EVENT:
+                continue
+            d = ev.data
+            self.summary.items.append(
+                {
+                    "id": ev.item,
+                    "path": d["path"]["display"],
+                    "path_hex": d["path"]["hex"],
+                    "outcome": d["outcome"],
+                    "size": d.get("size"),
+                    "sha256": d.get("digests", {}).get("sha256"),
+                    "event": ev.hash,
+                }
+            )
+        self._pending.clear()
+        self._last_flush = time.monotonic()
+
+    def _record(self, path: bytes, outcome: str, typing: Future[tuple[str, str]] | None = None, **extra: Any) -> None:
+        data: dict[str, Any] = {
+            "run": self.run,
+            "outcome": outcome,
+            "path": {"hex": path.hex(), "display": display_path(path)},
+            "reason": self.reason,
+            **self.context,
+            **extra,
+        }
+        self.summary.counts[outcome] = self.summary.counts.get(outcome, 0) + 1
+        self._pending.append(_Pending(data, typing))
+        if (
+            len(self._pending) >= FLUSH_ITEMS
+            or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        ):
+            self._flush()
+
+    # -- the run ------------------------------------------------------------
+
+    def collect(self, paths: Sequence[str | bytes]) -> CollectSummary:
+        roots = check_paths(paths)
+        self.ledger.append(
+            self.signer,
+            [
+                EventDraft(
+                    type=RUN_START_EVENT,
+                    data={
+                        "run": self.run,
+                        "reason": self.reason,
+                        "paths": [{"hex": r.hex(), "display": display_path(r)} for r in roots],
+                        "algorithms": list(self.algorithms),
+                        **self.context,
+                    },
+                )
+            ],
+        )
+        error: StoreError | None = None
+        try:
+            for path, st, explicit in _walk(roots):
+                self._one(path, st, explicit)
+                if self.progress is not None:
+                    self.progress(0, 1)
+        except StoreError as e:
+            error = e
+            self.summary.status = "failed"
+        finally:
+            self._flush()
+            self._typer.close()
+        end: dict[str, Any] = {
+            "run": self.run,
+            "status": self.summary.status,
+            "counts": dict(sorted(self.summary.counts.items())),
+            "bytes": self.summary.bytes,
+        }
+        if error is not None:
+            end["error"] = error.message
+        self.ledger.append(self.signer, [EventDraft(type=RUN_END_EVENT, data=end)])
+        if error is not None:
+            raise error
+        return self.summary
+
+    def _one(self, path: bytes, st: os.stat_result | OSError, explicit: bool) -> None:
+        if isinstance(st, FileNotFoundError):
+            self._record(path, "vanished", error=error_record(st))
+            return
+        if isinstance(st, OSError):
+            self._record(path, "unreadable", error=error_record(st))
+            return
+        src = stat_record(st)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            err = _list_error(path)
+            if err is not None:
+                self._record(path, "unreadable", source=src, error=error_record(err))
+            else:
+                self._record(path, "directory", source=src)
+        elif stat.S_ISLNK(mode):
+            try:
+                target = os.readlink(path)
+                self._record(
+                    path, "symlink", source=src,
+                    target={"hex": target.hex(), "display": display_path(target)},
+                )
+            except OSError as e:
+                self._record(path, "unreadable", source=src, error=error_record(e))
+        elif stat.S_ISREG(mode) or (explicit and stat.S_ISBLK(mode)):
+            self._copy(path, st, src)
+        else:
+            self._record(path, "special", source=src, note="not opened: special file met in a walk")
+
+    def _open(self, path: bytes) -> int:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        noatime = getattr(os, "O_NOATIME", 0)
+        if noatime:
+            try:
+                return os.open(path, flags | noatime)
+            except PermissionError:
+                pass  # O_NOATIME needs ownership or CAP_FOWNER; fall back
+        return os.open(path, flags)
+
+    def _copy(self, path: bytes, st: os.stat_result, src: dict[str, Any]) -> None:
+        try:
+            fd = self._open(path)
+        except FileNotFoundError as e:
+            self._record(path, "vanished", source=src, error=error_record(e))
+            return
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                self._record(path, "unstable", source=src, error=error_record(e),
+                             note="replaced by a symlink before it could be opened")
+            else:
+                self._record(path, "unreadable", source=src, error=error_record(e))
+            return
+        try:
+            before = os.fstat(fd)
+            size = before.st_size
+            if stat.S_ISBLK(before.st_mode):
+                size = os.lseek(fd, 0, os.SEEK_END)
+                os.lseek(fd, 0, os.SEEK_SET)
+            if not (stat.S_ISREG(before.st_mode) or stat.S_ISBLK(before.st_mode)) or (
+                before.st_ino, before.st_dev) != (st.st_ino, st.st_dev):
+                self._record(path, "unstable", source=src, after=stat_record(before),
+                             note="path was replaced between listing and opening; not read")
+                return
+            progress = None
+            if self.progress is not None:
+                cb = self.progress
+
+                def progress(n: int) -> None:
+                    cb(n, 0)
+
+            try:
+                stored = self.store.ingest(fd, self.algorithms, size_hint=size, progress=progress)
+            except SourceReadError as e:
+                self._record(path, "unreadable", source=src, error=error_record(e.err))
+                return
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        try:
+            post: os.stat_result | None = os.lstat(path)
+        except OSError:
+            post = None
+        result = stored.result
+        unstable = _unstable(before, after, None if stat.S_ISBLK(before.st_mode) else result.size)
+        if post is None or (post.st_ino, post.st_dev) != (before.st_ino, before.st_dev):
+            unstable = True
+        extra: dict[str, Any] = {
+            "source": stat_record(before),
+            "size": result.size,
+            "digests": result.digests,
+            "store": stored.relpath,
+        }
+        if stat.S_ISBLK(before.st_mode):
+            extra["device_size"] = size
+        if unstable:
+            extra["after"] = stat_record(after)
+            if post is not None:
+                extra["after_path"] = stat_record(post)
+            extra["note"] = "changed while being read: digests describe the bytes read"
+        self.summary.bytes += result.size
+        if stored.deduplicated:
+            self.summary.deduplicated += 1
+        else:
+            self.summary.new_objects += 1
+        self._record(
+            path, "unstable" if unstable else "collected",
+            typing=self._typer.submit(result.head), **extra,
+        )
+
+
+def collect(
+    ledger: Ledger,
+    signer: Signer,
+    paths: Sequence[str | bytes],
+    *,
+    reason: str,
+    algorithms: Sequence[str],
+    progress: ProgressFn | None = None,
+) -> CollectSummary:
+    return Collector(
+        ledger, signer, reason=reason, algorithms=algorithms, progress=progress
+    ).collect(paths)

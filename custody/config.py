@@ -1,0 +1,47 @@
+"""Per-user settings: where the default signing key is remembered.
+
+``custody key new`` remembers the key it wrote as the default, so that a
+collector can ``cd`` into a case and ``custody collect`` without repeating
+``--key``.  Order of precedence: ``--key``, ``$CUSTODY_KEY``, the default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    env = os.environ.get("CUSTODY_CONFIG_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".config"
+    return base / "custody"
+
+
+def _default_key_file() -> Path:
+    return config_dir() / "default-key"
+
+
+def remember_default_key(path: Path) -> None:
+    d = config_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    _default_key_file().write_text(str(path.resolve()) + "\n")
+
+
+def default_key() -> Path | None:
+    try:
+        text = _default_key_file().read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def resolve_key_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CUSTODY_KEY")
+    if env:
+        return Path(env)
+    return default_key()

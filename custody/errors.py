@@ -1,0 +1,82 @@
+"""Errors that carry their own user-facing message and exit code.
+
+Exit codes (the contract, see docs/exit-codes.md):
+
+* 0 - success, nothing wrong found
+* 1 - an integrity problem was found (verification failed, ledger corrupt)
+* 2 - usage error or bad input (missing path, wrong passphrase, not a case)
+* 3 - operational failure (I/O error, disk full, ledger locked past the timeout, key)
+
+The CLI has a single ``except CustodyError`` that prints ``message`` on one line of
+stderr and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTEGRITY = 1
+EXIT_USAGE = 2
+EXIT_OPERATIONAL = 3
+
+
+class CustodyError(Exception):
+    """Base class: every error a user may see."""
+
+    exit_code: int = EXIT_OPERATIONAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CustodyError):
+    """The user asked for something impossible or gave bad input (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotACaseError(UsageError):
+    """No case directory (custody.db) could be found."""
+
+
+class BadPathError(UsageError):
+    """A path named on the command line does not exist or cannot be used."""
+
+
+class KeyLoadError(UsageError):
+    """A key file is missing, malformed, or the passphrase is wrong."""
+
+
+class InsecureKeyError(UsageError):
+    """A private key is unencrypted or readable by group/others."""
+
+
+class IntegrityError(CustodyError):
+    """An integrity problem was found (exit 1)."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+class CorruptLedgerError(IntegrityError):
+    """custody.db is not a readable custody ledger."""
+
+
+class OperationalError(CustodyError):
+    """The operation failed for reasons outside the user's input (exit 3)."""
+
+    exit_code = EXIT_OPERATIONAL
+
+
+class LedgerLockedError(OperationalError):
+    """Another writer held the ledger past the busy timeout."""
+
+
+class StoreError(OperationalError):
+    """The evidence store could not be written or read back."""
+
+
+class DiskFullError(StoreError):
+    """The store ran out of space."""

@@ -1,0 +1,212 @@
+"""One read of the source feeds every digest and the copy.
+
+Small inputs are hashed in the calling thread.  Large inputs use one thread per
+digest plus one writer thread, all fed from a small ring of reused 1 MiB buffers
+filled by a single reader, so memory stays constant whatever the file size and
+MD5 (serial by nature) is the only bound.  hashlib releases the GIL for updates
+of 2 KiB and more, so the digests really run in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from custody.errors import UsageError
+
+ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "blake2b")
+DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
+CHUNK = 1 << 20
+RING = 4
+THREADED_MIN = 4 * CHUNK
+
+ByteSink = Callable[[memoryview], None]
+Progress = Callable[[int], None]
+
+
+class SourceReadError(Exception):
+    """Reading the source failed (as opposed to writing the copy)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _read(fd: int, buf: bytearray) -> int:
+    try:
+        return os.readv(fd, [buf])
+    except OSError as e:
+        raise SourceReadError(e) from e
+
+
+def parse_algorithms(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Validate a ``--hash`` list; sha256 is always included (it names objects)."""
+    if spec is None:
+        return DEFAULT_ALGORITHMS
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [n for n in names if n]
+    for n in names:
+        if n not in ALGORITHMS:
+            raise UsageError(f"unknown hash algorithm {n!r}; choose from {', '.join(ALGORITHMS)}")
+    if "sha256" not in names:
+        names.append("sha256")
+    # keep a stable order
+    return tuple(a for a in ALGORITHMS if a in names)
+
+
+def new_hash(name: str) -> Any:
+    return hashlib.new(name)
+
+
+@dataclass
+class HashResult:
+    digests: dict[str, str]
+    size: int
+    head: bytes  # the first bytes read (for file type detection)
+
+
+HEAD_BYTES = 64 << 10  # enough for libmagic (ISO 9660 sits at 32 KiB)
+
+
+def _write_all(fd: int, mv: memoryview) -> None:
+    while mv:
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def hash_fd(
+    fd: int,
+    algorithms: Sequence[str],
+    *,
+    out_fd: int | None = None,
+    size_hint: int | None = None,
+    progress: Progress | None = None,
+) -> HashResult:
+    """Read ``fd`` to EOF once, feeding every digest and (optionally) ``out_fd``."""
+    if size_hint is not None and size_hint < THREADED_MIN:
+        return _hash_serial(fd, algorithms, out_fd, progress)
+    return _hash_threaded(fd, algorithms, out_fd, progress)
+
+
+def _hash_serial(
+    fd: int, algorithms: Sequence[str], out_fd: int | None, progress: Progress | None
+) -> HashResult:
+    hashes = [new_hash(a) for a in algorithms]
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    total = 0
+    head = b""
+    while True:
+        n = _read(fd, buf)
+        if n == 0:
+            break
+        chunk = mv[:n]
+        if total < HEAD_BYTES:
+            head += bytes(chunk[: HEAD_BYTES - total])
+        for h in hashes:
+            h.update(chunk)
+        if out_fd is not None:
+            _write_all(out_fd, chunk)
+        total += n
+        if progress is not None:
+            progress(n)
+    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head)
+
+
+class _Ring:
+    """Reused buffers, each released when every consumer has finished with it."""
+
+    def __init__(self, consumers: int) -> None:
+        self.bufs = [bytearray(CHUNK) for _ in range(RING)]
+        self.views = [memoryview(b) for b in self.bufs]
+        self.pending = [0] * RING
+        self.lock = threading.Lock()
+        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.consumers = consumers
+        for i in range(RING):
+            self.free.put(i)
+
+    def release(self, i: int) -> None:
+        with self.lock:
+            self.pending[i] -= 1
+            last = self.pending[i] == 0
+        if last:
+            self.free.put(i)
+
+
+def _hash_threaded(
+    fd: int, algorithms: Sequence[str], out_fd: int | None, progress: Progress | None
+) -> HashResult:
+    hashes = [new_hash(a) for a in algorithms]
+    sinks: list[ByteSink] = [h.update for h in hashes]
+    if out_fd is not None:
+        ofd = out_fd
+        sinks.append(lambda mv: _write_all(ofd, mv))
+    ring = _Ring(len(sinks))
+    queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [
+        queue.SimpleQueue() for _ in sinks
+    ]
+    errors: list[BaseException] = []
+    failed = threading.Event()
+
+    def work(sink: ByteSink, q: queue.SimpleQueue[tuple[int, int] | None]) -> None:
+        while True:
+            msg = q.get()
+            if msg is None:
+                return
+            i, n = msg
+            try:
+                if not failed.is_set():
+                    sink(ring.views[i][:n])
+            except BaseException as e:  # reported to the reader below
+                errors.append(e)
+                failed.set()
+            finally:
+                ring.release(i)
+
+    threads = [
+        threading.Thread(target=work, args=(s, q), daemon=True)
+        for s, q in zip(sinks, queues, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    total = 0
+    head = b""
+    try:
+        while not failed.is_set():
+            i = ring.free.get()
+            n = _read(fd, ring.bufs[i])
+            if n == 0:
+                ring.free.put(i)
+                break
+            if total < HEAD_BYTES:
+                head += bytes(ring.views[i][: min(n, HEAD_BYTES - total)])
+            ring.pending[i] = len(sinks)
+            for q in queues:
+                q.put((i, n))
+            total += n
+            if progress is not None:
+                progress(n)
+    finally:
+        for q in queues:
+            q.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head)
+
+
+def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str], progress: Progress | None = None) -> HashResult:
+    """Hash a file by path (used to re-hash store objects)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        return hash_fd(fd, algorithms, size_hint=size, progress=progress)
+    finally:
+        os.close(fd)

@@ -1,0 +1,422 @@
+"""The case ledger: an append-only, hash-chained, signed event log in SQLite.
+
+Layout of a case directory::
+
+    custody.db      the ledger (SQLite, WAL, synchronous=FULL)
+    store/          content-addressed evidence store (see custody.store)
+
+Every entry is an *event*.  Its body is RFC 8785 canonical JSON::
+
+    {"case": ID, "data": {...}, "prev": "sha256:...", "seq": N,
+     "signer": "sha256:<fingerprint>", "time": RFC3339-ns, "type": TYPE, "v": 1}
+
+``hash = "sha256:" + hex(SHA-256(body))`` and ``signature = Ed25519(body)``; the
+first event's ``prev`` is the hash of the case header.  See docs/ledger-format.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from custody import __version__
+from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
+from custody.errors import (
+    CorruptLedgerError,
+    LedgerLockedError,
+    NotACaseError,
+    OperationalError,
+    UsageError,
+)
+from custody.keys import Identity, Signer
+from custody.migrations import migrate
+
+DB_NAME = "custody.db"
+STORE_NAME = "store"
+EVENT_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+ITEM_PREFIX = "ITEM-"
+
+IDENTITY_EVENT = "identity"
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """What a caller wants recorded; the ledger fills in seq, prev, time, signer."""
+
+    type: str
+    data: dict[str, Any]
+    new_item: bool = False  # allocate an ITEM-N id, stored as data["item"]
+    artifact: dict[str, Any] | None = None  # index row for the artifacts table
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    hash: str
+    prev: str
+    type: str
+    time: str
+    signer: str
+    item: str | None
+    body: str
+    signature: str
+
+    @property
+    def parsed(self) -> dict[str, Any]:
+        value = parse_strict(self.body)
+        assert isinstance(value, dict)
+        return value
+
+    @property
+    def data(self) -> dict[str, Any]:
+        d = self.parsed.get("data", {})
+        assert isinstance(d, dict)
+        return d
+
+
+@dataclass
+class CaseInfo:
+    case_id: str
+    title: str
+    created: str
+    uuid: str
+    header: str
+    hash: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_case_dir(explicit: str | os.PathLike[str] | None, start: Path | None = None) -> Path:
+    """``--case`` if given, else ``$CUSTODY_CASE``, else the nearest parent of the
+    working directory holding custody.db."""
+    if explicit:
+        p = Path(explicit)
+        if not (p / DB_NAME).is_file():
+            raise NotACaseError(f"not a custody case (no {DB_NAME}): {p}")
+        return p
+    env = os.environ.get("CUSTODY_CASE")
+    if env:
+        p = Path(env)
+        if not (p / DB_NAME).is_file():
+            raise NotACaseError(f"CUSTODY_CASE={env} is not a custody case (no {DB_NAME})")
+        return p
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / DB_NAME).is_file():
+            return d
+    raise NotACaseError(
+        f"not inside a custody case (no {DB_NAME} here or in any parent);"
+        " use --case DIR, set CUSTODY_CASE, or run 'custody init'"
+    )
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        db_path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Ledger:
+    """An open case: its ledger connection and store directory."""
+
+    def __init__(self, case_dir: Path, conn: sqlite3.Connection) -> None:
+        self.case_dir = case_dir
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._case: CaseInfo | None = None
+
+    # -- opening ------------------------------------------------------------
+
+    @classmethod
+    def create(cls, case_dir: Path, case_id: str, title: str) -> Ledger:
+        if not case_id.strip():
+            raise UsageError("--case-id must not be empty")
+        db_path = case_dir / DB_NAME
+        if db_path.exists():
+            raise UsageError(f"a case already exists in {case_dir}")
+        try:
+            case_dir.mkdir(parents=True, exist_ok=True)
+            (case_dir / STORE_NAME).mkdir(exist_ok=True)
+            conn = _connect(db_path)
+        except OSError as e:
+            raise OperationalError(f"cannot create case in {case_dir}: {e.strerror}") from e
+        except sqlite3.Error as e:
+            raise OperationalError(f"cannot create ledger in {case_dir}: {e}") from e
+        migrate(conn)
+        header_obj = {
+            "v": EVENT_VERSION,
+            "case_id": case_id,
+            "title": title,
+            "created": now_rfc3339(),
+            "uuid": str(uuid.uuid4()),
+            "tool": f"custody {__version__}",
+        }
+        header = canonical_json(header_obj).decode("utf-8")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO case_info (id, case_id, header, hash) VALUES (1, ?, ?, ?)",
+            (case_id, header, content_hash(header.encode("utf-8"))),
+        )
+        conn.execute("COMMIT")
+        return cls(case_dir, conn)
+
+    @classmethod
+    def open(cls, case_dir: Path) -> Ledger:
+        db_path = case_dir / DB_NAME
+        if not db_path.is_file():
+            raise NotACaseError(f"not a custody case (no {DB_NAME}): {case_dir}")
+        try:
+            conn = _connect(db_path)
+            migrate(conn)
+            ledger = cls(case_dir, conn)
+            ledger.case  # noqa: B018 - validates the header exists
+        except sqlite3.DatabaseError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise LedgerLockedError(f"ledger {db_path} is locked: {e}") from e
+            raise CorruptLedgerError(f"ledger {db_path} is unreadable: {e}") from e
+        return ledger
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store_dir(self) -> Path:
+        return self.case_dir / STORE_NAME
+
+    @property
+    def case(self) -> CaseInfo:
+        if self._case is None:
+            row = self.conn.execute("SELECT header, hash FROM case_info WHERE id = 1").fetchone()
+            if row is None:
+                raise CorruptLedgerError("ledger has no case header")
+            try:
+                h = parse_strict(row[0])
+            except ValueError as e:
+                raise CorruptLedgerError(f"case header is not valid JSON: {e}") from e
+            if not isinstance(h, dict):
+                raise CorruptLedgerError("case header is not a JSON object")
+            self._case = CaseInfo(
+                case_id=str(h.get("case_id", "")),
+                title=str(h.get("title", "")),
+                created=str(h.get("created", "")),
+                uuid=str(h.get("uuid", "")),
+                header=row[0],
+                hash=row[1],
+                extra=h,
+            )
+        return self._case
+
+    # -- reading ------------------------------------------------------------
+
+    def events(self, item: str | None = None) -> Iterator[Event]:
+        sql = "SELECT seq, hash, prev, type, time, signer, item, body, signature FROM events"
+        params: tuple[Any, ...] = ()
+        if item is not None:
+            sql += " WHERE item = ?"
+            params = (item,)
+        for row in self.conn.execute(sql + " ORDER BY seq", params):
+            yield Event(*row)
+
+    def event_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def identities(self) -> dict[str, dict[str, Any]]:
+        return {r["fingerprint"]: r for r in self.db["identities"].rows}
+
+    def artifacts(self) -> list[dict[str, Any]]:
+        return list(self.db["artifacts"].rows_where(order_by="n"))
+
+    def artifact(self, item_id: str) -> dict[str, Any]:
+        rows = list(self.db["artifacts"].rows_where("id = ?", [item_id.upper()]))
+        if not rows:
+            raise UsageError(f"no such item: {item_id}")
+        return rows[0]
+
+    # -- writing ------------------------------------------------------------
+
+    def _begin(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise LedgerLockedError(
+                f"ledger is locked by another writer (waited {BUSY_TIMEOUT_MS // 1000}s): {e}"
+            ) from e
+
+    def _tail(self) -> tuple[int, str]:
+        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return -1, self.case.hash
+        return int(row[0]), str(row[1])
+
+    def _insert(self, signer: Signer, seq: int, prev: str, draft: EventDraft, item: str | None) -> Event:
+        data = dict(draft.data)
+        if item is not None:
+            data["item"] = item
+        body_obj = {
+            "v": EVENT_VERSION,
+            "case": self.case.case_id,
+            "seq": seq,
+            "prev": prev,
+            "time": now_rfc3339(),
+            "type": draft.type,
+            "signer": signer.fingerprint,
+            "data": data,
+        }
+        body_bytes = canonical_json(body_obj)
+        ev = Event(
+            seq=seq,
+            hash=content_hash(body_bytes),
+            prev=prev,
+            type=draft.type,
+            time=str(body_obj["time"]),
+            signer=signer.fingerprint,
+            item=item,
+            body=body_bytes.decode("utf-8"),
+            signature=base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
+        )
+        self.conn.execute(
+            "INSERT INTO events (seq, hash, prev, type, time, signer, item, body, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ev.seq, ev.hash, ev.prev, ev.type, ev.time, ev.signer, ev.item, ev.body, ev.signature),
+        )
+        return ev
+
+    def append(self, signer: Signer, drafts: Sequence[EventDraft]) -> list[Event]:
+        """Append events signed by ``signer`` in one ``BEGIN IMMEDIATE`` transaction.
+
+        Registers the signer's identity first if the ledger has not seen it.  The
+        tail is read inside the write lock, so concurrent writers keep one gapless,
+        linear chain."""
+        out: list[Event] = []
+        self._begin()
+        try:
+            seq, prev = self._tail()
+            if not self._known(signer.identity):
+                seq += 1
+                ev = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
+                self._index_identity(signer.identity, ev.seq)
+                out.append(ev)
+                prev = ev.hash
+            next_n = None
+            for draft in drafts:
+                seq += 1
+                item = None
+                if draft.new_item:
+                    if next_n is None:
+                        next_n = self._next_item_number()
+                    item = f"{ITEM_PREFIX}{next_n}"
+                    next_n += 1
+                elif isinstance(draft.data.get("item"), str):
+                    item = str(draft.data["item"])
+                ev = self._insert(signer, seq, prev, draft, item)
+                if draft.new_item and draft.artifact is not None:
+                    self._index_artifact(ev, draft.artifact)
+                out.append(ev)
+                prev = ev.hash
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self.conn.execute("ROLLBACK")
+            if "locked" in str(e) or "busy" in str(e):
+                raise LedgerLockedError(f"ledger is locked: {e}") from e
+            raise OperationalError(f"could not write to the ledger: {e}") from e
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return out
+
+    def _known(self, identity: Identity) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM identities WHERE fingerprint = ?", (identity.fingerprint,)
+        ).fetchone()
+        return row is not None
+
+    def _index_identity(self, identity: Identity, seq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO identities (fingerprint, name, role, public_key, event_seq)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (identity.fingerprint, identity.name, identity.role, identity.public_b64, seq),
+        )
+
+    def _next_item_number(self) -> int:
+        row = self.conn.execute("SELECT coalesce(max(n), 0) FROM artifacts").fetchone()
+        return int(row[0]) + 1
+
+    def _index_artifact(self, ev: Event, row: dict[str, Any]) -> None:
+        assert ev.item is not None
+        self.conn.execute(
+            "INSERT INTO artifacts (id, n, event_seq, run, outcome, kind, path_hex,"
+            " display_path, size, sha256, mime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ev.item,
+                int(ev.item[len(ITEM_PREFIX) :]),
+                ev.seq,
+                row["run"],
+                row["outcome"],
+                row["kind"],
+                row["path_hex"],
+                row["display_path"],
+                row.get("size"),
+                row.get("sha256"),
+                row.get("mime"),
+            ),
+        )
+
+    def register_identity(self, signer: Signer, other: Identity) -> Event | None:
+        """Record ``other`` (an imported public key) as an identity, attested by
+        ``signer``.  Returns None if the ledger already knows that key."""
+        if self._known(other):
+            return None
+        self._begin()
+        try:
+            if self._known(other):
+                self.conn.execute("ROLLBACK")
+                return None
+            seq, prev = self._tail()
+            if not self._known(signer.identity):
+                seq += 1
+                ev0 = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
+                self._index_identity(signer.identity, ev0.seq)
+                prev = ev0.hash
+            draft = identity_draft(other, attested=True)
+            ev = self._insert(signer, seq + 1, prev, draft, None)
+            self._index_identity(other, ev.seq)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return ev
+
+
+def identity_draft(identity: Identity, *, attested: bool = False) -> EventDraft:
+    """The event that makes an identity known: self-signed on first use, or
+    attested by another signer when a public key is imported."""
+    return EventDraft(
+        type=IDENTITY_EVENT,
+        data={
+            "name": identity.name,
+            "role": identity.role,
+            "public_key": identity.public_b64,
+            "fingerprint": identity.fingerprint,
+            "algorithm": "ed25519",
+            "registration": "imported" if attested else "self",
+        },
+    )

@@ -1,0 +1,128 @@
+"""Versioned schema migrations of the ledger, each atomic with its record.
+
+Every migration runs inside one ``BEGIN IMMEDIATE`` transaction together with the
+``INSERT`` into ``_custody_migrations`` that records it: either both happen or
+neither does (the sqlite-utils migrations pattern).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from custody.canonical import now_rfc3339
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+_APPEND_ONLY_TABLES = ("case_info", "events", "artifacts", "identities")
+
+
+def _append_only_triggers(conn: sqlite3.Connection, table: str) -> None:
+    for op in ("UPDATE", "DELETE"):
+        conn.execute(
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'custody ledger is append-only: "
+            f"{op} on {table} refused'); END"
+        )
+
+
+def m001_initial(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE case_info (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            case_id TEXT NOT NULL,
+            header TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            prev TEXT NOT NULL,
+            type TEXT NOT NULL,
+            time TEXT NOT NULL,
+            signer TEXT NOT NULL,
+            item TEXT,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX events_item ON events(item)")
+    conn.execute(
+        """CREATE TABLE identities (
+            fingerprint TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            event_seq INTEGER NOT NULL REFERENCES events(seq)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE artifacts (
+            id TEXT PRIMARY KEY,
+            n INTEGER NOT NULL UNIQUE,
+            event_seq INTEGER NOT NULL UNIQUE REFERENCES events(seq),
+            run TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            path_hex TEXT NOT NULL,
+            display_path TEXT NOT NULL,
+            size INTEGER,
+            sha256 TEXT,
+            mime TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX artifacts_sha256 ON artifacts(sha256)")
+    for table in _APPEND_ONLY_TABLES:
+        _append_only_triggers(conn, table)
+
+
+MIGRATIONS: list[Migration] = [
+    ("001_initial", m001_initial),
+]
+
+
+def ensure_migrations_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _custody_migrations ("
+        "name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+
+
+def applied(conn: sqlite3.Connection) -> set[str]:
+    ensure_migrations_table(conn)
+    return {row[0] for row in conn.execute("SELECT name FROM _custody_migrations")}
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every pending migration, each in its own transaction with its record.
+    Returns the names applied.  ``conn`` must be in autocommit mode."""
+    done: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ensure_migrations_table(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for name, fn in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            already = conn.execute(
+                "SELECT 1 FROM _custody_migrations WHERE name = ?", (name,)
+            ).fetchone()
+            if already:
+                conn.execute("ROLLBACK")
+                continue
+            fn(conn)
+            conn.execute(
+                "INSERT INTO _custody_migrations (name, applied_at) VALUES (?, ?)",
+                (name, now_rfc3339()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(name)
+    return done

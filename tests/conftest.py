@@ -1,0 +1,87 @@
+"""Shared fixtures.
+
+* ``custody_env``: an isolated environment (config dir, passphrase) for the CLI;
+* ``run``: run the real ``custody`` console script in a subprocess;
+* ``case``: an initialised case directory with a collector key, as a ``Case``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+PASSPHRASE = "correct horse battery staple"
+
+
+def vectors_dir() -> Path:
+    """../shared/vectors from the project root (skips if absent)."""
+    if not VECTORS.is_dir():
+        pytest.skip(f"known-answer vectors not found at {VECTORS}")
+    return VECTORS
+
+
+@pytest.fixture
+def custody_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    cfg = tmp_path / "config"
+    env = {
+        "CUSTODY_CONFIG_DIR": str(cfg),
+        "CUSTODY_PASSPHRASE": PASSPHRASE,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("CUSTODY_CASE", "CUSTODY_KEY"):
+        monkeypatch.delenv(k, raising=False)
+    return env
+
+
+@dataclass
+class Run:
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str | os.PathLike[str], input: str | None = None,
+                 cwd: Path | None = None, env: dict[str, str] | None = None,
+                 check: bool = False) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **self.env, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "custody_cli.main", *map(str, args)],
+            cwd=cwd or self.cwd, env=full_env, input=input, capture_output=True, text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"custody {args} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
+            )
+        return proc
+
+
+@pytest.fixture
+def run(custody_env: dict[str, str], tmp_path: Path) -> Run:
+    return Run(env=dict(custody_env), cwd=tmp_path)
+
+
+@dataclass
+class Case:
+    dir: Path
+    key: Path
+    run: Run
+
+    def __call__(self, *args: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        return self.run(*args, cwd=self.dir, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def case(run: Run, tmp_path: Path) -> Case:
+    """A case at tmp_path/case with key tmp_path/dana.pem (the default key)."""
+    key = tmp_path / "dana.pem"
+    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", key, check=True)
+    d = tmp_path / "case"
+    run("init", d, "--case-id", "2026-017", "--title", "Payroll server breach", check=True)
+    run.env["CUSTODY_KEY"] = str(key)
+    return Case(dir=d, key=key, run=run)
