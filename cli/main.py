@@ -11,7 +11,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -63,14 +62,19 @@ class CustodyGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except OSError as e:
-            click.echo(f"custody: error: {e.strerror or e}"
-                       + (f": {e.filename}" if e.filename else ""), err=True)
+            click.echo(
+                f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+                err=True,
+            )
             ctx.exit(3)
-        except Exception as e:  # noqa: BLE001 - no traceback reaches a user
+        except Exception as e:
             if os.environ.get("CUSTODY_DEBUG"):
                 raise
-            click.echo(f"custody: internal error: {type(e).__name__}: {e}"
-                       " (set CUSTODY_DEBUG=1 for details)", err=True)
+            click.echo(
+                f"custody: internal error: {type(e).__name__}: {e}"
+                " (set CUSTODY_DEBUG=1 for details)",
+                err=True,
+            )
             ctx.exit(3)
 
 
@@ -87,8 +91,15 @@ def _bar(total: int, enabled: bool, desc: str) -> Iterator[Callable[[int, int], 
     if not enabled:
         yield None
         return
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as bar:
         files = 0
 
         def cb(nbytes: int, nfiles: int) -> None:
@@ -104,20 +115,33 @@ def _bar(total: int, enabled: bool, desc: str) -> Iterator[Callable[[int, int], 
 
 # -- shared options ---------------------------------------------------------------
 
+
 def case_option(f: F) -> F:
     return click.option(
-        "--case", "case_dir", type=click.Path(file_okay=False, path_type=Path),
+        "--case",
+        "case_dir",
+        type=click.Path(file_okay=False, path_type=Path),
         help="Case directory (default: $CUSTODY_CASE, else the nearest parent holding custody.db).",
     )(f)
 
 
 def key_options(f: F) -> F:
-    f = click.option("--insecure-key", is_flag=True,
-                     help="Accept an unencrypted or group/world-readable private key.")(f)
-    f = click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).")(f)
-    f = click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Signing key (default: $CUSTODY_KEY, else the key made by 'custody key new').")(f)
+    f = click.option(
+        "--insecure-key",
+        is_flag=True,
+        help="Accept an unencrypted or group/world-readable private key.",
+    )(f)
+    f = click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
+    )(f)
+    f = click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Signing key (default: $CUSTODY_KEY, else the key made by 'custody key new').",
+    )(f)
     return f
 
 
@@ -126,7 +150,9 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> b
         try:
             text = passphrase_file.read_text(encoding="utf-8")
         except OSError as e:
-            raise KeyLoadError(f"cannot read passphrase file {passphrase_file}: {e.strerror}") from e
+            raise KeyLoadError(
+                f"cannot read passphrase file {passphrase_file}: {e.strerror}"
+            ) from e
         return text.rstrip("\r\n").encode("utf-8")
     env = os.environ.get("CUSTODY_PASSPHRASE")
     if env is not None:
@@ -135,15 +161,18 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> b
         raise KeyLoadError(
             "a passphrase is needed: give --passphrase-file or set CUSTODY_PASSPHRASE"
         )
-    value: str = click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm,
-                              err=True)
+    value: str = click.prompt(
+        "Key passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+    )
     return value.encode("utf-8")
 
 
 def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool) -> Signer:
     path = resolve_key_path(key_path)
     if path is None:
-        raise KeyLoadError("no signing key: give --key FILE, set CUSTODY_KEY, or run 'custody key new'")
+        raise KeyLoadError(
+            "no signing key: give --key FILE, set CUSTODY_KEY, or run 'custody key new'"
+        )
     if not path.exists():
         raise KeyLoadError(f"key file not found: {path}")
     return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
@@ -155,6 +184,7 @@ def open_case(case_dir: Path | None) -> Ledger:
 
 # -- the group ------------------------------------------------------------------
 
+
 @click.group(cls=CustodyGroup, help=__doc__)
 @click.version_option(__version__, prog_name="custody")
 def cli() -> None:
@@ -162,8 +192,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path),
-                default=Path("."))
+@click.argument(
+    "directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".")
+)
 @click.option("--case-id", required=True, help="Case identifier, e.g. 2026-017.")
 @click.option("--title", required=True, help="Case title.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
@@ -172,13 +203,21 @@ def init(directory: Path, case_id: str, title: str, as_json: bool) -> None:
     with Ledger.create(directory, case_id, title) as ledger:
         case = ledger.case
         if as_json:
-            _echo_json({"case": case.case_id, "title": case.title, "directory": str(directory),
-                        "created": case.created, "header_hash": case.hash})
+            _echo_json(
+                {
+                    "case": case.case_id,
+                    "title": case.title,
+                    "directory": str(directory),
+                    "created": case.created,
+                    "header_hash": case.hash,
+                }
+            )
         else:
-            click.echo(f"Created case {case.case_id} \"{case.title}\" in {directory}")
+            click.echo(f'Created case {case.case_id} "{case.title}" in {directory}')
 
 
 # -- keys -----------------------------------------------------------------------
+
 
 @cli.group()
 def key() -> None:
@@ -188,14 +227,28 @@ def key() -> None:
 @key.command("new")
 @click.option("--name", required=True, help="The key holder's full name.")
 @click.option("--role", required=True, help="Role, e.g. collector, examiner, counsel.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Private key file to write (default: ./NAME.pem).")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Read the new passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).")
-@click.option("--no-default", is_flag=True, help="Do not remember this key as the default signing key.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key file to write (default: ./NAME.pem).",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the new passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
+)
+@click.option(
+    "--no-default", is_flag=True, help="Do not remember this key as the default signing key."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def key_new(name: str, role: str, out: Path | None, passphrase_file: Path | None,
-            no_default: bool, as_json: bool) -> None:
+def key_new(
+    name: str,
+    role: str,
+    out: Path | None,
+    passphrase_file: Path | None,
+    no_default: bool,
+    as_json: bool,
+) -> None:
     """Create an Ed25519 key, encrypted PKCS#8 PEM (0600), and its .pub beside it."""
     if out is None:
         slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "key"
@@ -206,9 +259,16 @@ def key_new(name: str, role: str, out: Path | None, passphrase_file: Path | None
         remember_default_key(out)
     ident = signer.identity
     if as_json:
-        _echo_json({"name": ident.name, "role": ident.role, "fingerprint": ident.fingerprint,
-                    "public_key": ident.public_b64, "private_key_file": str(out),
-                    "public_key_file": str(pub)})
+        _echo_json(
+            {
+                "name": ident.name,
+                "role": ident.role,
+                "fingerprint": ident.fingerprint,
+                "public_key": ident.public_b64,
+                "private_key_file": str(out),
+                "public_key_file": str(pub),
+            }
+        )
     else:
         click.echo(f"Key for {ident.name} ({ident.role}) written to {out} (public key: {pub})")
         click.echo(f"Fingerprint: {ident.fingerprint}")
@@ -222,12 +282,25 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
     with open_case(case_dir) as ledger:
         rows = sorted(ledger.identities().values(), key=lambda r: r["event_seq"])
         if as_json:
-            _echo_json([{**r, "public_key_pem": public_key_pem(__import__("base64").b64decode(r["public_key"]))}
-                        for r in rows])
+            _echo_json(
+                [
+                    {
+                        **r,
+                        "public_key_pem": public_key_pem(
+                            __import__("base64").b64decode(r["public_key"])
+                        ),
+                    }
+                    for r in rows
+                ]
+            )
             return
-        _table(["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT"],
-               [[short_fingerprint(r["fingerprint"]), r["name"], r["role"], str(r["event_seq"])]
-                for r in rows])
+        _table(
+            ["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT"],
+            [
+                [short_fingerprint(r["fingerprint"]), r["name"], r["role"], str(r["event_seq"])]
+                for r in rows
+            ],
+        )
 
 
 @key.command("import")
@@ -236,8 +309,15 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
 @click.option("--role", required=True, help="The key holder's role.")
 @case_option
 @key_options
-def key_import(pubfile: Path, name: str, role: str, case_dir: Path | None, key_path: Path | None,
-               passphrase_file: Path | None, insecure_key: bool) -> None:
+def key_import(
+    pubfile: Path,
+    name: str,
+    role: str,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
     """Record another person's public key (PEM SubjectPublicKeyInfo) in the ledger,
     attested by your signature."""
     raw = load_public_key(pubfile)
@@ -253,18 +333,32 @@ def key_import(pubfile: Path, name: str, role: str, case_dir: Path | None, key_p
 
 # -- collect --------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--reason", default="", help="Why these items are collected.")
-@click.option("--hash", "hash_spec", default="md5,sha1,sha256", show_default=True,
-              help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).")
+@click.option(
+    "--hash",
+    "hash_spec",
+    default="md5,sha1,sha256",
+    show_default=True,
+    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @case_option
 @key_options
-def collect(paths: tuple[str, ...], reason: str, hash_spec: str, as_json: bool, quiet: bool,
-            case_dir: Path | None, key_path: Path | None, passphrase_file: Path | None,
-            insecure_key: bool) -> None:
+def collect(
+    paths: tuple[str, ...],
+    reason: str,
+    hash_spec: str,
+    as_json: bool,
+    quiet: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
     """Hash, copy into the read-only store, and record PATHS (files, directories,
     block devices or images named explicitly)."""
     algorithms = parse_algorithms(hash_spec)
@@ -273,14 +367,17 @@ def collect(paths: tuple[str, ...], reason: str, hash_spec: str, as_json: bool, 
         show = _show_progress(quiet)
         total = estimate(paths)[0] if show else 0
         with _bar(total, show, "collect") as cb:
-            summary = run_collect(ledger, signer, paths, reason=reason, algorithms=algorithms,
-                                  progress=cb)
+            summary = run_collect(
+                ledger, signer, paths, reason=reason, algorithms=algorithms, progress=cb
+            )
     if as_json:
         _echo_json(summary.as_json())
         return
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
-    click.echo(f"Recorded {len(summary.items)} items ({counts}); {summary.bytes} bytes,"
-               f" {summary.new_objects} new store objects, {summary.deduplicated} already stored.")
+    click.echo(
+        f"Recorded {len(summary.items)} items ({counts}); {summary.bytes} bytes,"
+        f" {summary.new_objects} new store objects, {summary.deduplicated} already stored."
+    )
     for it in summary.items:
         sha = (it["sha256"] or "")[:16]
         click.echo(f"  {it['id']:<9} {it['outcome']:<10} {sha:<16} {it['path']}")
@@ -288,20 +385,25 @@ def collect(paths: tuple[str, ...], reason: str, hash_spec: str, as_json: bool, 
 
 # -- list / show / log --------------------------------------------------------------
 
+
 def _table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [len(h) for h in headers]
     for r in rows:
         for i, c in enumerate(r[:-1]):
             widths[i] = max(widths[i], len(c))
-    fmt = lambda r: "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c  # noqa: E731
-                              for i, c in enumerate(r))
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
+
     click.echo(fmt(headers))
     for r in rows:
         click.echo(fmt(r))
 
 
 def _item_json(ledger: Ledger, row: dict[str, Any]) -> dict[str, Any]:
-    ev = next(iter(ledger.conn.execute("SELECT body FROM events WHERE seq = ?", (row["event_seq"],))))
+    ev = next(
+        iter(ledger.conn.execute("SELECT body FROM events WHERE seq = ?", (row["event_seq"],)))
+    )
     data = json.loads(ev[0])["data"]
     return {
         "id": row["id"],
@@ -332,9 +434,20 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
         if as_json:
             _echo_json([_item_json(ledger, r) for r in rows])
             return
-        _table(["ITEM", "OUTCOME", "SIZE", "SHA256", "MIME", "PATH"],
-               [[r["id"], r["outcome"], "" if r["size"] is None else str(r["size"]),
-                 (r["sha256"] or "")[:16], r["mime"] or "", r["display_path"]] for r in rows])
+        _table(
+            ["ITEM", "OUTCOME", "SIZE", "SHA256", "MIME", "PATH"],
+            [
+                [
+                    r["id"],
+                    r["outcome"],
+                    "" if r["size"] is None else str(r["size"]),
+                    (r["sha256"] or "")[:16],
+                    r["mime"] or "",
+                    r["display_path"],
+                ]
+                for r in rows
+            ],
+        )
 
 
 def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -375,7 +488,12 @@ def _event_summary(ev: Any) -> str:
 @cli.command()
 @click.argument("item", required=False)
 @case_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of events with body, hash, prev, signature and signer key.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON array of events with body, hash, prev, signature and signer key.",
+)
 def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
     """The custody events, oldest first (optionally only those of ITEM)."""
     with open_case(case_dir) as ledger:
@@ -386,10 +504,20 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
         if as_json:
             _echo_json([_event_json(ev, idents) for ev in events])
             return
-        _table(["SEQ", "TIME (UTC)", "TYPE", "ITEM", "BY", "WHAT"],
-               [[str(ev.seq), ev.time[:23] + "Z", ev.type, ev.item or "",
-                 idents.get(ev.signer, {}).get("name", short_fingerprint(ev.signer)),
-                 _event_summary(ev)] for ev in events])
+        _table(
+            ["SEQ", "TIME (UTC)", "TYPE", "ITEM", "BY", "WHAT"],
+            [
+                [
+                    str(ev.seq),
+                    ev.time[:23] + "Z",
+                    ev.type,
+                    ev.item or "",
+                    idents.get(ev.signer, {}).get("name", short_fingerprint(ev.signer)),
+                    _event_summary(ev),
+                ]
+                for ev in events
+            ],
+        )
 
 
 @cli.command()
@@ -406,7 +534,19 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         if as_json:
             _echo_json({**info, "events": events})
             return
-        for k in ("id", "outcome", "kind", "path", "size", "mime", "magic", "collected", "host", "reason", "store"):
+        for k in (
+            "id",
+            "outcome",
+            "kind",
+            "path",
+            "size",
+            "mime",
+            "magic",
+            "collected",
+            "host",
+            "reason",
+            "store",
+        ):
             click.echo(f"{k.capitalize() + ':':<11}{info[k] if info[k] is not None else ''}")
         for alg, dig in info["digests"].items():
             click.echo(f"{alg + ':':<11}{dig}")
@@ -416,6 +556,7 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
 
 
 # -- verify ---------------------------------------------------------------------
+
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Skip re-hashing the store objects.")
@@ -438,8 +579,10 @@ def verify(quick: bool, as_json: bool, quiet: bool, case_dir: Path | None) -> No
 
 def _print_report(report: Any) -> None:
     what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
-    click.echo(f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
-               f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes).")
+    click.echo(
+        f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
+        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes)."
+    )
     if report.ok:
         click.echo(f"OK: {what} verified, no problems found. Head {report.head}")
         return
@@ -449,6 +592,7 @@ def _print_report(report: Any) -> None:
 
 
 # -- demo -----------------------------------------------------------------------
+
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
@@ -465,28 +609,47 @@ def demo(directory: Path | None) -> None:
     click.echo("1. Sample evidence: a breached payroll server's files")
     paths = make_sample_evidence(root / "evidence")
     click.echo("2. custody key new --name 'Demo Collector' --role collector")
-    signer, pub = generate_key("Demo Collector", "collector", DEMO_PASSPHRASE.encode(), key_file)
-    click.echo(f"   key {key_file} (passphrase: {DEMO_PASSPHRASE!r}), fingerprint {signer.fingerprint}")
+    signer, _pub = generate_key("Demo Collector", "collector", DEMO_PASSPHRASE.encode(), key_file)
+    click.echo(
+        f"   key {key_file} (passphrase: {DEMO_PASSPHRASE!r}), fingerprint {signer.fingerprint}"
+    )
     click.echo("3. custody init --case-id DEMO-001")
     with Ledger.create(case_dir, "DEMO-001", "Demo: payroll server breach") as ledger:
         click.echo(f"   case in {case_dir}")
         click.echo("4. custody collect ... --reason 'suspected credential theft'")
-        summary = run_collect(ledger, signer, [str(p) for p in paths],
-                              reason="suspected credential theft",
-                              algorithms=parse_algorithms(None))
+        summary = run_collect(
+            ledger,
+            signer,
+            [str(p) for p in paths],
+            reason="suspected credential theft",
+            algorithms=parse_algorithms(None),
+        )
         counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
         click.echo(f"   {len(summary.items)} items recorded ({counts})")
         click.echo("5. custody list")
         rows = ledger.artifacts()
-        _table(["ITEM", "OUTCOME", "SHA256", "MIME", "PATH"],
-               [[r["id"], r["outcome"], (r["sha256"] or "")[:16], r["mime"] or "",
-                 os.path.relpath(r["display_path"], root)] for r in rows])
+        _table(
+            ["ITEM", "OUTCOME", "SHA256", "MIME", "PATH"],
+            [
+                [
+                    r["id"],
+                    r["outcome"],
+                    (r["sha256"] or "")[:16],
+                    r["mime"] or "",
+                    os.path.relpath(r["display_path"], root),
+                ]
+                for r in rows
+            ],
+        )
         click.echo("6. custody verify")
         report = verify_ledger(ledger)
         _print_report(report)
     click.echo("")
     click.echo("Try it yourself:")
-    click.echo(f"  export CUSTODY_CASE={case_dir} CUSTODY_KEY={key_file} CUSTODY_PASSPHRASE={DEMO_PASSPHRASE}")
+    click.echo(
+        f"  export CUSTODY_CASE={case_dir} CUSTODY_KEY={key_file}"
+        f" CUSTODY_PASSPHRASE={DEMO_PASSPHRASE}"
+    )
     click.echo("  custody log; custody show ITEM-1; custody verify --json")
     if not report.ok:
         sys.exit(1)

@@ -327,7 +327,9 @@ class Collector:
         self._pending.clear()
         self._last_flush = time.monotonic()
 
-    def _record(self, path: bytes, outcome: str, typing: Future[tuple[str, str]] | None = None, **extra: Any) -> None:
+    def _record(
+        self, path: bytes, outcome: str, typing: Future[tuple[str, str]] | None = None, **extra: Any
+    ) -> None:
         data: dict[str, Any] = {
             "run": self.run,
             "outcome": outcome,
@@ -407,7 +409,9 @@ class Collector:
             try:
                 target = os.readlink(path)
                 self._record(
-                    path, "symlink", source=src,
+                    path,
+                    "symlink",
+                    source=src,
                     target={"hex": target.hex(), "display": display_path(target)},
                 )
             except OSError as e:
@@ -435,8 +439,13 @@ class Collector:
             return
         except OSError as e:
             if e.errno == errno.ELOOP:
-                self._record(path, "unstable", source=src, error=error_record(e),
-                             note="replaced by a symlink before it could be opened")
+                self._record(
+                    path,
+                    "unstable",
+                    source=src,
+                    error=error_record(e),
+                    note="replaced by a symlink before it could be opened",
+                )
             else:
                 self._record(path, "unreadable", source=src, error=error_record(e))
             return
@@ -447,9 +456,16 @@ class Collector:
                 size = os.lseek(fd, 0, os.SEEK_END)
                 os.lseek(fd, 0, os.SEEK_SET)
             if not (stat.S_ISREG(before.st_mode) or stat.S_ISBLK(before.st_mode)) or (
-                before.st_ino, before.st_dev) != (st.st_ino, st.st_dev):
-                self._record(path, "unstable", source=src, after=stat_record(before),
-                             note="path was replaced between listing and opening; not read")
+                before.st_ino,
+                before.st_dev,
+            ) != (st.st_ino, st.st_dev):
+                self._record(
+                    path,
+                    "unstable",
+                    source=src,
+                    after=stat_record(before),
+                    note="path was replaced between listing and opening; not read",
+                )
                 return
             progress = None
             if self.progress is not None:
@@ -493,8 +509,10 @@ class Collector:
         else:
             self.summary.new_objects += 1
         self._record(
-            path, "unstable" if unstable else "collected",
-            typing=self._typer.submit(result.head), **extra,
+            path,
+            "unstable" if unstable else "collected",
+            typing=self._typer.submit(result.head),
+            **extra,
         )
 
 

@@ -12,7 +12,7 @@ _PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
 
-DEMO_PASSPHRASE = "demo-passphrase-not-secret"
+DEMO_PASSPHRASE = "demo-passphrase-not-secret"  # noqa: S105 - printed by the demo on purpose
 
 
 def make_sample_evidence(root: Path) -> list[Path]:
@@ -23,8 +23,10 @@ def make_sample_evidence(root: Path) -> list[Path]:
     ssh = host / "home/svc/.ssh"
     ssh.mkdir(parents=True, exist_ok=True)
     (host / "var/log/auth.log").write_text(
-        "Nov 26 02:14:07 payroll sshd[4121]: Failed password for svc from 203.0.113.45 port 50522 ssh2\n"
-        "Nov 26 02:14:11 payroll sshd[4121]: Accepted password for svc from 203.0.113.45 port 50522 ssh2\n"
+        "Nov 26 02:14:07 payroll sshd[4121]: Failed password for svc"
+        " from 203.0.113.45 port 50522 ssh2\n"
+        "Nov 26 02:14:11 payroll sshd[4121]: Accepted password for svc"
+        " from 203.0.113.45 port 50522 ssh2\n"
         "Nov 26 02:15:40 payroll sudo:      svc : TTY=pts/0 ; PWD=/home/svc ; USER=root ;"
         " COMMAND=/usr/bin/tar czf /tmp/.p.tgz /srv/payroll\n"
     )
@@ -34,7 +36,8 @@ def make_sample_evidence(root: Path) -> list[Path]:
         "backup:x:1002:1002::/home/backup:/usr/sbin/nologin\n"
     )
     (ssh / "authorized_keys").write_text(
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJx3m0e1S0x3cWm8b8KzGv9Q0v0tq3y0bq2b1oA1Xk9 attacker@kali\n"
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJx3m0e1S0x3cWm8b8KzGv9Q0v0tq3y0bq2b1oA1Xk9"
+        " attacker@kali\n"
     )
     (ssh / "known_hosts").write_text("")  # an empty file is evidence too
     (host / "home/svc/screenshot.png").write_bytes(_PNG)

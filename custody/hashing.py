@@ -115,7 +115,9 @@ def _hash_serial(
         total += n
         if progress is not None:
             progress(n)
-    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head)
+    return HashResult(
+        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head
+    )
 
 
 class _Ring:
@@ -148,9 +150,7 @@ def _hash_threaded(
         ofd = out_fd
         sinks.append(lambda mv: _write_all(ofd, mv))
     ring = _Ring(len(sinks))
-    queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [
-        queue.SimpleQueue() for _ in sinks
-    ]
+    queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [queue.SimpleQueue() for _ in sinks]
     errors: list[BaseException] = []
     failed = threading.Event()
 
@@ -199,10 +199,14 @@ def _hash_threaded(
             t.join()
     if errors:
         raise errors[0]
-    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head)
+    return HashResult(
+        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head
+    )
 
 
-def hash_file(path: str | os.PathLike[str], algorithms: Sequence[str], progress: Progress | None = None) -> HashResult:
+def hash_file(
+    path: str | os.PathLike[str], algorithms: Sequence[str], progress: Progress | None = None
+) -> HashResult:
     """Hash a file by path (used to re-hash store objects)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -267,7 +267,9 @@ class Ledger:
             return -1, self.case.hash
         return int(row[0]), str(row[1])
 
-    def _insert(self, signer: Signer, seq: int, prev: str, draft: EventDraft, item: str | None) -> Event:
+    def _insert(
+        self, signer: Signer, seq: int, prev: str, draft: EventDraft, item: str | None
+    ) -> Event:
         data = dict(draft.data)
         if item is not None:
             data["item"] = item

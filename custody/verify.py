@@ -83,8 +83,7 @@ def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
     case = ledger.case
     found = content_hash(case.header.encode("utf-8"))
     if found != case.hash:
-        report.add("case-header", "case header",
-                   f"expected hash {case.hash}, found {found}")
+        report.add("case-header", "case header", f"expected hash {case.hash}, found {found}")
     try:
         if canonical_json(parse_strict(case.header)).decode("utf-8") != case.header:
             report.add("case-header", "case header", "header is not canonical JSON")
@@ -102,19 +101,21 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
         report.events += 1
         subject = _ev(ev.seq)
         if ev.seq != expected_seq:
-            report.add("chain-gap", subject,
-                       f"expected event {expected_seq} next, found event {ev.seq}"
-                       f" ({ev.seq - expected_seq} missing)" if ev.seq > expected_seq else
-                       f"expected event {expected_seq}, found {ev.seq}")
+            report.add(
+                "chain-gap",
+                subject,
+                f"expected event {expected_seq} next, found event {ev.seq}"
+                f" ({ev.seq - expected_seq} missing)"
+                if ev.seq > expected_seq
+                else f"expected event {expected_seq}, found {ev.seq}",
+            )
             expected_seq = ev.seq
         expected_seq += 1
         found_hash = content_hash(ev.body.encode("utf-8"))
         if found_hash != ev.hash:
-            report.add("event-hash", subject,
-                       f"stored hash {ev.hash}, body hashes to {found_hash}")
+            report.add("event-hash", subject, f"stored hash {ev.hash}, body hashes to {found_hash}")
         if ev.prev != prev:
-            report.add("chain-link", subject,
-                       f"prev is {ev.prev}, previous event's hash is {prev}")
+            report.add("chain-link", subject, f"prev is {ev.prev}, previous event's hash is {prev}")
         prev = ev.hash
         try:
             body = parse_strict(ev.body)
@@ -145,11 +146,17 @@ def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport) -> Non
     }
     for k, v in expect.items():
         if body.get(k) != v:
-            report.add("event-mismatch", subject,
-                       f"{k}: ledger row says {v!r}, signed body says {body.get(k)!r}")
+            report.add(
+                "event-mismatch",
+                subject,
+                f"{k}: ledger row says {v!r}, signed body says {body.get(k)!r}",
+            )
     if data.get("item") != ev.item:
-        report.add("event-mismatch", subject,
-                   f"item: ledger row says {ev.item!r}, signed body says {data.get('item')!r}")
+        report.add(
+            "event-mismatch",
+            subject,
+            f"item: ledger row says {ev.item!r}, signed body says {data.get('item')!r}",
+        )
 
 
 def _check_signature(
@@ -166,11 +173,17 @@ def _check_signature(
             pub = b""
         fp = fingerprint(pub)
         if data.get("fingerprint") != fp:
-            report.add("identity", subject,
-                       f"fingerprint {data.get('fingerprint')} does not match its public key ({fp})")
+            report.add(
+                "identity",
+                subject,
+                f"fingerprint {data.get('fingerprint')} does not match its public key ({fp})",
+            )
         elif data.get("registration") == "self" and signer != fp:
-            report.add("identity", subject,
-                       f"self-registration signed by {signer}, not by the key it registers ({fp})")
+            report.add(
+                "identity",
+                subject,
+                f"self-registration signed by {signer}, not by the key it registers ({fp})",
+            )
         elif len(pub) == 32:
             keys.setdefault(fp, pub)
     pub_raw = keys.get(str(signer))
@@ -199,7 +212,9 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
             seen.add(item)
             row = artifacts.get(item)
             if row is None:
-                report.add("index", item, f"recorded by {_ev(seq)} but missing from the artifacts table")
+                report.add(
+                    "index", item, f"recorded by {_ev(seq)} but missing from the artifacts table"
+                )
                 continue
             path = data.get("path", {})
             expect = {
@@ -208,25 +223,31 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
                 "path_hex": path.get("hex") if isinstance(path, dict) else None,
                 "sha256": (data.get("digests") or {}).get("sha256"),
                 "size": data.get("size"),
-                "n": int(item[len(ITEM_PREFIX):]) if item.startswith(ITEM_PREFIX) else None,
+                "n": int(item[len(ITEM_PREFIX) :]) if item.startswith(ITEM_PREFIX) else None,
             }
             for k, v in expect.items():
                 if row.get(k) != v:
-                    report.add("index", item,
-                               f"artifacts.{k} is {row.get(k)!r}, signed event says {v!r}")
+                    report.add(
+                        "index", item, f"artifacts.{k} is {row.get(k)!r}, signed event says {v!r}"
+                    )
         elif body.get("type") == IDENTITY_EVENT:
             fp = str(data.get("fingerprint"))
             ident = ledger.identities().get(fp)
             if ident is None:
                 report.add("index", fp, f"identity of {_ev(seq)} missing from identities table")
             elif ident["public_key"] != data.get("public_key") or ident["name"] != data.get("name"):
-                report.add("index", fp,
-                           f"identities table differs from {_ev(seq)}: "
-                           f"{ident['name']!r}/{ident['public_key']} vs "
-                           f"{data.get('name')!r}/{data.get('public_key')}")
+                report.add(
+                    "index",
+                    fp,
+                    f"identities table differs from {_ev(seq)}: "
+                    f"{ident['name']!r}/{ident['public_key']} vs "
+                    f"{data.get('name')!r}/{data.get('public_key')}",
+                )
     for item in artifacts:
         if item not in seen:
-            report.add("index", item, "in the artifacts table but no signed collect event records it")
+            report.add(
+                "index", item, "in the artifacts table but no signed collect event records it"
+            )
 
 
 def check_store(
@@ -253,17 +274,14 @@ def check_store(
         if ".." in rel.split("/") or rel.startswith("/"):
             report.add("store-path", subject, "store path escapes the store")
             continue
-        cb = None
-        if progress is not None:
-            p = progress
-
-            def cb(n: int) -> None:
-                p(n, 0)
-
         try:
-            got = hash_file(path, sorted(digests), progress=cb)
+            got = hash_file(path, sorted(digests), progress=_bytes_only(progress))
         except FileNotFoundError:
-            report.add("object-missing", subject, f"store object is missing: expected sha256 {digests.get('sha256')}")
+            report.add(
+                "object-missing",
+                subject,
+                f"store object is missing: expected sha256 {digests.get('sha256')}",
+            )
             continue
         except OSError as e:
             report.add("object-unreadable", subject, f"cannot read store object: {e.strerror}")
@@ -276,13 +294,28 @@ def check_store(
             report.add("object-size", subject, f"expected {size} bytes, found {got.size}")
         for alg, want in sorted(digests.items()):
             if got.digests[alg] != want:
-                report.add("object-digest", subject, f"{alg}: expected {want}, found {got.digests[alg]}")
+                report.add(
+                    "object-digest", subject, f"{alg}: expected {want}, found {got.digests[alg]}"
+                )
         mode = os.stat(path).st_mode & 0o222
         if mode:
             report.add("object-writable", subject, "store object is writable (should be read-only)")
 
 
-def verify_ledger(ledger: Ledger, *, quick: bool = False, progress: ProgressFn | None = None) -> VerifyReport:
+def _bytes_only(progress: ProgressFn | None) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    p = progress
+
+    def cb(n: int) -> None:
+        p(n, 0)
+
+    return cb
+
+
+def verify_ledger(
+    ledger: Ledger, *, quick: bool = False, progress: ProgressFn | None = None
+) -> VerifyReport:
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     try:
         check_case_header(ledger, report)
