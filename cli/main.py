@@ -11,6 +11,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -453,8 +454,6 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
 def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ident = identities.get(ev.signer, {})
     pub = ident.get("public_key")
-    import base64
-
     return {
         "seq": ev.seq,
         "type": ev.type,

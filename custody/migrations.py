@@ -91,7 +91,11 @@ def ensure_migrations_table(conn: sqlite3.Connection) -> None:
 
 
 def applied(conn: sqlite3.Connection) -> set[str]:
-    ensure_migrations_table(conn)
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_custody_migrations'"
+    ).fetchone()
+    if not exists:
+        return set()
     return {row[0] for row in conn.execute("SELECT name FROM _custody_migrations")}
 
 
@@ -99,6 +103,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every pending migration, each in its own transaction with its record.
     Returns the names applied.  ``conn`` must be in autocommit mode."""
     done: list[str] = []
+    try:
+        if applied(conn) >= {name for name, _ in MIGRATIONS}:
+            return done  # up to date: no write lock taken
+    except sqlite3.OperationalError:
+        pass  # read-only or locked; fall through and let BEGIN IMMEDIATE wait
     conn.execute("BEGIN IMMEDIATE")
     try:
         ensure_migrations_table(conn)

@@ -318,11 +318,16 @@ def verify_ledger(
 ) -> VerifyReport:
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     try:
-        check_case_header(ledger, report)
-        bodies = check_chain(ledger, report)
-        check_index(ledger, bodies, report)
-        if not quick:
-            check_store(ledger, bodies, report, progress)
+        # One read transaction: a consistent snapshot even while others append.
+        ledger.conn.execute("BEGIN")
+        try:
+            check_case_header(ledger, report)
+            bodies = check_chain(ledger, report)
+            check_index(ledger, bodies, report)
+            if not quick:
+                check_store(ledger, bodies, report, progress)
+        finally:
+            ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
     return report
