@@ -25,8 +25,8 @@ import click
 from tqdm import tqdm
 
 from custody import __version__
+from custody.collect import check_paths, estimate
 from custody.collect import collect as run_collect
-from custody.collect import estimate
 from custody.config import remember_default_key, resolve_key_path
 from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
 from custody.errors import CustodyError, KeyLoadError, UsageError
@@ -62,6 +62,10 @@ class CustodyGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `custody list | head`: the reader left, nothing to say
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except OSError as e:
             click.echo(
                 f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
@@ -180,6 +184,8 @@ def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool
 
 
 def open_case(case_dir: Path | None) -> Ledger:
+    if case_dir is None:  # `custody --case DIR COMMAND` works as well as `COMMAND --case DIR`
+        case_dir = click.get_current_context().find_root().params.get("case_dir")
     return Ledger.open(find_case_dir(case_dir))
 
 
@@ -188,7 +194,8 @@ def open_case(case_dir: Path | None) -> Ledger:
 
 @click.group(cls=CustodyGroup, help=__doc__)
 @click.version_option(__version__, prog_name="custody")
-def cli() -> None:
+@case_option
+def cli(case_dir: Path | None) -> None:
     pass
 
 
@@ -363,6 +370,7 @@ def collect(
     """Hash, copy into the read-only store, and record PATHS (files, directories,
     block devices or images named explicitly)."""
     algorithms = parse_algorithms(hash_spec)
+    check_paths(paths)  # bad paths are refused before anything is asked or written
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = _show_progress(quiet)
