@@ -142,19 +142,19 @@ class _Typer:
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-magic")
 
-    def _detect(self, head: bytes) -> tuple[str, str]:
-        if not head:
-            return "inode/x-empty", "empty"
+    def _detect(self, path: str) -> tuple[str, str]:
         m = getattr(self._local, "pair", None)
         if m is None:
             m = (magic.Magic(mime=True), magic.Magic())
             self._local.pair = m
-        mime: str = m[0].from_buffer(head)
-        desc: str = m[1].from_buffer(head)
+        mime: str = m[0].from_file(path)
+        desc: str = m[1].from_file(path)
         return mime, desc
 
-    def submit(self, head: bytes) -> Future[tuple[str, str]]:
-        return self._pool.submit(self._detect, head)
+    def submit(self, stored_copy: str) -> Future[tuple[str, str]]:
+        """Type the read-only store copy, not the source: the source is read once,
+        and libmagic's ELF and other analyses need a real file, not a buffer."""
+        return self._pool.submit(self._detect, stored_copy)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -511,7 +511,7 @@ class Collector:
         self._record(
             path,
             "unstable" if unstable else "collected",
-            typing=self._typer.submit(result.head),
+            typing=self._typer.submit(str(self.store.path_of(stored.relpath))),
             **extra,
         )
 

@@ -67,10 +67,8 @@ def new_hash(name: str) -> Any:
 class HashResult:
     digests: dict[str, str]
     size: int
-    head: bytes  # the first bytes read (for file type detection)
 
 
-HEAD_BYTES = 64 << 10  # enough for libmagic (ISO 9660 sits at 32 KiB)
 
 
 def _write_all(fd: int, mv: memoryview) -> None:
@@ -100,14 +98,11 @@ def _hash_serial(
     buf = bytearray(CHUNK)
     mv = memoryview(buf)
     total = 0
-    head = b""
     while True:
         n = _read(fd, buf)
         if n == 0:
             break
         chunk = mv[:n]
-        if total < HEAD_BYTES:
-            head += bytes(chunk[: HEAD_BYTES - total])
         for h in hashes:
             h.update(chunk)
         if out_fd is not None:
@@ -116,7 +111,7 @@ def _hash_serial(
         if progress is not None:
             progress(n)
     return HashResult(
-        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head
+        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total
     )
 
 
@@ -176,7 +171,6 @@ def _hash_threaded(
     for t in threads:
         t.start()
     total = 0
-    head = b""
     try:
         while not failed.is_set():
             i = ring.free.get()
@@ -184,8 +178,6 @@ def _hash_threaded(
             if n == 0:
                 ring.free.put(i)
                 break
-            if total < HEAD_BYTES:
-                head += bytes(ring.views[i][: min(n, HEAD_BYTES - total)])
             ring.pending[i] = len(sinks)
             for q in queues:
                 q.put((i, n))
@@ -200,7 +192,7 @@ def _hash_threaded(
     if errors:
         raise errors[0]
     return HashResult(
-        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total, head
+        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total
     )
 
 
