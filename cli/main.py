@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -66,6 +67,15 @@ class CustodyGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                click.echo(f"custody: error: ledger is locked by another process: {e}", err=True)
+                ctx.exit(3)
+            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+            ctx.exit(1)
+        except sqlite3.DatabaseError as e:
+            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+            ctx.exit(1)
         except OSError as e:
             click.echo(
                 f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
@@ -294,9 +304,7 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
                 [
                     {
                         **r,
-                        "public_key_pem": public_key_pem(
-                            __import__("base64").b64decode(r["public_key"])
-                        ),
+                        "public_key_pem": _pem_or_none(r["public_key"]),
                     }
                     for r in rows
                 ]
@@ -459,6 +467,15 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
         )
 
 
+def _pem_or_none(b64: str | None) -> str | None:
+    """PEM of a stored public key, or None if the stored value is not one
+    (a tampered table; verify reports it)."""
+    try:
+        return public_key_pem(base64.b64decode(b64 or "", validate=True))
+    except ValueError:
+        return None
+
+
 def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ident = identities.get(ev.signer, {})
     pub = ident.get("public_key")
@@ -475,7 +492,7 @@ def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any
         "signer_name": ident.get("name"),
         "signer_role": ident.get("role"),
         "signer_public_key": pub,
-        "signer_public_key_pem": public_key_pem(base64.b64decode(pub)) if pub else None,
+        "signer_public_key_pem": _pem_or_none(pub),
     }
 
 

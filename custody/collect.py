@@ -33,10 +33,9 @@ from custody.canonical import rfc3339_ns
 from custody.errors import BadPathError, StoreError
 from custody.hashing import SourceReadError
 from custody.keys import Signer
-from custody.ledger import EventDraft, Ledger
+from custody.ledger import COLLECT_EVENT, EventDraft, Ledger
 from custody.store import Store
 
-COLLECT_EVENT = "collect"
 RUN_START_EVENT = "collection.start"
 RUN_END_EVENT = "collection.end"
 FLUSH_ITEMS = 256
@@ -291,23 +290,7 @@ class Collector:
                 mime, desc = p.typing.result()
                 p.data["mime"] = mime
                 p.data["magic"] = desc
-            drafts.append(
-                EventDraft(
-                    type=COLLECT_EVENT,
-                    data=p.data,
-                    new_item=True,
-                    artifact={
-                        "run": self.run,
-                        "outcome": p.data["outcome"],
-                        "kind": p.data["source"]["kind"] if "source" in p.data else "unknown",
-                        "path_hex": p.data["path"]["hex"],
-                        "display_path": p.data["path"]["display"],
-                        "size": p.data.get("size"),
-                        "sha256": p.data.get("digests", {}).get("sha256"),
-                        "mime": p.data.get("mime"),
-                    },
-                )
-            )
+            drafts.append(EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True))
         events = self.ledger.append(self.signer, drafts)
         for ev in events:
             if ev.type != COLLECT_EVENT:

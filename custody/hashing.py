@@ -69,8 +69,6 @@ class HashResult:
     size: int
 
 
-
-
 def _write_all(fd: int, mv: memoryview) -> None:
     while mv:
         n = os.write(fd, mv)
@@ -110,9 +108,7 @@ def _hash_serial(
         total += n
         if progress is not None:
             progress(n)
-    return HashResult(
-        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total
-    )
+    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total)
 
 
 class _Ring:
@@ -191,9 +187,7 @@ def _hash_threaded(
             t.join()
     if errors:
         raise errors[0]
-    return HashResult(
-        {a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total
-    )
+    return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total)
 
 
 def hash_file(

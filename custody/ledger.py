@@ -46,6 +46,7 @@ BUSY_TIMEOUT_MS = 30_000
 ITEM_PREFIX = "ITEM-"
 
 IDENTITY_EVENT = "identity"
+COLLECT_EVENT = "collect"
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,7 @@ class EventDraft:
 
     type: str
     data: dict[str, Any]
-    new_item: bool = False  # allocate an ITEM-N id, stored as data["item"]
-    artifact: dict[str, Any] | None = None  # index row for the artifacts table
+    new_item: bool = False  # allocate an ITEM-N id (data["item"]) and index the artifact
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,11 @@ class Ledger:
             sql += " WHERE item = ?"
             params = (item,)
         for row in self.conn.execute(sql + " ORDER BY seq", params):
-            yield Event(*row)
+            # a BLOB where TEXT belongs is tampering; verify reports it (typeof check)
+            values: list[Any] = [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row
+            ]
+            yield Event(*values)
 
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -315,7 +319,7 @@ class Ledger:
             if not self._known(signer.identity):
                 seq += 1
                 ev = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
-                self._index_identity(signer.identity, ev.seq)
+                self._index_identity(ev)
                 out.append(ev)
                 prev = ev.hash
             next_n = None
@@ -330,8 +334,8 @@ class Ledger:
                 elif isinstance(draft.data.get("item"), str):
                     item = str(draft.data["item"])
                 ev = self._insert(signer, seq, prev, draft, item)
-                if draft.new_item and draft.artifact is not None:
-                    self._index_artifact(ev, draft.artifact)
+                if draft.new_item:
+                    self._index_artifact(ev)
                 out.append(ev)
                 prev = ev.hash
             self.conn.execute("COMMIT")
@@ -351,36 +355,23 @@ class Ledger:
         ).fetchone()
         return row is not None
 
-    def _index_identity(self, identity: Identity, seq: int) -> None:
+    def _insert_row(self, table: str, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
         self.conn.execute(
-            "INSERT INTO identities (fingerprint, name, role, public_key, event_seq)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (identity.fingerprint, identity.name, identity.role, identity.public_b64, seq),
+            f"INSERT INTO {table} ({cols}) VALUES ({marks})",  # noqa: S608 - fixed names
+            tuple(row.values()),
         )
+
+    def _index_identity(self, ev: Event) -> None:
+        self._insert_row("identities", identity_index_row(ev.seq, ev.data))
 
     def _next_item_number(self) -> int:
         row = self.conn.execute("SELECT coalesce(max(n), 0) FROM artifacts").fetchone()
         return int(row[0]) + 1
 
-    def _index_artifact(self, ev: Event, row: dict[str, Any]) -> None:
-        assert ev.item is not None
-        self.conn.execute(
-            "INSERT INTO artifacts (id, n, event_seq, run, outcome, kind, path_hex,"
-            " display_path, size, sha256, mime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ev.item,
-                int(ev.item[len(ITEM_PREFIX) :]),
-                ev.seq,
-                row["run"],
-                row["outcome"],
-                row["kind"],
-                row["path_hex"],
-                row["display_path"],
-                row.get("size"),
-                row.get("sha256"),
-                row.get("mime"),
-            ),
-        )
+    def _index_artifact(self, ev: Event) -> None:
+        self._insert_row("artifacts", artifact_index_row(ev.seq, ev.data))
 
     def register_identity(self, signer: Signer, other: Identity) -> Event | None:
         """Record ``other`` (an imported public key) as an identity, attested by
@@ -396,16 +387,51 @@ class Ledger:
             if not self._known(signer.identity):
                 seq += 1
                 ev0 = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
-                self._index_identity(signer.identity, ev0.seq)
+                self._index_identity(ev0)
                 prev = ev0.hash
             draft = identity_draft(other, attested=True)
             ev = self._insert(signer, seq + 1, prev, draft, None)
-            self._index_identity(other, ev.seq)
+            self._index_identity(ev)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         return ev
+
+
+def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The artifacts-table row derived from a collect event's data.  The ledger
+    writes it and verify recomputes it: one definition for both."""
+    item = str(data.get("item", ""))
+    path = data.get("path") if isinstance(data.get("path"), dict) else {}
+    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
+    assert isinstance(path, dict) and isinstance(source, dict) and isinstance(digests, dict)
+    number = item[len(ITEM_PREFIX) :]
+    return {
+        "id": item,
+        "n": int(number) if number.isdigit() else None,
+        "event_seq": seq,
+        "run": data.get("run"),
+        "outcome": data.get("outcome"),
+        "kind": source.get("kind", "unknown"),
+        "path_hex": path.get("hex"),
+        "display_path": path.get("display"),
+        "size": data.get("size"),
+        "sha256": digests.get("sha256"),
+        "mime": data.get("mime"),
+    }
+
+
+def identity_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The identities-table row derived from an identity event's data."""
+    return {
+        "fingerprint": data.get("fingerprint"),
+        "name": data.get("name"),
+        "role": data.get("role"),
+        "public_key": data.get("public_key"),
+        "event_seq": seq,
+    }
 
 
 def identity_draft(identity: Identity, *, attested: bool = False) -> EventDraft:

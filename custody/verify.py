@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,17 @@ from typing import Any
 
 from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.errors import CorruptLedgerError
-from custody.hashing import hash_file
+from custody.hashing import ALGORITHMS, hash_file
 from custody.keys import fingerprint, verify_signature
-from custody.ledger import IDENTITY_EVENT, ITEM_PREFIX, Event, Ledger
-from custody.store import Store
+from custody.ledger import (
+    COLLECT_EVENT,
+    IDENTITY_EVENT,
+    Event,
+    Ledger,
+    artifact_index_row,
+    identity_index_row,
+)
+from custody.store import Store, object_relpath
 
 ProgressFn = Callable[[int, int], None]
 
@@ -95,6 +103,12 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
     """Steps 2 and 3.  Returns the parsed bodies by seq (for the index step)."""
     keys: dict[str, bytes] = {}
     bodies: dict[int, dict[str, Any]] = {}
+    for (seq,) in ledger.conn.execute(
+        "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
+        " OR typeof(prev) != 'text' OR typeof(signature) != 'text' OR typeof(signer) != 'text'"
+        " ORDER BY seq"
+    ):
+        report.add("event-storage", _ev(seq), "a column holds a BLOB or number where text belongs")
     expected_seq = 0
     prev = ledger.case.hash
     for ev in ledger.events():
@@ -126,11 +140,43 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
         except ValueError as e:
             report.add("event-body", subject, f"body is not valid JSON: {e}")
             continue
-        bodies[ev.seq] = body
+        problem = malformed(body)
+        if problem:
+            report.add("event-body", subject, problem)
         _check_columns(ev, body, report)
         _check_signature(ev, body, keys, report)
+        if not problem:
+            bodies[ev.seq] = body
     report.head = prev if report.events else None
     return bodies
+
+
+_HEX = re.compile(r"[0-9a-f]{32,128}")
+_OBJECT_PATH = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
+
+
+def malformed(body: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a body, for the fields verify relies on."""
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return "data is not a JSON object"
+    if body.get("type") == COLLECT_EVENT:
+        digests = data.get("digests", {})
+        if not isinstance(digests, dict) or not all(
+            a in ALGORITHMS and isinstance(v, str) and _HEX.fullmatch(v) for a, v in digests.items()
+        ):
+            return "digests is not a map of known algorithms to hex strings"
+        if "store" in data and ("sha256" not in digests or not isinstance(data["store"], str)):
+            return "a stored artifact without a sha256 digest or store path"
+        size = data.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            return "size is not a non-negative integer"
+        for k in ("item", "outcome", "run"):
+            if not isinstance(data.get(k), str):
+                return f"{k} is not a string"
+        if not isinstance(data.get("path"), dict):
+            return "path is not an object"
+    return None
 
 
 def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport) -> None:
@@ -200,54 +246,35 @@ def _check_signature(
 
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
+    """The derived tables must equal what the signed events say, column by column."""
     artifacts = {a["id"]: a for a in ledger.artifacts()}
+    identities = ledger.identities()
     report.artifacts = len(artifacts)
     seen: set[str] = set()
     for seq, body in bodies.items():
-        data = body.get("data")
-        if not isinstance(data, dict):
-            continue
-        if body.get("type") == "collect":
-            item = str(data.get("item"))
-            seen.add(item)
-            row = artifacts.get(item)
-            if row is None:
-                report.add(
-                    "index", item, f"recorded by {_ev(seq)} but missing from the artifacts table"
-                )
-                continue
-            path = data.get("path", {})
-            expect = {
-                "event_seq": seq,
-                "outcome": data.get("outcome"),
-                "path_hex": path.get("hex") if isinstance(path, dict) else None,
-                "sha256": (data.get("digests") or {}).get("sha256"),
-                "size": data.get("size"),
-                "n": int(item[len(ITEM_PREFIX) :]) if item.startswith(ITEM_PREFIX) else None,
-            }
-            for k, v in expect.items():
-                if row.get(k) != v:
-                    report.add(
-                        "index", item, f"artifacts.{k} is {row.get(k)!r}, signed event says {v!r}"
-                    )
+        data = body["data"]
+        if body.get("type") == COLLECT_EVENT:
+            expect = artifact_index_row(seq, data)
+            table, key, rows = "artifacts", str(expect["id"]), artifacts
         elif body.get("type") == IDENTITY_EVENT:
-            fp = str(data.get("fingerprint"))
-            ident = ledger.identities().get(fp)
-            if ident is None:
-                report.add("index", fp, f"identity of {_ev(seq)} missing from identities table")
-            elif ident["public_key"] != data.get("public_key") or ident["name"] != data.get("name"):
+            expect = identity_index_row(seq, data)
+            table, key, rows = "identities", str(expect["fingerprint"]), identities
+        else:
+            continue
+        seen.add(key)
+        row = rows.get(key)
+        if row is None:
+            report.add("index", key, f"recorded by {_ev(seq)} but missing from the {table} table")
+            continue
+        for k, v in expect.items():
+            if row.get(k) != v:
                 report.add(
-                    "index",
-                    fp,
-                    f"identities table differs from {_ev(seq)}: "
-                    f"{ident['name']!r}/{ident['public_key']} vs "
-                    f"{data.get('name')!r}/{data.get('public_key')}",
+                    "index", key, f"{table}.{k} is {row.get(k)!r}, signed {_ev(seq)} says {v!r}"
                 )
-    for item in artifacts:
-        if item not in seen:
-            report.add(
-                "index", item, "in the artifacts table but no signed collect event records it"
-            )
+    for table, rows in (("artifacts", artifacts), ("identities", identities)):
+        for key in rows:
+            if key not in seen:
+                report.add("index", key, f"in the {table} table but no signed event records it")
 
 
 def check_store(
@@ -259,11 +286,20 @@ def check_store(
     store = Store(ledger.store_dir)
     wanted: dict[str, tuple[str, dict[str, str], int]] = {}
     for body in bodies.values():
-        data = body.get("data")
-        if body.get("type") != "collect" or not isinstance(data, dict) or "store" not in data:
+        data = body["data"]
+        if body.get("type") != COLLECT_EVENT or "store" not in data:
             continue
         rel = str(data["store"])
-        digests = data.get("digests") or {}
+        digests = data["digests"]
+        subject = f"{data['item']} ({rel})"
+        if rel != object_relpath(digests["sha256"]):
+            report.add(
+                "store-path",
+                subject,
+                f"store path does not name the recorded sha256 {digests['sha256']}",
+            )
+            if not _OBJECT_PATH.fullmatch(rel):
+                continue  # never open a path outside the store
         entry = wanted.get(rel)
         merged = dict(entry[1]) if entry else {}
         merged.update({str(k): str(v) for k, v in digests.items()})
@@ -271,9 +307,6 @@ def check_store(
     for rel, (item, digests, size) in sorted(wanted.items()):
         path = store.path_of(rel)
         subject = f"{item} ({rel})"
-        if ".." in rel.split("/") or rel.startswith("/"):
-            report.add("store-path", subject, "store path escapes the store")
-            continue
         try:
             got = hash_file(path, sorted(digests), progress=_bytes_only(progress))
         except FileNotFoundError:

@@ -1,0 +1,136 @@
+"""Two collectors writing one ledger at once keep one gapless, linear, verifiable
+chain with unique item numbers (BEGIN IMMEDIATE + the tail read inside the lock)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import PASSPHRASE, Case
+
+FILES_PER_COLLECTOR = 30
+
+
+def sha256sum(path: Path) -> str:
+    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.split()[0]
+
+
+def make_files(root: Path, tag: str, n: int = FILES_PER_COLLECTOR) -> list[Path]:
+    root.mkdir(parents=True)
+    paths = []
+    for i in range(n):
+        p = root / f"{tag}-{i:02d}.txt"
+        p.write_bytes(f"{tag} file {i}\n".encode() * (i + 1))
+        paths.append(p)
+    return paths
+
+
+def start_collect(case: Case, files: list[Path], reason: str,
+                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, **case.run.env, **(extra_env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "custody_cli.main", "collect", "--reason", reason, "--json",
+         *map(str, files)],
+        cwd=case.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return json.loads(out)
+
+
+def check_ledger(case: Case, all_files: list[Path], summaries: list[dict[str, Any]],
+                 signers: int) -> list[dict[str, Any]]:
+    """Everything that must hold after concurrent collections; returns the log."""
+    k = len(all_files)
+    proc = case("verify", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report["findings"]
+    assert report["ok"] is True
+    assert report["artifacts"] == k
+    assert report["objects_checked"] == k
+
+    events = json.loads(case("log", "--json", check=True).stdout)
+    n = len(events)
+    # One identity per signer, a start and an end per run, one collect per file.
+    assert n == signers + 2 * len(summaries) + k
+    assert [e["seq"] for e in events] == list(range(n))
+    for before, after in itertools.pairwise(events):
+        assert after["prev"] == before["hash"], after["seq"]
+    assert report["head"] == events[-1]["hash"]
+    assert sum(e["type"] == "identity" for e in events) == signers
+    assert sum(e["type"] == "collection.start" for e in events) == len(summaries)
+    assert sum(e["type"] == "collection.end" for e in events) == len(summaries)
+
+    collects = [e for e in events if e["type"] == "collect"]
+    ids = [e["item"] for e in collects]
+    assert len(ids) == len(set(ids)) == k
+    assert sorted(ids, key=lambda s: int(s.removeprefix("ITEM-"))) == [
+        f"ITEM-{i}" for i in range(1, k + 1)
+    ]
+
+    # Each run reported its own items; together they are every item, once.
+    reported = [it["id"] for s in summaries for it in s["items"]]
+    assert sorted(reported) == sorted(ids)
+    for s in summaries:
+        assert s["status"] == "complete"
+        assert s["counts"] == {"collected": FILES_PER_COLLECTOR}
+
+    # Every file recorded once, with the digest sha256sum gives.
+    items = json.loads(case("list", "--json", check=True).stdout)
+    assert sorted(it["id"] for it in items) == sorted(ids)
+    by_path = {it["path"]: it for it in items}
+    assert len(by_path) == k
+    for f in all_files:
+        it = by_path[str(f)]
+        assert it["outcome"] == "collected"
+        assert it["sha256"] == sha256sum(f)
+        assert it["size"] == f.stat().st_size
+    return events
+
+
+def test_two_collectors_one_ledger(case: Case, tmp_path: Path) -> None:
+    a = make_files(tmp_path / "host-a", "a")
+    b = make_files(tmp_path / "host-b", "b")
+    pa = start_collect(case, a, "host A")
+    pb = start_collect(case, b, "host B")
+    sa, sb = finish(pa), finish(pb)
+    assert sa["run"] != sb["run"]
+    check_ledger(case, a + b, [sa, sb], signers=1)
+
+
+def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
+    """Two different signers, both unknown to the ledger: each identity is
+    registered exactly once, by its own first event."""
+    other = tmp_path / "lee.pem"
+    run("key", "new", "--name", "Lee Park", "--role", "collector", "--out", other,
+        "--no-default", check=True)
+    a = make_files(tmp_path / "host-a", "a")
+    b = make_files(tmp_path / "host-b", "b")
+    pa = start_collect(case, a, "host A")
+    pb = start_collect(case, b, "host B", {"CUSTODY_KEY": str(other),
+                                           "CUSTODY_PASSPHRASE": PASSPHRASE})
+    sa, sb = finish(pa), finish(pb)
+    events = check_ledger(case, a + b, [sa, sb], signers=2)
+    names = {e["signer_name"] for e in events}
+    assert names == {"Dana Reyes", "Lee Park"}
+    # Every event of a signer comes after that signer's identity event.
+    first_seen: dict[str, int] = {}
+    for e in events:
+        if e["type"] == "identity":
+            first_seen.setdefault(e["signer"], e["seq"])
+        assert e["signer"] in first_seen, e["seq"]
+    # Each run's items are signed by its own collector.
+    signer_of = {e["item"]: e["signer_name"] for e in events if e["type"] == "collect"}
+    assert {signer_of[it["id"]] for it in sa["items"]} == {"Dana Reyes"}
+    assert {signer_of[it["id"]] for it in sb["items"]} == {"Lee Park"}
