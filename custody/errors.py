@@ -54,6 +54,14 @@ class InsecureKeyError(UsageError):
     """A private key is unencrypted or readable by group/others."""
 
 
+class KeyRevokedError(UsageError):
+    """The signing key was revoked in this case."""
+
+
+class CustodyRuleError(UsageError):
+    """The action breaks a custody rule (e.g. only the custodian may transfer)."""
+
+
 class IntegrityError(CustodyError):
     """An integrity problem was found (exit 1)."""
 

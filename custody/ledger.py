@@ -20,7 +20,7 @@ import base64
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,14 @@ from custody import __version__
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
+    KeyRevokedError,
     LedgerLockedError,
     NotACaseError,
     OperationalError,
     UsageError,
 )
 from custody.keys import Identity, Signer
+from custody.merkle import TreeCache, leaf_hash, node_hash
 from custody.migrations import migrate
 
 DB_NAME = "custody.db"
@@ -46,6 +48,8 @@ BUSY_TIMEOUT_MS = 30_000
 ITEM_PREFIX = "ITEM-"
 
 IDENTITY_EVENT = "identity"
+KEY_ROTATE_EVENT = "key.rotate"
+KEY_REVOKE_EVENT = "key.revoke"
 COLLECT_EVENT = "collect"
 
 
@@ -231,7 +235,7 @@ class Ledger:
         sql = "SELECT seq, hash, prev, type, time, signer, item, body, signature FROM events"
         params: tuple[Any, ...] = ()
         if item is not None:
-            sql += " WHERE item = ?"
+            sql += " WHERE seq IN (SELECT seq FROM event_items WHERE item = ?)"
             params = (item,)
         for row in self.conn.execute(sql + " ORDER BY seq", params):
             # a BLOB where TEXT belongs is tampering; verify reports it (typeof check)
@@ -306,24 +310,32 @@ class Ledger:
         )
         return ev
 
-    def append(self, signer: Signer, drafts: Sequence[EventDraft]) -> list[Event]:
+    def append(
+        self,
+        signer: Signer,
+        drafts: Sequence[EventDraft] | Callable[[], Sequence[EventDraft]],
+    ) -> list[Event]:
         """Append events signed by ``signer`` in one ``BEGIN IMMEDIATE`` transaction.
 
-        Registers the signer's identity first if the ledger has not seen it.  The
-        tail is read inside the write lock, so concurrent writers keep one gapless,
-        linear chain."""
+        ``drafts`` may be a function: it is then called inside the write lock, so
+        checks it makes (who holds an item, the ledger's size) cannot race another
+        writer.  Registers the signer's identity first if the ledger has not seen
+        it; refuses a revoked key.  The tail is read inside the write lock, so
+        concurrent writers keep one gapless, linear chain."""
         out: list[Event] = []
         self._begin()
         try:
+            if self.is_revoked(signer.fingerprint):
+                raise KeyRevokedError(
+                    f"key {signer.fingerprint} ({signer.identity.name}) has been revoked"
+                    " in this case and may not sign"
+                )
             seq, prev = self._tail()
-            if not self._known(signer.identity):
-                seq += 1
-                ev = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
-                self._index_identity(ev)
-                out.append(ev)
-                prev = ev.hash
+            todo = list(drafts() if callable(drafts) else drafts)
+            if todo and not self._known(signer.identity):
+                todo.insert(0, identity_draft(signer.identity))
             next_n = None
-            for draft in drafts:
+            for draft in todo:
                 seq += 1
                 item = None
                 if draft.new_item:
@@ -334,8 +346,7 @@ class Ledger:
                 elif isinstance(draft.data.get("item"), str):
                     item = str(draft.data["item"])
                 ev = self._insert(signer, seq, prev, draft, item)
-                if draft.new_item:
-                    self._index_artifact(ev)
+                self._index(ev, draft)
                 out.append(ev)
                 prev = ev.hash
             self.conn.execute("COMMIT")
@@ -349,9 +360,44 @@ class Ledger:
             raise
         return out
 
+    def _index(self, ev: Event, draft: EventDraft) -> None:
+        """Update every derived table for a new event (verify re-derives them)."""
+        data = ev.data
+        if draft.new_item:
+            self._insert_row("artifacts", artifact_index_row(ev.seq, data))
+        row = identity_index_row(ev.seq, ev.type, data)
+        if row is not None:
+            self._insert_row("identities", row)
+        for item in event_items(ev.item, data):
+            self._insert_row("event_items", {"seq": ev.seq, "item": item})
+        self._tree_append(ev.seq, leaf_hash(ev.body.encode("utf-8")))
+
+    def _tree_append(self, index: int, leaf: bytes) -> None:
+        """Store the leaf and every complete subtree it finishes (RFC 9162)."""
+        self._insert_row("merkle_nodes", {"level": 0, "idx": index, "hash": leaf})
+        level, i, h = 0, index, leaf
+        while i & 1:
+            row = self.conn.execute(
+                "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, i - 1)
+            ).fetchone()
+            h = node_hash(bytes(row[0]), h)
+            level, i = level + 1, i >> 1
+            self._insert_row("merkle_nodes", {"level": level, "idx": i, "hash": h})
+
+    def tree(self) -> StoredTree:
+        """The ledger's Merkle tree (proofs in O(log n) stored-node lookups)."""
+        return StoredTree(self.conn)
+
     def _known(self, identity: Identity) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM identities WHERE fingerprint = ?", (identity.fingerprint,)
+        ).fetchone()
+        return row is not None
+
+    def is_revoked(self, fp: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM events WHERE type = ? AND json_extract(body, '$.data.fingerprint') = ?",
+            (KEY_REVOKE_EVENT, fp),
         ).fetchone()
         return row is not None
 
@@ -363,40 +409,48 @@ class Ledger:
             tuple(row.values()),
         )
 
-    def _index_identity(self, ev: Event) -> None:
-        self._insert_row("identities", identity_index_row(ev.seq, ev.data))
-
     def _next_item_number(self) -> int:
         row = self.conn.execute("SELECT coalesce(max(n), 0) FROM artifacts").fetchone()
         return int(row[0]) + 1
 
-    def _index_artifact(self, ev: Event) -> None:
-        self._insert_row("artifacts", artifact_index_row(ev.seq, ev.data))
-
     def register_identity(self, signer: Signer, other: Identity) -> Event | None:
         """Record ``other`` (an imported public key) as an identity, attested by
         ``signer``.  Returns None if the ledger already knows that key."""
-        if self._known(other):
-            return None
-        self._begin()
-        try:
-            if self._known(other):
-                self.conn.execute("ROLLBACK")
-                return None
-            seq, prev = self._tail()
-            if not self._known(signer.identity):
-                seq += 1
-                ev0 = self._insert(signer, seq, prev, identity_draft(signer.identity), None)
-                self._index_identity(ev0)
-                prev = ev0.hash
-            draft = identity_draft(other, attested=True)
-            ev = self._insert(signer, seq + 1, prev, draft, None)
-            self._index_identity(ev)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        return ev
+
+        def drafts() -> list[EventDraft]:
+            return [] if self._known(other) else [identity_draft(other, attested=True)]
+
+        events = [
+            e for e in self.append(signer, drafts) if e.data.get("registration") == "imported"
+        ]
+        return events[0] if events else None
+
+
+class StoredTree(TreeCache):
+    """The ledger's RFC 9162 tree, read from the stored complete subtrees
+    (``merkle_nodes``): a root or proof costs O(log n) indexed lookups, however
+    many events there are."""
+
+    __slots__ = ("_conn", "_size")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        row = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM merkle_nodes WHERE level = 0")
+        self._size = int(row.fetchone()[0])
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _node(self, level: int, index: int) -> bytes:
+        row = self._conn.execute(
+            "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise CorruptLedgerError(f"merkle node ({level}, {index}) is missing from the ledger")
+        return bytes(row[0])
+
+    def append(self, leaf_hash: bytes) -> int:
+        raise TypeError("the stored tree grows only through Ledger.append")
 
 
 def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -423,15 +477,31 @@ def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def identity_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
-    """The identities-table row derived from an identity event's data."""
+def identity_index_row(seq: int, type_: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The identities-table row an event adds: identity events register a key,
+    key rotations register the new key under the same name and role."""
+    if type_ == IDENTITY_EVENT:
+        fp, pub = data.get("fingerprint"), data.get("public_key")
+    elif type_ == KEY_ROTATE_EVENT:
+        fp, pub = data.get("new"), data.get("public_key")
+    else:
+        return None
     return {
-        "fingerprint": data.get("fingerprint"),
+        "fingerprint": fp,
         "name": data.get("name"),
         "role": data.get("role"),
-        "public_key": data.get("public_key"),
+        "public_key": pub,
         "event_seq": seq,
     }
+
+
+def event_items(item: str | None, data: dict[str, Any]) -> list[str]:
+    """Every item an event concerns: its own ``item`` and any ``items`` list."""
+    out = [item] if item else []
+    items = data.get("items")
+    if isinstance(items, list):
+        out += [i for i in items if isinstance(i, str) and i not in out]
+    return out
 
 
 def identity_draft(identity: Identity, *, attested: bool = False) -> EventDraft:

@@ -8,8 +8,15 @@ Steps (each a function; none stops the others):
                     to the body;
 3. ``signatures``   every signature verifies with the signer's key, taken from the
                     identity events (never from the derived ``identities`` table);
-4. ``index``        the derived tables (artifacts, identities) agree with events;
-5. ``store``        every stored object re-hashed with every recorded digest
+   ``custody``      the custody rules replayed (custody.lifecycle): hand-overs by
+                    the holder only, receipts by the named receiver and matching,
+                    no signature by a key after its revocation, rotations
+                    co-signed by the new key;
+4. ``index``        the derived tables (artifacts, identities, event_items, the
+                    stored Merkle nodes) agree with the events;
+5. ``checkpoints``  every recorded checkpoint and every one given is signed by a
+                    known key and extended by the ledger (no truncation or rewrite);
+6. ``store``        every stored object re-hashed with every recorded digest
                     (skipped by ``quick``).
 """
 
@@ -20,22 +27,32 @@ import binascii
 import os
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from custody import merkle
 from custody.canonical import canonical_json, content_hash, parse_strict
-from custody.errors import CorruptLedgerError
+from custody.checkpoint import (
+    CHECKPOINT_EVENT,
+    consistency_findings,
+    open_checkpoint_text,
+    origin_of,
+    verifiers,
+)
+from custody.errors import CorruptLedgerError, CustodyError
 from custody.hashing import ALGORITHMS, hash_file
-from custody.keys import fingerprint, verify_signature
+from custody.keys import verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
-    IDENTITY_EVENT,
     Event,
     Ledger,
     artifact_index_row,
+    event_items,
     identity_index_row,
 )
+from custody.lifecycle import Replay, self_registered_key, step
 from custody.store import Store, object_relpath
 
 ProgressFn = Callable[[int, int], None]
@@ -59,6 +76,7 @@ class VerifyReport:
     events: int = 0
     artifacts: int = 0
     objects_checked: int = 0
+    checkpoints: int = 0
     bytes_checked: int = 0
     head: str | None = None
 
@@ -77,6 +95,7 @@ class VerifyReport:
             "events": self.events,
             "artifacts": self.artifacts,
             "objects_checked": self.objects_checked,
+            "checkpoints_checked": self.checkpoints,
             "bytes_checked": self.bytes_checked,
             "head": self.head,
             "findings": [f.as_json() for f in self.findings],
@@ -99,9 +118,12 @@ def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
         report.add("case-header", "case header", f"header is not valid JSON: {e}")
 
 
-def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any]]:
-    """Steps 2 and 3.  Returns the parsed bodies by seq (for the index step)."""
-    keys: dict[str, bytes] = {}
+def check_chain(
+    ledger: Ledger, report: VerifyReport, r: Replay, tree: merkle.TreeCache
+) -> dict[int, dict[str, Any]]:
+    """Steps 2 and 3, and the replay of custody rules.  Returns the well-formed
+    parsed bodies by seq (for the index and store steps); fills ``tree`` with every
+    event's leaf hash."""
     bodies: dict[int, dict[str, Any]] = {}
     for (seq,) in ledger.conn.execute(
         "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
@@ -111,9 +133,12 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
         report.add("event-storage", _ev(seq), "a column holds a BLOB or number where text belongs")
     expected_seq = 0
     prev = ledger.case.hash
+    case_id = ledger.case.case_id
     for ev in ledger.events():
         report.events += 1
         subject = _ev(ev.seq)
+        body_bytes = ev.body.encode("utf-8")
+        tree.append(merkle.leaf_hash(body_bytes))
         if ev.seq != expected_seq:
             report.add(
                 "chain-gap",
@@ -125,7 +150,7 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
             )
             expected_seq = ev.seq
         expected_seq += 1
-        found_hash = content_hash(ev.body.encode("utf-8"))
+        found_hash = content_hash(body_bytes)
         if found_hash != ev.hash:
             report.add("event-hash", subject, f"stored hash {ev.hash}, body hashes to {found_hash}")
         if ev.prev != prev:
@@ -144,8 +169,9 @@ def check_chain(ledger: Ledger, report: VerifyReport) -> dict[int, dict[str, Any
         if problem:
             report.add("event-body", subject, problem)
         _check_columns(ev, body, report)
-        _check_signature(ev, body, keys, report)
+        trusted = _check_signature(ev, body, r, report)
         if not problem:
+            step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
     report.head = prev if report.events else None
     return bodies
@@ -205,76 +231,123 @@ def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport) -> Non
         )
 
 
-def _check_signature(
-    ev: Event, body: dict[str, Any], keys: dict[str, bytes], report: VerifyReport
-) -> None:
+def _check_signature(ev: Event, body: dict[str, Any], r: Replay, report: VerifyReport) -> bool:
+    """Check the Ed25519 signature with the key the ledger knew when the event was
+    written (a self-registration brings its own key).  True if it verifies."""
     subject = _ev(ev.seq)
-    signer = body.get("signer")
-    data = body.get("data", {})
-    if body.get("type") == IDENTITY_EVENT and isinstance(data, dict):
-        try:
-            pub = base64.b64decode(str(data.get("public_key", "")), validate=True)
-        except (binascii.Error, ValueError):
-            report.add("identity", subject, "public_key is not base64")
-            pub = b""
-        fp = fingerprint(pub)
-        if data.get("fingerprint") != fp:
-            report.add(
-                "identity",
-                subject,
-                f"fingerprint {data.get('fingerprint')} does not match its public key ({fp})",
-            )
-        elif data.get("registration") == "self" and signer != fp:
-            report.add(
-                "identity",
-                subject,
-                f"self-registration signed by {signer}, not by the key it registers ({fp})",
-            )
-        elif len(pub) == 32:
-            keys.setdefault(fp, pub)
-    pub_raw = keys.get(str(signer))
+    signer = str(body.get("signer"))
+    pub_raw = r.keys.get(signer)
+    if pub_raw is None:
+        pub_raw = self_registered_key(body)
     if pub_raw is None:
         report.add("unknown-signer", subject, f"signed by {signer}, a key the ledger does not know")
-        return
+        return False
     try:
         sig = base64.b64decode(ev.signature, validate=True)
     except (binascii.Error, ValueError):
         report.add("signature", subject, "signature is not base64")
-        return
+        return False
     if not verify_signature(pub_raw, sig, ev.body.encode("utf-8")):
         report.add("signature", subject, f"Ed25519 signature does not verify for signer {signer}")
+        return False
+    return True
 
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
-    """The derived tables must equal what the signed events say, column by column."""
+    """The derived tables must equal what the signed events say, row by row."""
     artifacts = {a["id"]: a for a in ledger.artifacts()}
     identities = ledger.identities()
     report.artifacts = len(artifacts)
     seen: set[str] = set()
+    want_items: set[tuple[str, int]] = set()
     for seq, body in bodies.items():
         data = body["data"]
-        if body.get("type") == COLLECT_EVENT:
-            expect = artifact_index_row(seq, data)
-            table, key, rows = "artifacts", str(expect["id"]), artifacts
-        elif body.get("type") == IDENTITY_EVENT:
-            expect = identity_index_row(seq, data)
-            table, key, rows = "identities", str(expect["fingerprint"]), identities
-        else:
-            continue
-        seen.add(key)
-        row = rows.get(key)
-        if row is None:
-            report.add("index", key, f"recorded by {_ev(seq)} but missing from the {table} table")
-            continue
-        for k, v in expect.items():
-            if row.get(k) != v:
+        type_ = str(body.get("type"))
+        want_items.update((item, seq) for item in event_items(data.get("item"), data))
+        candidates: list[tuple[str, str, dict[str, Any], dict[str, dict[str, Any]]]] = []
+        if type_ == COLLECT_EVENT:
+            row = artifact_index_row(seq, data)
+            candidates.append(("artifacts", str(row["id"]), row, artifacts))
+        ident = identity_index_row(seq, type_, data)
+        if ident is not None:
+            candidates.append(("identities", str(ident["fingerprint"]), ident, identities))
+        for table, key, expect, rows in candidates:
+            seen.add(key)
+            got = rows.get(key)
+            if got is None:
                 report.add(
-                    "index", key, f"{table}.{k} is {row.get(k)!r}, signed {_ev(seq)} says {v!r}"
+                    "index", key, f"recorded by {_ev(seq)} but missing from the {table} table"
                 )
+                continue
+            for k, v in expect.items():
+                if got.get(k) != v:
+                    report.add(
+                        "index", key, f"{table}.{k} is {got.get(k)!r}, signed {_ev(seq)} says {v!r}"
+                    )
     for table, rows in (("artifacts", artifacts), ("identities", identities)):
         for key in rows:
             if key not in seen:
                 report.add("index", key, f"in the {table} table but no signed event records it")
+    stored = {(str(i), int(s)) for i, s in ledger.conn.execute("SELECT item, seq FROM event_items")}
+    for item, seq in sorted(want_items - stored):
+        report.add("index", item, f"event_items lacks {_ev(seq)}, which concerns {item}")
+    for item, seq in sorted(stored - want_items):
+        report.add("index", item, f"event_items links {_ev(seq)}, which does not concern {item}")
+
+
+def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
+    """The stored Merkle nodes (which serve proofs) must give the re-derived root."""
+    stored = ledger.tree()
+    if len(stored) != len(tree):
+        report.add(
+            "index",
+            "merkle tree",
+            f"stored tree has {len(stored)} leaves, the ledger {len(tree)} events",
+        )
+    elif len(tree) and stored.root() != tree.root():
+        report.add(
+            "index",
+            "merkle tree",
+            "stored tree root differs from the events' root: event bodies changed"
+            " after they were recorded",
+        )
+
+
+def check_checkpoints(
+    ledger: Ledger,
+    bodies: dict[int, dict[str, Any]],
+    tree: merkle.TreeCache,
+    r: Replay,
+    report: VerifyReport,
+    files: Sequence[Path] = (),
+) -> None:
+    """Every checkpoint recorded in the ledger, and every one given, must be signed
+    by a known key and be extended by the ledger (no truncation, no rewrite)."""
+    origin = origin_of(ledger.case.case_id)
+    vs = verifiers(r.keys, r.names)
+    sources: list[tuple[str, str, int | None]] = [
+        (_ev(seq), str(body["data"].get("note", "")), seq)
+        for seq, body in sorted(bodies.items())
+        if body.get("type") == CHECKPOINT_EVENT
+    ]
+    for f in files:
+        try:
+            sources.append((str(f), f.read_text(encoding="utf-8"), None))
+        except (OSError, UnicodeDecodeError) as e:
+            report.add("checkpoint", str(f), f"cannot read checkpoint: {e}")
+    for subject, text, seq in sources:
+        try:
+            cp = open_checkpoint_text(text, origin, vs, source=subject)
+        except CustodyError as e:
+            report.add("checkpoint", subject, e.message)
+            continue
+        if seq is not None and cp.size > seq:
+            report.add(
+                "checkpoint", subject, f"claims {cp.size} events but was recorded as event {seq}"
+            )
+        for problem in consistency_findings(tree, cp):
+            report.add("checkpoint", subject, problem)
+        report.checkpoints += 1
 
 
 def check_store(
@@ -347,7 +420,11 @@ def _bytes_only(progress: ProgressFn | None) -> Callable[[int], None] | None:
 
 
 def verify_ledger(
-    ledger: Ledger, *, quick: bool = False, progress: ProgressFn | None = None
+    ledger: Ledger,
+    *,
+    quick: bool = False,
+    progress: ProgressFn | None = None,
+    checkpoints: Sequence[Path] = (),
 ) -> VerifyReport:
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     try:
@@ -355,8 +432,14 @@ def verify_ledger(
         ledger.conn.execute("BEGIN")
         try:
             check_case_header(ledger, report)
-            bodies = check_chain(ledger, report)
+            r = Replay()
+            tree = merkle.TreeCache()
+            bodies = check_chain(ledger, report, r, tree)
+            for kind, subject, detail in r.violations:
+                report.add(kind, subject, detail)
             check_index(ledger, bodies, report)
+            check_tree(ledger, tree, report)
+            check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
             if not quick:
                 check_store(ledger, bodies, report, progress)
         finally:

@@ -27,11 +27,13 @@ EXPECTED_COLUMNS = {
         "path_hex": str, "display_path": str, "size": int, "sha256": str, "mime": str,
     },
     "_custody_migrations": {"name": str, "applied_at": str},
+    "event_items": {"item": str, "seq": int},
+    "merkle_nodes": {"level": int, "idx": int, "hash": bytes},
 }
 
 EXPECTED_TRIGGERS = {
     f"{t}_no_{op}"
-    for t in ("case_info", "events", "identities", "artifacts")
+    for t in ("case_info", "events", "identities", "artifacts", "event_items", "merkle_nodes")
     for op in ("update", "delete")
 }
 
@@ -49,6 +51,9 @@ def test_final_schema(ledger: Ledger) -> None:
     assert {t.name for t in db.triggers} == EXPECTED_TRIGGERS
     assert db["events"].pks == ["seq"]
     assert db["artifacts"].pks == ["id"]
+    assert db["event_items"].pks == ["item", "seq"]
+    assert db["merkle_nodes"].pks == ["level", "idx"]
+    assert {i.name for i in db["events"].indexes} >= {"events_item", "events_type"}
 
 
 def test_pragmas(ledger: Ledger) -> None:
@@ -63,17 +68,19 @@ def test_every_migration_recorded_once(ledger: Ledger) -> None:
     assert migrate(ledger.conn) == []  # idempotent: nothing left to apply
 
 
-@pytest.mark.parametrize("table", ["events", "artifacts", "identities", "case_info"])
+@pytest.mark.parametrize(
+    "table", ["events", "artifacts", "identities", "case_info", "event_items", "merkle_nodes"]
+)
 def test_append_only_triggers(ledger: Ledger, table: str) -> None:
     signer = Signer(Ed25519PrivateKey.generate(), "T", "tester")
-    artifact = {"run": "r", "outcome": "directory", "kind": "directory",
-                "path_hex": "2f", "display_path": "/"}
-    ledger.append(signer, [EventDraft("collect", {"outcome": "directory"}, True, artifact)])
+    data = {"outcome": "directory", "run": "r", "path": {"hex": "2f", "display": "/"}}
+    ledger.append(signer, [EventDraft("collect", data, True)])
     assert ledger.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= 1
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         ledger.conn.execute(f"DELETE FROM {table}")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        ledger.conn.execute(f"UPDATE {table} SET rowid = rowid")
+        col = next(iter(EXPECTED_COLUMNS[table]))
+        ledger.conn.execute(f"UPDATE {table} SET {col} = {col}")
 
 
 def test_failed_migration_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +97,32 @@ def test_failed_migration_leaves_no_record(tmp_path: Path, monkeypatch: pytest.M
     db = sqlite_utils.Database(conn)
     assert "half" not in db.table_names()
     assert list(conn.execute("SELECT name FROM _custody_migrations")) == []
+
+
+def test_migration_002_backfills_items_and_tree(tmp_path: Path) -> None:
+    """A ledger written before 002 gets event_items and the Merkle nodes back-filled."""
+    from custody import merkle
+    from custody.migrations import m001_initial
+
+    led = Ledger.create(tmp_path / "case", "T-2", "backfill")
+    signer = Signer(Ed25519PrivateKey.generate(), "T", "tester")
+    artifact = {"outcome": "directory", "run": "r", "path": {"hex": "2f", "display": "/"}}
+    events = led.append(signer, [EventDraft("collect", artifact, True) for _ in range(5)])
+    # rebuild as a 001-only ledger holding the same rows
+    old = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    m001_initial(old)
+    old.execute("CREATE TABLE _custody_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    old.execute("INSERT INTO _custody_migrations VALUES ('001_initial', 'x')")
+    cols = "seq, hash, prev, type, time, signer, item, body, signature"
+    old.executemany(
+        f"INSERT INTO events ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(e.seq, e.hash, e.prev, e.type, e.time, e.signer, e.item, e.body, e.signature)
+         for e in events],
+    )
+    assert migrate(old) == ["002_items_and_tree"]
+    items = sorted(old.execute("SELECT item, seq FROM event_items"))
+    assert items == sorted((e.item, e.seq) for e in events if e.item)
+    leaves = [merkle.leaf_hash(e.body.encode()) for e in events]
+    from custody.ledger import StoredTree
+
+    assert StoredTree(old).root() == merkle.root(leaves) == led.tree().root()

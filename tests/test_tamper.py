@@ -27,6 +27,10 @@ from custody.canonical import canonical_json_any
 
 # -- helpers -------------------------------------------------------------------------
 
+# Any change to a recorded body also leaves the stored Merkle tree (which serves
+# proofs) disagreeing with the events.
+TREE = ("index", "merkle tree")
+
 
 def digest_cli(tool: str, path: Path) -> str:
     """Hex digest of ``path`` computed by coreutils (sha256sum, sha1sum, md5sum)."""
@@ -357,7 +361,7 @@ def test_event_body_edited(collected: Collected) -> None:
     rc, report = verify(collected.case)
     assert_failed(rc, report)
     subject = f"event {seq}"
-    assert findings(report) == {("event-hash", subject), ("signature", subject)}
+    assert findings(report) == {("event-hash", subject), ("signature", subject), TREE}
     assert {
         "kind": "event-hash", "subject": subject,
         "detail": f"stored hash {stored_hash}, body hashes to {forged_hash}",
@@ -381,7 +385,7 @@ def test_event_body_edited_and_rehashed(collected: Collected) -> None:
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
-    assert findings(report) == {("signature", f"event {seq}"), ("chain-link", f"event {seq + 1}")}
+    assert findings(report) == {("signature", f"event {seq}"), ("chain-link", f"event {seq + 1}"), TREE}
 
 
 def test_event_digest_forged_with_store_object(collected: Collected) -> None:
@@ -425,7 +429,7 @@ def test_event_deleted(collected: Collected) -> None:
                   f"{events[seq - 1]['hash']}",
     } in report["findings"]
     # The artifacts index still lists ITEM-2, which no signed event records any more.
-    assert findings(report) == {("chain-gap", nxt), ("chain-link", nxt), ("index", "ITEM-2")}
+    assert findings(report) == {("chain-gap", nxt), ("chain-link", nxt), ("index", "ITEM-2"), TREE}
 
 
 def test_events_swapped(collected: Collected) -> None:
@@ -458,7 +462,7 @@ def test_events_swapped(collected: Collected) -> None:
         ("chain-link", f"event {a}"), ("event-mismatch", f"event {a}"),
         ("chain-link", f"event {b}"), ("event-mismatch", f"event {b}"),
         ("chain-link", f"event {b + 1}"),
-        ("index", "ITEM-1"), ("index", "ITEM-2"),
+        ("index", "ITEM-1"), ("index", "ITEM-2"), TREE,
     }
     assert {
         "kind": "event-mismatch", "subject": f"event {a}",
@@ -508,7 +512,7 @@ def test_signer_public_key_swapped(collected: Collected) -> None:
     for e in events:
         assert ("unknown-signer", f"event {e['seq']}") in got
     # Nothing else: the identities table was forged consistently with the body.
-    assert got == {("event-hash", subject), ("identity", subject)} | {
+    assert got == {("event-hash", subject), ("identity", subject), TREE} | {
         ("unknown-signer", f"event {e['seq']}") for e in events
     }
 
@@ -538,7 +542,7 @@ def test_signer_key_and_fingerprint_swapped(collected: Collected) -> None:
     # next event does not link to it, the identities table still holds the real key,
     # and nothing after it was signed by the forged key.
     assert findings(report) == {
-        ("chain-link", f"event {seq + 1}"), ("index", new_fp), ("index", old_fp),
+        ("chain-link", f"event {seq + 1}"), ("index", new_fp), ("index", old_fp), TREE,
     } | {("unknown-signer", f"event {e['seq']}") for e in events if e["seq"] != seq}
     assert {
         "kind": "index", "subject": new_fp,
@@ -566,6 +570,7 @@ def test_every_problem_is_reported(collected: Collected) -> None:
         ("object-missing", collected.subject("ITEM-3")),
         ("event-hash", f"event {seq}"),
         ("signature", f"event {seq}"),
+        TREE,
     }
     # The text report lists them too, one per line.
     proc = collected.case("verify")

@@ -1,0 +1,223 @@
+"""Checkpoints and proofs: the ledger's events are the leaves of an RFC 9162
+Merkle tree (leaf = SHA-256(0x00 || canonical event body), leaf index = seq).
+
+A checkpoint is a C2SP tlog-checkpoint body (origin ``custody/<case id>``, size,
+base64 root) in a C2SP signed note signed by the caller's key.  It is recorded in
+the ledger as a ``checkpoint`` event and may be written to a file for counsel: a
+checkpoint pins history even against someone who holds the signing key, since a
+rewritten ledger can no longer prove consistency with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custody import merkle, note
+from custody.errors import IntegrityError, UsageError
+from custody.keys import Identity, Signer
+from custody.ledger import Event, EventDraft, Ledger
+
+CHECKPOINT_EVENT = "checkpoint"
+
+
+def origin_of(case_id: str) -> str:
+    return f"custody/{case_id}"
+
+
+def note_key_name(name: str) -> str:
+    """A signed-note key name for a person: their name, lower-case, runs of
+    anything but letters and digits turned into ``-``."""
+    slug = re.sub(r"[^\w]+|_", "-", name.strip().lower()).strip("-")
+    return slug or "custody"
+
+
+def vkey_of(identity: Identity) -> str:
+    """The C2SP verifier-key string (``name+hex8+base64``) of an identity."""
+    return note.verifier_key(note_key_name(identity.name), identity.public_raw)
+
+
+def verifiers(keys: dict[str, bytes], names: dict[str, tuple[str, str]]) -> list[note.Verifier]:
+    return [
+        note.Verifier.from_public(note_key_name(names.get(fp, ("custody", ""))[0]), pub)
+        for fp, pub in keys.items()
+    ]
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    checkpoint: note.Checkpoint
+    signed_by: list[str]  # key names that verified
+    text: str
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "origin": self.checkpoint.origin,
+            "size": self.size,
+            "root": base64.b64encode(self.root).decode("ascii"),
+            "signed_by": self.signed_by,
+        }
+
+
+def open_checkpoint_text(
+    text: str, origin: str, vs: Iterable[note.Verifier], source: str = "checkpoint"
+) -> LoadedCheckpoint:
+    """Parse and verify a signed checkpoint.  Malformed: UsageError (exit 2); not
+    signed by a key the ledger knows, or from another case: IntegrityError (exit 1)."""
+    try:
+        cp, opened = note.open_checkpoint(text, origin, list(vs))
+    except note.OriginMismatchError as e:
+        raise IntegrityError(f"{source} is for another log or case: {e}") from e
+    except note.UnverifiedNoteError as e:
+        raise IntegrityError(f"{source} is not signed by any key this case knows: {e}") from e
+    except note.NoteError as e:
+        raise UsageError(f"{source} is not a signed checkpoint: {e}") from e
+    return LoadedCheckpoint(cp, [v.name for v in opened.verified_by], text)
+
+
+def load_checkpoint_file(path: Path, origin: str, vs: Iterable[note.Verifier]) -> LoadedCheckpoint:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read checkpoint {path}: {e}") from e
+    return open_checkpoint_text(text, origin, vs, source=str(path))
+
+
+def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:
+    """Sign a checkpoint of the ledger as it is now and record it.  Size and root
+    are taken inside the write lock, so they describe exactly the events before
+    the checkpoint event."""
+    origin = origin_of(ledger.case.case_id)
+    key_name = note_key_name(signer.identity.name)
+    holder: list[str] = []
+
+    def drafts() -> list[EventDraft]:
+        tree = ledger.tree()
+        size = len(tree)
+        cp = note.Checkpoint(origin=origin, size=size, root=tree.root(size), extensions=[])
+        text = note.sign_note(
+            note.format_checkpoint(cp), key_name, signer.sign, signer.identity.public_raw
+        )
+        holder.append(text)
+        return [
+            EventDraft(
+                CHECKPOINT_EVENT,
+                {
+                    "origin": origin,
+                    "size": size,
+                    "root": base64.b64encode(cp.root).decode("ascii"),
+                    "note": text,
+                    "vkey": vkey_of(signer.identity),
+                },
+            )
+        ]
+
+    events = ledger.append(signer, drafts)
+    ev = next(e for e in events if e.type == CHECKPOINT_EVENT)
+    return holder[-1], ev
+
+
+def consistency_findings(tree: merkle.TreeCache, cp: LoadedCheckpoint) -> list[str]:
+    """Why the ledger's tree does not extend checkpoint ``cp`` (empty if it does)."""
+    n = len(tree)
+    if cp.size > n:
+        return [
+            f"ledger has {n} events, fewer than the {cp.size} the checkpoint commits to:"
+            " events were removed (truncated history)"
+        ]
+    got = tree.root(cp.size)
+    if got != cp.root:
+        return [
+            "ledger is not consistent with the checkpoint: its first "
+            f"{cp.size} events hash to root {base64.b64encode(got).decode()}, the checkpoint"
+            f" says {base64.b64encode(cp.root).decode()} (history was rewritten)"
+        ]
+    return []
+
+
+def _hex(hs: list[bytes]) -> list[str]:
+    return [h.hex() for h in hs]
+
+
+def prove_inclusion(
+    ledger: Ledger, cp: LoadedCheckpoint, events: list[Event]
+) -> list[dict[str, Any]]:
+    """Inclusion proofs of ``events`` in checkpoint ``cp``, each verified."""
+    tree = ledger.tree()
+    problems = consistency_findings(tree, cp)
+    if problems:
+        raise IntegrityError(problems[0])
+    out = []
+    for ev in events:
+        if ev.seq >= cp.size:
+            out.append(
+                {
+                    "seq": ev.seq,
+                    "hash": ev.hash,
+                    "included": False,
+                    "detail": f"event {ev.seq} is newer than the checkpoint (size {cp.size})",
+                }
+            )
+            continue
+        leaf = merkle.leaf_hash(ev.body.encode("utf-8"))
+        proof = tree.inclusion_proof(ev.seq, cp.size)
+        try:
+            merkle.verify_inclusion(leaf, ev.seq, cp.size, proof, cp.root)
+        except merkle.ProofError as e:
+            raise IntegrityError(f"event {ev.seq} is not in the checkpoint: {e}") from e
+        out.append(
+            {
+                "seq": ev.seq,
+                "hash": ev.hash,
+                "type": ev.type,
+                "included": True,
+                "leaf_index": ev.seq,
+                "tree_size": cp.size,
+                "leaf_hash": leaf.hex(),
+                "proof": _hex(proof),
+            }
+        )
+    return out
+
+
+def prove_consistency(
+    ledger: Ledger, old: LoadedCheckpoint, new: LoadedCheckpoint
+) -> dict[str, Any]:
+    if old.size > new.size:
+        raise UsageError(
+            f"the first checkpoint (size {old.size}) is newer than the second (size {new.size})"
+        )
+    tree = ledger.tree()
+    problems = consistency_findings(tree, new)
+    if problems:
+        raise IntegrityError(problems[0])
+    if old.size == 0:
+        proof: list[bytes] = []
+        ok = old.root == merkle.EMPTY_ROOT
+    else:
+        proof = tree.consistency_proof(old.size, new.size)
+        try:
+            merkle.verify_consistency(old.size, new.size, proof, old.root, new.root)
+            ok = True
+        except merkle.ProofError:
+            ok = False
+    if not ok:
+        raise IntegrityError(
+            f"checkpoints are not consistent: the tree of size {new.size} does not extend"
+            f" the tree of size {old.size} (history was rewritten)"
+        )
+    return {"old": old.describe(), "new": new.describe(), "proof": _hex(proof), "consistent": True}
