@@ -11,193 +11,43 @@ Exit codes:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from tqdm import tqdm
+from custody_cli.common import (
+    CustodyGroup,
+    case_option,
+    echo_json,
+    key_options,
+    load_key,
+    open_case,
+    pem_or_none,
+    print_table,
+    progress_bar,
+    read_passphrase,
+    show_progress,
+)
 
 from custody import __version__
 from custody.collect import check_paths, estimate
 from custody.collect import collect as run_collect
-from custody.config import remember_default_key, resolve_key_path
+from custody.config import remember_default_key
 from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
-from custody.errors import CustodyError, KeyLoadError, UsageError
+from custody.errors import UsageError
 from custody.hashing import parse_algorithms
 from custody.keys import (
     Identity,
-    Signer,
     generate_key,
     load_public_key,
-    load_signer,
-    public_key_pem,
     short_fingerprint,
 )
-from custody.ledger import Ledger, find_case_dir
+from custody.ledger import Ledger
 from custody.verify import store_bytes, verify_ledger
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES_HELP = __doc__.split("Exit codes:", 1)[1] if __doc__ else ""
-
-
-class CustodyGroup(click.Group):
-    """The one place where library errors become messages and exit codes."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CustodyError as e:
-            click.echo(f"custody: error: {e.message}", err=True)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("custody: interrupted", err=True)
-            ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except BrokenPipeError:  # `custody list | head`: the reader left, nothing to say
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(0)
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                click.echo(f"custody: error: ledger is locked by another process: {e}", err=True)
-                ctx.exit(3)
-            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
-            ctx.exit(1)
-        except sqlite3.DatabaseError as e:
-            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
-            ctx.exit(1)
-        except OSError as e:
-            click.echo(
-                f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
-                err=True,
-            )
-            ctx.exit(3)
-        except Exception as e:
-            if os.environ.get("CUSTODY_DEBUG"):
-                raise
-            click.echo(
-                f"custody: internal error: {type(e).__name__}: {e}"
-                " (set CUSTODY_DEBUG=1 for details)",
-                err=True,
-            )
-            ctx.exit(3)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
-
-
-@contextmanager
-def _bar(total: int, enabled: bool, desc: str) -> Iterator[Callable[[int, int], None] | None]:
-    if not enabled:
-        yield None
-        return
-    with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=desc,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    ) as bar:
-        files = 0
-
-        def cb(nbytes: int, nfiles: int) -> None:
-            nonlocal files
-            if nfiles:
-                files += nfiles
-                bar.set_postfix(files=files, refresh=False)
-            if nbytes:
-                bar.update(nbytes)
-
-        yield cb
-
-
-# -- shared options ---------------------------------------------------------------
-
-
-def case_option(f: F) -> F:
-    return click.option(
-        "--case",
-        "case_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Case directory (default: $CUSTODY_CASE, else the nearest parent holding custody.db).",
-    )(f)
-
-
-def key_options(f: F) -> F:
-    f = click.option(
-        "--insecure-key",
-        is_flag=True,
-        help="Accept an unencrypted or group/world-readable private key.",
-    )(f)
-    f = click.option(
-        "--passphrase-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
-    )(f)
-    f = click.option(
-        "--key",
-        "key_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Signing key (default: $CUSTODY_KEY, else the key made by 'custody key new').",
-    )(f)
-    return f
-
-
-def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
-    if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise KeyLoadError(
-                f"cannot read passphrase file {passphrase_file}: {e.strerror}"
-            ) from e
-        return text.rstrip("\r\n").encode("utf-8")
-    env = os.environ.get("CUSTODY_PASSPHRASE")
-    if env is not None:
-        return env.encode("utf-8")
-    if not sys.stdin.isatty():
-        raise KeyLoadError(
-            "a passphrase is needed: give --passphrase-file or set CUSTODY_PASSPHRASE"
-        )
-    value: str = click.prompt(
-        "Key passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-    )
-    return value.encode("utf-8")
-
-
-def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool) -> Signer:
-    path = resolve_key_path(key_path)
-    if path is None:
-        raise KeyLoadError(
-            "no signing key: give --key FILE, set CUSTODY_KEY, or run 'custody key new'"
-        )
-    if not path.exists():
-        raise KeyLoadError(f"key file not found: {path}")
-    return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
-
-
-def open_case(case_dir: Path | None) -> Ledger:
-    if case_dir is None:  # `custody --case DIR COMMAND` works as well as `COMMAND --case DIR`
-        case_dir = click.get_current_context().find_root().params.get("case_dir")
-    return Ledger.open(find_case_dir(case_dir))
-
 
 # -- the group ------------------------------------------------------------------
 
@@ -221,7 +71,7 @@ def init(directory: Path, case_id: str, title: str, as_json: bool) -> None:
     with Ledger.create(directory, case_id, title) as ledger:
         case = ledger.case
         if as_json:
-            _echo_json(
+            echo_json(
                 {
                     "case": case.case_id,
                     "title": case.title,
@@ -277,7 +127,7 @@ def key_new(
         remember_default_key(out)
     ident = signer.identity
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "name": ident.name,
                 "role": ident.role,
@@ -300,17 +150,17 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
     with open_case(case_dir) as ledger:
         rows = sorted(ledger.identities().values(), key=lambda r: r["event_seq"])
         if as_json:
-            _echo_json(
+            echo_json(
                 [
                     {
                         **r,
-                        "public_key_pem": _pem_or_none(r["public_key"]),
+                        "public_key_pem": pem_or_none(r["public_key"]),
                     }
                     for r in rows
                 ]
             )
             return
-        _table(
+        print_table(
             ["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT"],
             [
                 [short_fingerprint(r["fingerprint"]), r["name"], r["role"], str(r["event_seq"])]
@@ -381,14 +231,14 @@ def collect(
     check_paths(paths)  # bad paths are refused before anything is asked or written
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        show = _show_progress(quiet)
+        show = show_progress(quiet)
         total = estimate(paths)[0] if show else 0
-        with _bar(total, show, "collect") as cb:
+        with progress_bar(total, show, "collect") as cb:
             summary = run_collect(
                 ledger, signer, paths, reason=reason, algorithms=algorithms, progress=cb
             )
     if as_json:
-        _echo_json(summary.as_json())
+        echo_json(summary.as_json())
         return
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
@@ -401,20 +251,6 @@ def collect(
 
 
 # -- list / show / log --------------------------------------------------------------
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, c in enumerate(r[:-1]):
-            widths[i] = max(widths[i], len(c))
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
-
-    click.echo(fmt(headers))
-    for r in rows:
-        click.echo(fmt(r))
 
 
 def _item_json(ledger: Ledger, row: dict[str, Any]) -> dict[str, Any]:
@@ -449,9 +285,9 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
     with open_case(case_dir) as ledger:
         rows = ledger.artifacts()
         if as_json:
-            _echo_json([_item_json(ledger, r) for r in rows])
+            echo_json([_item_json(ledger, r) for r in rows])
             return
-        _table(
+        print_table(
             ["ITEM", "OUTCOME", "SIZE", "SHA256", "MIME", "PATH"],
             [
                 [
@@ -465,15 +301,6 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
                 for r in rows
             ],
         )
-
-
-def _pem_or_none(b64: str | None) -> str | None:
-    """PEM of a stored public key, or None if the stored value is not one
-    (a tampered table; verify reports it)."""
-    try:
-        return public_key_pem(base64.b64decode(b64 or "", validate=True))
-    except ValueError:
-        return None
 
 
 def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -492,7 +319,7 @@ def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any
         "signer_name": ident.get("name"),
         "signer_role": ident.get("role"),
         "signer_public_key": pub,
-        "signer_public_key_pem": _pem_or_none(pub),
+        "signer_public_key_pem": pem_or_none(pub),
     }
 
 
@@ -526,9 +353,9 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
         idents = ledger.identities()
         events = list(ledger.events(item))
         if as_json:
-            _echo_json([_event_json(ev, idents) for ev in events])
+            echo_json([_event_json(ev, idents) for ev in events])
             return
-        _table(
+        print_table(
             ["SEQ", "TIME (UTC)", "TYPE", "ITEM", "BY", "WHAT"],
             [
                 [
@@ -556,7 +383,7 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         idents = ledger.identities()
         events = [_event_json(ev, idents) for ev in ledger.events(row["id"])]
         if as_json:
-            _echo_json({**info, "events": events})
+            echo_json({**info, "events": events})
             return
         for k in (
             "id",
@@ -591,11 +418,11 @@ def verify(quick: bool, as_json: bool, quiet: bool, case_dir: Path | None) -> No
     """Re-hash the store, recompute every event hash and the chain, check every
     signature; report every problem found.  Exit 0 if all is well, 1 if not."""
     with open_case(case_dir) as ledger:
-        show = _show_progress(quiet) and not quick
-        with _bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
+        show = show_progress(quiet) and not quick
+        with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
             report = verify_ledger(ledger, quick=quick, progress=cb)
     if as_json:
-        _echo_json(report.as_json())
+        echo_json(report.as_json())
     else:
         _print_report(report)
     sys.exit(0 if report.ok else 1)
@@ -652,7 +479,7 @@ def demo(directory: Path | None) -> None:
         click.echo(f"   {len(summary.items)} items recorded ({counts})")
         click.echo("5. custody list")
         rows = ledger.artifacts()
-        _table(
+        print_table(
             ["ITEM", "OUTCOME", "SHA256", "MIME", "PATH"],
             [
                 [

@@ -6,7 +6,8 @@ Outcomes: ``collected``, ``unstable`` (size/mtime/inode changed while read; the
 bytes read are kept and both stat snapshots recorded), ``unreadable`` (with the OS
 error), ``vanished`` (gone before it could be opened), ``symlink`` (target
 recorded, never followed), ``special`` (FIFO, socket or device met in a walk:
-recorded, never opened) and ``directory``.
+recorded, never opened), ``directory`` and ``failed`` (the store could not take
+it: the run stops there, with every earlier item kept).
 """
 
 from __future__ import annotations
@@ -332,7 +333,8 @@ class Collector:
     # -- the run ------------------------------------------------------------
 
     def collect(self, paths: Sequence[str | bytes]) -> CollectSummary:
-        roots = check_paths(paths)
+        # absolute (never symlink-resolved) paths: what was typed is ambiguous later
+        roots = [os.path.abspath(p) for p in check_paths(paths)]
         self.ledger.append(
             self.signer,
             [
@@ -343,6 +345,7 @@ class Collector:
                         "reason": self.reason,
                         "paths": [{"hex": r.hex(), "display": display_path(r)} for r in roots],
                         "algorithms": list(self.algorithms),
+                        "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
                         **self.context,
                     },
                 )
@@ -462,6 +465,10 @@ class Collector:
             except SourceReadError as e:
                 self._record(path, "unreadable", source=src, error=error_record(e.err))
                 return
+            except StoreError as e:
+                # this path still gets its outcome before the run stops
+                self._record(path, "failed", source=src, failure=e.message)
+                raise
             after = os.fstat(fd)
         finally:
             os.close(fd)

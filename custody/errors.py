@@ -4,8 +4,9 @@ Exit codes (the contract, see docs/exit-codes.md):
 
 * 0 - success, nothing wrong found
 * 1 - an integrity problem was found (verification failed, ledger corrupt)
-* 2 - usage error or bad input (missing path, wrong passphrase, not a case)
-* 3 - operational failure (I/O error, disk full, ledger locked past the timeout, key)
+* 2 - usage error or bad input (missing path, wrong or missing passphrase or key,
+  insecure key file, not a case, a custody rule broken)
+* 3 - operational failure (I/O error, disk full, ledger locked past the timeout)
 
 The CLI has a single ``except CustodyError`` that prints ``message`` on one line of
 stderr and exits with ``exit_code``.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -122,7 +123,19 @@ def find_case_dir(explicit: str | os.PathLike[str] | None, start: Path | None = 
     )
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
+def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        # Read-only media (a write-blocked drive): WAL mode would need to create
+        # custody.db-shm, so open the file as immutable.  Only safe when no
+        # unmerged write-ahead log is left beside it.
+        wal = db_path.with_name(db_path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise OperationalError(
+                f"{db_path} has an unmerged write-ahead log and the medium is read-only;"
+                " copy the case directory to writable storage first"
+            )
+        uri = "file:" + urllib.parse.quote(str(db_path.resolve())) + "?mode=ro&immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn = sqlite3.connect(
         db_path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
     )
@@ -141,6 +154,7 @@ class Ledger:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._case: CaseInfo | None = None
+        self.read_only = False
 
     # -- opening ------------------------------------------------------------
 
@@ -182,10 +196,13 @@ class Ledger:
         db_path = case_dir / DB_NAME
         if not db_path.is_file():
             raise NotACaseError(f"not a custody case (no {DB_NAME}): {case_dir}")
+        read_only = not os.access(case_dir, os.W_OK) or not os.access(db_path, os.W_OK)
         try:
-            conn = _connect(db_path)
-            migrate(conn)
+            conn = _connect(db_path, read_only=read_only)
+            if not read_only:
+                migrate(conn)
             ledger = cls(case_dir, conn)
+            ledger.read_only = read_only
             ledger.case  # noqa: B018 - validates the header exists
         except sqlite3.DatabaseError as e:
             if "locked" in str(e) or "busy" in str(e):
@@ -262,6 +279,10 @@ class Ledger:
     # -- writing ------------------------------------------------------------
 
     def _begin(self) -> None:
+        if self.read_only:
+            raise UsageError(
+                f"case {self.case_dir} is on read-only media: nothing can be recorded there"
+            )
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:

@@ -46,6 +46,7 @@ from custody.hashing import ALGORITHMS, hash_file
 from custody.keys import verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
+    EVENT_VERSION,
     Event,
     Ledger,
     artifact_index_row,
@@ -168,7 +169,7 @@ def check_chain(
         problem = malformed(body)
         if problem:
             report.add("event-body", subject, problem)
-        _check_columns(ev, body, report)
+        _check_columns(ev, body, report, case_id)
         trusted = _check_signature(ev, body, r, report)
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
@@ -205,8 +206,16 @@ def malformed(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport) -> None:
+def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_id: str) -> None:
     subject = _ev(ev.seq)
+    if body.get("v") != EVENT_VERSION:
+        report.add("event-body", subject, f"unknown event format version {body.get('v')!r}")
+    if body.get("case") != case_id:
+        report.add(
+            "event-mismatch",
+            subject,
+            f"case: ledger is case {case_id!r}, signed body says {body.get('case')!r}",
+        )
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     assert isinstance(data, dict)
     expect = {

@@ -1,0 +1,203 @@
+"""Shared pieces of the CLI: the error handler, options, key and case loading."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tqdm import tqdm
+
+from custody.config import resolve_key_path
+from custody.errors import CustodyError, KeyLoadError
+from custody.keys import Signer, load_signer, public_key_pem
+from custody.ledger import Ledger, find_case_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CustodyGroup(click.Group):
+    """The one place where library errors become messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CustodyError as e:
+            click.echo(f"custody: error: {e.message}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("custody: interrupted", err=True)
+            ctx.exit(130)
+        except click.Abort:  # Ctrl-C / Ctrl-D at a prompt: not an integrity finding
+            click.echo("custody: aborted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except BrokenPipeError:  # `custody list | head`: the reader left, nothing to say
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+        except sqlite3.OperationalError as e:
+            if any(
+                w in str(e) for w in ("locked", "busy", "disk I/O", "readonly", "unable to open")
+            ):
+                click.echo(f"custody: error: cannot use the ledger: {e}", err=True)
+                ctx.exit(3)
+            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+            ctx.exit(1)
+        except sqlite3.DatabaseError as e:
+            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+            ctx.exit(1)
+        except OSError as e:
+            click.echo(
+                f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+                err=True,
+            )
+            ctx.exit(3)
+        except Exception as e:
+            if os.environ.get("CUSTODY_DEBUG"):
+                raise
+            click.echo(
+                f"custody: internal error: {type(e).__name__}: {e}"
+                " (set CUSTODY_DEBUG=1 for details)",
+                err=True,
+            )
+            ctx.exit(3)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(
+    total: int, enabled: bool, desc: str
+) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as bar:
+        files = 0
+
+        def cb(nbytes: int, nfiles: int) -> None:
+            nonlocal files
+            if nfiles:
+                files += nfiles
+                bar.set_postfix(files=files, refresh=False)
+            if nbytes:
+                bar.update(nbytes)
+
+        yield cb
+
+
+# -- shared options ---------------------------------------------------------------
+
+
+def case_option(f: F) -> F:
+    return click.option(
+        "--case",
+        "case_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Case directory (default: $CUSTODY_CASE, else the nearest parent holding custody.db).",
+    )(f)
+
+
+def key_options(f: F) -> F:
+    f = click.option(
+        "--insecure-key",
+        is_flag=True,
+        help="Accept an unencrypted or group/world-readable private key.",
+    )(f)
+    f = click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
+    )(f)
+    f = click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Signing key (default: $CUSTODY_KEY, else the key made by 'custody key new').",
+    )(f)
+    return f
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise KeyLoadError(
+                f"cannot read passphrase file {passphrase_file}: {e.strerror}"
+            ) from e
+        return text.rstrip("\r\n").encode("utf-8")
+    env = os.environ.get("CUSTODY_PASSPHRASE")
+    if env is not None:
+        return env.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise KeyLoadError(
+            "a passphrase is needed: give --passphrase-file or set CUSTODY_PASSPHRASE"
+        )
+    value: str = click.prompt(
+        "Key passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+    )
+    return value.encode("utf-8")
+
+
+def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool) -> Signer:
+    path = resolve_key_path(key_path)
+    if path is None:
+        raise KeyLoadError(
+            "no signing key: give --key FILE, set CUSTODY_KEY, or run 'custody key new'"
+        )
+    if not path.exists():
+        raise KeyLoadError(f"key file not found: {path}")
+    return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
+
+
+def open_case(case_dir: Path | None) -> Ledger:
+    if case_dir is None:  # `custody --case DIR COMMAND` works as well as `COMMAND --case DIR`
+        case_dir = click.get_current_context().find_root().params.get("case_dir")
+    return Ledger.open(find_case_dir(case_dir))
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r[:-1]):
+            widths[i] = max(widths[i], len(c))
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
+
+    click.echo(fmt(headers))
+    for r in rows:
+        click.echo(fmt(r))
+
+
+def pem_or_none(b64: str | None) -> str | None:
+    """PEM of a stored public key, or None if the stored value is not one
+    (a tampered table; verify reports it)."""
+    try:
+        return public_key_pem(base64.b64decode(b64 or "", validate=True))
+    except ValueError:
+        return None
