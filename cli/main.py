@@ -11,6 +11,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -19,6 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from custody import __version__, note
+from custody.checkpoint import vkey_of
+from custody.collect import check_paths, estimate
+from custody.collect import collect as run_collect
+from custody.config import remember_default_key
+from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
+from custody.errors import UsageError
+from custody.hashing import parse_algorithms
+from custody.keys import (
+    Identity,
+    generate_key,
+    load_public_key,
+    short_fingerprint,
+    verify_signature,
+)
+from custody.ledger import Ledger
+from custody.verify import store_bytes, verify_ledger
 from custody_cli.common import (
     CustodyGroup,
     case_option,
@@ -32,22 +51,16 @@ from custody_cli.common import (
     read_passphrase,
     show_progress,
 )
-
-from custody import __version__
-from custody.collect import check_paths, estimate
-from custody.collect import collect as run_collect
-from custody.config import remember_default_key
-from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
-from custody.errors import UsageError
-from custody.hashing import parse_algorithms
-from custody.keys import (
-    Identity,
-    generate_key,
-    load_public_key,
-    short_fingerprint,
+from custody_cli.custody_cmds import (
+    checkpoint_cmd,
+    event_cmd,
+    key_revoke,
+    key_rotate,
+    prove,
+    receive_cmd,
+    timeline,
+    transfer_cmd,
 )
-from custody.ledger import Ledger
-from custody.verify import store_bytes, verify_ledger
 
 # -- the group ------------------------------------------------------------------
 
@@ -155,28 +168,35 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
                     {
                         **r,
                         "public_key_pem": pem_or_none(r["public_key"]),
+                        "vkey": vkey_or_none(r),
                     }
                     for r in rows
                 ]
             )
             return
         print_table(
-            ["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT"],
+            ["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT", "VERIFIER KEY"],
             [
-                [short_fingerprint(r["fingerprint"]), r["name"], r["role"], str(r["event_seq"])]
+                [
+                    short_fingerprint(r["fingerprint"]),
+                    r["name"],
+                    r["role"],
+                    str(r["event_seq"]),
+                    vkey_or_none(r) or "",
+                ]
                 for r in rows
             ],
         )
 
 
 @key.command("import")
-@click.argument("pubfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("pubfile", metavar="PUBFILE|VKEY")
 @click.option("--name", required=True, help="The key holder's full name.")
 @click.option("--role", required=True, help="The key holder's role.")
 @case_option
 @key_options
 def key_import(
-    pubfile: Path,
+    pubfile: str,
     name: str,
     role: str,
     case_dir: Path | None,
@@ -184,9 +204,10 @@ def key_import(
     passphrase_file: Path | None,
     insecure_key: bool,
 ) -> None:
-    """Record another person's public key (PEM SubjectPublicKeyInfo) in the ledger,
-    attested by your signature."""
-    raw = load_public_key(pubfile)
+    """Record another person's public key in the ledger, attested by your
+    signature.  PUBFILE|VKEY is a PEM SubjectPublicKeyInfo file (what
+    'openssl pkey -pubout' writes) or a verifier-key string as 'key list' prints."""
+    raw = load_public_key_or_vkey(pubfile)
     other = Identity(name=name, role=role, public_raw=raw)
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
@@ -376,34 +397,78 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 @case_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
-    """One item: what it is, its digests, and its custody timeline."""
+    """One item: what it is, its digests, its current custodian and state, every
+    hand-over in the form of a paper chain-of-custody record, and its timeline."""
     with open_case(case_dir) as ledger:
         row = ledger.artifact(item)
         info = _item_json(ledger, row)
         idents = ledger.identities()
         events = [_event_json(ev, idents) for ev in ledger.events(row["id"])]
-        if as_json:
-            echo_json({**info, "events": events})
-            return
-        for k in (
-            "id",
-            "outcome",
-            "kind",
-            "path",
-            "size",
-            "mime",
-            "magic",
-            "collected",
-            "host",
-            "reason",
-            "store",
-        ):
-            click.echo(f"{k.capitalize() + ':':<11}{info[k] if info[k] is not None else ''}")
-        for alg, dig in info["digests"].items():
-            click.echo(f"{alg + ':':<11}{dig}")
-        click.echo("Timeline:")
         for e in events:
-            click.echo(f"  {e['time']}  {e['type']:<10} by {e['signer_name']} ({e['signer_role']})")
+            e["signature_verified"] = signature_ok(e)
+        custody = timeline(ledger, row["id"])
+        for h in custody["handovers"]:
+            by_seq = {e["seq"]: e for e in events}
+            h["release_signature_verified"] = by_seq[h["release_event"]]["signature_verified"]
+            rec = by_seq.get(h["receipt_event"]) if h["receipt_event"] is not None else None
+            h["receipt_signature_verified"] = rec["signature_verified"] if rec else None
+    if as_json:
+        echo_json({**info, **custody, "events": events})
+        return
+    fields = (
+        "id",
+        "outcome",
+        "kind",
+        "path",
+        "size",
+        "mime",
+        "magic",
+        "collected",
+        "host",
+        "reason",
+        "store",
+    )
+    for k in fields:
+        click.echo(f"{k.capitalize() + ':':<11}{info[k] if info[k] is not None else ''}")
+    for alg, dig in info["digests"].items():
+        click.echo(f"{alg + ':':<11}{dig}")
+    click.echo(f"{'State:':<11}{custody['state']}")
+    click.echo(f"{'Custodian:':<11}{custody['custodian']}")
+    for h in custody["handovers"]:
+        ok = {True: "signature verified", False: "SIGNATURE INVALID", None: "not yet signed"}
+        click.echo(f"Hand-over {h['transfer']} ({h['status']}):")
+        click.echo(
+            f"  Released by: {h['released_by']}  {h['released'][:10]}"
+            f" {h['released'][11:19]} UTC  [{ok[h['release_signature_verified']]}]"
+        )
+        if h["received"]:
+            click.echo(
+                f"  Received by: {h['received_by']}  {h['received'][:10]}"
+                f" {h['received'][11:19]} UTC  [{ok[h['receipt_signature_verified']]}]"
+            )
+        else:
+            click.echo(f"  Received by: (in transit to {h['to']})")
+        click.echo(f"  Reason:      {h['reason']}")
+        if h["location"]:
+            click.echo(f"  Location:    {h['location']}")
+        if h["mismatch"]:
+            click.echo("  MISMATCH:    the item did not match its digests on receipt")
+    click.echo("Timeline:")
+    for e in events:
+        mark = "" if e["signature_verified"] else "  [SIGNATURE INVALID]"
+        click.echo(
+            f"  {e['time']}  {e['type']:<16} by {e['signer_name']} ({e['signer_role']}){mark}"
+        )
+
+
+def signature_ok(e: dict[str, Any]) -> bool:
+    """Does this event's signature verify with its signer's recorded key?"""
+    try:
+        pub = base64.b64decode(e["signer_public_key"] or "", validate=True)
+        sig = base64.b64decode(e["signature"], validate=True)
+    except ValueError:
+        return False
+    return verify_signature(pub, sig, e["body"].encode("utf-8"))
 
 
 # -- verify ---------------------------------------------------------------------
@@ -413,14 +478,23 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
 @click.option("--quick", is_flag=True, help="Skip re-hashing the store objects.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"ok": ..., "findings": [...], ...}.')
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also check the ledger against this signed checkpoint (repeatable).",
+)
 @case_option
-def verify(quick: bool, as_json: bool, quiet: bool, case_dir: Path | None) -> None:
+def verify(
+    quick: bool, as_json: bool, quiet: bool, checkpoints: tuple[Path, ...], case_dir: Path | None
+) -> None:
     """Re-hash the store, recompute every event hash and the chain, check every
     signature; report every problem found.  Exit 0 if all is well, 1 if not."""
     with open_case(case_dir) as ledger:
         show = show_progress(quiet) and not quick
         with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
-            report = verify_ledger(ledger, quick=quick, progress=cb)
+            report = verify_ledger(ledger, quick=quick, progress=cb, checkpoints=checkpoints)
     if as_json:
         echo_json(report.as_json())
     else:
@@ -504,6 +578,33 @@ def demo(directory: Path | None) -> None:
     click.echo("  custody log; custody show ITEM-1; custody verify --json")
     if not report.ok:
         sys.exit(1)
+
+
+cli.add_command(transfer_cmd)
+cli.add_command(receive_cmd)
+cli.add_command(event_cmd)
+cli.add_command(checkpoint_cmd)
+cli.add_command(prove)
+key.add_command(key_rotate)
+key.add_command(key_revoke)
+
+
+def vkey_or_none(row: dict[str, Any]) -> str | None:
+    try:
+        raw = base64.b64decode(row["public_key"], validate=True)
+        return vkey_of(Identity(name=row["name"], role=row["role"], public_raw=raw))
+    except ValueError:
+        return None
+
+
+def load_public_key_or_vkey(arg: str) -> bytes:
+    p = Path(arg)
+    if p.exists() or "+" not in arg:
+        return load_public_key(p)
+    try:
+        return note.parse_verifier_key(arg).public_raw
+    except note.NoteError as e:
+        raise UsageError(f"{arg!r} is neither a public key file nor a verifier key: {e}") from e
 
 
 def main() -> None:

@@ -414,10 +414,6 @@ def transfer(
         r = replay_ledger(ledger)
         wanted = _need_items(r, items)
         receiver = resolve_identity(r, to)
-        if receiver in r.revoked:
-            raise CustodyRuleError(f"{to} has a revoked key")
-        if r.current(receiver) == r.current(signer.fingerprint):
-            raise CustodyRuleError("a transfer must name someone else as receiver")
         for item in wanted:
             st = r.items[item]
             if st.state == IN_TRANSIT:
@@ -431,6 +427,10 @@ def transfer(
                 raise CustodyRuleError(
                     f"only the current custodian may transfer {item}; it is held by {holder}"
                 )
+        if receiver in r.revoked:
+            raise CustodyRuleError(f"{to} has a revoked key")
+        if r.current(receiver) == r.current(signer.fingerprint):
+            raise CustodyRuleError("a transfer must name someone else as receiver")
         return [
             EventDraft(
                 TRANSFER_EVENT,

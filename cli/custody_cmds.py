@@ -1,0 +1,383 @@
+"""Custody lifecycle commands: hand-overs, lifecycle events, checkpoints, proofs,
+key rotation and revocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from custody.checkpoint import (
+    LoadedCheckpoint,
+    load_checkpoint_file,
+    make_checkpoint,
+    origin_of,
+    prove_consistency,
+    prove_inclusion,
+    verifiers,
+)
+from custody.errors import UsageError
+from custody.ledger import Event, Ledger
+from custody.lifecycle import (
+    LIFECYCLE_EVENTS,
+    lifecycle_event,
+    receive,
+    replay_ledger,
+    revoke_key,
+    rotate_key,
+    transfer,
+    transfer_id,
+)
+from custody_cli.common import (
+    case_option,
+    echo_json,
+    key_options,
+    load_key,
+    open_case,
+)
+
+location_option = click.option("--location", default="", help="Where this happens.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.command("transfer")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--to", "to", required=True, help="Receiver: a known identity's name or fingerprint.")
+@click.option("--reason", required=True, help="Why the items change hands.")
+@location_option
+@json_option
+@case_option
+@key_options
+def transfer_cmd(
+    items: tuple[str, ...],
+    to: str,
+    reason: str,
+    location: str,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Release ITEMS to another custodian (signed by you, the current custodian).
+    The items are in transit until the receiver runs 'custody receive'."""
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        ev = transfer(ledger, signer, list(items), to, reason, location)
+        out = {
+            "id": transfer_id(ev.seq),
+            "event": ev.seq,
+            "hash": ev.hash,
+            "items": ev.data["items"],
+            "to": ev.data["to"],
+            "to_name": ev.data["to_name"],
+        }
+    if as_json:
+        echo_json(out)
+    else:
+        click.echo(
+            f"{out['id']}: {', '.join(out['items'])} released to {out['to_name']}"
+            f" (in transit until received)"
+        )
+
+
+@click.command("receive")
+@click.argument("transfer_id")
+@location_option
+@click.option("--note", default="", help="A remark for the receipt.")
+@json_option
+@case_option
+@key_options
+def receive_cmd(
+    transfer_id: str,
+    location: str,
+    note: str,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Receive a transfer addressed to you: every item is re-hashed and the receipt,
+    with any mismatch, is signed by you.  Exit 1 if an item does not match."""
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        ev = receive(ledger, signer, transfer_id, location, note)
+    checks = ev.data["items"]
+    bad = sorted(i for i, c in checks.items() if not c["match"])
+    if as_json:
+        echo_json(
+            {
+                "transfer": ev.data["transfer_id"],
+                "event": ev.seq,
+                "hash": ev.hash,
+                "items": checks,
+                "ok": not bad,
+            }
+        )
+    else:
+        click.echo(f"Received {ev.data['transfer_id']} as event {ev.seq}:")
+        for item, c in sorted(checks.items()):
+            click.echo(f"  {item}: {'digests match' if c['match'] else 'MISMATCH'}")
+    if bad:
+        click.echo(
+            f"custody: integrity problem: {', '.join(bad)} did not match on receipt"
+            " (recorded in the receipt)",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+@click.command("event")
+@click.argument("action", type=click.Choice(LIFECYCLE_EVENTS))
+@click.argument("items", nargs=-1, required=True)
+@click.option("--reason", required=True, help="Why (recorded and signed).")
+@location_option
+@click.option("--purge", is_flag=True, help="dispose only: also delete the stored bytes.")
+@click.option("--yes", is_flag=True, help="Confirm --purge without a prompt.")
+@json_option
+@case_option
+@key_options
+def event_cmd(
+    action: str,
+    items: tuple[str, ...],
+    reason: str,
+    location: str,
+    purge: bool,
+    yes: bool,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Record a lifecycle event (access, analysis, note, seal, release, dispose) on
+    ITEMS.  dispose keeps the stored bytes unless --purge is given and confirmed;
+    the record stays forever."""
+    if purge and action != "dispose":
+        raise UsageError("--purge only applies to 'dispose'")
+    if purge and not yes:
+        click.confirm(
+            f"Permanently delete the stored bytes of {', '.join(items)}?", abort=True, err=True
+        )
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        ev = lifecycle_event(ledger, signer, action, list(items), reason, location, purge)
+    if as_json:
+        echo_json({"event": ev.seq, "hash": ev.hash, "type": ev.type, "items": ev.data["items"]})
+    else:
+        click.echo(f"Recorded {action} of {', '.join(ev.data['items'])} as event {ev.seq}")
+
+
+@click.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the signed checkpoint to this file.",
+)
+@json_option
+@case_option
+@key_options
+def checkpoint_cmd(
+    out: Path | None,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Sign a checkpoint (C2SP tlog-checkpoint in a signed note) of the ledger as it
+    is now, record it, and print it."""
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        text, ev = make_checkpoint(ledger, signer)
+    if out is not None:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write {out}: {e.strerror}") from e
+    if as_json:
+        echo_json(
+            {
+                "event": ev.seq,
+                "origin": ev.data["origin"],
+                "size": ev.data["size"],
+                "root": ev.data["root"],
+                "vkey": ev.data["vkey"],
+                "note": text,
+            }
+        )
+    else:
+        click.echo(text, nl=False)
+
+
+def _load_cp(ledger: Ledger, path: Path) -> LoadedCheckpoint:
+    r = replay_ledger(ledger)
+    return load_checkpoint_file(path, origin_of(ledger.case.case_id), verifiers(r.keys, r.names))
+
+
+@click.group("prove")
+def prove() -> None:
+    """Merkle proofs against signed checkpoints."""
+
+
+def _events_for(ledger: Ledger, what: str) -> list[Event]:
+    w = what.strip()
+    events = list(ledger.events())
+    if w.isdigit():
+        found = [e for e in events if e.seq == int(w)]
+    elif w.startswith("sha256:"):
+        found = [e for e in events if e.hash == w]
+    else:
+        item = ledger.artifact(w)["id"]
+        found = list(ledger.events(item))
+    if not found:
+        raise UsageError(f"no such item or event: {what}")
+    return found
+
+
+@prove.command("inclusion")
+@click.argument("what", metavar="ITEM|EVENT")
+@click.option(
+    "--checkpoint",
+    "cp_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Signed checkpoint file.",
+)
+@json_option
+@case_option
+def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path | None) -> None:
+    """Prove that an item's events (or one event, by seq or hash) are in the tree a
+    checkpoint signs.  Every proof printed has been verified."""
+    with open_case(case_dir) as ledger:
+        cp = _load_cp(ledger, cp_path)
+        proofs = prove_inclusion(ledger, cp, _events_for(ledger, what))
+    if as_json:
+        echo_json({"checkpoint": cp.describe(), "proofs": proofs})
+        return
+    d = cp.describe()
+    click.echo(
+        f"Checkpoint {d['origin']} size {d['size']} root {d['root']}"
+        f" signed by {', '.join(d['signed_by'])}"
+    )
+    for p in proofs:
+        if not p["included"]:
+            click.echo(f"  event {p['seq']}: {p['detail']}")
+            continue
+        click.echo(
+            f"  event {p['seq']} ({p['type']}) leaf {p['leaf_hash']}: included,"
+            f" verified with {len(p['proof'])} hashes"
+        )
+        for h in p["proof"]:
+            click.echo(f"    {h}")
+
+
+@prove.command("consistency")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@case_option
+def prove_consistency_cmd(old: Path, new: Path, as_json: bool, case_dir: Path | None) -> None:
+    """Prove that checkpoint NEW extends checkpoint OLD (history only grew).
+    Exit 1 if it does not."""
+    with open_case(case_dir) as ledger:
+        result = prove_consistency(ledger, _load_cp(ledger, old), _load_cp(ledger, new))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(
+        f"Consistent: the tree of size {result['new']['size']} extends the tree of size"
+        f" {result['old']['size']} (proof of {len(result['proof'])} hashes, verified)"
+    )
+    for h in result["proof"]:
+        click.echo(f"  {h}")
+
+
+@click.command("rotate")
+@click.option(
+    "--new-key",
+    "new_key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The new private key (made with 'custody key new').",
+)
+@click.option(
+    "--new-passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Passphrase of the new key (default: the same source as --key's).",
+)
+@case_option
+@key_options
+def key_rotate(
+    new_key: Path,
+    new_passphrase_file: Path | None,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Replace your key: a rotation event signed by the old key and co-signed by the
+    new one.  Items you hold pass to the new key."""
+    with open_case(case_dir) as ledger:
+        old = load_key(key_path, passphrase_file, insecure_key)
+        new = load_key(new_key, new_passphrase_file or passphrase_file, insecure_key)
+        ev = rotate_key(ledger, old, new)
+    click.echo(f"Rotated {ev.data['old']} -> {ev.data['new']} as event {ev.seq}")
+
+
+@click.command("revoke")
+@click.argument("who", metavar="FINGERPRINT")
+@click.option("--reason", required=True, help="Why the key is revoked.")
+@case_option
+@key_options
+def key_revoke(
+    who: str,
+    reason: str,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Revoke a key: events it signs after this one fail verification."""
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        ev = revoke_key(ledger, signer, who, reason)
+    click.echo(f"Revoked {ev.data['fingerprint']} as event {ev.seq}")
+
+
+def timeline(ledger: Ledger, item: str) -> dict[str, Any]:
+    """State, custodian and paper-form hand-overs of one item."""
+    r = replay_ledger(ledger)
+    st = r.items.get(item)
+
+    def name(fp: str) -> str:
+        who, role = r.names.get(r.current(fp), (fp, "?"))
+        return f"{who} ({role})"
+
+    handovers = []
+    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+        if item not in t.items:
+            continue
+        handovers.append(
+            {
+                "transfer": t.id,
+                "released_by": name(t.releaser),
+                "received_by": name(t.receiver) if t.receipt is not None else None,
+                "to": name(t.receiver),
+                "released": t.time,
+                "received": t.receipt_time,
+                "reason": t.reason,
+                "location": t.location,
+                "status": "received" if t.receipt is not None else "in transit",
+                "mismatch": item in t.mismatches,
+                "release_event": t.seq,
+                "receipt_event": t.receipt,
+            }
+        )
+    return {
+        "state": st.state if st else None,
+        "custodian": name(st.custodian) if st else None,
+        "handovers": handovers,
+    }
