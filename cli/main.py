@@ -22,7 +22,14 @@ from typing import Any
 import click
 
 from custody import __version__, note
-from custody.checkpoint import vkey_of
+from custody.checkpoint import (
+    load_checkpoint_file,
+    make_checkpoint,
+    origin_of,
+    prove_consistency,
+    verifiers,
+    vkey_of,
+)
 from custody.collect import check_paths, estimate
 from custody.collect import collect as run_collect
 from custody.config import remember_default_key
@@ -37,6 +44,7 @@ from custody.keys import (
     verify_signature,
 )
 from custody.ledger import Ledger
+from custody.lifecycle import lifecycle_event, receive, replay_ledger, transfer, transfer_id
 from custody.verify import store_bytes, verify_ledger
 from custody_cli.common import (
     CustodyGroup,
@@ -506,7 +514,8 @@ def _print_report(report: Any) -> None:
     what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
     click.echo(
         f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
-        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes)."
+        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
+        f" {report.checkpoints} checkpoints checked."
     )
     if report.ok:
         click.echo(f"OK: {what} verified, no problems found. Head {report.head}")
@@ -566,8 +575,41 @@ def demo(directory: Path | None) -> None:
                 for r in rows
             ],
         )
-        click.echo("6. custody verify")
-        report = verify_ledger(ledger)
+        click.echo("6. custody checkpoint --out checkpoint-1.txt   (give it to counsel)")
+        cp1_text, _ = make_checkpoint(ledger, signer)
+        cp1 = root / "checkpoint-1.txt"
+        cp1.write_text(cp1_text)
+        counsel_file = root / "demo-counsel.pem"
+        counsel, _ = generate_key("Demo Counsel", "counsel", DEMO_PASSPHRASE.encode(), counsel_file)
+        ledger.register_identity(signer, counsel.identity)
+        first = rows[0]["id"]
+        click.echo(f"7. custody transfer {first} --to 'Demo Counsel'; custody receive (counsel)")
+        t = transfer(
+            ledger, signer, [first], "Demo Counsel", "hand-over to outside counsel", "incident room"
+        )
+        rec = receive(ledger, counsel, transfer_id(t.seq), "counsel's office")
+        ok = all(c["match"] for c in rec.data["items"].values())
+        click.echo(
+            f"   {transfer_id(t.seq)}: released by Demo Collector, received by Demo"
+            f" Counsel, digests {'match' if ok else 'DO NOT MATCH'}"
+        )
+        lifecycle_event(ledger, counsel, "seal", [first], "sealed in evidence bag 0042")
+        click.echo(f"8. custody event seal {first}; custody checkpoint --out checkpoint-2.txt")
+        cp2_text, _ = make_checkpoint(ledger, counsel)
+        cp2 = root / "checkpoint-2.txt"
+        cp2.write_text(cp2_text)
+        r = replay_ledger(ledger)
+        vs = verifiers(r.keys, r.names)
+        origin = origin_of(ledger.case.case_id)
+        old = load_checkpoint_file(cp1, origin, vs)
+        new = load_checkpoint_file(cp2, origin, vs)
+        proof = prove_consistency(ledger, old, new)
+        click.echo(
+            f"9. custody prove consistency: the ledger at size {new.size} extends the one"
+            f" at size {old.size} ({len(proof['proof'])} hashes, verified)"
+        )
+        click.echo("10. custody verify --checkpoint checkpoint-1.txt")
+        report = verify_ledger(ledger, checkpoints=[cp1])
         _print_report(report)
     click.echo("")
     click.echo("Try it yourself:")
@@ -576,6 +618,7 @@ def demo(directory: Path | None) -> None:
         f" CUSTODY_PASSPHRASE={DEMO_PASSPHRASE}"
     )
     click.echo("  custody log; custody show ITEM-1; custody verify --json")
+    click.echo(f"  custody prove inclusion ITEM-1 --checkpoint {root / 'checkpoint-2.txt'}")
     if not report.ok:
         sys.exit(1)
 

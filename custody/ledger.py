@@ -517,10 +517,11 @@ def identity_index_row(seq: int, type_: str, data: dict[str, Any]) -> dict[str, 
 
 
 def event_items(item: str | None, data: dict[str, Any]) -> list[str]:
-    """Every item an event concerns: its own ``item`` and any ``items`` list."""
+    """Every item an event concerns: its own ``item`` and any ``items`` (a list, or
+    a map keyed by item as in a receipt)."""
     out = [item] if item else []
     items = data.get("items")
-    if isinstance(items, list):
+    if isinstance(items, list | dict):
         out += [i for i in items if isinstance(i, str) and i not in out]
     return out
 
