@@ -15,6 +15,7 @@ from custody.checkpoint import (
     origin_of,
     prove_consistency,
     prove_inclusion,
+    timestamp_checkpoint,
     verifiers,
 )
 from custody.errors import UsageError
@@ -176,11 +177,18 @@ def event_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the signed checkpoint to this file.",
 )
+@click.option(
+    "--tsa",
+    "tsa_url",
+    metavar="URL",
+    help="Also get an RFC 3161 time-stamp token over it from this authority.",
+)
 @json_option
 @case_option
 @key_options
 def checkpoint_cmd(
     out: Path | None,
+    tsa_url: str | None,
     as_json: bool,
     case_dir: Path | None,
     key_path: Path | None,
@@ -188,15 +196,19 @@ def checkpoint_cmd(
     insecure_key: bool,
 ) -> None:
     """Sign a checkpoint (C2SP tlog-checkpoint in a signed note) of the ledger as it
-    is now, record it, and print it."""
+    is now, record it, and print it.  With --tsa, a trusted time-stamp over it is
+    recorded too (if the authority fails, the checkpoint stays recorded: exit 3)."""
+    stamp = None
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         text, ev = make_checkpoint(ledger, signer)
-    if out is not None:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"cannot write {out}: {e.strerror}") from e
+        if out is not None:
+            try:
+                out.write_text(text, encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"cannot write {out}: {e.strerror}") from e
+        if tsa_url:
+            stamp = timestamp_checkpoint(ledger, signer, ev, text, tsa_url)
     if as_json:
         echo_json(
             {
@@ -206,10 +218,13 @@ def checkpoint_cmd(
                 "root": ev.data["root"],
                 "vkey": ev.data["vkey"],
                 "note": text,
+                "timestamp_event": stamp.seq if stamp else None,
             }
         )
     else:
         click.echo(text, nl=False)
+        if stamp is not None:
+            click.echo(f"RFC 3161 time-stamp from {tsa_url} recorded as event {stamp.seq}")
 
 
 def _load_cp(ledger: Ledger, path: Path) -> LoadedCheckpoint:

@@ -493,21 +493,52 @@ def signature_ok(e: dict[str, Any]) -> bool:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also check the ledger against this signed checkpoint (repeatable).",
 )
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trusted RFC 3161 authority root certificate, PEM (repeatable; default:"
+    " $CUSTODY_TSA_CERT).",
+)
 @case_option
 def verify(
-    quick: bool, as_json: bool, quiet: bool, checkpoints: tuple[Path, ...], case_dir: Path | None
+    quick: bool,
+    as_json: bool,
+    quiet: bool,
+    checkpoints: tuple[Path, ...],
+    tsa_certs: tuple[Path, ...],
+    case_dir: Path | None,
 ) -> None:
     """Re-hash the store, recompute every event hash and the chain, check every
     signature; report every problem found.  Exit 0 if all is well, 1 if not."""
     with open_case(case_dir) as ledger:
         show = show_progress(quiet) and not quick
         with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
-            report = verify_ledger(ledger, quick=quick, progress=cb, checkpoints=checkpoints)
+            report = verify_ledger(
+                ledger,
+                quick=quick,
+                progress=cb,
+                checkpoints=checkpoints,
+                tsa_roots=read_tsa_roots(tsa_certs),
+            )
     if as_json:
         echo_json(report.as_json())
     else:
         _print_report(report)
     sys.exit(0 if report.ok else 1)
+
+
+def read_tsa_roots(paths: tuple[Path, ...]) -> list[bytes]:
+    env = os.environ.get("CUSTODY_TSA_CERT")
+    chosen = list(paths) or ([Path(env)] if env else [])
+    out = []
+    for p in chosen:
+        try:
+            out.append(p.read_bytes())
+        except OSError as e:
+            raise UsageError(f"cannot read TSA certificate {p}: {e.strerror}") from e
+    return out
 
 
 def _print_report(report: Any) -> None:
@@ -517,6 +548,8 @@ def _print_report(report: Any) -> None:
         f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
         f" {report.checkpoints} checkpoints checked."
     )
+    for n in report.notes:
+        click.echo(f"Note: {n}")
     if report.ok:
         click.echo(f"OK: {what} verified, no problems found. Head {report.head}")
         return

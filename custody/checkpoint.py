@@ -21,8 +21,10 @@ from custody import merkle, note
 from custody.errors import IntegrityError, UsageError
 from custody.keys import Identity, Signer
 from custody.ledger import Event, EventDraft, Ledger
+from custody.timestamp import request_token
 
 CHECKPOINT_EVENT = "checkpoint"
+TIMESTAMP_EVENT = "timestamp"
 
 
 def origin_of(case_id: str) -> str:
@@ -129,6 +131,30 @@ def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:
     events = ledger.append(signer, drafts)
     ev = next(e for e in events if e.type == CHECKPOINT_EVENT)
     return holder[-1], ev
+
+
+def timestamp_checkpoint(
+    ledger: Ledger,
+    signer: Signer,
+    checkpoint: Event,
+    note_text: str,
+    url: str,
+    timeout: float = 30,
+) -> Event:
+    """Obtain an RFC 3161 token over the checkpoint's signed note (its UTF-8 bytes)
+    and record it in a ``timestamp`` event.  The request happens outside the write
+    lock; the checkpoint is already recorded whatever the TSA answers."""
+    token = request_token(url, note_text.encode("utf-8"), timeout=timeout)
+    draft = EventDraft(
+        TIMESTAMP_EVENT,
+        {
+            "checkpoint": checkpoint.seq,
+            "checkpoint_hash": checkpoint.hash,
+            "tsa": url,
+            "token": base64.b64encode(token).decode("ascii"),
+        },
+    )
+    return next(e for e in ledger.append(signer, [draft]) if e.type == TIMESTAMP_EVENT)
 
 
 def consistency_findings(tree: merkle.TreeCache, cp: LoadedCheckpoint) -> list[str]:

@@ -353,7 +353,11 @@ class Ledger:
                 )
             seq, prev = self._tail()
             todo = list(drafts() if callable(drafts) else drafts)
-            if todo and not self._known(signer.identity):
+            registers_self = any(
+                d.type == IDENTITY_EVENT and d.data.get("fingerprint") == signer.fingerprint
+                for d in todo
+            )
+            if todo and not registers_self and not self._known(signer.identity):
                 todo.insert(0, identity_draft(signer.identity))
             next_n = None
             for draft in todo:
@@ -439,12 +443,14 @@ class Ledger:
         ``signer``.  Returns None if the ledger already knows that key."""
 
         def drafts() -> list[EventDraft]:
-            return [] if self._known(other) else [identity_draft(other, attested=True)]
+            if self._known(other):
+                return []
+            if other.public_raw == signer.identity.public_raw:  # your own key: register self
+                return [identity_draft(signer.identity)]
+            return [identity_draft(other, attested=True)]
 
-        events = [
-            e for e in self.append(signer, drafts) if e.data.get("registration") == "imported"
-        ]
-        return events[0] if events else None
+        events = self.append(signer, drafts)
+        return next((e for e in events if e.data.get("fingerprint") == other.fingerprint), None)
 
 
 class StoredTree(TreeCache):

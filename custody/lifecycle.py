@@ -87,6 +87,7 @@ class ItemStatus:
     store: str | None
     before_transit: str = COLLECTED
     pending: int | None = None  # seq of the transfer in flight
+    purged: bool = False  # disposed with --purge: its stored bytes may be gone
 
 
 @dataclass
@@ -353,6 +354,8 @@ def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any
             )
             continue
         st.state = _STATE_AFTER[type_]
+        if type_ == "dispose" and data.get("purge") is True:
+            st.purged = True
 
 
 def replay_ledger(ledger: Ledger) -> Replay:
@@ -537,6 +540,13 @@ def lifecycle_event(
     if action == "dispose" and purge:
         purge_objects(ledger, ev)
     return ev
+
+
+def purgeable(r: Replay) -> set[str]:
+    """Store objects whose every item was disposed with --purge: their absence is
+    recorded, not a loss."""
+    keep = {st.store for st in r.items.values() if st.store and not st.purged}
+    return {st.store for st in r.items.values() if st.store and st.purged} - keep
 
 
 def purge_objects(ledger: Ledger, ev: Event) -> list[str]:

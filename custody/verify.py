@@ -16,6 +16,8 @@ Steps (each a function; none stops the others):
                     stored Merkle nodes) agree with the events;
 5. ``checkpoints``  every recorded checkpoint and every one given is signed by a
                     known key and extended by the ledger (no truncation or rewrite);
+                    RFC 3161 tokens cover their checkpoint, chain to a trusted TSA
+                    root, and are not earlier than the checkpoint's stated time;
 6. ``store``        every stored object re-hashed with every recorded digest
                     (skipped by ``quick``).
 """
@@ -29,6 +31,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from custody import merkle
 from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.checkpoint import (
     CHECKPOINT_EVENT,
+    TIMESTAMP_EVENT,
     consistency_findings,
     open_checkpoint_text,
     origin_of,
@@ -53,8 +57,9 @@ from custody.ledger import (
     event_items,
     identity_index_row,
 )
-from custody.lifecycle import Replay, self_registered_key, step
+from custody.lifecycle import Replay, purgeable, self_registered_key, step
 from custody.store import Store, object_relpath
+from custody.timestamp import TimestampError, later_than_token, verify_token
 
 ProgressFn = Callable[[int, int], None]
 
@@ -78,6 +83,8 @@ class VerifyReport:
     artifacts: int = 0
     objects_checked: int = 0
     checkpoints: int = 0
+    timestamps: int = 0
+    notes: list[str] = field(default_factory=list)
     bytes_checked: int = 0
     head: str | None = None
 
@@ -97,6 +104,8 @@ class VerifyReport:
             "artifacts": self.artifacts,
             "objects_checked": self.objects_checked,
             "checkpoints_checked": self.checkpoints,
+            "timestamps_checked": self.timestamps,
+            "notes": self.notes,
             "bytes_checked": self.bytes_checked,
             "head": self.head,
             "findings": [f.as_json() for f in self.findings],
@@ -304,6 +313,50 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
         report.add("index", item, f"event_items links {_ev(seq)}, which does not concern {item}")
 
 
+def check_timestamps(
+    bodies: dict[int, dict[str, Any]],
+    report: VerifyReport,
+    roots: Sequence[bytes],
+) -> None:
+    """Each RFC 3161 token must cover its checkpoint's note, chain to a trusted TSA
+    root, and not be earlier than the time the checkpoint states (beyond the
+    tolerance): a collector's clock set forward is caught here."""
+    for seq, body in sorted(bodies.items()):
+        if body.get("type") != TIMESTAMP_EVENT:
+            continue
+        data = body["data"]
+        subject = _ev(seq)
+        cp_seq = data.get("checkpoint")
+        cp = bodies.get(cp_seq) if isinstance(cp_seq, int) else None
+        if cp is None or cp.get("type") != CHECKPOINT_EVENT:
+            report.add("timestamp", subject, f"refers to event {cp_seq}, which is no checkpoint")
+            continue
+        if not roots:
+            report.notes.append(
+                f"{subject}: RFC 3161 token of checkpoint event {cp_seq} not checked"
+                " (give --tsa-cert to check it)"
+            )
+            continue
+        try:
+            token = base64.b64decode(str(data.get("token", "")), validate=True)
+            info = verify_token(token, str(cp["data"].get("note", "")).encode("utf-8"), roots)
+        except (binascii.Error, ValueError):
+            report.add("timestamp", subject, "token is not base64")
+            continue
+        except TimestampError as e:
+            report.add("timestamp", subject, e.message)
+            continue
+        stated = datetime.fromisoformat(str(cp.get("time"))[:26] + "+00:00")
+        if later_than_token(stated, info):
+            report.add(
+                "timestamp",
+                _ev(cp_seq),
+                f"checkpoint states {cp.get('time')}, later than its RFC 3161 token's time"
+                f" {info.gen_time.isoformat()} from {info.tsa_name}: the clock was wrong",
+            )
+        report.timestamps += 1
+
+
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
     """The stored Merkle nodes (which serve proofs) must give the re-derived root."""
     stored = ledger.tree()
@@ -364,8 +417,10 @@ def check_store(
     bodies: dict[int, dict[str, Any]],
     report: VerifyReport,
     progress: ProgressFn | None = None,
+    purged: set[str] | None = None,
 ) -> None:
     store = Store(ledger.store_dir)
+    purged = purged or set()
     wanted: dict[str, tuple[str, dict[str, str], int]] = {}
     for body in bodies.values():
         data = body["data"]
@@ -392,6 +447,9 @@ def check_store(
         try:
             got = hash_file(path, sorted(digests), progress=_bytes_only(progress))
         except FileNotFoundError:
+            if rel in purged:
+                report.notes.append(f"{subject}: stored bytes purged by a recorded disposal")
+                continue
             report.add(
                 "object-missing",
                 subject,
@@ -434,6 +492,7 @@ def verify_ledger(
     quick: bool = False,
     progress: ProgressFn | None = None,
     checkpoints: Sequence[Path] = (),
+    tsa_roots: Sequence[bytes] = (),
 ) -> VerifyReport:
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     try:
@@ -449,8 +508,9 @@ def verify_ledger(
             check_index(ledger, bodies, report)
             check_tree(ledger, tree, report)
             check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
+            check_timestamps(bodies, report, tsa_roots)
             if not quick:
-                check_store(ledger, bodies, report, progress)
+                check_store(ledger, bodies, report, progress, purgeable(r))
         finally:
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
