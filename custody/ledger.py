@@ -346,9 +346,10 @@ class Ledger:
         out: list[Event] = []
         self._begin()
         try:
-            if self.is_revoked(signer.fingerprint):
+            retired = self.retired(signer.fingerprint)
+            if retired:
                 raise KeyRevokedError(
-                    f"key {signer.fingerprint} ({signer.identity.name}) has been revoked"
+                    f"key {signer.fingerprint} ({signer.identity.name}) was {retired}"
                     " in this case and may not sign"
                 )
             seq, prev = self._tail()
@@ -419,12 +420,19 @@ class Ledger:
         ).fetchone()
         return row is not None
 
-    def is_revoked(self, fp: str) -> bool:
+    def retired(self, fp: str) -> str | None:
+        """Why key ``fp`` may no longer sign here (revoked, or replaced by a
+        rotation), or None."""
         row = self.conn.execute(
-            "SELECT 1 FROM events WHERE type = ? AND json_extract(body, '$.data.fingerprint') = ?",
-            (KEY_REVOKE_EVENT, fp),
+            "SELECT seq, type FROM events WHERE (type = ? AND"
+            " json_extract(body, '$.data.fingerprint') = ?) OR (type = ? AND"
+            " json_extract(body, '$.data.old') = ?) ORDER BY seq LIMIT 1",
+            (KEY_REVOKE_EVENT, fp, KEY_ROTATE_EVENT, fp),
         ).fetchone()
-        return row is not None
+        if row is None:
+            return None
+        how = "revoked" if row[1] == KEY_REVOKE_EVENT else "replaced by a key rotation"
+        return f"{how} at event {row[0]}"
 
     def _insert_row(self, table: str, row: dict[str, Any]) -> None:
         cols = ", ".join(row)

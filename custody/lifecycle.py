@@ -119,6 +119,7 @@ class Replay:
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> (name, role)
     revoked: dict[str, int] = field(default_factory=dict)  # fp -> seq of revocation
     rotated_to: dict[str, str] = field(default_factory=dict)
+    rotated_at: dict[str, int] = field(default_factory=dict)  # old fp -> seq of rotation
     violations: list[tuple[str, str, str]] = field(default_factory=list)  # kind, subject, detail
 
     def violate(self, kind: str, subject: str, detail: str) -> None:
@@ -166,6 +167,12 @@ def step(
     if signer in r.revoked and r.revoked[signer] < seq:
         r.violate(
             "revoked-key", subject, f"signed by {signer}, revoked at event {r.revoked[signer]}"
+        )
+    if signer in r.rotated_at and r.rotated_at[signer] < seq:
+        r.violate(
+            "revoked-key",
+            subject,
+            f"signed by {signer}, replaced by key rotation at event {r.rotated_at[signer]}",
         )
     if type_ == IDENTITY_EVENT:
         _identity(r, seq, signer, data, trusted)
@@ -258,6 +265,7 @@ def _rotate(r: Replay, seq: int, signer: str, data: dict[str, Any], case_id: str
     r.keys.setdefault(str(new), pub)
     r.names.setdefault(str(new), (str(data.get("name")), str(data.get("role"))))
     r.rotated_to[str(old)] = str(new)
+    r.rotated_at.setdefault(str(old), seq)
     for st in r.items.values():
         if st.custodian == old:
             st.custodian = str(new)
@@ -346,7 +354,7 @@ def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any
             continue
         if type_ == "note":
             continue
-        if not _holds(r, st, signer) or st.state in (IN_TRANSIT, DISPOSED):
+        if not _holds(r, st, signer) or st.state in (IN_TRANSIT, DISPOSED, RELEASED):
             r.violate(
                 "lifecycle",
                 f"event {seq}",
@@ -524,7 +532,7 @@ def lifecycle_event(
             st = r.items[item]
             if action == "note":
                 continue
-            if st.state in (IN_TRANSIT, DISPOSED):
+            if st.state in (IN_TRANSIT, DISPOSED, RELEASED):
                 raise CustodyRuleError(f"{item} is {st.state}; cannot record {action}")
             if not _holds(r, st, signer.fingerprint):
                 holder = r.names.get(r.current(st.custodian), (st.custodian, ""))[0]

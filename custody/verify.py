@@ -45,7 +45,7 @@ from custody.checkpoint import (
     origin_of,
     verifiers,
 )
-from custody.errors import CorruptLedgerError, CustodyError
+from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.hashing import ALGORITHMS, hash_file
 from custody.keys import verify_signature
 from custody.ledger import (
@@ -392,14 +392,21 @@ def check_checkpoints(
         for seq, body in sorted(bodies.items())
         if body.get("type") == CHECKPOINT_EVENT
     ]
-    for f in files:
+    for f in files:  # given on the command line: unreadable or malformed is bad input
         try:
             sources.append((str(f), f.read_text(encoding="utf-8"), None))
+        except FileNotFoundError:
+            raise UsageError(f"checkpoint file not found: {f}") from None
         except (OSError, UnicodeDecodeError) as e:
-            report.add("checkpoint", str(f), f"cannot read checkpoint: {e}")
+            raise UsageError(f"cannot read checkpoint {f}: {e}") from e
     for subject, text, seq in sources:
         try:
             cp = open_checkpoint_text(text, origin, vs, source=subject)
+        except UsageError as e:
+            if seq is None:
+                raise  # a malformed file given by the user
+            report.add("checkpoint", subject, e.message)
+            continue
         except CustodyError as e:
             report.add("checkpoint", subject, e.message)
             continue
