@@ -104,7 +104,16 @@ def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:
     are taken inside the write lock, so they describe exactly the events before
     the checkpoint event."""
     origin = origin_of(ledger.case.case_id)
-    key_name = note_key_name(signer.identity.name)
+    ledger.ensure_registered(signer)  # so the checkpoint covers every event before it
+    # the note's key name comes from the name the ledger knows this key by, so
+    # verifiers built from the ledger (custody.checkpoint.verifiers) find it
+    known = ledger.identities().get(signer.fingerprint, {})
+    ident = Identity(
+        str(known.get("name", signer.identity.name)),
+        signer.identity.role,
+        signer.identity.public_raw,
+    )
+    key_name = note_key_name(ident.name)
     holder: list[str] = []
 
     def drafts() -> list[EventDraft]:
@@ -123,7 +132,7 @@ def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:
                     "size": size,
                     "root": base64.b64encode(cp.root).decode("ascii"),
                     "note": text,
-                    "vkey": vkey_of(signer.identity),
+                    "vkey": vkey_of(ident),
                 },
             )
         ]

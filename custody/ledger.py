@@ -446,6 +446,14 @@ class Ledger:
         row = self.conn.execute("SELECT coalesce(max(n), 0) FROM artifacts").fetchone()
         return int(row[0]) + 1
 
+    def ensure_registered(self, signer: Signer) -> None:
+        """Record the signer's self-registration now if the ledger lacks it."""
+        if not self._known(signer.identity):
+            self.append(
+                signer,
+                lambda: [] if self._known(signer.identity) else [identity_draft(signer.identity)],
+            )
+
     def register_identity(self, signer: Signer, other: Identity) -> Event | None:
         """Record ``other`` (an imported public key) as an identity, attested by
         ``signer``.  Returns None if the ledger already knows that key."""

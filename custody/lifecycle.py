@@ -293,6 +293,10 @@ def _transfer(
     r.transfers[seq] = t
     if t.receiver not in r.keys:
         r.violate("transfer", subject, f"receiver {t.receiver} is not a known identity")
+    elif r.current(t.receiver) == r.current(signer):
+        r.violate("transfer", subject, "releaser and receiver are the same person")
+    elif t.receiver in r.revoked or t.receiver in r.rotated_to:
+        r.violate("transfer", subject, f"receiver {t.receiver} holds a retired key")
     for item in items:
         st = r.items.get(item)
         if st is None:
@@ -331,6 +335,18 @@ def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[
     for item in t.items:
         st = r.items.get(item)
         check = checks.get(item)
+        if isinstance(check, dict) and st is not None and st.stored:
+            # the receipt must say what it found, truthfully: re-derive "match"
+            if check.get("expected") != st.digests:
+                r.violate(
+                    "receipt",
+                    subject,
+                    f"{item}: receipt expects {check.get('expected')}, collected as {st.digests}",
+                )
+            if check.get("match") is True and check.get("found") != check.get("expected"):
+                r.violate(
+                    "receipt", subject, f"{item}: receipt says match but found {check.get('found')}"
+                )
         if not isinstance(check, dict) or check.get("match") is not True:
             t.mismatches.append(item)
             found = check.get("found") if isinstance(check, dict) else None
@@ -558,19 +574,18 @@ def purgeable(r: Replay) -> set[str]:
 
 
 def purge_objects(ledger: Ledger, ev: Event) -> list[str]:
-    """Delete the stored bytes of disposed items, unless another item that is not
-    disposed shares the same content.  The records stay forever."""
+    """Delete the stored bytes of items disposed with --purge, unless another item
+    not purged shares the same content.  The records stay forever."""
     r = replay_ledger(ledger)
     store = Store(ledger.store_dir)
-    keep = {st.store for st in r.items.values() if st.state != DISPOSED and st.store}
+    gone = purgeable(r)
     removed = []
-    for item in ev.data.get("items", []):
+    for item in _items_of(ev.data):
         st = r.items.get(item)
-        if st is None or not st.store or st.store in keep:
+        if st is None or not st.store or st.store not in gone:
             continue
-        path = store.path_of(st.store)
         try:
-            path.unlink()
+            store.path_of(st.store).unlink()
             removed.append(st.store)
         except FileNotFoundError:
             pass

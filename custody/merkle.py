@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
@@ -455,6 +455,12 @@ class TreeCache:
                 for off in range(have * pair, want * pair, pair):
                     above += _sha256(_NODE_PREFIX + mv[off : off + pair]).digest()
             level += 1
+
+    def complete_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored complete subtree as (level, index, hash), level by level."""
+        for level, hashes in enumerate(self._levels):
+            for i in range(len(hashes) // _HASH_SIZE):
+                yield level, i, bytes(hashes[i * _HASH_SIZE : (i + 1) * _HASH_SIZE])
 
     def leaf_hash(self, index: int) -> bytes:
         """The leaf hash at ``index``."""

@@ -331,6 +331,14 @@ def check_timestamps(
         if cp is None or cp.get("type") != CHECKPOINT_EVENT:
             report.add("timestamp", subject, f"refers to event {cp_seq}, which is no checkpoint")
             continue
+        cp_hash = content_hash(canonical_json(cp))
+        if data.get("checkpoint_hash") != cp_hash:
+            report.add(
+                "timestamp",
+                subject,
+                f"checkpoint_hash {data.get('checkpoint_hash')} is not event {cp_seq}'s"
+                f" hash {cp_hash}",
+            )
         if not roots:
             report.notes.append(
                 f"{subject}: RFC 3161 token of checkpoint event {cp_seq} not checked"
@@ -358,21 +366,34 @@ def check_timestamps(
 
 
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
-    """The stored Merkle nodes (which serve proofs) must give the re-derived root."""
-    stored = ledger.tree()
-    if len(stored) != len(tree):
-        report.add(
-            "index",
-            "merkle tree",
-            f"stored tree has {len(stored)} leaves, the ledger {len(tree)} events",
-        )
-    elif len(tree) and stored.root() != tree.root():
-        report.add(
-            "index",
-            "merkle tree",
-            "stored tree root differs from the events' root: event bodies changed"
-            " after they were recorded",
-        )
+    """Every stored Merkle node (they serve the proofs) must equal the node
+    re-derived from the events."""
+    stored = {
+        (int(lv), int(i)): bytes(h)
+        for lv, i, h in ledger.conn.execute("SELECT level, idx, hash FROM merkle_nodes")
+    }
+    derived = {(lv, i): h for lv, i, h in tree.complete_nodes()}
+    wrong = sorted(k for k in derived.keys() & stored.keys() if derived[k] != stored[k])
+    missing = sorted(derived.keys() - stored.keys())
+    extra = sorted(stored.keys() - derived.keys())
+    for what, keys in (
+        ("differ from the events", wrong),
+        ("are missing", missing),
+        ("match no event", extra),
+    ):
+        if keys:
+            level, idx = keys[0]
+            report.add(
+                "index",
+                "merkle tree",
+                f"{len(keys)} stored tree node(s) {what}, first at level {level}"
+                f" index {idx}"
+                + (
+                    ": event bodies changed after they were recorded"
+                    if what == "differ from the events"
+                    else ""
+                ),
+            )
 
 
 def check_checkpoints(
@@ -410,10 +431,21 @@ def check_checkpoints(
         except CustodyError as e:
             report.add("checkpoint", subject, e.message)
             continue
-        if seq is not None and cp.size > seq:
-            report.add(
-                "checkpoint", subject, f"claims {cp.size} events but was recorded as event {seq}"
-            )
+        if seq is not None:
+            data = bodies[seq]["data"]
+            if cp.size != seq:
+                report.add(
+                    "checkpoint",
+                    subject,
+                    f"commits to {cp.size} events but was recorded as event {seq}",
+                )
+            said = (data.get("size"), data.get("root"), data.get("origin"))
+            if said != (cp.size, base64.b64encode(cp.root).decode("ascii"), origin):
+                report.add(
+                    "checkpoint",
+                    subject,
+                    "the event's size/root/origin fields differ from its signed note",
+                )
         for problem in consistency_findings(tree, cp):
             report.add("checkpoint", subject, problem)
         report.checkpoints += 1

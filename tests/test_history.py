@@ -488,5 +488,5 @@ def test_recorded_checkpoint_forged_by_key_holder(hist: Hist, claim: str) -> Non
     else:
         assert {(f["kind"], f["subject"]) for f in report["findings"]} == {
             ("checkpoint", "event 6")}
-        assert any(f["detail"] == f"claims {CP1_SIZE + 1} events but was recorded as event 6"
+        assert any(f["detail"] == f"commits to {CP1_SIZE + 1} events but was recorded as event 6"
                    for f in report["findings"])
