@@ -20,6 +20,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -75,7 +76,7 @@ class Identity:
     role: str
     public_raw: bytes
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.public_raw)
 

@@ -74,6 +74,7 @@ class Event:
     item: str | None
     body: str
     signature: str
+    _data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def parsed(self) -> dict[str, Any]:
@@ -83,6 +84,8 @@ class Event:
 
     @property
     def data(self) -> dict[str, Any]:
+        if self._data is not None:  # set by the writer: the data it just signed
+            return self._data
         d = self.parsed.get("data", {})
         assert isinstance(d, dict)
         return d
@@ -155,6 +158,7 @@ class Ledger:
         self.db = sqlite_utils.Database(conn)
         self._case: CaseInfo | None = None
         self.read_only = False
+        self._tx_nodes: dict[tuple[int, int], bytes] = {}
 
     # -- opening ------------------------------------------------------------
 
@@ -323,6 +327,7 @@ class Ledger:
             item=item,
             body=body_bytes.decode("utf-8"),
             signature=base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
+            _data=data,
         )
         self.conn.execute(
             "INSERT INTO events (seq, hash, prev, type, time, signer, item, body, signature)"
@@ -345,6 +350,7 @@ class Ledger:
         concurrent writers keep one gapless, linear chain."""
         out: list[Event] = []
         self._begin()
+        self._tx_nodes = {}
         try:
             retired = self.retired(signer.fingerprint)
             if retired:
@@ -400,15 +406,23 @@ class Ledger:
 
     def _tree_append(self, index: int, leaf: bytes) -> None:
         """Store the leaf and every complete subtree it finishes (RFC 9162)."""
-        self._insert_row("merkle_nodes", {"level": 0, "idx": index, "hash": leaf})
+        nodes = self._tx_nodes  # written in this transaction: no need to read them back
         level, i, h = 0, index, leaf
-        while i & 1:
-            row = self.conn.execute(
-                "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, i - 1)
-            ).fetchone()
-            h = node_hash(bytes(row[0]), h)
+        while True:
+            nodes[(level, i)] = h
+            self.conn.execute(
+                "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, i, h)
+            )
+            if not i & 1:
+                return
+            left = nodes.get((level, i - 1))
+            if left is None:
+                row = self.conn.execute(
+                    "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, i - 1)
+                ).fetchone()
+                left = bytes(row[0])
+            h = node_hash(left, h)
             level, i = level + 1, i >> 1
-            self._insert_row("merkle_nodes", {"level": level, "idx": i, "hash": h})
 
     def tree(self) -> StoredTree:
         """The ledger's Merkle tree (proofs in O(log n) stored-node lookups)."""

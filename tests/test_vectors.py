@@ -225,3 +225,36 @@ MAX_NS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()) * 10**9
 @given(st.integers(min_value=0, max_value=MAX_NS))
 def test_rfc3339_ns_matches_civil_calendar(ns: int) -> None:
     assert rfc3339_ns(ns) == _civil(ns)
+
+
+# -- the canonical_json fast path agrees with the rfc8785 package ---------------------
+
+import rfc8785  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_canonical_json_equals_rfc8785(value: object) -> None:
+    from custody.canonical import canonical_json
+
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:  # rfc8785 refuses lone surrogates; so must we
+        import pytest
+
+        from custody.canonical import NonCanonicalValueError
+
+        with pytest.raises(NonCanonicalValueError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
