@@ -9,14 +9,11 @@ from typing import Any
 import click
 
 from custody.checkpoint import (
-    LoadedCheckpoint,
-    load_checkpoint_file,
+    load_for_ledger,
     make_checkpoint,
-    origin_of,
     prove_consistency,
     prove_inclusion,
     timestamp_checkpoint,
-    verifiers,
 )
 from custody.errors import UsageError
 from custody.ledger import Event, Ledger
@@ -227,11 +224,6 @@ def checkpoint_cmd(
             click.echo(f"RFC 3161 time-stamp from {tsa_url} recorded as event {stamp.seq}")
 
 
-def _load_cp(ledger: Ledger, path: Path) -> LoadedCheckpoint:
-    r = replay_ledger(ledger)
-    return load_checkpoint_file(path, origin_of(ledger.case.case_id), verifiers(r.keys, r.names))
-
-
 @click.group("prove")
 def prove() -> None:
     """Merkle proofs against signed checkpoints."""
@@ -267,7 +259,7 @@ def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path 
     """Prove that an item's events (or one event, by seq or hash) are in the tree a
     checkpoint signs.  Every proof printed has been verified."""
     with open_case(case_dir) as ledger:
-        cp = _load_cp(ledger, cp_path)
+        cp = load_for_ledger(ledger, cp_path)
         proofs = prove_inclusion(ledger, cp, _events_for(ledger, what))
     if as_json:
         echo_json({"checkpoint": cp.describe(), "proofs": proofs})
@@ -298,7 +290,9 @@ def prove_consistency_cmd(old: Path, new: Path, as_json: bool, case_dir: Path | 
     """Prove that checkpoint NEW extends checkpoint OLD (history only grew).
     Exit 1 if it does not."""
     with open_case(case_dir) as ledger:
-        result = prove_consistency(ledger, _load_cp(ledger, old), _load_cp(ledger, new))
+        result = prove_consistency(
+            ledger, load_for_ledger(ledger, old), load_for_ledger(ledger, new)
+        )
     if as_json:
         echo_json(result)
         return

@@ -23,11 +23,9 @@ import click
 
 from custody import __version__, note
 from custody.checkpoint import (
-    load_checkpoint_file,
+    load_for_ledger,
     make_checkpoint,
-    origin_of,
     prove_consistency,
-    verifiers,
     vkey_of,
 )
 from custody.collect import check_paths, estimate
@@ -44,7 +42,7 @@ from custody.keys import (
     verify_signature,
 )
 from custody.ledger import Ledger
-from custody.lifecycle import lifecycle_event, receive, replay_ledger, transfer, transfer_id
+from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
 from custody.verify import store_bytes, verify_ledger
 from custody_cli.common import (
     CustodyGroup,
@@ -631,11 +629,7 @@ def demo(directory: Path | None) -> None:
         cp2_text, _ = make_checkpoint(ledger, counsel)
         cp2 = root / "checkpoint-2.txt"
         cp2.write_text(cp2_text)
-        r = replay_ledger(ledger)
-        vs = verifiers(r.keys, r.names)
-        origin = origin_of(ledger.case.case_id)
-        old = load_checkpoint_file(cp1, origin, vs)
-        new = load_checkpoint_file(cp2, origin, vs)
+        old, new = load_for_ledger(ledger, cp1), load_for_ledger(ledger, cp2)
         proof = prove_consistency(ledger, old, new)
         click.echo(
             f"9. custody prove consistency: the ledger at size {new.size} extends the one"

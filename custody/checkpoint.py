@@ -21,6 +21,7 @@ from custody import merkle, note
 from custody.errors import IntegrityError, UsageError
 from custody.keys import Identity, Signer
 from custody.ledger import Event, EventDraft, Ledger
+from custody.lifecycle import replay_ledger
 from custody.timestamp import request_token
 
 CHECKPOINT_EVENT = "checkpoint"
@@ -97,6 +98,12 @@ def load_checkpoint_file(path: Path, origin: str, vs: Iterable[note.Verifier]) -
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read checkpoint {path}: {e}") from e
     return open_checkpoint_text(text, origin, vs, source=str(path))
+
+
+def load_for_ledger(ledger: Ledger, path: Path) -> LoadedCheckpoint:
+    """Load a checkpoint file of this case, verified with the keys the ledger knows."""
+    r = replay_ledger(ledger)
+    return load_checkpoint_file(path, origin_of(ledger.case.case_id), verifiers(r.keys, r.names))
 
 
 def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:

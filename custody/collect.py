@@ -268,7 +268,7 @@ class Collector:
         self.reason = reason
         self.algorithms = tuple(algorithms)
         self.progress = progress
-        self.store = Store(ledger.store_dir)
+        self.store = Store(ledger.store_dir, deferred_sync=True)
         self.run = str(uuid.uuid4())
         self.context = {
             "host": socket.gethostname(),
@@ -285,6 +285,7 @@ class Collector:
     def _flush(self) -> None:
         if not self._pending:
             return
+        self.store.sync()  # every object these events name is durable before they are
         drafts = []
         for p in self._pending:
             if p.typing is not None:

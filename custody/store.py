@@ -8,9 +8,10 @@ re-hash it; a mismatch is an error.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +40,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+try:
+    _SYNCFS: Callable[[int], int] | None = ctypes.CDLL(None, use_errno=True).syncfs
+except (OSError, AttributeError):  # pragma: no cover - no syncfs(2) here
+    _SYNCFS = None
+
+
+def _syncfs(path: Path) -> None:
+    """Flush every dirty page and inode of the filesystem holding ``path``: one
+    call makes a whole batch of new store objects durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _SYNCFS is None or _SYNCFS(fd) != 0:
+            os.sync()  # no syncfs(2), or it failed: flush everything
+    finally:
+        os.close(fd)
+
+
 class Store:
-    def __init__(self, root: Path) -> None:
+    """The content-addressed store.
+
+    With ``deferred_sync`` the per-object fsyncs are replaced by one ``syncfs``
+    in :meth:`sync`, which the caller must run before recording any object it
+    ingested (the collector does so before each ledger commit).  An object is
+    never referenced by the ledger before it is durable either way."""
+
+    def __init__(self, root: Path, *, deferred_sync: bool = False) -> None:
         self.root = root
         self.tmp = root / "tmp"
+        self.deferred_sync = deferred_sync
+        self._dirs: set[Path] = set()
+        self._dirty = False
 
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
+
+    def _mkdir(self, d: Path) -> None:
+        if d not in self._dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(d)
+
+    def sync(self) -> None:
+        """Make every object ingested since the last sync durable."""
+        if self._dirty:
+            try:
+                _syncfs(self.root)
+            except OSError as e:
+                raise StoreError(f"cannot flush the store to disk: {e.strerror}") from e
+            self._dirty = False
 
     def ingest(
         self,
@@ -56,12 +98,12 @@ class Store:
         progress: Progress | None = None,
     ) -> Stored:
         try:
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            self._mkdir(self.tmp)
         except OSError as e:
             raise StoreError(f"cannot create {self.tmp}: {e.strerror}") from e
         tmp_path = self.tmp / f"ingest-{os.getpid()}-{os.urandom(6).hex()}"
         try:
-            out_fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            out_fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as e:
             raise StoreError(f"cannot create a file in the store: {e.strerror}") from e
         try:
@@ -69,19 +111,31 @@ class Store:
                 result = hash_fd(
                     src_fd, algorithms, out_fd=out_fd, size_hint=size_hint, progress=progress
                 )
-                os.fsync(out_fd)
+                if not self.deferred_sync:
+                    os.fsync(out_fd)
+                relpath = object_relpath(result.digests["sha256"])
+                dest = self.root / relpath
+                dedup = dest.exists()
+                if dedup:
+                    tmp_path.unlink()
+                else:
+                    self._mkdir(dest.parent)
+                    os.fchmod(out_fd, OBJECT_MODE)
+                    os.replace(tmp_path, dest)
+                    if self.deferred_sync:
+                        self._dirty = True
+                    else:
+                        _fsync_dir(dest.parent)
+                    # read back the object just placed, through the same open file
+                    os.lseek(out_fd, 0, os.SEEK_SET)
+                    again = hash_fd(out_fd, ["sha256"], size_hint=result.size)
+                    try:
+                        self._check_copy(dest, again, result)
+                    except StoreError:
+                        dest.unlink(missing_ok=True)  # a bad copy, named by nothing yet
+                        raise
             finally:
                 os.close(out_fd)
-            relpath = object_relpath(result.digests["sha256"])
-            dest = self.root / relpath
-            dedup = dest.exists()
-            if dedup:
-                tmp_path.unlink()
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp_path, OBJECT_MODE)
-                os.replace(tmp_path, dest)
-                _fsync_dir(dest.parent)
         except OSError as e:
             tmp_path.unlink(missing_ok=True)
             if e.errno == errno.ENOSPC:
@@ -93,14 +147,16 @@ class Store:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        self._read_back(dest, result)
+        if dedup:  # the object already stored must still hold these bytes
+            try:
+                again = hash_file(dest, ["sha256"])
+            except OSError as e:
+                raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
+            self._check_copy(dest, again, result)
         return Stored(result=result, relpath=relpath, deduplicated=dedup)
 
-    def _read_back(self, dest: Path, expected: HashResult) -> None:
-        try:
-            again = hash_file(dest, ["sha256"])
-        except OSError as e:
-            raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
+    @staticmethod
+    def _check_copy(dest: Path, again: HashResult, expected: HashResult) -> None:
         if again.digests["sha256"] != expected.digests["sha256"] or again.size != expected.size:
             raise StoreError(
                 f"read-back verification failed for {dest}: expected sha256 "
