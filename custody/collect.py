@@ -140,7 +140,7 @@ class _Typer:
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-magic")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="custody-magic")
 
     def _detect(self, path: str) -> tuple[str, str]:
         m = getattr(self._local, "pair", None)
