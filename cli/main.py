@@ -44,6 +44,7 @@ from custody.keys import (
 from custody.ledger import Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
 from custody.verify import store_bytes, verify_ledger
+from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
     CustodyGroup,
     case_option,
@@ -655,6 +656,7 @@ cli.add_command(receive_cmd)
 cli.add_command(event_cmd)
 cli.add_command(checkpoint_cmd)
 cli.add_command(prove)
+cli.add_command(bundle)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -1,0 +1,848 @@
+"""Evidence bundles for counsel: a BagIt bag (RFC 8493) carrying the payload, the
+signed events about the exported items, a signed checkpoint and inclusion proofs.
+
+Layout (see docs/bundle-format.md)::
+
+    bagit.txt  bag-info.txt  manifest-sha256.txt  manifest-sha512.txt
+    tagmanifest-sha256.txt
+    data/ITEM-N/<original file name>         payload (mapped name if not representable)
+    custody/bundle.json     schema version, case, items and where their bytes are
+    custody/events.jsonl    the disclosed events, one JSON object a line
+    custody/checkpoint.txt  a C2SP signed checkpoint of the whole ledger
+    custody/proofs.json     an RFC 9162 inclusion proof of every disclosed event
+    custody/keys.json       the public keys of everyone who signed
+
+Verification never extracts anything: it reads a folder, a tar (optionally gzip)
+or a zip in place, refusing hostile entries before reading any content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from custody import __version__, merkle
+from custody.canonical import canonical_json, content_hash, parse_strict
+from custody.checkpoint import make_checkpoint, open_checkpoint_text, origin_of, verifiers
+from custody.errors import CustodyError, UsageError
+from custody.keys import fingerprint, load_public_key, verify_signature
+from custody.ledger import (
+    COLLECT_EVENT,
+    IDENTITY_EVENT,
+    KEY_REVOKE_EVENT,
+    KEY_ROTATE_EVENT,
+    Event,
+    Ledger,
+)
+from custody.lifecycle import replay
+from custody.store import Store
+
+SCHEMA_VERSION = 1
+MAX_TAG_FILE = 64 << 20  # bytes of any one custody/ or bag tag file
+MAX_JSON_DEPTH = 64
+MAX_TOTAL = 1 << 40  # 1 TiB of declared content
+MAX_RATIO = 1000  # declared size / archive size: beyond this, a decompression bomb
+CHUNK = 1 << 20
+KEY_EVENTS = (IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
+
+
+class HostileBundleError(UsageError):
+    """Not a bundle custody will read: unsafe entries, bombs, malformed metadata."""
+
+
+# -- export ---------------------------------------------------------------------
+
+
+def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
+    """The payload file name for an item: its original base name when that is
+    plain UTF-8 without separators or control characters, else a mapped name."""
+    base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
+    try:
+        name = base.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{item}.bin", True
+    bad = (
+        not name
+        or name in (".", "..")
+        or len(base) > 200
+        or any(ord(c) < 0x20 or c in "%\\\x7f" for c in name)
+    )
+    return (f"{item}.bin", True) if bad else (name, False)
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    items: list[str]
+    events: int
+    bytes: int
+    checkpoint_size: int
+
+
+def _disclosed(ledger: Ledger, items: list[str]) -> list[Event]:
+    wanted = set(items)
+    rows = ledger.conn.execute(
+        "SELECT DISTINCT seq FROM event_items WHERE item IN (%s)" % ",".join("?" * len(wanted)),  # noqa: S608, UP031
+        tuple(wanted),
+    )
+    seqs = {int(r[0]) for r in rows}
+    return [ev for ev in ledger.events() if ev.seq in seqs or ev.type in KEY_EVENTS]
+
+
+def _bag_files(
+    ledger: Ledger, signer: Any, items: list[str], organization: str
+) -> tuple[dict[str, bytes | Path], int, int, int]:
+    """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
+    artifacts = {a["id"]: a for a in ledger.artifacts()}
+    store = Store(ledger.store_dir)
+    _, cp_event = make_checkpoint(ledger, signer)
+    cp_text = str(cp_event.data["note"])
+    size = int(cp_event.data["size"])
+    events = [ev for ev in _disclosed(ledger, items) if ev.seq < size]
+    tree = ledger.tree()
+    files: dict[str, bytes | Path] = {}
+    meta_items = []
+    payload_bytes = payload_files = 0
+    for item in items:
+        a = artifacts[item]
+        entry: dict[str, Any] = {
+            "id": item,
+            "path": a["display_path"],
+            "path_hex": a["path_hex"],
+            "outcome": a["outcome"],
+            "sha256": a["sha256"],
+            "size": a["size"],
+        }
+        if a["sha256"]:
+            name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
+            rel = f"data/{item}/{name}"
+            files[rel] = store.path_of(f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}")
+            entry["payload"] = rel
+            entry["name_mapped"] = mapped
+            payload_bytes += int(a["size"] or 0)
+            payload_files += 1
+        meta_items.append(entry)
+    idents = ledger.identities()
+    signers = {ev.signer for ev in events}
+    keys = [
+        {"fingerprint": fp, "name": r["name"], "role": r["role"], "public_key": r["public_key"]}
+        for fp, r in sorted(idents.items())
+        if fp in signers or fp == signer.fingerprint
+    ]
+    lines = [
+        json.dumps(
+            {
+                "seq": ev.seq,
+                "hash": ev.hash,
+                "prev": ev.prev,
+                "signer": ev.signer,
+                "signature": ev.signature,
+                "body": ev.body,
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        for ev in events
+    ]
+    proofs = {
+        "tree_size": size,
+        "proofs": [
+            {"seq": ev.seq, "proof": [h.hex() for h in tree.inclusion_proof(ev.seq, size)]}
+            for ev in events
+        ],
+    }
+    bundle = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"custody {__version__}",
+        "case": {
+            "id": ledger.case.case_id,
+            "title": ledger.case.title,
+            "header": ledger.case.header,
+            "header_hash": ledger.case.hash,
+        },
+        "exported": datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exported_by": signer.fingerprint,
+        "items": meta_items,
+        "checkpoint_event": cp_event.seq,
+    }
+    files["custody/bundle.json"] = (
+        json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+    ).encode()
+    files["custody/events.jsonl"] = ("".join(line + "\n" for line in lines)).encode()
+    files["custody/checkpoint.txt"] = cp_text.encode()
+    files["custody/proofs.json"] = (json.dumps(proofs, indent=2) + "\n").encode()
+    files["custody/keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
+    files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    info = [
+        ("Source-Organization", organization),
+        ("Contact-Name", signer.identity.name),
+        ("External-Identifier", ledger.case.case_id),
+        ("Bagging-Date", datetime.now(tz=UTC).strftime("%Y-%m-%d")),
+        ("Payload-Oxum", f"{payload_bytes}.{payload_files}"),
+        ("Custody-Schema-Version", str(SCHEMA_VERSION)),
+        ("Custody-Case-Title", ledger.case.title.replace("\n", " ")),
+        ("Custody-Items", " ".join(items)),
+        ("Custody-Checkpoint-Size", str(size)),
+    ]
+    files["bag-info.txt"] = "".join(f"{k}: {v}\n" for k, v in info).encode()
+    return files, payload_bytes, payload_files, size
+
+
+def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
+    hs = {a: hashlib.new(a) for a in algs}
+    if isinstance(src, bytes):
+        for h in hs.values():
+            h.update(src)
+    else:
+        with open(src, "rb") as f:
+            while chunk := f.read(CHUNK):
+                for h in hs.values():
+                    h.update(chunk)
+    return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def export_bundle(
+    ledger: Ledger,
+    signer: Any,
+    items: Sequence[str],
+    out: Path,
+    *,
+    organization: str = "custody",
+) -> ExportResult:
+    """Write a bundle of ``items`` (all items if empty) to ``out``: a folder, or
+    one file ending in .tar, .tar.gz/.tgz or .zip."""
+    known = [a["id"] for a in ledger.artifacts()]
+    chosen = [i.strip().upper() for i in items] or known
+    for i in chosen:
+        if i not in known:
+            raise UsageError(f"no such item: {i}")
+    chosen = list(dict.fromkeys(chosen))
+    if out.exists():
+        raise UsageError(f"{out} already exists; refusing to overwrite")
+    files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization)
+    payload = {n: s for n, s in files.items() if n.startswith("data/")}
+    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
+    for alg in ("sha256", "sha512"):
+        files[f"manifest-{alg}.txt"] = "".join(
+            f"{digests[n][alg]}  {n}\n" for n in sorted(payload)
+        ).encode()
+    tags = sorted(n for n in files if not n.startswith("data/"))
+    files["tagmanifest-sha256.txt"] = "".join(
+        f"{_digest(files[n], ('sha256',))['sha256']}  {n}\n" for n in tags
+    ).encode()
+    _write(files, out)
+    events_blob = files["custody/events.jsonl"]
+    events = events_blob.count(b"\n") if isinstance(events_blob, bytes) else 0
+    return ExportResult(out, chosen, events, nbytes, size)
+
+
+def _write(files: dict[str, bytes | Path], out: Path) -> None:
+    name = out.name
+    top = name.split(".")[0] or "bundle"
+    try:
+        if name.endswith((".tar", ".tar.gz", ".tgz")):
+            mode = "w:gz" if name.endswith(("gz",)) else "w"
+            with tarfile.open(out, mode) as tar:  # type: ignore[call-overload]
+                for n in sorted(files):
+                    _tar_add(tar, f"{top}/{n}", files[n])
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(out, "x", zipfile.ZIP_DEFLATED) as z:
+                for n in sorted(files):
+                    src = files[n]
+                    if isinstance(src, bytes):
+                        z.writestr(f"{top}/{n}", src)
+                    else:
+                        z.write(src, f"{top}/{n}")
+        else:
+            out.mkdir(parents=True)
+            for n in sorted(files):
+                dest = out / n
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = files[n]
+                if isinstance(src, bytes):
+                    dest.write_bytes(src)
+                else:
+                    with open(src, "rb") as fi, open(dest, "wb") as fo:
+                        while chunk := fi.read(CHUNK):
+                            fo.write(chunk)
+    except OSError as e:
+        raise CustodyError(f"cannot write bundle {out}: {e.strerror or e}") from e
+
+
+def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path) -> None:
+    if isinstance(src, bytes):
+        info = tarfile.TarInfo(arcname)
+        info.size = len(src)
+        info.mode = 0o644
+        info.mtime = int(datetime.now(tz=UTC).timestamp())
+        tar.addfile(info, io.BytesIO(src))
+    else:
+        info = tar.gettarinfo(str(src), arcname)
+        info.mode = 0o444
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        with open(src, "rb") as f:
+            tar.addfile(info, f)
+
+
+# -- reading, safely ----------------------------------------------------------------
+
+
+def path_is_dangerous(name: str) -> str | None:
+    """Why an entry name may not be used, or None (bagit-python's idea, stricter)."""
+    if not name or "\x00" in name:
+        return "empty or NUL in name"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if "\\" in name:
+        return "backslash in name"
+    parts = name.split("/")
+    if any(p == ".." for p in parts):
+        return "'..' in path"
+    if any(p in ("", ".") for p in parts[:-1]):
+        return "empty or '.' path component"
+    return None
+
+
+class _Source:
+    """Regular files of a bundle by relative name, read without extracting."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = sizes
+
+    def open(self, name: str) -> IO[bytes]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, name: str, cap: int = MAX_TAG_FILE) -> bytes:
+        if self.sizes[name] > cap:
+            raise HostileBundleError(f"{name} is {self.sizes[name]} bytes; larger than allowed")
+        with self.open(name) as f:
+            data = f.read(cap + 1)
+        if len(data) > cap:
+            raise HostileBundleError(f"{name} is larger than allowed")
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def _strip_top(names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Archives hold the bag under one top folder; find it."""
+    if "bagit.txt" in names:
+        return "", names
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) == 1:
+        top = tops.pop() + "/"
+        return top, {n[len(top) :]: v for n, v in names.items() if n.startswith(top)}
+    return "", names
+
+
+def _check_name(name: str, seen: set[str]) -> None:
+    why = path_is_dangerous(name)
+    if why:
+        raise HostileBundleError(f"unsafe entry {name!r}: {why}")
+    if name in seen:
+        raise HostileBundleError(f"duplicate entry {name!r}")
+    seen.add(name)
+
+
+class _DirSource(_Source):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        sizes: dict[str, int] = {}
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for n in dirnames + filenames:
+                p = Path(dirpath) / n
+                st = p.lstat()
+                rel = p.relative_to(root).as_posix()
+                if stat.S_ISLNK(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
+                if stat.S_ISDIR(st.st_mode):
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+                if st.st_nlink > 1:
+                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
+                sizes[rel] = st.st_size
+        super().__init__(sizes)
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(self.root / name, "rb")
+
+
+class _TarSource(_Source):
+    def __init__(self, path: Path) -> None:
+        try:
+            self.tar = tarfile.open(path, "r:*")
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise HostileBundleError(f"{path} is not a readable tar archive: {e}") from e
+        archive = max(path.stat().st_size, 1)
+        members: dict[str, tarfile.TarInfo] = {}
+        seen: set[str] = set()
+        total = 0
+        try:
+            for m in self.tar:
+                name = m.name.rstrip("/") if m.isdir() else m.name
+                _check_name(name, seen)
+                if m.isdir():
+                    continue
+                if m.issym() or m.islnk():
+                    raise HostileBundleError(f"unsafe entry {m.name!r}: link")
+                if not m.isfile():
+                    raise HostileBundleError(f"unsafe entry {m.name!r}: device or special file")
+                total += m.size
+                if total > MAX_TOTAL or (total > (64 << 20) and total / archive > MAX_RATIO):
+                    raise HostileBundleError(
+                        f"{path}: declared content ({total} bytes) is far larger than the archive"
+                        f" ({archive} bytes): refusing a decompression bomb"
+                    )
+                members[name] = m
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise HostileBundleError(f"{path} is a damaged tar archive: {e}") from e
+        self.top, self.members = _strip_top(members)
+        super().__init__({n: m.size for n, m in self.members.items()})
+
+    def open(self, name: str) -> IO[bytes]:
+        f = self.tar.extractfile(self.members[name])
+        if f is None:
+            raise HostileBundleError(f"cannot read {name}")
+        return f
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+class _ZipSource(_Source):
+    def __init__(self, path: Path) -> None:
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise HostileBundleError(f"{path} is not a readable zip archive: {e}") from e
+        infos: dict[str, zipfile.ZipInfo] = {}
+        seen: set[str] = set()
+        total = 0
+        archive = max(path.stat().st_size, 1)
+        for i in self.zip.infolist():
+            name = i.filename.rstrip("/") if i.is_dir() else i.filename
+            _check_name(name, seen)
+            if i.is_dir():
+                continue
+            kind = stat.S_IFMT(i.external_attr >> 16)
+            if kind and kind != stat.S_IFREG:
+                raise HostileBundleError(f"unsafe entry {i.filename!r}: link or special file")
+            total += i.file_size
+            if total > MAX_TOTAL or (total > (64 << 20) and total / archive > MAX_RATIO):
+                raise HostileBundleError(
+                    f"{path}: declared content ({total} bytes) is far larger than the archive:"
+                    " refusing a decompression bomb"
+                )
+            infos[name] = i
+        self.top, self.infos = _strip_top(infos)
+        super().__init__({n: i.file_size for n, i in self.infos.items()})
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.zip.open(self.infos[name])
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def open_source(path: Path) -> _Source:
+    if not path.exists():
+        raise UsageError(f"no such bundle: {path}")
+    if path.is_dir():
+        return _DirSource(path)
+    if zipfile.is_zipfile(path):
+        return _ZipSource(path)
+    return _TarSource(path)
+
+
+def _json(src: _Source, name: str) -> Any:
+    if name not in src.sizes:
+        raise HostileBundleError(f"not a custody bundle: {name} is missing")
+    try:
+        value = parse_strict(src.read(name).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise HostileBundleError(f"{name} is not valid JSON: {e}") from e
+    _check_depth(value, name)
+    return value
+
+
+def _check_depth(value: Any, name: str, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise HostileBundleError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH}")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_depth(v, name, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_depth(v, name, depth + 1)
+
+
+# -- verification ---------------------------------------------------------------------
+
+
+@dataclass
+class BundleFinding:
+    kind: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class BundleReport:
+    case_id: str = ""
+    items: list[str] = field(default_factory=list)
+    events: int = 0
+    payload_files: int = 0
+    findings: list[BundleFinding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    trusted_keys: list[str] = field(default_factory=list)
+    self_asserted_keys: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, kind: str, subject: str, detail: str) -> None:
+        self.findings.append(BundleFinding(kind, subject, detail))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "case": self.case_id,
+            "items": self.items,
+            "events": self.events,
+            "payload_files": self.payload_files,
+            "trusted_keys": self.trusted_keys,
+            "self_asserted_keys": self.self_asserted_keys,
+            "warnings": self.warnings,
+            "handovers": self.handovers,
+            "findings": [f.__dict__ for f in self.findings],
+        }
+
+
+def _manifest(src: _Source, name: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n, line in enumerate(src.read(name).decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, path = line.partition(" ")
+        path = path.lstrip(" *")
+        if not sep or not path:
+            raise HostileBundleError(f"{name} line {n} is malformed")
+        why = path_is_dangerous(path)
+        if why:
+            raise HostileBundleError(f"{name} names an unsafe path {path!r}: {why}")
+        out[path] = digest.lower()
+    return out
+
+
+def _check_bag(src: _Source, report: BundleReport) -> None:
+    if "bagit.txt" not in src.sizes:
+        raise HostileBundleError("not a BagIt bag: bagit.txt is missing")
+    manifests = {}
+    for alg in ("sha256", "sha512"):
+        name = f"manifest-{alg}.txt"
+        if name not in src.sizes:
+            raise HostileBundleError(f"not a custody bundle: {name} is missing")
+        manifests[alg] = _manifest(src, name)
+    payload = {n for n in src.sizes if n.startswith("data/")}
+    listed = set(manifests["sha256"]) | set(manifests["sha512"])
+    for n in sorted(listed - payload):
+        report.add("payload-missing", n, "listed in the manifest but absent from the bundle")
+    for n in sorted(payload - listed):
+        report.add("payload-extra", n, "present in the bundle but in no manifest")
+    for n in sorted(listed & payload):
+        algs = [a for a in manifests if n in manifests[a]]
+        got = _stream_digest(src, n, algs)
+        for a in algs:
+            if got[a] != manifests[a][n]:
+                report.add(
+                    "payload-digest", n, f"{a}: manifest says {manifests[a][n]}, found {got[a]}"
+                )
+        report.payload_files += 1
+    if "tagmanifest-sha256.txt" in src.sizes:
+        tags = _manifest(src, "tagmanifest-sha256.txt")
+        for n, want in sorted(tags.items()):
+            if n not in src.sizes:
+                report.add("tag-missing", n, "listed in tagmanifest-sha256.txt but absent")
+                continue
+            found = hashlib.sha256(src.read(n)).hexdigest()
+            if found != want:
+                report.add("tag-digest", n, f"sha256: tag manifest says {want}, found {found}")
+        for n in sorted(src.sizes):
+            if not n.startswith("data/") and n != "tagmanifest-sha256.txt" and n not in tags:
+                report.add("tag-extra", n, "a tag file no tag manifest covers")
+    else:
+        report.add("tag-missing", "tagmanifest-sha256.txt", "the tag manifest is missing")
+
+
+def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, str]:
+    hs = {a: hashlib.new(a) for a in algs}
+    with src.open(name) as f:
+        while chunk := f.read(CHUNK):
+            for h in hs.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def _trust_set(trust: Sequence[str]) -> set[str]:
+    out = set()
+    for t in trust:
+        p = Path(t)
+        if p.exists():
+            out.add(fingerprint(load_public_key(p)))
+        else:
+            hexpart = t.strip().lower().removeprefix("sha256:")
+            if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+                raise UsageError(f"--trust {t!r}: neither a public key file nor a fingerprint")
+            out.add("sha256:" + hexpart)
+    return out
+
+
+def verify_bundle(
+    path: Path, *, trust: Sequence[str] = (), require_trusted: bool = False
+) -> BundleReport:
+    """Verify a bundle offline; every problem is reported.  Raises
+    HostileBundleError (exit 2) for what is not a bundle custody will read."""
+    trusted = _trust_set(trust)
+    src = open_source(path)
+    report = BundleReport()
+    try:
+        _check_bag(src, report)
+        meta = _json(src, "custody/bundle.json")
+        if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+            v = meta.get("schema_version") if isinstance(meta, dict) else None
+            raise HostileBundleError(
+                f"unknown bundle schema version {v!r}; this custody reads {SCHEMA_VERSION}"
+            )
+        keys_doc = _json(src, "custody/keys.json")
+        proofs_doc = _json(src, "custody/proofs.json")
+        case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
+        assert isinstance(case, dict)
+        report.case_id = str(case.get("id", ""))
+        items = meta.get("items") if isinstance(meta.get("items"), list) else []
+        assert isinstance(items, list)
+        report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
+        keys = _keys(keys_doc, report, trusted, require_trusted)
+        events = _events(src, report, keys)
+        _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+        _check_items(src, items, events, report)
+        _check_custody(events, report, str(case.get("id", "")))
+    finally:
+        src.close()
+    return report
+
+
+def _keys(
+    doc: Any, report: BundleReport, trusted: set[str], require: bool
+) -> dict[str, tuple[bytes, str, str]]:
+    keys: dict[str, tuple[bytes, str, str]] = {}
+    if not isinstance(doc, list):
+        raise HostileBundleError("custody/keys.json is not a list of keys")
+    for k in doc:
+        if not isinstance(k, dict):
+            raise HostileBundleError("custody/keys.json holds a non-object entry")
+        try:
+            pub = base64.b64decode(str(k.get("public_key", "")), validate=True)
+        except (binascii.Error, ValueError):
+            report.add("key", str(k.get("fingerprint")), "public key is not base64")
+            continue
+        fp = fingerprint(pub)
+        if fp != k.get("fingerprint") or len(pub) != 32:
+            report.add(
+                "key", str(k.get("fingerprint")), f"fingerprint does not match its key ({fp})"
+            )
+            continue
+        keys[fp] = (pub, str(k.get("name")), str(k.get("role")))
+        who = f"{k.get('name')} ({k.get('role')}) {fp}"
+        if fp in trusted:
+            report.trusted_keys.append(who)
+        else:
+            report.self_asserted_keys.append(who)
+            if require:
+                report.add("untrusted-key", fp, f"{who} is only asserted by the bundle itself")
+            else:
+                report.warnings.append(
+                    f"key of {who} is self-asserted: it came only with the bundle"
+                )
+    return keys
+
+
+def _events(
+    src: _Source, report: BundleReport, keys: dict[str, tuple[bytes, str, str]]
+) -> list[dict[str, Any]]:
+    if "custody/events.jsonl" not in src.sizes:
+        raise HostileBundleError("not a custody bundle: custody/events.jsonl is missing")
+    out = []
+    for n, line in enumerate(src.read("custody/events.jsonl").decode("utf-8").splitlines(), 1):
+        try:
+            row = parse_strict(line)
+            _check_depth(row, "custody/events.jsonl")
+            body = parse_strict(row["body"])
+        except (ValueError, KeyError, TypeError) as e:
+            report.add("event", f"events.jsonl line {n}", f"not a valid event line: {e}")
+            continue
+        if not isinstance(body, dict) or not isinstance(row, dict):
+            report.add("event", f"events.jsonl line {n}", "not a JSON object")
+            continue
+        subject = f"event {row.get('seq')}"
+        raw = str(row["body"]).encode("utf-8")
+        if content_hash(raw) != row.get("hash"):
+            report.add(
+                "event-hash",
+                subject,
+                f"body hashes to {content_hash(raw)}, line says {row.get('hash')}",
+            )
+        if canonical_json(body) != raw:
+            report.add("event-body", subject, "body is not canonical JSON")
+        if body.get("seq") != row.get("seq") or body.get("signer") != row.get("signer"):
+            report.add("event-body", subject, "line's seq/signer differ from the signed body")
+        key = keys.get(str(body.get("signer")))
+        if key is None:
+            report.add(
+                "unknown-signer",
+                subject,
+                f"signed by {body.get('signer')}, a key the bundle does not carry",
+            )
+        else:
+            try:
+                sig = base64.b64decode(str(row.get("signature", "")), validate=True)
+            except (binascii.Error, ValueError):
+                sig = b""
+            if not verify_signature(key[0], sig, raw):
+                report.add("signature", subject, "Ed25519 signature does not verify")
+        out.append({"seq": row.get("seq"), "hash": row.get("hash"), "body": body, "raw": raw})
+    report.events = len(out)
+    return out
+
+
+def _check_checkpoint_and_proofs(
+    src: _Source,
+    doc: Any,
+    events: list[dict[str, Any]],
+    keys: dict[str, tuple[bytes, str, str]],
+    report: BundleReport,
+) -> None:
+    if "custody/checkpoint.txt" not in src.sizes:
+        raise HostileBundleError("not a custody bundle: custody/checkpoint.txt is missing")
+    names = {fp: (n, r) for fp, (_, n, r) in keys.items()}
+    vs = verifiers({fp: k[0] for fp, k in keys.items()}, names)
+    try:
+        cp = open_checkpoint_text(
+            src.read("custody/checkpoint.txt").decode("utf-8"),
+            origin_of(report.case_id),
+            vs,
+            source="checkpoint",
+        )
+    except (CustodyError, UnicodeDecodeError) as e:
+        report.add("checkpoint", "custody/checkpoint.txt", str(e))
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
+        report.add("proof", "custody/proofs.json", "no list of proofs")
+        return
+    if doc.get("tree_size") != cp.size:
+        report.add(
+            "proof",
+            "custody/proofs.json",
+            f"proofs are for size {doc.get('tree_size')}, the checkpoint for {cp.size}",
+        )
+    by_seq = {p.get("seq"): p for p in doc["proofs"] if isinstance(p, dict)}
+    for ev in events:
+        subject = f"event {ev['seq']}"
+        p = by_seq.get(ev["seq"])
+        if p is None or not isinstance(ev["seq"], int):
+            report.add("proof", subject, "no inclusion proof for this event")
+            continue
+        try:
+            proof = [bytes.fromhex(h) for h in p.get("proof", [])]
+            merkle.verify_inclusion(merkle.leaf_hash(ev["raw"]), ev["seq"], cp.size, proof, cp.root)
+        except (ValueError, TypeError) as e:
+            report.add("proof", subject, f"not in the checkpointed ledger: {e}")
+
+
+def _check_items(
+    src: _Source, items: list[Any], events: list[dict[str, Any]], report: BundleReport
+) -> None:
+    collected = {
+        str(ev["body"].get("data", {}).get("item")): ev["body"]["data"]
+        for ev in events
+        if ev["body"].get("type") == COLLECT_EVENT and isinstance(ev["body"].get("data"), dict)
+    }
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        item = str(it.get("id"))
+        data = collected.get(item)
+        if data is None:
+            report.add("item", item, "no signed collect event for this item in the bundle")
+            continue
+        rel = it.get("payload")
+        if rel is None:
+            continue
+        if not isinstance(rel, str) or path_is_dangerous(rel) or not rel.startswith("data/"):
+            raise HostileBundleError(f"bundle.json names an unsafe payload path {rel!r}")
+        if rel not in src.sizes:
+            report.add("payload-missing", rel, f"payload of {item} is absent")
+            continue
+        want = {
+            a: v
+            for a, v in (data.get("digests") or {}).items()
+            if a in hashlib.algorithms_available
+        }
+        got = _stream_digest(src, rel, sorted(want))
+        for a in sorted(want):
+            if got[a] != want[a]:
+                report.add(
+                    "payload-digest", item, f"{a}: collected as {want[a]}, bundle holds {got[a]}"
+                )
+
+
+def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: str) -> None:
+    rows = [
+        (
+            int(e["seq"]),
+            str(e["hash"]),
+            str(e["body"].get("type")),
+            str(e["body"].get("signer")),
+            e["body"],
+        )
+        for e in events
+        if isinstance(e["seq"], int)
+    ]
+    r = replay(sorted(rows), case_id)
+    for kind, subject, detail in r.violations:
+        if "not an item of this case" in detail:
+            continue  # a hand-over that also moved items not disclosed here
+        report.add(kind, subject, detail)
+    for item in report.items:
+        chain = []
+        for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+            if item in t.items:
+                chain.append(
+                    {
+                        "transfer": t.id,
+                        "released_by": r.names.get(t.releaser, (t.releaser, ""))[0],
+                        "received_by": r.names.get(t.receiver, (t.receiver, ""))[0]
+                        if t.receipt is not None
+                        else None,
+                        "released": t.time,
+                        "received": t.receipt_time,
+                        "reason": t.reason,
+                    }
+                )
+        report.handovers[item] = chain
