@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from custody.bundle import export_bundle, verify_bundle
+from custody.bundle import export_bundle, import_bundle, verify_bundle
 from custody.errors import UsageError
 from custody_cli.common import case_option, echo_json, key_options, load_key, open_case
 
@@ -105,3 +105,46 @@ def bundle_verify(path: Path, trust: tuple[str, ...], require_trusted: bool, as_
     for w in report.warnings:
         click.echo(f"Warning: {w}")
     sys.exit(0 if report.ok else 1)
+
+
+@bundle.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@case_option
+@key_options
+def bundle_import(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Verify, then merge collectors' bundles into this case: payload into the
+    store, their signed events kept byte for byte, an import event signed by you.
+    A bundle that fails verification is refused and nothing is written."""
+    out = []
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        for p in paths:
+            r = import_bundle(ledger, signer, p)
+            out.append(
+                {
+                    "bundle": str(p),
+                    "id": r.bundle,
+                    "already_imported": r.already,
+                    "items": r.items,
+                    "events": r.events,
+                    "event": r.event_seq,
+                }
+            )
+            if not as_json:
+                if r.already:
+                    click.echo(f"{p}: already imported ({r.bundle}); nothing changed")
+                else:
+                    click.echo(
+                        f"{p}: imported {len(r.items)} items and {r.events} signed events"
+                        f" as event {r.event_seq}"
+                    )
+    if as_json:
+        echo_json(out)

@@ -359,6 +359,8 @@ def _event_summary(ev: Any) -> str:
         return f"{d.get('registration')} {d.get('name')} ({d.get('role')})"
     if ev.type == "collection.start":
         return f"run {str(d.get('run'))[:8]} reason: {d.get('reason')!r}"
+    if ev.type == "import":
+        return f"bundle of case {d.get('source_case')}: {len(d.get('items', []))} items"
     if ev.type == "collection.end":
         return f"run {str(d.get('run'))[:8]} {d.get('status')}"
     return str(d.get("reason", ""))

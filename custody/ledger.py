@@ -340,6 +340,8 @@ class Ledger:
         self,
         signer: Signer,
         drafts: Sequence[EventDraft] | Callable[[], Sequence[EventDraft]],
+        *,
+        after: Callable[[Event], None] | None = None,
     ) -> list[Event]:
         """Append events signed by ``signer`` in one ``BEGIN IMMEDIATE`` transaction.
 
@@ -381,6 +383,8 @@ class Ledger:
                 self._index(ev, draft)
                 out.append(ev)
                 prev = ev.hash
+            if after is not None and out:
+                after(out[-1])  # more rows, in the same transaction as the events
             self.conn.execute("COMMIT")
         except sqlite3.Error as e:
             self.conn.execute("ROLLBACK")

@@ -115,9 +115,39 @@ def m002_items_and_tree(conn: sqlite3.Connection) -> None:
         _append_only_triggers(conn, table)
 
 
+def m003_imports(conn: sqlite3.Connection) -> None:
+    """Bundles merged into the case: the collector's events kept byte for byte
+    with their own chain and checkpoint, beside the case's own ledger."""
+    conn.execute(
+        """CREATE TABLE imported_bundles (
+            bundle TEXT PRIMARY KEY,
+            source_case TEXT NOT NULL,
+            checkpoint TEXT NOT NULL,
+            keys TEXT NOT NULL,
+            items TEXT NOT NULL,
+            import_seq INTEGER NOT NULL REFERENCES events(seq)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE imported_events (
+            bundle TEXT NOT NULL REFERENCES imported_bundles(bundle),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            signer TEXT NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            proof TEXT NOT NULL,
+            PRIMARY KEY (bundle, seq)
+        )"""
+    )
+    for table in ("imported_bundles", "imported_events"):
+        _append_only_triggers(conn, table)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_initial", m001_initial),
     ("002_items_and_tree", m002_items_and_tree),
+    ("003_imports", m003_imports),
 ]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 import sqlite3
@@ -365,6 +366,68 @@ def check_timestamps(
         report.timestamps += 1
 
 
+def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
+    """Imported collectors' events still hash, verify with their bundle's keys and
+    prove into their signed checkpoint; their payload is still in the store."""
+    rows = ledger.conn.execute(
+        "SELECT bundle, source_case, keys, items, checkpoint FROM imported_bundles"
+    ).fetchall()
+    for bundle, source_case, keys_json, items_json, checkpoint in rows:
+        short = str(bundle)[:23]
+        try:
+            key_list = json.loads(keys_json)
+            keys = {k["fingerprint"]: base64.b64decode(k["public_key"]) for k in key_list}
+            names = {k["fingerprint"]: (str(k["name"]), str(k["role"])) for k in key_list}
+            items = json.loads(items_json)
+            cp = open_checkpoint_text(
+                checkpoint,
+                origin_of(source_case),
+                verifiers(keys, names),
+                source=f"checkpoint of {short}",
+            )
+        except (ValueError, KeyError, TypeError, CustodyError) as e:
+            report.add("import", short, f"imported bundle record does not verify: {e}")
+            continue
+        for seq, ev_hash, signer, body, sig, proof in ledger.conn.execute(
+            "SELECT seq, hash, signer, body, signature, proof FROM imported_events"
+            " WHERE bundle = ? ORDER BY seq",
+            (bundle,),
+        ):
+            subject = f"imported event {seq} of {short}"
+            raw = str(body).encode("utf-8")
+            if content_hash(raw) != ev_hash:
+                report.add("import", subject, "body no longer hashes to its recorded hash")
+            pub = keys.get(signer)
+            try:
+                ok = pub is not None and verify_signature(pub, base64.b64decode(sig), raw)
+                path = [bytes.fromhex(h) for h in json.loads(proof)]
+                merkle.verify_inclusion(merkle.leaf_hash(raw), int(seq), cp.size, path, cp.root)
+            except (ValueError, TypeError):
+                report.add("import", subject, "not proven to be in its signed checkpoint")
+                continue
+            if not ok:
+                report.add("import", subject, "signature does not verify with the bundle's key")
+        if quick:
+            continue
+        store = Store(ledger.store_dir)
+        for it in items:
+            rel = it.get("store")
+            if not rel or not _OBJECT_PATH.fullmatch(str(rel)):
+                continue
+            subject = f"imported {it.get('source_item')} ({rel})"
+            try:
+                got = hash_file(store.path_of(rel), ["sha256"])
+            except OSError:
+                report.add("object-missing", subject, "store object of an imported item is missing")
+                continue
+            if got.digests["sha256"] != it.get("sha256"):
+                report.add(
+                    "object-digest",
+                    subject,
+                    f"sha256: expected {it.get('sha256')}, found {got.digests['sha256']}",
+                )
+
+
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
     """Every stored Merkle node (they serve the proofs) must equal the node
     re-derived from the events."""
@@ -548,6 +611,7 @@ def verify_ledger(
             check_tree(ledger, tree, report)
             check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
             check_timestamps(bodies, report, tsa_roots)
+            check_imports(ledger, report, quick)
             if not quick:
                 check_store(ledger, bodies, report, progress, purgeable(r))
         finally:

@@ -29,11 +29,20 @@ EXPECTED_COLUMNS = {
     "_custody_migrations": {"name": str, "applied_at": str},
     "event_items": {"item": str, "seq": int},
     "merkle_nodes": {"level": int, "idx": int, "hash": bytes},
+    "imported_bundles": {
+        "bundle": str, "source_case": str, "checkpoint": str, "keys": str, "items": str,
+        "import_seq": int,
+    },
+    "imported_events": {
+        "bundle": str, "seq": int, "hash": str, "signer": str, "body": str, "signature": str,
+        "proof": str,
+    },
 }
 
 EXPECTED_TRIGGERS = {
     f"{t}_no_{op}"
-    for t in ("case_info", "events", "identities", "artifacts", "event_items", "merkle_nodes")
+    for t in ("case_info", "events", "identities", "artifacts", "event_items", "merkle_nodes",
+              "imported_bundles", "imported_events")
     for op in ("update", "delete")
 }
 
@@ -119,7 +128,7 @@ def test_migration_002_backfills_items_and_tree(tmp_path: Path) -> None:
         [(e.seq, e.hash, e.prev, e.type, e.time, e.signer, e.item, e.body, e.signature)
          for e in events],
     )
-    assert migrate(old) == ["002_items_and_tree"]
+    assert migrate(old) == ["002_items_and_tree", "003_imports"]
     items = sorted(old.execute("SELECT item, seq FROM event_items"))
     assert items == sorted((e.item, e.seq) for e in events if e.item)
     leaves = [merkle.leaf_hash(e.body.encode()) for e in events]
