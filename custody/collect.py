@@ -147,8 +147,10 @@ class _Typer:
         if m is None:
             m = (magic.Magic(mime=True), magic.Magic())
             self._local.pair = m
-        mime: str = m[0].from_file(path)
         desc: str = m[1].from_file(path)
+        if desc == "data":  # nothing recognised: libmagic's MIME answer is fixed
+            return "application/octet-stream", desc
+        mime: str = m[0].from_file(path)
         return mime, desc
 
     def submit(self, stored_copy: str) -> Future[tuple[str, str]]:
