@@ -32,12 +32,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+import jsonschema
+
 from custody import __version__, merkle
 from custody.canonical import canonical_json, content_hash, parse_strict
-from custody.checkpoint import make_checkpoint, open_checkpoint_text, origin_of, verifiers
+from custody.checkpoint import (
+    make_checkpoint,
+    note_key_name,
+    open_checkpoint_text,
+    origin_of,
+    verifiers,
+)
 from custody.errors import CustodyError, IntegrityError, UsageError
 from custody.keys import fingerprint, load_public_key, verify_signature
 from custody.ledger import (
@@ -59,6 +68,7 @@ MAX_TOTAL = 1 << 40  # 1 TiB of declared content
 MAX_RATIO = 1000  # declared size / archive size: beyond this, a decompression bomb
 CHUNK = 1 << 20
 KEY_EVENTS = (IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
+EXPORT_EVENT = "export"
 
 
 class HostileBundleError(UsageError):
@@ -110,10 +120,32 @@ def _bag_files(
     """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
     artifacts = {a["id"]: a for a in ledger.artifacts()}
     store = Store(ledger.store_dir)
+    ledger.ensure_registered(signer)
+    listed = _disclosed(ledger, items)
+    # the exporter signs what the bundle discloses, so nothing can be left out later
+    export_ev = next(
+        e
+        for e in ledger.append(
+            signer,
+            [
+                EventDraft(
+                    EXPORT_EVENT,
+                    {
+                        "items": items,
+                        "payload": {
+                            i: artifacts[i]["sha256"] for i in items if artifacts[i]["sha256"]
+                        },
+                        "events": [{"seq": e.seq, "hash": e.hash} for e in listed],
+                    },
+                )
+            ],
+        )
+        if e.type == EXPORT_EVENT
+    )
     _, cp_event = make_checkpoint(ledger, signer)
     cp_text = str(cp_event.data["note"])
     size = int(cp_event.data["size"])
-    events = [ev for ev in _disclosed(ledger, items) if ev.seq < size]
+    events = [*listed, export_ev]
     tree = ledger.tree()
     files: dict[str, bytes | Path] = {}
     meta_items = []
@@ -179,6 +211,7 @@ def _bag_files(
         "exported_by": signer.fingerprint,
         "items": meta_items,
         "checkpoint_event": cp_event.seq,
+        "export_event": export_ev.seq,
     }
     files["custody/bundle.json"] = (
         json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
@@ -258,10 +291,14 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
         if name.endswith((".tar", ".tar.gz", ".tgz")):
             mode = "w:gz" if name.endswith(("gz",)) else "w"
             with tarfile.open(out, mode) as tar:  # type: ignore[call-overload]
+                data_dir = tarfile.TarInfo(f"{top}/data")
+                data_dir.type, data_dir.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(data_dir)
                 for n in sorted(files):
                     _tar_add(tar, f"{top}/{n}", files[n])
         elif name.endswith(".zip"):
             with zipfile.ZipFile(out, "x", zipfile.ZIP_DEFLATED) as z:
+                z.writestr(f"{top}/data/", b"")
                 for n in sorted(files):
                     src = files[n]
                     if isinstance(src, bytes):
@@ -270,6 +307,7 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
                         z.write(src, f"{top}/{n}")
         else:
             out.mkdir(parents=True)
+            (out / "data").mkdir()  # BagIt needs it even with no payload
             for n in sorted(files):
                 dest = out / n
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -391,7 +429,8 @@ class _TarSource(_Source):
         try:
             self.tar = tarfile.open(path, "r:*")
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise HostileBundleError(f"{path} is not a readable tar archive: {e}") from e
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise HostileBundleError(f"{path} is not a bundle (folder, tar or zip): {first}") from e
         archive = max(path.stat().st_size, 1)
         members: dict[str, tarfile.TarInfo] = {}
         seen: set[str] = set()
@@ -473,6 +512,23 @@ def open_source(path: Path) -> _Source:
     return _TarSource(path)
 
 
+_SCHEMAS = {
+    "custody/bundle.json": "bundle",
+    "custody/keys.json": "bundle-keys",
+    "custody/proofs.json": "bundle-proofs",
+}
+
+
+def _validate(value: Any, schema: str, where: str) -> None:
+    """Check a bundle document against its JSON Schema in custody.schemas."""
+    s = json.loads(resources.files("custody.schemas").joinpath(f"{schema}.schema.json").read_text())
+    errors = sorted(jsonschema.Draft202012Validator(s).iter_errors(value), key=str)
+    if errors:
+        e = errors[0]
+        at = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise HostileBundleError(f"{where} does not match its schema at {at}: {e.message[:200]}")
+
+
 def _json(src: _Source, name: str) -> Any:
     if name not in src.sizes:
         raise HostileBundleError(f"not a custody bundle: {name} is missing")
@@ -481,6 +537,14 @@ def _json(src: _Source, name: str) -> Any:
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise HostileBundleError(f"{name} is not valid JSON: {e}") from e
     _check_depth(value, name)
+    if name == "custody/bundle.json" and isinstance(value, dict):
+        v = value.get("schema_version")
+        if v != SCHEMA_VERSION:
+            raise HostileBundleError(
+                f"unknown bundle schema version {v!r}; this custody reads {SCHEMA_VERSION}"
+            )
+    if name in _SCHEMAS:
+        _validate(value, _SCHEMAS[name], name)
     return value
 
 
@@ -654,8 +718,9 @@ def verify_bundle(
         report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
         keys = _keys(keys_doc, report, trusted, require_trusted)
         events = _events(src, report, keys)
-        _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+        _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
         _check_items(src, items, events, report)
+        _check_disclosure(src, meta, items, events, report)
         _check_custody(events, report, str(case.get("id", "")))
     finally:
         src.close()
@@ -703,11 +768,18 @@ def _events(
     if "custody/events.jsonl" not in src.sizes:
         raise HostileBundleError("not a custody bundle: custody/events.jsonl is missing")
     out = []
-    for n, line in enumerate(src.read("custody/events.jsonl").decode("utf-8").splitlines(), 1):
+    try:
+        text = src.read("custody/events.jsonl").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HostileBundleError(f"custody/events.jsonl is not UTF-8: {e}") from e
+    for n, line in enumerate(text.splitlines(), 1):
         try:
             row = parse_strict(line)
             _check_depth(row, "custody/events.jsonl")
+            _validate(row, "bundle-event-line", f"custody/events.jsonl line {n}")
             body = parse_strict(row["body"])
+        except RecursionError as e:
+            raise HostileBundleError(f"custody/events.jsonl line {n} is nested too deep") from e
         except (ValueError, KeyError, TypeError) as e:
             report.add("event", f"events.jsonl line {n}", f"not a valid event line: {e}")
             continue
@@ -751,6 +823,7 @@ def _check_checkpoint_and_proofs(
     events: list[dict[str, Any]],
     keys: dict[str, tuple[bytes, str, str]],
     report: BundleReport,
+    trusted: set[str],
 ) -> None:
     if "custody/checkpoint.txt" not in src.sizes:
         raise HostileBundleError("not a custody bundle: custody/checkpoint.txt is missing")
@@ -766,6 +839,14 @@ def _check_checkpoint_and_proofs(
     except (CustodyError, UnicodeDecodeError) as e:
         report.add("checkpoint", "custody/checkpoint.txt", str(e))
         return
+    signers = {fp for fp, (_, n, _r) in keys.items() if note_key_name(n) in cp.signed_by}
+    if trusted and not signers & trusted:
+        report.add(
+            "untrusted-checkpoint",
+            "custody/checkpoint.txt",
+            "the checkpoint is not signed by any key you trust: everything in the bundle"
+            " hangs on it",
+        )
     if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
         report.add("proof", "custody/proofs.json", "no list of proofs")
         return
@@ -787,6 +868,68 @@ def _check_checkpoint_and_proofs(
             merkle.verify_inclusion(merkle.leaf_hash(ev["raw"]), ev["seq"], cp.size, proof, cp.root)
         except (ValueError, TypeError) as e:
             report.add("proof", subject, f"not in the checkpointed ledger: {e}")
+
+
+def _check_disclosure(
+    src: _Source,
+    meta: dict[str, Any],
+    items: list[Any],
+    events: list[dict[str, Any]],
+    report: BundleReport,
+) -> None:
+    """The exporter's signed export event says what the bundle discloses: every
+    event it lists must be here (and nothing else), every item's bytes too."""
+    seqs = [e["seq"] for e in events]
+    for seq in sorted({s for s in seqs if seqs.count(s) > 1}, key=str):
+        report.add("event-duplicate", f"event {seq}", "the bundle carries this event twice")
+    export = next(
+        (
+            e
+            for e in events
+            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
+        ),
+        None,
+    )
+    if export is None:
+        report.add(
+            "disclosure",
+            "custody/bundle.json",
+            f"the signed export event {meta.get('export_event')} is not in the bundle",
+        )
+        return
+    data = export["body"].get("data", {})
+    listed = {(d.get("seq"), d.get("hash")) for d in data.get("events", []) if isinstance(d, dict)}
+    present = {(e["seq"], e["hash"]) for e in events if e is not export}
+    for seq, h in sorted(listed - present, key=str):
+        report.add(
+            "event-withheld",
+            f"event {seq}",
+            f"listed by the export event ({h}) but missing from the bundle",
+        )
+    for seq, h in sorted(present - listed, key=str):
+        report.add(
+            "event-extra", f"event {seq}", f"in the bundle but not listed by the export event ({h})"
+        )
+    ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
+    if sorted(ids) != sorted(str(i) for i in data.get("items", [])):
+        report.add(
+            "disclosure",
+            "custody/bundle.json",
+            f"items {ids} differ from the export event's {data.get('items')}",
+        )
+    payload_of = {str(i.get("id")): i.get("payload") for i in items if isinstance(i, dict)}
+    for item, sha in sorted((data.get("payload") or {}).items()):
+        rel = payload_of.get(item)
+        if not rel or rel not in src.sizes:
+            report.add(
+                "payload-withheld",
+                item,
+                f"the export event lists its bytes (sha256 {sha})"
+                " but the bundle does not carry them",
+            )
+    expected = {p for p in payload_of.values() if p}
+    for n in sorted(n for n in src.sizes if n.startswith("data/") and n not in expected):
+        report.add("payload-extra", n, "a payload file that belongs to no exported item")
 
 
 def _check_items(
