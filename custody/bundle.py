@@ -111,7 +111,12 @@ def _disclosed(ledger: Ledger, items: list[str]) -> list[Event]:
         tuple(wanted),
     )
     seqs = {int(r[0]) for r in rows}
-    return [ev for ev in ledger.events() if ev.seq in seqs or ev.type in KEY_EVENTS]
+    # earlier exports name other items: they are not about these items' custody
+    return [
+        ev
+        for ev in ledger.events()
+        if (ev.seq in seqs and ev.type != EXPORT_EVENT) or ev.type in KEY_EVENTS
+    ]
 
 
 def _bag_files(
