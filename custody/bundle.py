@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -520,18 +522,39 @@ def open_source(path: Path) -> _Source:
 _SCHEMAS = {
     "custody/bundle.json": "bundle",
     "custody/keys.json": "bundle-keys",
-    "custody/proofs.json": "bundle-proofs",
 }
+
+
+@functools.cache
+def _validator(schema: str) -> Any:
+    text = resources.files("custody.schemas").joinpath(f"{schema}.schema.json").read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))
 
 
 def _validate(value: Any, schema: str, where: str) -> None:
     """Check a bundle document against its JSON Schema in custody.schemas."""
-    s = json.loads(resources.files("custody.schemas").joinpath(f"{schema}.schema.json").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(s).iter_errors(value), key=str)
+    errors = sorted(_validator(schema).iter_errors(value), key=str)
     if errors:
         e = errors[0]
         at = "/".join(str(p) for p in e.absolute_path) or "(top)"
         raise HostileBundleError(f"{where} does not match its schema at {at}: {e.message[:200]}")
+
+
+_LINE_FIELDS = {"seq": int, "hash": str, "prev": str, "signer": str, "signature": str, "body": str}
+
+
+def _event_line_shape(row: Any, n: int) -> None:
+    """schemas/bundle-event-line.schema.json, checked by hand: thousands of lines
+    through jsonschema would cost more than hashing the payload."""
+    if (
+        not isinstance(row, dict)
+        or set(row) != set(_LINE_FIELDS)
+        or any(type(row[k]) is not t for k, t in _LINE_FIELDS.items())
+    ):
+        raise HostileBundleError(
+            f"custody/events.jsonl line {n} does not match its schema"
+            f" (an object of exactly {', '.join(_LINE_FIELDS)})"
+        )
 
 
 def _json(src: _Source, name: str) -> Any:
@@ -550,7 +573,32 @@ def _json(src: _Source, name: str) -> Any:
             )
     if name in _SCHEMAS:
         _validate(value, _SCHEMAS[name], name)
+    elif name == "custody/proofs.json":
+        _proofs_shape(value)
     return value
+
+
+def _proofs_shape(doc: Any) -> None:
+    """schemas/bundle-proofs.schema.json, checked by hand (one entry per event)."""
+    ok = (
+        isinstance(doc, dict)
+        and set(doc) == {"tree_size", "proofs"}
+        and type(doc["tree_size"]) is int
+        and isinstance(doc["proofs"], list)
+        and all(
+            isinstance(p, dict)
+            and set(p) == {"seq", "proof"}
+            and type(p["seq"]) is int
+            and isinstance(p["proof"], list)
+            and all(isinstance(h, str) and len(h) == 64 for h in p["proof"])
+            for p in doc["proofs"]
+        )
+    )
+    if not ok:
+        raise HostileBundleError(
+            "custody/proofs.json does not match its schema"
+            " ({tree_size, proofs: [{seq, proof: [64-hex, ...]}]})"
+        )
 
 
 def _check_depth(value: Any, name: str, depth: int = 0) -> None:
@@ -781,7 +829,7 @@ def _events(
         try:
             row = parse_strict(line)
             _check_depth(row, "custody/events.jsonl")
-            _validate(row, "bundle-event-line", f"custody/events.jsonl line {n}")
+            _event_line_shape(row, n)
             body = parse_strict(row["body"])
         except RecursionError as e:
             raise HostileBundleError(f"custody/events.jsonl line {n} is nested too deep") from e
@@ -884,8 +932,8 @@ def _check_disclosure(
 ) -> None:
     """The exporter's signed export event says what the bundle discloses: every
     event it lists must be here (and nothing else), every item's bytes too."""
-    seqs = [e["seq"] for e in events]
-    for seq in sorted({s for s in seqs if seqs.count(s) > 1}, key=str):
+    counts = Counter(e["seq"] for e in events)
+    for seq in sorted((s for s, n in counts.items() if n > 1), key=str):
         report.add("event-duplicate", f"event {seq}", "the bundle carries this event twice")
     export = next(
         (
