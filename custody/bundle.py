@@ -29,6 +29,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -364,15 +365,16 @@ def path_is_dangerous(name: str) -> str | None:
     return None
 
 
-class _Source:
+class _Source(ABC):
     """Regular files of a bundle by relative name, read without extracting."""
 
     def __init__(self, sizes: dict[str, int]) -> None:
         self.sizes = sizes
         self.digests: dict[str, dict[str, str]] = {}  # payload digests computed once
 
-    def open(self, name: str) -> IO[bytes]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def open(self, name: str) -> IO[bytes]:
+        """A readable stream of entry ``name``."""
 
     def read(self, name: str, cap: int = MAX_TAG_FILE) -> bytes:
         if self.sizes[name] > cap:
@@ -383,8 +385,8 @@ class _Source:
             raise HostileBundleError(f"{name} is larger than allowed")
         return data
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - only archive readers hold something open
+        """Release the archive, if any."""
 
 
 def _strip_top(names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
