@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from custody.canonical import now_rfc3339
+from custody.merkle import TreeCache, leaf_hash
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None]]
 
@@ -82,7 +83,6 @@ def m002_items_and_tree(conn: sqlite3.Connection) -> None:
     """Events may concern many items (hand-overs); the Merkle tree's complete
     subtrees are stored so proofs need O(log n) lookups.  Both are derived from
     the events (verify re-derives them) and back-filled here."""
-    from custody.merkle import leaf_hash, node_hash
 
     conn.execute(
         "CREATE TABLE event_items (item TEXT NOT NULL, seq INTEGER NOT NULL"
@@ -96,20 +96,12 @@ def m002_items_and_tree(conn: sqlite3.Connection) -> None:
     conn.execute(
         "INSERT INTO event_items (item, seq) SELECT item, seq FROM events WHERE item IS NOT NULL"
     )
-    levels: list[list[bytes]] = [[]]
-    for (body,) in conn.execute("SELECT body FROM events ORDER BY seq"):
-        h = leaf_hash(body.encode("utf-8") if isinstance(body, str) else bytes(body))
-        levels[0].append(h)
-        level = 0
-        while len(levels[level]) % 2 == 0:
-            h = node_hash(levels[level][-2], levels[level][-1])
-            level += 1
-            if level == len(levels):
-                levels.append([])
-            levels[level].append(h)
+    tree = TreeCache(
+        leaf_hash(body.encode("utf-8") if isinstance(body, str) else bytes(body))
+        for (body,) in conn.execute("SELECT body FROM events ORDER BY seq")
+    )
     conn.executemany(
-        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-        ((lv, i, h) for lv, hs in enumerate(levels) for i, h in enumerate(hs)),
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", tree.complete_nodes()
     )
     for table in ("event_items", "merkle_nodes"):
         _append_only_triggers(conn, table)
