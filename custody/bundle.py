@@ -24,15 +24,17 @@ import functools
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import re
 import stat
 import tarfile
 import tempfile
 import zipfile
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -42,7 +44,7 @@ from typing import IO, Any
 import jsonschema
 
 from custody import __version__, merkle
-from custody.canonical import canonical_json, content_hash, parse_strict
+from custody.canonical import content_hash, parse_canonical, parse_strict
 from custody.checkpoint import (
     make_checkpoint,
     note_key_name,
@@ -365,6 +367,8 @@ class _Source(ABC):
     def __init__(self, sizes: dict[str, int]) -> None:
         self.sizes = sizes
         self.digests: dict[str, dict[str, str]] = {}  # payload digests computed once
+        self.on_close: list[Callable[[], None]] = []
+        self.pool: ProcessPoolExecutor | None = None  # workers, for a large folder bag
 
     @abstractmethod
     def open(self, name: str) -> IO[bytes]:
@@ -379,7 +383,13 @@ class _Source(ABC):
             raise HostileBundleError(f"{name} is larger than allowed")
         return data
 
-    def close(self) -> None:  # noqa: B027 - only archive readers hold something open
+    def close(self) -> None:
+        """Stop work still reading the bundle, then release the archive, if any."""
+        for hook in self.on_close:
+            hook()
+        self._release()
+
+    def _release(self) -> None:  # noqa: B027 - only archive readers hold something open
         """Release the archive, if any."""
 
 
@@ -407,20 +417,23 @@ class _DirSource(_Source):
     def __init__(self, root: Path) -> None:
         self.root = root
         sizes: dict[str, int] = {}
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            for n in dirnames + filenames:
-                p = Path(dirpath) / n
-                st = p.lstat()
-                rel = p.relative_to(root).as_posix()
-                if stat.S_ISLNK(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
-                if stat.S_ISDIR(st.st_mode):
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-                if st.st_nlink > 1:
-                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
-                sizes[rel] = st.st_size
+        todo = [("", os.fspath(root))]
+        while todo:
+            prefix, folder = todo.pop()
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    rel = prefix + e.name
+                    st = e.stat(follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode):
+                        raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
+                    if stat.S_ISDIR(st.st_mode):
+                        todo.append((rel + "/", e.path))
+                    elif not stat.S_ISREG(st.st_mode):
+                        raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+                    elif st.st_nlink > 1:
+                        raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
+                    else:
+                        sizes[rel] = st.st_size
         super().__init__(sizes)
 
     def open(self, name: str) -> IO[bytes]:
@@ -466,7 +479,7 @@ class _TarSource(_Source):
             raise HostileBundleError(f"cannot read {name}")
         return f
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self.tar.close()
 
 
@@ -501,7 +514,7 @@ class _ZipSource(_Source):
     def open(self, name: str) -> IO[bytes]:
         return self.zip.open(self.infos[name])
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self.zip.close()
 
 
@@ -553,6 +566,51 @@ def _event_line_shape(row: Any, n: int) -> None:
         )
 
 
+_ITEM_ID = re.compile(r"ITEM-[1-9][0-9]*")
+_HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PAYLOAD = re.compile(r"data/ITEM-[1-9][0-9]*/[^/\\%\x00-\x1f\x7f]{1,200}")
+_OUTCOMES = {"collected", "unstable", "unreadable", "vanished", "symlink", "special", "directory"}
+_ITEM_KEYS = {"id", "path", "path_hex", "outcome", "sha256", "size"}
+
+
+def _item_shape(item: Any) -> bool:
+    """$defs/item of schemas/bundle.schema.json, checked by hand: jsonschema spends
+    a third of a millisecond per item, more than hashing its payload.
+    Where it says no, jsonschema is asked why; tests hold the two to the same verdicts."""
+    ok = isinstance(item, dict) and _ITEM_KEYS <= set(item)
+    if ok:
+        stored = item["sha256"] is not None
+        optional = {"payload", "name_mapped"}
+        ok = (
+            set(item) == (_ITEM_KEYS | optional if stored else _ITEM_KEYS)
+            and isinstance(item["id"], str)
+            and _ITEM_ID.fullmatch(item["id"]) is not None
+            and isinstance(item["path"], str)
+            and isinstance(item["path_hex"], str)
+            and _HEX_BYTES.fullmatch(item["path_hex"]) is not None
+            and item["outcome"] in _OUTCOMES
+            and (
+                not stored
+                or (
+                    isinstance(item["sha256"], str)
+                    and _SHA256_HEX.fullmatch(item["sha256"]) is not None
+                )
+            )
+            and (item["size"] is None or (type(item["size"]) is int and item["size"] >= 0))
+            and (
+                not stored
+                or (
+                    isinstance(item["payload"], str)
+                    and _PAYLOAD.fullmatch(item["payload"]) is not None
+                    and not item["payload"].endswith(("/.", "/.."))
+                    and type(item["name_mapped"]) is bool
+                )
+            )
+        )
+    return ok
+
+
 def _json(src: _Source, name: str) -> Any:
     if name not in src.sizes:
         raise HostileBundleError(f"not a custody bundle: {name} is missing")
@@ -567,6 +625,17 @@ def _json(src: _Source, name: str) -> Any:
             raise HostileBundleError(
                 f"unknown bundle schema version {v!r}; this custody reads {SCHEMA_VERSION}"
             )
+    if name == "custody/bundle.json" and isinstance(value, dict):
+        items = value.get("items")
+        if isinstance(items, list):  # the items by hand, the rest by its schema
+            for n, item in enumerate(items):
+                if not _item_shape(item):
+                    _validate(value, _SCHEMAS[name], name)  # says exactly what is wrong
+                    raise HostileBundleError(f"{name} does not match its schema at items/{n}")
+            value = {**value, "items": []}
+            _validate(value, _SCHEMAS[name], name)
+            value["items"] = items
+            return value
     if name in _SCHEMAS:
         _validate(value, _SCHEMAS[name], name)
     elif name == "custody/proofs.json":
@@ -668,7 +737,12 @@ def _manifest(src: _Source, name: str) -> dict[str, str]:
     return out
 
 
-def _check_bag(src: _Source, report: BundleReport) -> None:
+def _check_bag(src: _Source, report: BundleReport) -> Callable[[], None]:
+    """Check the bag's manifests and start hashing its payload; the returned
+    function waits for the digests and reports every mismatch.  A folder's files
+    are hashed by worker processes while the caller checks signatures (threads
+    would fight the signature checks for the GIL); tar and zip readers are read one
+    file at a time when the caller waits."""
     if "bagit.txt" not in src.sizes:
         raise HostileBundleError("not a BagIt bag: bagit.txt is missing")
     manifests = {}
@@ -684,38 +758,94 @@ def _check_bag(src: _Source, report: BundleReport) -> None:
     for n in sorted(payload - listed):
         report.add("payload-extra", n, "present in the bundle but in no manifest")
     names = sorted(listed & payload)
+    at = len(report.findings)  # payload findings go here, before the later steps' ones
+    _check_tags(src, report)
 
-    def digest(n: str) -> dict[str, str]:
-        return _stream_digest(src, n, [a for a in manifests if n in manifests[a]])
+    jobs = [(n, [a for a in manifests if n in manifests[a]]) for n in names]
+    futures = _hash_in_processes(src, jobs)
 
-    # files hashed in parallel (hashlib releases the GIL); tar and zip readers are
-    # not thread-safe, so those are read one file at a time
-    workers = min(4, os.cpu_count() or 1) if isinstance(src, _DirSource) else 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(digest, names))
-    for n, got in zip(names, results, strict=True):
-        src.digests[n] = got
-        algs = [a for a in manifests if n in manifests[a]]
-        for a in algs:
-            if got[a] != manifests[a][n]:
-                report.add(
-                    "payload-digest", n, f"{a}: manifest says {manifests[a][n]}, found {got[a]}"
-                )
-        report.payload_files += 1
-    if "tagmanifest-sha256.txt" in src.sizes:
-        tags = _manifest(src, "tagmanifest-sha256.txt")
-        for n, want in sorted(tags.items()):
-            if n not in src.sizes:
-                report.add("tag-missing", n, "listed in tagmanifest-sha256.txt but absent")
-                continue
-            found = hashlib.sha256(src.read(n)).hexdigest()
-            if found != want:
-                report.add("tag-digest", n, f"sha256: tag manifest says {want}, found {found}")
-        for n in sorted(src.sizes):
-            if not n.startswith("data/") and n != "tagmanifest-sha256.txt" and n not in tags:
-                report.add("tag-extra", n, "a tag file no tag manifest covers")
-    else:
+    def finish() -> None:
+        if futures is None:
+            results = [_stream_digest(src, n, algs) for n, algs in jobs]
+        else:
+            results = [d for f in futures for d in f.result()]
+        found = BundleReport()
+        for n, got in zip(names, results, strict=True):
+            src.digests[n] = got
+            for a in manifests:
+                if n in manifests[a] and got[a] != manifests[a][n]:
+                    found.add(
+                        "payload-digest", n, f"{a}: manifest says {manifests[a][n]}, found {got[a]}"
+                    )
+            report.payload_files += 1
+        report.findings[at:at] = found.findings
+
+    return finish
+
+
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+_JOB_FILES = 64
+
+
+def _hash_in_processes(
+    src: _Source, jobs: list[tuple[str, list[str]]]
+) -> list[Future[list[dict[str, str]]]] | None:
+    """Start hashing a folder bag's payload in forked worker processes, or None when
+    it is not a folder or too small to be worth it.  Forking happens before any
+    thread of ours exists; the workers only read files."""
+    if not isinstance(src, _DirSource) or (os.cpu_count() or 1) < 2:
+        return None
+    if sum(src.sizes[n] for n, _ in jobs) < PARALLEL_MIN_BYTES:
+        return None
+    pool = src.pool = ProcessPoolExecutor(
+        max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("fork")
+    )
+    src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
+    return [
+        pool.submit(_hash_job, src.root, jobs[i : i + _JOB_FILES])
+        for i in range(0, len(jobs), _JOB_FILES)
+    ]
+
+
+def _hash_job(root: Path, jobs: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
+    return [hash_file(root / n, algs).digests if algs else {} for n, algs in jobs]
+
+
+_SIG_BATCH = 512
+
+
+def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
+    worker processes when it has them (a signature check holds the GIL)."""
+    if src.pool is None or len(checks) < 2 * _SIG_BATCH:
+        return _verify_batch(checks)
+    pool = src.pool
+    batches = [
+        pool.submit(_verify_batch, checks[i : i + _SIG_BATCH])
+        for i in range(0, len(checks), _SIG_BATCH)
+    ]
+    return [ok for f in batches for ok in f.result()]
+
+
+def _verify_batch(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    return [verify_signature(k, sig, msg) for k, sig, msg in checks]
+
+
+def _check_tags(src: _Source, report: BundleReport) -> None:
+    if "tagmanifest-sha256.txt" not in src.sizes:
         report.add("tag-missing", "tagmanifest-sha256.txt", "the tag manifest is missing")
+        return
+    tags = _manifest(src, "tagmanifest-sha256.txt")
+    for n, want in sorted(tags.items()):
+        if n not in src.sizes:
+            report.add("tag-missing", n, "listed in tagmanifest-sha256.txt but absent")
+            continue
+        found = hashlib.sha256(src.read(n)).hexdigest()
+        if found != want:
+            report.add("tag-digest", n, f"sha256: tag manifest says {want}, found {found}")
+    for n in sorted(src.sizes):
+        if not n.startswith("data/") and n != "tagmanifest-sha256.txt" and n not in tags:
+            report.add("tag-extra", n, "a tag file no tag manifest covers")
 
 
 def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, str]:
@@ -754,7 +884,7 @@ def verify_bundle(
     src = open_source(path)
     report = BundleReport()
     try:
-        _check_bag(src, report)
+        payload_checked = _check_bag(src, report)
         meta = _json(src, "custody/bundle.json")  # version and schema checked there
         keys_doc = _json(src, "custody/keys.json")
         proofs_doc = _json(src, "custody/proofs.json")
@@ -767,6 +897,7 @@ def verify_bundle(
         keys = _keys(keys_doc, report, trusted, require_trusted)
         events = _events(src, report, keys)
         _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
+        payload_checked()
         _check_items(src, items, events, report)
         _check_disclosure(src, meta, items, events, report)
         _check_custody(events, report, str(case.get("id", "")))
@@ -816,6 +947,8 @@ def _events(
     if "custody/events.jsonl" not in src.sizes:
         raise HostileBundleError("not a custody bundle: custody/events.jsonl is missing")
     out = []
+    checks: list[tuple[bytes, bytes, bytes]] = []  # signatures, checked together at the end
+    signed: list[tuple[int, str]] = []
     try:
         text = src.read("custody/events.jsonl").decode("utf-8")
     except UnicodeDecodeError as e:
@@ -825,24 +958,27 @@ def _events(
             row = parse_strict(line)
             _check_depth(row, "custody/events.jsonl")
             _event_line_shape(row, n)
-            body = parse_strict(row["body"])
+            raw = row["body"].encode("utf-8")
+            try:
+                body, canonical = parse_canonical(raw), True
+            except ValueError:  # say what is wrong with it, if it parses at all
+                body, canonical = parse_strict(raw), False
         except RecursionError as e:
             raise HostileBundleError(f"custody/events.jsonl line {n} is nested too deep") from e
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, UnicodeEncodeError) as e:
             report.add("event", f"events.jsonl line {n}", f"not a valid event line: {e}")
             continue
         if not isinstance(body, dict) or not isinstance(row, dict):
             report.add("event", f"events.jsonl line {n}", "not a JSON object")
             continue
         subject = f"event {row.get('seq')}"
-        raw = str(row["body"]).encode("utf-8")
         if content_hash(raw) != row.get("hash"):
             report.add(
                 "event-hash",
                 subject,
                 f"body hashes to {content_hash(raw)}, line says {row.get('hash')}",
             )
-        if canonical_json(body) != raw:
+        if not canonical:
             report.add("event-body", subject, "body is not canonical JSON")
         if body.get("seq") != row.get("seq") or body.get("signer") != row.get("signer"):
             report.add("event-body", subject, "line's seq/signer differ from the signed body")
@@ -858,9 +994,15 @@ def _events(
                 sig = base64.b64decode(str(row.get("signature", "")), validate=True)
             except (binascii.Error, ValueError):
                 sig = b""
-            if not verify_signature(key[0], sig, raw):
-                report.add("signature", subject, "Ed25519 signature does not verify")
+            signed.append((len(report.findings), subject))  # where its finding belongs
+            checks.append((key[0], sig, raw))
         out.append({"seq": row.get("seq"), "hash": row.get("hash"), "body": body, "raw": raw})
+    verdicts = _signatures_valid(src, checks)
+    bad = [place for place, ok in zip(signed, verdicts, strict=True) if not ok]
+    for at, subject in reversed(bad):  # each in its event's place among the findings
+        report.findings.insert(
+            at, BundleFinding("signature", subject, "Ed25519 signature does not verify")
+        )
     report.events = len(out)
     return out
 

@@ -94,6 +94,40 @@ def parse_strict(text: str | bytes) -> Any:
     return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=bad_constant)
 
 
+def _no_float(text: str) -> Any:
+    raise NonCanonicalValueError(f"number {text} is not an integer; floats are not allowed")
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > 2**53 - 1:
+        raise NonCanonicalValueError(f"integer {text} exceeds 2^53-1")
+    return value
+
+
+def parse_canonical(raw: bytes) -> Any:
+    """Parse a signed body, raising ValueError unless ``raw`` is exactly its RFC 8785
+    form.  A duplicate key, a float, a huge integer, whitespace or a non-canonical
+    escape all make it fail.  For ASCII bodies one ``json.dumps`` decides (see
+    :func:`canonical_json`: with ASCII keys and no floats it is RFC 8785); other
+    bodies go through :func:`canonical_json`."""
+
+    def bad_constant(name: str) -> Any:
+        raise NonCanonicalValueError(f"non-finite number {name}")
+
+    value = json.loads(
+        raw, parse_float=_no_float, parse_int=_exact_int, parse_constant=bad_constant
+    )
+    if raw.isascii():
+        again = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        same = again.encode("utf-8") == raw
+    else:
+        same = canonical_json(value) == raw
+    if not same:
+        raise NonCanonicalValueError("not canonical JSON (RFC 8785)")
+    return value
+
+
 def rfc3339_ns(ns: int) -> str:
     """RFC 3339 UTC string with nanoseconds for a POSIX time in nanoseconds."""
     secs, frac = divmod(ns, 1_000_000_000)

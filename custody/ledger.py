@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from custody import __version__
+from custody._sqlite import sqlite_utils
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
@@ -278,7 +277,7 @@ class Ledger:
         rows = list(self.db["artifacts"].rows_where("id = ?", [item_id.upper()]))
         if not rows:
             raise UsageError(f"no such item: {item_id}")
-        return rows[0]
+        return dict(rows[0])
 
     # -- writing ------------------------------------------------------------
 
