@@ -9,7 +9,14 @@ import click
 
 from custody.bundle import export_bundle, import_bundle, verify_bundle
 from custody.errors import UsageError
-from custody_cli.common import case_option, echo_json, key_options, load_key, open_case
+from custody_cli.common import (
+    case_option,
+    echo_json,
+    key_options,
+    load_key,
+    open_case,
+    read_tsa_roots,
+)
 
 
 @click.group("bundle")
@@ -27,6 +34,13 @@ def bundle() -> None:
     help="A new folder, or a file ending in .tar, .tar.gz or .zip.",
 )
 @click.option("--organization", default="custody", help="bag-info.txt Source-Organization.")
+@click.option(
+    "--tsa",
+    "tsa_url",
+    metavar="URL",
+    help="Also get an RFC 3161 time-stamp on the export's checkpoint from this"
+    " authority; it is recorded in the ledger and carried in the bundle.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @case_option
 @key_options
@@ -35,6 +49,7 @@ def bundle_export(
     all_items: bool,
     out: Path,
     organization: str,
+    tsa_url: str | None,
     as_json: bool,
     case_dir: Path | None,
     key_path: Path | None,
@@ -47,7 +62,9 @@ def bundle_export(
         raise UsageError("name the items to export, or give --all (not both)")
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        result = export_bundle(ledger, signer, list(items), out, organization=organization)
+        result = export_bundle(
+            ledger, signer, list(items), out, organization=organization, tsa=tsa_url
+        )
     summary = {
         "out": str(result.out),
         "items": result.items,
@@ -73,12 +90,31 @@ def bundle_export(
     help="A key you trust (repeatable); other keys are reported as self-asserted.",
 )
 @click.option("--require-trusted", is_flag=True, help="Fail if any key is only self-asserted.")
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trusted RFC 3161 authority root certificate, PEM, to check the checkpoint's"
+    " time-stamp (repeatable; default: $CUSTODY_TSA_CERT).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def bundle_verify(path: Path, trust: tuple[str, ...], require_trusted: bool, as_json: bool) -> None:
+def bundle_verify(
+    path: Path,
+    trust: tuple[str, ...],
+    require_trusted: bool,
+    tsa_certs: tuple[Path, ...],
+    as_json: bool,
+) -> None:
     """Verify a bundle offline: bag completeness and every payload digest, every
     event signature and inclusion proof, the checkpoint, the hand-overs.
     Exit 0 ok, 1 integrity problem, 2 not a bundle or unreadable."""
-    report = verify_bundle(path, trust=trust, require_trusted=require_trusted)
+    report = verify_bundle(
+        path,
+        trust=trust,
+        require_trusted=require_trusted,
+        tsa_roots=read_tsa_roots(tsa_certs),
+    )
     if as_json:
         echo_json(report.as_json())
         sys.exit(0 if report.ok else 1)
@@ -95,6 +131,11 @@ def bundle_verify(path: Path, trust: tuple[str, ...], require_trusted: bool, as_
         )
         for f in report.findings:
             click.echo(f"  [{f.kind}] {f.subject}: {f.detail}")
+    if report.timestamp:
+        click.echo(
+            f"The checkpoint existed at {report.timestamp['time']}, per the RFC 3161"
+            f" time-stamp of {report.timestamp['tsa']} (verified)."
+        )
     for item, chain in report.handovers.items():
         for h in chain:
             click.echo(

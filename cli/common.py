@@ -16,7 +16,7 @@ import click
 from tqdm import tqdm
 
 from custody.config import resolve_key_path
-from custody.errors import CustodyError, KeyLoadError
+from custody.errors import CustodyError, KeyLoadError, UsageError
 from custody.keys import Signer, load_signer, public_key_pem
 from custody.ledger import Ledger, find_case_dir
 
@@ -201,3 +201,15 @@ def pem_or_none(b64: str | None) -> str | None:
         return public_key_pem(base64.b64decode(b64 or "", validate=True))
     except ValueError:
         return None
+
+
+def read_tsa_roots(paths: tuple[Path, ...]) -> list[bytes]:
+    env = os.environ.get("CUSTODY_TSA_CERT")
+    chosen = list(paths) or ([Path(env)] if env else [])
+    out = []
+    for p in chosen:
+        try:
+            out.append(p.read_bytes())
+        except OSError as e:
+            raise UsageError(f"cannot read TSA certificate {p}: {e.strerror}") from e
+    return out

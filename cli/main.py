@@ -56,6 +56,7 @@ from custody_cli.common import (
     print_table,
     progress_bar,
     read_passphrase,
+    read_tsa_roots,
     show_progress,
 )
 from custody_cli.custody_cmds import (
@@ -528,18 +529,6 @@ def verify(
     else:
         _print_report(report)
     sys.exit(0 if report.ok else 1)
-
-
-def read_tsa_roots(paths: tuple[Path, ...]) -> list[bytes]:
-    env = os.environ.get("CUSTODY_TSA_CERT")
-    chosen = list(paths) or ([Path(env)] if env else [])
-    out = []
-    for p in chosen:
-        try:
-            out.append(p.read_bytes())
-        except OSError as e:
-            raise UsageError(f"cannot read TSA certificate {p}: {e.strerror}") from e
-    return out
 
 
 def _print_report(report: Any) -> None:

@@ -50,6 +50,7 @@ from custody.checkpoint import (
     note_key_name,
     open_checkpoint_text,
     origin_of,
+    timestamp_checkpoint,
     verifiers,
 )
 from custody.errors import CustodyError, IntegrityError, UsageError
@@ -66,10 +67,12 @@ from custody.ledger import (
 )
 from custody.lifecycle import replay
 from custody.store import Store
+from custody.timestamp import TimestampError, verify_token
 
 SCHEMA_VERSION = 1
 MAX_TAG_FILE = 64 << 20  # bytes of any one custody/ or bag tag file
 MAX_JSON_DEPTH = 64
+TIMESTAMP_FILE = "custody/checkpoint.tsr"  # optional RFC 3161 TimeStampResp over checkpoint.txt
 MAX_TOTAL = 1 << 40  # 1 TiB of declared content
 MAX_RATIO = 1000  # declared size / archive size: beyond this, a decompression bomb
 CHUNK = 1 << 20
@@ -126,7 +129,7 @@ def _disclosed(ledger: Ledger, items: list[str]) -> list[Event]:
 
 
 def _bag_files(
-    ledger: Ledger, signer: Any, items: list[str], organization: str
+    ledger: Ledger, signer: Any, items: list[str], organization: str, tsa: str | None
 ) -> tuple[dict[str, bytes | Path], int, int, int]:
     """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
     artifacts = {a["id"]: a for a in ledger.artifacts()}
@@ -155,6 +158,7 @@ def _bag_files(
     )
     _, cp_event = make_checkpoint(ledger, signer)
     cp_text = str(cp_event.data["note"])
+    stamp = timestamp_checkpoint(ledger, signer, cp_event, cp_text, tsa) if tsa else None
     size = int(cp_event.data["size"])
     events = [*listed, export_ev]
     tree = ledger.tree()
@@ -224,6 +228,13 @@ def _bag_files(
         "checkpoint_event": cp_event.seq,
         "export_event": export_ev.seq,
     }
+    if stamp is not None:
+        bundle["checkpoint_timestamp"] = {
+            "file": TIMESTAMP_FILE,
+            "tsa": tsa,
+            "event": stamp.seq,
+        }
+        files[TIMESTAMP_FILE] = base64.b64decode(str(stamp.data["token"]))
     files["custody/bundle.json"] = (
         json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
     ).encode()
@@ -260,9 +271,12 @@ def export_bundle(
     out: Path,
     *,
     organization: str = "custody",
+    tsa: str | None = None,
 ) -> ExportResult:
     """Write a bundle of ``items`` (all items if empty) to ``out``: a folder, or
-    one file ending in .tar, .tar.gz/.tgz or .zip."""
+    one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
+    export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
+    carried in the bundle as custody/checkpoint.tsr."""
     known = [a["id"] for a in ledger.artifacts()]
     chosen = [i.strip().upper() for i in items] or known
     for i in chosen:
@@ -271,7 +285,7 @@ def export_bundle(
     chosen = list(dict.fromkeys(chosen))
     if out.exists():
         raise UsageError(f"{out} already exists; refusing to overwrite")
-    files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization)
+    files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization, tsa)
     payload = {n: s for n, s in files.items() if n.startswith("data/")}
     digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
     for alg in ("sha256", "sha512"):
@@ -695,6 +709,7 @@ class BundleReport:
     payload_files: int = 0
     findings: list[BundleFinding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
@@ -716,6 +731,7 @@ class BundleReport:
             "trusted_keys": self.trusted_keys,
             "self_asserted_keys": self.self_asserted_keys,
             "warnings": self.warnings,
+            "timestamp": self.timestamp,
             "handovers": self.handovers,
             "findings": [f.__dict__ for f in self.findings],
         }
@@ -876,10 +892,16 @@ def _trust_set(trust: Sequence[str]) -> set[str]:
 
 
 def verify_bundle(
-    path: Path, *, trust: Sequence[str] = (), require_trusted: bool = False
+    path: Path,
+    *,
+    trust: Sequence[str] = (),
+    require_trusted: bool = False,
+    tsa_roots: Sequence[bytes] = (),
 ) -> BundleReport:
     """Verify a bundle offline; every problem is reported.  Raises
-    HostileBundleError (exit 2) for what is not a bundle custody will read."""
+    HostileBundleError (exit 2) for what is not a bundle custody will read.
+    ``tsa_roots`` (PEM) are the RFC 3161 authorities trusted for the checkpoint's
+    time-stamp; without them a time-stamp present is reported as not checked."""
     trusted = _trust_set(trust)
     src = open_source(path)
     report = BundleReport()
@@ -898,12 +920,47 @@ def verify_bundle(
         events = _events(src, report, keys)
         _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
         payload_checked()
+        _check_timestamp(src, meta, report, tsa_roots)
         _check_items(src, items, events, report)
         _check_disclosure(src, meta, items, events, report)
         _check_custody(events, report, str(case.get("id", "")))
     finally:
         src.close()
     return report
+
+
+def _check_timestamp(
+    src: _Source, meta: dict[str, Any], report: BundleReport, roots: Sequence[bytes]
+) -> None:
+    """The RFC 3161 token, if any, must cover custody/checkpoint.txt's exact bytes
+    and chain to a trusted authority."""
+    stated = meta.get("checkpoint_timestamp")
+    present = TIMESTAMP_FILE in src.sizes
+    if stated is None and not present:
+        return
+    if stated is None or not present:
+        report.add(
+            "timestamp",
+            TIMESTAMP_FILE,
+            "bundle.json and the bundle's files disagree on whether there is a time-stamp",
+        )
+        return
+    if not roots:
+        report.warnings.append(
+            f"the checkpoint carries an RFC 3161 time-stamp from {stated.get('tsa')}, not"
+            " checked: give --tsa-cert with the authority's root certificate"
+        )
+        return
+    try:
+        info = verify_token(src.read(TIMESTAMP_FILE), src.read("custody/checkpoint.txt"), roots)
+    except TimestampError as e:
+        report.add("timestamp", TIMESTAMP_FILE, e.message)
+        return
+    report.timestamp = {
+        "time": info.gen_time.isoformat().replace("+00:00", "Z"),
+        "tsa": info.tsa_name,
+        "serial": str(info.serial),
+    }
 
 
 def _keys(
