@@ -69,6 +69,7 @@ from custody_cli.custody_cmds import (
     timeline,
     transfer_cmd,
 )
+from custody_cli.report_cmds import report as report_cmd
 
 # -- the group ------------------------------------------------------------------
 
@@ -648,6 +649,7 @@ cli.add_command(event_cmd)
 cli.add_command(checkpoint_cmd)
 cli.add_command(prove)
 cli.add_command(bundle)
+cli.add_command(report_cmd)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -88,6 +88,8 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     bytes_checked: int = 0
     head: str | None = None
+    # what the store check found, per store object: {rel: {alg: hex}} (reports use it)
+    found_digests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -563,6 +565,7 @@ def check_store(
             continue
         report.objects_checked += 1
         report.bytes_checked += got.size
+        report.found_digests[rel] = dict(got.digests)
         if progress is not None:
             progress(0, 1)
         if got.size != size:

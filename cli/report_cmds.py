@@ -1,0 +1,110 @@
+"""custody report: the auditor's documents, from a case or from a bundle."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from custody.errors import UsageError
+from custody.render import FORMATS, render
+from custody.report import bundle_report, case_report, document_digest
+from custody_cli.common import case_option, open_case, read_tsa_roots
+
+
+@click.command("report")
+@click.argument("items", nargs=-1)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="html",
+    show_default=True,
+    help="html (one self-contained file), pdf, csv (one row per custody event), json,"
+    " case (CASE/UCO JSON-LD) or certification (FRE 902(14) draft, Markdown).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write ('-' for standard output).",
+)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(path_type=Path),
+    help="Report on this evidence bundle (verified now) instead of the case.",
+)
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="PUBFILE|FINGERPRINT",
+    help="With --bundle: a key you trust (repeatable).",
+)
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trusted RFC 3161 authority root certificate, PEM (repeatable; default:"
+    " $CUSTODY_TSA_CERT).",
+)
+@case_option
+def report(
+    items: tuple[str, ...],
+    fmt: str,
+    out: Path,
+    bundle_path: Path | None,
+    trust: tuple[str, ...],
+    tsa_certs: tuple[Path, ...],
+    case_dir: Path | None,
+) -> None:
+    """Write a custody report of the case (or of ITEMS only): case header, a full
+    verification run now, every item with its digests and custody timeline, the
+    keys involved.  The report's own SHA-256 is printed, and the report names the
+    ledger state it was made from.  Exit 0 when the verification passed, 1 when
+    the report records integrity findings (it is written either way)."""
+    roots = read_tsa_roots(tsa_certs)
+    if bundle_path is not None:
+        model = bundle_report(bundle_path, items, trust=trust, tsa_roots=roots)
+    else:
+        if trust:
+            raise UsageError("--trust applies to --bundle reports")
+        with open_case(case_dir) as ledger:
+            model = case_report(ledger, items, tsa_roots=roots)
+    data = render(model, fmt)
+    if str(out) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomically(out, data)
+    v = model["verification"]
+    verdict = "PASSED" if v["ok"] else f"FAILED ({len(v['findings'])} finding(s))"
+    state = model["ledger_state"]
+    click.echo(
+        f"Report {out} ({fmt}): {len(model['items'])} item(s), verification {verdict},"
+        f" made from the ledger at {state['size']} events, root {state['root']}",
+        err=str(out) == "-",
+    )
+    click.echo(f"SHA-256 of the report: {document_digest(data)}", err=str(out) == "-")
+    sys.exit(0 if v["ok"] else 1)
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {out}: {e.strerror}") from e

@@ -1,0 +1,24 @@
+"""Renderers of the report model (:mod:`custody.report`): one module per format,
+each with ``render(report) -> bytes``.  Imported on demand, so a CSV does not pay
+for the PDF library."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+FORMATS = {
+    "html": "custody.render.html",
+    "pdf": "custody.render.pdf",
+    "csv": "custody.render.csv_form",
+    "json": "custody.render.json_report",
+    "case": "custody.render.case_uco",
+    "certification": "custody.render.certification",
+}
+
+
+def render(report: dict[str, Any], fmt: str) -> bytes:
+    """The report in format ``fmt`` (a key of FORMATS)."""
+    module = importlib.import_module(FORMATS[fmt])
+    data: bytes = module.render(report)
+    return data
