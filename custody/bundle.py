@@ -591,7 +591,9 @@ _ITEM_KEYS = {"id", "path", "path_hex", "outcome", "sha256", "size"}
 def _item_shape(item: Any) -> bool:
     """$defs/item of schemas/bundle.schema.json, checked by hand: jsonschema spends
     a third of a millisecond per item, more than hashing its payload.
-    Where it says no, jsonschema is asked why; tests hold the two to the same verdicts."""
+    Where it says no, jsonschema is asked why; tests hold the two to the same verdicts,
+    except where this is deliberately stricter: integers only (no 1.0), and no final
+    newline before a pattern's end (ECMA-262 '$', which Python's re.search relaxes)."""
     ok = isinstance(item, dict) and _ITEM_KEYS <= set(item)
     if ok:
         stored = item["sha256"] is not None
@@ -603,6 +605,7 @@ def _item_shape(item: Any) -> bool:
             and isinstance(item["path"], str)
             and isinstance(item["path_hex"], str)
             and _HEX_BYTES.fullmatch(item["path_hex"]) is not None
+            and isinstance(item["outcome"], str)
             and item["outcome"] in _OUTCOMES
             and (
                 not stored

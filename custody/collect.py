@@ -192,37 +192,101 @@ class _Pending:
     typing: Future[tuple[str, str]] | None = None
 
 
-def _walk(roots: Sequence[bytes]) -> Iterator[tuple[bytes, os.stat_result | OSError, bool]]:
-    """Yield (path, lstat-or-error, named_explicitly), depth first, never following
-    symlinks.  Directories are yielded before their entries."""
-    stack: list[tuple[bytes, bool]] = [(r, True) for r in reversed(roots)]
-    while stack:
-        path, explicit = stack.pop()
-        try:
-            st = os.lstat(path)
-        except OSError as e:
-            yield path, e, explicit
-            continue
-        yield path, st, explicit
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                with os.scandir(path) as it:
-                    names = sorted(entry.name for entry in it)
-            except OSError:
-                continue  # reported by the collector as an unreadable directory
-            base = path if path.endswith(b"/") else path + b"/"
-            for name in reversed(names):
-                stack.append((base + name, False))
+@dataclass
+class _Entry:
+    """A path reached by the walk, to be opened relative to its parent directory's
+    open descriptor (``dir_fd``; None for a named root): no path length limit
+    applies, and a parent renamed mid-walk cannot redirect the walk."""
+
+    path: bytes  # the full path, as recorded
+    dir_fd: int | None
+    name: bytes  # relative to dir_fd (the full path for a root)
+    st: os.stat_result | OSError
+    explicit: bool
+    list_error: OSError | None = None  # a directory that could not be listed
 
 
-def _list_error(path: bytes) -> OSError | None:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(dir_fd: int | None, name: bytes) -> tuple[int, list[bytes]] | OSError:
     try:
-        with os.scandir(path) as it:
-            for _ in it:
-                break
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as e:
         return e
-    return None
+    try:
+        with os.scandir(fd) as it:
+            names = sorted(os.fsencode(entry.name) for entry in it)
+    except OSError as e:
+        os.close(fd)
+        return e
+    return fd, names
+
+
+def _walk(roots: Sequence[bytes]) -> Iterator[_Entry]:
+    """Every path under ``roots``, depth first, directories before their entries,
+    never following symlinks.  An entry's ``dir_fd`` stays open until the
+    consumer asks for the next entry.  Iterative: any depth works."""
+    for root in roots:
+        yield from _walk_root(root)
+
+
+def _walk_root(root: bytes) -> Iterator[_Entry]:
+    try:
+        st = os.lstat(root)
+    except OSError as e:
+        yield _Entry(root, None, root, e, True)
+        return
+    top = _Entry(root, None, root, st, True)
+    if not stat.S_ISDIR(st.st_mode):
+        yield top
+        return
+    opened = _open_dir(None, root)
+    if isinstance(opened, OSError):
+        top.list_error = opened
+        yield top
+        return
+    frames: list[tuple[int, bytes, Iterator[bytes]]] = [
+        (opened[0], root.rstrip(b"/"), iter(opened[1]))
+    ]
+    try:
+        yield top
+        while frames:
+            fd, base, names = frames[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(fd)
+                frames.pop()
+                continue
+            path = base + b"/" + name
+            try:
+                st = os.lstat(name, dir_fd=fd)
+            except OSError as e:
+                yield _Entry(path, fd, name, e, False)
+                continue
+            entry = _Entry(path, fd, name, st, False)
+            if stat.S_ISDIR(st.st_mode):
+                sub = _open_dir(fd, name)
+                if isinstance(sub, OSError):
+                    entry.list_error = sub
+                else:
+                    frames.append((sub[0], path, iter(sub[1])))
+            yield entry
+    finally:
+        for fd, _, _ in frames:
+            os.close(fd)
+
+
+def raise_fd_limit() -> None:
+    """The walk holds one descriptor per directory level: allow deep trees."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def check_paths(paths: Sequence[str | bytes]) -> list[bytes]:
@@ -246,12 +310,12 @@ def check_paths(paths: Sequence[str | bytes]) -> list[bytes]:
 def estimate(paths: Sequence[str | bytes]) -> tuple[int, int]:
     """(bytes, files) a collection of ``paths`` will read, for progress bars."""
     total_bytes = total_files = 0
-    for _path, st, explicit in _walk([os.fsencode(p) for p in paths]):
-        if isinstance(st, OSError):
+    for e in _walk([os.fsencode(p) for p in paths]):
+        if isinstance(e.st, OSError):
             continue
         total_files += 1
-        if stat.S_ISREG(st.st_mode) or (explicit and stat.S_ISBLK(st.st_mode)):
-            total_bytes += st.st_size
+        if stat.S_ISREG(e.st.st_mode) or (e.explicit and stat.S_ISBLK(e.st.st_mode)):
+            total_bytes += e.st.st_size
     return total_bytes, total_files
 
 
@@ -281,6 +345,7 @@ class Collector:
         self._pending: list[_Pending] = []
         self._last_flush = time.monotonic()
         self._typer = _Typer()
+        raise_fd_limit()
 
     # -- recording ----------------------------------------------------------
 
@@ -356,8 +421,8 @@ class Collector:
         )
         error: StoreError | None = None
         try:
-            for path, st, explicit in _walk(roots):
-                self._one(path, st, explicit)
+            for entry in _walk(roots):
+                self._one(entry)
                 if self.progress is not None:
                     self.progress(0, 1)
         except StoreError as e:
@@ -379,7 +444,8 @@ class Collector:
             raise error
         return self.summary
 
-    def _one(self, path: bytes, st: os.stat_result | OSError, explicit: bool) -> None:
+    def _one(self, e: _Entry) -> None:
+        path, st = e.path, e.st
         if isinstance(st, FileNotFoundError):
             self._record(path, "vanished", error=error_record(st))
             return
@@ -389,54 +455,54 @@ class Collector:
         src = stat_record(st)
         mode = st.st_mode
         if stat.S_ISDIR(mode):
-            err = _list_error(path)
-            if err is not None:
-                self._record(path, "unreadable", source=src, error=error_record(err))
+            if e.list_error is not None:
+                self._record(path, "unreadable", source=src, error=error_record(e.list_error))
             else:
                 self._record(path, "directory", source=src)
         elif stat.S_ISLNK(mode):
             try:
-                target = os.readlink(path)
+                target = os.readlink(e.name, dir_fd=e.dir_fd)
                 self._record(
                     path,
                     "symlink",
                     source=src,
                     target={"hex": target.hex(), "display": display_path(target)},
                 )
-            except OSError as e:
-                self._record(path, "unreadable", source=src, error=error_record(e))
-        elif stat.S_ISREG(mode) or (explicit and stat.S_ISBLK(mode)):
-            self._copy(path, st, src)
+            except OSError as err:
+                self._record(path, "unreadable", source=src, error=error_record(err))
+        elif stat.S_ISREG(mode) or (e.explicit and stat.S_ISBLK(mode)):
+            self._copy(e, st, src)
         else:
             self._record(path, "special", source=src, note="not opened: special file met in a walk")
 
-    def _open(self, path: bytes) -> int:
+    def _open(self, e: _Entry) -> int:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         noatime = getattr(os, "O_NOATIME", 0)
         if noatime:
             try:
-                return os.open(path, flags | noatime)
+                return os.open(e.name, flags | noatime, dir_fd=e.dir_fd)
             except PermissionError:
                 pass  # O_NOATIME needs ownership or CAP_FOWNER; fall back
-        return os.open(path, flags)
+        return os.open(e.name, flags, dir_fd=e.dir_fd)
 
-    def _copy(self, path: bytes, st: os.stat_result, src: dict[str, Any]) -> None:
+    def _copy(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> None:
+        path = e.path
         try:
-            fd = self._open(path)
-        except FileNotFoundError as e:
-            self._record(path, "vanished", source=src, error=error_record(e))
+            fd = self._open(e)
+        except FileNotFoundError as err:
+            self._record(path, "vanished", source=src, error=error_record(err))
             return
-        except OSError as e:
-            if e.errno == errno.ELOOP:
+        except OSError as err:
+            if err.errno == errno.ELOOP:
                 self._record(
                     path,
                     "unstable",
                     source=src,
-                    error=error_record(e),
+                    error=error_record(err),
                     note="replaced by a symlink before it could be opened",
                 )
             else:
-                self._record(path, "unreadable", source=src, error=error_record(e))
+                self._record(path, "unreadable", source=src, error=error_record(err))
             return
         try:
             before = os.fstat(fd)
@@ -465,18 +531,18 @@ class Collector:
 
             try:
                 stored = self.store.ingest(fd, self.algorithms, size_hint=size, progress=progress)
-            except SourceReadError as e:
-                self._record(path, "unreadable", source=src, error=error_record(e.err))
+            except SourceReadError as err:
+                self._record(path, "unreadable", source=src, error=error_record(err.err))
                 return
-            except StoreError as e:
+            except StoreError as err:
                 # this path still gets its outcome before the run stops
-                self._record(path, "failed", source=src, failure=e.message)
+                self._record(path, "failed", source=src, failure=err.message)
                 raise
             after = os.fstat(fd)
         finally:
             os.close(fd)
         try:
-            post: os.stat_result | None = os.lstat(path)
+            post: os.stat_result | None = os.lstat(e.name, dir_fd=e.dir_fd)
         except OSError:
             post = None
         result = stored.result

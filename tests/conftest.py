@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["report_fixtures"]  # the report tests' shared case
+
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 PASSPHRASE = "correct horse battery staple"
 

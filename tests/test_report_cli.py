@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from report_fixtures import ReportCase, report_case, report_template  # noqa: F401
+from report_fixtures import ReportCase
 
 
 def _digest_line(stdout: str) -> str:
@@ -35,7 +35,7 @@ def test_printed_digest_is_the_files_and_the_ledger_state_is_named(report_case: 
 
 
 def test_tampered_item_fails_and_the_other_is_intact(report_case: ReportCase) -> None:
-    proc, out = report_case.report("json")
+    _, out = report_case.report("json")
     model = json.loads(out.read_text())
     assert model["verification"]["ok"] is False
     status = {i["id"]: i["integrity"]["ok"] for i in model["items"]}
@@ -49,7 +49,7 @@ def test_tampered_item_fails_and_the_other_is_intact(report_case: ReportCase) ->
 
 
 def test_one_item_report_has_only_that_item(report_case: ReportCase) -> None:
-    proc, out = report_case.report("json", "item-1")
+    _, out = report_case.report("json", "item-1")
     model = json.loads(out.read_text())
     assert [i["id"] for i in model["items"]] == ["ITEM-1"]
     assert model["scope"] == {"items": ["ITEM-1"], "all_items": False}
