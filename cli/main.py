@@ -28,8 +28,9 @@ from custody.checkpoint import (
     prove_consistency,
     vkey_of,
 )
-from custody.collect import check_paths, estimate
+from custody.collect import RUN_START_EVENT, check_paths, estimate, runs, unfinished_runs
 from custody.collect import collect as run_collect
+from custody.collect import resume as resume_collection
 from custody.config import remember_default_key
 from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
 from custody.errors import UsageError
@@ -43,6 +44,8 @@ from custody.keys import (
 )
 from custody.ledger import Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
+from custody.render import render
+from custody.report import case_report, document_digest
 from custody.verify import store_bytes, verify_ledger
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
@@ -70,6 +73,7 @@ from custody_cli.custody_cmds import (
     transfer_cmd,
 )
 from custody_cli.report_cmds import report as report_cmd
+from custody_cli.selftest_cmd import selftest as selftest_cmd
 
 # -- the group ------------------------------------------------------------------
 
@@ -231,8 +235,19 @@ def key_import(
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--reason", default="", help="Why these items are collected.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish the last interrupted collection (killed, crashed, unplugged): its paths"
+    " again, without recollecting what it already recorded.",
+)
+@click.option(
+    "--no-selftest",
+    is_flag=True,
+    help="Skip the self-test the first collection of a case runs and records.",
+)
 @click.option(
     "--hash",
     "hash_spec",
@@ -247,6 +262,8 @@ def key_import(
 def collect(
     paths: tuple[str, ...],
     reason: str,
+    resume: bool,
+    no_selftest: bool,
     hash_spec: str,
     as_json: bool,
     quiet: bool,
@@ -258,18 +275,54 @@ def collect(
     """Hash, copy into the read-only store, and record PATHS (files, directories,
     block devices or images named explicitly)."""
     algorithms = parse_algorithms(hash_spec)
-    check_paths(paths)  # bad paths are refused before anything is asked or written
+    if resume and paths:
+        raise UsageError("--resume takes no paths: it finishes the interrupted collection's own")
+    if not resume:
+        check_paths(paths)  # bad paths are refused before anything is asked or written
     with open_case(case_dir) as ledger:
+        run = None
+        if resume:
+            pending = unfinished_runs(ledger)
+            if not pending:
+                raise UsageError("no interrupted collection to resume in this case")
+            run = pending[-1]
+            paths = tuple(os.fsdecode(bytes.fromhex(p["hex"])) for p in run.paths)
+            check_paths(paths)
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
         total = estimate(paths)[0] if show else 0
         with progress_bar(total, show, "collect") as cb:
-            summary = run_collect(
-                ledger, signer, paths, reason=reason, algorithms=algorithms, progress=cb
-            )
+            if run is not None:
+                summary = resume_collection(
+                    ledger, signer, run, progress=cb, selftest=not no_selftest
+                )
+            else:
+                summary = run_collect(
+                    ledger,
+                    signer,
+                    paths,
+                    reason=reason,
+                    algorithms=algorithms,
+                    progress=cb,
+                    selftest=not no_selftest,
+                )
     if as_json:
         echo_json(summary.as_json())
         return
+    if summary.selftest is not None:
+        click.echo(f"Self-test passed and recorded as event {summary.selftest}.")
+    if summary.cleanup is not None:
+        removed = summary.cleanup.data["removed"]
+        click.echo(
+            f"Cleaned up after an interrupted run: {len(removed)} unrecorded store object(s),"
+            f" {summary.cleanup.data['temp_files']} temporary file(s) removed"
+            f" (recorded as event {summary.cleanup.seq})."
+        )
+    if summary.resumed:
+        click.echo(
+            f"Resumed collection {summary.resumed}: {summary.skipped} path(s) already"
+            " recorded were not collected again."
+        )
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
         f"Recorded {len(summary.items)} items ({counts}); {summary.bytes} bytes,"
@@ -384,8 +437,17 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
             item = ledger.artifact(item)["id"]
         idents = ledger.identities()
         events = list(ledger.events(item))
+        status = {r.run: r.status for r in runs(ledger)}
+        unfinished = {r.run for r in unfinished_runs(ledger)}
         if as_json:
-            echo_json([_event_json(ev, idents) for ev in events])
+            out = [_event_json(ev, idents) for ev in events]
+            for e, ev in zip(out, events, strict=True):
+                if ev.type == RUN_START_EVENT:
+                    run = str(ev.data.get("run"))
+                    e["run_status"] = (
+                        "unfinished" if run in unfinished else status.get(run) or "running"
+                    )
+            echo_json(out)
             return
         print_table(
             ["SEQ", "TIME (UTC)", "TYPE", "ITEM", "BY", "WHAT"],
@@ -401,6 +463,12 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
                 for ev in events
             ],
         )
+        for r in runs(ledger):
+            if r.run in unfinished:
+                click.echo(
+                    f"UNFINISHED: collection {r.run} (event {r.seq}, {r.time[:19]}Z) never"
+                    " ended: it was interrupted. Finish it with 'custody collect --resume'."
+                )
 
 
 @cli.command()
@@ -631,6 +699,10 @@ def demo(directory: Path | None) -> None:
         click.echo("10. custody verify --checkpoint checkpoint-1.txt")
         report = verify_ledger(ledger, checkpoints=[cp1])
         _print_report(report)
+        click.echo("11. custody report --format html --out report.html   (for the auditor)")
+        html = render(case_report(ledger, verify=report), "html")
+        (root / "report.html").write_bytes(html)
+        click.echo(f"   {root / 'report.html'}  SHA-256 {document_digest(html)}")
     click.echo("")
     click.echo("Try it yourself:")
     click.echo(
@@ -650,6 +722,7 @@ cli.add_command(checkpoint_cmd)
 cli.add_command(prove)
 cli.add_command(bundle)
 cli.add_command(report_cmd)
+cli.add_command(selftest_cmd)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -66,7 +66,7 @@ from custody.ledger import (
     Ledger,
 )
 from custody.lifecycle import replay
-from custody.store import Store
+from custody.store import Store, WritersLock
 from custody.timestamp import TimestampError, verify_token
 
 SCHEMA_VERSION = 1
@@ -713,6 +713,7 @@ class BundleReport:
     findings: list[BundleFinding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
+    item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
@@ -1215,6 +1216,7 @@ def _check_items(
         missing = sorted(set(want) - set(got))
         if missing:
             got.update(_stream_digest(src, rel, missing))
+        report.item_digests[item] = {a: got[a] for a in sorted(want)}
         for a in sorted(want):
             if got[a] != want[a]:
                 report.add(
@@ -1284,6 +1286,17 @@ def import_bundle(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
             f"bundle {path} failed verification ({len(report.findings)} problem(s), first:"
             f" [{first.kind}] {first.subject}: {first.detail}); nothing was imported"
         )
+    ledger.require_writable()
+    writers = WritersLock(ledger.store_dir)  # objects land before the event names them
+    writers.acquire()
+    writers.share()
+    try:
+        return _import_verified(ledger, signer, path)
+    finally:
+        writers.release()
+
+
+def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
     src = open_source(path)
     try:
         tagmanifest = src.read("tagmanifest-sha256.txt")

@@ -13,7 +13,9 @@ it: the run stops there, with every earlier item kept).
 from __future__ import annotations
 
 import errno
+import fcntl
 import grp
+import json
 import os
 import platform
 import pwd
@@ -31,11 +33,17 @@ import magic
 
 from custody import __version__
 from custody.canonical import rfc3339_ns
-from custody.errors import BadPathError, StoreError
+from custody.errors import BadPathError, OperationalError, StoreError
 from custody.hashing import SourceReadError
 from custody.keys import Signer
-from custody.ledger import COLLECT_EVENT, EventDraft, Ledger
-from custody.store import Store
+from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
+from custody.selftest import case_has_selftest, record_selftest, run_selftest
+from custody.store import Store, WritersLock, object_relpath
+
+
+class SelftestFailedError(OperationalError):
+    """The self-test before a case's first collection failed (exit 3)."""
+
 
 RUN_START_EVENT = "collection.start"
 RUN_END_EVENT = "collection.end"
@@ -172,10 +180,18 @@ class CollectSummary:
     new_objects: int = 0
     deduplicated: int = 0
     status: str = "complete"
+    resumed: str | None = None  # the run this one finished
+    skipped: int = 0  # paths already recorded by the resumed run
+    cleanup: Event | None = None  # orphans of interrupted runs removed first
+    selftest: int | None = None  # seq of the self-test this run recorded (first in a case)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "run": self.run,
+            "resumed": self.resumed,
+            "skipped": self.skipped,
+            "cleanup_event": self.cleanup.seq if self.cleanup else None,
+            "selftest_event": self.selftest,
             "case": self.case_id,
             "status": self.status,
             "counts": dict(sorted(self.counts.items())),
@@ -184,6 +200,14 @@ class CollectSummary:
             "deduplicated": self.deduplicated,
             "items": self.items,
         }
+
+
+@dataclass
+class _Link:
+    path: bytes
+    before: os.stat_result
+    extra: dict[str, Any]
+    typing: Future[tuple[str, str]]
 
 
 @dataclass
@@ -328,8 +352,10 @@ class Collector:
         reason: str,
         algorithms: Sequence[str],
         progress: ProgressFn | None = None,
+        selftest: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.selftest = selftest
         self.signer = signer
         self.reason = reason
         self.algorithms = tuple(algorithms)
@@ -345,6 +371,8 @@ class Collector:
         self._pending: list[_Pending] = []
         self._last_flush = time.monotonic()
         self._typer = _Typer()
+        self._skip: set[str] = set()
+        self._links: dict[tuple[int, int], _Link] = {}  # (device, inode) read this run
         raise_fd_limit()
 
     # -- recording ----------------------------------------------------------
@@ -400,25 +428,88 @@ class Collector:
 
     # -- the run ------------------------------------------------------------
 
-    def collect(self, paths: Sequence[str | bytes]) -> CollectSummary:
+    def collect(self, paths: Sequence[str | bytes], *, resume: Run | None = None) -> CollectSummary:
+        """Collect ``paths``; or, with ``resume``, finish that interrupted run: its
+        paths again, skipping every path it (or a run it resumed) already recorded."""
+        if resume is not None:
+            paths = [bytes.fromhex(p["hex"]) for p in resume.paths]
         # absolute (never symlink-resolved) paths: what was typed is ambiguous later
         roots = [os.path.abspath(p) for p in check_paths(paths)]
-        self.ledger.append(
-            self.signer,
-            [
+        self.ledger.require_writable()
+        if self.selftest and not case_has_selftest(self.ledger):
+            self._selftest()
+        writers = WritersLock(self.ledger.store_dir)
+        try:
+            if writers.acquire():  # no other writer alive: clean what dead ones left
+                try:
+                    self.summary.cleanup = clean_orphans(self.ledger, self.signer, self.store)
+                finally:
+                    writers.share()
+            with _RunLock(self.store, self.run):
+                return self._run(roots, resume)
+        finally:
+            writers.release()
+
+    def _selftest(self) -> None:
+        """Once per case: prove, in a signed record, that every algorithm gave the
+        known answers on this machine today, before the first item is collected."""
+        result = run_selftest()
+        ev = record_selftest(self.ledger, self.signer, result)
+        self.summary.selftest = ev.seq
+        if not result.ok:
+            names = ", ".join(c.name for c in result.failed)
+            raise SelftestFailedError(
+                f"self-test failed ({names}), recorded as event {ev.seq}: this machine does not"
+                " compute custody's algorithms correctly; nothing was collected"
+            )
+
+    def _run(self, roots: list[bytes], resume: Run | None) -> CollectSummary:
+        drafts = []
+        start: dict[str, Any] = {
+            "run": self.run,
+            "reason": self.reason,
+            "paths": [{"hex": r.hex(), "display": display_path(r)} for r in roots],
+            "algorithms": list(self.algorithms),
+            "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
+            **self.context,
+        }
+        if resume is not None:
+            chain = _resume_chain(self.ledger, resume)
+            self._skip = {
+                str(h)
+                for (h,) in self.ledger.conn.execute(
+                    "SELECT path_hex FROM artifacts WHERE run IN (SELECT value FROM json_each(?))",
+                    (json.dumps(chain),),
+                )
+            }
+            counts = dict(
+                self.ledger.conn.execute(
+                    "SELECT outcome, count(*) FROM artifacts WHERE run = ? GROUP BY outcome"
+                    " ORDER BY outcome",
+                    (resume.run,),
+                ).fetchall()
+            )
+            (done,) = self.ledger.conn.execute(
+                "SELECT coalesce(sum(size), 0) FROM artifacts WHERE run = ? AND sha256 IS NOT NULL",
+                (resume.run,),
+            ).fetchone()
+            drafts.append(
                 EventDraft(
-                    type=RUN_START_EVENT,
+                    type=RUN_END_EVENT,
                     data={
-                        "run": self.run,
-                        "reason": self.reason,
-                        "paths": [{"hex": r.hex(), "display": display_path(r)} for r in roots],
-                        "algorithms": list(self.algorithms),
-                        "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
-                        **self.context,
+                        "run": resume.run,
+                        "status": "interrupted",
+                        "counts": counts,
+                        "bytes": int(done),
+                        "resumed_by": self.run,
                     },
                 )
-            ],
-        )
+            )
+            start["resumes"] = resume.run
+            self.summary.resumed = resume.run
+            self.summary.skipped = len(self._skip)
+        drafts.append(EventDraft(type=RUN_START_EVENT, data=start))
+        self.ledger.append(self.signer, drafts)
         error: StoreError | None = None
         try:
             for entry in _walk(roots):
@@ -446,6 +537,8 @@ class Collector:
 
     def _one(self, e: _Entry) -> None:
         path, st = e.path, e.st
+        if self._skip and path.hex() in self._skip:
+            return  # recorded by the run this one resumes
         if isinstance(st, FileNotFoundError):
             self._record(path, "vanished", error=error_record(st))
             return
@@ -487,6 +580,8 @@ class Collector:
 
     def _copy(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> None:
         path = e.path
+        if st.st_nlink > 1 and stat.S_ISREG(st.st_mode) and self._hard_link(e, st, src):
+            return
         try:
             fd = self._open(e)
         except FileNotFoundError as err:
@@ -567,12 +662,35 @@ class Collector:
             self.summary.deduplicated += 1
         else:
             self.summary.new_objects += 1
+        typing = self._typer.submit(str(self.store.path_of(stored.relpath)))
+        if not unstable and before.st_nlink > 1:
+            self._links[(before.st_dev, before.st_ino)] = _Link(path, before, extra, typing)
+        self._record(path, "unstable" if unstable else "collected", typing=typing, **extra)
+
+    def _hard_link(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> bool:
+        """A further name of an inode this run already read unchanged: recorded
+        with the same bytes (one store object) and ``hard_link_of``, not re-read."""
+        first = self._links.get((st.st_dev, st.st_ino))
+        if first is None:
+            return False
+        b = first.before
+        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (
+            b.st_size,
+            b.st_mtime_ns,
+            b.st_ctime_ns,
+        ):
+            return False  # changed since it was read: read this name on its own
+        same = {k: first.extra[k] for k in ("size", "digests", "store")}
+        self.summary.deduplicated += 1
         self._record(
-            path,
-            "unstable" if unstable else "collected",
-            typing=self._typer.submit(str(self.store.path_of(stored.relpath))),
-            **extra,
+            e.path,
+            "collected",
+            typing=first.typing,
+            source=src,
+            **same,
+            hard_link_of={"hex": first.path.hex(), "display": display_path(first.path)},
         )
+        return True
 
 
 def collect(
@@ -583,7 +701,172 @@ def collect(
     reason: str,
     algorithms: Sequence[str],
     progress: ProgressFn | None = None,
+    selftest: bool = True,
 ) -> CollectSummary:
+    """Collect ``paths``.  The first collection of a case runs the self-test and
+    records it (unless ``selftest`` is False); a failed self-test stops it."""
     return Collector(
-        ledger, signer, reason=reason, algorithms=algorithms, progress=progress
+        ledger, signer, reason=reason, algorithms=algorithms, progress=progress, selftest=selftest
     ).collect(paths)
+
+
+def resume(
+    ledger: Ledger,
+    signer: Signer,
+    run: Run,
+    progress: ProgressFn | None = None,
+    selftest: bool = True,
+) -> CollectSummary:
+    """Finish the interrupted ``run`` with its own reason and algorithms."""
+    return Collector(
+        ledger,
+        signer,
+        reason=run.reason,
+        algorithms=run.algorithms,
+        progress=progress,
+        selftest=selftest,
+    ).collect([], resume=run)
+
+
+# -- interrupted runs: orphans, resume ---------------------------------------------
+
+CLEANUP_EVENT = "store.cleanup"
+
+
+def _referenced(ledger: Ledger) -> set[str]:
+    """Store objects the ledger names: collected items and imported bundles' items."""
+    refs = {
+        object_relpath(str(row[0]))
+        for row in ledger.conn.execute("SELECT sha256 FROM artifacts WHERE sha256 IS NOT NULL")
+    }
+    for (items,) in ledger.conn.execute("SELECT items FROM imported_bundles"):
+        for it in json.loads(items):
+            if isinstance(it, dict) and isinstance(it.get("store"), str):
+                refs.add(it["store"])
+    return refs
+
+
+def clean_orphans(ledger: Ledger, signer: Signer, store: Store) -> Event | None:
+    """Remove what interrupted runs left in the store: objects the ledger does not
+    name (copied, but killed before their event was committed) and temporary
+    files.  Call only while holding the writers' lock exclusively.  The removal is
+    recorded first, in a signed ``store.cleanup`` event naming every object."""
+    refs = _referenced(ledger)
+    orphans = [(rel, size) for rel, size in store.objects() if rel not in refs]
+    temps = store.temp_files()
+    stale_locks = [p for p in store.tmp.glob("run-*.lock")] if store.tmp.is_dir() else []
+    if not orphans and not temps:
+        for p in stale_locks:
+            p.unlink(missing_ok=True)
+        return None
+    temp_bytes = sum(p.lstat().st_size for p in temps)
+    (ev,) = ledger.append(
+        signer,
+        [
+            EventDraft(
+                CLEANUP_EVENT,
+                {
+                    "reason": "left by an interrupted collection: copied, never recorded",
+                    "removed": [{"store": rel, "size": size} for rel, size in orphans],
+                    "temp_files": len(temps),
+                    "temp_bytes": temp_bytes,
+                },
+            )
+        ],
+    )
+    for rel, _ in orphans:
+        store.path_of(rel).unlink(missing_ok=True)
+    for p in [*temps, *stale_locks]:
+        p.unlink(missing_ok=True)
+    return ev
+
+
+@dataclass
+class Run:
+    """A collection run as its start and end events tell it."""
+
+    run: str
+    seq: int
+    time: str
+    signer: str
+    reason: str
+    paths: list[dict[str, str]]
+    algorithms: list[str]
+    resumes: str | None
+    status: str | None  # None: no end event (unfinished)
+
+
+def runs(ledger: Ledger) -> list[Run]:
+    out: dict[str, Run] = {}
+    sql = "SELECT seq, body FROM events WHERE type IN (?, ?) ORDER BY seq"
+    for seq, body in ledger.conn.execute(sql, (RUN_START_EVENT, RUN_END_EVENT)):
+        b = json.loads(body)
+        d = b.get("data") or {}
+        run = str(d.get("run"))
+        if b.get("type") == RUN_START_EVENT:
+            out[run] = Run(
+                run,
+                seq,
+                str(b.get("time")),
+                str(b.get("signer")),
+                str(d.get("reason", "")),
+                list(d.get("paths") or []),
+                list(d.get("algorithms") or []),
+                d.get("resumes"),
+                None,
+            )
+        elif run in out:
+            out[run].status = str(d.get("status"))
+    return list(out.values())
+
+
+def run_is_alive(store: Store, run: str) -> bool:
+    """Is the collection ``run`` still going on in some process (its run lock held)?"""
+    path = store.tmp / f"run-{run}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def unfinished_runs(ledger: Ledger) -> list[Run]:
+    """Runs with a start and no end, whose process is gone (killed, crashed)."""
+    store = Store(ledger.store_dir)
+    return [r for r in runs(ledger) if r.status is None and not run_is_alive(store, r.run)]
+
+
+def _resume_chain(ledger: Ledger, run: Run) -> list[str]:
+    """``run`` and every run it (transitively) resumed."""
+    by_id = {r.run: r for r in runs(ledger)}
+    chain = [run.run]
+    nxt = run.resumes
+    while nxt and nxt in by_id and nxt not in chain:
+        chain.append(nxt)
+        nxt = by_id[nxt].resumes
+    return chain
+
+
+class _RunLock:
+    """Held exclusively by a running collection (``store/tmp/run-<run>.lock``), so
+    ``run_is_alive`` can tell a killed run from one still going on."""
+
+    def __init__(self, store: Store, run: str) -> None:
+        self.path = store.tmp / f"run-{run}.lock"
+        self.fd = -1
+
+    def __enter__(self) -> _RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)

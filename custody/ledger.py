@@ -281,11 +281,15 @@ class Ledger:
 
     # -- writing ------------------------------------------------------------
 
-    def _begin(self) -> None:
+    def require_writable(self) -> None:
+        """Refuse, before any work starts, to record into a case on read-only media."""
         if self.read_only:
             raise UsageError(
                 f"case {self.case_dir} is on read-only media: nothing can be recorded there"
             )
+
+    def _begin(self) -> None:
+        self.require_writable()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:

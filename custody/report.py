@@ -200,7 +200,8 @@ def _assemble(
     found_digests: dict[str, dict[str, str]],
 ) -> dict[str, Any]:
     """``events``: (seq, hash, body, signature verified) in seq order;
-    ``found_digests``: what verification re-hashed, by store object (or payload)."""
+    ``found_digests``: what verification re-hashed, by store object (a case) or by
+    item (a bundle: the payload's SHA-256 and SHA-512)."""
     r = replay(
         ((seq, h, str(b.get("type")), str(b.get("signer")), b) for seq, h, b, _ in events),
         str(case["id"]),
@@ -319,7 +320,7 @@ def _item(
         "size": data.get("size") if isinstance(data.get("size"), int) else None,
         "mime": data.get("mime") if isinstance(data.get("mime"), str) else None,
         "digests": {str(k): str(v) for k, v in sorted(digests.items())},
-        "verified_digests": found.get(str(data.get("store")), None),
+        "verified_digests": found.get(item) or found.get(str(data.get("store"))),
         "collected": str(body.get("time", "")),
         "collected_by": f"{name} ({role})",
         "collect_event": seq,
@@ -560,5 +561,5 @@ def bundle_report(
             "checkpoint": checkpoint,
         },
         key_status={},
-        found_digests={},
+        found_digests=vr.item_digests,
     )

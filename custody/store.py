@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,41 @@ from custody.errors import DiskFullError, StoreError
 from custody.hashing import HashResult, Progress, hash_fd, hash_file
 
 OBJECT_MODE = 0o444
+
+
+WRITERS_LOCK = ".writers.lock"
+
+
+class WritersLock:
+    """Every process that puts objects in the store before the ledger names them
+    (collect, bundle import) holds this lock shared, with ``flock``: the kernel
+    drops it when the process dies, even by ``kill -9``.  Whoever gets it
+    exclusive knows no writer is alive, so an object the ledger does not name is
+    an orphan of an interrupted run, and a temporary file a dead copy."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; True when it was exclusive at first (no other writer:
+        the caller may clean up, then it is downgraded with :meth:`share`)."""
+        self.fd = os.open(self.root / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+            return False
+
+    def share(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def object_relpath(sha256_hex: str) -> str:
@@ -71,6 +107,31 @@ class Store:
         self.deferred_sync = deferred_sync
         self._dirs: set[Path] = set()
         self._dirty = False
+
+    def free_bytes(self) -> int:
+        """Bytes an unprivileged writer may still use in the store's file system."""
+        try:
+            st = os.statvfs(self.root)
+        except OSError:
+            return 0
+        return st.f_bavail * st.f_frsize
+
+    def objects(self) -> Iterator[tuple[str, int]]:
+        """(relpath, size) of every object file under sha256/."""
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for a in sorted(base.iterdir()):
+            for b in sorted(a.iterdir()) if a.is_dir() else []:
+                for obj in sorted(b.iterdir()) if b.is_dir() else []:
+                    yield obj.relative_to(self.root).as_posix(), obj.lstat().st_size
+
+    def temp_files(self) -> list[Path]:
+        """Leftovers of interrupted copies in tmp/ (meaningful only while no
+        writer holds the writers' lock)."""
+        if not self.tmp.is_dir():
+            return []
+        return sorted(p for p in self.tmp.iterdir() if p.name.startswith("ingest-"))
 
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
@@ -141,7 +202,8 @@ class Store:
             if e.errno == errno.ENOSPC:
                 need = size_hint if size_hint is not None else 0
                 raise DiskFullError(
-                    f"store is full ({self.root}): needed {need} bytes for this item"
+                    f"store is full ({self.root}): needed {need} bytes for this item,"
+                    f" {self.free_bytes()} bytes free"
                 ) from e
             raise StoreError(f"cannot write to the store: {e.strerror}") from e
         except BaseException:

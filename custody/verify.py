@@ -578,6 +578,19 @@ def check_store(
         mode = os.stat(path).st_mode & 0o222
         if mode:
             report.add("object-writable", subject, "store object is writable (should be read-only)")
+    imported = {
+        str(it["store"])
+        for (items,) in ledger.conn.execute("SELECT items FROM imported_bundles")
+        for it in json.loads(items)
+        if isinstance(it, dict) and isinstance(it.get("store"), str)
+    }
+    unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
+    if unexplained:
+        report.notes.append(
+            f"the store holds {len(unexplained)} object(s) no event names, copied by a"
+            " collection interrupted before it recorded them; the next collect removes"
+            " them and records that it did"
+        )
 
 
 def _bytes_only(progress: ProgressFn | None) -> Callable[[int], None] | None:
