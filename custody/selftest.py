@@ -1223,11 +1223,21 @@ def platform_info() -> dict[str, str]:
 # --------------------------------------------------------------------------- ledger
 
 
-def record_selftest(ledger: Ledger, signer: keys.Signer, result: SelftestResult) -> Event:
+def record_selftest(
+    ledger: Ledger, signer: keys.Signer, result: SelftestResult, *, once: bool = False
+) -> Event | None:
     """Append the result as one signed ``selftest`` event (failed results too: the
-    record of a failure is evidence as well) and return it."""
-    events = ledger.append(signer, [EventDraft(SELFTEST_EVENT, result.as_json())])
-    return events[-1]
+    record of a failure is evidence as well) and return it.  With ``once``, a
+    passed result is not recorded if the case already holds a self-test (decided
+    inside the write lock, so concurrent first collections record one), and None
+    is returned."""
+    draft = EventDraft(SELFTEST_EVENT, result.as_json())
+
+    def drafts() -> list[EventDraft]:
+        return [] if once and result.ok and case_has_selftest(ledger) else [draft]
+
+    events = ledger.append(signer, drafts)
+    return events[-1] if events else None
 
 
 def case_has_selftest(ledger: Ledger) -> bool:

@@ -62,8 +62,10 @@ def check_ledger(case: Case, all_files: list[Path], summaries: list[dict[str, An
 
     events = json.loads(case("log", "--json", check=True).stdout)
     n = len(events)
-    # One identity per signer, a start and an end per run, one collect per file.
-    assert n == signers + 2 * len(summaries) + k
+    # One identity per signer, a start and an end per run, one collect per file, and
+    # exactly one self-test: concurrent first collections decide it inside the lock.
+    assert [e["type"] for e in events].count("selftest") == 1
+    assert n == signers + 2 * len(summaries) + k + 1
     assert [e["seq"] for e in events] == list(range(n))
     for before, after in itertools.pairwise(events):
         assert after["prev"] == before["hash"], after["seq"]
