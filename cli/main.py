@@ -46,6 +46,7 @@ from custody.ledger import Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
 from custody.render import render
 from custody.report import case_report, document_digest
+from custody.selftest import record_selftest, run_selftest
 from custody.verify import store_bytes, verify_ledger
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
@@ -649,6 +650,7 @@ def demo(directory: Path | None) -> None:
             [str(p) for p in paths],
             reason="suspected credential theft",
             algorithms=parse_algorithms(None),
+            selftest=False,  # run as step 11, after the story the docs number
         )
         counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
         click.echo(f"   {len(summary.items)} items recorded ({counts})")
@@ -699,7 +701,17 @@ def demo(directory: Path | None) -> None:
         click.echo("10. custody verify --checkpoint checkpoint-1.txt")
         report = verify_ledger(ledger, checkpoints=[cp1])
         _print_report(report)
-        click.echo("11. custody report --format html --out report.html   (for the auditor)")
+        click.echo("11. custody selftest   (known answers of every algorithm, recorded)")
+        st = run_selftest()
+        st_event = record_selftest(ledger, signer, st)
+        click.echo(
+            f"   {len(st.checks) - len(st.failed)}/{len(st.checks)} checks passed,"
+            f" recorded as event {st_event.seq if st_event else '-'}"
+        )
+        if not st.ok:
+            sys.exit(1)
+        report = verify_ledger(ledger, checkpoints=[cp1])
+        click.echo("12. custody report --format html --out report.html   (for the auditor)")
         html = render(case_report(ledger, verify=report), "html")
         (root / "report.html").write_bytes(html)
         click.echo(f"   {root / 'report.html'}  SHA-256 {document_digest(html)}")

@@ -741,9 +741,18 @@ class BundleReport:
         }
 
 
+def _lines(text: str) -> list[str]:
+    """Lines ended by LF (a CR before it dropped).  Not str.splitlines(): that also
+    breaks at U+2028, U+2029, U+0085 and others, which names and reasons may hold."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
 def _manifest(src: _Source, name: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for n, line in enumerate(src.read(name).decode("utf-8", "replace").splitlines(), 1):
+    for n, line in enumerate(_lines(src.read(name).decode("utf-8", "replace")), 1):
         if not line.strip():
             continue
         digest, sep, path = line.partition(" ")
@@ -1014,7 +1023,7 @@ def _events(
         text = src.read("custody/events.jsonl").decode("utf-8")
     except UnicodeDecodeError as e:
         raise HostileBundleError(f"custody/events.jsonl is not UTF-8: {e}") from e
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(_lines(text), 1):
         try:
             row = parse_strict(line)
             _check_depth(row, "custody/events.jsonl")
@@ -1309,7 +1318,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
         keys = _json(src, "custody/keys.json")
         proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
         checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
-        lines = [parse_strict(x) for x in src.read("custody/events.jsonl").decode().splitlines()]
+        lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
         for it in meta["items"]:

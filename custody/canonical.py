@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -91,7 +92,19 @@ def parse_strict(text: str | bytes) -> Any:
     def bad_constant(name: str) -> Any:
         raise ValueError(f"non-finite number {name}")
 
-    return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=bad_constant)
+    return json.loads(
+        text,
+        object_pairs_hook=_reject_duplicates,
+        parse_constant=bad_constant,
+        parse_float=_finite_float,
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is too large to be finite")
+    return value
 
 
 def _no_float(text: str) -> Any:

@@ -235,7 +235,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def _open_dir(dir_fd: int | None, name: bytes) -> tuple[int, list[bytes]] | OSError:
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:  # listing a directory must not change its atime either
+            fd = os.open(name, _DIR_FLAGS | getattr(os, "O_NOATIME", 0), dir_fd=dir_fd)
+        except PermissionError:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)  # O_NOATIME needs ownership
     except OSError as e:
         return e
     try:
@@ -548,7 +551,9 @@ class Collector:
         src = stat_record(st)
         mode = st.st_mode
         if stat.S_ISDIR(mode):
-            if e.list_error is not None:
+            if isinstance(e.list_error, FileNotFoundError):  # removed before it was opened
+                self._record(path, "vanished", source=src, error=error_record(e.list_error))
+            elif e.list_error is not None:
                 self._record(path, "unreadable", source=src, error=error_record(e.list_error))
             else:
                 self._record(path, "directory", source=src)

@@ -287,6 +287,10 @@ class Ledger:
             raise UsageError(
                 f"case {self.case_dir} is on read-only media: nothing can be recorded there"
             )
+        if self.store_dir.exists() and not os.access(self.store_dir, os.W_OK):
+            raise UsageError(
+                f"the case's store {self.store_dir} is read-only: nothing can be recorded there"
+            )
 
     def _begin(self) -> None:
         self.require_writable()

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from custody import __version__, merkle
+from custody.bundle import _lines, verify_bundle
 from custody.bundle import open_source as open_bundle
-from custody.bundle import verify_bundle
 from custody.canonical import parse_strict, rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
 from custody.ledger import (
@@ -494,7 +494,7 @@ def bundle_report(
     src = open_bundle(path)
     try:
         meta = parse_strict(src.read("custody/bundle.json"))
-        lines = src.read("custody/events.jsonl").decode("utf-8").splitlines()
+        lines = _lines(src.read("custody/events.jsonl").decode("utf-8"))
         checkpoint_text = src.read("custody/checkpoint.txt").decode("utf-8")
     finally:
         src.close()
