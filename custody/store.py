@@ -47,6 +47,21 @@ class WritersLock:
             fcntl.flock(self.fd, fcntl.LOCK_SH)
             return False
 
+    @staticmethod
+    def writers_active(root: Path) -> bool:
+        """Does some process hold the lock now (objects may be in flight)?"""
+        try:
+            fd = os.open(root / WRITERS_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
     def share(self) -> None:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_SH)

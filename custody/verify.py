@@ -59,7 +59,7 @@ from custody.ledger import (
     identity_index_row,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
-from custody.store import Store, object_relpath
+from custody.store import Store, WritersLock, object_relpath
 from custody.timestamp import TimestampError, later_than_token, verify_token
 
 ProgressFn = Callable[[int, int], None]
@@ -585,7 +585,12 @@ def check_store(
         if isinstance(it, dict) and isinstance(it.get("store"), str)
     }
     unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
-    if unexplained:
+    if unexplained and WritersLock.writers_active(store.root):
+        report.notes.append(
+            "a collection or import is writing to the store right now: objects it has"
+            " copied but not yet recorded were not counted"
+        )
+    elif unexplained:
         report.notes.append(
             f"the store holds {len(unexplained)} object(s) no event names, copied by a"
             " collection interrupted before it recorded them; the next collect removes"

@@ -1,4 +1,4 @@
-"""Two collectors writing one ledger at once keep one gapless, linear, verifiable
+"""Collectors writing one ledger at once keep one gapless, linear, verifiable
 chain with unique item numbers (BEGIN IMMEDIATE + the tail read inside the lock)."""
 
 from __future__ import annotations
@@ -136,3 +136,49 @@ def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
     signer_of = {e["item"]: e["signer_name"] for e in events if e["type"] == "collect"}
     assert {signer_of[it["id"]] for it in sa["items"]} == {"Dana Reyes"}
     assert {signer_of[it["id"]] for it in sb["items"]} == {"Lee Park"}
+
+
+def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) -> None:
+    """Issue 6: four processes collect into one case at once (two keys) while a
+    fifth runs `verify` over and over: all complete, one gapless chain, and no
+    verify run ever reports a problem while the writers are active."""
+    other = tmp_path / "lee.pem"
+    run("key", "new", "--name", "Lee Park", "--role", "collector", "--out", other,
+        "--no-default", check=True)
+    lee = {"CUSTODY_KEY": str(other), "CUSTODY_PASSPHRASE": PASSPHRASE}
+    trees = [make_files(tmp_path / f"host-{t}", t) for t in "abcd"]
+    # a big file per collector, so verify runs while objects are being copied
+    for t, files in zip("abcd", trees, strict=True):
+        big = tmp_path / f"host-{t}" / f"{t}-big.bin"
+        big.write_bytes(os.urandom(24 << 20))
+        files.insert(0, big)
+    procs = [start_collect(case, files, f"host {t}", lee if t in "bd" else None)
+             for t, files in zip("abcd", trees, strict=True)]
+    env = {**os.environ, **case.run.env}
+    reports = []
+    while any(p.poll() is None for p in procs) or not reports:
+        v = subprocess.run([sys.executable, "-m", "custody_cli.main", "verify", "--json"],
+                           cwd=case.dir, env=env, capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in v.stderr
+        rep = json.loads(v.stdout)
+        assert (v.returncode, rep["findings"]) == (0, []), rep["findings"]
+        reports.append(rep)
+    summaries = [finish(p) for p in procs]
+    assert len({s["run"] for s in summaries}) == 4
+    assert len(reports) >= 2  # verify really ran while the collectors did
+    for s in summaries:
+        assert s["status"] == "complete"
+        assert s["counts"] == {"collected": FILES_PER_COLLECTOR + 1}
+    k = sum(len(t) for t in trees)
+    proc = case("verify", "--json")
+    final = json.loads(proc.stdout)
+    assert (proc.returncode, final["findings"], final["notes"]) == (0, [], [])
+    assert final["artifacts"] == final["objects_checked"] == k
+    events = json.loads(case("log", "--json", check=True).stdout)
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    for before, after in itertools.pairwise(events):
+        assert after["prev"] == before["hash"], after["seq"]
+    assert [e["type"] for e in events].count("selftest") == 1
+    assert len(events) == 2 + 1 + 2 * 4 + k  # identities, self-test, runs, items
+    ids = sorted(int(e["item"].removeprefix("ITEM-")) for e in events if e["type"] == "collect")
+    assert ids == list(range(1, k + 1))
