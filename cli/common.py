@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from tqdm import tqdm
 
 from custody.config import resolve_key_path
 from custody.errors import CustodyError, KeyLoadError, UsageError
@@ -87,6 +86,8 @@ def progress_bar(
     if not enabled:
         yield None
         return
+    from tqdm import tqdm  # here: only commands that show progress pay its import
+
     with tqdm(
         total=total,
         unit="B",

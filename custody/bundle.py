@@ -41,8 +41,6 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-import jsonschema
-
 from custody import __version__, merkle
 from custody.canonical import content_hash, parse_canonical, parse_strict
 from custody.checkpoint import (
@@ -551,6 +549,8 @@ _SCHEMAS = {
 @functools.cache
 def _validator(schema: str) -> Any:
     text = resources.files("custody.schemas").joinpath(f"{schema}.schema.json").read_text()
+    import jsonschema  # here, not at the top: 0.1 s that most commands never need
+
     return jsonschema.Draft202012Validator(json.loads(text))
 
 

@@ -29,8 +29,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import magic
-
 from custody import __version__
 from custody.canonical import rfc3339_ns
 from custody.errors import BadPathError, OperationalError, StoreError
@@ -153,6 +151,8 @@ class _Typer:
     def _detect(self, path: str) -> tuple[str, str]:
         m = getattr(self._local, "pair", None)
         if m is None:
+            import magic  # here: its import is paid by collections only
+
             m = (magic.Magic(mime=True), magic.Magic())
             self._local.pair = m
         desc: str = m[1].from_file(path)

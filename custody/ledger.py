@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from custody import __version__
-from custody._sqlite import sqlite_utils
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
@@ -154,6 +153,8 @@ class Ledger:
     def __init__(self, case_dir: Path, conn: sqlite3.Connection) -> None:
         self.case_dir = case_dir
         self.conn = conn
+        from custody._sqlite import sqlite_utils  # here: commands that open no case skip it
+
         self.db = sqlite_utils.Database(conn)
         self._case: CaseInfo | None = None
         self.read_only = False
