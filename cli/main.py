@@ -288,7 +288,6 @@ def collect(
                 raise UsageError("no interrupted collection to resume in this case")
             run = pending[-1]
             paths = tuple(os.fsdecode(bytes.fromhex(p["hex"])) for p in run.paths)
-            check_paths(paths)
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
         total = estimate(paths)[0] if show else 0

@@ -31,7 +31,7 @@ from typing import Any
 
 from custody import __version__
 from custody.canonical import rfc3339_ns
-from custody.errors import BadPathError, OperationalError, StoreError
+from custody.errors import BadPathError, OperationalError, StoreError, UsageError
 from custody.hashing import SourceReadError
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
@@ -434,10 +434,11 @@ class Collector:
     def collect(self, paths: Sequence[str | bytes], *, resume: Run | None = None) -> CollectSummary:
         """Collect ``paths``; or, with ``resume``, finish that interrupted run: its
         paths again, skipping every path it (or a run it resumed) already recorded."""
-        if resume is not None:
-            paths = [bytes.fromhex(p["hex"]) for p in resume.paths]
-        # absolute (never symlink-resolved) paths: what was typed is ambiguous later
-        roots = [os.path.abspath(p) for p in check_paths(paths)]
+        if resume is not None:  # a path gone since is recorded as vanished, not refused
+            roots = [os.path.abspath(bytes.fromhex(p["hex"])) for p in resume.paths]
+        else:
+            # absolute (never symlink-resolved) paths: what was typed is ambiguous later
+            roots = [os.path.abspath(p) for p in check_paths(paths)]
         self.ledger.require_writable()
         if self.selftest and not case_has_selftest(self.ledger):
             self._selftest()
@@ -512,7 +513,24 @@ class Collector:
             self.summary.resumed = resume.run
             self.summary.skipped = len(self._skip)
         drafts.append(EventDraft(type=RUN_START_EVENT, data=start))
-        self.ledger.append(self.signer, drafts)
+
+        def checked() -> list[EventDraft]:
+            # decided inside the write lock: two resumers cannot both finish one run
+            if (
+                resume is not None
+                and self.ledger.conn.execute(
+                    "SELECT 1 FROM events WHERE type = ? AND json_extract(body, '$.data.run') = ?"
+                    " LIMIT 1",
+                    (RUN_END_EVENT, resume.run),
+                ).fetchone()
+            ):
+                raise UsageError(
+                    f"collection {resume.run} was resumed by another process meanwhile;"
+                    " nothing was collected"
+                )
+            return drafts
+
+        self.ledger.append(self.signer, checked)
         error: StoreError | None = None
         try:
             for entry in _walk(roots):
@@ -832,8 +850,8 @@ def run_is_alive(store: Store, run: str) -> bool:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:  # a shared probe: probes by other processes cannot make a dead run look alive
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
         return True

@@ -1,0 +1,892 @@
+"""Crash consistency of ``custody collect`` (issue 6 §1).
+
+A ``kill -9`` at any moment of a collection must leave a ledger that ``verify``
+accepts, no half-recorded artifact, and no store object the ledger does not
+explain (an interrupted copy's orphans are removed by the next run, which records
+a ``store.cleanup`` event first).  The interrupted run shows as unfinished in
+``custody log`` and ``custody collect --resume`` finishes it without recollecting
+what is already recorded.
+
+The kill loop is seeded (``CUSTODY_CRASH_SEED`` overrides the seed; every
+assertion message names it).  The kill *delays* are reproducible; where a kill
+lands also depends on the machine's speed, which is why the loop kills across the
+whole span of a collection, from interpreter start-up to the last commit.
+``CUSTODY_CRASH_KILLS`` changes the number of kills (default 50) and
+``CUSTODY_CRASH_TRACE=1`` prints every step (with ``-s``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Case
+
+from custody.collect import CLEANUP_EVENT, RUN_END_EVENT, RUN_START_EVENT, runs, unfinished_runs
+from custody.ledger import COLLECT_EVENT, Ledger
+from custody.store import object_relpath
+from custody.verify import verify_ledger
+
+SEED = int(os.environ.get("CUSTODY_CRASH_SEED", "20260617"))
+MIN_KILLS = int(os.environ.get("CUSTODY_CRASH_KILLS", "50"))
+MAX_ROUNDS = 60  # a safety net: each round ends in a completed collection
+FINISH_PROBABILITY = 0.15  # on this share of the steps the process is left to finish
+# this share of the kill delays is drawn from 0, the rest from near start-up's end
+EARLY_SHARE = 0.5
+N_FILES = 150
+N_BIG = 10  # files of 1–8 MiB, so kills land mid-copy too
+ORPHAN_NOTE = "no event names"
+UNFINISHED = "UNFINISHED: collection "
+NOTHING_TO_RESUME = "no interrupted collection"
+WANTED_OUTCOMES = {"collected", "directory", "symlink"}
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def cli_env(case: Case) -> dict[str, str]:
+    """The environment the ``run`` fixture gives the CLI (see conftest.Run)."""
+    return {**os.environ, **case.run.env}
+
+
+def cli(
+    case_dir: Path, env: dict[str, str], *args: str | os.PathLike[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "custody_cli.main", *map(str, args)],
+        cwd=case_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def spawn(
+    case_dir: Path, env: dict[str, str], args: list[str], out: Path
+) -> subprocess.Popen[bytes]:
+    """Start the CLI with stdout and stderr in ``out`` (no pipe to fill up)."""
+    with open(out, "wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "custody_cli.main", *args],
+            cwd=case_dir,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def new_case(case_dir: Path, case_id: str) -> None:
+    """What ``custody init`` does (Ledger.create), in-process: no interpreter start."""
+    Ledger.create(case_dir, case_id, "crash and resume").close()
+
+
+def build_tree(root: Path, rng: random.Random) -> None:
+    """~150 files in nested directories: many tiny ones (some empty or identical:
+    deduplicated objects), N_BIG of 1–8 MiB, one symlink, one empty directory."""
+    root.mkdir()
+    dirs = [root]
+    for i in range(14):
+        d = rng.choice(dirs) / f"dir{i:02d}"
+        d.mkdir()
+        dirs.append(d)
+    for i in range(N_FILES):
+        if i < N_BIG:
+            size = rng.randint(1 << 20, 8 << 20)
+        else:
+            size = rng.choice(
+                [0, 1, rng.randint(2, 64), rng.randint(65, 4096), rng.randint(4097, 65536)]
+            )
+        data = b"same" if i % 37 == 5 else rng.randbytes(size)
+        (rng.choice(dirs) / f"file{i:03d}.bin").write_bytes(data)
+    (rng.choice(dirs[1:]) / "link").symlink_to("../file-that-may-not-exist")
+    (root / "empty-dir").mkdir()
+
+
+def tree_paths(root: Path) -> dict[str, str]:
+    """Every path under (and including) ``root`` as recorded (hex of the absolute
+    path) -> its kind."""
+    out = {os.fsencode(root).hex(): "directory"}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            kind = "symlink" if p.is_symlink() else "directory" if p.is_dir() else "file"
+            out[os.fsencode(p).hex()] = kind
+    return out
+
+
+def sha256sum(files: list[Path]) -> dict[str, str]:
+    """path hex -> digest, by coreutils ``sha256sum`` (not the library)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(files), 100):
+        chunk = files[i : i + 100]
+        proc = subprocess.run(
+            ["sha256sum", "--", *map(str, chunk)], capture_output=True, text=True, check=True
+        )
+        lines = proc.stdout.splitlines()
+        assert len(lines) == len(chunk)
+        for p, line in zip(chunk, lines, strict=True):
+            digest, name = line.split(maxsplit=1)
+            assert name.lstrip("*") == str(p)
+            out[os.fsencode(p).hex()] = digest
+    return out
+
+
+def store_objects(case_dir: Path) -> dict[str, Path]:
+    """relpath -> path of every file under store/sha256 (walked, not the library's view)."""
+    store = case_dir / "store"
+    base = store / "sha256"
+    if not base.is_dir():
+        return {}
+    return {p.relative_to(store).as_posix(): p for p in base.rglob("*") if not p.is_dir()}
+
+
+def temp_files(case_dir: Path) -> list[str]:
+    tmp = case_dir / "store" / "tmp"
+    return (
+        sorted(p.name for p in tmp.iterdir() if p.name.startswith("ingest-"))
+        if tmp.is_dir()
+        else []
+    )
+
+
+def run_locks(case_dir: Path) -> list[str]:
+    tmp = case_dir / "store" / "tmp"
+    return sorted(p.name for p in tmp.glob("run-*.lock")) if tmp.is_dir() else []
+
+
+def has_start(case_dir: Path) -> bool:
+    """Has a collection.start been committed (read-only peek, safe mid-run: WAL)?"""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{case_dir / 'custody.db'}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM events WHERE type = ? LIMIT 1", (RUN_START_EVENT,)
+        ).fetchone()
+        return row is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def wait_mid_copy(case_dir: Path, p: subprocess.Popen[bytes], out: Path) -> str:
+    """Wait until collector ``p`` has started its run and is copying a file of more
+    than 1 MiB (an ingest temp file that big exists); return the run id."""
+    deadline = time.monotonic() + 60
+    tmp = case_dir / "store" / "tmp"
+    while True:
+        assert p.poll() is None, f"the collection ended too soon: {out.read_text()}"
+        assert time.monotonic() < deadline, "the collection never got to its big file"
+        try:
+            copying = any(t.stat().st_size > 1 << 20 for t in tmp.glob("ingest-*") if t.is_file())
+        except FileNotFoundError:
+            copying = False  # renamed into place meanwhile
+        if copying:
+            with Ledger.open(case_dir) as ledger:
+                open_runs = [r.run for r in runs(ledger) if r.status is None]
+            assert len(open_runs) == 1, open_runs
+            return open_runs[0]
+        time.sleep(0.005)
+
+
+def body_of(e: dict[str, Any]) -> dict[str, Any]:
+    b = e["body"]
+    return b if isinstance(b, dict) else json.loads(b)
+
+
+class Hasher:
+    """sha256 of store objects; objects are immutable (0444), so one hash per
+    (path, inode, size, mtime) keeps the per-kill checks fast."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, int, int, int], str] = {}
+
+    def __call__(self, p: Path) -> str:
+        st = p.lstat()
+        key = (str(p), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self.cache:
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            self.cache[key] = h.hexdigest()
+        return self.cache[key]
+
+
+@dataclass
+class Snapshot:
+    """The state of a case after a process ended (killed or not), every invariant checked."""
+
+    max_seq: int
+    runs: dict[str, Any]  # run id -> custody.collect.Run
+    open_runs: list[str]  # a start and no end
+    unfinished: list[str]
+    collect_events: int
+    orphans: dict[str, int]  # unnamed store object -> size
+    referenced: set[str]
+    temps: list[str]
+    cleanups: list[tuple[int, dict[str, Any]]]
+    chain_paths: dict[str, list[str]]  # chain root run -> path hex recorded, in order
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """A collection ran to its end and nothing is left to resume."""
+        return bool(self.runs) and not self.open_runs
+
+
+def chain_root(rs: dict[str, Any], run: str) -> str:
+    seen = [run]
+    while rs[run].resumes is not None:
+        run = rs[run].resumes
+        assert run in rs and run not in seen, f"broken resume chain {seen} -> {run}"
+        seen.append(run)
+    return run
+
+
+def snapshot(case_dir: Path, ctx: str, hasher: Hasher) -> Snapshot:
+    """Verify the case with the library and check the crash invariants; ``ctx``
+    (which names the seed) prefixes every failure."""
+    with Ledger.open(case_dir) as ledger:
+        report = verify_ledger(ledger)
+        events = list(ledger.events())
+        rs = {r.run: r for r in runs(ledger)}
+        unfinished = [r.run for r in unfinished_runs(ledger)]
+        arts = ledger.artifacts()
+    findings = [f.as_json() for f in report.findings]
+    assert report.ok and not findings, f"{ctx}: verify found problems: {findings}"
+
+    # the chain: gapless seqs; items numbered ITEM-1.. gaplessly, in event order
+    assert [e.seq for e in events] == list(range(len(events))), f"{ctx}: seq gap"
+    collects = [e for e in events if e.type == COLLECT_EVENT]
+    assert [e.item for e in collects] == [f"ITEM-{n}" for n in range(1, len(collects) + 1)], (
+        f"{ctx}: item numbers not gapless: {[e.item for e in collects]}"
+    )
+    assert [a["id"] for a in arts] == [e.item for e in collects], f"{ctx}: artifacts index"
+    assert [a["event_seq"] for a in arts] == [e.seq for e in collects], f"{ctx}: artifacts index"
+
+    # every named object exists, read-only, with the recorded digest and size
+    objects = store_objects(case_dir)
+    referenced: set[str] = set()
+    for e in collects:
+        d = e.data
+        assert d["outcome"] in WANTED_OUTCOMES, f"{ctx}: {e.item} outcome {d['outcome']}: {d}"
+        if d["outcome"] != "collected":
+            assert "store" not in d, f"{ctx}: {e.item} {d['outcome']} names a store object"
+            continue
+        sha = d["digests"]["sha256"]
+        rel = d["store"]
+        assert rel == object_relpath(sha), f"{ctx}: {e.item} store {rel} for sha256 {sha}"
+        assert rel in objects, f"{ctx}: {e.item} names {rel}, which is not in the store"
+        p = objects[rel]
+        assert hasher(p) == sha, f"{ctx}: {e.item}: store object {rel} does not hash to {sha}"
+        assert p.stat().st_size == d["size"], f"{ctx}: {e.item}: size of {rel}"
+        assert p.stat().st_mode & 0o222 == 0, f"{ctx}: {e.item}: {rel} is writable"
+        referenced.add(rel)
+
+    # no torn object anywhere: even an orphan is a whole, read-only copy
+    for rel, p in objects.items():
+        assert hasher(p) == rel.rsplit("/", 1)[-1], f"{ctx}: torn store object {rel}"
+        assert p.stat().st_mode & 0o222 == 0, f"{ctx}: writable store object {rel}"
+    orphans = {rel: p.stat().st_size for rel, p in objects.items() if rel not in referenced}
+    has_note = any(ORPHAN_NOTE in n for n in report.notes)
+    assert has_note == bool(orphans), (
+        f"{ctx}: orphans {sorted(orphans)} but verify notes {report.notes}"
+    )
+
+    # runs: a start, at most one end; only the last may be open, and only if dead
+    starts = {e.data["run"]: e for e in events if e.type == RUN_START_EVENT}
+    ends: dict[str, Any] = {}
+    for e in events:
+        if e.type == RUN_END_EVENT:
+            run = e.data["run"]
+            assert run in starts and starts[run].seq < e.seq, f"{ctx}: end before start {run}"
+            assert run not in ends, f"{ctx}: run {run} ended twice"
+            ends[run] = e
+    assert set(starts) == set(rs), f"{ctx}: runs() disagrees with the events"
+    open_runs = [r for r in starts if r not in ends]
+    assert len(open_runs) <= 1, f"{ctx}: several open runs {open_runs}"
+    assert sorted(unfinished) == sorted(open_runs), (
+        f"{ctx}: no process is alive, yet unfinished {unfinished} != open {open_runs}"
+    )
+    for e in collects:
+        run = e.data["run"]
+        assert run in starts and starts[run].seq < e.seq, f"{ctx}: {e.item} outside its run"
+        assert run not in ends or e.seq < ends[run].seq, f"{ctx}: {e.item} after its run ended"
+    for run, end in ends.items():
+        d = end.data
+        assert d["status"] in ("complete", "interrupted"), f"{ctx}: run {run} ended {d}"
+        mine = [a for a in arts if a["run"] == run]
+        assert d["counts"] == dict(Counter(a["outcome"] for a in mine)), (
+            f"{ctx}: end of {run} counts {d['counts']}"
+        )
+        assert d["bytes"] == sum(a["size"] for a in mine if a["sha256"]), f"{ctx}: end bytes {run}"
+        if d["status"] == "interrupted":
+            nxt = d["resumed_by"]
+            assert nxt in starts and starts[nxt].data.get("resumes") == run, (
+                f"{ctx}: {run} resumed_by {nxt}, whose start does not say so"
+            )
+            # one transaction: the old run's end and the new run's start
+            assert starts[nxt].seq == end.seq + 1, f"{ctx}: resume end/start not adjacent"
+    for run, start in starts.items():
+        old = start.data.get("resumes")
+        if old is not None:
+            assert old in ends and ends[old].data["status"] == "interrupted", (
+                f"{ctx}: {run} resumes {old}, which did not end as interrupted"
+            )
+            assert ends[old].data["resumed_by"] == run, f"{ctx}: resumed_by mismatch"
+
+    # no path recorded twice within one run chain
+    chain_paths: dict[str, list[str]] = {}
+    for a in arts:
+        chain_paths.setdefault(chain_root(rs, a["run"]), []).append(a["path_hex"])
+    for root, paths in chain_paths.items():
+        dupes = [bytes.fromhex(p) for p, n in Counter(paths).items() if n > 1]
+        assert not dupes, f"{ctx}: chain {root} recorded {dupes} twice"
+
+    # a cleanup removes only objects no earlier collect event named
+    cleanups = [(e.seq, e.data) for e in events if e.type == CLEANUP_EVENT]
+    for seq, d in cleanups:
+        named_before = {e.data["store"] for e in collects if e.seq < seq and "store" in e.data}
+        removed = [r["store"] for r in d["removed"]]
+        assert not set(removed) & named_before, (
+            f"{ctx}: cleanup event {seq} removed recorded objects {set(removed) & named_before}"
+        )
+        assert len(set(removed)) == len(removed), f"{ctx}: cleanup {seq} lists an object twice"
+        assert d["removed"] or d["temp_files"], f"{ctx}: empty cleanup event {seq}"
+
+    return Snapshot(
+        max_seq=events[-1].seq if events else -1,
+        runs=rs,
+        open_runs=open_runs,
+        unfinished=unfinished,
+        collect_events=len(collects),
+        orphans=orphans,
+        referenced=referenced,
+        temps=temp_files(case_dir),
+        cleanups=cleanups,
+        chain_paths=chain_paths,
+        artifacts=arts,
+        events=events,
+    )
+
+
+def check_step(pre: Snapshot, post: Snapshot, rc: int | None, case_dir: Path, ctx: str) -> None:
+    """What one process (killed: rc None) did between two snapshots."""
+    new = [(s, d) for s, d in post.cleanups if s > pre.max_seq]
+    assert len(new) <= 1, f"{ctx}: {len(new)} cleanup events in one run"
+    if new:
+        seq, d = new[0]
+        removed = {r["store"]: r["size"] for r in d["removed"]}
+        # nothing else wrote to the store meanwhile: the cleanup saw what we saw
+        assert removed == pre.orphans, (
+            f"{ctx}: cleanup event {seq} removed {sorted(removed)}, orphans were"
+            f" {sorted(pre.orphans)}"
+        )
+        assert d["temp_files"] == len(pre.temps), (
+            f"{ctx}: cleanup event {seq} counts {d['temp_files']} temp files, there were"
+            f" {len(pre.temps)}"
+        )
+        left = set(pre.temps) & set(post.temps)
+        if rc == 0:
+            assert not left, f"{ctx}: temp files {left} survived a recorded cleanup"
+    if rc == 0:
+        if pre.orphans or pre.temps:
+            assert new, f"{ctx}: a completed run left orphans/temps unrecorded: {pre.orphans}"
+        assert not post.orphans, f"{ctx}: completed run left orphans {sorted(post.orphans)}"
+        assert not post.temps, f"{ctx}: completed run left temp files {post.temps}"
+        assert not run_locks(case_dir), f"{ctx}: completed run left {run_locks(case_dir)}"
+        assert post.complete, f"{ctx}: exit 0 but open runs {post.open_runs}"
+    # append-only: what was recorded stays recorded
+    assert post.artifacts[: len(pre.artifacts)] == pre.artifacts, f"{ctx}: items changed"
+
+
+def check_round_end(
+    case_dir: Path,
+    env: dict[str, str],
+    snap: Snapshot,
+    expected: dict[str, str],
+    kinds: dict[str, str],
+    ctx: str,
+    *,
+    cli_checks: bool,
+) -> None:
+    """A finished round: every path of the tree is recorded exactly once in the
+    (single) run chain, the store is exactly what the ledger names (``snapshot``
+    already verified the ledger in-process); with ``cli_checks``, the CLI agrees:
+    nothing to resume, ``verify`` clean, no UNFINISHED line in ``log``."""
+    if cli_checks:
+        proc = cli(case_dir, env, "collect", "--resume", "--quiet")
+        assert proc.returncode == 2 and NOTHING_TO_RESUME in proc.stderr, f"{ctx}: {proc}"
+        proc = cli(case_dir, env, "verify", "--json")
+        assert proc.returncode == 0, f"{ctx}: verify exited {proc.returncode}: {proc.stdout}"
+        rep = json.loads(proc.stdout)
+        assert rep["ok"] and rep["findings"] == [], f"{ctx}: {rep['findings']}"
+        assert not [n for n in rep["notes"] if ORPHAN_NOTE in n], f"{ctx}: {rep['notes']}"
+        proc = cli(case_dir, env, "log")
+        assert proc.returncode == 0, f"{ctx}: {proc.stderr}"
+        assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("UNFINISHED")], (
+            f"{ctx}: {proc.stdout[-2000:]}"
+        )
+        proc = cli(case_dir, env, "log", "--json")
+        assert proc.returncode == 0, f"{ctx}: {proc.stderr}"
+        status = [e["run_status"] for e in json.loads(proc.stdout) if e["type"] == RUN_START_EVENT]
+        assert status == ["interrupted"] * (len(status) - 1) + ["complete"], f"{ctx}: {status}"
+    assert not snap.unfinished, f"{ctx}: unfinished {snap.unfinished}"
+
+    assert len(snap.chain_paths) == 1, f"{ctx}: several run chains {list(snap.chain_paths)}"
+    (paths,) = snap.chain_paths.values()
+    assert Counter(paths) == Counter(list(kinds)), (
+        f"{ctx}: recorded paths differ from the tree: missing"
+        f" {[bytes.fromhex(p) for p in set(kinds) - set(paths)]},"
+        f" extra {[bytes.fromhex(p) for p in set(paths) - set(kinds)]}"
+    )
+    for a in snap.artifacts:
+        kind = kinds[a["path_hex"]]
+        want = {"file": "collected", "directory": "directory", "symlink": "symlink"}[kind]
+        assert a["outcome"] == want, f"{ctx}: {a['display_path']}: {a['outcome']}"
+        if kind == "file":
+            assert a["sha256"] == expected[a["path_hex"]], (
+                f"{ctx}: {a['display_path']}: sha256 {a['sha256']} != sha256sum"
+                f" {expected[a['path_hex']]}"
+            )
+    assert set(store_objects(case_dir)) == snap.referenced, f"{ctx}: store != ledger's objects"
+    assert not snap.orphans and not snap.temps, f"{ctx}: {snap.orphans} {snap.temps}"
+
+
+# -- 1. the kill loop -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    env = cli_env(case)
+    tree = tmp_path / "evidence"
+    build_tree(tree, rng)
+    kinds = tree_paths(tree)
+    files = [Path(os.fsdecode(bytes.fromhex(h))) for h, k in kinds.items() if k == "file"]
+    assert len(files) == N_FILES
+    expected = sha256sum(files)
+    hasher = Hasher()
+    t_begin = time.monotonic()
+
+    # how long an uninterrupted collection of the tree takes (start-up included), and
+    # when its collection.start commits (before that, a kill can only hit start-up)
+    calib = tmp_path / "calibration"
+    new_case(calib, "CALIB")
+    out = tmp_path / "calibration.txt"
+    t0 = time.monotonic()
+    p = spawn(calib, env, ["collect", str(tree), "--quiet"], out)
+    t_start = None
+    while p.poll() is None:
+        if t_start is None and has_start(calib):
+            t_start = time.monotonic() - t0
+        time.sleep(0.02)
+    full = time.monotonic() - t0
+    assert p.returncode == 0, f"seed {SEED}: calibration collect failed: {out.read_text()}"
+    t_start = t_start or full / 2
+    fulls = [full]
+    snap = snapshot(calib, f"seed {SEED} calibration", hasher)
+    check_round_end(calib, env, snap, expected, kinds, f"seed {SEED} calibration", cli_checks=False)
+
+    kills = 0
+    landed: Counter[str] = Counter()  # where the kills landed, as the ledger tells it
+    steps_total = 0
+    rounds = 0
+    while kills < MIN_KILLS:
+        rounds += 1
+        assert rounds <= MAX_ROUNDS, f"seed {SEED}: {kills} kills after {MAX_ROUNDS} rounds"
+        case_dir = tmp_path / f"round-{rounds:02d}"
+        new_case(case_dir, f"R{rounds}")
+        pre = snapshot(case_dir, f"seed {SEED} round {rounds} start", hasher)
+        step = 0
+        while not pre.complete:
+            step += 1
+            steps_total += 1
+            assert step <= 40, f"seed {SEED} round {rounds}: no progress after 40 steps"
+            args = ["collect", "--quiet"]
+            args += ["--resume"] if pre.unfinished else [str(tree)]
+            # every delay lies in [0, 1.2 x full]; most start late enough to miss the
+            # interpreter's start-up, which no kill can harm, some from 0 anyway
+            finish = rng.random() < FINISH_PROBABILITY or kills >= MIN_KILLS
+            lo = 0.0 if rng.random() < EARLY_SHARE else 0.8 * t_start
+            delay = rng.uniform(lo, 1.2 * full)
+            what = "--resume" if pre.unfinished else "collect <tree>"
+            ctx = (
+                f"seed {SEED} round {rounds} step {step} ({what},"
+                f" {'let finish' if finish else f'SIGKILL after {delay:.3f}s'})"
+            )
+            out = tmp_path / f"out-{rounds}-{step}.txt"
+            t0 = time.monotonic()
+            p = spawn(case_dir, env, args, out)
+            killed = False
+            try:
+                p.wait(timeout=120 if finish else delay)
+            except subprocess.TimeoutExpired:
+                if finish:
+                    p.kill()
+                    p.wait()
+                    pytest.fail(f"{ctx}: collection hung")
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                killed = True
+            rc = None if killed else p.returncode
+            if finish and not pre.unfinished and not pre.runs:
+                # the machine's speed drifts (other load): keep measuring the full run
+                fulls.append(time.monotonic() - t0)
+                full = statistics.median(fulls)
+            if os.environ.get("CUSTODY_CRASH_TRACE"):
+                print(
+                    f"{ctx}: {'killed' if killed else rc} at {time.monotonic() - t_begin:.1f}s"
+                    f" (full {full:.2f}s, start event at {t_start:.2f}s)"
+                )
+            assert killed or rc == 0, f"{ctx}: exited {rc}: {out.read_text()[-3000:]}"
+            post = snapshot(case_dir, ctx, hasher)
+            check_step(pre, post, rc, case_dir, ctx)
+            if killed:
+                kills += 1
+                new_types = Counter(e.type for e in post.events[len(pre.events) :])
+                if not new_types:
+                    landed["nothing recorded yet"] += 1
+                elif post.open_runs:
+                    landed["mid-run (left unfinished)"] += 1
+                elif RUN_START_EVENT in new_types:
+                    landed["after its run's end"] += 1
+                else:
+                    landed["before its run's start"] += 1
+                if set(post.temps) - set(pre.temps):
+                    landed["left a temp file (mid-copy)"] += 1
+                if set(post.orphans) - set(pre.orphans):
+                    landed["left an orphan object (renamed, not recorded)"] += 1
+                if new_types[COLLECT_EVENT]:
+                    landed["after recording some items"] += 1
+                if new_types[CLEANUP_EVENT]:
+                    landed["after recording a cleanup"] += 1
+            elif pre.unfinished:
+                landed["resume let finish"] += 1
+            pre = post
+        final = kills >= MIN_KILLS
+        check_round_end(
+            case_dir, env, pre, expected, kinds, f"seed {SEED} round {rounds} end", cli_checks=final
+        )
+        if not final:
+            shutil.rmtree(case_dir)  # a round's store is ~45 MB
+
+    elapsed = time.monotonic() - t_begin
+    print(
+        f"\nseed {SEED}: {kills} kills in {rounds} rounds, {steps_total} steps; full"
+        f" collection {full:.2f}s (start event at {t_start:.2f}s); {elapsed:.1f}s in all;"
+        f" {dict(landed)}"
+    )
+    # the loop must actually have interrupted collections, not only start-ups
+    assert landed["mid-run (left unfinished)"] >= 10, f"seed {SEED}: kills landed {dict(landed)}"
+
+
+# -- 2. orphans are noted, then cleaned and the cleanup recorded ---------------------
+
+
+def test_planted_orphan_noted_then_cleaned_and_logged(case: Case, tmp_path: Path) -> None:
+    one, two = tmp_path / "one.txt", tmp_path / "two.txt"
+    one.write_bytes(b"first exhibit\n")
+    two.write_bytes(b"second exhibit\n")
+    proc = case("collect", one, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+
+    orphan_bytes = b"copied by a run killed before it recorded this"
+    name = "abcd" + hashlib.sha256(b"orphan").hexdigest()[4:]
+    rel = f"sha256/ab/cd/{name}"
+    orphan = case.dir / "store" / rel
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(orphan_bytes)
+    orphan.chmod(0o444)
+    temp = case.dir / "store" / "tmp" / "ingest-123-abcdef"
+    temp.parent.mkdir(exist_ok=True)
+    temp.write_bytes(b"half a copy")
+
+    # an orphan is explained by a note, never a finding
+    proc = case("verify", "--json")
+    assert proc.returncode == 0, proc.stdout
+    rep = json.loads(proc.stdout)
+    assert rep["ok"] and rep["findings"] == []
+    notes = [n for n in rep["notes"] if ORPHAN_NOTE in n]
+    assert len(notes) == 1 and "1 object(s)" in notes[0], rep["notes"]
+
+    proc = case("collect", two, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("Cleaned up")]
+    assert len(lines) == 1, proc.stdout
+    assert "1 unrecorded store object(s), 1 temporary file(s)" in lines[0], lines[0]
+
+    events = json.loads(case("log", "--json", check=True).stdout)
+    cleanups = [e for e in events if e["type"] == CLEANUP_EVENT]
+    assert len(cleanups) == 1, cleanups
+    data = body_of(cleanups[0])["data"]
+    assert data["removed"] == [{"store": rel, "size": len(orphan_bytes)}], data
+    assert data["temp_files"] == 1 and data["temp_bytes"] == len(b"half a copy"), data
+    assert f"event {cleanups[0]['seq']})" in lines[0], lines[0]
+    # recorded before the collection it preceded, and before anything was removed
+    starts = [e for e in events if e["type"] == RUN_START_EVENT]
+    assert cleanups[0]["seq"] < starts[-1]["seq"]
+    assert not orphan.exists() and not temp.exists()
+
+    proc = case("verify", "--json")
+    assert proc.returncode == 0, proc.stdout
+    rep = json.loads(proc.stdout)
+    assert rep["findings"] == [] and not [n for n in rep["notes"] if ORPHAN_NOTE in n], rep
+    # and the next collect has nothing to clean
+    proc = case("collect", one, "--quiet")
+    assert proc.returncode == 0 and "Cleaned up" not in proc.stdout, proc.stdout
+    events = json.loads(case("log", "--json", check=True).stdout)
+    assert len([e for e in events if e["type"] == CLEANUP_EVENT]) == 1
+
+
+# -- 3. a run still going on is not unfinished ----------------------------------------
+
+
+def _start_seen(case_dir: Path) -> str | None:
+    with Ledger.open(case_dir) as ledger:
+        open_runs = [r.run for r in runs(ledger) if r.status is None]
+    return open_runs[-1] if open_runs else None
+
+
+def test_live_run_is_not_unfinished(case: Case, tmp_path: Path) -> None:
+    env = cli_env(case)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    big = ev / "disk.img"
+    with open(big, "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+    (ev / "small.txt").write_text("small\n")
+    proc = case("collect", ev / "small.txt", "--quiet")  # the self-test, out of the way
+    assert proc.returncode == 0, proc.stderr
+
+    out = tmp_path / "live.txt"
+    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    try:
+        run = wait_mid_copy(case.dir, p, out)
+        # freeze it mid-copy: alive, holding its locks, with no end event (and not
+        # inside a ledger transaction: it is copying)
+        p.send_signal(signal.SIGSTOP)
+        assert _start_seen(case.dir) == run
+
+        proc = case("log")
+        assert proc.returncode == 0, proc.stderr
+        assert UNFINISHED not in proc.stdout, proc.stdout
+        events = json.loads(case("log", "--json", check=True).stdout)
+        status = {
+            body_of(e)["data"]["run"]: e["run_status"]
+            for e in events
+            if e["type"] == RUN_START_EVENT
+        }
+        assert status[run] == "running", status
+        proc = case("collect", "--resume", "--quiet")
+        assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+        assert NOTHING_TO_RESUME in proc.stderr, proc.stderr
+        with Ledger.open(case.dir) as ledger:
+            assert len(runs(ledger)) == 2, "a resume duplicated the live run"
+    finally:
+        p.send_signal(signal.SIGCONT)
+    assert p.wait(timeout=120) == 0, out.read_text()
+
+    proc = case("log")
+    assert proc.returncode == 0 and UNFINISHED not in proc.stdout, proc.stdout
+    events = json.loads(case("log", "--json", check=True).stdout)
+    assert [e["run_status"] for e in events if e["type"] == RUN_START_EVENT] == [
+        "complete",
+        "complete",
+    ]
+    proc = case("collect", "--resume", "--quiet")
+    assert proc.returncode == 2 and NOTHING_TO_RESUME in proc.stderr, proc.stderr
+    snap = snapshot(case.dir, "live run", Hasher())
+    assert not snap.orphans and not snap.temps
+
+
+# -- 4. log after a kill, and after the resume ----------------------------------------
+
+
+def test_log_shows_the_killed_run_until_resumed(case: Case, tmp_path: Path) -> None:
+    env = cli_env(case)
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    for i in range(20):
+        (ev / "sub" / f"note{i}.txt").write_text(f"note {i}\n")
+    with open(ev / "zz-disk.img", "wb") as f:  # walked last: the kill lands mid-copy
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+    proc = case("collect", ev / "sub" / "note0.txt", "--quiet")  # the self-test
+    assert proc.returncode == 0, proc.stderr
+
+    out = tmp_path / "killed.txt"
+    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    run = wait_mid_copy(case.dir, p, out)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    with Ledger.open(case.dir) as ledger:
+        assert [r.run for r in runs(ledger) if r.status is None] == [run]
+
+    proc = case("log")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("UNFINISHED")]
+    assert len(lines) == 1 and lines[0].startswith(f"{UNFINISHED}{run} "), proc.stdout
+    events = json.loads(case("log", "--json", check=True).stdout)
+    status = {
+        body_of(e)["data"]["run"]: e["run_status"] for e in events if e["type"] == RUN_START_EVENT
+    }
+    assert status[run] == "unfinished", status
+    assert list(status.values()).count("unfinished") == 1
+
+    temps = temp_files(case.dir)
+    assert temps, "killed mid-copy, yet no temp file left"
+    proc = case("collect", "--resume", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert f"Resumed collection {run}:" in proc.stdout, proc.stdout
+    assert f"{len(temps)} temporary file(s) removed" in proc.stdout, proc.stdout
+    assert not [t for t in temps if (case.dir / "store" / "tmp" / t).exists()]
+
+    events = json.loads(case("log", "--json", check=True).stdout)
+    starts = {body_of(e)["data"]["run"]: e for e in events if e["type"] == RUN_START_EVENT}
+    assert starts[run]["run_status"] == "interrupted"
+    (new,) = [r for r, e in starts.items() if body_of(e)["data"].get("resumes") == run]
+    assert starts[new]["run_status"] == "complete"
+    ends = {
+        body_of(e)["data"]["run"]: body_of(e)["data"] for e in events if e["type"] == RUN_END_EVENT
+    }
+    assert ends[run]["status"] == "interrupted" and ends[run]["resumed_by"] == new
+    assert ends[new]["status"] == "complete"
+    proc = case("log")
+    assert UNFINISHED not in proc.stdout, proc.stdout
+
+    snap = snapshot(case.dir, "log after kill", Hasher())
+    assert not snap.orphans and not snap.temps
+    chain = [p for root, ps in snap.chain_paths.items() if root == run for p in ps]
+    assert Counter(chain) == Counter(list(tree_paths(ev))), (
+        "resume did not finish the tree exactly once"
+    )
+
+
+# -- 5. --resume usage ------------------------------------------------------------------
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+    assert lines[0].startswith("custody: error:"), lines[0]
+    return lines[0]
+
+
+def test_resume_usage_errors(case: Case, tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("a\n")
+    proc = case("collect", "--resume", f)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "--resume takes no paths" in _one_error_line(proc)
+
+    proc = case("collect", "--resume")  # a new case: nothing to resume
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert NOTHING_TO_RESUME in _one_error_line(proc)
+
+    assert case("collect", f, "--quiet").returncode == 0
+    proc = case("collect", "--resume")  # the only run completed
+    assert proc.returncode == 2
+    assert NOTHING_TO_RESUME in _one_error_line(proc)
+    with Ledger.open(case.dir) as ledger:  # nothing written by the refusals
+        assert [r.status for r in runs(ledger)] == ["complete"]
+
+
+# -- 6. two resumes at once ------------------------------------------------------------
+
+
+def _held(lock: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_two_concurrent_resumes_finish_the_run_once(case: Case, tmp_path: Path) -> None:
+    """Deterministic: the test holds the ledger's write lock until both resumers
+    hold their run locks (both are past their "is it unfinished?" check), then lets
+    them commit."""
+    import sqlite3
+
+    env = cli_env(case)
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    for i in range(10):
+        (ev / "sub" / f"note{i}.txt").write_text(f"note {i}\n")
+    with open(ev / "zz-disk.img", "wb") as f:  # walked last: killed while copying it
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+    assert case("collect", ev / "sub" / "note0.txt", "--quiet").returncode == 0  # self-test
+
+    out = tmp_path / "killed.txt"
+    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    run = wait_mid_copy(case.dir, p, out)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    # an unrelated collection cleans what the kill left, so neither resumer needs to
+    other = tmp_path / "other.txt"
+    other.write_text("other\n")
+    assert case("collect", other, "--quiet").returncode == 0
+    with Ledger.open(case.dir) as ledger:
+        assert [r.run for r in unfinished_runs(ledger)] == [run]
+
+    tmp = case.dir / "store" / "tmp"
+    blocker = sqlite3.connect(case.dir / "custody.db", isolation_level=None, timeout=30)
+    blocker.execute("BEGIN IMMEDIATE")  # readers go on (WAL); writers wait
+    outs = [tmp_path / f"resume-{i}.txt" for i in range(2)]
+    procs = []
+    try:
+        procs = [spawn(case.dir, env, ["collect", "--resume", "--quiet"], o) for o in outs]
+        # (well within the resumers' 30 s wait for the ledger's lock)
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            held = [lk for lk in tmp.glob("run-*.lock") if _held(lk)]
+            if len(held) == 2:
+                break  # both decided to resume, and wait for the ledger
+            if any(pr.poll() is not None for pr in procs):
+                break  # one gave up
+            time.sleep(0.02)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    for pr in procs:
+        pr.wait(timeout=120)
+    texts = [o.read_text() for o in outs]
+    assert all("Traceback" not in t for t in texts), texts
+    snap = snapshot(case.dir, "two resumes", Hasher())  # one end per run, no path twice
+    (chain,) = [ps for root, ps in snap.chain_paths.items() if root == run]
+    assert Counter(chain) == Counter(list(tree_paths(ev)))
+    resumed = [
+        t
+        for pr, t in zip(procs, texts, strict=True)
+        if pr.returncode == 0 and f"Resumed collection {run}" in t
+    ]
+    assert len(resumed) == 1, texts
