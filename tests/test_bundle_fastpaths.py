@@ -690,7 +690,7 @@ def test_import_does_not_load_pandas_or_numpy(module: str) -> None:
 def test_pandas_still_imports_after_custody_ledger() -> None:
     pytest.importorskip("pandas")
     proc = _python(
-        "import sys, custody.ledger\n"
+        "import sys, custody.ledger, custody._sqlite  # what opening a case imports\n"
         "assert 'pandas' not in sys.modules\n"
         "import numpy, pandas\n"
         "frame = pandas.DataFrame({'a': [1, 2]})\n"
