@@ -28,6 +28,7 @@ from custody.bundle import _lines, verify_bundle
 from custody.bundle import open_source as open_bundle
 from custody.canonical import parse_strict, rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
+from custody.errors import UsageError
 from custody.ledger import (
     COLLECT_EVENT,
     IDENTITY_EVENT,
@@ -511,6 +512,10 @@ def bundle_report(
     case = meta.get("case") or {}
     header = parse_strict(str(case.get("header", "{}")))
     wanted = [i.strip().upper() for i in items]
+    carried = [str(i.get("id")) for i in meta.get("items", []) if isinstance(i, dict)]
+    for i in wanted:
+        if i not in carried:
+            raise UsageError(f"no such item in this bundle: {i}")
     text_lines = checkpoint_text.split("\n")
     checkpoint = {
         "event": meta.get("checkpoint_event"),

@@ -94,6 +94,10 @@ def test_report_of_a_bundle(report_case: ReportCase, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     model = json.loads((tmp_path / "b.json").read_text())
     assert model["source"]["kind"] == "bundle"
+    other = report_case.run("report", "ITEM-2", "--bundle", bag, "--format", "json",
+                            "--out", tmp_path / "x.json")
+    assert other.returncode == 2
+    assert other.stderr == "custody: error: no such item in this bundle: ITEM-2\n"
     assert [i["id"] for i in model["items"]] == ["ITEM-1"]
     item = model["items"][0]
     assert item["digests"]["sha256"] == report_case.sha256["ITEM-1"]
