@@ -47,7 +47,7 @@ FINISH_PROBABILITY = 0.15  # on this share of the steps the process is left to f
 # this share of the kill delays is drawn from 0, the rest from near start-up's end
 EARLY_SHARE = 0.5
 N_FILES = 150
-N_BIG = 10  # files of 1–8 MiB, so kills land mid-copy too
+N_BIG = 6  # files of 1–4 MiB, so kills land mid-copy too
 ORPHAN_NOTE = "no event names"
 UNFINISHED = "UNFINISHED: collection "
 NOTHING_TO_RESUME = "no interrupted collection"
@@ -96,7 +96,7 @@ def new_case(case_dir: Path, case_id: str) -> None:
 
 def build_tree(root: Path, rng: random.Random) -> None:
     """~150 files in nested directories: many tiny ones (some empty or identical:
-    deduplicated objects), N_BIG of 1–8 MiB, one symlink, one empty directory."""
+    deduplicated objects), N_BIG of 1–4 MiB, one symlink, one empty directory."""
     root.mkdir()
     dirs = [root]
     for i in range(14):
@@ -105,7 +105,7 @@ def build_tree(root: Path, rng: random.Random) -> None:
         dirs.append(d)
     for i in range(N_FILES):
         if i < N_BIG:
-            size = rng.randint(1 << 20, 8 << 20)
+            size = rng.randint(1 << 20, 4 << 20)
         else:
             size = rng.choice(
                 [0, 1, rng.randint(2, 64), rng.randint(65, 4096), rng.randint(4097, 65536)]
