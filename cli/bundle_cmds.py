@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from custody.bundle import export_bundle, import_bundle, verify_bundle
 from custody.errors import UsageError
 from custody_cli.common import (
     case_option,
@@ -62,6 +61,8 @@ def bundle_export(
         raise UsageError("name the items to export, or give --all (not both)")
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
+        from custody.bundle import export_bundle
+
         result = export_bundle(
             ledger, signer, list(items), out, organization=organization, tsa=tsa_url
         )
@@ -109,6 +110,8 @@ def bundle_verify(
     """Verify a bundle offline: bag completeness and every payload digest, every
     event signature and inclusion proof, the checkpoint, the hand-overs.
     Exit 0 ok, 1 integrity problem, 2 not a bundle or unreadable."""
+    from custody.bundle import verify_bundle
+
     report = verify_bundle(
         path,
         trust=trust,
@@ -164,6 +167,8 @@ def bundle_import(
     """Verify, then merge collectors' bundles into this case: payload into the
     store, their signed events kept byte for byte, an import event signed by you.
     A bundle that fails verification is refused and nothing is written."""
+    from custody.bundle import import_bundle
+
     out = []
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)

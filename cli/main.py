@@ -44,9 +44,6 @@ from custody.keys import (
 )
 from custody.ledger import Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
-from custody.render import render
-from custody.report import case_report, document_digest
-from custody.selftest import record_selftest, run_selftest
 from custody.verify import store_bytes, verify_ledger
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
@@ -625,6 +622,10 @@ def _print_report(report: Any) -> None:
 def demo(directory: Path | None) -> None:
     """Run the whole collector's story on built-in sample evidence, under DIRECTORY
     (default: a new temporary directory)."""
+    from custody.render import render
+    from custody.report import case_report, document_digest
+    from custody.selftest import record_selftest, run_selftest
+
     root = (directory or Path(tempfile.mkdtemp(prefix="custody-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)
     case_dir = root / "case-DEMO-001"

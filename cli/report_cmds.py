@@ -11,7 +11,6 @@ import click
 
 from custody.errors import UsageError
 from custody.render import FORMATS, render
-from custody.report import bundle_report, case_report, document_digest
 from custody_cli.common import case_option, open_case, read_tsa_roots
 
 
@@ -67,6 +66,8 @@ def report(
     keys involved.  The report's own SHA-256 is printed, and the report names the
     ledger state it was made from.  Exit 0 when the verification passed, 1 when
     the report records integrity findings (it is written either way)."""
+    from custody.report import bundle_report, case_report, document_digest
+
     roots = read_tsa_roots(tsa_certs)
     if bundle_path is not None:
         model = bundle_report(bundle_path, items, trust=trust, tsa_roots=roots)

@@ -9,7 +9,6 @@ import click
 
 from custody.errors import NotACaseError
 from custody.ledger import Ledger, find_case_dir
-from custody.selftest import record_selftest, run_selftest
 from custody_cli.common import case_option, echo_json, key_options, load_key
 
 
@@ -37,6 +36,8 @@ def selftest(
     case the result is recorded as a signed event: the record that the tool gave
     accurate results on this machine on this day.  Exit 0 if every test passed,
     1 if any failed."""
+    from custody.selftest import record_selftest, run_selftest
+
     result = run_selftest()
     event = None
     if record:
