@@ -235,8 +235,12 @@ def interpreter_of(cmd: list[str]) -> str:
 class Custody:
     def __init__(self, cmd: list[str], work: Path) -> None:
         self.cmd = cmd
+        # PYTHONDONTWRITEBYTECODE dropped: an installed custody runs from compiled
+        # bytecode (pip compiles at install); an editable checkout would otherwise
+        # recompile its sources at every start and be timed doing so
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE")}
+                    if k not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE",
+                                 "PYTHONDONTWRITEBYTECODE")}
         self.env["CUSTODY_CONFIG_DIR"] = str(work / "config")
         self.env["CUSTODY_PASSPHRASE"] = PASSPHRASE
         self.key = work / "bench-key.pem"
