@@ -15,6 +15,7 @@ from custody_cli.common import (
     load_key,
     open_case,
     read_tsa_roots,
+    tsa_cert_option,
 )
 
 
@@ -91,14 +92,7 @@ def bundle_export(
     help="A key you trust (repeatable); other keys are reported as self-asserted.",
 )
 @click.option("--require-trusted", is_flag=True, help="Fail if any key is only self-asserted.")
-@click.option(
-    "--tsa-cert",
-    "tsa_certs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Trusted RFC 3161 authority root certificate, PEM, to check the checkpoint's"
-    " time-stamp (repeatable; default: $CUSTODY_TSA_CERT).",
-)
+@tsa_cert_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def bundle_verify(
     path: Path,

@@ -122,6 +122,18 @@ def case_option(f: F) -> F:
     )(f)
 
 
+def tsa_cert_option(f: F) -> F:
+    """--tsa-cert, read with :func:`read_tsa_roots`."""
+    return click.option(
+        "--tsa-cert",
+        "tsa_certs",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Trusted RFC 3161 authority root certificate, PEM (repeatable; default:"
+        " $CUSTODY_TSA_CERT).",
+    )(f)
+
+
 def key_options(f: F) -> F:
     f = click.option(
         "--insecure-key",

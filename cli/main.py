@@ -59,6 +59,7 @@ from custody_cli.common import (
     read_passphrase,
     read_tsa_roots,
     show_progress,
+    tsa_cert_option,
 )
 from custody_cli.custody_cmds import (
     checkpoint_cmd,
@@ -434,8 +435,9 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
             item = ledger.artifact(item)["id"]
         idents = ledger.identities()
         events = list(ledger.events(item))
-        status = {r.run: r.status for r in runs(ledger)}
-        unfinished = {r.run for r in unfinished_runs(ledger)}
+        all_runs = runs(ledger)
+        status = {r.run: r.status for r in all_runs}
+        unfinished = {r.run for r in unfinished_runs(ledger, all_runs)}
         if as_json:
             out = [_event_json(ev, idents) for ev in events]
             for e, ev in zip(out, events, strict=True):
@@ -460,7 +462,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
                 for ev in events
             ],
         )
-        for r in runs(ledger):
+        for r in all_runs:
             if r.run in unfinished:
                 click.echo(
                     f"UNFINISHED: collection {r.run} (event {r.seq}, {r.time[:19]}Z) never"
@@ -561,14 +563,7 @@ def signature_ok(e: dict[str, Any]) -> bool:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also check the ledger against this signed checkpoint (repeatable).",
 )
-@click.option(
-    "--tsa-cert",
-    "tsa_certs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Trusted RFC 3161 authority root certificate, PEM (repeatable; default:"
-    " $CUSTODY_TSA_CERT).",
-)
+@tsa_cert_option
 @case_option
 def verify(
     quick: bool,

@@ -11,7 +11,7 @@ import click
 
 from custody.errors import UsageError
 from custody.render import FORMATS, render
-from custody_cli.common import case_option, open_case, read_tsa_roots
+from custody_cli.common import case_option, open_case, read_tsa_roots, tsa_cert_option
 
 
 @click.command("report")
@@ -43,14 +43,7 @@ from custody_cli.common import case_option, open_case, read_tsa_roots
     metavar="PUBFILE|FINGERPRINT",
     help="With --bundle: a key you trust (repeatable).",
 )
-@click.option(
-    "--tsa-cert",
-    "tsa_certs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Trusted RFC 3161 authority root certificate, PEM (repeatable; default:"
-    " $CUSTODY_TSA_CERT).",
-)
+@tsa_cert_option
 @case_option
 def report(
     items: tuple[str, ...],

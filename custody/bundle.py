@@ -714,6 +714,11 @@ class BundleReport:
     warnings: list[str] = field(default_factory=list)
     timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
     item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
+    # what was read, for callers that go on from a verification (reports); not output
+    meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
+    bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
+    checkpoint_text: str = ""
+    checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
@@ -929,8 +934,12 @@ def verify_bundle(
         items = meta.get("items") if isinstance(meta.get("items"), list) else []
         assert isinstance(items, list)
         report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
+        report.meta = meta
         keys = _keys(keys_doc, report, trusted, require_trusted)
         events = _events(src, report, keys)
+        report.bodies = [
+            (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
+        ]
         _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
         payload_checked()
         _check_timestamp(src, meta, report, tsa_roots)
@@ -1090,15 +1099,14 @@ def _check_checkpoint_and_proofs(
     names = {fp: (n, r) for fp, (_, n, r) in keys.items()}
     vs = verifiers({fp: k[0] for fp, k in keys.items()}, names)
     try:
+        report.checkpoint_text = src.read("custody/checkpoint.txt").decode("utf-8")
         cp = open_checkpoint_text(
-            src.read("custody/checkpoint.txt").decode("utf-8"),
-            origin_of(report.case_id),
-            vs,
-            source="checkpoint",
+            report.checkpoint_text, origin_of(report.case_id), vs, source="checkpoint"
         )
     except (CustodyError, UnicodeDecodeError) as e:
         report.add("checkpoint", "custody/checkpoint.txt", str(e))
         return
+    report.checkpoint = (cp.size, cp.root)
     signers = {fp for fp, (_, n, _r) in keys.items() if note_key_name(n) in cp.signed_by}
     if trusted and not signers & trusted:
         report.add(

@@ -36,7 +36,7 @@ from custody.hashing import SourceReadError
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
 from custody.selftest import case_has_selftest, record_selftest, run_selftest
-from custody.store import Store, WritersLock, object_relpath
+from custody.store import Store, WritersLock, lock_held, object_relpath
 
 
 class SelftestFailedError(OperationalError):
@@ -762,11 +762,7 @@ def _referenced(ledger: Ledger) -> set[str]:
         object_relpath(str(row[0]))
         for row in ledger.conn.execute("SELECT sha256 FROM artifacts WHERE sha256 IS NOT NULL")
     }
-    for (items,) in ledger.conn.execute("SELECT items FROM imported_bundles"):
-        for it in json.loads(items):
-            if isinstance(it, dict) and isinstance(it.get("store"), str):
-                refs.add(it["store"])
-    return refs
+    return refs | ledger.imported_objects()
 
 
 def clean_orphans(ledger: Ledger, signer: Signer, store: Store) -> Event | None:
@@ -845,24 +841,18 @@ def runs(ledger: Ledger) -> list[Run]:
 
 def run_is_alive(store: Store, run: str) -> bool:
     """Is the collection ``run`` still going on in some process (its run lock held)?"""
-    path = store.tmp / f"run-{run}.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:  # a shared probe: probes by other processes cannot make a dead run look alive
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_held(store.tmp / f"run-{run}.lock", fcntl.LOCK_SH)
 
 
-def unfinished_runs(ledger: Ledger) -> list[Run]:
-    """Runs with a start and no end, whose process is gone (killed, crashed)."""
+def unfinished_runs(ledger: Ledger, all_runs: list[Run] | None = None) -> list[Run]:
+    """Runs with a start and no end, whose process is gone (killed, crashed);
+    ``all_runs`` is :func:`runs` of the ledger, when the caller has it already."""
     store = Store(ledger.store_dir)
-    return [r for r in runs(ledger) if r.status is None and not run_is_alive(store, r.run)]
+    return [
+        r
+        for r in (runs(ledger) if all_runs is None else all_runs)
+        if r.status is None and not run_is_alive(store, r.run)
+    ]
 
 
 def _resume_chain(ledger: Ledger, run: Run) -> list[str]:

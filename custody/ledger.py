@@ -17,6 +17,7 @@ first event's ``prev`` is the hash of the case header.  See docs/ledger-format.m
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 import urllib.parse
@@ -273,6 +274,15 @@ class Ledger:
 
     def artifacts(self) -> list[dict[str, Any]]:
         return list(self.db["artifacts"].rows_where(order_by="n"))
+
+    def imported_objects(self) -> set[str]:
+        """Store objects (relpaths) the items of imported bundles are kept in."""
+        return {
+            str(it["store"])
+            for (items,) in self.conn.execute("SELECT items FROM imported_bundles")
+            for it in json.loads(items)
+            if isinstance(it, dict) and isinstance(it.get("store"), str)
+        }
 
     def artifact(self, item_id: str) -> dict[str, Any]:
         rows = list(self.db["artifacts"].rows_where("id = ?", [item_id.upper()]))

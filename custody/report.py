@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -24,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from custody import __version__, merkle
-from custody.bundle import _lines, verify_bundle
-from custody.bundle import open_source as open_bundle
+from custody.bundle import verify_bundle
 from custody.canonical import parse_strict, rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
 from custody.errors import UsageError
@@ -492,23 +490,9 @@ def bundle_report(
 ) -> dict[str, Any]:
     """The report of an evidence bundle, from ``bundle verify`` run now."""
     vr = verify_bundle(path, trust=trust, tsa_roots=tsa_roots)
-    src = open_bundle(path)
-    try:
-        meta = parse_strict(src.read("custody/bundle.json"))
-        lines = _lines(src.read("custody/events.jsonl").decode("utf-8"))
-        checkpoint_text = src.read("custody/checkpoint.txt").decode("utf-8")
-    finally:
-        src.close()
+    meta = vr.meta
     bad = _bad_signatures(f.__dict__ for f in vr.findings)
-    events = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-            body = json.loads(row["body"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        events.append((int(row["seq"]), str(row["hash"]), body, f"event {row['seq']}" not in bad))
-    events.sort(key=lambda e: e[0])
+    events = sorted((seq, h, body, f"event {seq}" not in bad) for seq, h, body in vr.bodies)
     case = meta.get("case") or {}
     header = parse_strict(str(case.get("header", "{}")))
     wanted = [i.strip().upper() for i in items]
@@ -516,15 +500,21 @@ def bundle_report(
     for i in wanted:
         if i not in carried:
             raise UsageError(f"no such item in this bundle: {i}")
-    text_lines = checkpoint_text.split("\n")
+    size: int | None
+    if vr.checkpoint is not None:
+        size, root = vr.checkpoint[0], vr.checkpoint[1].hex()
+    else:  # its signature failed: say what its text claims, marked unverified below
+        text = vr.checkpoint_text.split("\n")
+        size = int(text[1]) if len(text) > 1 and text[1].isdigit() else None
+        root = base64.b64decode(text[2]).hex() if len(text) > 2 else ""
     checkpoint = {
         "event": meta.get("checkpoint_event"),
-        "size": int(text_lines[1]) if len(text_lines) > 1 and text_lines[1].isdigit() else None,
-        "root": base64.b64decode(text_lines[2]).hex() if len(text_lines) > 2 else "",
+        "size": size,
+        "root": root,
         "signer": str(meta.get("exported_by")),
         "time": str(meta.get("exported")),
         "signature_verified": not any(f.kind == "checkpoint" for f in vr.findings),
-        "note": checkpoint_text,
+        "note": vr.checkpoint_text,
     }
     return _assemble(
         source={"kind": "bundle", "path": str(path)},

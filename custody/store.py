@@ -25,6 +25,23 @@ OBJECT_MODE = 0o444
 WRITERS_LOCK = ".writers.lock"
 
 
+def lock_held(path: Path, probe: int) -> bool:
+    """Does some process hold the ``flock`` on ``path``?  ``probe`` is the mode
+    tried without blocking: LOCK_EX finds any holder, LOCK_SH only an exclusive
+    one (and concurrent shared probes never make each other look like holders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, probe | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 class WritersLock:
     """Every process that puts objects in the store before the ledger names them
     (collect, bundle import) holds this lock shared, with ``flock``: the kernel
@@ -50,17 +67,7 @@ class WritersLock:
     @staticmethod
     def writers_active(root: Path) -> bool:
         """Does some process hold the lock now (objects may be in flight)?"""
-        try:
-            fd = os.open(root / WRITERS_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+        return lock_held(root / WRITERS_LOCK, fcntl.LOCK_EX)
 
     def share(self) -> None:
         if self.fd is not None:

@@ -578,12 +578,7 @@ def check_store(
         mode = os.stat(path).st_mode & 0o222
         if mode:
             report.add("object-writable", subject, "store object is writable (should be read-only)")
-    imported = {
-        str(it["store"])
-        for (items,) in ledger.conn.execute("SELECT items FROM imported_bundles")
-        for it in json.loads(items)
-        if isinstance(it, dict) and isinstance(it.get("store"), str)
-    }
+    imported = ledger.imported_objects()
     unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
     if unexplained and WritersLock.writers_active(store.root):
         report.notes.append(
