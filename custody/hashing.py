@@ -1,5 +1,11 @@
 """One read of the source feeds every digest and the copy.
 
+The copy is verified as it is made: each chunk written is read back from the
+copy's file and compared byte for byte with the bytes it was written from (a
+mismatch raises :class:`CopyMismatchError`), and the kernel is asked to start
+writing large copies out to the medium as they grow, so a later ``syncfs`` has
+little left to wait for.
+
 Small inputs are hashed in the calling thread.  Large inputs use one thread per
 digest plus one writer thread, all fed from a small ring of reused 1 MiB buffers
 filled by a single reader, so memory stays constant whatever the file size and
@@ -27,6 +33,17 @@ THREADED_MIN = 4 * CHUNK
 
 ByteSink = Callable[[memoryview], None]
 Progress = Callable[[int], None]
+
+
+class CopyMismatchError(Exception):
+    """A chunk of the copy, read back, differs from the bytes written."""
+
+    def __init__(self, offset: int, length: int) -> None:
+        super().__init__(
+            f"the copy differs from the bytes read in {length} bytes at offset {offset}"
+        )
+        self.offset = offset
+        self.length = length
 
 
 class SourceReadError(Exception):
@@ -75,6 +92,64 @@ def _write_all(fd: int, mv: memoryview) -> None:
         mv = mv[n:]
 
 
+def _read_back(fd: int, buf: bytearray, offset: int) -> int:
+    """Fill ``buf`` from ``fd`` at ``offset``; the number of bytes read."""
+    got = 0
+    view = memoryview(buf)
+    while got < len(buf):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+WRITEBACK_EVERY = 16 * CHUNK
+
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _SYNC_FILE_RANGE: Any = _libc.sync_file_range
+    _SYNC_FILE_RANGE.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _SYNC_FILE_RANGE = None
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range out (SYNC_FILE_RANGE_WRITE: does not
+    wait, makes nothing durable by itself); a no-op where unsupported."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, 2)
+
+
+class _Copy:
+    """The copy sink: write each chunk at the end of ``fd``, read it back and
+    compare it with what was written, and start the writeback of every
+    ``WRITEBACK_EVERY`` bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.offset = 0
+        self.started = 0
+        self.scratch = bytearray()
+
+    def __call__(self, mv: memoryview) -> None:
+        n = mv.nbytes
+        _write_all(self.fd, mv)
+        if len(self.scratch) != n:
+            self.scratch = bytearray(n)
+        got = _read_back(self.fd, self.scratch, self.offset)
+        src = mv.obj  # a whole buffer compares as bytearray == bytearray (memcmp)
+        whole = isinstance(src, (bytes, bytearray)) and len(src) == n
+        if got != n or self.scratch != (src if whole else mv.tobytes()):
+            raise CopyMismatchError(self.offset, n)
+        self.offset += n
+        if self.offset - self.started >= WRITEBACK_EVERY:
+            _start_writeback(self.fd, self.started, self.offset - self.started)
+            self.started = self.offset
+
+
 def hash_fd(
     fd: int,
     algorithms: Sequence[str],
@@ -83,7 +158,9 @@ def hash_fd(
     size_hint: int | None = None,
     progress: Progress | None = None,
 ) -> HashResult:
-    """Read ``fd`` to EOF once, feeding every digest and (optionally) ``out_fd``."""
+    """Read ``fd`` to EOF once, feeding every digest and (optionally) the copy
+    ``out_fd`` (a new, empty file open for reading and writing), verified as it
+    is written."""
     if size_hint is not None and size_hint < THREADED_MIN:
         return _hash_serial(fd, algorithms, out_fd, progress, size_hint)
     return _hash_threaded(fd, algorithms, out_fd, progress)
@@ -97,6 +174,7 @@ def _hash_serial(
     size_hint: int | None = None,
 ) -> HashResult:
     hashes = [new_hash(a) for a in algorithms]
+    copy = None if out_fd is None else _Copy(out_fd)
     buf = bytearray(CHUNK if size_hint is None else max(1, min(CHUNK, size_hint + 1)))
     mv = memoryview(buf)
     total = 0
@@ -107,8 +185,8 @@ def _hash_serial(
         chunk = mv[:n]
         for h in hashes:
             h.update(chunk)
-        if out_fd is not None:
-            _write_all(out_fd, chunk)
+        if copy is not None:
+            copy(chunk)
         total += n
         if progress is not None:
             progress(n)
@@ -138,7 +216,7 @@ class _Ring:
 
 # Relative CPU cost per byte (measured with OpenSSL's hashlib on x86-64 with SHA
 # extensions): used only to spread the work over the CPUs, never for results.
-COST = {"md5": 1.85, "sha1": 0.75, "sha256": 0.8, "sha512": 1.2, "blake2b": 1.0, "write": 0.3}
+COST = {"md5": 1.85, "sha1": 0.75, "sha256": 0.8, "sha512": 1.2, "blake2b": 1.0}
 
 
 def _cpus() -> int:
@@ -174,10 +252,9 @@ def _hash_threaded(
     weighted: list[tuple[float, ByteSink]] = [
         (COST.get(a, 1.0), h.update) for a, h in zip(algorithms, hashes, strict=True)
     ]
-    if out_fd is not None:
-        ofd = out_fd
-        weighted.append((COST["write"], lambda mv: _write_all(ofd, mv)))
     sinks = _group(weighted, _cpus())
+    if out_fd is not None:  # a thread of its own: it mostly waits on the file system
+        sinks.append(_Copy(out_fd))
     ring = _Ring(len(sinks))
     queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [queue.SimpleQueue() for _ in sinks]
     errors: list[BaseException] = []

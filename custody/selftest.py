@@ -788,7 +788,7 @@ def _check_threaded_file(ctx: _Context) -> str:
     copy = ctx.tmp / "threaded-copy"
     src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        dst = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        dst = os.open(copy, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             res2 = hashing.hash_fd(src, ["sha256"], out_fd=dst, size_hint=size)
         finally:

@@ -1,9 +1,10 @@
 """Content-addressed, read-only evidence store: ``store/sha256/ab/cd/<hex>``.
 
-Ingest: copy into a temp file in ``store/tmp/`` while hashing (one read), fsync,
-rename into place (or drop the temp when identical content is already stored),
-make it read-only (0444), fsync the directory, then read the object back and
-re-hash it; a mismatch is an error.
+Ingest: copy into a temp file in ``store/tmp/`` while hashing (one read), each
+chunk read back from the copy and compared byte for byte with the bytes it was
+written from (a mismatch is an error), fsync (or, deferred, one ``syncfs`` per
+batch), make it read-only (0444) and rename it into place (or drop the temp when
+identical content is already stored: that object is then re-hashed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custody.errors import DiskFullError, StoreError
-from custody.hashing import HashResult, Progress, hash_fd, hash_file
+from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
 
 OBJECT_MODE = 0o444
 
@@ -191,9 +192,18 @@ class Store:
             raise StoreError(f"cannot create a file in the store: {e.strerror}") from e
         try:
             try:
-                result = hash_fd(
-                    src_fd, algorithms, out_fd=out_fd, size_hint=size_hint, progress=progress
-                )
+                try:
+                    result = hash_fd(
+                        src_fd, algorithms, out_fd=out_fd, size_hint=size_hint, progress=progress
+                    )
+                except CopyMismatchError as e:
+                    raise StoreError(f"read-back verification failed in {self.tmp}: {e}") from e
+                held = os.fstat(out_fd).st_size
+                if held != result.size:
+                    raise StoreError(
+                        f"read-back verification failed in {self.tmp}: the copy holds"
+                        f" {held} bytes, {result.size} were read"
+                    )
                 if not self.deferred_sync:
                     os.fsync(out_fd)
                 relpath = object_relpath(result.digests["sha256"])
@@ -209,14 +219,6 @@ class Store:
                         self._dirty = True
                     else:
                         _fsync_dir(dest.parent)
-                    # read back the object just placed, through the same open file
-                    os.lseek(out_fd, 0, os.SEEK_SET)
-                    again = hash_fd(out_fd, ["sha256"], size_hint=result.size)
-                    try:
-                        self._check_copy(dest, again, result)
-                    except StoreError:
-                        dest.unlink(missing_ok=True)  # a bad copy, named by nothing yet
-                        raise
             finally:
                 os.close(out_fd)
         except OSError as e:

@@ -47,13 +47,22 @@ class Run:
     env: dict[str, str]
     cwd: Path
 
-    def __call__(self, *args: str | os.PathLike[str], input: str | None = None,
-                 cwd: Path | None = None, env: dict[str, str] | None = None,
-                 check: bool = False) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self,
+        *args: str | os.PathLike[str],
+        input: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, **self.env, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "custody_cli.main", *map(str, args)],
-            cwd=cwd or self.cwd, env=full_env, input=input, capture_output=True, text=True,
+            cwd=cwd or self.cwd,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
             timeout=300,
         )
         if check and proc.returncode != 0:
@@ -74,7 +83,9 @@ class Case:
     key: Path
     run: Run
 
-    def __call__(self, *args: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str | os.PathLike[str], **kw: object
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(*args, cwd=self.dir, **kw)  # type: ignore[arg-type]
 
 

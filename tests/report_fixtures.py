@@ -44,27 +44,46 @@ class ReportCase:
     env: dict[str, str]
     template: dict[str, Any]
 
-    def run(self, *args: str | os.PathLike[str], key: str = "dana",
-            check: bool = False) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **self.env, "CUSTODY_CASE": str(self.dir),
-               "CUSTODY_KEY": str(self.root / f"{key}.pem")}
-        proc = subprocess.run([sys.executable, "-m", "custody_cli.main", *map(str, args)],
-                              cwd=self.root, env=env, capture_output=True, text=True, timeout=300)
+    def run(
+        self, *args: str | os.PathLike[str], key: str = "dana", check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            **self.env,
+            "CUSTODY_CASE": str(self.dir),
+            "CUSTODY_KEY": str(self.root / f"{key}.pem"),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "custody_cli.main", *map(str, args)],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"custody {args} exited {proc.returncode}: {proc.stderr}")
         return proc
 
     def report(self, fmt: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
         """Run ``custody report --format fmt --out <file>``; return the process and file."""
-        suffix = {"html": "html", "pdf": "pdf", "csv": "csv", "json": "json",
-                  "case": "jsonld", "certification": "md"}[fmt]
+        suffix = {
+            "html": "html",
+            "pdf": "pdf",
+            "csv": "csv",
+            "json": "json",
+            "case": "jsonld",
+            "certification": "md",
+        }[fmt]
         out = self.root / f"report-{fmt}-{len(list(self.root.glob('report-*')))}.{suffix}"
         return self.run("report", *extra, "--format", fmt, "--out", out), out
 
     @property
     def sha256(self) -> dict[str, str]:
-        return {"ITEM-1": hashlib.sha256(ITEM1_BYTES).hexdigest(),
-                "ITEM-2": hashlib.sha256(ITEM2_BYTES).hexdigest()}
+        return {
+            "ITEM-1": hashlib.sha256(ITEM1_BYTES).hexdigest(),
+            "ITEM-2": hashlib.sha256(ITEM2_BYTES).hexdigest(),
+        }
 
 
 def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -73,18 +92,50 @@ def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
     ev.mkdir()
     (ev / ITEM1_NAME).write_bytes(ITEM1_BYTES)
     (ev / "auth.log").write_bytes(ITEM2_BYTES)
-    case.run("key", "new", "--name", "Dana Reyes", "--role", "collector",
-             "--out", root / "dana.pem", "--no-default", check=True)
-    case.run("key", "new", "--name", "Lee Okafor", "--role", "counsel",
-             "--out", root / "lee.pem", "--no-default", check=True)
-    case.run("init", case.dir, "--case-id", "2026-017", "--title", "Payroll server breach",
-             check=True)
+    case.run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        "--no-default",
+        check=True,
+    )
+    case.run(
+        "key",
+        "new",
+        "--name",
+        "Lee Okafor",
+        "--role",
+        "counsel",
+        "--out",
+        root / "lee.pem",
+        "--no-default",
+        check=True,
+    )
+    case.run(
+        "init", case.dir, "--case-id", "2026-017", "--title", "Payroll server breach", check=True
+    )
     case.run("collect", "--reason", "suspected exfiltration", ev / ITEM1_NAME, check=True)
     case.run("collect", "--reason", "suspected exfiltration", ev / "auth.log", check=True)
-    case.run("key", "import", root / "lee.pub", "--name", "Lee Okafor", "--role", "counsel",
-             check=True)
-    t = case.run("transfer", "ITEM-1", "--to", "Lee Okafor", "--reason", REASON,
-                 "--location", LOCATION, "--json", check=True)
+    case.run(
+        "key", "import", root / "lee.pub", "--name", "Lee Okafor", "--role", "counsel", check=True
+    )
+    t = case.run(
+        "transfer",
+        "ITEM-1",
+        "--to",
+        "Lee Okafor",
+        "--reason",
+        REASON,
+        "--location",
+        LOCATION,
+        "--json",
+        check=True,
+    )
     tid = json.loads(t.stdout)["id"]
     case.run("receive", tid, "--location", "Counsel's office", key="lee", check=True)
     case.run("event", "seal", "ITEM-1", "--reason", "sealed in bag 44", key="lee", check=True)
@@ -100,15 +151,18 @@ def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def report_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, Any]]:
+def report_template(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[str, str], dict[str, Any]]:
     root = tmp_path_factory.mktemp("report-template")
     env = {"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE}
     return root, env, _build(root, env)
 
 
 @pytest.fixture
-def report_case(report_template: tuple[Path, dict[str, str], dict[str, Any]],
-                tmp_path: Path) -> ReportCase:
+def report_case(
+    report_template: tuple[Path, dict[str, str], dict[str, Any]], tmp_path: Path
+) -> ReportCase:
     root, env, info = report_template
     mine = tmp_path / "rc"
     shutil.copytree(root, mine, symlinks=True)

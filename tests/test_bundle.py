@@ -52,7 +52,10 @@ HANDOVERS = ("transfer", "receive")
 def make_evidence(root: Path) -> list[Path]:
     root.mkdir(parents=True)
     files = [
-        (root / "exhibit-1.log", b"Jan 12 03:14:07 payroll sshd[811]: Accepted password for svc\n" * 20),
+        (
+            root / "exhibit-1.log",
+            b"Jan 12 03:14:07 payroll sshd[811]: Accepted password for svc\n" * 20,
+        ),
         (root / "payroll.csv", b"id,name,iban\n" + b"7,J. Doe,DE00 0000 0000\n" * 40),
         (root / ODD_NAME, b"notes kept by the administrator\n" * 3),
     ]
@@ -64,24 +67,72 @@ def make_evidence(root: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bundle-template")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("key", "new", "--name", "Lee Okafor", "--role", "counsel", "--out", root / "lee.pem",
-        "--no-default", check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Lee Okafor",
+        "--role",
+        "counsel",
+        "--out",
+        root / "lee.pem",
+        "--no-default",
+        check=True,
+    )
     case = root / "case"
     run("init", case, "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
     files = make_evidence(root / "evidence")
     run("collect", "--reason", "suspected credential theft", *files, cwd=case, check=True)
-    run("key", "import", root / "lee.pub", "--name", "Lee Okafor", "--role", "counsel",
-        cwd=case, check=True)
-    proc = run("transfer", "ITEM-1", "ITEM-2", "--to", "Lee Okafor", "--reason", REASON,
-               "--location", "evidence room 4", "--json", cwd=case, check=True)
+    run(
+        "key",
+        "import",
+        root / "lee.pub",
+        "--name",
+        "Lee Okafor",
+        "--role",
+        "counsel",
+        cwd=case,
+        check=True,
+    )
+    proc = run(
+        "transfer",
+        "ITEM-1",
+        "ITEM-2",
+        "--to",
+        "Lee Okafor",
+        "--reason",
+        REASON,
+        "--location",
+        "evidence room 4",
+        "--json",
+        cwd=case,
+        check=True,
+    )
     transfer_id = json.loads(proc.stdout)["id"]
     run("receive", transfer_id, "--key", root / "lee.pem", cwd=case, check=True)
-    keys = {r["name"]: r["fingerprint"]
-            for r in json.loads(run("key", "list", "--json", cwd=case, check=True).stdout)}
+    keys = {
+        r["name"]: r["fingerprint"]
+        for r in json.loads(run("key", "list", "--json", cwd=case, check=True).stdout)
+    }
     items = {it["id"]: it for it in json.loads(run("list", "--json", cwd=case, check=True).stdout)}
     assert sorted(items) == ["ITEM-1", "ITEM-2", "ITEM-3"]
     events_before = json.loads(run("log", "--json", cwd=case, check=True).stdout)
@@ -90,11 +141,28 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out.mkdir()
     summaries = {}
     for name, what in [(f, ["--all"]) for f in FORMATS] + [("item1", ["ITEM-1"])]:
-        proc = run("bundle", "export", *what, "--out", out / name, "--organization",
-                   "Acme Forensics", "--json", cwd=case, check=True)
+        proc = run(
+            "bundle",
+            "export",
+            *what,
+            "--out",
+            out / name,
+            "--organization",
+            "Acme Forensics",
+            "--json",
+            cwd=case,
+            check=True,
+        )
         summaries[name] = json.loads(proc.stdout)
-    return {"root": root, "files": files, "keys": keys, "items": items, "transfer": transfer_id,
-            "events": events_before, "summaries": summaries}
+    return {
+        "root": root,
+        "files": files,
+        "keys": keys,
+        "items": items,
+        "transfer": transfer_id,
+        "events": events_before,
+        "summaries": summaries,
+    }
 
 
 @pytest.fixture
@@ -129,7 +197,8 @@ def assert_failed(rc: int, report: dict[str, Any]) -> None:
 
 def tag_files(bag: Path) -> list[str]:
     return sorted(
-        p.relative_to(bag).as_posix() for p in bag.rglob("*")
+        p.relative_to(bag).as_posix()
+        for p in bag.rglob("*")
         if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
     )
 
@@ -141,15 +210,19 @@ def sha(path: Path, alg: str = "sha256") -> str:
 def retag(bag: Path) -> None:
     """Recompute tagmanifest-sha256.txt (unsigned: anyone can)."""
     (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{sha(bag / n)}  {n}\n" for n in tag_files(bag)))
+        "".join(f"{sha(bag / n)}  {n}\n" for n in tag_files(bag))
+    )
 
 
 def remanifest(bag: Path) -> None:
     """Recompute both payload manifests from data/, then the tag manifest."""
-    payload = sorted(p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file())
+    payload = sorted(
+        p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file()
+    )
     for alg in ("sha256", "sha512"):
         (bag / f"manifest-{alg}.txt").write_text(
-            "".join(f"{sha(bag / n, alg)}  {n}\n" for n in payload))
+            "".join(f"{sha(bag / n, alg)}  {n}\n" for n in payload)
+        )
     retag(bag)
 
 
@@ -161,7 +234,8 @@ def read_events(bag: Path) -> list[dict[str, Any]]:
 def write_events(bag: Path, rows: list[dict[str, Any]]) -> None:
     (bag / "custody" / "events.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
 
 def body(row: dict[str, Any]) -> dict[str, Any]:
@@ -169,8 +243,11 @@ def body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def seq_of(bag: Path, type_: str, item: str | None = None) -> int:
-    (seq,) = [r["seq"] for r in read_events(bag) if body(r)["type"] == type_
-              and (item is None or body(r)["data"].get("item") == item)]
+    (seq,) = [
+        r["seq"]
+        for r in read_events(bag)
+        if body(r)["type"] == type_ and (item is None or body(r)["data"].get("item") == item)
+    ]
     return int(seq)
 
 
@@ -217,8 +294,12 @@ def forge_with_keys(bag: Path, swap: dict[str, Ed25519PrivateKey]) -> dict[str, 
         new_hash = content_hash(text.encode())
         replace[row["hash"]] = new_hash  # later bodies reference this event by hash
         key = swap[row["signer"]]
-        row.update(body=text, hash=new_hash, signer=new_fp[row["signer"]],
-                   signature=b64(key.sign(text.encode())))
+        row.update(
+            body=text,
+            hash=new_hash,
+            signer=new_fp[row["signer"]],
+            signature=b64(key.sign(text.encode())),
+        )
     write_events(bag, rows)
 
     proofs = json.loads((bag / "custody" / "proofs.json").read_text())
@@ -227,8 +308,13 @@ def forge_with_keys(bag: Path, swap: dict[str, Ed25519PrivateKey]) -> dict[str, 
     for row in rows:
         leaves[row["seq"]] = merkle.leaf_hash(row["body"].encode())
     root = merkle.root(leaves)
-    proofs["proofs"] = [{"seq": r["seq"], "proof": [h.hex() for h in
-                         merkle.inclusion_proof(leaves, r["seq"], size)]} for r in rows]
+    proofs["proofs"] = [
+        {
+            "seq": r["seq"],
+            "proof": [h.hex() for h in merkle.inclusion_proof(leaves, r["seq"], size)],
+        }
+        for r in rows
+    ]
     (bag / "custody" / "proofs.json").write_text(json.dumps(proofs, indent=2) + "\n")
 
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
@@ -236,8 +322,8 @@ def forge_with_keys(bag: Path, swap: dict[str, Ed25519PrivateKey]) -> dict[str, 
     (name,) = [k["name"] for k in keys if k["fingerprint"] == new_fp[exporter]]
     text = note.format_checkpoint(note.Checkpoint(origin_of(CASE_ID), size, root, []))
     (bag / "custody" / "checkpoint.txt").write_text(
-        note.sign_note(text, note_key_name(name), swap[exporter].sign,
-                       raw_public(swap[exporter])))
+        note.sign_note(text, note_key_name(name), swap[exporter].sign, raw_public(swap[exporter]))
+    )
     meta["exported_by"] = new_fp[exporter]
     (bag / "custody" / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
     retag(bag)
@@ -264,8 +350,9 @@ def test_export_summaries_and_bag_info(template: dict[str, Any], bundles: Path) 
     sub = template["summaries"]["item1"]
     assert (sub["items"], sub["bytes"]) == (["ITEM-1"], files[0].stat().st_size)
 
-    info = dict(line.split(": ", 1) for line in
-                (bundles / "all" / "bag-info.txt").read_text().splitlines())
+    info = dict(
+        line.split(": ", 1) for line in (bundles / "all" / "bag-info.txt").read_text().splitlines()
+    )
     assert info["Source-Organization"] == "Acme Forensics"
     assert info["Contact-Name"] == "Dana Reyes"
     assert info["External-Identifier"] == CASE_ID
@@ -275,28 +362,41 @@ def test_export_summaries_and_bag_info(template: dict[str, Any], bundles: Path) 
     assert info["Custody-Checkpoint-Size"] == str(n_events + 1)
     assert len(info["Bagging-Date"]) == 10 and info["Bagging-Date"][4] == "-"
     assert (bundles / "all" / "bagit.txt").read_text() == (
-        "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    )
 
 
 def test_folder_layout_and_payload(template: dict[str, Any], bundles: Path) -> None:
     bag = bundles / "all"
     got = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*") if p.is_file())
     assert got == [
-        "bag-info.txt", "bagit.txt",
-        "custody/bundle.json", "custody/checkpoint.txt", "custody/events.jsonl",
-        "custody/keys.json", "custody/proofs.json",
-        "data/ITEM-1/exhibit-1.log", "data/ITEM-2/payroll.csv", "data/ITEM-3/ITEM-3.bin",
-        "manifest-sha256.txt", "manifest-sha512.txt", "tagmanifest-sha256.txt",
+        "bag-info.txt",
+        "bagit.txt",
+        "custody/bundle.json",
+        "custody/checkpoint.txt",
+        "custody/events.jsonl",
+        "custody/keys.json",
+        "custody/proofs.json",
+        "data/ITEM-1/exhibit-1.log",
+        "data/ITEM-2/payroll.csv",
+        "data/ITEM-3/ITEM-3.bin",
+        "manifest-sha256.txt",
+        "manifest-sha512.txt",
+        "tagmanifest-sha256.txt",
     ]
     files: list[Path] = template["files"]
-    for rel, src in zip(["ITEM-1/exhibit-1.log", "ITEM-2/payroll.csv", "ITEM-3/ITEM-3.bin"],
-                        files, strict=True):
+    for rel, src in zip(
+        ["ITEM-1/exhibit-1.log", "ITEM-2/payroll.csv", "ITEM-3/ITEM-3.bin"], files, strict=True
+    ):
         assert (bag / "data" / rel).read_bytes() == src.read_bytes()
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
     odd = meta["items"][2]
     # the name that is not UTF-8 is mapped, and its exact bytes kept in path_hex
     assert (odd["id"], odd["payload"], odd["name_mapped"]) == (
-        "ITEM-3", "data/ITEM-3/ITEM-3.bin", True)
+        "ITEM-3",
+        "data/ITEM-3/ITEM-3.bin",
+        True,
+    )
     assert bytes.fromhex(odd["path_hex"]) == os.fsencode(files[2])
     assert [i["name_mapped"] for i in meta["items"]] == [False, False, True]
     assert meta["exported_by"] == template["keys"]["Dana Reyes"]
@@ -316,8 +416,9 @@ def test_folder_layout_and_payload(template: dict[str, Any], bundles: Path) -> N
 
 
 @pytest.mark.parametrize("name", FORMATS)
-def test_every_format_verifies(template: dict[str, Any], bundles: Path, run: Run,
-                               name: str) -> None:
+def test_every_format_verifies(
+    template: dict[str, Any], bundles: Path, run: Run, name: str
+) -> None:
     proc = run("bundle", "verify", bundles / name)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
@@ -326,7 +427,8 @@ def test_every_format_verifies(template: dict[str, Any], bundles: Path, run: Run
     warnings = [line for line in proc.stdout.splitlines() if line.startswith("Warning:")]
     assert sorted(warnings) == sorted(
         f"Warning: key of {who} is self-asserted: it came only with the bundle"
-        for who in (f"Dana Reyes (collector) {dana}", f"Lee Okafor (counsel) {lee}"))
+        for who in (f"Dana Reyes (collector) {dana}", f"Lee Okafor (counsel) {lee}")
+    )
 
     rc, report = verify(run, bundles / name)
     assert (rc, report["ok"], report["findings"]) == (0, True, [])
@@ -337,19 +439,26 @@ def test_every_format_verifies(template: dict[str, Any], bundles: Path, run: Run
     assert (report["events"], report["payload_files"]) == (8, 3)
     assert report["trusted_keys"] == []
     assert sorted(report["self_asserted_keys"]) == [
-        f"Dana Reyes (collector) {dana}", f"Lee Okafor (counsel) {lee}"]
+        f"Dana Reyes (collector) {dana}",
+        f"Lee Okafor (counsel) {lee}",
+    ]
     assert len(report["warnings"]) == 2
     tid = template["transfer"]
     for item in ("ITEM-1", "ITEM-2"):
         (h,) = report["handovers"][item]
         assert (h["transfer"], h["released_by"], h["received_by"], h["reason"]) == (
-            tid, "Dana Reyes", "Lee Okafor", REASON)
+            tid,
+            "Dana Reyes",
+            "Lee Okafor",
+            REASON,
+        )
         assert h["released"] < h["received"]
     assert report["handovers"]["ITEM-3"] == []
 
 
-def test_trusted_keys_and_require_trusted(template: dict[str, Any], bundles: Path,
-                                          run: Run) -> None:
+def test_trusted_keys_and_require_trusted(
+    template: dict[str, Any], bundles: Path, run: Run
+) -> None:
     bag = bundles / "all.tar.gz"
     dana, lee = template["keys"]["Dana Reyes"], template["keys"]["Lee Okafor"]
     pub = bundles.parent / "dana.pub"
@@ -361,7 +470,9 @@ def test_trusted_keys_and_require_trusted(template: dict[str, Any], bundles: Pat
     rc, report = verify(run, bag, "--trust", pub, "--trust", lee)
     assert (rc, report["ok"], report["warnings"], report["self_asserted_keys"]) == (0, True, [], [])
     assert sorted(report["trusted_keys"]) == [
-        f"Dana Reyes (collector) {dana}", f"Lee Okafor (counsel) {lee}"]
+        f"Dana Reyes (collector) {dana}",
+        f"Lee Okafor (counsel) {lee}",
+    ]
     rc, report = verify(run, bag, "--trust", pub, "--trust", lee, "--require-trusted")
     assert (rc, report["findings"]) == (0, [])
 
@@ -393,7 +504,8 @@ def test_trust_argument_that_is_neither_file_nor_fingerprint(bundles: Path, run:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == (
-        "custody: error: --trust 'nobody.pub': neither a public key file nor a fingerprint\n")
+        "custody: error: --trust 'nobody.pub': neither a public key file nor a fingerprint\n"
+    )
 
 
 def extract(archive: Path, dest: Path) -> Path:
@@ -414,14 +526,19 @@ def test_bagit_validator_accepts(bundles: Path, tmp_path: Path, name: str) -> No
     if bag.is_file():
         bag = extract(bag, tmp_path / "extracted")
         assert bag.name == "all"
-    proc = subprocess.run([sys.executable, "-m", "bagit", "--validate", str(bag)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bagit", "--validate", str(bag)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"{bag} is valid" in proc.stderr
 
 
-def test_bagit_validator_accepts_a_bundle_without_payload(template: dict[str, Any], run: Run,
-                                                          tmp_path: Path) -> None:
+def test_bagit_validator_accepts_a_bundle_without_payload(
+    template: dict[str, Any], run: Run, tmp_path: Path
+) -> None:
     root: Path = template["root"]
     run.env["CUSTODY_KEY"] = str(root / "dana.pem")
     run("init", tmp_path / "c2", "--case-id", "2026-018", "--title", "links", check=True)
@@ -434,8 +551,12 @@ def test_bagit_validator_accepts_a_bundle_without_payload(template: dict[str, An
     assert errors(validator("bundle.schema.json"), meta) == []
     assert (tmp_path / "b" / "data").is_dir()
     assert list((tmp_path / "b" / "data").iterdir()) == []
-    proc = subprocess.run([sys.executable, "-m", "bagit", "--validate", str(tmp_path / "b")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bagit", "--validate", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -447,13 +568,19 @@ def test_export_refusals(template: dict[str, Any], run: Run, tmp_path: Path) -> 
     db = (case / "custody.db").read_bytes()
     (tmp_path / "taken").mkdir()
     for args, message in [
-        (["ITEM-1", "--out", tmp_path / "taken"],
-         f"custody: error: {tmp_path / 'taken'} already exists; refusing to overwrite\n"),
+        (
+            ["ITEM-1", "--out", tmp_path / "taken"],
+            f"custody: error: {tmp_path / 'taken'} already exists; refusing to overwrite\n",
+        ),
         (["ITEM-9", "--out", tmp_path / "x"], "custody: error: no such item: ITEM-9\n"),
-        (["--out", tmp_path / "x"],
-         "custody: error: name the items to export, or give --all (not both)\n"),
-        (["ITEM-1", "--all", "--out", tmp_path / "x"],
-         "custody: error: name the items to export, or give --all (not both)\n"),
+        (
+            ["--out", tmp_path / "x"],
+            "custody: error: name the items to export, or give --all (not both)\n",
+        ),
+        (
+            ["ITEM-1", "--all", "--out", tmp_path / "x"],
+            "custody: error: name the items to export, or give --all (not both)\n",
+        ),
     ]:
         proc = run("bundle", "export", *args, cwd=case)
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message)
@@ -478,8 +605,9 @@ def items_of(b: dict[str, Any]) -> set[str]:
     return out
 
 
-def test_subset_export_discloses_only_its_item(template: dict[str, Any], bundles: Path,
-                                               run: Run) -> None:
+def test_subset_export_discloses_only_its_item(
+    template: dict[str, Any], bundles: Path, run: Run
+) -> None:
     bag = bundles / "item1"
     rc, report = verify(run, bag)
     assert (rc, report["ok"], report["items"]) == (0, True, ["ITEM-1"])
@@ -510,8 +638,9 @@ def test_subset_export_discloses_only_its_item(template: dict[str, Any], bundles
     assert proofs["tree_size"] > max(r["seq"] for r in rows)
 
     # payload: ITEM-1's bytes only
-    payload = sorted(p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*")
-                     if p.is_file())
+    payload = sorted(
+        p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file()
+    )
     assert payload == ["data/ITEM-1/exhibit-1.log"]
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
     assert [i["id"] for i in meta["items"]] == ["ITEM-1"]
@@ -545,18 +674,27 @@ def test_payload_byte_flipped(bundles: Path, run: Run, template: dict[str, Any])
     assert_failed(rc, report)
     # the bag manifests (sha256 and sha512) and the signed collect event's digests
     # (its SHA-256: the collect event of this case records md5, sha1 and sha256)
-    assert findings(report) == {("payload-digest", "data/ITEM-2/payroll.csv"),
-                                ("payload-digest", "ITEM-2")}
+    assert findings(report) == {
+        ("payload-digest", "data/ITEM-2/payroll.csv"),
+        ("payload-digest", "ITEM-2"),
+    }
     kinds = [(f["subject"], f["detail"].split(":")[0]) for f in report["findings"]]
-    assert sorted(kinds) == [("ITEM-2", "sha256"), ("data/ITEM-2/payroll.csv", "sha256"),
-                             ("data/ITEM-2/payroll.csv", "sha512")]
+    assert sorted(kinds) == [
+        ("ITEM-2", "sha256"),
+        ("data/ITEM-2/payroll.csv", "sha256"),
+        ("data/ITEM-2/payroll.csv", "sha512"),
+    ]
     want = template["items"]["ITEM-2"]["sha256"]
-    assert {"kind": "payload-digest", "subject": "ITEM-2",
-            "detail": f"sha256: collected as {want}, bundle holds {sha(f)}"} in report["findings"]
+    assert {
+        "kind": "payload-digest",
+        "subject": "ITEM-2",
+        "detail": f"sha256: collected as {want}, bundle holds {sha(f)}",
+    } in report["findings"]
 
 
-def test_payload_byte_flipped_inside_a_tar(bundles: Path, run: Run, template: dict[str, Any]
-                                           ) -> None:
+def test_payload_byte_flipped_inside_a_tar(
+    bundles: Path, run: Run, template: dict[str, Any]
+) -> None:
     bag = bundles / "all.tar"
     raw = bytearray(bag.read_bytes())
     original = template["files"][0].read_bytes()
@@ -566,8 +704,10 @@ def test_payload_byte_flipped_inside_a_tar(bundles: Path, run: Run, template: di
     bag.write_bytes(bytes(raw))
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("payload-digest", "data/ITEM-1/exhibit-1.log"),
-                                ("payload-digest", "ITEM-1")}
+    assert findings(report) == {
+        ("payload-digest", "data/ITEM-1/exhibit-1.log"),
+        ("payload-digest", "ITEM-1"),
+    }
 
 
 def test_payload_replaced(bundles: Path, run: Run, template: dict[str, Any]) -> None:
@@ -576,12 +716,17 @@ def test_payload_replaced(bundles: Path, run: Run, template: dict[str, Any]) -> 
     f.write_bytes(b"nothing to see here\n")
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("payload-digest", "data/ITEM-1/exhibit-1.log"),
-                                ("payload-digest", "ITEM-1")}
+    assert findings(report) == {
+        ("payload-digest", "data/ITEM-1/exhibit-1.log"),
+        ("payload-digest", "ITEM-1"),
+    }
     want = template["items"]["ITEM-1"]["sha256"]
     found = hashlib.sha256(b"nothing to see here\n").hexdigest()
-    assert {"kind": "payload-digest", "subject": "ITEM-1",
-            "detail": f"sha256: collected as {want}, bundle holds {found}"} in report["findings"]
+    assert {
+        "kind": "payload-digest",
+        "subject": "ITEM-1",
+        "detail": f"sha256: collected as {want}, bundle holds {found}",
+    } in report["findings"]
 
 
 def test_payload_replaced_with_manifests_recomputed(bundles: Path, run: Run) -> None:
@@ -599,30 +744,45 @@ def test_payload_removed(bundles: Path, run: Run) -> None:
     (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("payload-missing", "data/ITEM-2/payroll.csv"),
-                                ("payload-withheld", "ITEM-2")}
+    assert findings(report) == {
+        ("payload-missing", "data/ITEM-2/payroll.csv"),
+        ("payload-withheld", "ITEM-2"),
+    }
     details = sorted(f["detail"] for f in report["findings"] if f["kind"] == "payload-missing")
-    assert details == ["listed in the manifest but absent from the bundle",
-                       "payload of ITEM-2 is absent"]
+    assert details == [
+        "listed in the manifest but absent from the bundle",
+        "payload of ITEM-2 is absent",
+    ]
 
 
-def test_payload_removed_with_manifests_recomputed(bundles: Path, run: Run,
-                                                  template: dict[str, Any]) -> None:
+def test_payload_removed_with_manifests_recomputed(
+    bundles: Path, run: Run, template: dict[str, Any]
+) -> None:
     bag = bundles / "all"
     sha2 = template["items"]["ITEM-2"]["sha256"]
     (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
     remanifest(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    withheld = {"kind": "payload-withheld", "subject": "ITEM-2",
-                "detail": f"the export event lists its bytes (sha256 {sha2}) but the bundle"
-                          " does not carry them"}
-    assert report["findings"] == [{"kind": "payload-missing", "subject": "data/ITEM-2/payroll.csv",
-                                   "detail": "payload of ITEM-2 is absent"}, withheld]
+    withheld = {
+        "kind": "payload-withheld",
+        "subject": "ITEM-2",
+        "detail": f"the export event lists its bytes (sha256 {sha2}) but the bundle"
+        " does not carry them",
+    }
+    assert report["findings"] == [
+        {
+            "kind": "payload-missing",
+            "subject": "data/ITEM-2/payroll.csv",
+            "detail": "payload of ITEM-2 is absent",
+        },
+        withheld,
+    ]
 
 
-def test_payload_removed_and_unlisted_in_bundle_json(bundles: Path, run: Run,
-                                                     template: dict[str, Any]) -> None:
+def test_payload_removed_and_unlisted_in_bundle_json(
+    bundles: Path, run: Run, template: dict[str, Any]
+) -> None:
     bag = bundles / "all"
     (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
@@ -632,8 +792,10 @@ def test_payload_removed_and_unlisted_in_bundle_json(bundles: Path, run: Run,
     # an item with stored bytes but no payload does not match the schema: refused
     proc = run("bundle", "verify", bag, "--json")
     assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
-    assert proc.stderr == ("custody: error: custody/bundle.json does not match its schema at"
-                           " items/1: 'name_mapped' is a required property\n")
+    assert proc.stderr == (
+        "custody: error: custody/bundle.json does not match its schema at"
+        " items/1: 'name_mapped' is a required property\n"
+    )
     # made to look like an item collected without bytes (a symlink): schema-valid
     meta["items"][1] |= {"outcome": "symlink", "sha256": None, "size": None}
     (bag / "custody" / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -642,10 +804,14 @@ def test_payload_removed_and_unlisted_in_bundle_json(bundles: Path, run: Run,
     assert_failed(rc, report)
     # the signed export event lists ITEM-2's bytes
     sha2 = template["items"]["ITEM-2"]["sha256"]
-    assert report["findings"] == [{
-        "kind": "payload-withheld", "subject": "ITEM-2",
-        "detail": f"the export event lists its bytes (sha256 {sha2}) but the bundle does not"
-                  " carry them"}]
+    assert report["findings"] == [
+        {
+            "kind": "payload-withheld",
+            "subject": "ITEM-2",
+            "detail": f"the export event lists its bytes (sha256 {sha2}) but the bundle does not"
+            " carry them",
+        }
+    ]
 
 
 def test_extra_payload_file(bundles: Path, run: Run) -> None:
@@ -654,10 +820,17 @@ def test_extra_payload_file(bundles: Path, run: Run) -> None:
     rc, report = verify(run, bag)
     assert_failed(rc, report)
     assert report["findings"] == [
-        {"kind": "payload-extra", "subject": "data/ITEM-2/planted.txt",
-         "detail": "present in the bundle but in no manifest"},
-        {"kind": "payload-extra", "subject": "data/ITEM-2/planted.txt",
-         "detail": "a payload file that belongs to no exported item"}]
+        {
+            "kind": "payload-extra",
+            "subject": "data/ITEM-2/planted.txt",
+            "detail": "present in the bundle but in no manifest",
+        },
+        {
+            "kind": "payload-extra",
+            "subject": "data/ITEM-2/planted.txt",
+            "detail": "a payload file that belongs to no exported item",
+        },
+    ]
 
 
 def test_extra_payload_file_listed_in_recomputed_manifests(bundles: Path, run: Run) -> None:
@@ -666,8 +839,13 @@ def test_extra_payload_file_listed_in_recomputed_manifests(bundles: Path, run: R
     remanifest(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert report["findings"] == [{"kind": "payload-extra", "subject": "data/ITEM-2/planted.txt",
-                                   "detail": "a payload file that belongs to no exported item"}]
+    assert report["findings"] == [
+        {
+            "kind": "payload-extra",
+            "subject": "data/ITEM-2/planted.txt",
+            "detail": "a payload file that belongs to no exported item",
+        }
+    ]
 
 
 # -- tampering: events ---------------------------------------------------------------------
@@ -686,12 +864,15 @@ def test_event_line_edited(bundles: Path, run: Run) -> None:
     ev = f"event {seq}"
     # the tag manifest covers custody/; the line's hash, its signature and its
     # inclusion proof all disagree with the edited body
-    assert findings(report) == {("tag-digest", "custody/events.jsonl"), ("event-hash", ev),
-                                ("signature", ev), ("proof", ev)}
+    assert findings(report) == {
+        ("tag-digest", "custody/events.jsonl"),
+        ("event-hash", ev),
+        ("signature", ev),
+        ("proof", ev),
+    }
 
 
-def test_event_line_edited_with_hash_and_tag_manifest_recomputed(bundles: Path,
-                                                                 run: Run) -> None:
+def test_event_line_edited_with_hash_and_tag_manifest_recomputed(bundles: Path, run: Run) -> None:
     """What an attacker without the key can recompute, recomputed: the signature
     catches it (so do the inclusion proof against the signed checkpoint, and the
     receipt, which names the transfer it accepted by hash)."""
@@ -707,11 +888,18 @@ def test_event_line_edited_with_hash_and_tag_manifest_recomputed(bundles: Path,
     assert_failed(rc, report)
     ev = f"event {seq}"
     # and the signed export event lists the event under its original hash
-    assert findings(report) == {("signature", ev), ("proof", ev),
-                                ("receipt", f"event {seq_of(bag, 'receive')}"),
-                                ("event-withheld", ev), ("event-extra", ev)}
-    assert {"kind": "signature", "subject": ev,
-            "detail": "Ed25519 signature does not verify"} in report["findings"]
+    assert findings(report) == {
+        ("signature", ev),
+        ("proof", ev),
+        ("receipt", f"event {seq_of(bag, 'receive')}"),
+        ("event-withheld", ev),
+        ("event-extra", ev),
+    }
+    assert {
+        "kind": "signature",
+        "subject": ev,
+        "detail": "Ed25519 signature does not verify",
+    } in report["findings"]
 
 
 def test_event_line_removed(bundles: Path, run: Run) -> None:
@@ -720,8 +908,10 @@ def test_event_line_removed(bundles: Path, run: Run) -> None:
     write_events(bag, [r for r in read_events(bag) if r["seq"] != seq])
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("tag-digest", "custody/events.jsonl"),
-                                ("event-withheld", f"event {seq}")}
+    assert findings(report) == {
+        ("tag-digest", "custody/events.jsonl"),
+        ("event-withheld", f"event {seq}"),
+    }
 
 
 def test_collect_event_removed_with_tag_manifest_recomputed(bundles: Path, run: Run) -> None:
@@ -733,10 +923,17 @@ def test_collect_event_removed_with_tag_manifest_recomputed(bundles: Path, run: 
     rc, report = verify(run, bag)
     assert_failed(rc, report)
     assert report["findings"] == [
-        {"kind": "item", "subject": "ITEM-3",
-         "detail": "no signed collect event for this item in the bundle"},
-        {"kind": "event-withheld", "subject": f"event {seq}",
-         "detail": f"listed by the export event ({gone}) but missing from the bundle"}]
+        {
+            "kind": "item",
+            "subject": "ITEM-3",
+            "detail": "no signed collect event for this item in the bundle",
+        },
+        {
+            "kind": "event-withheld",
+            "subject": f"event {seq}",
+            "detail": f"listed by the export event ({gone}) but missing from the bundle",
+        },
+    ]
 
 
 def test_transfer_event_removed_with_tag_manifest_recomputed(bundles: Path, run: Run) -> None:
@@ -746,8 +943,10 @@ def test_transfer_event_removed_with_tag_manifest_recomputed(bundles: Path, run:
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("receipt", f"event {seq_of(bag, 'receive')}"),
-                                ("event-withheld", f"event {seq}")}
+    assert findings(report) == {
+        ("receipt", f"event {seq_of(bag, 'receive')}"),
+        ("event-withheld", f"event {seq}"),
+    }
 
 
 def test_receive_event_removed_with_tag_manifest_recomputed(bundles: Path, run: Run) -> None:
@@ -782,8 +981,13 @@ def test_event_line_duplicated(bundles: Path, run: Run) -> None:
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert report["findings"] == [{"kind": "event-duplicate", "subject": f"event {seq}",
-                                   "detail": "the bundle carries this event twice"}]
+    assert report["findings"] == [
+        {
+            "kind": "event-duplicate",
+            "subject": f"event {seq}",
+            "detail": "the bundle carries this event twice",
+        }
+    ]
 
 
 def test_export_event_removed_with_tag_manifest_recomputed(bundles: Path, run: Run) -> None:
@@ -793,9 +997,13 @@ def test_export_event_removed_with_tag_manifest_recomputed(bundles: Path, run: R
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert report["findings"] == [{
-        "kind": "disclosure", "subject": "custody/bundle.json",
-        "detail": f"the signed export event {seq} is not in the bundle"}]
+    assert report["findings"] == [
+        {
+            "kind": "disclosure",
+            "subject": "custody/bundle.json",
+            "detail": f"the signed export event {seq} is not in the bundle",
+        }
+    ]
 
 
 def test_item_dropped_from_bundle_json(bundles: Path, run: Run, template: dict[str, Any]) -> None:
@@ -810,12 +1018,19 @@ def test_item_dropped_from_bundle_json(bundles: Path, run: Run, template: dict[s
     assert_failed(rc, report)
     sha3 = template["items"]["ITEM-3"]["sha256"]
     assert report["findings"] == [
-        {"kind": "disclosure", "subject": "custody/bundle.json",
-         "detail": "items ['ITEM-1', 'ITEM-2'] differ from the export event's"
-                   " ['ITEM-1', 'ITEM-2', 'ITEM-3']"},
-        {"kind": "payload-withheld", "subject": "ITEM-3",
-         "detail": f"the export event lists its bytes (sha256 {sha3}) but the bundle does not"
-                   " carry them"}]
+        {
+            "kind": "disclosure",
+            "subject": "custody/bundle.json",
+            "detail": "items ['ITEM-1', 'ITEM-2'] differ from the export event's"
+            " ['ITEM-1', 'ITEM-2', 'ITEM-3']",
+        },
+        {
+            "kind": "payload-withheld",
+            "subject": "ITEM-3",
+            "detail": f"the export event lists its bytes (sha256 {sha3}) but the bundle does not"
+            " carry them",
+        },
+    ]
 
 
 def test_events_line_that_is_not_json(bundles: Path, run: Run) -> None:
@@ -839,8 +1054,10 @@ def test_checkpoint_edited(bundles: Path, run: Run) -> None:
     cp.write_text("\n".join(lines))
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("tag-digest", "custody/checkpoint.txt"),
-                                ("checkpoint", "custody/checkpoint.txt")}
+    assert findings(report) == {
+        ("tag-digest", "custody/checkpoint.txt"),
+        ("checkpoint", "custody/checkpoint.txt"),
+    }
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
@@ -849,8 +1066,7 @@ def test_checkpoint_edited(bundles: Path, run: Run) -> None:
     assert "not signed by any key this case knows" in f["detail"]
 
 
-def test_checkpoint_resigned_over_another_root_by_the_real_key(bundles: Path,
-                                                               run: Run) -> None:
+def test_checkpoint_resigned_over_another_root_by_the_real_key(bundles: Path, run: Run) -> None:
     """Even the key holder cannot re-sign the checkpoint over another tree: every
     inclusion proof then fails."""
     bag = bundles / "all"
@@ -858,7 +1074,8 @@ def test_checkpoint_resigned_over_another_root_by_the_real_key(bundles: Path,
     size = json.loads((bag / "custody" / "proofs.json").read_text())["tree_size"]
     text = note.format_checkpoint(note.Checkpoint(origin_of(CASE_ID), size, bytes(32), []))
     (bag / "custody" / "checkpoint.txt").write_text(
-        note.sign_note(text, "dana-reyes", dana.sign, dana.identity.public_raw))
+        note.sign_note(text, "dana-reyes", dana.sign, dana.identity.public_raw)
+    )
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
@@ -869,8 +1086,9 @@ def test_checkpoint_resigned_over_another_root_by_the_real_key(bundles: Path,
 # -- tampering: keys -----------------------------------------------------------------------
 
 
-def test_public_key_swapped_without_resigning(template: dict[str, Any], bundles: Path,
-                                              run: Run) -> None:
+def test_public_key_swapped_without_resigning(
+    template: dict[str, Any], bundles: Path, run: Run
+) -> None:
     bag = bundles / "all"
     dana = template["keys"]["Dana Reyes"]
     other = Ed25519PrivateKey.generate()
@@ -886,26 +1104,35 @@ def test_public_key_swapped_without_resigning(template: dict[str, Any], bundles:
     dana_events = [r["seq"] for r in read_events(bag) if r["signer"] == dana]
     assert len(dana_events) == 7  # her identity, 3 collects, the transfer, the export
     assert findings(report) == {("unknown-signer", f"event {s}") for s in dana_events} | {
-        ("checkpoint", "custody/checkpoint.txt")}
+        ("checkpoint", "custody/checkpoint.txt")
+    }
 
 
 @pytest.fixture
 def forged(template: dict[str, Any], bundles: Path) -> tuple[Path, dict[str, str]]:
     bag = bundles / "all"
     keys = template["keys"]
-    new_fp = forge_with_keys(bag, {keys["Dana Reyes"]: Ed25519PrivateKey.generate(),
-                                   keys["Lee Okafor"]: Ed25519PrivateKey.generate()})
+    new_fp = forge_with_keys(
+        bag,
+        {
+            keys["Dana Reyes"]: Ed25519PrivateKey.generate(),
+            keys["Lee Okafor"]: Ed25519PrivateKey.generate(),
+        },
+    )
     return bag, {name: new_fp[fp] for name, fp in keys.items()}
 
 
 def test_key_swapped_and_events_resigned_passes_only_as_self_asserted(
-        template: dict[str, Any], forged: tuple[Path, dict[str, str]], run: Run) -> None:
+    template: dict[str, Any], forged: tuple[Path, dict[str, str]], run: Run
+) -> None:
     bag, fake = forged
     # internally consistent: it verifies, but only on the bundle's own say-so
     rc, report = verify(run, bag)
     assert (rc, report["ok"], report["trusted_keys"]) == (0, True, [])
     assert sorted(report["self_asserted_keys"]) == [
-        f"Dana Reyes (collector) {fake['Dana Reyes']}", f"Lee Okafor (counsel) {fake['Lee Okafor']}"]
+        f"Dana Reyes (collector) {fake['Dana Reyes']}",
+        f"Lee Okafor (counsel) {fake['Lee Okafor']}",
+    ]
     assert len(report["warnings"]) == 2
     # nothing in it is signed by the real keys
     real = set(template["keys"].values())
@@ -917,10 +1144,11 @@ def test_key_swapped_and_events_resigned_passes_only_as_self_asserted(
     lee = template["keys"]["Lee Okafor"]
     want = {("untrusted-key", fake["Dana Reyes"]), ("untrusted-key", fake["Lee Okafor"])}
     untrusted_cp = {("untrusted-checkpoint", "custody/checkpoint.txt")}
-    for flags, expected in ((["--require-trusted"], want),
-                            (["--trust", pub, "--require-trusted"], want | untrusted_cp),
-                            (["--trust", pub, "--trust", lee, "--require-trusted"],
-                             want | untrusted_cp)):
+    for flags, expected in (
+        (["--require-trusted"], want),
+        (["--trust", pub, "--require-trusted"], want | untrusted_cp),
+        (["--trust", pub, "--trust", lee, "--require-trusted"], want | untrusted_cp),
+    ):
         rc, report = verify(run, bag, *flags)
         assert_failed(rc, report)
         assert findings(report) == expected, flags
@@ -928,14 +1156,19 @@ def test_key_swapped_and_events_resigned_passes_only_as_self_asserted(
 
 
 def test_key_swapped_and_events_resigned_fails_with_trust(
-        forged: tuple[Path, dict[str, str]], run: Run) -> None:
+    forged: tuple[Path, dict[str, str]], run: Run
+) -> None:
     bag, _ = forged
     rc, report = verify(run, bag, "--trust", bag.parent.parent / "dana.pub")
     assert_failed(rc, report)
-    assert report["findings"] == [{
-        "kind": "untrusted-checkpoint", "subject": "custody/checkpoint.txt",
-        "detail": "the checkpoint is not signed by any key you trust: everything in the bundle"
-                  " hangs on it"}]
+    assert report["findings"] == [
+        {
+            "kind": "untrusted-checkpoint",
+            "subject": "custody/checkpoint.txt",
+            "detail": "the checkpoint is not signed by any key you trust: everything in the bundle"
+            " hangs on it",
+        }
+    ]
     assert report["trusted_keys"] == []
 
 
@@ -1007,7 +1240,9 @@ def doc_verify(bag: Path) -> set[tuple[str, str]]:
         if "sha256:" + hashlib.sha256(b).hexdigest() != row["hash"]:
             out.add(("event-hash", subject))
         if rfc8785.dumps(parsed) != b or (parsed["seq"], parsed["signer"]) != (
-                row["seq"], row["signer"]):
+            row["seq"],
+            row["signer"],
+        ):
             out.add(("event-body", subject))
         if row["signer"] not in keys:
             out.add(("unknown-signer", subject))
@@ -1018,7 +1253,7 @@ def doc_verify(bag: Path) -> set[tuple[str, str]]:
     meta = json.loads(read("custody/bundle.json"))
     note_text = read("custody/checkpoint.txt").decode()
     cut = note_text.rfind("\n\n")
-    text, sig_lines = note_text[:cut + 1], note_text[cut + 2:].splitlines()
+    text, sig_lines = note_text[: cut + 1], note_text[cut + 2 :].splitlines()
     verified = False
     for sig_line in sig_lines:
         assert sig_line.startswith("\u2014 ")
@@ -1045,8 +1280,9 @@ def doc_verify(bag: Path) -> set[tuple[str, str]]:
         if seq not in by_seq or not verify_inclusion(leaf, seq, size, by_seq[seq], root):
             out.add(("proof", f"event {seq}"))
     # section 10 step 8: payload against the signed collect digests
-    collected = {p["data"]["item"]: p["data"]["digests"] for _, _, p in events
-                 if p["type"] == "collect"}
+    collected = {
+        p["data"]["item"]: p["data"]["digests"] for _, _, p in events if p["type"] == "collect"
+    }
     for it in meta["items"]:
         if it["id"] not in collected:
             out.add(("item", it["id"]))
@@ -1072,8 +1308,11 @@ def test_second_implementation_from_this_doc(bundles: Path) -> None:
     row["hash"] = content_hash(row["body"].encode())
     write_events(bag, rows)
     remanifest(bag)
-    assert doc_verify(bag) == {("payload-digest", "ITEM-1"), ("signature", f"event {seq}"),
-                               ("proof", f"event {seq}")}
+    assert doc_verify(bag) == {
+        ("payload-digest", "ITEM-1"),
+        ("signature", f"event {seq}"),
+        ("proof", f"event {seq}"),
+    }
 
 
 def test_doc_inclusion_verifier_matches_custody() -> None:
@@ -1100,8 +1339,10 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def errors(v: Draft202012Validator, instance: Any) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in v.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in v.iter_errors(instance)
+    ]
 
 
 @pytest.mark.parametrize("name", ["all", "item1"])

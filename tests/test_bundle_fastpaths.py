@@ -45,9 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # -- _item_shape against $defs/item ----------------------------------------------------
 
-SCHEMA = json.loads(
-    resources.files("custody.schemas").joinpath("bundle.schema.json").read_text()
-)
+SCHEMA = json.loads(resources.files("custody.schemas").joinpath("bundle.schema.json").read_text())
 ITEM_VALIDATOR = Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/item"})
 OUTCOMES = ["collected", "unstable", "unreadable", "vanished", "symlink", "special", "directory"]
 SHA = "0123456789abcdef" * 4
@@ -98,8 +96,11 @@ def _cases() -> list[Any]:
     cases: list[tuple[str, Any, bool]] = [
         ("stored", STORED, True),
         ("unstored", UNSTORED, True),
-        ("stored, mapped name", mutate(STORED, payload="data/ITEM-1/ITEM-1.bin",
-                                       name_mapped=True), True),
+        (
+            "stored, mapped name",
+            mutate(STORED, payload="data/ITEM-1/ITEM-1.bin", name_mapped=True),
+            True,
+        ),
         ("unstored, size 0", mutate(UNSTORED, size=0), True),
         ("stored, size null", mutate(STORED, size=None), True),
         ("stored, size 2**64", mutate(STORED, size=2**64), True),
@@ -218,9 +219,7 @@ def test_item_shape_unhashable_outcome_is_false(item: Any) -> None:
     assert _item_shape(item) is False
 
 
-def test_verify_refuses_unhashable_outcome(
-    clean_bundle: Path, tmp_path: Path
-) -> None:
+def test_verify_refuses_unhashable_outcome(clean_bundle: Path, tmp_path: Path) -> None:
     bag = copy_bag(clean_bundle, tmp_path)
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
     meta["items"][0]["outcome"] = []
@@ -272,8 +271,9 @@ def _text(max_size: int = 12) -> st.SearchStrategy[str]:
 
 
 _OTHER = st.none() | st.booleans() | st.integers(-3, 3) | st.just(1.5) | st.just([]) | st.just({})
-_NAME_CHARS = st.sampled_from(["a", "Z", "0", ".", " ", "é", "😂", "%", "\\", "/", "\x01",
-                               "\x1f", "\x7f", "\x00", "#", "-"])
+_NAME_CHARS = st.sampled_from(
+    ["a", "Z", "0", ".", " ", "é", "😂", "%", "\\", "/", "\x01", "\x1f", "\x7f", "\x00", "#", "-"]
+)
 _NAMES = st.one_of(
     st.lists(_NAME_CHARS, max_size=6).map("".join),
     st.sampled_from([".", "..", "...", "n" * 199, "n" * 200, "n" * 201, "é" * 150]),
@@ -294,7 +294,11 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
         _OTHER,
     ),
     "outcome": st.sampled_from([*OUTCOMES, "unknown", "Collected", ""])
-    | st.none() | st.booleans() | st.integers(-1, 1) | st.just([]) | st.just({}),
+    | st.none()
+    | st.booleans()
+    | st.integers(-1, 1)
+    | st.just([])
+    | st.just({}),
     "sha256": st.one_of(
         st.binary(min_size=32, max_size=32).map(bytes.hex),
         st.binary(min_size=32, max_size=32).map(lambda b: b.hex().upper()),
@@ -318,7 +322,8 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
 
 _GOOD_NAMES = st.text(
     st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"], exclude_characters="/\\%"),
-    min_size=1, max_size=200,
+    min_size=1,
+    max_size=200,
 ).filter(lambda n: n not in (".", ".."))
 
 
@@ -405,8 +410,13 @@ def clean_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (evidence / name).write_bytes(data)
     signer = Signer(Ed25519PrivateKey.generate(), "Dana Reyes", "collector")
     with Ledger.create(root / "case", "2026-017", "Payroll server breach") as ledger:
-        collect(ledger, signer, [os.fsencode(evidence / n) for n in FILES],
-                reason="suspected credential theft", algorithms=["sha256", "sha512"])
+        collect(
+            ledger,
+            signer,
+            [os.fsencode(evidence / n) for n in FILES],
+            reason="suspected credential theft",
+            algorithms=["sha256", "sha512"],
+        )
         result = export_bundle(ledger, signer, [], root / "bundle")
     assert result.items == [f"ITEM-{i}" for i in range(1, 7)]
     assert result.events == 8
@@ -423,11 +433,13 @@ def copy_bag(src: Path, tmp_path: Path) -> Path:
 def retag(bag: Path) -> None:
     """Recompute tagmanifest-sha256.txt, as anyone holding the bundle can."""
     names = sorted(
-        p.relative_to(bag).as_posix() for p in bag.rglob("*")
+        p.relative_to(bag).as_posix()
+        for p in bag.rglob("*")
         if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
     )
     (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+        "".join(f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    )
 
 
 def event_lines(bag: Path) -> list[dict[str, Any]]:
@@ -438,7 +450,8 @@ def event_lines(bag: Path) -> list[dict[str, Any]]:
 def write_event_lines(bag: Path, rows: list[dict[str, Any]]) -> None:
     (bag / "custody" / "events.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
 
 def payload_of(bag: Path, item: str) -> str:
@@ -485,8 +498,9 @@ def mode_run(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_clean_folder_bundle_verifies(clean_bundle: Path, tmp_path: Path, mode: str,
-                                      mode_run: Any) -> None:
+def test_clean_folder_bundle_verifies(
+    clean_bundle: Path, tmp_path: Path, mode: str, mode_run: Any
+) -> None:
     bag = copy_bag(clean_bundle, tmp_path)
     report = mode_run(bag, mode)
     assert report["ok"] is True
@@ -497,8 +511,9 @@ def test_clean_folder_bundle_verifies(clean_bundle: Path, tmp_path: Path, mode: 
     assert report["payload_files"] == 6
 
 
-def test_workers_and_serial_give_the_same_clean_report(clean_bundle: Path, tmp_path: Path,
-                                                       mode_run: Any) -> None:
+def test_workers_and_serial_give_the_same_clean_report(
+    clean_bundle: Path, tmp_path: Path, mode_run: Any
+) -> None:
     bag = copy_bag(clean_bundle, tmp_path)
     assert mode_run(bag, "workers") == mode_run(bag, "serial")
 
@@ -513,18 +528,26 @@ def test_flipped_payload_byte_is_one_digest_finding_per_manifest(
     before = (bag / rel).read_bytes()
     flip_byte(bag / rel, 100)
     after = (bag / rel).read_bytes()
-    h = {a: (hashlib.new(a, before).hexdigest(), hashlib.new(a, after).hexdigest())
-         for a in ("sha256", "sha512")}
+    h = {
+        a: (hashlib.new(a, before).hexdigest(), hashlib.new(a, after).hexdigest())
+        for a in ("sha256", "sha512")
+    }
     report = mode_run(bag, mode)
     assert report["ok"] is False
     assert report["payload_files"] == 6
     assert report["findings"] == [
-        {"kind": "payload-digest", "subject": rel,
-         "detail": f"{a}: manifest says {h[a][0]}, found {h[a][1]}"}
+        {
+            "kind": "payload-digest",
+            "subject": rel,
+            "detail": f"{a}: manifest says {h[a][0]}, found {h[a][1]}",
+        }
         for a in ("sha256", "sha512")
     ] + [
-        {"kind": "payload-digest", "subject": "ITEM-2",
-         "detail": f"{a}: collected as {h[a][0]}, bundle holds {h[a][1]}"}
+        {
+            "kind": "payload-digest",
+            "subject": "ITEM-2",
+            "detail": f"{a}: collected as {h[a][0]}, bundle holds {h[a][1]}",
+        }
         for a in ("sha256", "sha512")
     ]
 
@@ -541,19 +564,28 @@ def test_flipped_payload_byte_with_sha512_manifest_redone(
     flip_byte(bag / rel, len(before) - 1)
     after = (bag / rel).read_bytes()
     lines = (bag / "manifest-sha512.txt").read_text().splitlines()
-    (bag / "manifest-sha512.txt").write_text("".join(
-        (f"{hashlib.sha512(after).hexdigest()}  {rel}" if line.endswith("  " + rel) else line)
-        + "\n" for line in lines))
+    (bag / "manifest-sha512.txt").write_text(
+        "".join(
+            (f"{hashlib.sha512(after).hexdigest()}  {rel}" if line.endswith("  " + rel) else line)
+            + "\n"
+            for line in lines
+        )
+    )
     retag(bag)
     report = mode_run(bag, mode)
     about_file = [f for f in report["findings"] if f["subject"] == rel]
-    assert about_file == [{
-        "kind": "payload-digest", "subject": rel,
-        "detail": f"sha256: manifest says {hashlib.sha256(before).hexdigest()},"
-                  f" found {hashlib.sha256(after).hexdigest()}",
-    }]
+    assert about_file == [
+        {
+            "kind": "payload-digest",
+            "subject": rel,
+            "detail": f"sha256: manifest says {hashlib.sha256(before).hexdigest()},"
+            f" found {hashlib.sha256(after).hexdigest()}",
+        }
+    ]
     assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
-        ("payload-digest", rel), ("payload-digest", "ITEM-6"), ("payload-digest", "ITEM-6"),
+        ("payload-digest", rel),
+        ("payload-digest", "ITEM-6"),
+        ("payload-digest", "ITEM-6"),
     ]
 
 
@@ -572,10 +604,13 @@ def test_rewritten_signature_is_one_finding(
     write_event_lines(bag, rows)
     retag(bag)
     report = mode_run(bag, mode)
-    assert report["findings"] == [{
-        "kind": "signature", "subject": f"event {rows[line]['seq']}",
-        "detail": "Ed25519 signature does not verify",
-    }]
+    assert report["findings"] == [
+        {
+            "kind": "signature",
+            "subject": f"event {rows[line]['seq']}",
+            "detail": "Ed25519 signature does not verify",
+        }
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -589,10 +624,13 @@ def test_another_events_signature_is_one_finding(
     write_event_lines(bag, rows)
     retag(bag)
     report = mode_run(bag, mode)
-    assert report["findings"] == [{
-        "kind": "signature", "subject": f"event {rows[4]['seq']}",
-        "detail": "Ed25519 signature does not verify",
-    }]
+    assert report["findings"] == [
+        {
+            "kind": "signature",
+            "subject": f"event {rows[4]['seq']}",
+            "detail": "Ed25519 signature does not verify",
+        }
+    ]
 
 
 def tamper_many(bag: Path) -> None:
@@ -605,8 +643,7 @@ def tamper_many(bag: Path) -> None:
     body = json.loads(rows[2]["body"])
     body["data"]["reason"] = "routine backup"  # breaks its hash, signature and proof
     # (the line keeps its "hash": the export event still lists it, nothing is withheld)
-    rows[2]["body"] = json.dumps(body, sort_keys=True, ensure_ascii=False,
-                                 separators=(",", ":"))
+    rows[2]["body"] = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     rows[3]["body"] = json.dumps(json.loads(rows[3]["body"]), sort_keys=True, indent=1)
     rows[7]["signature"] = "not base64!"
     write_event_lines(bag, rows)
@@ -614,8 +651,9 @@ def tamper_many(bag: Path) -> None:
     (bag / "data" / "ITEM-9" / "smuggled.txt").write_bytes(b"not exported")
 
 
-def test_findings_in_the_same_order_on_workers(clean_bundle: Path, tmp_path: Path,
-                                               mode_run: Any) -> None:
+def test_findings_in_the_same_order_on_workers(
+    clean_bundle: Path, tmp_path: Path, mode_run: Any
+) -> None:
     bag = copy_bag(clean_bundle, tmp_path)
     tamper_many(bag)
     serial = mode_run(bag, "serial")
@@ -649,8 +687,9 @@ def test_findings_in_the_same_order_on_workers(clean_bundle: Path, tmp_path: Pat
     ]
 
 
-def test_archives_are_never_hashed_on_workers(clean_bundle: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_archives_are_never_hashed_on_workers(
+    clean_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only a folder's files can be opened by another process: a tar is read in place."""
     import tarfile
 
@@ -672,8 +711,9 @@ def test_archives_are_never_hashed_on_workers(clean_bundle: Path, tmp_path: Path
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
 
 
 @pytest.mark.parametrize("module", ["custody.ledger", "custody.bundle", "custody_cli.main"])

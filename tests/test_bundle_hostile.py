@@ -32,29 +32,60 @@ MiB = 1 << 20
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A good folder bundle (two items), exported by the CLI."""
     root = tmp_path_factory.mktemp("hostile-template")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("init", root / "case", "--case-id", "2026-017", "--title", "Payroll server breach",
-        check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run(
+        "init",
+        root / "case",
+        "--case-id",
+        "2026-017",
+        "--title",
+        "Payroll server breach",
+        check=True,
+    )
     ev = root / "evidence"
     ev.mkdir()
     (ev / "auth.log").write_bytes(b"Accepted password for svc-payroll from 10.0.0.7\n" * 30)
     (ev / "payroll.csv").write_bytes(b"id,name,iban\n7,J. Doe,DE00 0000\n")
-    run("collect", "--reason", "suspected credential theft", ev / "auth.log", ev / "payroll.csv",
-        cwd=root / "case", check=True)
+    run(
+        "collect",
+        "--reason",
+        "suspected credential theft",
+        ev / "auth.log",
+        ev / "payroll.csv",
+        cwd=root / "case",
+        check=True,
+    )
     run("bundle", "export", "--all", "--out", root / "good", cwd=root / "case", check=True)
     return root / "good"
 
 
 def bag_files(bag: Path) -> dict[str, bytes]:
-    return {p.relative_to(bag).as_posix(): p.read_bytes()
-            for p in sorted(bag.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(bag).as_posix(): p.read_bytes() for p in sorted(bag.rglob("*")) if p.is_file()
+    }
 
 
-def member(name: str, data: bytes | None = None, type_: bytes = tarfile.REGTYPE,
-           **attrs: Any) -> tuple[tarfile.TarInfo, bytes | None]:
+def member(
+    name: str, data: bytes | None = None, type_: bytes = tarfile.REGTYPE, **attrs: Any
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type = type_
     info.mode = 0o644
@@ -65,8 +96,13 @@ def member(name: str, data: bytes | None = None, type_: bytes = tarfile.REGTYPE,
     return info, data
 
 
-def build_tar(path: Path, good: Path, extra: list[tuple[tarfile.TarInfo, Any]] | None = None,
-              mode: str = "w", **kw: Any) -> Path:
+def build_tar(
+    path: Path,
+    good: Path,
+    extra: list[tuple[tarfile.TarInfo, Any]] | None = None,
+    mode: str = "w",
+    **kw: Any,
+) -> Path:
     """The good bundle's files under ``b/``, then the ``extra`` members."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, mode, **kw) as tar:
@@ -78,7 +114,9 @@ def build_tar(path: Path, good: Path, extra: list[tuple[tarfile.TarInfo, Any]] |
     return path
 
 
-def build_zip(path: Path, good: Path, extra: list[tuple[zipfile.ZipInfo, bytes]] | None = None) -> Path:
+def build_zip(
+    path: Path, good: Path, extra: list[tuple[zipfile.ZipInfo, bytes]] | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in bag_files(good).items():
@@ -97,10 +135,14 @@ def copy_bag(good: Path, dest: Path) -> Path:
 
 
 def retag(bag: Path) -> None:
-    names = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*") if p.is_file()
-                   and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-")))
-    (bag / "tagmanifest-sha256.txt").write_text("".join(
-        f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+    names = sorted(
+        p.relative_to(bag).as_posix()
+        for p in bag.rglob("*")
+        if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
+    )
+    (bag / "tagmanifest-sha256.txt").write_text(
+        "".join(f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -148,30 +190,41 @@ def verified(run: Run, bundle: Path, cwd: Path) -> dict[str, Any]:
 # -- the hand-built archives are good bundles before anything is added ------------------
 
 
-def test_handbuilt_archives_of_the_good_bundle_verify(good: Path, run: Run,
-                                                      where: tuple[Path, Path]) -> None:
+def test_handbuilt_archives_of_the_good_bundle_verify(
+    good: Path, run: Run, where: tuple[Path, Path]
+) -> None:
     d, cwd = where
-    for path in (build_tar(d / "ok.tar", good), build_tar(d / "ok.tar.gz", good, mode="w:gz"),
-                 build_zip(d / "ok.zip", good)):
+    for path in (
+        build_tar(d / "ok.tar", good),
+        build_tar(d / "ok.tar.gz", good, mode="w:gz"),
+        build_zip(d / "ok.zip", good),
+    ):
         report = verified(run, path, cwd)
         assert (report["ok"], report["items"], report["payload_files"]) == (
-            True, ["ITEM-1", "ITEM-2"], 2)
+            True,
+            ["ITEM-1", "ITEM-2"],
+            2,
+        )
     assert list(cwd.iterdir()) == []
 
 
 # -- tar -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    (f"{TOP}/data/../../evil.txt", "'..' in path"),
-    ("../evil.txt", "'..' in path"),
-    (f"{TOP}/../{TOP}/data/ITEM-1/x", "'..' in path"),
-    ("/tmp/evil.txt", "absolute path"),
-    (f"{TOP}/data\\..\\..\\evil.txt", "backslash in name"),
-    (f"{TOP}//data/evil.txt", "empty or '.' path component"),
-])
-def test_tar_entry_with_unsafe_name(good: Path, run: Run, where: tuple[Path, Path], name: str,
-                                    why: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        (f"{TOP}/data/../../evil.txt", "'..' in path"),
+        ("../evil.txt", "'..' in path"),
+        (f"{TOP}/../{TOP}/data/ITEM-1/x", "'..' in path"),
+        ("/tmp/evil.txt", "absolute path"),
+        (f"{TOP}/data\\..\\..\\evil.txt", "backslash in name"),
+        (f"{TOP}//data/evil.txt", "empty or '.' path component"),
+    ],
+)
+def test_tar_entry_with_unsafe_name(
+    good: Path, run: Run, where: tuple[Path, Path], name: str, why: str
+) -> None:
     d, cwd = where
     bundle = build_tar(d / "h.tar", good, [member(name, b"owned\n")])
     refused(run, bundle, cwd, f"unsafe entry {name!r}: {why}")
@@ -194,8 +247,9 @@ def test_tar_hard_link(good: Path, run: Run, where: tuple[Path, Path], target: s
 
 
 @pytest.mark.parametrize("type_", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])
-def test_tar_device_or_special_file(good: Path, run: Run, where: tuple[Path, Path],
-                                    type_: bytes) -> None:
+def test_tar_device_or_special_file(
+    good: Path, run: Run, where: tuple[Path, Path], type_: bytes
+) -> None:
     d, cwd = where
     name = f"{TOP}/data/ITEM-1/null"
     bundle = build_tar(d / "h.tar", good, [member(name, None, type_, devmajor=1, devminor=3)])
@@ -234,8 +288,10 @@ def test_zip_decompression_bomb(good: Path, run: Run, where: tuple[Path, Path]) 
     d, cwd = where
     bundle = build_zip(d / "bomb.zip", good)
     declared = 400 * MiB
-    with zipfile.ZipFile(bundle, "a", zipfile.ZIP_DEFLATED) as z, \
-            z.open(f"{TOP}/data/ITEM-1/zeros.bin", "w") as f:
+    with (
+        zipfile.ZipFile(bundle, "a", zipfile.ZIP_DEFLATED) as z,
+        z.open(f"{TOP}/data/ITEM-1/zeros.bin", "w") as f,
+    ):
         chunk = bytes(MiB)
         for _ in range(declared // MiB):
             f.write(chunk)
@@ -276,13 +332,17 @@ def test_hostile_refused_with_json_too(good: Path, run: Run, where: tuple[Path, 
 # -- zip -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("../evil.txt", "'..' in path"),
-    (f"{TOP}/data/../../../evil.txt", "'..' in path"),
-    ("/evil.txt", "absolute path"),
-])
-def test_zip_entry_with_unsafe_name(good: Path, run: Run, where: tuple[Path, Path], name: str,
-                                    why: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../evil.txt", "'..' in path"),
+        (f"{TOP}/data/../../../evil.txt", "'..' in path"),
+        ("/evil.txt", "absolute path"),
+    ],
+)
+def test_zip_entry_with_unsafe_name(
+    good: Path, run: Run, where: tuple[Path, Path], name: str, why: str
+) -> None:
     d, cwd = where
     info = zipfile.ZipInfo(name)
     assert info.filename == name  # zipfile keeps it as given
@@ -291,8 +351,9 @@ def test_zip_entry_with_unsafe_name(good: Path, run: Run, where: tuple[Path, Pat
 
 
 @pytest.mark.parametrize("kind", [stat.S_IFLNK, stat.S_IFCHR, stat.S_IFIFO])
-def test_zip_symlink_or_special_entry(good: Path, run: Run, where: tuple[Path, Path],
-                                      kind: int) -> None:
+def test_zip_symlink_or_special_entry(
+    good: Path, run: Run, where: tuple[Path, Path], kind: int
+) -> None:
     d, cwd = where
     name = f"{TOP}/data/ITEM-1/passwd"
     info = zipfile.ZipInfo(name)
@@ -305,8 +366,9 @@ def test_zip_symlink_or_special_entry(good: Path, run: Run, where: tuple[Path, P
 def test_zip_duplicate_names(good: Path, run: Run, where: tuple[Path, Path]) -> None:
     d, cwd = where
     with pytest.warns(UserWarning, match="Duplicate name"):
-        bundle = build_zip(d / "h.zip", good,
-                           [(zipfile.ZipInfo(f"{TOP}/custody/keys.json"), b"[]\n")])
+        bundle = build_zip(
+            d / "h.zip", good, [(zipfile.ZipInfo(f"{TOP}/custody/keys.json"), b"[]\n")]
+        )
     refused(run, bundle, cwd, f"duplicate entry '{TOP}/custody/keys.json'")
 
 
@@ -314,8 +376,9 @@ def test_zip_duplicate_names(good: Path, run: Run, where: tuple[Path, Path]) -> 
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "/etc", "../../.."])
-def test_folder_with_symlink_pointing_outside(good: Path, run: Run, where: tuple[Path, Path],
-                                              target: str) -> None:
+def test_folder_with_symlink_pointing_outside(
+    good: Path, run: Run, where: tuple[Path, Path], target: str
+) -> None:
     d, cwd = where
     bag = copy_bag(good, d / "bag")
     (bag / "data" / "ITEM-1" / "passwd").symlink_to(target)
@@ -350,8 +413,11 @@ def test_json_with_duplicate_keys(good: Path, run: Run, where: tuple[Path, Path]
     d, cwd = where
     bag = copy_bag(good, d / "bag")
     text = (bag / "custody" / "bundle.json").read_text()
-    edit_json(bag, "custody/bundle.json", text.replace('"schema_version": 1,',
-                                                       '"schema_version": 1, "schema_version": 1,'))
+    edit_json(
+        bag,
+        "custody/bundle.json",
+        text.replace('"schema_version": 1,', '"schema_version": 1, "schema_version": 1,'),
+    )
     refused(run, bag, cwd, "custody/bundle.json is not valid JSON: duplicate key 'schema_version'")
 
     bag = copy_bag(good, d / "bag2")
@@ -364,15 +430,19 @@ DEEPER = "JSON nested deeper than 64"
 TOO_DEEP_TO_PARSE = "is not valid JSON: maximum recursion depth exceeded"
 
 
-@pytest.mark.parametrize(("name", "depth", "why"), [
-    ("custody/bundle.json", 1000, TOO_DEEP_TO_PARSE),
-    ("custody/bundle.json", 100, DEEPER),
-    ("custody/proofs.json", 1000, TOO_DEEP_TO_PARSE),
-    ("custody/proofs.json", 70, DEEPER),
-    ("custody/keys.json", 100_000, TOO_DEEP_TO_PARSE),
-])
-def test_json_absurdly_deep(good: Path, run: Run, where: tuple[Path, Path], name: str,
-                            depth: int, why: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "depth", "why"),
+    [
+        ("custody/bundle.json", 1000, TOO_DEEP_TO_PARSE),
+        ("custody/bundle.json", 100, DEEPER),
+        ("custody/proofs.json", 1000, TOO_DEEP_TO_PARSE),
+        ("custody/proofs.json", 70, DEEPER),
+        ("custody/keys.json", 100_000, TOO_DEEP_TO_PARSE),
+    ],
+)
+def test_json_absurdly_deep(
+    good: Path, run: Run, where: tuple[Path, Path], name: str, depth: int, why: str
+) -> None:
     d, cwd = where
     bag = copy_bag(good, d / "bag")
     doc = json.loads((bag / name).read_text())
@@ -394,8 +464,9 @@ def test_tag_file_absurdly_large(good: Path, run: Run, where: tuple[Path, Path])
 
 
 @pytest.mark.parametrize("version", [2, "1", 0, None])
-def test_unknown_or_newer_schema_version(good: Path, run: Run, where: tuple[Path, Path],
-                                         version: Any) -> None:
+def test_unknown_or_newer_schema_version(
+    good: Path, run: Run, where: tuple[Path, Path], version: Any
+) -> None:
     d, cwd = where
     bag = copy_bag(good, d / "bag")
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
@@ -422,16 +493,22 @@ def test_manifest_naming_an_unsafe_path(good: Path, run: Run, where: tuple[Path,
     refused(run, bag, cwd, "manifest-sha256.txt names an unsafe path '../../../etc/passwd'")
 
 
-def test_bundle_json_naming_an_unsafe_payload(good: Path, run: Run,
-                                              where: tuple[Path, Path]) -> None:
+def test_bundle_json_naming_an_unsafe_payload(
+    good: Path, run: Run, where: tuple[Path, Path]
+) -> None:
     d, cwd = where
     bag = copy_bag(good, d / "bag")
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
     meta["items"][0]["payload"] = "data/../../../etc/passwd"
     edit_json(bag, "custody/bundle.json", json.dumps(meta))
     # bundle.json is checked against its schema, whose payload pattern refuses it first
-    refused(run, bag, cwd, "custody/bundle.json does not match its schema at items/0/payload:"
-                           " 'data/../../../etc/passwd' does not match")
+    refused(
+        run,
+        bag,
+        cwd,
+        "custody/bundle.json does not match its schema at items/0/payload:"
+        " 'data/../../../etc/passwd' does not match",
+    )
 
 
 # Issue 4 lists "a manifest listing files that are absent or omitting files that are
@@ -450,9 +527,13 @@ def test_manifest_listing_an_absent_file(good: Path, run: Run, where: tuple[Path
     proc = run("bundle", "verify", bag, "--json", cwd=cwd)
     assert (proc.returncode, proc.stderr) == (1, "")
     report = json.loads(proc.stdout)
-    assert report["findings"] == [{
-        "kind": "payload-missing", "subject": "data/ITEM-1/ghost.txt",
-        "detail": "listed in the manifest but absent from the bundle"}]
+    assert report["findings"] == [
+        {
+            "kind": "payload-missing",
+            "subject": "data/ITEM-1/ghost.txt",
+            "detail": "listed in the manifest but absent from the bundle",
+        }
+    ]
     assert snapshot(d.parent) == before
 
 
@@ -461,16 +542,25 @@ def test_manifest_omitting_a_present_file(good: Path, run: Run, where: tuple[Pat
     bag = copy_bag(good, d / "bag")
     for alg in ("sha256", "sha512"):
         m = bag / f"manifest-{alg}.txt"
-        m.write_text("".join(line + "\n" for line in m.read_text().splitlines()
-                             if not line.endswith("data/ITEM-2/payroll.csv")))
+        m.write_text(
+            "".join(
+                line + "\n"
+                for line in m.read_text().splitlines()
+                if not line.endswith("data/ITEM-2/payroll.csv")
+            )
+        )
     retag(bag)
     before = snapshot(d.parent)
     proc = run("bundle", "verify", bag, "--json", cwd=cwd)
     assert (proc.returncode, proc.stderr) == (1, "")
     report = json.loads(proc.stdout)
-    assert report["findings"] == [{
-        "kind": "payload-extra", "subject": "data/ITEM-2/payroll.csv",
-        "detail": "present in the bundle but in no manifest"}]
+    assert report["findings"] == [
+        {
+            "kind": "payload-extra",
+            "subject": "data/ITEM-2/payroll.csv",
+            "detail": "present in the bundle but in no manifest",
+        }
+    ]
     assert snapshot(d.parent) == before
 
 
@@ -502,5 +592,10 @@ def test_bundle_json_items_not_a_list(good: Path, run: Run, where: tuple[Path, P
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
     meta["items"] = "ITEM-1 ITEM-2"
     edit_json(bag, "custody/bundle.json", json.dumps(meta))
-    refused(run, bag, cwd, "custody/bundle.json does not match its schema at items:"
-                           " 'ITEM-1 ITEM-2' is not of type 'array'")
+    refused(
+        run,
+        bag,
+        cwd,
+        "custody/bundle.json does not match its schema at items:"
+        " 'ITEM-1 ITEM-2' is not of type 'array'",
+    )

@@ -15,8 +15,10 @@ from conftest import Case
 def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = sqlite3.connect(db)
     try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}"))
-                for t in ("events", "imported_bundles", "imported_events")}
+        return {
+            t: sorted(conn.execute(f"SELECT * FROM {t}"))
+            for t in ("events", "imported_bundles", "imported_events")
+        }
     finally:
         conn.close()
 
@@ -35,8 +37,9 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
 
     lab = tmp_path / "lab"
     case.run("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
-    out = json.loads(case.run("bundle", "import", bundle, "--json", "--case", lab,
-                              check=True).stdout)
+    out = json.loads(
+        case.run("bundle", "import", bundle, "--json", "--case", lab, check=True).stdout
+    )
     assert out[0]["already_imported"] is False
     assert out[0]["events"] > 0
     imported = {i["source_item"]: i for i in out[0]["items"]}
@@ -53,8 +56,9 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
 
     # the same bundle again: nothing changes
     before = (_rows(lab / "custody.db"), _store_files(lab))
-    again = json.loads(case.run("bundle", "import", bundle, "--json", "--case", lab,
-                                check=True).stdout)
+    again = json.loads(
+        case.run("bundle", "import", bundle, "--json", "--case", lab, check=True).stdout
+    )
     assert again[0]["already_imported"] is True
     assert (_rows(lab / "custody.db"), _store_files(lab)) == before
 

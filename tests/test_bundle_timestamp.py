@@ -36,7 +36,9 @@ def _verify(case: Case, *args: object) -> tuple[int, dict]:  # type: ignore[type
     return proc.returncode, json.loads(proc.stdout)
 
 
-def test_time_stamped_export_verifies_with_the_authority_root(case: Case, stamped: tuple[Path, Path]) -> None:
+def test_time_stamped_export_verifies_with_the_authority_root(
+    case: Case, stamped: tuple[Path, Path]
+) -> None:
     bag, ca = stamped
     assert (bag / "custody" / "checkpoint.tsr").is_file()
     meta = json.loads((bag / "custody" / "bundle.json").read_text())
@@ -57,23 +59,30 @@ def test_time_stamped_export_verifies_with_the_authority_root(case: Case, stampe
     assert "per the RFC 3161 time-stamp of" in human.stdout
 
 
-def test_unchecked_without_a_root_is_a_visible_warning(case: Case, stamped: tuple[Path, Path]) -> None:
+def test_unchecked_without_a_root_is_a_visible_warning(
+    case: Case, stamped: tuple[Path, Path]
+) -> None:
     bag, _ = stamped
     code, rep = _verify(case, bag)
     assert code == 0 and rep["timestamp"] is None
     assert any("RFC 3161 time-stamp" in w and "not checked" in w for w in rep["warnings"])
 
 
-def test_token_from_an_untrusted_authority_fails(case: Case, stamped: tuple[Path, Path], tmp_path: Path) -> None:
+def test_token_from_an_untrusted_authority_fails(
+    case: Case, stamped: tuple[Path, Path], tmp_path: Path
+) -> None:
     bag, _ = stamped
     other = tsa_helper.make_ca(tmp_path / "other")[1]
     code, rep = _verify(case, bag, "--tsa-cert", other)
     assert code == 1
-    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("timestamp", "custody/checkpoint.tsr")]
+    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [
+        ("timestamp", "custody/checkpoint.tsr")
+    ]
 
 
-def test_token_swapped_for_one_over_other_data_fails(case: Case, stamped: tuple[Path, Path],
-                                                     local_tsa: tsa_helper.TSA, tmp_path: Path) -> None:
+def test_token_swapped_for_one_over_other_data_fails(
+    case: Case, stamped: tuple[Path, Path], local_tsa: tsa_helper.TSA, tmp_path: Path
+) -> None:
     """A genuine token of the same authority, but over other bytes, with the tag
     manifest re-written to match: caught by the imprint, not by the manifest."""
     bag, ca = stamped
@@ -84,12 +93,18 @@ def test_token_swapped_for_one_over_other_data_fails(case: Case, stamped: tuple[
     tsr = bag / "custody" / "checkpoint.tsr"
     tsr.write_bytes((other_bag / "custody" / "checkpoint.tsr").read_bytes())
     lines = (bag / "tagmanifest-sha256.txt").read_text().splitlines()
-    fixed = [f"{hashlib.sha256(tsr.read_bytes()).hexdigest()}  custody/checkpoint.tsr"
-             if line.endswith(" custody/checkpoint.tsr") else line for line in lines]
+    fixed = [
+        f"{hashlib.sha256(tsr.read_bytes()).hexdigest()}  custody/checkpoint.tsr"
+        if line.endswith(" custody/checkpoint.tsr")
+        else line
+        for line in lines
+    ]
     (bag / "tagmanifest-sha256.txt").write_text("\n".join(fixed) + "\n")
     code, rep = _verify(case, bag, "--tsa-cert", ca)
     assert code == 1
-    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("timestamp", "custody/checkpoint.tsr")]
+    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [
+        ("timestamp", "custody/checkpoint.tsr")
+    ]
 
 
 def test_removed_token_is_detected(case: Case, stamped: tuple[Path, Path]) -> None:
@@ -98,16 +113,32 @@ def test_removed_token_is_detected(case: Case, stamped: tuple[Path, Path]) -> No
     code, rep = _verify(case, bag, "--tsa-cert", ca)
     assert code == 1
     kinds = sorted((f["kind"], f["subject"]) for f in rep["findings"])
-    assert kinds == [("tag-missing", "custody/checkpoint.tsr"), ("timestamp", "custody/checkpoint.tsr")]
+    assert kinds == [
+        ("tag-missing", "custody/checkpoint.tsr"),
+        ("timestamp", "custody/checkpoint.tsr"),
+    ]
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
-def test_openssl_ts_verifies_the_token_over_checkpoint_txt(stamped: tuple[Path, Path], local_tsa: tsa_helper.TSA) -> None:
+def test_openssl_ts_verifies_the_token_over_checkpoint_txt(
+    stamped: tuple[Path, Path], local_tsa: tsa_helper.TSA
+) -> None:
     bag, ca = stamped
     proc = subprocess.run(
-        ["openssl", "ts", "-verify", "-in", bag / "custody" / "checkpoint.tsr",
-         "-data", bag / "custody" / "checkpoint.txt", "-CAfile", ca],
-        capture_output=True, text=True)
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            bag / "custody" / "checkpoint.tsr",
+            "-data",
+            bag / "custody" / "checkpoint.txt",
+            "-CAfile",
+            ca,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Verification: OK" in proc.stdout
 

@@ -69,7 +69,11 @@ def test_jcs_vectors_split_by_floats() -> None:
     assert with_floats == JCS_WITH_FLOATS
     assert _float_tokens(_jcs("structures")[0]) == ["56.0"]
     assert _float_tokens(_jcs("values")[0]) == [
-        "333333333.33333329", "1E30", "4.50", "2e-3", "0.000000000000000000000000001",
+        "333333333.33333329",
+        "1E30",
+        "4.50",
+        "2e-3",
+        "0.000000000000000000000000001",
     ]
 
 
@@ -106,7 +110,9 @@ def test_jcs_values_output_rejected_for_its_floats() -> None:
     """values.json's canonical output still has non-integers (4.5, 1e+30 ...)."""
     _, expected = _jcs("values")
     assert b"333333333.3333333" in expected
-    with pytest.raises(NonCanonicalValueError, match=re.escape("333333333.3333333 is not an integer")):
+    with pytest.raises(
+        NonCanonicalValueError, match=re.escape("333333333.3333333 is not an integer")
+    ):
         parse_canonical(expected)
 
 
@@ -180,8 +186,7 @@ REJECTED: list[tuple[str, bytes, str | None]] = [
     ("non-ASCII body, float", '{"a":"é","b":2.0}'.encode(), "floats are not allowed"),
     # UTF-16 code-unit order puts U+1F602 (D83D DE02) before U+FB33: code-point
     # order, what sort_keys gives, is not RFC 8785
-    ("code-point key order", '{"a":1,"é":2,"\ufb33":3,"\U0001f602":4}'.encode(),
-     None),
+    ("code-point key order", '{"a":1,"é":2,"\ufb33":3,"\U0001f602":4}'.encode(), None),
     ("surrogate bytes (CESU-8)", b'{"\xc3\xa9":"\xed\xa0\x80"}', "not valid Unicode"),
 ]
 
@@ -222,7 +227,10 @@ def test_not_json_or_not_unicode_is_a_value_error(raw: bytes) -> None:
         (b"{}", {}),
         (b'""', ""),
         (b"null", None),
-        (b'{"":1,"A":2,"a":3,"b":{"B":[],"a":{}}}', {"": 1, "A": 2, "a": 3, "b": {"B": [], "a": {}}}),
+        (
+            b'{"":1,"A":2,"a":3,"b":{"B":[],"a":{}}}',
+            {"": 1, "A": 2, "a": 3, "b": {"B": [], "a": {}}},
+        ),
     ],
 )
 def test_canonical_edge_values_accepted(raw: bytes, value: Any) -> None:
@@ -259,7 +267,7 @@ def test_non_ascii_values_with_ascii_keys_accepted() -> None:
     assert parse_canonical(expected) == value
 
 
-CONTROLS = "\x00\x01\x08\t\n\x0b\x0c\r\x1f\x7f\"\\/"
+CONTROLS = '\x00\x01\x08\t\n\x0b\x0c\r\x1f\x7f"\\/'
 # RFC 8785 3.2.2.2: \b \t \n \f \r short forms, other controls as lowercase \u00xx,
 # quote and backslash escaped, DEL and solidus as they are
 CONTROLS_JSON = '"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\\"\\\\/"'
@@ -291,8 +299,10 @@ _text = st.text(st.characters(codec="utf-8"), max_size=12)  # no lone surrogates
 _scalars = st.none() | st.booleans() | st.integers(-MAX_INT, MAX_INT) | _text
 JSON_VALUES = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=4), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=4), inner, max_size=4)
+    ),
     max_leaves=16,
 )
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,7 +27,9 @@ def _report(proc: object) -> dict:  # type: ignore[type-arg]
     return json.loads(proc.stdout)  # type: ignore[attr-defined]
 
 
-def test_checkpoint_with_trusted_time(case: Case, local_tsa: tsa_helper.TSA, tmp_path: Path) -> None:
+def test_checkpoint_with_trusted_time(
+    case: Case, local_tsa: tsa_helper.TSA, tmp_path: Path
+) -> None:
     (tmp_path / "e.txt").write_text("evidence\n")
     case("collect", tmp_path / "e.txt", check=True)
     proc = case("checkpoint", "--tsa", local_tsa.url, "--json", check=True)
@@ -63,15 +65,18 @@ def test_tsa_unreachable_keeps_the_checkpoint(case: Case) -> None:
     assert "timestamp" not in {e["type"] for e in events[before:]}
 
 
-def test_clock_set_forward_is_flagged(tmp_path: Path, local_tsa: tsa_helper.TSA,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clock_set_forward_is_flagged(
+    tmp_path: Path, local_tsa: tsa_helper.TSA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A checkpoint that states a time later than its trusted time-stamp."""
     led = Ledger.create(tmp_path / "case", "T-3161", "clock")
     signer = Signer(Ed25519PrivateKey.generate(), "Dana Reyes", "collector")
     real = ledger_mod.now_rfc3339
     import time
 
-    monkeypatch.setattr(ledger_mod, "now_rfc3339", lambda: rfc3339_ns(time.time_ns() + 3600 * 10**9))
+    monkeypatch.setattr(
+        ledger_mod, "now_rfc3339", lambda: rfc3339_ns(time.time_ns() + 3600 * 10**9)
+    )
     text, cp = make_checkpoint(led, signer)
     monkeypatch.setattr(ledger_mod, "now_rfc3339", real)
     timestamp_checkpoint(led, signer, cp, text, local_tsa.url)

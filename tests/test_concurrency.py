@@ -17,8 +17,7 @@ FILES_PER_COLLECTOR = 30
 
 
 def sha256sum(path: Path) -> str:
-    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True, check=True)
     return out.stdout.split()[0]
 
 
@@ -32,13 +31,26 @@ def make_files(root: Path, tag: str, n: int = FILES_PER_COLLECTOR) -> list[Path]
     return paths
 
 
-def start_collect(case: Case, files: list[Path], reason: str,
-                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_collect(
+    case: Case, files: list[Path], reason: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {**os.environ, **case.run.env, **(extra_env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "custody_cli.main", "collect", "--reason", reason, "--json",
-         *map(str, files)],
-        cwd=case.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "custody_cli.main",
+            "collect",
+            "--reason",
+            reason,
+            "--json",
+            *map(str, files),
+        ],
+        cwd=case.dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -49,8 +61,9 @@ def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out)
 
 
-def check_ledger(case: Case, all_files: list[Path], summaries: list[dict[str, Any]],
-                 signers: int) -> list[dict[str, Any]]:
+def check_ledger(
+    case: Case, all_files: list[Path], summaries: list[dict[str, Any]], signers: int
+) -> list[dict[str, Any]]:
     """Everything that must hold after concurrent collections; returns the log."""
     k = len(all_files)
     proc = case("verify", "--json")
@@ -115,13 +128,24 @@ def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
     """Two different signers, both unknown to the ledger: each identity is
     registered exactly once, by its own first event."""
     other = tmp_path / "lee.pem"
-    run("key", "new", "--name", "Lee Park", "--role", "collector", "--out", other,
-        "--no-default", check=True)
+    run(
+        "key",
+        "new",
+        "--name",
+        "Lee Park",
+        "--role",
+        "collector",
+        "--out",
+        other,
+        "--no-default",
+        check=True,
+    )
     a = make_files(tmp_path / "host-a", "a")
     b = make_files(tmp_path / "host-b", "b")
     pa = start_collect(case, a, "host A")
-    pb = start_collect(case, b, "host B", {"CUSTODY_KEY": str(other),
-                                           "CUSTODY_PASSPHRASE": PASSPHRASE})
+    pb = start_collect(
+        case, b, "host B", {"CUSTODY_KEY": str(other), "CUSTODY_PASSPHRASE": PASSPHRASE}
+    )
     sa, sb = finish(pa), finish(pb)
     events = check_ledger(case, a + b, [sa, sb], signers=2)
     names = {e["signer_name"] for e in events}
@@ -143,8 +167,18 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
     fifth runs `verify` over and over: all complete, one gapless chain, and no
     verify run ever reports a problem while the writers are active."""
     other = tmp_path / "lee.pem"
-    run("key", "new", "--name", "Lee Park", "--role", "collector", "--out", other,
-        "--no-default", check=True)
+    run(
+        "key",
+        "new",
+        "--name",
+        "Lee Park",
+        "--role",
+        "collector",
+        "--out",
+        other,
+        "--no-default",
+        check=True,
+    )
     lee = {"CUSTODY_KEY": str(other), "CUSTODY_PASSPHRASE": PASSPHRASE}
     trees = [make_files(tmp_path / f"host-{t}", t) for t in "abcd"]
     # a big file per collector, so verify runs while objects are being copied
@@ -152,13 +186,21 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
         big = tmp_path / f"host-{t}" / f"{t}-big.bin"
         big.write_bytes(os.urandom(24 << 20))
         files.insert(0, big)
-    procs = [start_collect(case, files, f"host {t}", lee if t in "bd" else None)
-             for t, files in zip("abcd", trees, strict=True)]
+    procs = [
+        start_collect(case, files, f"host {t}", lee if t in "bd" else None)
+        for t, files in zip("abcd", trees, strict=True)
+    ]
     env = {**os.environ, **case.run.env}
     reports = []
     while any(p.poll() is None for p in procs) or not reports:
-        v = subprocess.run([sys.executable, "-m", "custody_cli.main", "verify", "--json"],
-                           cwd=case.dir, env=env, capture_output=True, text=True, timeout=120)
+        v = subprocess.run(
+            [sys.executable, "-m", "custody_cli.main", "verify", "--json"],
+            cwd=case.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "Traceback" not in v.stderr
         rep = json.loads(v.stdout)
         assert (v.returncode, rep["findings"]) == (0, []), rep["findings"]

@@ -16,8 +16,9 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
     assert "OK: ledger and store verified, no problems found." in proc.stdout
     assert "released by Demo Collector, received by Demo Counsel, digests match" in proc.stdout
     case = root / "case-DEMO-001"
-    report = json.loads(run("verify", "--json", "--case", case,
-                            "--checkpoint", root / "checkpoint-1.txt").stdout)
+    report = json.loads(
+        run("verify", "--json", "--case", case, "--checkpoint", root / "checkpoint-1.txt").stdout
+    )
     assert report["ok"] is True
     assert report["checkpoints_checked"] == 3  # two recorded in the ledger + the file
     items = json.loads(run("list", "--json", "--case", case).stdout)

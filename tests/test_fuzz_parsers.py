@@ -92,8 +92,11 @@ def props(n: int) -> settings:
 chars = st.characters(exclude_categories=("Cs",))  # any code point but surrogates
 texts = st.text(chars, max_size=20)
 json_scalars = (
-    st.none() | st.booleans() | st.integers(-MAX_INT, MAX_INT)
-    | st.sampled_from([MAX_INT, -MAX_INT, 0]) | texts
+    st.none()
+    | st.booleans()
+    | st.integers(-MAX_INT, MAX_INT)
+    | st.sampled_from([MAX_INT, -MAX_INT, 0])
+    | texts
 )
 json_values = st.recursive(
     json_scalars,
@@ -114,8 +117,7 @@ class MemSource(bundle._Source):
 
 
 def _raw_public(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 # =========================================================================== 1. canonical JSON
@@ -195,9 +197,30 @@ def _plain(text: str | bytes) -> tuple[Any, bool]:
 def _json_edits(doc: str, draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(doc)))
-        piece = draw(st.sampled_from(['"', ",", ":", "{", "}", "[", "]", "NaN", "-Infinity",
-                                      "1e400", "\\", "\\ud800", "00", "-", " ", "\x00", "tru"]))
-        doc = doc[:i] + piece + doc[i + draw(st.integers(0, 2)):]
+        piece = draw(
+            st.sampled_from(
+                [
+                    '"',
+                    ",",
+                    ":",
+                    "{",
+                    "}",
+                    "[",
+                    "]",
+                    "NaN",
+                    "-Infinity",
+                    "1e400",
+                    "\\",
+                    "\\ud800",
+                    "00",
+                    "-",
+                    " ",
+                    "\x00",
+                    "tru",
+                ]
+            )
+        )
+        doc = doc[:i] + piece + doc[i + draw(st.integers(0, 2)) :]
     return doc
 
 
@@ -252,8 +275,14 @@ def _finite(value: Any) -> bool:
 
 
 @props(50)
-@given(st.builds(lambda m, e, s: f"{s}{m}e{e}", st.integers(1, 9), st.integers(309, 99999),
-                 st.sampled_from(["", "-"])))
+@given(
+    st.builds(
+        lambda m, e, s: f"{s}{m}e{e}",
+        st.integers(1, 9),
+        st.integers(309, 99999),
+        st.sampled_from(["", "-"]),
+    )
+)
 @example("1e400")
 @example('{"size":-1E999}')
 def test_parse_strict_never_returns_a_non_finite_number(text: str) -> None:
@@ -272,7 +301,8 @@ key_names = st.text(
     st.characters(exclude_categories=("Cs",)).filter(
         lambda c: c >= " " and not c.isspace() and c != "+"
     ),
-    min_size=1, max_size=20,
+    min_size=1,
+    max_size=20,
 )
 sizes = st.integers(0, UINT64_MAX) | st.sampled_from([0, 1, 9, 10, UINT64_MAX, UINT64_MAX - 1])
 checkpoints = st.builds(
@@ -299,7 +329,7 @@ def test_signed_checkpoint_round_trips(cp: note.Checkpoint, name: str, as_bytes:
     assert got == cp
     assert opened.text == text
     assert opened.verified_by == [v]
-    assert [s.line() for s in opened.sigs] == [signed[len(text) + 1:]]
+    assert [s.line() for s in opened.sigs] == [signed[len(text) + 1 :]]
     loaded = open_checkpoint_text(signed, cp.origin, [v])
     assert (loaded.checkpoint, loaded.signed_by, loaded.text) == (cp, [name], signed)
     # a second (co)signature keeps everything and is verified too
@@ -323,26 +353,31 @@ _NOTE = note.sign_note(_TEXT, _V.name, _KEY.sign, _PUB)
 @st.composite
 def mutated(draw: st.DrawFn, data: bytes) -> bytes:
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(
-            ["flip", "truncate", "delete", "insert", "replace", "line", "dup-line", "swap"]
-        ))
+        kind = draw(
+            st.sampled_from(
+                ["flip", "truncate", "delete", "insert", "replace", "line", "dup-line", "swap"]
+            )
+        )
         i = draw(st.integers(0, max(len(data) - 1, 0)))
         lines = data.split(b"\n")
         if kind == "flip" and data:
-            data = data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1 :]
         elif kind == "truncate":
             data = data[:i]
         elif kind == "delete":
-            data = data[:i] + data[i + 1:]
+            data = data[:i] + data[i + 1 :]
         elif kind == "insert":
             data = data[:i] + draw(st.binary(min_size=1, max_size=6)) + data[i:]
         elif kind == "replace" and data:
-            data = data[:i] + draw(st.binary(min_size=1, max_size=1)) + data[i + 1:]
+            data = data[:i] + draw(st.binary(min_size=1, max_size=1)) + data[i + 1 :]
         elif kind == "line":
             j = draw(st.integers(0, len(lines)))
-            new = draw(st.text(max_size=30) | st.sampled_from(
-                ["", f"{EM} example.com/log AAAAAA==", f"{EM} other QUJDREVGR0g=", "4242"]
-            ))
+            new = draw(
+                st.text(max_size=30)
+                | st.sampled_from(
+                    ["", f"{EM} example.com/log AAAAAA==", f"{EM} other QUJDREVGR0g=", "4242"]
+                )
+            )
             lines.insert(j, new.encode("utf-8", "surrogatepass"))
             data = b"\n".join(lines)
         elif kind == "dup-line" and lines:
@@ -358,7 +393,7 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
 
 @props(300)
 @given(mutated(_NOTE.encode()))
-@example(_NOTE.encode() + _NOTE.encode()[len(_TEXT) + 1:])  # the signature line twice
+@example(_NOTE.encode() + _NOTE.encode()[len(_TEXT) + 1 :])  # the signature line twice
 @example(_NOTE.encode().replace(b"4242", b"4243"))
 @example(_NOTE.encode().replace(b"\n\n", b"\n\n\n"))
 @example(_NOTE.encode()[:-1] + b"\r\n")
@@ -404,8 +439,18 @@ def sig_lines(draw: st.DrawFn, text: str) -> str:
         name = _V.name if kind == "known-name" else draw(key_names | st.text(max_size=5))
     b64 = _b64(body)
     if _rarely(draw):
-        b64 = draw(st.sampled_from([b64.rstrip("="), b64 + "=", " " + b64, b64[:-1] + "B",
-                                    b64.replace("+", "-"), b64 + " "]))
+        b64 = draw(
+            st.sampled_from(
+                [
+                    b64.rstrip("="),
+                    b64 + "=",
+                    " " + b64,
+                    b64[:-1] + "B",
+                    b64.replace("+", "-"),
+                    b64 + " ",
+                ]
+            )
+        )
     prefix = draw(st.sampled_from([EM, "- ", EM + "  "])) if _rarely(draw) else EM + " "
     return f"{prefix}{name} {b64}"
 
@@ -457,13 +502,39 @@ def checkpoint_bodies(draw: st.DrawFn) -> str:
         origin = draw(st.sampled_from(["", "a\tb", "o\r", origin + "\x00"]))
     size = str(draw(sizes))
     if _rarely(draw):
-        size = draw(st.sampled_from(["007", "-1", "+1", " 1", "1 ", "", str(UINT64_MAX + 1),
-                                     "9" * 21, "\u0661", "1_0", "0x10", "00", "1e3"]))
+        size = draw(
+            st.sampled_from(
+                [
+                    "007",
+                    "-1",
+                    "+1",
+                    " 1",
+                    "1 ",
+                    "",
+                    str(UINT64_MAX + 1),
+                    "9" * 21,
+                    "\u0661",
+                    "1_0",
+                    "0x10",
+                    "00",
+                    "1e3",
+                ]
+            )
+        )
     root = _b64(draw(st.binary(min_size=32, max_size=32)))
     if _rarely(draw):
         raw = draw(st.binary(min_size=30, max_size=34))
-        root = draw(st.sampled_from([_b64(raw), _b64(raw).rstrip("="), root[:-2] + "B=",
-                                     root.replace("A", "\u0410"), root + " "]))
+        root = draw(
+            st.sampled_from(
+                [
+                    _b64(raw),
+                    _b64(raw).rstrip("="),
+                    root[:-2] + "B=",
+                    root.replace("A", "\u0410"),
+                    root + " ",
+                ]
+            )
+        )
     ext = draw(st.lists(note_lines, max_size=3))
     if _rarely(draw):
         ext.insert(draw(st.integers(0, len(ext))), "")
@@ -508,10 +579,14 @@ maybe_hashes = st.one_of(
     st.binary(min_size=32, max_size=32),
     st.binary(max_size=40),
 )
-proof_elems = st.one_of(maybe_hashes, st.builds(bytearray, maybe_hashes),
-                        st.text(max_size=33), st.none(), st.integers())
-tree_ints = st.one_of(st.integers(-3, 70), st.integers(-(2**70), 2**70),
-                      st.sampled_from([0, 1, UINT64_MAX, UINT64_MAX + 1, -1]))
+proof_elems = st.one_of(
+    maybe_hashes, st.builds(bytearray, maybe_hashes), st.text(max_size=33), st.none(), st.integers()
+)
+tree_ints = st.one_of(
+    st.integers(-3, 70),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, 1, UINT64_MAX, UINT64_MAX + 1, -1]),
+)
 _ZEROS = merkle.TreeCache([bytes(32)] * 70)  # only for the right proof lengths
 
 
@@ -529,8 +604,13 @@ def near_proof(draw: st.DrawFn, length: int) -> list[Any]:
 @st.composite
 def inclusion_args(draw: st.DrawFn) -> tuple[Any, ...]:
     if _rarely(draw):
-        return (draw(maybe_hashes), draw(tree_ints), draw(tree_ints),
-                draw(st.lists(proof_elems, max_size=10)), draw(maybe_hashes))
+        return (
+            draw(maybe_hashes),
+            draw(tree_ints),
+            draw(tree_ints),
+            draw(st.lists(proof_elems, max_size=10)),
+            draw(maybe_hashes),
+        )
     size = draw(st.integers(1, 70))
     index = draw(st.integers(0, size - 1)) if not _rarely(draw) else draw(tree_ints)
     length = len(_ZEROS.inclusion_proof(index, size)) if 0 <= index < size else 3
@@ -541,8 +621,13 @@ def inclusion_args(draw: st.DrawFn) -> tuple[Any, ...]:
 @st.composite
 def consistency_args(draw: st.DrawFn) -> tuple[Any, ...]:
     if _rarely(draw):
-        return (draw(tree_ints), draw(tree_ints), draw(st.lists(proof_elems, max_size=10)),
-                draw(maybe_hashes), draw(maybe_hashes))
+        return (
+            draw(tree_ints),
+            draw(tree_ints),
+            draw(st.lists(proof_elems, max_size=10)),
+            draw(maybe_hashes),
+            draw(maybe_hashes),
+        )
     size2 = draw(st.integers(1, 70))
     size1 = draw(st.integers(1, size2)) if not _rarely(draw) else draw(tree_ints)
     length = len(_ZEROS.consistency_proof(size1, size2)) if 0 < size1 <= size2 else 3
@@ -606,19 +691,20 @@ def test_every_proof_verifies_and_any_flipped_bit_is_refused(
     if proof:
         j = data.draw(st.integers(0, len(proof) - 1), label="element")
         bit = data.draw(st.integers(0, 255), label="bit")
-        bad = [*proof[:j], _flip(proof[j], bit), *proof[j + 1:]]
+        bad = [*proof[:j], _flip(proof[j], bit), *proof[j + 1 :]]
         with pytest.raises(merkle.InclusionProofError):
             merkle.verify_inclusion(leaves[i], i, n, bad, roots[n])
     with pytest.raises(merkle.InclusionProofError):
-        merkle.verify_inclusion(_flip(leaves[i], data.draw(st.integers(0, 255))), i, n, proof,
-                                roots[n])
+        merkle.verify_inclusion(
+            _flip(leaves[i], data.draw(st.integers(0, 255))), i, n, proof, roots[n]
+        )
 
     m = data.draw(st.integers(1, n), label="size1")
     cproof = tree.consistency_proof(m, n)
     if cproof:
         j = data.draw(st.integers(0, len(cproof) - 1), label="c-element")
         bit = data.draw(st.integers(0, 255), label="c-bit")
-        bad = [*cproof[:j], _flip(cproof[j], bit), *cproof[j + 1:]]
+        bad = [*cproof[:j], _flip(cproof[j], bit), *cproof[j + 1 :]]
         with pytest.raises(merkle.ConsistencyProofError):
             merkle.verify_consistency(m, n, bad, roots[m], roots[n])
         with pytest.raises(merkle.ConsistencyProofError):
@@ -671,8 +757,12 @@ def proof_docs(draw: st.DrawFn) -> tuple[list[bytes], Any]:
             hexes = draw(st.sampled_from([hexes[:-1], [*hexes, hexes[0]], hexes[::-1]]))
         entries.append({"seq": seq, "proof": hexes})
     if draw(st.integers(0, 5)) == 0:
-        entries.append({"seq": draw(st.integers(-2, n + 2)),
-                        "proof": draw(st.lists(st.text(min_size=64, max_size=64), max_size=2))})
+        entries.append(
+            {
+                "seq": draw(st.integers(-2, n + 2)),
+                "proof": draw(st.lists(st.text(min_size=64, max_size=64), max_size=2)),
+            }
+        )
     size = draw(st.sampled_from([n, n, n, n - 1, n + 1, 0]))
     doc: Any = {"tree_size": size, "proofs": draw(st.permutations(entries))}
     if draw(st.integers(0, 9)) == 0:
@@ -683,7 +773,7 @@ def proof_docs(draw: st.DrawFn) -> tuple[list[bytes], Any]:
 @props(150)
 @given(proof_docs())
 def test_bundle_proofs_never_raise_and_flag_exactly_the_bad_ones(
-    case: tuple[list[bytes], Any]
+    case: tuple[list[bytes], Any],
 ) -> None:
     raws, doc = case
     n = len(raws)
@@ -720,9 +810,30 @@ def test_bundle_proofs_never_raise_and_flag_exactly_the_bad_ones(
 
 
 @props(500)
-@given(st.text(max_size=40) | st.sampled_from(
-    [".", "..", "a/./b", "a//b", "data/.", "data/..", "/x", "C:x", "c:/x", "a\\b", "a\x00",
-     "data/", "./data", "~/x", "a/b/../../..", "\u2025", "a/\u2024\u2024/b"]))
+@given(
+    st.text(max_size=40)
+    | st.sampled_from(
+        [
+            ".",
+            "..",
+            "a/./b",
+            "a//b",
+            "data/.",
+            "data/..",
+            "/x",
+            "C:x",
+            "c:/x",
+            "a\\b",
+            "a\x00",
+            "data/",
+            "./data",
+            "~/x",
+            "a/b/../../..",
+            "\u2025",
+            "a/\u2024\u2024/b",
+        ]
+    )
+)
 def test_path_is_dangerous_passes_only_paths_inside_the_bag(p: str) -> None:
     why = path_is_dangerous(p)
     if why is not None:
@@ -748,8 +859,12 @@ def manifests(draw: st.DrawFn) -> bytes:
         return draw(st.text(max_size=120)).encode("utf-8", "surrogatepass")
     out = []
     for _ in range(draw(st.integers(0, 5))):
-        path = draw(st.text(max_size=15) | st.sampled_from(
-            ["data/ITEM-1/x", "../x", "/etc/passwd", "data\\x", "data//x", "*data/x", " ", ""]))
+        path = draw(
+            st.text(max_size=15)
+            | st.sampled_from(
+                ["data/ITEM-1/x", "../x", "/etc/passwd", "data\\x", "data//x", "*data/x", " ", ""]
+            )
+        )
         sep = draw(st.sampled_from(["  ", " ", " *", "\t", "", "   "]))
         out.append(draw(_HEX | st.text(max_size=4)) + sep + path)
     end = draw(st.sampled_from(["\n", "\r\n", "\r", "\u2028", "\x85"]))
@@ -772,15 +887,19 @@ def test_manifest_gives_safe_paths_or_hostile(raw: bytes) -> None:
 _PATH_CHARS = st.characters(exclude_categories=("Cs",)).filter(
     lambda c: c not in "/\\\x00\n\r" + UNICODE_LINE_BREAKS
 )
-_SAFE_PATHS = st.lists(
-    st.text(_PATH_CHARS, min_size=1, max_size=10).filter(lambda s: s not in (".", "..")),
-    min_size=1, max_size=4,
-).map("/".join).filter(lambda p: not p.startswith((" ", "*")) and path_is_dangerous(p) is None)
+_SAFE_PATHS = (
+    st.lists(
+        st.text(_PATH_CHARS, min_size=1, max_size=10).filter(lambda s: s not in (".", "..")),
+        min_size=1,
+        max_size=4,
+    )
+    .map("/".join)
+    .filter(lambda p: not p.startswith((" ", "*")) and path_is_dangerous(p) is None)
+)
 
 
 @props(150)
-@given(st.dictionaries(_SAFE_PATHS, st.binary(min_size=32, max_size=32).map(bytes.hex),
-                       max_size=6))
+@given(st.dictionaries(_SAFE_PATHS, st.binary(min_size=32, max_size=32).map(bytes.hex), max_size=6))
 def test_manifest_round_trips(listed: dict[str, str]) -> None:
     """As export writes it ("<digest>  <path>\\n"), for paths with no line break."""
     raw = "".join(f"{d}  {p}\n" for p, d in sorted(listed.items())).encode()
@@ -793,15 +912,33 @@ items = st.integers(1, 10**6).map(lambda i: f"ITEM-{i}")
 _SEGMENTS = st.one_of(
     st.binary(max_size=12),
     st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")),
-    st.sampled_from([b"..", b".", b"", b"%41", b"a\\b", b"a\nb", b"\xff\xfe", b"\xc3(",
-                     b"x" * 200, b"x" * 201, "\u00e9".encode() * 100, "\u00e9".encode() * 101,
-                     b"a\x7fb", b"\x1f", "a\u2028b".encode(), b"ITEM-1.bin", b" "]),
+    st.sampled_from(
+        [
+            b"..",
+            b".",
+            b"",
+            b"%41",
+            b"a\\b",
+            b"a\nb",
+            b"\xff\xfe",
+            b"\xc3(",
+            b"x" * 200,
+            b"x" * 201,
+            "\u00e9".encode() * 100,
+            "\u00e9".encode() * 101,
+            b"a\x7fb",
+            b"\x1f",
+            "a\u2028b".encode(),
+            b"ITEM-1.bin",
+            b" ",
+        ]
+    ),
 )
 raw_paths = st.one_of(
     st.binary(max_size=80),
-    st.lists(_SEGMENTS, max_size=5).map(b"/".join).flatmap(
-        lambda p: st.sampled_from([p, b"/" + p, p + b"/", p + b"//"])
-    ),
+    st.lists(_SEGMENTS, max_size=5)
+    .map(b"/".join)
+    .flatmap(lambda p: st.sampled_from([p, b"/" + p, p + b"/", p + b"//"])),
 )
 
 
@@ -821,9 +958,16 @@ def test_payload_name_is_safe_short_and_mapped_exactly_when_changed(raw: bytes, 
         assert name == base.decode("utf-8")
     # the bundle.json entry export writes passes the reader's item check, and the
     # original bytes come back from path_hex after a JSON round trip
-    entry = {"id": item, "path": raw.decode("utf-8", "replace"), "path_hex": raw.hex(),
-             "outcome": "collected", "sha256": "0" * 64, "size": 0, "payload": rel,
-             "name_mapped": mapped}
+    entry = {
+        "id": item,
+        "path": raw.decode("utf-8", "replace"),
+        "path_hex": raw.hex(),
+        "outcome": "collected",
+        "sha256": "0" * 64,
+        "size": 0,
+        "payload": rel,
+        "name_mapped": mapped,
+    }
     back = parse_strict(json.dumps(entry, ensure_ascii=False).encode())
     assert _item_shape(back)
     assert bytes.fromhex(back["path_hex"]) == raw
@@ -846,14 +990,23 @@ def test_manifest_line_of_any_payload_name_reads_back(raw: bytes, item: str) -> 
 
 # -- events.jsonl, as export writes it and _events reads it -------------------------------
 
+
 def _event_rows(payloads: list[str]) -> tuple[bytes, list[bytes]]:
     signer = "sha256:" + "cd" * 32
     rows, raws = [], []
     for seq, text in enumerate(payloads):
         raw = canonical_json({"seq": seq, "signer": signer, "type": "note", "data": {"t": text}})
         raws.append(raw)
-        rows.append({"seq": seq, "hash": content_hash(raw), "prev": "", "signer": signer,
-                     "signature": "", "body": raw.decode("utf-8")})
+        rows.append(
+            {
+                "seq": seq,
+                "hash": content_hash(raw),
+                "prev": "",
+                "signer": signer,
+                "signature": "",
+                "body": raw.decode("utf-8"),
+            }
+        )
     lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in rows]  # as _bag_files
     return "".join(x + "\n" for x in lines).encode(), raws
 
@@ -872,8 +1025,15 @@ def _assert_events_round_trip(payloads: list[str]) -> None:
 
 
 @props(150)
-@given(st.lists(st.text(st.characters(exclude_categories=("Cs",)).filter(
-    lambda c: c not in RAW_LINE_BREAKS), max_size=15), max_size=5))
+@given(
+    st.lists(
+        st.text(
+            st.characters(exclude_categories=("Cs",)).filter(lambda c: c not in RAW_LINE_BREAKS),
+            max_size=15,
+        ),
+        max_size=5,
+    )
+)
 def test_events_jsonl_round_trips(payloads: list[str]) -> None:
     """For text without U+0085/U+2028/U+2029 (see the xfail below)."""
     _assert_events_round_trip(payloads)
@@ -888,9 +1048,14 @@ def test_events_jsonl_round_trips_any_text(payloads: list[str]) -> None:
 
 
 @props(150)
-@given(st.binary(max_size=200) | st.lists(jsonish(), max_size=4).map(
-    lambda xs: b"\n".join(x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass")
-                          for x in xs)))
+@given(
+    st.binary(max_size=200)
+    | st.lists(jsonish(), max_size=4).map(
+        lambda xs: b"\n".join(
+            x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass") for x in xs
+        )
+    )
+)
 def test_events_jsonl_garbage_raises_only_hostile(blob: bytes) -> None:
     try:
         out, _ = _read_events(blob)
@@ -901,12 +1066,30 @@ def test_events_jsonl_garbage_raises_only_hostile(blob: bytes) -> None:
 
 # =========================================================================== 6. shapes
 
-_ITEM_VALUES = st.one_of(json_values, st.sampled_from(
-    ["ITEM-1", "collected", "vanished", "0" * 64, "data/ITEM-1/x", "data/ITEM-1/..", "", "78"]))
-_STORED = {"id": "ITEM-1", "path": "/e/x", "path_hex": b"/e/x".hex(), "outcome": "collected",
-           "sha256": "0" * 64, "size": 3, "payload": "data/ITEM-1/x", "name_mapped": False}
-_UNSTORED = {"id": "ITEM-2", "path": "/e/y", "path_hex": b"/e/y".hex(), "outcome": "vanished",
-             "sha256": None, "size": None}
+_ITEM_VALUES = st.one_of(
+    json_values,
+    st.sampled_from(
+        ["ITEM-1", "collected", "vanished", "0" * 64, "data/ITEM-1/x", "data/ITEM-1/..", "", "78"]
+    ),
+)
+_STORED = {
+    "id": "ITEM-1",
+    "path": "/e/x",
+    "path_hex": b"/e/x".hex(),
+    "outcome": "collected",
+    "sha256": "0" * 64,
+    "size": 3,
+    "payload": "data/ITEM-1/x",
+    "name_mapped": False,
+}
+_UNSTORED = {
+    "id": "ITEM-2",
+    "path": "/e/y",
+    "path_hex": b"/e/y".hex(),
+    "outcome": "vanished",
+    "sha256": None,
+    "size": None,
+}
 
 
 @st.composite
@@ -939,27 +1122,42 @@ def test_item_shape_never_raises(item: Any) -> None:
 
 
 @props(150)
-@given(st.dictionaries(st.text(max_size=12) | st.sampled_from(
-    ["bagit.txt", "b/bagit.txt", "b/", "b", "/", ""]), st.integers(), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(max_size=12) | st.sampled_from(["bagit.txt", "b/bagit.txt", "b/", "b", "/", ""]),
+        st.integers(),
+        max_size=6,
+    )
+)
 def test_strip_top_never_raises(names: dict[str, int]) -> None:
     top, inner = _strip_top(names)
     if top == "":
         assert inner == names
     else:
         assert top.endswith("/") and "bagit.txt" not in names
-        assert inner == {n[len(top):]: v for n, v in names.items() if n.startswith(top)}
+        assert inner == {n[len(top) :]: v for n, v in names.items() if n.startswith(top)}
         assert all(n.split("/", 1)[0] + "/" == top for n in names)
 
 
 _VALID_TAG_DOCS: dict[str, Any] = {
     "custody/bundle.json": {
-        "schema_version": 1, "tool": "custody 0.1.0",
+        "schema_version": 1,
+        "tool": "custody 0.1.0",
         "case": {"id": _CASE, "title": "t", "header": "{}", "header_hash": "sha256:" + "0" * 64},
-        "exported": "2026-01-01T00:00:00Z", "exported_by": "sha256:" + "1" * 64,
-        "items": [_STORED, _UNSTORED], "checkpoint_event": 3, "export_event": 2,
+        "exported": "2026-01-01T00:00:00Z",
+        "exported_by": "sha256:" + "1" * 64,
+        "items": [_STORED, _UNSTORED],
+        "checkpoint_event": 3,
+        "export_event": 2,
     },
-    "custody/keys.json": [{"fingerprint": "sha256:" + "a" * 64, "name": "Dana",
-                           "role": "collector", "public_key": _b64(bytes(32))}],
+    "custody/keys.json": [
+        {
+            "fingerprint": "sha256:" + "a" * 64,
+            "name": "Dana",
+            "role": "collector",
+            "public_key": _b64(bytes(32)),
+        }
+    ],
     "custody/proofs.json": {"tree_size": 3, "proofs": [{"seq": 0, "proof": ["ab" * 32]}]},
 }
 
@@ -976,8 +1174,12 @@ def tag_docs(draw: st.DrawFn) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(_VALID_TAG_DOCS)))
     kind = draw(st.sampled_from(["bytes", "json", "valid", "mutated", "mutated"]))
     if kind == "bytes":
-        return name, draw(st.binary(max_size=80) | jsonish().map(
-            lambda x: x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass")))
+        return name, draw(
+            st.binary(max_size=80)
+            | jsonish().map(
+                lambda x: x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass")
+            )
+        )
     if kind == "json":
         return name, json.dumps(draw(json_values)).encode()
     doc = json.loads(json.dumps(_VALID_TAG_DOCS[name]))
@@ -1016,15 +1218,21 @@ def _export_and_verify(tmp_path: Path, names: list[str], reason: str) -> bundle.
         (evidence / n).write_bytes(b"exhibit\n")
     signer = Signer(Ed25519PrivateKey.generate(), "Dana Reyes", "collector")
     with Ledger.create(tmp_path / "case", _CASE, "Payroll server breach") as ledger:
-        collect(ledger, signer, [os.fsencode(evidence / n) for n in names], reason=reason,
-                algorithms=["sha256", "sha512"])
+        collect(
+            ledger,
+            signer,
+            [os.fsencode(evidence / n) for n in names],
+            reason=reason,
+            algorithms=["sha256", "sha512"],
+        )
         bundle.export_bundle(ledger, signer, [], tmp_path / "bundle")
     return bundle.verify_bundle(tmp_path / "bundle")
 
 
 def test_export_then_verify_plain_names(tmp_path: Path) -> None:
-    report = _export_and_verify(tmp_path, ["auth.log", "50%.csv", "caf\u00e9 \u2014 notes"],
-                                "suspected theft")
+    report = _export_and_verify(
+        tmp_path, ["auth.log", "50%.csv", "caf\u00e9 \u2014 notes"], "suspected theft"
+    )
     assert report.ok, report.findings
 
 

@@ -59,10 +59,12 @@ def leaves_of(events: list[dict[str, Any]]) -> list[bytes]:
     return [merkle.leaf_hash(e["body"].encode("utf-8")) for e in events]
 
 
-def signed_checkpoint(signer: Signer, size: int, root: bytes, origin: str = ORIGIN,
-                      name: str | None = None) -> str:
-    body = note.format_checkpoint(note.Checkpoint(origin=origin, size=size, root=root,
-                                                  extensions=[]))
+def signed_checkpoint(
+    signer: Signer, size: int, root: bytes, origin: str = ORIGIN, name: str | None = None
+) -> str:
+    body = note.format_checkpoint(
+        note.Checkpoint(origin=origin, size=size, root=root, extensions=[])
+    )
     key_name = name or note_key_name(signer.identity.name)
     return note.sign_note(body, key_name, signer.sign, signer.identity.public_raw)
 
@@ -76,7 +78,8 @@ class Triggerless:
 
     def __enter__(self) -> sqlite3.Connection:
         self.triggers = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
         assert len(self.triggers) >= 10
         self.conn.execute("BEGIN IMMEDIATE")
         for name, _ in self.triggers:
@@ -98,10 +101,13 @@ def store_tree(conn: sqlite3.Connection, leaves: list[bytes]) -> None:
     levels: list[list[bytes]] = [list(leaves)]
     while len(levels[-1]) > 1:
         below = levels[-1]
-        levels.append([merkle.node_hash(below[i], below[i + 1])
-                       for i in range(0, len(below) - 1, 2)])
-    conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                     [(lv, i, h) for lv, hs in enumerate(levels) for i, h in enumerate(hs)])
+        levels.append(
+            [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+        )
+    conn.executemany(
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+        [(lv, i, h) for lv, hs in enumerate(levels) for i, h in enumerate(hs)],
+    )
 
 
 Edit = Callable[[int, dict[str, Any], list[bytes]], None]
@@ -131,7 +137,8 @@ def rewrite_history(case_dir: Path, signer: Signer, start: int, edit: Edit) -> N
                 raw = canonical_json(body)
                 conn.execute(
                     "UPDATE events SET body = ?, hash = ?, prev = ?, signature = ? WHERE seq = ?",
-                    (raw.decode("utf-8"), content_hash(raw), prev, b64(signer.sign(raw)), seq))
+                    (raw.decode("utf-8"), content_hash(raw), prev, b64(signer.sign(raw)), seq),
+                )
             else:
                 raw = text.encode("utf-8")
             prev = content_hash(raw)
@@ -144,16 +151,22 @@ def rewrite_history(case_dir: Path, signer: Signer, start: int, edit: Edit) -> N
                 conn.execute("INSERT INTO event_items (item, seq) VALUES (?, ?)", (item, seq))
             if body["type"] == "collect":
                 row = artifact_index_row(seq, data)
-                conn.execute(f"UPDATE artifacts SET {', '.join(f'{k} = ?' for k in row)}"
-                             " WHERE id = ?", (*row.values(), row["id"]))
+                conn.execute(
+                    f"UPDATE artifacts SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?",
+                    (*row.values(), row["id"]),
+                )
         store_tree(conn, leaves)
 
 
 def truncate(case_dir: Path, keep: int) -> None:
     """Delete every event from seq ``keep`` on, and their derived rows."""
     with Triggerless(case_dir / "custody.db") as conn:
-        for table, col in (("event_items", "seq"), ("artifacts", "event_seq"),
-                           ("identities", "event_seq"), ("events", "seq")):
+        for table, col in (
+            ("event_items", "seq"),
+            ("artifacts", "event_seq"),
+            ("identities", "event_seq"),
+            ("events", "seq"),
+        ):
             conn.execute(f"DELETE FROM {table} WHERE {col} >= ?", (keep,))
         conn.execute("DELETE FROM merkle_nodes WHERE ((idx + 1) << level) > ?", (keep,))
 
@@ -164,12 +177,26 @@ def truncate(case_dir: Path, keep: int) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("history")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach",
-        check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
     case = Case(dir=root / "case", key=root / "dana.pem", run=run)
     ev = root / "evidence"
     ev.mkdir()
@@ -178,8 +205,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         f = ev / f"exhibit-{i}.log"
         f.write_bytes(f"evidence {i}: user=svc-payroll src=10.0.0.{i}\n".encode() * (5 * i))
         files.append(f)
-    case("collect", "--no-selftest", "--reason", "suspected credential theft", *files,
-         check=True)
+    case("collect", "--no-selftest", "--reason", "suspected credential theft", *files, check=True)
     cp1 = case("checkpoint", "--out", root / "cp1.txt", check=True)
     signer = load_signer(root / "dana.pem", PASSPHRASE.encode())
     with Ledger.open(case.dir) as ledger:  # set-up only: the CLI runs this same code
@@ -192,8 +218,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     events = json.loads(case("log", "--json", check=True).stdout)
     assert len(events) == EVENTS
     assert [events[i]["type"] for i in (6, 10)] == ["checkpoint", "checkpoint"]
-    return {"root": root, "cp1_stdout": cp1.stdout, "cp2_json": json.loads(cp2.stdout),
-            "vkey": keys[0]["vkey"], "events": events}
+    return {
+        "root": root,
+        "cp1_stdout": cp1.stdout,
+        "cp2_json": json.loads(cp2.stdout),
+        "vkey": keys[0]["vkey"],
+        "events": events,
+    }
 
 
 class Hist:
@@ -217,8 +248,7 @@ def hist(template: dict[str, Any], run: Run, tmp_path: Path) -> Hist:
     for f in ("dana.pem", "dana.pub", "cp1.txt", "cp2.txt"):
         shutil.copy2(root / f, tmp_path / f)
     run.env["CUSTODY_KEY"] = str(tmp_path / "dana.pem")
-    return Hist(Case(dir=tmp_path / "case", key=tmp_path / "dana.pem", run=run), template,
-                tmp_path)
+    return Hist(Case(dir=tmp_path / "case", key=tmp_path / "dana.pem", run=run), template, tmp_path)
 
 
 # -- checkpoints, checked without custody's help -----------------------------------------
@@ -243,19 +273,29 @@ def test_checkpoint_is_a_signed_note_over_the_ledger(hist: Hist) -> None:
         ev = events[seq]
         data = json.loads(ev["body"])["data"]
         assert (ev["type"], data["size"], data["root"], data["note"], data["vkey"]) == (
-            "checkpoint", size, b64(cp.root), text, hist.t["vkey"])
+            "checkpoint",
+            size,
+            b64(cp.root),
+            text,
+            hist.t["vkey"],
+        )
         # One changed byte, or another key, and it no longer opens.
         forged = text.replace(f"\n{size}\n", f"\n{size - 1}\n")
         with pytest.raises(note.InvalidSignatureError):
             note.open_note(forged, [verifier])
-        other = note.Verifier.from_public("dana-reyes", Signer(
-            Ed25519PrivateKey.generate(), "x", "y").identity.public_raw)
+        other = note.Verifier.from_public(
+            "dana-reyes", Signer(Ed25519PrivateKey.generate(), "x", "y").identity.public_raw
+        )
         with pytest.raises(note.UnverifiedNoteError):
             note.open_note(text, [other])
     assert hist.t["cp1_stdout"] == hist.cp1.read_text(encoding="utf-8")
     cp2 = hist.t["cp2_json"]
     assert (cp2["event"], cp2["size"], cp2["origin"], cp2["vkey"]) == (
-        10, CP2_SIZE, ORIGIN, hist.t["vkey"])
+        10,
+        CP2_SIZE,
+        ORIGIN,
+        hist.t["vkey"],
+    )
     assert cp2["note"] == hist.cp2.read_text(encoding="utf-8")
 
 
@@ -265,17 +305,25 @@ def test_prove_inclusion_verifies_independently(hist: Hist) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     root2 = note.parse_checkpoint(
-        note.open_note(hist.cp2.read_text(), [note.parse_verifier_key(hist.t["vkey"])]).text).root
-    assert out["checkpoint"] == {"origin": ORIGIN, "size": CP2_SIZE, "root": b64(root2),
-                                 "signed_by": ["dana-reyes"]}
+        note.open_note(hist.cp2.read_text(), [note.parse_verifier_key(hist.t["vkey"])]).text
+    ).root
+    assert out["checkpoint"] == {
+        "origin": ORIGIN,
+        "size": CP2_SIZE,
+        "root": b64(root2),
+        "signed_by": ["dana-reyes"],
+    }
     # ITEM-1: collected (2), noted (7), analysed (11, after the checkpoint)
-    assert [(p["seq"], p["included"]) for p in out["proofs"]] == [(2, True), (7, True),
-                                                                  (11, False)]
+    assert [(p["seq"], p["included"]) for p in out["proofs"]] == [(2, True), (7, True), (11, False)]
     for p in out["proofs"][:2]:
         ev = hist.events[p["seq"]]
         leaf = merkle.leaf_hash(ev["body"].encode("utf-8"))
         assert (p["hash"], p["leaf_hash"], p["leaf_index"], p["tree_size"]) == (
-            ev["hash"], leaf.hex(), ev["seq"], CP2_SIZE)
+            ev["hash"],
+            leaf.hex(),
+            ev["seq"],
+            CP2_SIZE,
+        )
         proof = [bytes.fromhex(h) for h in p["proof"]]
         merkle.verify_inclusion(leaf, ev["seq"], CP2_SIZE, proof, root2)
         assert proof == merkle.inclusion_proof(hist.leaves, ev["seq"], CP2_SIZE)
@@ -290,8 +338,9 @@ def test_prove_inclusion_verifies_independently(hist: Hist) -> None:
     assert proc.returncode == 0, proc.stderr
     (p,) = json.loads(proc.stdout)["proofs"]
     root1 = merkle.root(hist.leaves[:CP1_SIZE])
-    merkle.verify_inclusion(hist.leaves[4], 4, CP1_SIZE, [bytes.fromhex(h) for h in p["proof"]],
-                            root1)
+    merkle.verify_inclusion(
+        hist.leaves[4], 4, CP1_SIZE, [bytes.fromhex(h) for h in p["proof"]], root1
+    )
 
 
 def test_prove_consistency_verifies_independently(hist: Hist) -> None:
@@ -302,7 +351,11 @@ def test_prove_consistency_verifies_independently(hist: Hist) -> None:
     root1 = merkle.root(hist.leaves[:CP1_SIZE])
     root2 = merkle.root(hist.leaves[:CP2_SIZE])
     assert (out["old"]["size"], out["old"]["root"], out["new"]["size"], out["new"]["root"]) == (
-        CP1_SIZE, b64(root1), CP2_SIZE, b64(root2))
+        CP1_SIZE,
+        b64(root1),
+        CP2_SIZE,
+        b64(root2),
+    )
     assert out["consistent"] is True
     proof = [bytes.fromhex(h) for h in out["proof"]]
     merkle.verify_consistency(CP1_SIZE, CP2_SIZE, proof, root1, root2)
@@ -330,10 +383,14 @@ def test_truncated_history_caught_only_by_checkpoint(hist: Hist) -> None:
 
     rc, report = verify(hist.case, "--checkpoint", hist.cp1, "--checkpoint", hist.cp2)
     assert rc == 1
-    assert report["findings"] == [{
-        "kind": "checkpoint", "subject": str(hist.cp2),
-        "detail": f"ledger has {keep} events, fewer than the {CP2_SIZE} the checkpoint commits"
-                  " to: events were removed (truncated history)"}]
+    assert report["findings"] == [
+        {
+            "kind": "checkpoint",
+            "subject": str(hist.cp2),
+            "detail": f"ledger has {keep} events, fewer than the {CP2_SIZE} the checkpoint commits"
+            " to: events were removed (truncated history)",
+        }
+    ]
     proc = hist.case("prove", "consistency", hist.cp1, hist.cp2)
     assert proc.returncode == 1
     assert "fewer" in proc.stderr and "Traceback" not in proc.stderr
@@ -365,7 +422,9 @@ def test_rewritten_and_resigned_history_caught_only_by_checkpoint(hist: Hist) ->
     rc, report = verify(hist.case, "--checkpoint", hist.cp1, "--checkpoint", hist.cp2)
     assert rc == 1
     assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
-        ("checkpoint", str(hist.cp1)), ("checkpoint", str(hist.cp2))]
+        ("checkpoint", str(hist.cp1)),
+        ("checkpoint", str(hist.cp2)),
+    ]
     new_leaves = leaves_of(events)
     for f, size in zip(report["findings"], (CP1_SIZE, CP2_SIZE), strict=True):
         assert "not consistent" in f["detail"]
@@ -387,6 +446,7 @@ def test_rewrite_that_keeps_the_checkpointed_prefix_is_consistent(hist: Hist) ->
     """The other side of the coin: re-signing only events after checkpoint 2 (here,
     changing the analysis reason) is invisible to it - a checkpoint pins what it
     covers, no more."""
+
     def edit(seq: int, body: dict[str, Any], leaves: list[bytes]) -> None:
         if seq == 11:
             body["data"]["reason"] = "nothing found"
@@ -404,12 +464,16 @@ def test_checkpoint_from_unknown_key_or_other_case(hist: Hist) -> None:
     stranger = Signer(Ed25519PrivateKey.generate(), "Dana Reyes", "collector")  # same name
     (hist.tmp / "stranger.txt").write_text(signed_checkpoint(stranger, CP1_SIZE, root))
     (hist.tmp / "other.txt").write_text(
-        signed_checkpoint(hist.signer(), CP1_SIZE, root, origin="custody/2026-099"))
-    rc, report = verify(hist.case, "--checkpoint", hist.tmp / "stranger.txt",
-                        "--checkpoint", hist.tmp / "other.txt")
+        signed_checkpoint(hist.signer(), CP1_SIZE, root, origin="custody/2026-099")
+    )
+    rc, report = verify(
+        hist.case, "--checkpoint", hist.tmp / "stranger.txt", "--checkpoint", hist.tmp / "other.txt"
+    )
     assert rc == 1
     assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
-        ("checkpoint", str(hist.tmp / "stranger.txt")), ("checkpoint", str(hist.tmp / "other.txt"))]
+        ("checkpoint", str(hist.tmp / "stranger.txt")),
+        ("checkpoint", str(hist.tmp / "other.txt")),
+    ]
     assert "not signed by any key this case knows" in report["findings"][0]["detail"]
     assert "another log or case" in report["findings"][1]["detail"]
     proc = hist.case("prove", "inclusion", "ITEM-1", "--checkpoint", hist.tmp / "stranger.txt")
@@ -423,8 +487,11 @@ MALFORMED = "custody/2026-017\n6\nnot base64!\n\n— dana-reyes AAAA\n"
 def test_malformed_checkpoint_is_bad_input_for_prove(hist: Hist) -> None:
     bad = hist.tmp / "bad.txt"
     bad.write_text(MALFORMED)
-    for args in (["inclusion", "ITEM-1", "--checkpoint", bad], ["consistency", bad, hist.cp2],
-                 ["inclusion", "ITEM-1", "--checkpoint", hist.tmp / "missing.txt"]):
+    for args in (
+        ["inclusion", "ITEM-1", "--checkpoint", bad],
+        ["consistency", bad, hist.cp2],
+        ["inclusion", "ITEM-1", "--checkpoint", hist.tmp / "missing.txt"],
+    ):
         proc = hist.case("prove", *args)
         assert proc.returncode == 2, args
         one_line_error(proc)
@@ -454,8 +521,12 @@ def test_recorded_checkpoint_note_edited(hist: Hist) -> None:
     rc, report = verify(hist.case)
     assert rc == 1
     assert {(f["kind"], f["subject"]) for f in report["findings"]} == {
-        ("event-hash", "event 6"), ("signature", "event 6"), ("index", "merkle tree"),
-        ("checkpoint", "event 6"), ("checkpoint", "event 10")}
+        ("event-hash", "event 6"),
+        ("signature", "event 6"),
+        ("index", "merkle tree"),
+        ("checkpoint", "event 6"),
+        ("checkpoint", "event 10"),
+    }
     cp1, cp2 = [f["detail"] for f in report["findings"] if f["kind"] == "checkpoint"]
     assert "not signed by any key this case knows" in cp1
     assert "not consistent" in cp2
@@ -471,23 +542,34 @@ def test_recorded_checkpoint_forged_by_key_holder(hist: Hist, claim: str) -> Non
     def edit(seq: int, body: dict[str, Any], leaves: list[bytes]) -> None:
         if seq == 6:
             size = CP1_SIZE if claim == "wrong-root" else CP1_SIZE + 1
-            root = merkle.root(leaves[:CP1_SIZE - 1]) if claim == "wrong-root" \
+            root = (
+                merkle.root(leaves[: CP1_SIZE - 1])
+                if claim == "wrong-root"
                 else merkle.root(hist.leaves[:size])
+            )
             lie["root"] = root
-            body["data"].update(size=size, root=b64(root),
-                                note=signed_checkpoint(hist.signer(), size, root))
+            body["data"].update(
+                size=size, root=b64(root), note=signed_checkpoint(hist.signer(), size, root)
+            )
 
     rewrite_history(hist.case.dir, hist.signer(), 6, edit)
     rc, report = verify(hist.case)
     assert rc == 1
     if claim == "wrong-root":
-        assert report["findings"] == [{
-            "kind": "checkpoint", "subject": "event 6",
-            "detail": f"ledger is not consistent with the checkpoint: its first {CP1_SIZE}"
-                      f" events hash to root {b64(true_root)}, the checkpoint says"
-                      f" {b64(lie['root'])} (history was rewritten)"}]
+        assert report["findings"] == [
+            {
+                "kind": "checkpoint",
+                "subject": "event 6",
+                "detail": f"ledger is not consistent with the checkpoint: its first {CP1_SIZE}"
+                f" events hash to root {b64(true_root)}, the checkpoint says"
+                f" {b64(lie['root'])} (history was rewritten)",
+            }
+        ]
     else:
         assert {(f["kind"], f["subject"]) for f in report["findings"]} == {
-            ("checkpoint", "event 6")}
-        assert any(f["detail"] == f"commits to {CP1_SIZE + 1} events but was recorded as event 6"
-                   for f in report["findings"])
+            ("checkpoint", "event 6")
+        }
+        assert any(
+            f["detail"] == f"commits to {CP1_SIZE + 1} events but was recorded as event 6"
+            for f in report["findings"]
+        )

@@ -68,8 +68,14 @@ def bypass(db: Path, tables: tuple[str, ...], statements: str) -> None:
         for n in names
     ]
     assert all(s.startswith("CREATE TRIGGER") for s in saved), saved
-    sqlite(db, "BEGIN;" + "".join(f"DROP TRIGGER {n};" for n in names) + statements
-           + "".join(f"{s};" for s in saved) + "COMMIT;")
+    sqlite(
+        db,
+        "BEGIN;"
+        + "".join(f"DROP TRIGGER {n};" for n in names)
+        + statements
+        + "".join(f"{s};" for s in saved)
+        + "COMMIT;",
+    )
 
 
 def rebuild_tree_sql(db: Path) -> str:
@@ -91,8 +97,11 @@ def rebuild_tree_sql(db: Path) -> str:
                 levels.append([])
             levels[lv].append(h)
     rows = [f"({lv}, {i}, X'{h.hex()}')" for lv, hs in enumerate(levels) for i, h in enumerate(hs)]
-    return "DELETE FROM merkle_nodes;INSERT INTO merkle_nodes (level, idx, hash) VALUES " + \
-        ", ".join(rows) + ";"
+    return (
+        "DELETE FROM merkle_nodes;INSERT INTO merkle_nodes (level, idx, hash) VALUES "
+        + ", ".join(rows)
+        + ";"
+    )
 
 
 def forge_event(case_dir: Path, signer: Signer, type_: str, data: dict[str, Any]) -> int:
@@ -157,8 +166,10 @@ def rows(db: Path) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
         return [("events", *r) for r in conn.execute("SELECT * FROM events ORDER BY seq")] + [
-            (t, *r) for t in ("identities", "artifacts", "event_items", "merkle_nodes")
-            for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")]
+            (t, *r)
+            for t in ("identities", "artifacts", "event_items", "merkle_nodes")
+            for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")
+        ]
     finally:
         conn.close()
 
@@ -177,12 +188,37 @@ def bodies(db: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("lifecycle")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("key", "new", "--name", "Lee Okafor", "--role", "counsel", "--no-default",
-        "--out", root / "lee.pem", check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Lee Okafor",
+        "--role",
+        "counsel",
+        "--no-default",
+        "--out",
+        root / "lee.pem",
+        check=True,
+    )
     generate_key("Kim Ng", "examiner", PASSPHRASE.encode(), root / "kim.pem")
     ev = root / "evidence"
     ev.mkdir()
@@ -190,17 +226,24 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (ev / "auth.log").write_bytes(one)
     (ev / "payroll.csv").write_bytes(b"id,name,iban\n" + b"7,J. Doe,DE00 0000\n" * 25)
     (ev / "auth-copy.log").write_bytes(one)  # same content as auth.log: one store object
-    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach",
-        check=True)
+    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
     case = Case(dir=root / "case", key=root / "dana.pem", run=run)
-    case("collect", "--reason", "suspected credential theft",
-         ev / "auth.log", ev / "payroll.csv", ev / "auth-copy.log", check=True)
+    case(
+        "collect",
+        "--reason",
+        "suspected credential theft",
+        ev / "auth.log",
+        ev / "payroll.csv",
+        ev / "auth-copy.log",
+        check=True,
+    )
 
     # Kim keeps her own case; she sends Dana the verifier key it prints.
     run("init", root / "kimcase", "--case-id", "KIM-1", "--title", "Kim's lab", check=True)
     run("checkpoint", "--case", root / "kimcase", "--key", root / "kim.pem", check=True)
-    (kim_row,) = json.loads(run("key", "list", "--json", "--case", root / "kimcase",
-                                check=True).stdout)
+    (kim_row,) = json.loads(
+        run("key", "list", "--json", "--case", root / "kimcase", check=True).stdout
+    )
     kim_vkey = kim_row["vkey"]
 
     lee_imp = case("key", "import", root / "lee.pub", "--name", "Lee Okafor", "--role", "counsel")
@@ -214,9 +257,18 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             data = json.loads(e["body"])["data"]
             items[data["item"]] = {"digests": data["digests"], "store": data["store"]}
     assert sorted(items) == ["ITEM-1", "ITEM-2", "ITEM-3"]
-    return {"root": root, "lee_import": lee_imp, "kim_import": kim_imp, "kim_vkey": kim_vkey,
-            "kim_row": kim_row, "keys": keys, "items": items, "log_text": log_proc.stdout,
-            "events": events, "rows": rows(root / "case" / "custody.db")}
+    return {
+        "root": root,
+        "lee_import": lee_imp,
+        "kim_import": kim_imp,
+        "kim_vkey": kim_vkey,
+        "kim_row": kim_row,
+        "keys": keys,
+        "items": items,
+        "log_text": log_proc.stdout,
+        "events": events,
+        "rows": rows(root / "case" / "custody.db"),
+    }
 
 
 class Story:
@@ -259,14 +311,16 @@ def story(template: dict[str, Any], run: Run, tmp_path: Path) -> Story:
         for ext in ("pem", "pub"):
             shutil.copy2(root / f"{f}.{ext}", tmp_path / f"{f}.{ext}")
     run.env["CUSTODY_KEY"] = str(tmp_path / "dana.pem")
-    return Story(Case(dir=tmp_path / "case", key=tmp_path / "dana.pem", run=run), template,
-                 tmp_path)
+    return Story(
+        Case(dir=tmp_path / "case", key=tmp_path / "dana.pem", run=run), template, tmp_path
+    )
 
 
 def transfer(s: Story, *items: str, key: Path | None = None, to: str = "Lee Okafor") -> str:
     extra = ["--key", str(key)] if key else []
-    proc = s.case("transfer", *items, "--to", to, "--reason", REASON, "--location", LOCATION,
-                  "--json", *extra)
+    proc = s.case(
+        "transfer", *items, "--to", to, "--reason", REASON, "--location", LOCATION, "--json", *extra
+    )
     assert proc.returncode == 0, proc.stderr
     return str(json.loads(proc.stdout)["id"])
 
@@ -303,12 +357,14 @@ def test_identities_imported_from_pem_and_from_verifier_key(story: Story) -> Non
 
 
 def test_import_known_or_garbage_key_records_nothing(story: Story) -> None:
-    proc = story.case("key", "import", story.t["kim_vkey"], "--name", "Kim Ng", "--role",
-                      "examiner")
+    proc = story.case(
+        "key", "import", story.t["kim_vkey"], "--name", "Kim Ng", "--role", "examiner"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Already known")
-    proc = story.case("key", "import", "kim-ng+00000000+AAAA", "--name", "Kim Ng",
-                      "--role", "examiner")
+    proc = story.case(
+        "key", "import", "kim-ng+00000000+AAAA", "--name", "Kim Ng", "--role", "examiner"
+    )
     assert proc.returncode == 2
     one_line_error(proc)
     story.unchanged()
@@ -318,8 +374,19 @@ def test_import_own_key_into_new_case(run: Run, tmp_path: Path) -> None:
     """Importing your own public key as your first act in a case registers you."""
     generate_key("Kim Ng", "examiner", PASSPHRASE.encode(), tmp_path / "kim.pem")
     run("init", tmp_path / "c", "--case-id", "K-1", "--title", "t", check=True)
-    proc = run("key", "import", tmp_path / "kim.pub", "--name", "Kim Ng", "--role", "examiner",
-               "--case", tmp_path / "c", "--key", tmp_path / "kim.pem")
+    proc = run(
+        "key",
+        "import",
+        tmp_path / "kim.pub",
+        "--name",
+        "Kim Ng",
+        "--role",
+        "examiner",
+        "--case",
+        tmp_path / "c",
+        "--key",
+        tmp_path / "kim.pem",
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(run("key", "list", "--json", "--case", tmp_path / "c", check=True).stdout)
     assert [(r["name"], r["event_seq"]) for r in got] == [("Kim Ng", 0)]
@@ -342,10 +409,20 @@ def test_the_story(story: Story) -> None:
     (h,) = info["handovers"]
     release_time = h["released"]
     assert h == {
-        "transfer": tid, "released_by": DANA, "received_by": None, "to": LEE,
-        "released": release_time, "received": None, "reason": REASON, "location": LOCATION,
-        "status": "in transit", "mismatch": False, "release_event": seq, "receipt_event": None,
-        "release_signature_verified": True, "receipt_signature_verified": None,
+        "transfer": tid,
+        "released_by": DANA,
+        "received_by": None,
+        "to": LEE,
+        "released": release_time,
+        "received": None,
+        "reason": REASON,
+        "location": LOCATION,
+        "status": "in transit",
+        "mismatch": False,
+        "release_event": seq,
+        "receipt_event": None,
+        "release_signature_verified": True,
+        "receipt_signature_verified": None,
     }
 
     # Lee receives with his own key: items re-hashed, receipt signed.
@@ -358,7 +435,11 @@ def test_the_story(story: Story) -> None:
     assert (info["state"], info["custodian"]) == ("collected", LEE)
     (h,) = info["handovers"]
     assert (h["status"], h["received_by"], h["release_event"], h["receipt_event"]) == (
-        "received", LEE, seq, seq + 1)
+        "received",
+        LEE,
+        seq,
+        seq + 1,
+    )
     assert h["release_signature_verified"] is True
     assert h["receipt_signature_verified"] is True
     assert h["mismatch"] is False
@@ -369,8 +450,9 @@ def test_the_story(story: Story) -> None:
     assert transfer_ev["time"] == release_time
     assert receipt_ev["time"] == h["received"]
 
-    proc = c("event", "seal", "ITEM-1", "--reason", "sealed in evidence bag 0042",
-             "--key", story.lee)
+    proc = c(
+        "event", "seal", "ITEM-1", "--reason", "sealed in evidence bag 0042", "--key", story.lee
+    )
     assert proc.returncode == 0, proc.stderr
 
     # The paper form: released by / received by / date / time UTC / both signatures.
@@ -378,10 +460,16 @@ def test_the_story(story: Story) -> None:
     text = c("show", "ITEM-1", check=True).stdout
     assert re.search(r"^State:\s+sealed$", text, re.M), text
     assert re.search(rf"^Custodian:\s+{re.escape(LEE)}$", text, re.M), text
-    assert re.search(rf"Released by:\s+{re.escape(DANA)}\s+{rel[:10]}\s+{rel[11:19]} UTC\s+"
-                     r"\[signature verified\]", text), text
-    assert re.search(rf"Received by:\s+{re.escape(LEE)}\s+{rec[:10]}\s+{rec[11:19]} UTC\s+"
-                     r"\[signature verified\]", text), text
+    assert re.search(
+        rf"Released by:\s+{re.escape(DANA)}\s+{rel[:10]}\s+{rel[11:19]} UTC\s+"
+        r"\[signature verified\]",
+        text,
+    ), text
+    assert re.search(
+        rf"Received by:\s+{re.escape(LEE)}\s+{rec[:10]}\s+{rec[11:19]} UTC\s+"
+        r"\[signature verified\]",
+        text,
+    ), text
     assert f"Reason:      {REASON}" in text and f"Location:    {LOCATION}" in text
     assert re.search(r"seal\s+by Lee Okafor \(counsel\)", text), text
 
@@ -411,11 +499,20 @@ def test_transfer_by_non_custodian_refused(story: Story) -> None:
         assert proc.returncode == 2
         assert one_line_error(proc) == (
             "custody: error: only the current custodian may transfer ITEM-1;"
-            " it is held by Dana Reyes")
+            " it is held by Dana Reyes"
+        )
     # A key the case has never seen is refused the same way, and not registered.
     generate_key("Mallory", "x", PASSPHRASE.encode(), story.tmp / "mallory.pem")
-    proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "grab",
-             "--key", story.tmp / "mallory.pem")
+    proc = c(
+        "transfer",
+        "ITEM-2",
+        "--to",
+        "Lee Okafor",
+        "--reason",
+        "grab",
+        "--key",
+        story.tmp / "mallory.pem",
+    )
     assert proc.returncode == 2
     assert one_line_error(proc).endswith("it is held by Dana Reyes")
     assert c("log", "--json", check=True).stdout == story.t["log_text"]
@@ -434,7 +531,8 @@ def test_transfer_and_receive_rules(story: Story) -> None:
     proc = c("receive", tid, "--key", story.kim)
     assert proc.returncode == 2
     assert one_line_error(proc) == (
-        f"custody: error: {tid} is addressed to Lee Okafor; only they may receive it")
+        f"custody: error: {tid} is addressed to Lee Okafor; only they may receive it"
+    )
     proc = c("receive", "TRANSFER-999", "--key", story.lee)
     assert proc.returncode == 2
     one_line_error(proc)
@@ -445,7 +543,8 @@ def test_transfer_and_receive_rules(story: Story) -> None:
     proc = c("receive", tid, "--key", story.lee)
     assert proc.returncode == 2
     assert one_line_error(proc) == (
-        f"custody: error: {tid} was already received (event {story.next_seq + 1})")
+        f"custody: error: {tid} was already received (event {story.next_seq + 1})"
+    )
     # Dana no longer holds ITEM-1; nobody hands over to themself.
     proc = c("transfer", "ITEM-1", "--to", "Kim Ng", "--reason", "again")
     assert proc.returncode == 2
@@ -461,30 +560,55 @@ def test_forged_transfer_and_receipts_fail_verify(story: Story) -> None:
     correctly signed and chained events with the library."""
     kim, lee = story.signer(story.kim), story.signer(story.lee)
     lee_fp, kim_fp = story.fp["Lee Okafor"], story.fp["Kim Ng"]
-    tseq = forge_event(story.case.dir, kim, "transfer", {
-        "items": ["ITEM-1"], "to": lee_fp, "to_name": "Lee Okafor", "reason": "grab",
-        "location": "", "digests": {"ITEM-1": story.items["ITEM-1"]["digests"]}})
+    tseq = forge_event(
+        story.case.dir,
+        kim,
+        "transfer",
+        {
+            "items": ["ITEM-1"],
+            "to": lee_fp,
+            "to_name": "Lee Okafor",
+            "reason": "grab",
+            "location": "",
+            "digests": {"ITEM-1": story.items["ITEM-1"]["digests"]},
+        },
+    )
     # A real transfer to Lee, "received" by Kim, then by Lee citing a wrong hash.
     tid = transfer(story, "ITEM-2")
     t_seq = tseq + 1
     assert tid == f"TRANSFER-{t_seq}"
     t_hash = sqlite(story.db, f"SELECT hash FROM events WHERE seq = {t_seq};").strip()
     d = story.items["ITEM-2"]["digests"]
-    receipt = {"transfer": t_hash, "transfer_seq": t_seq, "transfer_id": tid,
-               "items": {"ITEM-2": {"expected": d, "found": d, "match": True}},
-               "location": "", "reason": "received"}
+    receipt = {
+        "transfer": t_hash,
+        "transfer_seq": t_seq,
+        "transfer_id": tid,
+        "items": {"ITEM-2": {"expected": d, "found": d, "match": True}},
+        "location": "",
+        "reason": "received",
+    }
     by_kim = forge_event(story.case.dir, kim, "receive", receipt)
-    wrong = forge_event(story.case.dir, lee, "receive",
-                        {**receipt, "transfer": "sha256:" + "0" * 64})
+    wrong = forge_event(
+        story.case.dir, lee, "receive", {**receipt, "transfer": "sha256:" + "0" * 64}
+    )
     rc, report = verify(story.case, "--quick")
     assert rc == 1
     assert report["findings"] == [
-        {"kind": "transfer", "subject": f"TRANSFER-{tseq}",
-         "detail": f"ITEM-1 released by {kim_fp}, who does not hold it (collected)"},
-        {"kind": "receipt", "subject": f"event {by_kim}",
-         "detail": f"{tid} names {lee_fp} as receiver but was signed by {kim_fp}"},
-        {"kind": "receipt", "subject": f"event {wrong}",
-         "detail": "receipt does not reference a transfer of this ledger"},
+        {
+            "kind": "transfer",
+            "subject": f"TRANSFER-{tseq}",
+            "detail": f"ITEM-1 released by {kim_fp}, who does not hold it (collected)",
+        },
+        {
+            "kind": "receipt",
+            "subject": f"event {by_kim}",
+            "detail": f"{tid} names {lee_fp} as receiver but was signed by {kim_fp}",
+        },
+        {
+            "kind": "receipt",
+            "subject": f"event {wrong}",
+            "detail": "receipt does not reference a transfer of this ledger",
+        },
     ]
 
 
@@ -522,8 +646,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     info = show(c, "ITEM-2")
     assert (info["state"], info["custodian"]) == ("collected", LEE)
     (h,) = info["handovers"]
-    assert (h["status"], h["mismatch"], h["receipt_signature_verified"]) == (
-        "received", True, True)
+    assert (h["status"], h["mismatch"], h["receipt_signature_verified"]) == ("received", True, True)
     last = info["events"][-1]
     assert (last["seq"], last["type"], last["signer_name"]) == (tseq + 1, "receive", "Lee Okafor")
     assert json.loads(last["body"])["data"]["items"]["ITEM-2"]["match"] is False
@@ -546,20 +669,23 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
 def test_lifecycle_events_and_states(story: Story) -> None:
     c = story.case
     seq = story.next_seq
-    steps = [("access", "ITEM-1", "imaged for analysis"),
-             ("analysis", "ITEM-1", "timeline of logins"),
-             ("note", "ITEM-1", "hash confirmed by second examiner"),
-             ("seal", "ITEM-1", "sealed in evidence bag 0042"),
-             ("release", "ITEM-2", "returned to payroll team")]
+    steps = [
+        ("access", "ITEM-1", "imaged for analysis"),
+        ("analysis", "ITEM-1", "timeline of logins"),
+        ("note", "ITEM-1", "hash confirmed by second examiner"),
+        ("seal", "ITEM-1", "sealed in evidence bag 0042"),
+        ("release", "ITEM-2", "returned to payroll team"),
+    ]
     for action, item, reason in steps:
         proc = c("event", action, item, "--reason", reason, "--location", "lab 3", "--json")
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
         assert (out["event"], out["type"], out["items"]) == (seq, action, [item])
         seq += 1
-    recorded = bodies(story.db)[story.next_seq:]
+    recorded = bodies(story.db)[story.next_seq :]
     assert [(b["type"], b["data"]) for b in recorded] == [
-        (a, {"items": [i], "reason": r, "location": "lab 3"}) for a, i, r in steps]
+        (a, {"items": [i], "reason": r, "location": "lab 3"}) for a, i, r in steps
+    ]
     assert {b["signer"] for b in recorded} == {story.fp["Dana Reyes"]}
 
     info = show(c, "ITEM-1")
@@ -586,7 +712,8 @@ def test_lifecycle_event_by_non_custodian_refused(story: Story) -> None:
         assert proc.returncode == 2, action
         assert one_line_error(proc) == (
             f"custody: error: only the current custodian may {action} ITEM-1;"
-            " it is held by Dana Reyes")
+            " it is held by Dana Reyes"
+        )
     story.unchanged()
 
 
@@ -600,8 +727,10 @@ def test_dispose_and_events_on_disposed_item(story: Story) -> None:
     assert digests_of(obj) == story.items["ITEM-2"]["digests"]
     assert obj.stat().st_mode & 0o777 == 0o444
     last = bodies(story.db)[-1]
-    assert (last["type"], last["data"]) == ("dispose", {
-        "items": ["ITEM-2"], "reason": "retention period over", "location": "", "purge": False})
+    assert (last["type"], last["data"]) == (
+        "dispose",
+        {"items": ["ITEM-2"], "reason": "retention period over", "location": "", "purge": False},
+    )
     before = rows(story.db)
     for action in ("access", "seal", "dispose"):
         proc = c("event", action, "ITEM-2", "--reason", "x")
@@ -642,9 +771,11 @@ def test_dispose_purge_keeps_records_and_shared_bytes(story: Story) -> None:
     # Every record stays.
     now = rows(story.db)
     assert set(story.t["rows"]) <= set(now)
-    disposals = bodies(story.db)[story.next_seq:]
+    disposals = bodies(story.db)[story.next_seq :]
     assert [(d["type"], d["data"]["items"], d["data"]["purge"]) for d in disposals] == [
-        ("dispose", ["ITEM-1"], True), ("dispose", ["ITEM-3"], True)]
+        ("dispose", ["ITEM-1"], True),
+        ("dispose", ["ITEM-3"], True),
+    ]
     assert [d["data"]["reason"] for d in disposals] == ["court order 12/2026"] * 2
     info = show(c, "ITEM-1")
     assert info["state"] == "disposed"
@@ -675,8 +806,18 @@ def test_verify_after_purge(story: Story) -> None:
 def test_key_rotation(story: Story) -> None:
     c = story.case
     dana2 = story.tmp / "dana2.pem"
-    c("key", "new", "--name", "Dana Reyes", "--role", "collector", "--no-default",
-      "--out", dana2, check=True)
+    c(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--no-default",
+        "--out",
+        dana2,
+        check=True,
+    )
     old_raw = load_public_key(story.tmp / "dana.pub")
     new_raw = load_public_key(story.tmp / "dana2.pub")
     old_fp, new_fp = fingerprint(old_raw), fingerprint(new_raw)
@@ -695,11 +836,17 @@ def test_key_rotation(story: Story) -> None:
     assert (data["old"], data["new"], data["public_key"]) == (old_fp, new_fp, new_b64)
     # Signature 1: the event, by the old key.
     Ed25519PublicKey.from_public_bytes(old_raw).verify(
-        base64.b64decode(ev["signature"]), ev["body"].encode())
+        base64.b64decode(ev["signature"]), ev["body"].encode()
+    )
     # Signature 2: the rotation statement, by the new key.
     stmt = rotation_statement(CASE_ID, old_fp, new_fp, new_b64)
-    assert json.loads(stmt) == {"case": CASE_ID, "type": "key.rotate", "old": old_fp,
-                                "new": new_fp, "public_key": new_b64}
+    assert json.loads(stmt) == {
+        "case": CASE_ID,
+        "type": "key.rotate",
+        "old": old_fp,
+        "new": new_fp,
+        "public_key": new_b64,
+    }
     cosig = base64.b64decode(data["cosignature"])
     Ed25519PublicKey.from_public_bytes(new_raw).verify(cosig, stmt)
     with pytest.raises(InvalidSignature):
@@ -707,7 +854,10 @@ def test_key_rotation(story: Story) -> None:
 
     keys = json.loads(c("key", "list", "--json", check=True).stdout)
     assert (keys[-1]["fingerprint"], keys[-1]["name"], keys[-1]["event_seq"]) == (
-        new_fp, "Dana Reyes", seq)
+        new_fp,
+        "Dana Reyes",
+        seq,
+    )
 
     # Items Dana held pass to the new key.
     tid = transfer(story, "ITEM-1", key=dana2)
@@ -722,8 +872,11 @@ def test_key_rotation(story: Story) -> None:
     bypass(story.db, ("events",), f"UPDATE events SET body = {q(forged)} WHERE seq = {seq};")
     rc, report = verify(c, "--quick")
     assert rc == 1
-    assert {("event-hash", f"event {seq}"), ("signature", f"event {seq}"),
-            ("unknown-signer", f"event {seq + 1}")} <= kinds(report)
+    assert {
+        ("event-hash", f"event {seq}"),
+        ("signature", f"event {seq}"),
+        ("unknown-signer", f"event {seq + 1}"),
+    } <= kinds(report)
 
 
 @pytest.mark.parametrize("forgery", ["cosigned-by-another-key", "signed-by-another-key"])
@@ -742,14 +895,23 @@ def test_forged_rotation_fails_verify(story: Story, forgery: str) -> None:
     else:  # Kim rotates Dana's key to one Kim holds
         signer, cosig = kim, new.sign(stmt)
         detail = f"rotation of {dana.fingerprint} signed by another key ({kim.fingerprint})"
-    seq = forge_event(story.case.dir, signer, "key.rotate", {
-        "old": dana.fingerprint, "new": new_fp, "public_key": new_b64, "name": "Dana Reyes",
-        "role": "collector", "algorithm": "ed25519",
-        "cosignature": base64.b64encode(cosig).decode()})
+    seq = forge_event(
+        story.case.dir,
+        signer,
+        "key.rotate",
+        {
+            "old": dana.fingerprint,
+            "new": new_fp,
+            "public_key": new_b64,
+            "name": "Dana Reyes",
+            "role": "collector",
+            "algorithm": "ed25519",
+            "cosignature": base64.b64encode(cosig).decode(),
+        },
+    )
     rc, report = verify(story.case, "--quick")
     assert rc == 1
-    assert report["findings"] == [{"kind": "rotation", "subject": f"event {seq}",
-                                   "detail": detail}]
+    assert report["findings"] == [{"kind": "rotation", "subject": f"event {seq}", "detail": detail}]
 
 
 def test_rotated_out_key_no_longer_signs(story: Story) -> None:
@@ -761,8 +923,12 @@ def test_rotated_out_key_no_longer_signs(story: Story) -> None:
     assert proc.returncode == 2
     one_line_error(proc)
     assert rows(story.db) == before
-    seq = forge_event(story.case.dir, story.signer(story.dana), "seal",
-                      {"items": ["ITEM-1"], "reason": "with the replaced key", "location": ""})
+    seq = forge_event(
+        story.case.dir,
+        story.signer(story.dana),
+        "seal",
+        {"items": ["ITEM-1"], "reason": "with the replaced key", "location": ""},
+    )
     rc, report = verify(story.case, "--quick")
     assert rc == 1
     assert [f["subject"] for f in report["findings"]] == [f"event {seq}"], rot.seq
@@ -787,8 +953,11 @@ def test_key_revocation(story: Story) -> None:
     assert proc.stdout.strip() == f"Revoked {lee_fp} as event {rev}"
     body = bodies(story.db)[-1]
     assert (body["seq"], body["type"], body["signer"], body["data"]) == (
-        rev, "key.revoke", story.fp["Dana Reyes"],
-        {"fingerprint": lee_fp, "reason": "laptop stolen"})
+        rev,
+        "key.revoke",
+        story.fp["Dana Reyes"],
+        {"fingerprint": lee_fp, "reason": "laptop stolen"},
+    )
     before = rows(story.db)
 
     # The revoked key may no longer sign anything.
@@ -797,7 +966,8 @@ def test_key_revocation(story: Story) -> None:
         assert proc.returncode == 2, args
         assert one_line_error(proc) == (
             f"custody: error: key {lee_fp} (Lee Okafor) was revoked at event {rev} in this"
-            " case and may not sign")
+            " case and may not sign"
+        )
     # Nor be named as a receiver.
     proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "x")
     assert proc.returncode == 2
@@ -805,27 +975,40 @@ def test_key_revocation(story: Story) -> None:
     assert rows(story.db) == before
 
     # A signature made with the stolen key after the revocation, forged into the ledger.
-    seq = forge_event(c.dir, story.signer(story.lee), "note",
-                      {"items": ["ITEM-1"], "reason": "backdated", "location": ""})
+    seq = forge_event(
+        c.dir,
+        story.signer(story.lee),
+        "note",
+        {"items": ["ITEM-1"], "reason": "backdated", "location": ""},
+    )
     assert seq == rev + 1
     rc, report = verify(c, "--quick")
     assert rc == 1
     # Lee's receipt and seal, signed before the revocation, still verify.
-    assert report["findings"] == [{
-        "kind": "revoked-key", "subject": f"event {seq}",
-        "detail": f"signed by {lee_fp}, revoked at event {rev}"}]
+    assert report["findings"] == [
+        {
+            "kind": "revoked-key",
+            "subject": f"event {seq}",
+            "detail": f"signed by {lee_fp}, revoked at event {rev}",
+        }
+    ]
 
 
 def test_event_by_unknown_signer_fails_verify(story: Story) -> None:
     mallory = fresh_signer()
-    seq = forge_event(story.case.dir, mallory, "note",
-                      {"items": ["ITEM-1"], "reason": "all fine", "location": ""})
+    seq = forge_event(
+        story.case.dir, mallory, "note", {"items": ["ITEM-1"], "reason": "all fine", "location": ""}
+    )
     assert seq == story.next_seq
     rc, report = verify(story.case, "--quick")
     assert rc == 1
-    assert report["findings"] == [{
-        "kind": "unknown-signer", "subject": f"event {seq}",
-        "detail": f"signed by {mallory.fingerprint}, a key the ledger does not know"}]
+    assert report["findings"] == [
+        {
+            "kind": "unknown-signer",
+            "subject": f"event {seq}",
+            "detail": f"signed by {mallory.fingerprint}, a key the ledger does not know",
+        }
+    ]
 
 
 def test_identity_slipped_in_with_sqlite_is_not_trusted(story: Story) -> None:
@@ -834,22 +1017,39 @@ def test_identity_slipped_in_with_sqlite_is_not_trusted(story: Story) -> None:
     mallory = fresh_signer()
     seq, prev = story.next_seq, story.t["events"][-1]["hash"]
     when = "2026-11-27T12:00:00.000000000Z"
-    body = canonical_json({
-        "v": 1, "case": CASE_ID, "seq": seq, "prev": prev, "time": when, "type": "identity",
-        "signer": story.fp["Dana Reyes"],
-        "data": {"name": "Mallory", "role": "counsel", "public_key": mallory.identity.public_b64,
-                 "fingerprint": mallory.fingerprint, "algorithm": "ed25519",
-                 "registration": "imported"}})
+    body = canonical_json(
+        {
+            "v": 1,
+            "case": CASE_ID,
+            "seq": seq,
+            "prev": prev,
+            "time": when,
+            "type": "identity",
+            "signer": story.fp["Dana Reyes"],
+            "data": {
+                "name": "Mallory",
+                "role": "counsel",
+                "public_key": mallory.identity.public_b64,
+                "fingerprint": mallory.fingerprint,
+                "algorithm": "ed25519",
+                "registration": "imported",
+            },
+        }
+    )
     sig = base64.b64encode(mallory.sign(body)).decode()
-    sqlite(story.db, "INSERT INTO events (seq, hash, prev, type, time, signer, item, body,"
-           f" signature) VALUES ({seq}, {q(content_hash(body))}, {q(prev)}, 'identity',"
-           f" {q(when)}, {q(story.fp['Dana Reyes'])}, NULL, {q(body.decode())}, {q(sig)});"
-           "INSERT INTO identities (fingerprint, name, role, public_key, event_seq) VALUES"
-           f" ({q(mallory.fingerprint)}, 'Mallory', 'counsel',"
-           f" {q(mallory.identity.public_b64)}, {seq});")
+    sqlite(
+        story.db,
+        "INSERT INTO events (seq, hash, prev, type, time, signer, item, body,"
+        f" signature) VALUES ({seq}, {q(content_hash(body))}, {q(prev)}, 'identity',"
+        f" {q(when)}, {q(story.fp['Dana Reyes'])}, NULL, {q(body.decode())}, {q(sig)});"
+        "INSERT INTO identities (fingerprint, name, role, public_key, event_seq) VALUES"
+        f" ({q(mallory.fingerprint)}, 'Mallory', 'counsel',"
+        f" {q(mallory.identity.public_b64)}, {seq});",
+    )
     bypass(story.db, ("merkle_nodes",), rebuild_tree_sql(story.db))
-    forge_event(story.case.dir, mallory, "note",
-                {"items": ["ITEM-1"], "reason": "all fine", "location": ""})
+    forge_event(
+        story.case.dir, mallory, "note", {"items": ["ITEM-1"], "reason": "all fine", "location": ""}
+    )
     rc, report = verify(story.case, "--quick")
     assert rc == 1
     assert kinds(report) == {("signature", f"event {seq}"), ("unknown-signer", f"event {seq + 1}")}

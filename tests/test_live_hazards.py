@@ -116,8 +116,12 @@ def new_signer() -> Signer:
 
 def collector(ledger: Ledger, **kw: Any) -> Collector:
     return Collector(
-        ledger, new_signer(), reason="live hazards", algorithms=DEFAULT_ALGORITHMS,
-        selftest=False, **kw,
+        ledger,
+        new_signer(),
+        reason="live hazards",
+        algorithms=DEFAULT_ALGORITHMS,
+        selftest=False,
+        **kw,
     )
 
 
@@ -143,7 +147,9 @@ def store_objects(store_dir: Path) -> list[Path]:
 
 def temp_leftovers(store_dir: Path) -> list[str]:
     tmp = store_dir / "tmp"
-    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("ingest")) if tmp.is_dir() else []
+    return (
+        sorted(p.name for p in tmp.iterdir() if p.name.startswith("ingest")) if tmp.is_dir() else []
+    )
 
 
 def remove_tree_fd(path: Path) -> None:
@@ -199,7 +205,10 @@ def _as_unprivileged_preexec(probe_dir: Path) -> Callable[[], None] | None:
     try:
         proc = subprocess.run(
             [sys.executable, "-c", f"import os; print(os.access({str(probe_dir)!r}, os.W_OK))"],
-            preexec_fn=_drop_dac_capabilities, capture_output=True, text=True, timeout=30,
+            preexec_fn=_drop_dac_capabilities,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         pytest.skip("cannot drop root's DAC capabilities here")
@@ -364,11 +373,17 @@ def tiny_store(case: Case) -> Iterator[Path]:
         subprocess.run(["umount", str(store)], capture_output=True)
 
 
-def test_store_full_on_a_real_small_filesystem(case: Case, tmp_path: Path, tiny_store: Path) -> None:
+def test_store_full_on_a_real_small_filesystem(
+    case: Case, tmp_path: Path, tiny_store: Path
+) -> None:
     ev = tmp_path / "evidence"
     ev.mkdir()
-    contents = {"a.bin": os.urandom(700_000), "b.bin": os.urandom(700_000),
-                "c.bin": os.urandom(4 * MiB), "d.bin": os.urandom(1000)}
+    contents = {
+        "a.bin": os.urandom(700_000),
+        "b.bin": os.urandom(700_000),
+        "c.bin": os.urandom(4 * MiB),
+        "d.bin": os.urandom(1000),
+    }
     for name, data in contents.items():
         (ev / name).write_bytes(data)
     proc = cli(case, "collect", ev, "--no-selftest")
@@ -417,14 +432,16 @@ def test_fresh_read_only_case_refused_before_any_work(case: Case, tmp_path: Path
     else:
         target = tmp_path / "ro"
         target.mkdir()
-        if subprocess.run(["mount", "--bind", str(case.dir), str(target)],
-                          capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "--bind", str(case.dir), str(target)], capture_output=True
+        ).returncode:
             pytest.skip("bind mounts are not available here")
         mounted = target
     try:
         if mounted is not None:
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["mount", "-o", "remount,bind,ro", str(mounted)], check=True, capture_output=True
+            )
         before = _tree_snapshot(case.dir)
         if how == "chmod-case-dir":
             case.dir.chmod(0o555)
@@ -569,7 +586,9 @@ def _walk_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_files_deleted_mid_walk_are_vanished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_deleted_mid_walk_are_vanished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While a.txt is read, b.txt and the directory m_sub are deleted (gone before the
     walk reaches them); c.txt is deleted after the walk stat'ed it but before it was
     opened.  Each is "vanished" with ENOENT, and the walk carries on with z.txt."""
@@ -921,7 +940,9 @@ def test_hard_links_stored_once_and_named(tmp_path: Path) -> None:
         assert a["outcome"] == b["outcome"] == "collected"
         # one inode: same device and inode recorded for both names
         assert (a["source"]["device"], a["source"]["inode"]) == (
-            b["source"]["device"], b["source"]["inode"])
+            b["source"]["device"],
+            b["source"]["inode"],
+        )
         assert a["source"]["nlink"] == b["source"]["nlink"] == 2
         assert a["digests"] == b["digests"] == digests_of(data)
         assert a["store"] == b["store"]

@@ -321,9 +321,7 @@ def test_probe_count() -> None:
     assert kinds.count("consistency") == 98
 
 
-@pytest.mark.parametrize(
-    "path", PROBES, ids=[p.relative_to(PROBES_DIR).as_posix() for p in PROBES]
-)
+@pytest.mark.parametrize("path", PROBES, ids=[p.relative_to(PROBES_DIR).as_posix() for p in PROBES])
 def test_probe(path: Path) -> None:
     p = json.loads(path.read_text(encoding="utf-8"))
     assert isinstance(p["wantErr"], bool)
@@ -578,8 +576,13 @@ def test_tampered_inclusion_is_rejected(
         assert not accepts_inclusion(lh, index, size, proof[::-1], r) or proof == proof[::-1]
     # wrong index / size: rejected unless the proof has exactly the same shape
     alternatives = {
-        (index - 1, size), (index + 1, size), (index ^ 2, size), (index, size * 2),
-        (index, size // 2), (index, size + 1), (index, size - 1),
+        (index - 1, size),
+        (index + 1, size),
+        (index ^ 2, size),
+        (index, size * 2),
+        (index, size // 2),
+        (index, size + 1),
+        (index, size - 1),
         (data.draw(st.integers(0, 2 * size)), data.draw(st.integers(0, 2 * size))),
     }
     alternatives.discard((index, size))
@@ -614,8 +617,13 @@ def test_tampered_consistency_is_rejected(
         assert not accepts_consistency(size1, size2, [r1, *proof], r1, r2)
         assert not accepts_consistency(size1, size2, proof, r2, r1)
     alternatives = {
-        (size1 - 1, size2), (size1 + 1, size2), (size1 ^ 2, size2), (size1, size2 * 2),
-        (size1, size2 // 2), (size1, size2 + 1), (0, size2),
+        (size1 - 1, size2),
+        (size1 + 1, size2),
+        (size1 ^ 2, size2),
+        (size1, size2 * 2),
+        (size1, size2 // 2),
+        (size1, size2 + 1),
+        (0, size2),
         (data.draw(st.integers(0, 2 * size2)), data.draw(st.integers(0, 2 * size2))),
     }
     alternatives.discard((size1, size2))

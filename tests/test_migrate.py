@@ -16,33 +16,70 @@ from custody.migrations import MIGRATIONS, migrate
 EXPECTED_COLUMNS = {
     "case_info": {"id": int, "case_id": str, "header": str, "hash": str},
     "events": {
-        "seq": int, "hash": str, "prev": str, "type": str, "time": str, "signer": str,
-        "item": str, "body": str, "signature": str,
+        "seq": int,
+        "hash": str,
+        "prev": str,
+        "type": str,
+        "time": str,
+        "signer": str,
+        "item": str,
+        "body": str,
+        "signature": str,
     },
     "identities": {
-        "fingerprint": str, "name": str, "role": str, "public_key": str, "event_seq": int,
+        "fingerprint": str,
+        "name": str,
+        "role": str,
+        "public_key": str,
+        "event_seq": int,
     },
     "artifacts": {
-        "id": str, "n": int, "event_seq": int, "run": str, "outcome": str, "kind": str,
-        "path_hex": str, "display_path": str, "size": int, "sha256": str, "mime": str,
+        "id": str,
+        "n": int,
+        "event_seq": int,
+        "run": str,
+        "outcome": str,
+        "kind": str,
+        "path_hex": str,
+        "display_path": str,
+        "size": int,
+        "sha256": str,
+        "mime": str,
     },
     "_custody_migrations": {"name": str, "applied_at": str},
     "event_items": {"item": str, "seq": int},
     "merkle_nodes": {"level": int, "idx": int, "hash": bytes},
     "imported_bundles": {
-        "bundle": str, "source_case": str, "checkpoint": str, "keys": str, "items": str,
+        "bundle": str,
+        "source_case": str,
+        "checkpoint": str,
+        "keys": str,
+        "items": str,
         "import_seq": int,
     },
     "imported_events": {
-        "bundle": str, "seq": int, "hash": str, "signer": str, "body": str, "signature": str,
+        "bundle": str,
+        "seq": int,
+        "hash": str,
+        "signer": str,
+        "body": str,
+        "signature": str,
         "proof": str,
     },
 }
 
 EXPECTED_TRIGGERS = {
     f"{t}_no_{op}"
-    for t in ("case_info", "events", "identities", "artifacts", "event_items", "merkle_nodes",
-              "imported_bundles", "imported_events")
+    for t in (
+        "case_info",
+        "events",
+        "identities",
+        "artifacts",
+        "event_items",
+        "merkle_nodes",
+        "imported_bundles",
+        "imported_events",
+    )
     for op in ("update", "delete")
 }
 
@@ -120,13 +157,17 @@ def test_migration_002_backfills_items_and_tree(tmp_path: Path) -> None:
     # rebuild as a 001-only ledger holding the same rows
     old = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     m001_initial(old)
-    old.execute("CREATE TABLE _custody_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    old.execute(
+        "CREATE TABLE _custody_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
     old.execute("INSERT INTO _custody_migrations VALUES ('001_initial', 'x')")
     cols = "seq, hash, prev, type, time, signer, item, body, signature"
     old.executemany(
         f"INSERT INTO events ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(e.seq, e.hash, e.prev, e.type, e.time, e.signer, e.item, e.body, e.signature)
-         for e in events],
+        [
+            (e.seq, e.hash, e.prev, e.type, e.time, e.signer, e.item, e.body, e.signature)
+            for e in events
+        ],
     )
     assert migrate(old) == ["002_items_and_tree", "003_imports"]
     items = sorted(old.execute("SELECT item, seq FROM event_items"))

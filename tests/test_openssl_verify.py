@@ -26,16 +26,27 @@ VERIFIED = "Signature Verified Successfully"
 
 
 def sha256sum(path: Path) -> str:
-    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True, check=True)
     return out.stdout.split()[0]
 
 
 def openssl_verify(pub: Path, body: Path, sig: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin",
-         "-in", str(body), "-sigfile", str(sig)],
-        capture_output=True, text=True,
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(pub),
+            "-rawin",
+            "-in",
+            str(body),
+            "-sigfile",
+            str(sig),
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
@@ -44,23 +55,54 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, list[dict[st
     """A case with two collection runs, one over a directory holding non-ASCII names
     (so bodies are not pure ASCII), and its log.  Built once: nothing here writes."""
     root = tmp_path_factory.mktemp("openssl-case")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("init", root / "case", "--case-id", "2026-017", "--title", "Payroll server breach",
-        check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run(
+        "init",
+        root / "case",
+        "--case-id",
+        "2026-017",
+        "--title",
+        "Payroll server breach",
+        check=True,
+    )
     case = Case(dir=root / "case", key=root / "dana.pem", run=run)
     ev = root / "evidence"
     (ev / "home" / "zoë").mkdir(parents=True)
-    (ev / "home" / "zoë" / "notes – draft.txt").write_text("wire €12,400 to acct 7731\n",
-                                                          encoding="utf-8")
+    (ev / "home" / "zoë" / "notes – draft.txt").write_text(
+        "wire €12,400 to acct 7731\n", encoding="utf-8"
+    )
     (ev / "home" / "auth.log").write_bytes(b"sshd[811]: Accepted password for root\n" * 40)
     (ev / "payroll.csv").write_bytes(b"id,name,iban\n1,A,DE00\n")
     (ev / "empty").write_bytes(b"")
     case("collect", "--reason", "suspected credential theft", ev / "home", check=True)
-    case("collect", "--reason", "second pass", ev / "payroll.csv", ev / "empty",
-         "--hash", "sha256,sha512", check=True)
+    case(
+        "collect",
+        "--reason",
+        "second pass",
+        ev / "payroll.csv",
+        ev / "empty",
+        "--hash",
+        "sha256,sha512",
+        check=True,
+    )
     log = json.loads(case("log", "--json", check=True).stdout)
     assert any(not e["body"].isascii() for e in log)
     return case, log
@@ -76,8 +118,9 @@ def events(logged: tuple[Case, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return logged[1]
 
 
-def test_every_event_verifies_with_openssl(signed_case: Case, events: list[dict[str, Any]],
-                                           tmp_path: Path) -> None:
+def test_every_event_verifies_with_openssl(
+    signed_case: Case, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
     work = tmp_path / "openssl"
     work.mkdir()
     assert [e["seq"] for e in events] == list(range(len(events)))
@@ -103,7 +146,11 @@ def test_every_event_verifies_with_openssl(signed_case: Case, events: list[dict[
         # The body really says what the row says.
         parsed = json.loads(e["body"])
         assert (parsed["seq"], parsed["prev"], parsed["type"], parsed["signer"]) == (
-            e["seq"], e["prev"], e["type"], e["signer"])
+            e["seq"],
+            e["prev"],
+            e["type"],
+            e["signer"],
+        )
 
 
 def test_one_changed_byte_fails_openssl(events: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -144,15 +191,23 @@ def test_chain_links(signed_case: Case, events: list[dict[str, Any]], tmp_path: 
     # The first event links to the case header, whose hash sha256sum can recompute
     # from the header bytes kept in the ledger.
     db = signed_case.dir / "custody.db"
-    out = subprocess.run(["sqlite3", str(db), "SELECT header FROM case_info;"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["sqlite3", str(db), "SELECT header FROM case_info;"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     header = out.stdout.removesuffix("\n")
     header_file = tmp_path / "header.json"
     header_file.write_bytes(header.encode("utf-8"))
     assert json.loads(header)["case_id"] == "2026-017"
     assert events[0]["prev"] == "sha256:" + sha256sum(header_file)
-    stored = subprocess.run(["sqlite3", str(db), "SELECT hash FROM case_info;"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    stored = subprocess.run(
+        ["sqlite3", str(db), "SELECT hash FROM case_info;"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert events[0]["prev"] == stored
 
     # And the verify report's head is the last event's hash.

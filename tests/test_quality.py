@@ -15,15 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_mypy_strict_library() -> None:
     pytest.importorskip("mypy")
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "custody"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "custody"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_clean() -> None:
     pytest.importorskip("ruff")
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "custody", "cli", "tests",
-                           "benchmarks"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "custody", "cli", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

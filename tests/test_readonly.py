@@ -22,7 +22,9 @@ def ro_case(case: Case, tmp_path: Path) -> Iterator[Path]:
     if subprocess.run(["mount", "--bind", str(case.dir), str(mnt)], capture_output=True).returncode:
         pytest.skip("bind mounts are not available here")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True
+        )
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)

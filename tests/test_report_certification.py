@@ -52,7 +52,7 @@ def test_certification_of_the_shared_case(report_case: ReportCase) -> None:  # n
     # columns: item, path, host, size, at collection, at verification, result
     for item, cells in rows.items():
         assert f"sha256: `{report_case.sha256[item]}`" in cells[4]
-    assert md(ITEM1_NAME) in rows["ITEM-1"][1] and "memo, \"final\".txt" in rows["ITEM-1"][1]
+    assert md(ITEM1_NAME) in rows["ITEM-1"][1] and 'memo, "final".txt' in rows["ITEM-1"][1]
     assert rows["ITEM-1"][3] == "46 bytes"
     assert rows["ITEM-1"][5] == rows["ITEM-1"][4]  # re-hashed: the same digests
     assert rows["ITEM-1"][6] == "MATCH<br>passed verification"
@@ -89,8 +89,12 @@ def test_certification_of_the_shared_case(report_case: ReportCase) -> None:  # n
         "I, ____________, declare under penalty of perjury under the laws of the United States"
         " (28 U.S.C. § 1746) that the foregoing is true and correct" in text
     )
-    for line in ("Name: ____________", "Title: ____________", "Date: ____________",
-                 "Signature: ____________"):
+    for line in (
+        "Name: ____________",
+        "Title: ____________",
+        "Date: ____________",
+        "Signature: ____________",
+    ):
         assert f"\n{line}\n" in text, line
 
 

@@ -56,7 +56,10 @@ def test_one_item_report_has_only_that_item(report_case: ReportCase) -> None:
     item = model["items"][0]
     assert [e["type"] for e in item["timeline"]] == ["collect", "transfer", "receive", "seal"]
     (h,) = item["handovers"]
-    assert (h["released_by"], h["received_by"]) == ("Dana Reyes (collector)", "Lee Okafor (counsel)")
+    assert (h["released_by"], h["received_by"]) == (
+        "Dana Reyes (collector)",
+        "Lee Okafor (counsel)",
+    )
     assert h["release_signature_verified"] is True and h["receipt_signature_verified"] is True
     assert (h["reason"], h["location"]) == ("for counsel, review", "Room 4, HQ")
 
@@ -80,7 +83,9 @@ def test_bad_input_one_line_exit_2(report_case: ReportCase, tmp_path: Path) -> N
     for args in (["ITEM-99"], ["--bundle", tmp_path / "nope.tar"], ["--trust", "x"]):
         proc = report_case.run("report", *args, "--format", "json", "--out", tmp_path / "r.json")
         assert proc.returncode == 2, (args, proc.stderr)
-        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("custody: error:"), proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("custody: error:"), (
+            proc.stderr
+        )
         assert not (tmp_path / "r.json").exists()
     proc = report_case.run("report", "--format", "json", "--out", tmp_path / "no-dir" / "r.json")
     assert proc.returncode == 2 and "cannot write" in proc.stderr
@@ -89,13 +94,25 @@ def test_bad_input_one_line_exit_2(report_case: ReportCase, tmp_path: Path) -> N
 def test_report_of_a_bundle(report_case: ReportCase, tmp_path: Path) -> None:
     bag = tmp_path / "to-counsel"
     report_case.run("bundle", "export", "ITEM-1", "--out", bag, check=True)
-    proc = report_case.run("report", "--bundle", bag, "--format", "json", "--out", tmp_path / "b.json",
-                           "--trust", report_case.root / "dana.pub", "--trust", report_case.root / "lee.pub")
+    proc = report_case.run(
+        "report",
+        "--bundle",
+        bag,
+        "--format",
+        "json",
+        "--out",
+        tmp_path / "b.json",
+        "--trust",
+        report_case.root / "dana.pub",
+        "--trust",
+        report_case.root / "lee.pub",
+    )
     assert proc.returncode == 0, proc.stderr
     model = json.loads((tmp_path / "b.json").read_text())
     assert model["source"]["kind"] == "bundle"
-    other = report_case.run("report", "ITEM-2", "--bundle", bag, "--format", "json",
-                            "--out", tmp_path / "x.json")
+    other = report_case.run(
+        "report", "ITEM-2", "--bundle", bag, "--format", "json", "--out", tmp_path / "x.json"
+    )
     assert other.returncode == 2
     assert other.stderr == "custody: error: no such item in this bundle: ITEM-2\n"
     assert [i["id"] for i in model["items"]] == ["ITEM-1"]
@@ -109,7 +126,9 @@ def test_report_of_a_bundle(report_case: ReportCase, tmp_path: Path) -> None:
     data = bytearray(payload.read_bytes())
     data[-1] ^= 1
     payload.write_bytes(bytes(data))
-    proc = report_case.run("report", "--bundle", bag, "--format", "json", "--out", tmp_path / "c.json")
+    proc = report_case.run(
+        "report", "--bundle", bag, "--format", "json", "--out", tmp_path / "c.json"
+    )
     assert proc.returncode == 1
     model = json.loads((tmp_path / "c.json").read_text())
     assert model["items"][0]["integrity"]["ok"] is False

@@ -108,7 +108,9 @@ def _store(ledger: Ledger, src: Path, data: bytes) -> tuple[str, dict[str, str]]
     return stored.relpath, dict(stored.result.digests)
 
 
-def _collect_data(path: str, data: bytes, relpath: str, digests: dict[str, str], inode: int) -> dict[str, Any]:
+def _collect_data(
+    path: str, data: bytes, relpath: str, digests: dict[str, str], inode: int
+) -> dict[str, Any]:
     raw = path.encode("utf-8")
     return {
         "run": RUN_UUID,
@@ -127,7 +129,9 @@ def _collect_data(path: str, data: bytes, relpath: str, digests: dict[str, str],
     }
 
 
-def build_golden_case(root: Path, monkeypatch: pytest.MonkeyPatch, *, tamper: bool = True) -> Ledger:
+def build_golden_case(
+    root: Path, monkeypatch: pytest.MonkeyPatch, *, tamper: bool = True
+) -> Ledger:
     """The fixed case, in ``root/case`` (opened by the relative path ``case``)."""
     ticks = iter(range(1_000))
 
@@ -165,10 +169,14 @@ def build_golden_case(root: Path, monkeypatch: pytest.MonkeyPatch, *, tamper: bo
                 },
             ),
             EventDraft(
-                COLLECT_EVENT, _collect_data(ITEM1_PATH, ITEM1_BYTES, rel1, dig1, 131_001), new_item=True
+                COLLECT_EVENT,
+                _collect_data(ITEM1_PATH, ITEM1_BYTES, rel1, dig1, 131_001),
+                new_item=True,
             ),
             EventDraft(
-                COLLECT_EVENT, _collect_data(ITEM2_PATH, ITEM2_BYTES, rel2, dig2, 131_002), new_item=True
+                COLLECT_EVENT,
+                _collect_data(ITEM2_PATH, ITEM2_BYTES, rel2, dig2, 131_002),
+                new_item=True,
             ),
             EventDraft(
                 RUN_END_EVENT,
@@ -291,7 +299,11 @@ def test_golden_case_is_the_case_described(golden_model: dict[str, Any]) -> None
     assert items["ITEM-1"]["state"] == "sealed"
     assert items["ITEM-1"]["custodian"] == "Lee Okafor (counsel)"
     assert [e["type"] for e in items["ITEM-1"]["timeline"]] == [
-        "collect", "transfer", "receive", "seal", "note",
+        "collect",
+        "transfer",
+        "receive",
+        "seal",
+        "note",
     ]
     assert [e["type"] for e in items["ITEM-2"]["timeline"]] == ["collect", "note"]
     assert m["verification"]["latest_checkpoint"]["signature_verified"] is True
@@ -337,8 +349,13 @@ def test_golden_files_read_back() -> None:
     assert rows[0] == list(COLUMNS)
     body = [dict(zip(COLUMNS, r, strict=True)) for r in rows[1:]]
     assert [(r["item"], r["event_seq"]) for r in body] == [
-        ("ITEM-1", "2"), ("ITEM-1", "6"), ("ITEM-1", "7"), ("ITEM-1", "8"), ("ITEM-1", "10"),
-        ("ITEM-2", "3"), ("ITEM-2", "10"),
+        ("ITEM-1", "2"),
+        ("ITEM-1", "6"),
+        ("ITEM-1", "7"),
+        ("ITEM-1", "8"),
+        ("ITEM-1", "10"),
+        ("ITEM-2", "3"),
+        ("ITEM-2", "10"),
     ]
     for r in body:
         data = ITEM1_BYTES if r["item"] == "ITEM-1" else ITEM2_BYTES
@@ -351,7 +368,8 @@ def test_golden_files_read_back() -> None:
     assert (body[1]["released_by"], body[1]["received_by"]) == ("Dana Reyes (collector)", "")
     assert (body[1]["reason"], body[1]["location"]) == (REASON, LOCATION)
     assert (body[2]["released_by"], body[2]["received_by"]) == (
-        "Dana Reyes (collector)", "Lee Okafor (counsel)",
+        "Dana Reyes (collector)",
+        "Lee Okafor (counsel)",
     )
     assert body[3]["action"] == "sealed" and body[3]["actor"] == "Lee Okafor"
     assert body[4]["reason"] == body[6]["reason"] == NOTE
@@ -378,7 +396,10 @@ def test_csv_is_rfc4180_with_bom_and_crlf(golden_model: dict[str, Any]) -> None:
         elif ch == "\n" and not quoted:
             assert text[i - 1] == "\r", text[max(0, i - 40) : i + 1]
     assert '"photographed both labels\nsheet 2:\tlabel reads ""44"""' in text
-    assert f'"{ITEM1_PATH.replace(chr(34), 2 * chr(34))} (ASCII text, 46 bytes, host payroll-srv)"' in text
+    assert (
+        f'"{ITEM1_PATH.replace(chr(34), 2 * chr(34))} (ASCII text, 46 bytes, host payroll-srv)"'
+        in text
+    )
 
 
 def test_csv_one_row_per_event_per_item(golden_model: dict[str, Any]) -> None:
@@ -394,7 +415,7 @@ def test_csv_keeps_formula_like_cells_exact(golden_model: dict[str, Any]) -> Non
     custody record is never rewritten (docs/reports.md says how to open it safely)."""
     model = copy.deepcopy(golden_model)
     ev = model["items"][0]["timeline"][0]
-    ev["reason"], ev["location"], ev["actor"] = "=HYPERLINK(\"x\")", "+1 floor", "-dash"
+    ev["reason"], ev["location"], ev["actor"] = '=HYPERLINK("x")', "+1 floor", "-dash"
     rows = _csv_rows(render(model, "csv"))
     assert rows[1][8:11] == ['=HYPERLINK("x")', "+1 floor", "-dash"]
     assert [r[9] for r in rows[1:] if r[9].startswith("@")] == [NOTE_LOCATION, NOTE_LOCATION]
@@ -419,18 +440,30 @@ def test_csv_round_trips_commas_quotes_newlines_and_tabs(report_case: ReportCase
 def test_cli_csv_of_the_shared_case(report_case: ReportCase) -> None:  # noqa: F811
     proc, out = report_case.report("csv")
     assert proc.returncode == 1, proc.stderr  # findings recorded, report still written
-    assert "SHA-256 of the report: sha256:" + hashlib.sha256(out.read_bytes()).hexdigest() in proc.stdout
+    assert (
+        "SHA-256 of the report: sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
+        in proc.stdout
+    )
     rows = _csv_rows(out.read_bytes())
     assert rows[0] == list(COLUMNS)
     body = [dict(zip(COLUMNS, r, strict=True)) for r in rows[1:]]
     item1 = [r for r in body if r["item"] == "ITEM-1"]
     item2 = [r for r in body if r["item"] == "ITEM-2"]
-    assert [r["action"].split(" ")[0] for r in item1] == ["collected", "released", "received", "sealed"]
+    assert [r["action"].split(" ")[0] for r in item1] == [
+        "collected",
+        "released",
+        "received",
+        "sealed",
+    ]
     # the description: the exact source path, then what it is, its size and host
-    assert all(re.fullmatch(r'/.+/evidence/memo, "final"\.txt \(.+, 46 bytes, host .+\)',
-                            r["description"]) for r in item1), item1
-    assert all(re.fullmatch(r"/.+/evidence/auth\.log \(.+, 63 bytes, host .+\)",
-                            r["description"]) for r in item2), item2
+    assert all(
+        re.fullmatch(r'/.+/evidence/memo, "final"\.txt \(.+, 46 bytes, host .+\)', r["description"])
+        for r in item1
+    ), item1
+    assert all(
+        re.fullmatch(r"/.+/evidence/auth\.log \(.+, 63 bytes, host .+\)", r["description"])
+        for r in item2
+    ), item2
     assert {r["sha256"] for r in item1} == {report_case.sha256["ITEM-1"]}
     assert {r["sha256"] for r in item2} == {report_case.sha256["ITEM-2"]}
     assert {r["item_integrity"] for r in item1} == {"intact"}
@@ -465,7 +498,9 @@ def test_report_schema_is_valid_draft_2020_12() -> None:
 
 def test_schema_knows_every_verification_step() -> None:
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    step = schema["properties"]["verification"]["properties"]["steps"]["items"]["properties"]["step"]
+    step = schema["properties"]["verification"]["properties"]["steps"]["items"]["properties"][
+        "step"
+    ]
     assert {name for name, _ in custody.report.STEPS} | {"other"} == set(step["enum"])
 
 

@@ -18,8 +18,21 @@ from report_fixtures import ITEM1_NAME, ReportCase, report_case, report_template
 from custody import __version__
 from custody.render.html import render
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class Doc(HTMLParser):
@@ -105,8 +118,18 @@ def test_self_contained_and_items_marked(report_case: ReportCase) -> None:  # no
     assert text.startswith("<!DOCTYPE html>\n")
     assert '<meta charset="utf-8">' in text
     low = text.lower()
-    for ref in ("http://", "https://", "src=", "<link", "@import", "url(", "<script", "<img",
-                "<iframe", "<object"):
+    for ref in (
+        "http://",
+        "https://",
+        "src=",
+        "<link",
+        "@import",
+        "url(",
+        "<script",
+        "<img",
+        "<iframe",
+        "<object",
+    ):
         assert ref not in low, ref
     assert "<style>" in text and "@media print" in text
     assert "break-before: page" in text and "page-break-before: always" in text
@@ -131,7 +154,7 @@ def test_self_contained_and_items_marked(report_case: ReportCase) -> None:  # no
     t1 = doc.section_text("ITEM-1")
     assert "Integrity: intact" in t1 and "INTEGRITY FAILURE" not in t1
     assert sha["ITEM-1"] in t1
-    assert f'/evidence/{ITEM1_NAME}' in t1
+    assert f"/evidence/{ITEM1_NAME}" in t1
     # the hand-over, both signatures verified, and the timeline rows
     assert "TRANSFER-" in t1 and "for counsel, review" in t1 and "Room 4, HQ" in t1
     assert "NOT VERIFIED" not in t1
@@ -179,10 +202,24 @@ def test_hostile_values_are_escaped(report_case: ReportCase) -> None:  # noqa: F
 def _chromium(html: Path, tmp: Path, *args: str) -> None:
     exe = shutil.which("chromium") or "/usr/bin/chromium"
     proc = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp}", *args, html.as_uri()],
-        capture_output=True, text=True, timeout=90,
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp}",
+            *args,
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -216,8 +253,9 @@ def test_browser_renders_and_prints(report_case: ReportCase, tmp_path: Path) -> 
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
     # front matter, one page (at least) per item, keys on their own page
     assert pages >= 4
-    text = subprocess.run(["pdftotext", "-layout", pdf, "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", pdf, "-"], capture_output=True, text=True, check=True
+    ).stdout
     flat = squash(text)
     for digest in report_case.sha256.values():
         assert digest in flat

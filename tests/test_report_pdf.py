@@ -39,13 +39,13 @@ needs_poppler = pytest.mark.skipif(
 
 
 def _text(path: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _pages(path: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
     return int(re.search(r"^Pages:\s+(\d+)$", info, re.M).group(1))
 
 
@@ -70,8 +70,10 @@ def _digests(data: bytes) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def made(report_template: tuple[Path, dict[str, str], dict[str, Any]],  # noqa: F811
-         tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportCase, Path, dict[str, Any]]:
+def made(
+    report_template: tuple[Path, dict[str, str], dict[str, Any]],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ReportCase, Path, dict[str, Any]]:
     """One copy of the shared case for this module (as report_case makes), its PDF
     report and the model of its JSON report, both made with SOURCE_DATE_EPOCH."""
     root, env, info = report_template
@@ -82,7 +84,10 @@ def made(report_template: tuple[Path, dict[str, str], dict[str, Any]],  # noqa: 
         mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
         proc, out = rc.report("pdf")
         assert proc.returncode == 1, proc.stderr  # the case has findings: exit 1, file written
-        assert f"SHA-256 of the report: sha256:{hashlib.sha256(out.read_bytes()).hexdigest()}" in proc.stdout
+        assert (
+            f"SHA-256 of the report: sha256:{hashlib.sha256(out.read_bytes()).hexdigest()}"
+            in proc.stdout
+        )
         jproc, jout = rc.report("json")
         assert jproc.returncode == 1, jproc.stderr
     return rc, out, json.loads(jout.read_text(encoding="utf-8"))
@@ -162,13 +167,15 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
     # the custody timeline: one row per event, in order
     assert "Custody timeline (4 event(s))" in item1
     assert "Custody timeline (1 event(s))" in item2
-    seals = re.findall(rf"^\s*(\d+)\s+{stamp}\s+Lee Okafor\s+sealed\s+sealed in bag 44", item1, re.M)
+    seals = re.findall(
+        rf"^\s*(\d+)\s+{stamp}\s+Lee Okafor\s+sealed\s+sealed in bag 44", item1, re.M
+    )
     assert len(seals) == 1
     for event in model["items"][0]["timeline"]:
         assert event["hash"] in _flat(item1)
 
     # keys and the tool version
-    tail = text[text.index("Keys and fingerprints"):]
+    tail = text[text.index("Keys and fingerprints") :]
     for key in model["keys"]:
         assert key["fingerprint"] in _flat(tail)
         assert key["public_key"] in _flat(tail)
@@ -182,7 +189,7 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
 
 @needs_poppler
 def test_pdf_footer_on_every_page_with_model_digest(
-    made: tuple[ReportCase, Path, dict[str, Any]]
+    made: tuple[ReportCase, Path, dict[str, Any]],
 ) -> None:
     _, out, model = made
     text = _text(out)
@@ -215,8 +222,9 @@ def test_pdf_is_reproducible(report_case: ReportCase, monkeypatch: pytest.Monkey
     # the renderer alone, on the JSON report's model, gives the very same file
     assert pdf_render.render(model) == out.read_bytes()
     # and the PDF's creation date is SOURCE_DATE_EPOCH, not the time of rendering
-    info = subprocess.run(["pdfinfo", "-isodates", str(out)], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(
+        ["pdfinfo", "-isodates", str(out)], capture_output=True, text=True, check=True
+    ).stdout
     when = datetime.fromtimestamp(int(EPOCH), UTC).strftime("%Y-%m-%dT%H:%M:%S")
     assert re.search(rf"^CreationDate:\s+{when}(Z|\+00)", info, re.M), info
 
@@ -233,8 +241,9 @@ def _unicode_model(model: dict[str, Any]) -> dict[str, Any]:
 
 def _words_on_page(path: Path) -> None:
     """Every word pdftotext finds lies inside its page's box."""
-    xml = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True,
-                         text=True, check=True).stdout
+    xml = subprocess.run(
+        ["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
     pages = re.split(r"<page ", xml)[1:]
     assert pages
     for page in pages:
@@ -247,7 +256,9 @@ def _words_on_page(path: Path) -> None:
 
 
 @needs_poppler
-def test_pdf_unicode_with_truetype_font(made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_pdf_unicode_with_truetype_font(
+    made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     if pdf_render.find_unicode_fonts() is None:
         pytest.skip("no DejaVu TrueType font installed")
     model = _unicode_model(_model(made))
@@ -265,8 +276,9 @@ def test_pdf_unicode_with_truetype_font(made: tuple[ReportCase, Path, dict[str, 
 
 
 @needs_poppler
-def test_pdf_unicode_with_core_font_fallback(made: tuple[ReportCase, Path, dict[str, Any]],
-                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_pdf_unicode_with_core_font_fallback(
+    made: tuple[ReportCase, Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     model = _unicode_model(_model(made))
     monkeypatch.setattr(pdf_render, "FORCE_CORE_FONTS", True)
     out = tmp_path / "c.pdf"
@@ -284,7 +296,9 @@ def test_pdf_unicode_with_core_font_fallback(made: tuple[ReportCase, Path, dict[
 
 
 @needs_poppler
-def test_pdf_long_text_goes_to_a_note(made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_pdf_long_text_goes_to_a_note(
+    made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     model = _model(made)
     words = [f"w{i}" for i in range(600)]
     model["items"][0]["timeline"][0]["reason"] = " ".join(words)
@@ -301,7 +315,9 @@ def test_pdf_long_text_goes_to_a_note(made: tuple[ReportCase, Path, dict[str, An
 
 
 @needs_poppler
-def test_pdf_passing_report_has_no_failure(made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_pdf_passing_report_has_no_failure(
+    made: tuple[ReportCase, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     model = _model(made)
     v = model["verification"]
     v["ok"], v["findings"] = True, []

@@ -112,8 +112,11 @@ def test_every_hash_algorithm_the_tool_offers_is_tested(result: SelftestResult) 
     assert {f"hash.{a}" for a in hashing.ALGORITHMS} <= names
     assert set(hashing.parse_algorithms(",".join(hashing.ALGORITHMS))) == set(hashing.ALGORITHMS)
     assert set(selftest.HASH_VECTORS) == set(hashing.ALGORITHMS)
-    for table in (selftest.MILLION_A_DIGESTS, selftest.THREADED_FILE_DIGESTS,
-                  selftest.STORE_SAMPLE_DIGESTS):
+    for table in (
+        selftest.MILLION_A_DIGESTS,
+        selftest.THREADED_FILE_DIGESTS,
+        selftest.STORE_SAMPLE_DIGESTS,
+    ):
         assert set(table) == set(hashing.ALGORITHMS)
 
 
@@ -253,7 +256,7 @@ def _corrupt_threaded(mp: pytest.MonkeyPatch) -> None:
         (_corrupt_million, {"hash.million-a.serial", "hash.million-a.threaded"}),
         (_corrupt_threaded, {"hash.threaded-file"}),
     ],
-    ids=lambda v: getattr(v, "__name__", "")[len("_corrupt_"):] or None,
+    ids=lambda v: getattr(v, "__name__", "")[len("_corrupt_") :] or None,
 )
 def test_a_corrupted_vector_fails_exactly_its_check(
     monkeypatch: pytest.MonkeyPatch, corrupt: Any, expected: set[str]
@@ -417,7 +420,11 @@ def test_embedded_ed25519_vectors_match_shared() -> None:
     for v in selftest.ED25519_VECTORS:
         o = official[names[v.name]]
         assert (v.secret_key, v.public_key, v.message, v.signature) == (
-            o["secret_key"], o["public_key"], o["message"], o["signature"])
+            o["secret_key"],
+            o["public_key"],
+            o["message"],
+            o["signature"],
+        )
 
 
 def test_embedded_jcs_vectors_match_shared() -> None:
@@ -458,8 +465,10 @@ def test_embedded_digests_agree_with_hashlib() -> None:
     for alg in hashing.ALGORITHMS:
         assert hashlib.new(alg, million).hexdigest() == selftest.MILLION_A_DIGESTS[alg]
         assert hashlib.new(alg, pattern).hexdigest() == selftest.THREADED_FILE_DIGESTS[alg]
-        assert hashlib.new(alg, selftest.STORE_SAMPLE).hexdigest() == (
-            selftest.STORE_SAMPLE_DIGESTS[alg])
+        assert (
+            hashlib.new(alg, selftest.STORE_SAMPLE).hexdigest()
+            == (selftest.STORE_SAMPLE_DIGESTS[alg])
+        )
 
 
 # -- the signed record -----------------------------------------------------------------
@@ -490,7 +499,8 @@ def test_record_selftest_is_a_signed_event_verify_accepts(
 
         # a failed self-test is recorded too: that is evidence as well
         bad = dataclasses.replace(
-            result, ok=False,
+            result,
+            ok=False,
             checks=[dataclasses.replace(result.checks[0], ok=False, detail="injected")],
         )
         ev2 = record_selftest(ledger, signer, bad)

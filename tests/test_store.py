@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody import hashing
 from custody.collect import collect
 from custody.errors import StoreError
 from custody.keys import Signer
@@ -43,26 +44,34 @@ def test_objects_synced_before_the_events_that_name_them(
     assert calls == ["append", "sync-dirty", "append", "append"]
 
 
-def test_read_back_mismatch_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("size", [8, 5 * (1 << 20) + 3])  # the serial and threaded paths
+def test_read_back_mismatch_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A copy that does not hold the bytes written (one bit flipped on its way to
+    the file) is caught by the read-back, before it is named in the store."""
     store = Store(tmp_path / "store")
     src = tmp_path / "f"
-    src.write_bytes(b"evidence")
-    real = __import__("custody.store", fromlist=["hash_fd"]).hash_fd
-    seen: list[int] = []
+    src.write_bytes(os.urandom(size))
+    real = hashing._write_all
+    writes: list[int] = []
 
-    def flaky(fd: int, algorithms: list[str], **kw: object) -> object:
-        result = real(fd, algorithms, **kw)
-        seen.append(1)
-        if len(seen) == 2:  # the read-back
-            result.digests["sha256"] = "0" * 64
-        return result
+    def flipping(fd: int, mv: memoryview) -> None:
+        writes.append(len(mv))
+        if len(writes) == 2 or size < 100:  # the second chunk (or the only one)
+            data = bytearray(mv)
+            data[len(data) // 2] ^= 0x10
+            mv = memoryview(data)
+        real(fd, mv)
 
-    monkeypatch.setattr("custody.store.hash_fd", flaky)
+    monkeypatch.setattr(hashing, "_write_all", flipping)
     fd = os.open(src, os.O_RDONLY)
     try:
-        with pytest.raises(StoreError, match="read-back verification failed"):
-            store.ingest(fd, ["sha256"])
+        with pytest.raises(StoreError, match="read-back verification failed") as e:
+            store.ingest(fd, ["sha256"], size_hint=size)
     finally:
         os.close(fd)
+    offset = 0 if size < 100 else 1 << 20
+    assert f"at offset {offset}" in e.value.message
     # the bad copy is not left in the store, nor its temp file
     assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []

@@ -132,8 +132,7 @@ class Collected:
         return f"{item_id} ({self.items[item_id]['store']})"
 
     def collect_seq(self, item_id: str) -> int:
-        (ev,) = [e for e in self.initial_events
-                 if e["type"] == "collect" and e["item"] == item_id]
+        (ev,) = [e for e in self.initial_events if e["type"] == "collect" and e["item"] == item_id]
         return int(ev["seq"])
 
 
@@ -142,12 +141,34 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One collected case per module (the CLI is slow to start); each test gets a
     copy of it."""
     root = tmp_path_factory.mktemp("template")
-    run = Run(env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE,
-                   "CUSTODY_KEY": str(root / "dana.pem")}, cwd=root)
-    run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", root / "dana.pem",
-        check=True)
-    run("init", root / "case", "--case-id", "2026-017", "--title", "Payroll server breach",
-        check=True)
+    run = Run(
+        env={
+            "CUSTODY_CONFIG_DIR": str(root / "config"),
+            "CUSTODY_PASSPHRASE": PASSPHRASE,
+            "CUSTODY_KEY": str(root / "dana.pem"),
+        },
+        cwd=root,
+    )
+    run(
+        "key",
+        "new",
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "collector",
+        "--out",
+        root / "dana.pem",
+        check=True,
+    )
+    run(
+        "init",
+        root / "case",
+        "--case-id",
+        "2026-017",
+        "--title",
+        "Payroll server breach",
+        check=True,
+    )
     files = make_evidence(root / "evidence")
     case = Case(dir=root / "case", key=root / "dana.pem", run=run)
     proc = case("collect", "--reason", "suspected credential theft", *files, "--json")
@@ -241,8 +262,11 @@ def test_flipped_byte_in_store_object(collected: Collected) -> None:
     assert_failed(rc, report)
     subject = collected.subject("ITEM-2")
     assert report["findings"] == [
-        {"kind": "object-digest", "subject": subject,
-         "detail": f"{alg}: expected {before[alg]}, found {after[alg]}"}
+        {
+            "kind": "object-digest",
+            "subject": subject,
+            "detail": f"{alg}: expected {before[alg]}, found {after[alg]}",
+        }
         for alg in ("md5", "sha1", "sha256")
     ]
     # The same size: no size finding, and the other items are fine.
@@ -276,7 +300,8 @@ def test_store_object_replaced_same_size(collected: Collected) -> None:
     subject = collected.subject("ITEM-3")
     assert findings(report) == {("object-digest", subject)}
     assert {
-        "kind": "object-digest", "subject": subject,
+        "kind": "object-digest",
+        "subject": subject,
         "detail": f"sha256: expected {collected.item('ITEM-3')['sha256']}, found {found_sha}",
     } in report["findings"]
 
@@ -287,11 +312,13 @@ def test_store_object_deleted(collected: Collected) -> None:
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
-    assert report["findings"] == [{
-        "kind": "object-missing",
-        "subject": collected.subject("ITEM-2"),
-        "detail": f"store object is missing: expected sha256 {collected.item('ITEM-2')['sha256']}",
-    }]
+    assert report["findings"] == [
+        {
+            "kind": "object-missing",
+            "subject": collected.subject("ITEM-2"),
+            "detail": f"store object is missing: expected sha256 {collected.item('ITEM-2')['sha256']}",
+        }
+    ]
 
 
 def test_store_object_made_writable(collected: Collected) -> None:
@@ -350,8 +377,9 @@ def test_event_body_edited(collected: Collected) -> None:
     assert proc.returncode != 0
     assert "append-only" in proc.stderr
     # ...so the attacker drops it, edits the body, and recreates it.
-    old, new = edit_body(collected, seq, '"reason":"suspected credential theft"',
-                         '"reason":"routine backup"')
+    old, new = edit_body(
+        collected, seq, '"reason":"suspected credential theft"', '"reason":"routine backup"'
+    )
     stored_hash = next(e["hash"] for e in collected.initial_events if e["seq"] == seq)
     body_file = collected.case.dir.parent / "forged-body.bin"
     body_file.write_bytes(new.encode("utf-8"))
@@ -363,7 +391,8 @@ def test_event_body_edited(collected: Collected) -> None:
     subject = f"event {seq}"
     assert findings(report) == {("event-hash", subject), ("signature", subject), TREE}
     assert {
-        "kind": "event-hash", "subject": subject,
+        "kind": "event-hash",
+        "subject": subject,
         "detail": f"stored hash {stored_hash}, body hashes to {forged_hash}",
     } in report["findings"]
 
@@ -377,15 +406,20 @@ def test_event_body_edited_and_rehashed(collected: Collected) -> None:
     """The attacker also recomputes the stored hash: the signature and the next
     event's link still give it away."""
     seq = collected.collect_seq("ITEM-2")
-    _, new = edit_body(collected, seq, '"reason":"suspected credential theft"',
-                       '"reason":"routine backup"')
+    _, new = edit_body(
+        collected, seq, '"reason":"suspected credential theft"', '"reason":"routine backup"'
+    )
     scratch = collected.case.dir.parent / "scratch.bin"
     new_hash = "sha256:" + _sha256_text(new, scratch)
     bypass(collected.db, "events", f"UPDATE events SET hash = {q(new_hash)} WHERE seq = {seq};")
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
-    assert findings(report) == {("signature", f"event {seq}"), ("chain-link", f"event {seq + 1}"), TREE}
+    assert findings(report) == {
+        ("signature", f"event {seq}"),
+        ("chain-link", f"event {seq + 1}"),
+        TREE,
+    }
 
 
 def test_event_digest_forged_with_store_object(collected: Collected) -> None:
@@ -420,13 +454,15 @@ def test_event_deleted(collected: Collected) -> None:
     assert_failed(rc, report)
     nxt = f"event {seq + 1}"
     assert {
-        "kind": "chain-gap", "subject": nxt,
+        "kind": "chain-gap",
+        "subject": nxt,
         "detail": f"expected event {seq} next, found event {seq + 1} (1 missing)",
     } in report["findings"]
     assert {
-        "kind": "chain-link", "subject": nxt,
+        "kind": "chain-link",
+        "subject": nxt,
         "detail": f"prev is {events[seq + 1]['prev']}, previous event's hash is "
-                  f"{events[seq - 1]['hash']}",
+        f"{events[seq - 1]['hash']}",
     } in report["findings"]
     # The artifacts index still lists ITEM-2, which no signed event records any more.
     assert findings(report) == {("chain-gap", nxt), ("chain-link", nxt), ("index", "ITEM-2"), TREE}
@@ -448,10 +484,14 @@ def test_events_swapped(collected: Collected) -> None:
     )
     before = {e["seq"]: e for e in collected.initial_events}
     bypass(collected.db, "events", stmts)
-    rows = sqlite_ok(collected.db, f"SELECT seq, hash, signature FROM events "
-                                   f"WHERE seq IN ({a}, {b}) ORDER BY seq;").split()
-    assert rows == [f"{a}|{before[b]['hash']}|{before[b]['signature']}",
-                    f"{b}|{before[a]['hash']}|{before[a]['signature']}"]
+    rows = sqlite_ok(
+        collected.db,
+        f"SELECT seq, hash, signature FROM events WHERE seq IN ({a}, {b}) ORDER BY seq;",
+    ).split()
+    assert rows == [
+        f"{a}|{before[b]['hash']}|{before[b]['signature']}",
+        f"{b}|{before[a]['hash']}|{before[a]['signature']}",
+    ]
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
@@ -459,21 +499,28 @@ def test_events_swapped(collected: Collected) -> None:
     # at the other position): the links, the positions and the index give it away.
     # The event after the pair links to the original b, no longer there.
     assert findings(report) == {
-        ("chain-link", f"event {a}"), ("event-mismatch", f"event {a}"),
-        ("chain-link", f"event {b}"), ("event-mismatch", f"event {b}"),
+        ("chain-link", f"event {a}"),
+        ("event-mismatch", f"event {a}"),
+        ("chain-link", f"event {b}"),
+        ("event-mismatch", f"event {b}"),
         ("chain-link", f"event {b + 1}"),
-        ("index", "ITEM-1"), ("index", "ITEM-2"), TREE,
+        ("index", "ITEM-1"),
+        ("index", "ITEM-2"),
+        TREE,
     }
     assert {
-        "kind": "event-mismatch", "subject": f"event {a}",
+        "kind": "event-mismatch",
+        "subject": f"event {a}",
         "detail": f"seq: ledger row says {a}, signed body says {b}",
     } in report["findings"]
     assert {
-        "kind": "event-mismatch", "subject": f"event {b}",
+        "kind": "event-mismatch",
+        "subject": f"event {b}",
         "detail": f"seq: ledger row says {b}, signed body says {a}",
     } in report["findings"]
     assert {
-        "kind": "index", "subject": "ITEM-1",
+        "kind": "index",
+        "subject": "ITEM-1",
         "detail": f"artifacts.event_seq is {a}, signed event {b} says {b}",
     } in report["findings"]
 
@@ -495,8 +542,11 @@ def test_signer_public_key_swapped(collected: Collected) -> None:
     assert body.count(f'"public_key":"{old_key}"') == 1
     forged = body.replace(f'"public_key":"{old_key}"', f'"public_key":"{new_key}"')
     bypass(collected.db, "events", f"UPDATE events SET body = {q(forged)} WHERE seq = {seq};")
-    bypass(collected.db, "identities",
-           f"UPDATE identities SET public_key = {q(new_key)} WHERE fingerprint = {q(fp)};")
+    bypass(
+        collected.db,
+        "identities",
+        f"UPDATE identities SET public_key = {q(new_key)} WHERE fingerprint = {q(fp)};",
+    )
     assert sqlite_ok(collected.db, "SELECT public_key FROM identities;").split() == [new_key]
 
     rc, report = verify(collected.case)
@@ -505,8 +555,7 @@ def test_signer_public_key_swapped(collected: Collected) -> None:
     subject = f"event {seq}"
     assert ("event-hash", subject) in got
     assert ("identity", subject) in got
-    identity_detail = next(f["detail"] for f in report["findings"]
-                           if f["kind"] == "identity")
+    identity_detail = next(f["detail"] for f in report["findings"] if f["kind"] == "identity")
     assert fp in identity_detail
     # With its key no longer trusted, no event of that signer verifies.
     for e in events:
@@ -529,12 +578,15 @@ def test_signer_key_and_fingerprint_swapped(collected: Collected) -> None:
     scratch = collected.case.dir.parent / "raw.pub"
     scratch.write_bytes(raw)
     new_fp = "sha256:" + digest_cli("sha256sum", scratch)
-    forged = (ident["body"].replace(old_key, new_key).replace(old_fp, new_fp))
+    forged = ident["body"].replace(old_key, new_key).replace(old_fp, new_fp)
     new_hash = "sha256:" + _sha256_text(forged, scratch)
     sig = base64.b64encode(priv.sign(forged.encode("utf-8"))).decode("ascii")
-    bypass(collected.db, "events",
-           f"UPDATE events SET body = {q(forged)}, hash = {q(new_hash)}, signer = {q(new_fp)},"
-           f" signature = {q(sig)} WHERE seq = {seq};")
+    bypass(
+        collected.db,
+        "events",
+        f"UPDATE events SET body = {q(forged)}, hash = {q(new_hash)}, signer = {q(new_fp)},"
+        f" signature = {q(sig)} WHERE seq = {seq};",
+    )
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
@@ -542,14 +594,19 @@ def test_signer_key_and_fingerprint_swapped(collected: Collected) -> None:
     # next event does not link to it, the identities table still holds the real key,
     # and nothing after it was signed by the forged key.
     assert findings(report) == {
-        ("chain-link", f"event {seq + 1}"), ("index", new_fp), ("index", old_fp), TREE,
+        ("chain-link", f"event {seq + 1}"),
+        ("index", new_fp),
+        ("index", old_fp),
+        TREE,
     } | {("unknown-signer", f"event {e['seq']}") for e in events if e["seq"] != seq}
     assert {
-        "kind": "index", "subject": new_fp,
+        "kind": "index",
+        "subject": new_fp,
         "detail": f"recorded by event {seq} but missing from the identities table",
     } in report["findings"]
     assert {
-        "kind": "index", "subject": old_fp,
+        "kind": "index",
+        "subject": old_fp,
         "detail": "in the identities table but no signed event records it",
     } in report["findings"]
 
@@ -656,22 +713,29 @@ def test_forged_malformed_body_is_reported_not_crashed(collected: Collected, for
 
 def test_body_stored_as_blob_is_reported(collected: Collected) -> None:
     seq = collected.collect_seq("ITEM-1")
-    bypass(collected.db, "events",
-           f"UPDATE events SET body = CAST(body AS BLOB) WHERE seq = {seq};")
+    bypass(
+        collected.db, "events", f"UPDATE events SET body = CAST(body AS BLOB) WHERE seq = {seq};"
+    )
     proc = collected.case("verify", "--json")
     assert "internal error" not in proc.stderr, proc.stderr
     assert proc.returncode == 1
     assert any(f[1] == f"event {seq}" for f in findings(json.loads(proc.stdout)))
 
 
-@pytest.mark.parametrize(("column", "value"), [
-    ("display_path", "/home/alice/innocent.txt"),
-    ("mime", "image/png"),
-    ("kind", "directory"),
-])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("display_path", "/home/alice/innocent.txt"),
+        ("mime", "image/png"),
+        ("kind", "directory"),
+    ],
+)
 def test_artifact_index_display_columns(collected: Collected, column: str, value: str) -> None:
-    bypass(collected.db, "artifacts",
-           f"UPDATE artifacts SET {column} = {q(value)} WHERE id = 'ITEM-2';")
+    bypass(
+        collected.db,
+        "artifacts",
+        f"UPDATE artifacts SET {column} = {q(value)} WHERE id = 'ITEM-2';",
+    )
     rc, report = verify(collected.case)
     assert rc == 1
     assert ("index", "ITEM-2") in findings(report)
@@ -679,8 +743,11 @@ def test_artifact_index_display_columns(collected: Collected, column: str, value
 
 def test_identity_role_tampering(collected: Collected) -> None:
     fp = collected.initial_events[0]["signer"]
-    bypass(collected.db, "identities",
-           f"UPDATE identities SET role = 'counsel' WHERE fingerprint = {q(fp)};")
+    bypass(
+        collected.db,
+        "identities",
+        f"UPDATE identities SET role = 'counsel' WHERE fingerprint = {q(fp)};",
+    )
     rc, report = verify(collected.case)
     assert rc == 1
     assert ("index", fp) in findings(report)

@@ -54,8 +54,7 @@ def sigstage() -> Path:
 def sigstage_chain() -> tuple[bytes, bytes]:
     """(leaf PEM, root PEM) split from ts_chain.pem."""
     text = (sigstage() / "ts_chain.pem").read_bytes()
-    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", text,
-                        re.S)
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", text, re.S)
     assert len(blocks) == 2
     return blocks[0], blocks[1]
 
@@ -147,23 +146,53 @@ def test_openssl_accepts_what_we_got(local_tsa: TSA, token: bytes, tmp_path: Pat
     (tmp_path / "resp.tsr").write_bytes(token)
     (tmp_path / "ca.crt").write_bytes(local_tsa.ca_pem)
     (tmp_path / "tsa.crt").write_bytes(local_tsa.tsa_pem)
-    out = openssl("ts", "-verify", "-data", tmp_path / "data", "-in", tmp_path / "resp.tsr",
-                  "-CAfile", tmp_path / "ca.crt", "-untrusted", tmp_path / "tsa.crt")
+    out = openssl(
+        "ts",
+        "-verify",
+        "-data",
+        tmp_path / "data",
+        "-in",
+        tmp_path / "resp.tsr",
+        "-CAfile",
+        tmp_path / "ca.crt",
+        "-untrusted",
+        tmp_path / "tsa.crt",
+    )
     assert b"Verification: OK" in out.stdout
     (tmp_path / "other").write_bytes(b"hellO")
-    bad = subprocess.run(["openssl", "ts", "-verify", "-data", str(tmp_path / "other"),
-                          "-in", str(tmp_path / "resp.tsr"), "-CAfile", str(tmp_path / "ca.crt"),
-                          "-untrusted", str(tmp_path / "tsa.crt")], capture_output=True)
+    bad = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-data",
+            str(tmp_path / "other"),
+            "-in",
+            str(tmp_path / "resp.tsr"),
+            "-CAfile",
+            str(tmp_path / "ca.crt"),
+            "-untrusted",
+            str(tmp_path / "tsa.crt"),
+        ],
+        capture_output=True,
+    )
     assert bad.returncode != 0
 
 
-def test_roots_may_be_a_bundle_and_intermediates_may_repeat_them(local_tsa: TSA,
-                                                                  token: bytes,
-                                                                  tmp_path: Path) -> None:
+def test_roots_may_be_a_bundle_and_intermediates_may_repeat_them(
+    local_tsa: TSA, token: bytes, tmp_path: Path
+) -> None:
     bundle = fresh_root(tmp_path) + local_tsa.ca_pem
     assert verify_token(token, HELLO, [bundle]).hash_algorithm == "sha256"
-    assert verify_token(token, HELLO, [local_tsa.ca_pem],
-                        intermediates_pem=[local_tsa.tsa_pem, local_tsa.ca_pem]).serial >= 1
+    assert (
+        verify_token(
+            token,
+            HELLO,
+            [local_tsa.ca_pem],
+            intermediates_pem=[local_tsa.tsa_pem, local_tsa.ca_pem],
+        ).serial
+        >= 1
+    )
 
 
 def test_nonce_checked_when_given(token: bytes, local_tsa: TSA) -> None:
@@ -181,8 +210,7 @@ def test_rejects_other_data(local_tsa: TSA, token: bytes) -> None:
     raises_verification("not over this data", token, HELLO + b"\n", [local_tsa.ca_pem])
 
 
-def test_rejects_token_under_a_different_root(local_tsa: TSA, token: bytes,
-                                              tmp_path: Path) -> None:
+def test_rejects_token_under_a_different_root(local_tsa: TSA, token: bytes, tmp_path: Path) -> None:
     raises_verification("does not chain to a trusted root", token, HELLO, [fresh_root(tmp_path)])
 
 
@@ -191,20 +219,27 @@ def test_rejects_leaf_alone_as_trust_anchor(local_tsa: TSA, token: bytes) -> Non
     raises_verification("does not chain to a trusted root", token, HELLO, [local_tsa.tsa_pem])
 
 
-def test_an_intermediate_is_never_a_trust_anchor(local_tsa: TSA, token: bytes,
-                                                 tmp_path: Path) -> None:
+def test_an_intermediate_is_never_a_trust_anchor(
+    local_tsa: TSA, token: bytes, tmp_path: Path
+) -> None:
     """rfc3161-client puts roots and intermediates into one OpenSSL store, so a
     self-signed certificate passed as an *intermediate* would be trusted; our own
     path check refuses that."""
-    raises_verification("does not chain to a trusted root", token, HELLO,
-                        [fresh_root(tmp_path)], intermediates_pem=[local_tsa.ca_pem])
+    raises_verification(
+        "does not chain to a trusted root",
+        token,
+        HELLO,
+        [fresh_root(tmp_path)],
+        intermediates_pem=[local_tsa.ca_pem],
+    )
 
 
 def test_rejects_flipped_signature_byte(local_tsa: TSA, token: bytes) -> None:
     # The signature is the last field of the token (no unsigned attributes).
     for i in (len(token) - 1, len(token) - 5, len(token) - 20):
-        raises_verification("signature is invalid|malformed", flip(token, i), HELLO,
-                            [local_tsa.ca_pem])
+        raises_verification(
+            "signature is invalid|malformed", flip(token, i), HELLO, [local_tsa.ca_pem]
+        )
 
 
 def test_rejects_altered_gen_time(local_tsa: TSA, token: bytes) -> None:
@@ -214,16 +249,25 @@ def test_rejects_altered_gen_time(local_tsa: TSA, token: bytes) -> None:
     # one second earlier or later: the certificate is valid then, the signature is not
     second = int(stamp[-2:])
     moved = bytearray(token)
-    moved[i + 12:i + 14] = b"%02d" % ((second + 1) % 60)
+    moved[i + 12 : i + 14] = b"%02d" % ((second + 1) % 60)
     raises_verification("signature is invalid", bytes(moved), HELLO, [local_tsa.ca_pem])
     # a year earlier: before the TSA certificate existed, refused before the signature
     earlier = bytearray(token)
-    earlier[i:i + 4] = str(info.gen_time.year - 1).encode()
+    earlier[i : i + 4] = str(info.gen_time.year - 1).encode()
     raises_verification("not valid at its time", bytes(earlier), HELLO, [local_tsa.ca_pem])
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x00", b"hello", b"\x30\x03\x02\x01\x00",
-                                     b"\x30\x82\xff\xff" + b"\x00" * 16, bytes(range(256))])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"\x00",
+        b"hello",
+        b"\x30\x03\x02\x01\x00",
+        b"\x30\x82\xff\xff" + b"\x00" * 16,
+        bytes(range(256)),
+    ],
+)
 def test_rejects_garbage(garbage: bytes, tmp_path: Path) -> None:
     raises_verification("malformed", garbage, HELLO, [sigstage_chain()[1]])
 
@@ -252,8 +296,12 @@ def test_bad_trust_configuration(token: bytes, local_tsa: TSA) -> None:
 
 
 def test_error_hierarchy_and_exit_codes() -> None:
-    for cls in (TSAUnavailableError, TSAResponseError, TimestampVerificationError,
-                TimestampConfigError):
+    for cls in (
+        TSAUnavailableError,
+        TSAResponseError,
+        TimestampVerificationError,
+        TimestampConfigError,
+    ):
         assert issubclass(cls, TimestampError)
     assert issubclass(TimestampError, Exception)
     assert issubclass(TimestampError, errors.CustodyError)
@@ -303,8 +351,9 @@ def stub() -> Iterator[list[HttpStub]]:
         s.close()
 
 
-def serve(stub: list[HttpStub], status: int, body: bytes,
-          ctype: str = "application/timestamp-reply") -> str:
+def serve(
+    stub: list[HttpStub], status: int, body: bytes, ctype: str = "application/timestamp-reply"
+) -> str:
     server = HttpStub(lambda _query: (status, ctype, body))
     stub.append(server)
     return server.url
@@ -348,17 +397,30 @@ def _rejection(pki: Pki, tmp_path: Path) -> bytes:
     """A real PKIStatus 'rejection' from openssl ts -reply (it refuses SHA-1)."""
     (tmp_path / "d").write_bytes(HELLO)
     openssl("ts", "-query", "-data", tmp_path / "d", "-sha1", "-out", tmp_path / "q.tsq")
-    openssl("ts", "-reply", "-config", pki.config, "-queryfile", tmp_path / "q.tsq",
-            "-out", tmp_path / "r.tsr")
+    openssl(
+        "ts",
+        "-reply",
+        "-config",
+        pki.config,
+        "-queryfile",
+        tmp_path / "q.tsq",
+        "-out",
+        tmp_path / "r.tsr",
+    )
     return (tmp_path / "r.tsr").read_bytes()
 
 
 # --------------------------------------------------------------------------- sigstage
 
 
-@pytest.mark.parametrize("name, algo", [("response-sha256.tsr", "sha256"),
-                                        ("response-sha384.tsr", "sha384"),
-                                        ("response-sha512.tsr", "sha512")])
+@pytest.mark.parametrize(
+    "name, algo",
+    [
+        ("response-sha256.tsr", "sha256"),
+        ("response-sha384.tsr", "sha384"),
+        ("response-sha512.tsr", "sha512"),
+    ],
+)
 def test_sigstage_responses_verify(name: str, algo: str) -> None:
     leaf, root = sigstage_chain()
     der = (sigstage() / name).read_bytes()
@@ -376,8 +438,9 @@ def test_sigstage_responses_verify(name: str, algo: str) -> None:
 
 
 def test_sigstage_sha256_known_answer() -> None:
-    info = verify_token((sigstage() / "response-sha256.tsr").read_bytes(), HELLO,
-                        [sigstage_chain()[1]])
+    info = verify_token(
+        (sigstage() / "response-sha256.tsr").read_bytes(), HELLO, [sigstage_chain()[1]]
+    )
     assert info.gen_time == datetime(2025, 5, 9, 11, 58, 55, tzinfo=UTC)
     assert info.serial == 0x784B4C5E57AAA63B570F15CBA4DF95251668AE9E
     assert info.imprint.hex() == HELLO_SHA256
@@ -415,9 +478,17 @@ def test_local_token_not_trusted_under_sigstage_root(token: bytes) -> None:
 
 
 def _info(gen_time: datetime, accuracy: timedelta | None = None) -> TimestampInfo:
-    return TimestampInfo(gen_time=gen_time, serial=1, policy="1.2.3", tsa_name="t",
-                         signer_subject="t", hash_algorithm="sha256", imprint=b"",
-                         nonce=None, accuracy=accuracy)
+    return TimestampInfo(
+        gen_time=gen_time,
+        serial=1,
+        policy="1.2.3",
+        tsa_name="t",
+        signer_subject="t",
+        hash_algorithm="sha256",
+        imprint=b"",
+        nonce=None,
+        accuracy=accuracy,
+    )
 
 
 def test_later_than_token() -> None:
@@ -431,6 +502,7 @@ def test_later_than_token() -> None:
     assert not later_than_token(t, info, tolerance=timedelta(0))
     # other time zones compare by instant
     from datetime import timezone
+
     plus2 = timezone(timedelta(hours=2))
     assert not later_than_token(datetime(2026, 11, 27, 14, 4, 0, tzinfo=plus2), info)
     assert later_than_token(datetime(2026, 11, 27, 14, 6, 0, tzinfo=plus2), info)
@@ -452,8 +524,9 @@ def test_later_than_token_needs_aware_times() -> None:
 
 
 def test_later_than_real_token() -> None:
-    info = verify_token((sigstage() / "response-sha256.tsr").read_bytes(), HELLO,
-                        [sigstage_chain()[1]])
+    info = verify_token(
+        (sigstage() / "response-sha256.tsr").read_bytes(), HELLO, [sigstage_chain()[1]]
+    )
     assert later_than_token(datetime(2025, 5, 9, 12, 30, tzinfo=UTC), info)
     assert not later_than_token(datetime(2025, 5, 9, 11, 58, 0, tzinfo=UTC), info)
 
@@ -481,14 +554,17 @@ def test_mutated_real_token_only_raises_timestamp_error(data: st.DataObject) -> 
     kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "set"]))
     i = data.draw(st.integers(0, len(der) - 1))
     if kind == "flip":
-        mutated = flip(der, i) if data.draw(st.booleans()) else bytes(
-            b ^ (0xFF if j == i else 0) for j, b in enumerate(der))
+        mutated = (
+            flip(der, i)
+            if data.draw(st.booleans())
+            else bytes(b ^ (0xFF if j == i else 0) for j, b in enumerate(der))
+        )
     elif kind == "truncate":
         mutated = der[:i]
     elif kind == "insert":
         mutated = der[:i] + data.draw(st.binary(min_size=1, max_size=8)) + der[i:]
     else:
-        mutated = der[:i] + bytes([data.draw(st.integers(0, 255))]) + der[i + 1:]
+        mutated = der[:i] + bytes([data.draw(st.integers(0, 255))]) + der[i + 1 :]
     try:
         info = verify_token(mutated, HELLO, [root], intermediates_pem=[leaf])
     except TimestampError:

@@ -21,8 +21,13 @@ def _case(tmp_path: Path) -> tuple[Ledger, Signer]:
     dana = Signer(Ed25519PrivateKey.generate(), "Dana Reyes", "collector")
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text("same bytes\n")
-    collect(led, dana, [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], reason="r",
-            algorithms=["sha256"])
+    collect(
+        led,
+        dana,
+        [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
+        reason="r",
+        algorithms=["sha256"],
+    )
     return led, dana
 
 

@@ -27,19 +27,23 @@ from typing import NamedTuple
 
 import pytest
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,
-                                   reason="needs the openssl command-line tool")
+needs_openssl = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs the openssl command-line tool"
+)
 
 POLICY = "1.3.6.1.4.1.99999.1"  # a private-arc test policy OID
 
 
-def openssl(*args: str | Path, cwd: Path | None = None,
-            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(["openssl", *map(str, args)], cwd=cwd, input=input,
-                          capture_output=True, timeout=60)
+def openssl(
+    *args: str | Path, cwd: Path | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(
+        ["openssl", *map(str, args)], cwd=cwd, input=input, capture_output=True, timeout=60
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n"
-                           f"{proc.stderr.decode(errors='replace')}")
+        raise RuntimeError(
+            f"openssl {' '.join(map(str, args))} failed:\n{proc.stderr.decode(errors='replace')}"
+        )
     return proc
 
 
@@ -62,8 +66,7 @@ class Pki:
 
 
 def _ec_key(path: Path) -> None:
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-out", path)
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
 
 
 def make_ca(dir: Path, name: str = "custody test TSA root") -> tuple[Path, Path]:
@@ -71,10 +74,24 @@ def make_ca(dir: Path, name: str = "custody test TSA root") -> tuple[Path, Path]
     dir.mkdir(parents=True, exist_ok=True)
     key, crt = dir / "ca.key", dir / "ca.crt"
     _ec_key(key)
-    openssl("req", "-new", "-x509", "-key", key, "-out", crt, "-days", "3650",
-            "-subj", f"/O=custody tests/CN={name}", "-sha256",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl(
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        key,
+        "-out",
+        crt,
+        "-days",
+        "3650",
+        "-subj",
+        f"/O=custody tests/CN={name}",
+        "-sha256",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     return key, crt
 
 
@@ -87,13 +104,31 @@ def make_pki(dir: Path, *, name: str = "custody test TSA") -> Pki:
     _ec_key(tsa_key)
     openssl("req", "-new", "-key", tsa_key, "-out", tsa_csr, "-subj", f"/O=custody tests/CN={name}")
     ext = dir / "tsa.ext"
-    ext.write_text("basicConstraints=critical,CA:FALSE\n"
-                   "keyUsage=critical,digitalSignature,nonRepudiation\n"
-                   "extendedKeyUsage=critical,timeStamping\n"
-                   "subjectKeyIdentifier=hash\n"
-                   "authorityKeyIdentifier=keyid\n")
-    openssl("x509", "-req", "-in", tsa_csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-            "-out", tsa_crt, "-days", "3650", "-sha256", "-extfile", ext)
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,nonRepudiation\n"
+        "extendedKeyUsage=critical,timeStamping\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        tsa_csr,
+        "-CA",
+        ca_crt,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        tsa_crt,
+        "-days",
+        "3650",
+        "-sha256",
+        "-extfile",
+        ext,
+    )
     (dir / "tsaserial").write_text("01\n")
     config = dir / "tsa.cnf"
     # No "certs =" line: see the module docstring.
@@ -116,8 +151,9 @@ tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """)
-    return Pki(dir=dir, ca_key=ca_key, ca_crt=ca_crt, tsa_key=tsa_key, tsa_crt=tsa_crt,
-               config=config)
+    return Pki(
+        dir=dir, ca_key=ca_key, ca_crt=ca_crt, tsa_key=tsa_key, tsa_crt=tsa_crt, config=config
+    )
 
 
 def reply(pki: Pki, query: bytes) -> bytes:
@@ -155,8 +191,9 @@ class HttpStub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
