@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -18,35 +19,71 @@ class NonCanonicalValueError(ValueError):
     """A value that may not appear in a signed body (a float, a non-string key...)."""
 
 
-def _check(value: Any, path: str = "$") -> bool:
-    """Reject what may not be signed; return True when every object key is ASCII."""
-    if isinstance(value, bool) or value is None:
+class _Refused(Exception):
+    """Something in the value may not be signed (:func:`_locate` says what, where)."""
+
+
+def _check(value: Any) -> bool:
+    """Reject what may not be signed; return True when every object key is ASCII.
+    The walk carries no path: only when something is refused is the whole value
+    walked again (:func:`_locate`) to name where."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Refused from None
         return True
+    if isinstance(value, dict):
+        ascii_keys = True
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Refused
+            if not _check(v) or not k.isascii():
+                ascii_keys = False
+        return ascii_keys
+    if isinstance(value, list | tuple):
+        ascii_keys = True
+        for v in value:
+            if not _check(v):
+                ascii_keys = False
+        return ascii_keys
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        if -(2**53) < value < 2**53:
+            return True
+    raise _Refused
+
+
+def _locate(value: Any, path: str = "$") -> None:
+    """Raise :class:`NonCanonicalValueError` naming the first value that may not be
+    signed (the slow walk behind :func:`_check`)."""
+    if isinstance(value, bool) or value is None:
+        return
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise NonCanonicalValueError(f"{path}: string is not valid Unicode") from None
-        return True
+        return
     if isinstance(value, int):
         # RFC 8785 serialises numbers as IEEE 754 doubles: keep integers exact.
         if abs(value) > 2**53 - 1:
             raise NonCanonicalValueError(f"{path}: integer {value} exceeds 2^53-1")
-        return True
+        return
     if isinstance(value, float):
         raise NonCanonicalValueError(f"{path}: floats are not allowed in signed bodies")
     if isinstance(value, dict):
-        ascii_keys = True
         for k, v in value.items():
             if not isinstance(k, str):
                 raise NonCanonicalValueError(f"{path}: object key {k!r} is not a string")
-            ascii_keys = _check(v, f"{path}.{k}") and ascii_keys and k.isascii()
-        return ascii_keys
+            _locate(v, f"{path}.{k}")
+        return
     if isinstance(value, list | tuple):
-        ascii_keys = True
         for i, v in enumerate(value):
-            ascii_keys = _check(v, f"{path}[{i}]") and ascii_keys
-        return ascii_keys
+            _locate(v, f"{path}[{i}]")
+        return
     raise NonCanonicalValueError(f"{path}: {type(value).__name__} is not JSON")
 
 
@@ -60,7 +97,12 @@ def canonical_json(value: Any) -> bytes:
     UTF-16 code units equals code point order for ASCII).  That fast path is taken
     then; anything else goes through the ``rfc8785`` package.  Tests compare both
     on the RFC 8785 vectors and on random values."""
-    if _check(value):
+    try:
+        ascii_keys = _check(value)
+    except _Refused:
+        _locate(value)
+        raise AssertionError("_locate found nothing _check refused") from None
+    if ascii_keys:
         return json.dumps(
             value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode("utf-8")
@@ -141,11 +183,16 @@ def parse_canonical(raw: bytes) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_seconds(secs: int) -> str:
+    return datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rfc3339_ns(ns: int) -> str:
-    """RFC 3339 UTC string with nanoseconds for a POSIX time in nanoseconds."""
+    """RFC 3339 UTC string with nanoseconds for a POSIX time in nanoseconds (the
+    seconds part is cached: a tree's files share few distinct seconds)."""
     secs, frac = divmod(ns, 1_000_000_000)
-    dt = datetime.fromtimestamp(secs, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return f"{_rfc3339_seconds(secs)}.{frac:09d}Z"
 
 
 def now_rfc3339() -> str:

@@ -91,6 +91,13 @@ class Stored:
     deduplicated: bool
 
 
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -128,7 +135,9 @@ class Store:
         self.root = root
         self.tmp = root / "tmp"
         self.deferred_sync = deferred_sync
-        self._dirs: set[Path] = set()
+        self._root_s = os.fspath(root)
+        self._tmp_s = os.fspath(self.tmp)
+        self._dirs: set[str] = set()
         self._dirty = False
 
     def free_bytes(self) -> int:
@@ -159,9 +168,9 @@ class Store:
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
 
-    def _mkdir(self, d: Path) -> None:
+    def _mkdir(self, d: str) -> None:
         if d not in self._dirs:
-            d.mkdir(parents=True, exist_ok=True)
+            os.makedirs(d, exist_ok=True)
             self._dirs.add(d)
 
     def sync(self) -> None:
@@ -182,10 +191,11 @@ class Store:
         progress: Progress | None = None,
     ) -> Stored:
         try:
-            self._mkdir(self.tmp)
+            self._mkdir(self._tmp_s)
         except OSError as e:
             raise StoreError(f"cannot create {self.tmp}: {e.strerror}") from e
-        tmp_path = self.tmp / f"ingest-{os.getpid()}-{os.urandom(6).hex()}"
+        # plain strings, not Path objects: this runs once per file collected
+        tmp_path = f"{self._tmp_s}/ingest-{os.getpid()}-{os.urandom(6).hex()}"
         try:
             out_fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as e:
@@ -207,22 +217,23 @@ class Store:
                 if not self.deferred_sync:
                     os.fsync(out_fd)
                 relpath = object_relpath(result.digests["sha256"])
-                dest = self.root / relpath
-                dedup = dest.exists()
+                parent = f"{self._root_s}/{relpath[:12]}"  # sha256/ab/cd
+                dest = f"{self._root_s}/{relpath}"
+                dedup = os.path.lexists(dest)
                 if dedup:
-                    tmp_path.unlink()
+                    os.unlink(tmp_path)
                 else:
-                    self._mkdir(dest.parent)
+                    self._mkdir(parent)
                     os.fchmod(out_fd, OBJECT_MODE)
                     os.replace(tmp_path, dest)
                     if self.deferred_sync:
                         self._dirty = True
                     else:
-                        _fsync_dir(dest.parent)
+                        _fsync_dir(Path(parent))
             finally:
                 os.close(out_fd)
         except OSError as e:
-            tmp_path.unlink(missing_ok=True)
+            _unlink_quietly(tmp_path)
             if e.errno == errno.ENOSPC:
                 need = size_hint if size_hint is not None else 0
                 raise DiskFullError(
@@ -231,14 +242,14 @@ class Store:
                 ) from e
             raise StoreError(f"cannot write to the store: {e.strerror}") from e
         except BaseException:
-            tmp_path.unlink(missing_ok=True)
+            _unlink_quietly(tmp_path)
             raise
         if dedup:  # the object already stored must still hold these bytes
             try:
                 again = hash_file(dest, ["sha256"])
             except OSError as e:
                 raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
-            self._check_copy(dest, again, result)
+            self._check_copy(Path(dest), again, result)
         return Stored(result=result, relpath=relpath, deduplicated=dedup)
 
     @staticmethod

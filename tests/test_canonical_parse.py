@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from conftest import vectors_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -343,3 +344,31 @@ def test_reordered_or_spaced_spellings_rejected(value: Any) -> None:
         else:
             with pytest.raises(ValueError):
                 parse_canonical(other)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": {"b": [1, 2.5]}}, "$.a.b[1]: floats are not allowed in signed bodies"),
+        ({"a": [0, {"n": 2**53}]}, "$.a[1].n: integer 9007199254740992 exceeds 2^53-1"),
+        ({"a": {"b": -(2**53)}}, "$.a.b: integer -9007199254740992 exceeds 2^53-1"),
+        ({"a": {1: "x"}}, "$.a: object key 1 is not a string"),
+        ({"é": {"s": "\ud800"}}, "$.é.s: string is not valid Unicode"),
+        ({"a": {"s": {1, 2}}}, "$.a.s: set is not JSON"),
+    ],
+)
+def test_canonical_json_refusals_name_the_value(value: Any, message: str) -> None:
+    with pytest.raises(NonCanonicalValueError) as e:
+        canonical_json(value)
+    assert str(e.value) == message
+
+
+def test_non_ascii_keys_anywhere_take_the_rfc8785_path() -> None:
+    """Key order is by UTF-16 code units: a non-ASCII key nested deep in a list
+    must still send the whole value through the rfc8785 package."""
+    value = {"b": [{"\U0001f600": 1, "\uff61": 2}], "a": 2**53 - 1}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert (
+        canonical_json(value)
+        != json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    )
