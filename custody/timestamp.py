@@ -29,10 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -160,6 +156,13 @@ def request_token(url: str, data: bytes, timeout: float = 30) -> bytes:
     Raises :class:`TSAUnavailableError` (network, timeout, HTTP status) or
     :class:`TSAResponseError` (rejection, not a TimeStampResp, wrong answer).
     """
+    # here, not at the top: http.client and urllib (with ssl and email) would
+    # cost every command's start-up, and only time-stamping goes on the network
+    import http.client
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TimestampConfigError("TSA URL must start with http:// or https:// and name a host")

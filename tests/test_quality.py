@@ -46,3 +46,29 @@ def test_library_never_imports_click_or_tqdm() -> None:
                 names = [node.module]
             for n in names:
                 assert n.split(".")[0] not in {"click", "tqdm", "custody_cli"}, f"{path}: {n}"
+
+
+# Imported only by the commands that need them: each would cost every command's
+# start-up (custody --help included), measured in benchmarks/field.py.
+NOT_AT_STARTUP = (
+    "fpdf",
+    "http.client",
+    "jsonschema",
+    "magic",
+    "numpy",
+    "pandas",
+    "sqlite_utils",
+    "tqdm",
+    "urllib.request",
+)
+
+
+def test_cli_startup_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, custody_cli.main\n"
+        f"print(','.join(m for m in {NOT_AT_STARTUP!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
