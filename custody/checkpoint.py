@@ -22,7 +22,6 @@ from custody.errors import IntegrityError, UsageError
 from custody.keys import Identity, Signer
 from custody.ledger import Event, EventDraft, Ledger
 from custody.lifecycle import replay_ledger
-from custody.timestamp import request_token
 
 CHECKPOINT_EVENT = "checkpoint"
 TIMESTAMP_EVENT = "timestamp"
@@ -160,6 +159,8 @@ def timestamp_checkpoint(
     """Obtain an RFC 3161 token over the checkpoint's signed note (its UTF-8 bytes)
     and record it in a ``timestamp`` event.  The request happens outside the write
     lock; the checkpoint is already recorded whatever the TSA answers."""
+    from custody.timestamp import request_token  # here: x509 loading costs start-up
+
     token = request_token(url, note_text.encode("utf-8"), timeout=timeout)
     draft = EventDraft(
         TIMESTAMP_EVENT,

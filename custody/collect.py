@@ -35,7 +35,6 @@ from custody.errors import BadPathError, OperationalError, StoreError, UsageErro
 from custody.hashing import SourceReadError
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
-from custody.selftest import case_has_selftest, record_selftest, run_selftest
 from custody.store import Store, WritersLock, lock_held, object_relpath
 
 
@@ -440,6 +439,8 @@ class Collector:
             # absolute (never symlink-resolved) paths: what was typed is ambiguous later
             roots = [os.path.abspath(p) for p in check_paths(paths)]
         self.ledger.require_writable()
+        from custody.selftest import case_has_selftest  # here: its vectors cost start-up
+
         if self.selftest and not case_has_selftest(self.ledger):
             self._selftest()
         writers = WritersLock(self.ledger.store_dir)
@@ -457,6 +458,8 @@ class Collector:
     def _selftest(self) -> None:
         """Once per case: prove, in a signed record, that every algorithm gave the
         known answers on this machine today, before the first item is collected."""
+        from custody.selftest import record_selftest, run_selftest
+
         result = run_selftest()
         ev = record_selftest(self.ledger, self.signer, result, once=True)
         self.summary.selftest = ev.seq if ev else None

@@ -60,7 +60,6 @@ from custody.ledger import (
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
 from custody.store import Store, WritersLock, object_relpath
-from custody.timestamp import TimestampError, later_than_token, verify_token
 
 ProgressFn = Callable[[int, int], None]
 
@@ -348,6 +347,8 @@ def check_timestamps(
                 " (give --tsa-cert to check it)"
             )
             continue
+        from custody.timestamp import TimestampError, later_than_token, verify_token
+
         try:
             token = base64.b64decode(str(data.get("token", "")), validate=True)
             info = verify_token(token, str(cp["data"].get("note", "")).encode("utf-8"), roots)

@@ -51,6 +51,9 @@ def test_library_never_imports_click_or_tqdm() -> None:
 # Imported only by the commands that need them: each would cost every command's
 # start-up (custody --help included), measured in benchmarks/field.py.
 NOT_AT_STARTUP = (
+    "cryptography.x509",
+    "custody.selftest",
+    "custody.timestamp",
     "fpdf",
     "http.client",
     "jsonschema",
