@@ -29,6 +29,7 @@ ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "blake2b")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 CHUNK = 1 << 20
 RING = 4
+COPY_RING = 16  # when copying: 16 MiB absorb the copy thread's waits on the file system
 THREADED_MIN = 4 * CHUNK
 
 ByteSink = Callable[[memoryview], None]
@@ -104,7 +105,7 @@ def _read_back(fd: int, buf: bytearray, offset: int) -> int:
     return got
 
 
-WRITEBACK_EVERY = 16 * CHUNK
+WRITEBACK_EVERY = 32 * CHUNK
 
 try:
     import ctypes
@@ -196,14 +197,14 @@ def _hash_serial(
 class _Ring:
     """Reused buffers, each released when every consumer has finished with it."""
 
-    def __init__(self, consumers: int) -> None:
-        self.bufs = [bytearray(CHUNK) for _ in range(RING)]
+    def __init__(self, consumers: int, size: int = RING) -> None:
+        self.bufs = [bytearray(CHUNK) for _ in range(size)]
         self.views = [memoryview(b) for b in self.bufs]
-        self.pending = [0] * RING
+        self.pending = [0] * size
         self.lock = threading.Lock()
         self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.consumers = consumers
-        for i in range(RING):
+        for i in range(size):
             self.free.put(i)
 
     def release(self, i: int) -> None:
@@ -255,7 +256,7 @@ def _hash_threaded(
     sinks = _group(weighted, _cpus())
     if out_fd is not None:  # a thread of its own: it mostly waits on the file system
         sinks.append(_Copy(out_fd))
-    ring = _Ring(len(sinks))
+    ring = _Ring(len(sinks), RING if out_fd is None else COPY_RING)
     queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [queue.SimpleQueue() for _ in sinks]
     errors: list[BaseException] = []
     failed = threading.Event()

@@ -21,6 +21,7 @@ from custody.errors import EXIT_USAGE, UsageError
 from custody.hashing import (
     ALGORITHMS,
     CHUNK,
+    COPY_RING,
     DEFAULT_ALGORITHMS,
     RING,
     THREADED_MIN,
@@ -116,6 +117,7 @@ SIZES = [
     THREADED_MIN + 1,
     RING * CHUNK + CHUNK // 2 + 1,  # the buffer ring wraps around
     9 * CHUNK + 12345,
+    COPY_RING * CHUNK + CHUNK // 2 + 1,  # the larger ring used when copying wraps around
 ]
 
 
@@ -267,15 +269,14 @@ def test_parse_algorithms_rejects_any_unknown_name(known: list[str], bad: str, p
 
 
 def test_large_copy_is_written_out_as_it_grows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel is asked to start the writeback of every 16 MiB of a copy as it is
-    made (so the syncfs before the ledger names the object has little left to
-    wait for): the ranges asked for are contiguous from offset 0."""
+    """The kernel is asked to start the writeback of every WRITEBACK_EVERY bytes of a
+    copy as it is made (so the syncfs before the ledger names the object has little
+    left to wait for): the ranges asked for are contiguous from offset 0."""
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(hashing, "_start_writeback", lambda fd, off, n: calls.append((off, n)))
-    size = 2 * hashing.WRITEBACK_EVERY + CHUNK + 5
+    every = 2 * CHUNK  # 32 MiB in use; smaller here to keep the test light
+    monkeypatch.setattr(hashing, "WRITEBACK_EVERY", every)
+    size = 2 * every + CHUNK + 5
     result, copy, _ = run_hash(b"\x5a" * size, ["sha256"], None)
     assert copy == b"\x5a" * size and result.size == size
-    assert calls == [
-        (0, hashing.WRITEBACK_EVERY),
-        (hashing.WRITEBACK_EVERY, hashing.WRITEBACK_EVERY),
-    ]
+    assert calls == [(0, every), (every, every)]
