@@ -17,6 +17,7 @@ first event's ``prev`` is the hash of the case header.  See docs/ledger-format.m
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import sqlite3
@@ -145,6 +146,10 @@ def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # SQLite fires DELETE triggers for the rows a REPLACE removes only with
+    # recursive triggers on: without it, INSERT OR REPLACE would overwrite a
+    # recorded row past the append-only triggers
+    conn.execute("PRAGMA recursive_triggers = ON")
     return conn
 
 
@@ -154,12 +159,17 @@ class Ledger:
     def __init__(self, case_dir: Path, conn: sqlite3.Connection) -> None:
         self.case_dir = case_dir
         self.conn = conn
-        from custody._sqlite import sqlite_utils  # here: commands that open no case skip it
-
-        self.db = sqlite_utils.Database(conn)
         self._case: CaseInfo | None = None
         self.read_only = False
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
+
+    @functools.cached_property
+    def db(self) -> Any:
+        """The ledger through sqlite-utils, for the listings; made on first use,
+        since importing it and loading its plugins costs every command ~0.1 s."""
+        from custody._sqlite import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     # -- opening ------------------------------------------------------------
 

@@ -106,6 +106,7 @@ def test_pragmas(ledger: Ledger) -> None:
     assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert ledger.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert ledger.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    assert ledger.conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 1
 
 
 def test_every_migration_recorded_once(ledger: Ledger) -> None:
@@ -127,6 +128,9 @@ def test_append_only_triggers(ledger: Ledger, table: str) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         col = next(iter(EXPECTED_COLUMNS[table]))
         ledger.conn.execute(f"UPDATE {table} SET {col} = {col}")
+    # a REPLACE removes the row it collides with: the DELETE trigger fires for it
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger.conn.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM {table}")
 
 
 def test_failed_migration_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,3 +75,26 @@ def test_cli_startup_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_collect_does_not_load_sqlite_utils(tmp_path: Path) -> None:
+    """Collecting needs only sqlite3: sqlite-utils (import and plugin loading, about
+    0.1 s) is for the listings, so the ledger makes its handle on first use."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+        "from custody.collect import collect\n"
+        "from custody.keys import Signer\n"
+        "from custody.ledger import Ledger\n"
+        "d = Path(sys.argv[1])\n"
+        "(d / 'f').write_bytes(b'x')\n"
+        "led = Ledger.create(d / 'case', 'Q-1', 'q')\n"
+        "s = Signer(Ed25519PrivateKey.generate(), 'Q', 'q')\n"
+        "collect(led, s, [str(d / 'f')], reason='r', algorithms=['sha256'], selftest=False)\n"
+        "print('sqlite_utils' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "False"
