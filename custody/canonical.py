@@ -13,6 +13,8 @@ from typing import Any
 import rfc8785
 
 HASH_PREFIX = "sha256:"
+# RFC 8785 serialises numbers as IEEE 754 doubles: integers stay exact up to this
+MAX_EXACT_INT = 2**53 - 1
 
 
 class NonCanonicalValueError(ValueError):
@@ -51,7 +53,7 @@ def _check(value: Any) -> bool:
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
-        if -(2**53) < value < 2**53:
+        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
             return True
     raise _Refused
 
@@ -68,8 +70,7 @@ def _locate(value: Any, path: str = "$") -> None:
             raise NonCanonicalValueError(f"{path}: string is not valid Unicode") from None
         return
     if isinstance(value, int):
-        # RFC 8785 serialises numbers as IEEE 754 doubles: keep integers exact.
-        if abs(value) > 2**53 - 1:
+        if abs(value) > MAX_EXACT_INT:
             raise NonCanonicalValueError(f"{path}: integer {value} exceeds 2^53-1")
         return
     if isinstance(value, float):
@@ -155,7 +156,7 @@ def _no_float(text: str) -> Any:
 
 def _exact_int(text: str) -> int:
     value = int(text)
-    if abs(value) > 2**53 - 1:
+    if abs(value) > MAX_EXACT_INT:
         raise NonCanonicalValueError(f"integer {text} exceeds 2^53-1")
     return value
 

@@ -15,6 +15,7 @@ of 2 KiB and more, so the digests really run in parallel.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import queue
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custody import _libc
 from custody.errors import UsageError
 
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "blake2b")
@@ -107,14 +109,9 @@ def _read_back(fd: int, buf: bytearray, offset: int) -> int:
 
 WRITEBACK_EVERY = 32 * CHUNK
 
-try:
-    import ctypes
-
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _SYNC_FILE_RANGE: Any = _libc.sync_file_range
-    _SYNC_FILE_RANGE.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _SYNC_FILE_RANGE = None
+_SYNC_FILE_RANGE = _libc.function(
+    "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
+)
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

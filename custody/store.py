@@ -9,14 +9,14 @@ identical content is already stored: that object is then re-hashed).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from custody import _libc
 from custody.errors import DiskFullError, StoreError
 from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
 
@@ -91,14 +91,7 @@ class Stored:
     deduplicated: bool
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -106,10 +99,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-try:
-    _SYNCFS: Callable[[int], int] | None = ctypes.CDLL(None, use_errno=True).syncfs
-except (OSError, AttributeError):  # pragma: no cover - no syncfs(2) here
-    _SYNCFS = None
+_SYNCFS = _libc.function("syncfs")
 
 
 def _syncfs(path: Path) -> None:
@@ -217,8 +207,8 @@ class Store:
                 if not self.deferred_sync:
                     os.fsync(out_fd)
                 relpath = object_relpath(result.digests["sha256"])
-                parent = f"{self._root_s}/{relpath[:12]}"  # sha256/ab/cd
                 dest = f"{self._root_s}/{relpath}"
+                parent = os.path.dirname(dest)
                 dedup = os.path.lexists(dest)
                 if dedup:
                     os.unlink(tmp_path)
@@ -229,11 +219,11 @@ class Store:
                     if self.deferred_sync:
                         self._dirty = True
                     else:
-                        _fsync_dir(Path(parent))
+                        _fsync_dir(parent)
             finally:
                 os.close(out_fd)
         except OSError as e:
-            _unlink_quietly(tmp_path)
+            Path(tmp_path).unlink(missing_ok=True)
             if e.errno == errno.ENOSPC:
                 need = size_hint if size_hint is not None else 0
                 raise DiskFullError(
@@ -242,7 +232,7 @@ class Store:
                 ) from e
             raise StoreError(f"cannot write to the store: {e.strerror}") from e
         except BaseException:
-            _unlink_quietly(tmp_path)
+            Path(tmp_path).unlink(missing_ok=True)
             raise
         if dedup:  # the object already stored must still hold these bytes
             try:
