@@ -89,12 +89,41 @@ class Case:
         return self.run(*args, cwd=self.dir, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def case(run: Run, tmp_path: Path) -> Case:
-    """A case at tmp_path/case with key tmp_path/dana.pem (the default key)."""
-    key = tmp_path / "dana.pem"
+def make_case(run: Run, root: Path, *, counsel: bool = False) -> Case:
+    """Through the CLI: Dana Reyes' collector key ``root/dana.pem`` (made the default
+    key), a case ``root/case`` (2026-017) and, with ``counsel``, Lee Okafor's
+    counsel key ``root/lee.pem`` (not the default)."""
+    key = root / "dana.pem"
     run("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", key, check=True)
-    d = tmp_path / "case"
+    if counsel:
+        run(
+            "key",
+            "new",
+            "--name",
+            "Lee Okafor",
+            "--role",
+            "counsel",
+            "--out",
+            root / "lee.pem",
+            "--no-default",
+            check=True,
+        )
+    d = root / "case"
     run("init", d, "--case-id", "2026-017", "--title", "Payroll server breach", check=True)
     run.env["CUSTODY_KEY"] = str(key)
     return Case(dir=d, key=key, run=run)
+
+
+def template_case(root: Path, *, counsel: bool = False) -> Case:
+    """:func:`make_case` for a module-scoped template (no monkeypatched environment):
+    the CLI's configuration kept in ``root/config``."""
+    run = Run(
+        env={"CUSTODY_CONFIG_DIR": str(root / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE}, cwd=root
+    )
+    return make_case(run, root, counsel=counsel)
+
+
+@pytest.fixture
+def case(run: Run, tmp_path: Path) -> Case:
+    """A case at tmp_path/case with key tmp_path/dana.pem (the default key)."""
+    return make_case(run, tmp_path)

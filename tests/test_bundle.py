@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Run
+from conftest import PASSPHRASE, Run, template_case
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jsonschema import Draft202012Validator
@@ -67,39 +67,8 @@ def make_evidence(root: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bundle-template")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Lee Okafor",
-        "--role",
-        "counsel",
-        "--out",
-        root / "lee.pem",
-        "--no-default",
-        check=True,
-    )
+    run = template_case(root, counsel=True).run
     case = root / "case"
-    run("init", case, "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
     files = make_evidence(root / "evidence")
     run("collect", "--reason", "suspected credential theft", *files, cwd=case, check=True)
     run(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Run
+from conftest import Run, template_case
 
 TOP = "b"
 MiB = 1 << 20
@@ -32,34 +32,8 @@ MiB = 1 << 20
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A good folder bundle (two items), exported by the CLI."""
     root = tmp_path_factory.mktemp("hostile-template")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run(
-        "init",
-        root / "case",
-        "--case-id",
-        "2026-017",
-        "--title",
-        "Payroll server breach",
-        check=True,
-    )
+    case = template_case(root)
+    run = case.run
     ev = root / "evidence"
     ev.mkdir()
     (ev / "auth.log").write_bytes(b"Accepted password for svc-payroll from 10.0.0.7\n" * 30)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run
+from conftest import PASSPHRASE, Case, Run, template_case
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody import merkle, note
@@ -177,27 +177,7 @@ def truncate(case_dir: Path, keep: int) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("history")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
-    case = Case(dir=root / "case", key=root / "dana.pem", run=run)
+    case = template_case(root)
     ev = root / "evidence"
     ev.mkdir()
     files = []

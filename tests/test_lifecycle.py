@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run
+from conftest import PASSPHRASE, Case, Run, template_case
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -188,37 +188,8 @@ def bodies(db: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("lifecycle")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Lee Okafor",
-        "--role",
-        "counsel",
-        "--no-default",
-        "--out",
-        root / "lee.pem",
-        check=True,
-    )
+    case = template_case(root, counsel=True)
+    run = case.run
     generate_key("Kim Ng", "examiner", PASSPHRASE.encode(), root / "kim.pem")
     ev = root / "evidence"
     ev.mkdir()
@@ -226,8 +197,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (ev / "auth.log").write_bytes(one)
     (ev / "payroll.csv").write_bytes(b"id,name,iban\n" + b"7,J. Doe,DE00 0000\n" * 25)
     (ev / "auth-copy.log").write_bytes(one)  # same content as auth.log: one store object
-    run("init", root / "case", "--case-id", CASE_ID, "--title", "Payroll server breach", check=True)
-    case = Case(dir=root / "case", key=root / "dana.pem", run=run)
     case(
         "collect",
         "--reason",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run
+from conftest import Case, template_case
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("openssl") and shutil.which("sha256sum") and shutil.which("sqlite3")),
@@ -55,35 +55,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, list[dict[st
     """A case with two collection runs, one over a directory holding non-ASCII names
     (so bodies are not pure ASCII), and its log.  Built once: nothing here writes."""
     root = tmp_path_factory.mktemp("openssl-case")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run(
-        "init",
-        root / "case",
-        "--case-id",
-        "2026-017",
-        "--title",
-        "Payroll server breach",
-        check=True,
-    )
-    case = Case(dir=root / "case", key=root / "dana.pem", run=run)
+    case = template_case(root)
     ev = root / "evidence"
     (ev / "home" / "zoë").mkdir(parents=True)
     (ev / "home" / "zoë" / "notes – draft.txt").write_text(

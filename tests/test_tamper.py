@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run
+from conftest import Case, Run, template_case
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -141,36 +141,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One collected case per module (the CLI is slow to start); each test gets a
     copy of it."""
     root = tmp_path_factory.mktemp("template")
-    run = Run(
-        env={
-            "CUSTODY_CONFIG_DIR": str(root / "config"),
-            "CUSTODY_PASSPHRASE": PASSPHRASE,
-            "CUSTODY_KEY": str(root / "dana.pem"),
-        },
-        cwd=root,
-    )
-    run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        check=True,
-    )
-    run(
-        "init",
-        root / "case",
-        "--case-id",
-        "2026-017",
-        "--title",
-        "Payroll server breach",
-        check=True,
-    )
+    case = template_case(root)
     files = make_evidence(root / "evidence")
-    case = Case(dir=root / "case", key=root / "dana.pem", run=run)
     proc = case("collect", "--reason", "suspected credential theft", *files, "--json")
     assert proc.returncode == 0, proc.stderr
     items = {it["id"]: it for it in json.loads(case("list", "--json", check=True).stdout)}
