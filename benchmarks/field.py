@@ -62,14 +62,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIB = 1 << 20
-GIB = 1 << 30
+from _common import (
+    GIB,
+    MIB,
+    NOISY_CORES,
+    TIME_BIN,
+    USE_TIME,
+    make_big,
+    make_tree,
+    rm,
+    run_quiet,
+    run_timed,
+    warm,
+)
+
 SMALL_SIZE = 4096
 DIRS = 100
 PASSPHRASE = "custody-field-benchmark"
-TIME_BIN = "/usr/bin/time"
-USE_TIME = os.access(TIME_BIN, os.X_OK)
-NOISY_CORES = 0.25
 STARTUP_RUNS = 5
 # Type every file under argv[1] the way custody's collector does (a description,
 # and the MIME type unless libmagic recognised nothing), on a thread per core.
@@ -95,76 +104,6 @@ DEFAULTS = {"size_gib": 2.0, "files": 50000, "sparse_gib": 16.0}
 # -- running things ---------------------------------------------------------------
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes have used since boot (steal included), /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu":
-        return None
-    v = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Run:
-    seconds: float
-    rss_kib: int
-    returncode: int
-    output: str
-    other_cores: float | None
-
-
-def run_timed(argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
-    """Run ``argv`` once under ``/usr/bin/time -f %M``: wall time, peak RSS, and
-    the CPU other processes used meanwhile."""
-    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
-        cmd = [TIME_BIN, "-f", "%M", "-o", rss.name, *argv] if USE_TIME else list(argv)
-        busy0 = busy_cpu_seconds()
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(p.pid, 0)
-        elapsed = time.perf_counter() - t0
-        busy1 = busy_cpu_seconds()
-        other = None
-        if busy0 is not None and busy1 is not None and elapsed > 0:
-            mine = usage.ru_utime + usage.ru_stime
-            other = max(0.0, (busy1 - busy0 - mine) / elapsed)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-        kib = int(usage.ru_maxrss)
-        if USE_TIME:  # last line is %M ("Command exited ..." comes before it)
-            lines = [ln for ln in rss.read().splitlines() if ln.strip()]
-            if lines and lines[-1].strip().isdigit():
-                kib = int(lines[-1])
-    return Run(elapsed, kib, os.waitstatus_to_exitcode(status), text, other)
-
-
-def run_quiet(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
-    """An untimed setup step; raise with its output if it fails."""
-    p = subprocess.run(list(argv), env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}): {p.stdout}{p.stderr}")
-    return p.stdout
-
-
-def rm(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)  # store objects are 0444 in 0755 dirs
-    else:
-        path.unlink(missing_ok=True)
-
-
-def warm(paths: Sequence[Path]) -> None:
-    """cat every input to /dev/null so that the timed run reads the page cache."""
-    names = [str(p) for p in paths]
-    for i in range(0, len(names), 2000):
-        subprocess.run(["cat", *names[i : i + 2000]], stdout=subprocess.DEVNULL, check=True)
-
-
 @dataclass
 class Cmd:
     label: str
@@ -178,7 +117,7 @@ class Cmd:
 class Best:
     label: str
     seconds: float | None = None
-    rss_kib: int = 0
+    max_rss_kib: int = 0
     other_cores: float | None = None  # during the best run
     worst_other: float = 0.0  # over all runs
     runs: int = 0
@@ -204,12 +143,12 @@ def measure(cmds: Sequence[Cmd], repeat: int) -> dict[str, Best]:
                 print(f"  {c.label:<44} FAILED {b.failed}", flush=True)
                 continue
             b.runs += 1
-            b.rss_kib = max(b.rss_kib, r.rss_kib)
+            b.max_rss_kib = max(b.max_rss_kib, r.max_rss_kib)
             b.worst_other = max(b.worst_other, r.other_cores or 0.0)
             if b.seconds is None or r.seconds < b.seconds:
                 b.seconds, b.other_cores = r.seconds, r.other_cores
             other = "" if r.other_cores is None else f"  other {r.other_cores:4.2f}"
-            print(f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.rss_kib / 1024:7.1f} MiB{other}",
+            print(f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.max_rss_kib / 1024:7.1f} MiB{other}",
                   flush=True)
     return best
 
@@ -292,38 +231,14 @@ def store_objects(case: Path) -> list[Path]:
 # -- inputs ---------------------------------------------------------------------------
 
 
-def make_big(path: Path, size: int) -> None:
-    if path.exists() and path.stat().st_size == size and path.stat().st_blocks * 512 >= size:
-        return
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 4 * MIB)
-            f.write(os.urandom(n))
-            left -= n
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def make_sparse(path: Path, size: int) -> None:
     rm(path)
     with open(path, "wb") as f:
         f.truncate(size)
 
 
-def make_tree(root: Path, files: int) -> list[Path]:
-    marker = root.with_name(root.name + ".complete")  # outside: custody walks the tree
-    want = f"{files} {SMALL_SIZE} {DIRS} random"
-    paths = [root / f"d{i % DIRS:03d}" / f"f{i:06d}.bin" for i in range(files)]
-    if marker.exists() and marker.read_text() == want:
-        return paths
-    rm(root)
-    for d in range(min(DIRS, files) or 1):
-        (root / f"d{d:03d}").mkdir(parents=True, exist_ok=True)
-    for p in paths:
-        p.write_bytes(os.urandom(SMALL_SIZE))
-    marker.write_text(want)
-    return paths
+def small_tree(root: Path, files: int) -> list[Path]:
+    return make_tree(root, files, SMALL_SIZE, DIRS, "random")
 
 
 # -- disk space -------------------------------------------------------------------------
@@ -643,8 +558,8 @@ def sparse_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Rep
                                    note=why))
             return
         print(f"  custody collect {name:<18} {size / GIB:6g} GiB  {r.seconds:8.1f}s  "
-              f"peak RSS {r.rss_kib / 1024:7.1f} MiB", flush=True)
-        rss.append(r.rss_kib)
+              f"peak RSS {r.max_rss_kib / 1024:7.1f} MiB", flush=True)
+        rss.append(r.max_rss_kib)
     ratio = rss[1] / rss[0]
     report.rows.append(Row(measure_name, f"{big / GIB:g} GiB: {rss[1] / 1024:.1f} MiB",
                            f"{small / GIB:g} GiB: {rss[0] / 1024:.1f} MiB", ratio, "0.9-1.1x",
@@ -743,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         if size:
             make_big(work / "big.bin", size)
-        files = make_tree(work / "tree", args.files) if args.files else []
+        files = small_tree(work / "tree", args.files) if args.files else []
         os.sync()
         print(f"inputs ready in {time.perf_counter() - t0:.1f}s")
 
