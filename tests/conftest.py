@@ -2,16 +2,21 @@
 
 * ``custody_env``: an isolated environment (config dir, passphrase) for the CLI;
 * ``run``: run the real ``custody`` console script in a subprocess;
-* ``case``: an initialised case directory with a collector key, as a ``Case``.
+* ``case``: an initialised case directory with a collector key, as a ``Case``;
+* ``cli``/``ok_json``/``one_error_line``: run the CLI in a case with a hang limit,
+  read its JSON, check that a failure is one clear line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +132,44 @@ def template_case(root: Path, *, counsel: bool = False) -> Case:
 def case(run: Run, tmp_path: Path) -> Case:
     """A case at tmp_path/case with key tmp_path/dana.pem (the default key)."""
     return make_case(run, tmp_path)
+
+
+def cli(
+    case: Case,
+    *args: str | os.PathLike[str],
+    timeout: float = 60,
+    preexec_fn: Callable[[], None] | None = None,
+    argv0: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI (or ``argv0``) in the case dir, with a timeout (a hang fails the
+    test)."""
+    full_env = {**os.environ, **case.run.env, **(env or {})}
+    cmd = argv0 or [sys.executable, "-m", "custody_cli.main"]
+    try:
+        return subprocess.run(
+            [*cmd, *map(str, args)],
+            cwd=case.dir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=preexec_fn,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"custody {args} did not finish within {timeout}s (hang?)")
+
+
+def ok_json(case: Case, *args: str | os.PathLike[str], **kw: Any) -> Any:
+    proc = cli(case, *args, **kw)
+    assert proc.returncode == 0, f"custody {args} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The whole of stderr: one ``custody: error: ...`` line, no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+    assert lines[0].startswith("custody: error: "), lines[0]
+    return lines[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case
+from conftest import Case, cli, ok_json, one_error_line
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import custody.store
@@ -37,35 +37,6 @@ assert BIG > THREADED_MIN
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def cli(
-    case: Case,
-    *args: str | os.PathLike[str],
-    timeout: float = 60,
-    preexec_fn: Callable[[], None] | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in the case dir with a short timeout (a hang fails the test)."""
-    full_env = {**os.environ, **case.run.env, **(env or {})}
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "custody_cli.main", *map(str, args)],
-            cwd=case.dir,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=preexec_fn,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"custody {args} did not finish within {timeout}s (hang?)")
-
-
-def ok_json(case: Case, *args: str | os.PathLike[str], **kw: Any) -> Any:
-    proc = cli(case, *args, **kw)
-    assert proc.returncode == 0, f"custody {args} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 def list_items(case: Case) -> list[dict[str, Any]]:
@@ -95,14 +66,6 @@ def file_mime(path: Path) -> str:
         ["file", "--brief", "--mime-type", str(path)], capture_output=True, text=True, check=True
     )
     return proc.stdout.strip()
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
-    assert lines[0].startswith("custody: error:"), lines[0]
-    return lines[0]
 
 
 def png_bytes() -> bytes:

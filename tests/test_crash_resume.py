@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case
+from conftest import Case, one_error_line
 
 from custody.collect import CLEANUP_EVENT, RUN_END_EVENT, RUN_START_EVENT, runs, unfinished_runs
 from custody.ledger import COLLECT_EVENT, Ledger
@@ -784,29 +784,21 @@ def test_log_shows_the_killed_run_until_resumed(case: Case, tmp_path: Path) -> N
 # -- 5. --resume usage ------------------------------------------------------------------
 
 
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
-    assert lines[0].startswith("custody: error:"), lines[0]
-    return lines[0]
-
-
 def test_resume_usage_errors(case: Case, tmp_path: Path) -> None:
     f = tmp_path / "a.txt"
     f.write_text("a\n")
     proc = case("collect", "--resume", f)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "--resume takes no paths" in _one_error_line(proc)
+    assert "--resume takes no paths" in one_error_line(proc)
 
     proc = case("collect", "--resume")  # a new case: nothing to resume
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert NOTHING_TO_RESUME in _one_error_line(proc)
+    assert NOTHING_TO_RESUME in one_error_line(proc)
 
     assert case("collect", f, "--quiet").returncode == 0
     proc = case("collect", "--resume")  # the only run completed
     assert proc.returncode == 2
-    assert NOTHING_TO_RESUME in _one_error_line(proc)
+    assert NOTHING_TO_RESUME in one_error_line(proc)
     with Ledger.open(case.dir) as ledger:  # nothing written by the refusals
         assert [r.status for r in runs(ledger)] == ["complete"]
 

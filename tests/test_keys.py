@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run
+from conftest import PASSPHRASE, Case, Run, one_error_line
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -22,14 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from custody.keys import verify_signature
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
-    assert lines[0].startswith("custody: error:"), lines[0]
-    return lines[0]
 
 
 def ok_json(runner: Any, *args: Any, **kw: Any) -> Any:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case
+from conftest import Case, cli, ok_json, one_error_line
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import custody.collect
@@ -47,53 +47,15 @@ from custody.verify import verify_ledger
 
 MiB = 1 << 20
 PATH_MAX = 4096
+HANG_LIMIT = 120  # seconds: these cases read bigger, stranger trees than test_collect's
 
 
 # -- helpers ------------------------------------------------------------------------
 
 
-def cli(
-    case: Case,
-    *args: str | os.PathLike[str],
-    timeout: float = 120,
-    preexec_fn: Callable[[], None] | None = None,
-    argv0: list[str] | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """The real CLI in the case dir, with a timeout (a hang fails the test)."""
-    full_env = {**os.environ, **case.run.env, **(env or {})}
-    cmd = argv0 or [sys.executable, "-m", "custody_cli.main"]
-    try:
-        return subprocess.run(
-            [*cmd, *map(str, args)],
-            cwd=case.dir,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=preexec_fn,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"custody {args} did not finish within {timeout}s (hang?)")
-
-
-def ok_json(case: Case, *args: str | os.PathLike[str], **kw: Any) -> Any:
-    proc = cli(case, *args, **kw)
-    assert proc.returncode == 0, f"custody {args} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
-    assert lines[0].startswith("custody: error: "), lines[0]
-    return lines[0]
-
-
 def items_by_raw(case: Case) -> dict[bytes, dict[str, Any]]:
     out: dict[bytes, dict[str, Any]] = {}
-    for it in ok_json(case, "list", "--json"):
+    for it in ok_json(case, "list", "--json", timeout=HANG_LIMIT):
         raw = bytes.fromhex(it["path_hex"])
         assert raw not in out, f"two items for one path {raw!r}"
         out[raw] = it
@@ -103,7 +65,7 @@ def items_by_raw(case: Case) -> dict[bytes, dict[str, Any]]:
 def cli_collect_events(case: Case) -> dict[bytes, dict[str, Any]]:
     """Raw path -> data of its collect event, from `custody log --json`."""
     out: dict[bytes, dict[str, Any]] = {}
-    for e in ok_json(case, "log", "--json"):
+    for e in ok_json(case, "log", "--json", timeout=HANG_LIMIT):
         body = json.loads(e["body"])
         if body["type"] == "collect":
             out[bytes.fromhex(body["data"]["path"]["hex"])] = body["data"]
@@ -346,7 +308,15 @@ def test_store_full_mid_copy_cli(case: Case, tmp_path: Path) -> None:
         )
     )
     env = {"INJECT_INO": str(os.stat(ev / "c.bin").st_ino), "INJECT_AFTER": str(third // 2)}
-    proc = cli(case, "collect", ev, "--no-selftest", argv0=[sys.executable, str(script)], env=env)
+    proc = cli(
+        case,
+        "collect",
+        ev,
+        "--no-selftest",
+        argv0=[sys.executable, str(script)],
+        env=env,
+        timeout=HANG_LIMIT,
+    )
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     line = one_error_line(proc)
     m = NEED_FREE.search(line)
@@ -354,7 +324,7 @@ def test_store_full_mid_copy_cli(case: Case, tmp_path: Path) -> None:
     assert int(m.group(1)) == third
     events = cli_collect_events(case)
     _check_after_disk_full(case.dir / "store", events, ev, contents)
-    assert ok_json(case, "verify", "--json")["ok"] is True
+    assert ok_json(case, "verify", "--json", timeout=HANG_LIMIT)["ok"] is True
 
 
 @pytest.fixture
@@ -386,7 +356,7 @@ def test_store_full_on_a_real_small_filesystem(
     }
     for name, data in contents.items():
         (ev / name).write_bytes(data)
-    proc = cli(case, "collect", ev, "--no-selftest")
+    proc = cli(case, "collect", ev, "--no-selftest", timeout=HANG_LIMIT)
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     line = one_error_line(proc)
     m = NEED_FREE.search(line)
@@ -398,7 +368,7 @@ def test_store_full_on_a_real_small_filesystem(
     assert free == st.f_bavail * st.f_frsize  # what is free now the temp file is gone
     events = cli_collect_events(case)
     _check_after_disk_full(tiny_store, events, ev, contents)
-    assert ok_json(case, "verify", "--json")["ok"] is True
+    assert ok_json(case, "verify", "--json", timeout=HANG_LIMIT)["ok"] is True
 
 
 # -- 2. a read-only case is refused before any work starts ---------------------------------
@@ -445,7 +415,7 @@ def test_fresh_read_only_case_refused_before_any_work(case: Case, tmp_path: Path
         before = _tree_snapshot(case.dir)
         if how == "chmod-case-dir":
             case.dir.chmod(0o555)
-        proc = cli(case, "collect", src, "--case", target, preexec_fn=preexec)
+        proc = cli(case, "collect", src, "--case", target, preexec_fn=preexec, timeout=HANG_LIMIT)
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
         assert one_error_line(proc) == (
             f"custody: error: case {target} is on read-only media: nothing can be recorded there"
@@ -469,7 +439,7 @@ def test_read_only_store_refused_before_any_work(case: Case, tmp_path: Path) -> 
     store = case.dir / "store"
     store.chmod(0o555)
     try:
-        proc = cli(case, "collect", src, preexec_fn=preexec)
+        proc = cli(case, "collect", src, preexec_fn=preexec, timeout=HANG_LIMIT)
     finally:
         store.chmod(0o755)
     assert not (store / ".writers.lock").exists()
@@ -875,7 +845,7 @@ def test_hostile_names_survive_listing_and_csv_report(case: Case, tmp_path: Path
     for name, data in HOSTILE.items():
         with open(rb + b"/" + name, "wb") as f:
             f.write(data)
-    ok_json(case, "collect", d, "--json", "--no-selftest")
+    ok_json(case, "collect", d, "--json", "--no-selftest", timeout=HANG_LIMIT)
 
     # the JSON listing
     items = items_by_raw(case)
@@ -892,7 +862,7 @@ def test_hostile_names_survive_listing_and_csv_report(case: Case, tmp_path: Path
 
     # the CSV report
     out = tmp_path / "report.csv"
-    proc = cli(case, "report", "--format", "csv", "--out", out)
+    proc = cli(case, "report", "--format", "csv", "--out", out, timeout=HANG_LIMIT)
     assert proc.returncode == 0, proc.stderr
     raw = out.read_bytes()
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
