@@ -383,6 +383,23 @@ def _title_block(pdf: _Doc, report: dict[str, Any]) -> None:
         pdf.para("No examiner identities are recorded in the ledger.")
 
 
+def _findings_grid(pdf: _Doc, findings: list[dict[str, Any]]) -> None:
+    """Kind / subject / detail of each finding (the report's and an item's)."""
+    pdf.grid(
+        ("Kind", "Subject", "Detail"),
+        [
+            (
+                (_s(f.get("kind")), pdf.status_face(False)),
+                (_s(f.get("subject")), pdf.mono_face(7)),
+                (_s(f.get("detail")), pdf.mono_face(7)),
+            )
+            for f in findings
+        ],
+        (0.14, 0.28, 0.58),
+        size=8,
+    )
+
+
 def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
     v = report.get("verification") or {}
     findings = v.get("findings") or []
@@ -415,19 +432,7 @@ def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
     )
     pdf.heading(f"Findings ({len(findings)})", level=2)
     if findings:
-        pdf.grid(
-            ("Kind", "Subject", "Detail"),
-            [
-                (
-                    (_s(f.get("kind")), pdf.status_face(False)),
-                    (_s(f.get("subject")), pdf.mono_face(7)),
-                    (_s(f.get("detail")), pdf.mono_face(7)),
-                )
-                for f in findings
-            ],
-            (0.14, 0.28, 0.58),
-            size=8,
-        )
+        _findings_grid(pdf, findings)
     else:
         pdf.para("None: every check passed.")
     for label, key in (("Notes", "notes"), ("Warnings", "warnings")):
@@ -552,19 +557,7 @@ def _item(pdf: _Doc, item: dict[str, Any]) -> None:
         pdf.ln(2)
     else:
         pdf.banner(f"INTEGRITY FAILURE - {len(findings)} finding(s)", False, size=16)
-        pdf.grid(
-            ("Kind", "Subject", "Detail"),
-            [
-                (
-                    (_s(f.get("kind")), pdf.status_face(False)),
-                    (_s(f.get("subject")), pdf.mono_face(7)),
-                    (_s(f.get("detail")), pdf.mono_face(7)),
-                )
-                for f in findings
-            ],
-            (0.14, 0.28, 0.58),
-            size=8,
-        )
+        _findings_grid(pdf, findings)
 
     pdf.heading("Description", level=2)
     size = item.get("size")
