@@ -14,6 +14,12 @@ stderr and exits with ``exit_code``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from custody.findings import Finding
+
 EXIT_OK = 0
 EXIT_INTEGRITY = 1
 EXIT_USAGE = 2
@@ -60,7 +66,20 @@ class KeyRevokedError(UsageError):
 
 
 class CustodyRuleError(UsageError):
-    """The action breaks a custody rule (e.g. only the custodian may transfer)."""
+    """The action breaks a custody rule (e.g. only the custodian may transfer).
+
+    ``findings`` are what the custody replay would record of the refused event,
+    the very findings ``verify`` reports if such an event is in a ledger."""
+
+    def __init__(self, message: str, findings: Sequence[Finding] = ()) -> None:
+        super().__init__(message)
+        self.findings = list(findings)
+
+    @classmethod
+    def of(cls, findings: Sequence[Finding]) -> CustodyRuleError:
+        """The refusal of an event the replay would record ``findings`` of: each
+        one named by its kind, as ``verify`` would report it."""
+        return cls("; ".join(f"[{f.kind}] {f.detail}" for f in findings), findings)
 
 
 class IntegrityError(CustodyError):

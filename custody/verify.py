@@ -47,8 +47,9 @@ from custody.checkpoint import (
     verifiers,
 )
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
+from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
+from custody.findings import Findings, Kind
 from custody.hashing import ALGORITHMS, hash_file
-from custody.keys import verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
     EVENT_VERSION,
@@ -64,21 +65,11 @@ from custody.store import Store, WritersLock, object_relpath
 ProgressFn = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    subject: str
-    detail: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "subject": self.subject, "detail": self.detail}
-
-
 @dataclass
 class VerifyReport:
     case_id: str
     quick: bool
-    findings: list[Finding] = field(default_factory=list)
+    findings: Findings = field(default_factory=Findings)
     events: int = 0
     artifacts: int = 0
     objects_checked: int = 0
@@ -94,8 +85,17 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.findings
 
-    def add(self, kind: str, subject: str, detail: str) -> None:
-        self.findings.append(Finding(kind, subject, detail))
+    def add(
+        self,
+        kind: Kind,
+        subject: str,
+        detail: str,
+        *,
+        item: str | None = None,
+        seq: int | None = None,
+        obj: str | None = None,
+    ) -> None:
+        self.findings.add(kind, subject, detail, item=item, seq=seq, obj=obj)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -122,12 +122,12 @@ def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
     case = ledger.case
     found = content_hash(case.header.encode("utf-8"))
     if found != case.hash:
-        report.add("case-header", "case header", f"expected hash {case.hash}, found {found}")
+        report.add(Kind.CASE_HEADER, "case header", f"expected hash {case.hash}, found {found}")
     try:
         if canonical_json(parse_strict(case.header)).decode("utf-8") != case.header:
-            report.add("case-header", "case header", "header is not canonical JSON")
+            report.add(Kind.CASE_HEADER, "case header", "header is not canonical JSON")
     except ValueError as e:
-        report.add("case-header", "case header", f"header is not valid JSON: {e}")
+        report.add(Kind.CASE_HEADER, "case header", f"header is not valid JSON: {e}")
 
 
 def check_chain(
@@ -142,7 +142,12 @@ def check_chain(
         " OR typeof(prev) != 'text' OR typeof(signature) != 'text' OR typeof(signer) != 'text'"
         " ORDER BY seq"
     ):
-        report.add("event-storage", _ev(seq), "a column holds a BLOB or number where text belongs")
+        report.add(
+            Kind.EVENT_STORAGE,
+            _ev(seq),
+            "a column holds a BLOB or number where text belongs",
+            seq=seq,
+        )
     expected_seq = 0
     prev = ledger.case.hash
     case_id = ledger.case.case_id
@@ -153,35 +158,40 @@ def check_chain(
         tree.append(merkle.leaf_hash(body_bytes))
         if ev.seq != expected_seq:
             report.add(
-                "chain-gap",
+                Kind.CHAIN_GAP,
                 subject,
                 f"expected event {expected_seq} next, found event {ev.seq}"
                 f" ({ev.seq - expected_seq} missing)"
                 if ev.seq > expected_seq
                 else f"expected event {expected_seq}, found {ev.seq}",
+                seq=ev.seq,
             )
             expected_seq = ev.seq
         expected_seq += 1
-        found_hash = content_hash(body_bytes)
-        if found_hash != ev.hash:
-            report.add("event-hash", subject, f"stored hash {ev.hash}, body hashes to {found_hash}")
         if ev.prev != prev:
-            report.add("chain-link", subject, f"prev is {ev.prev}, previous event's hash is {prev}")
+            report.add(
+                Kind.CHAIN_LINK,
+                subject,
+                f"prev is {ev.prev}, previous event's hash is {prev}",
+                seq=ev.seq,
+            )
         prev = ev.hash
-        try:
-            body = parse_strict(ev.body)
-            if not isinstance(body, dict):
-                raise ValueError("not a JSON object")
-            if canonical_json(body).decode("utf-8") != ev.body:
-                report.add("event-noncanonical", subject, "body is not RFC 8785 canonical JSON")
-        except ValueError as e:
-            report.add("event-body", subject, f"body is not valid JSON: {e}")
+        body, sig = check_event(
+            body_bytes,
+            stated_hash=ev.hash,
+            signature=ev.signature,
+            key_of=lambda signer, b: r.keys.get(signer) or self_registered_key(b),
+            out=report.findings,
+            seq=ev.seq,
+            subject=subject,
+        )
+        if body is None:
             continue
         problem = malformed(body)
         if problem:
-            report.add("event-body", subject, problem)
+            report.add(Kind.EVENT_BODY, subject, problem, seq=ev.seq)
         _check_columns(ev, body, report, case_id)
-        trusted = _check_signature(ev, body, r, report)
+        trusted = check_now(report.findings, sig)
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
@@ -218,15 +228,18 @@ def malformed(body: dict[str, Any]) -> str | None:
 
 
 def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_id: str) -> None:
-    subject = _ev(ev.seq)
+    def mismatch(detail: str) -> None:
+        report.add(Kind.EVENT_MISMATCH, _ev(ev.seq), detail, seq=ev.seq)
+
     if body.get("v") != EVENT_VERSION:
-        report.add("event-body", subject, f"unknown event format version {body.get('v')!r}")
-    if body.get("case") != case_id:
         report.add(
-            "event-mismatch",
-            subject,
-            f"case: ledger is case {case_id!r}, signed body says {body.get('case')!r}",
+            Kind.EVENT_BODY,
+            _ev(ev.seq),
+            f"unknown event format version {body.get('v')!r}",
+            seq=ev.seq,
         )
+    if body.get("case") != case_id:
+        mismatch(f"case: ledger is case {case_id!r}, signed body says {body.get('case')!r}")
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     assert isinstance(data, dict)
     expect = {
@@ -238,39 +251,9 @@ def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_i
     }
     for k, v in expect.items():
         if body.get(k) != v:
-            report.add(
-                "event-mismatch",
-                subject,
-                f"{k}: ledger row says {v!r}, signed body says {body.get(k)!r}",
-            )
+            mismatch(f"{k}: ledger row says {v!r}, signed body says {body.get(k)!r}")
     if data.get("item") != ev.item:
-        report.add(
-            "event-mismatch",
-            subject,
-            f"item: ledger row says {ev.item!r}, signed body says {data.get('item')!r}",
-        )
-
-
-def _check_signature(ev: Event, body: dict[str, Any], r: Replay, report: VerifyReport) -> bool:
-    """Check the Ed25519 signature with the key the ledger knew when the event was
-    written (a self-registration brings its own key).  True if it verifies."""
-    subject = _ev(ev.seq)
-    signer = str(body.get("signer"))
-    pub_raw = r.keys.get(signer)
-    if pub_raw is None:
-        pub_raw = self_registered_key(body)
-    if pub_raw is None:
-        report.add("unknown-signer", subject, f"signed by {signer}, a key the ledger does not know")
-        return False
-    try:
-        sig = base64.b64decode(ev.signature, validate=True)
-    except (binascii.Error, ValueError):
-        report.add("signature", subject, "signature is not base64")
-        return False
-    if not verify_signature(pub_raw, sig, ev.body.encode("utf-8")):
-        report.add("signature", subject, f"Ed25519 signature does not verify for signer {signer}")
-        return False
-    return True
+        mismatch(f"item: ledger row says {ev.item!r}, signed body says {data.get('item')!r}")
 
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
@@ -294,25 +277,46 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
         for table, key, expect, rows in candidates:
             seen.add(key)
             got = rows.get(key)
+            item = key if table == "artifacts" else None
             if got is None:
                 report.add(
-                    "index", key, f"recorded by {_ev(seq)} but missing from the {table} table"
+                    Kind.INDEX,
+                    key,
+                    f"recorded by {_ev(seq)} but missing from the {table} table",
+                    item=item,
+                    seq=seq,
                 )
                 continue
             for k, v in expect.items():
                 if got.get(k) != v:
                     report.add(
-                        "index", key, f"{table}.{k} is {got.get(k)!r}, signed {_ev(seq)} says {v!r}"
+                        Kind.INDEX,
+                        key,
+                        f"{table}.{k} is {got.get(k)!r}, signed {_ev(seq)} says {v!r}",
+                        item=item,
+                        seq=seq,
                     )
     for table, rows in (("artifacts", artifacts), ("identities", identities)):
         for key in rows:
             if key not in seen:
-                report.add("index", key, f"in the {table} table but no signed event records it")
+                report.add(
+                    Kind.INDEX,
+                    key,
+                    f"in the {table} table but no signed event records it",
+                    item=key if table == "artifacts" else None,
+                )
     stored = {(str(i), int(s)) for i, s in ledger.conn.execute("SELECT item, seq FROM event_items")}
     for item, seq in sorted(want_items - stored):
-        report.add("index", item, f"event_items lacks {_ev(seq)}, which concerns {item}")
+        report.add(
+            Kind.INDEX, item, f"event_items lacks {_ev(seq)}, which concerns {item}", item=item
+        )
     for item, seq in sorted(stored - want_items):
-        report.add("index", item, f"event_items links {_ev(seq)}, which does not concern {item}")
+        report.add(
+            Kind.INDEX,
+            item,
+            f"event_items links {_ev(seq)}, which does not concern {item}",
+            item=item,
+        )
 
 
 def check_timestamps(
@@ -331,15 +335,21 @@ def check_timestamps(
         cp_seq = data.get("checkpoint")
         cp = bodies.get(cp_seq) if isinstance(cp_seq, int) else None
         if cp is None or cp.get("type") != CHECKPOINT_EVENT:
-            report.add("timestamp", subject, f"refers to event {cp_seq}, which is no checkpoint")
+            report.add(
+                Kind.TIMESTAMP,
+                subject,
+                f"refers to event {cp_seq}, which is no checkpoint",
+                seq=seq,
+            )
             continue
         cp_hash = content_hash(canonical_json(cp))
         if data.get("checkpoint_hash") != cp_hash:
             report.add(
-                "timestamp",
+                Kind.TIMESTAMP,
                 subject,
                 f"checkpoint_hash {data.get('checkpoint_hash')} is not event {cp_seq}'s"
                 f" hash {cp_hash}",
+                seq=seq,
             )
         if not roots:
             report.notes.append(
@@ -353,18 +363,19 @@ def check_timestamps(
             token = base64.b64decode(str(data.get("token", "")), validate=True)
             info = verify_token(token, str(cp["data"].get("note", "")).encode("utf-8"), roots)
         except (binascii.Error, ValueError):
-            report.add("timestamp", subject, "token is not base64")
+            report.add(Kind.TIMESTAMP, subject, "token is not base64", seq=seq)
             continue
         except TimestampError as e:
-            report.add("timestamp", subject, e.message)
+            report.add(Kind.TIMESTAMP, subject, e.message, seq=seq)
             continue
         stated = datetime.fromisoformat(str(cp.get("time"))[:26] + "+00:00")
         if later_than_token(stated, info):
             report.add(
-                "timestamp",
+                Kind.TIMESTAMP,
                 _ev(cp_seq),
                 f"checkpoint states {cp.get('time')}, later than its RFC 3161 token's time"
                 f" {info.gen_time.isoformat()} from {info.tsa_name}: the clock was wrong",
+                seq=cp_seq,
             )
         report.timestamps += 1
 
@@ -389,7 +400,7 @@ def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
                 source=f"checkpoint of {short}",
             )
         except (ValueError, KeyError, TypeError, CustodyError) as e:
-            report.add("import", short, f"imported bundle record does not verify: {e}")
+            report.add(Kind.IMPORT, short, f"imported bundle record does not verify: {e}")
             continue
         for seq, ev_hash, signer, body, sig, proof in ledger.conn.execute(
             "SELECT seq, hash, signer, body, signature, proof FROM imported_events"
@@ -398,18 +409,29 @@ def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
         ):
             subject = f"imported event {seq} of {short}"
             raw = str(body).encode("utf-8")
-            if content_hash(raw) != ev_hash:
-                report.add("import", subject, "body no longer hashes to its recorded hash")
-            pub = keys.get(signer)
+            found = Findings()  # the one event verifier's findings, filed as import findings
+            parsed, check = check_event(
+                raw,
+                stated_hash=ev_hash,
+                signature=sig,
+                key_of=keys_in(keys),
+                out=found,
+                seq=None,
+                subject=subject,
+                where="the bundle",
+            )
+            check_now(found, check)
+            if parsed is not None and parsed.get("signer") != signer:
+                found.add(Kind.IMPORT, subject, "signer column differs from the signed body")
             try:
-                ok = pub is not None and verify_signature(pub, base64.b64decode(sig), raw)
-                path = [bytes.fromhex(h) for h in json.loads(proof)]
-                merkle.verify_inclusion(merkle.leaf_hash(raw), int(seq), cp.size, path, cp.root)
-            except (ValueError, TypeError):
-                report.add("import", subject, "not proven to be in its signed checkpoint")
-                continue
-            if not ok:
-                report.add("import", subject, "signature does not verify with the bundle's key")
+                proof_hex = json.loads(proof)
+            except ValueError:
+                proof_hex = None
+            check_inclusion(
+                raw, int(seq), cp.size, proof_hex, cp.root, out=found, subject=subject, seq=None
+            )
+            for f in found:
+                report.add(Kind.IMPORT, subject, f"{f.kind}: {f.detail}")
         if quick:
             continue
         store = Store(ledger.store_dir)
@@ -421,13 +443,19 @@ def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
             try:
                 got = hash_file(store.path_of(rel), ["sha256"])
             except OSError:
-                report.add("object-missing", subject, "store object of an imported item is missing")
+                report.add(
+                    Kind.OBJECT_MISSING,
+                    subject,
+                    "store object of an imported item is missing",
+                    obj=str(rel),
+                )
                 continue
             if got.digests["sha256"] != it.get("sha256"):
                 report.add(
-                    "object-digest",
+                    Kind.OBJECT_DIGEST,
                     subject,
                     f"sha256: expected {it.get('sha256')}, found {got.digests['sha256']}",
+                    obj=str(rel),
                 )
 
 
@@ -450,7 +478,7 @@ def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> 
         if keys:
             level, idx = keys[0]
             report.add(
-                "index",
+                Kind.INDEX,
                 "merkle tree",
                 f"{len(keys)} stored tree node(s) {what}, first at level {level}"
                 f" index {idx}"
@@ -492,28 +520,30 @@ def check_checkpoints(
         except UsageError as e:
             if seq is None:
                 raise  # a malformed file given by the user
-            report.add("checkpoint", subject, e.message)
+            report.add(Kind.CHECKPOINT, subject, e.message, seq=seq)
             continue
         except CustodyError as e:
-            report.add("checkpoint", subject, e.message)
+            report.add(Kind.CHECKPOINT, subject, e.message, seq=seq)
             continue
         if seq is not None:
             data = bodies[seq]["data"]
             if cp.size != seq:
                 report.add(
-                    "checkpoint",
+                    Kind.CHECKPOINT,
                     subject,
                     f"commits to {cp.size} events but was recorded as event {seq}",
+                    seq=seq,
                 )
             said = (data.get("size"), data.get("root"), data.get("origin"))
             if said != (cp.size, base64.b64encode(cp.root).decode("ascii"), origin):
                 report.add(
-                    "checkpoint",
+                    Kind.CHECKPOINT,
                     subject,
                     "the event's size/root/origin fields differ from its signed note",
+                    seq=seq,
                 )
         for problem in consistency_findings(tree, cp):
-            report.add("checkpoint", subject, problem)
+            report.add(Kind.CHECKPOINT, subject, problem, seq=seq)
         report.checkpoints += 1
 
 
@@ -536,9 +566,11 @@ def check_store(
         subject = f"{data['item']} ({rel})"
         if rel != object_relpath(digests["sha256"]):
             report.add(
-                "store-path",
+                Kind.STORE_PATH,
                 subject,
                 f"store path does not name the recorded sha256 {digests['sha256']}",
+                item=str(data["item"]),
+                obj=rel,
             )
             if not _OBJECT_PATH.fullmatch(rel):
                 continue  # never open a path outside the store
@@ -556,13 +588,21 @@ def check_store(
                 report.notes.append(f"{subject}: stored bytes purged by a recorded disposal")
                 continue
             report.add(
-                "object-missing",
+                Kind.OBJECT_MISSING,
                 subject,
                 f"store object is missing: expected sha256 {digests.get('sha256')}",
+                item=item,
+                obj=rel,
             )
             continue
         except OSError as e:
-            report.add("object-unreadable", subject, f"cannot read store object: {e.strerror}")
+            report.add(
+                Kind.OBJECT_UNREADABLE,
+                subject,
+                f"cannot read store object: {e.strerror}",
+                item=item,
+                obj=rel,
+            )
             continue
         report.objects_checked += 1
         report.bytes_checked += got.size
@@ -570,15 +610,31 @@ def check_store(
         if progress is not None:
             progress(0, 1)
         if got.size != size:
-            report.add("object-size", subject, f"expected {size} bytes, found {got.size}")
+            report.add(
+                Kind.OBJECT_SIZE,
+                subject,
+                f"expected {size} bytes, found {got.size}",
+                item=item,
+                obj=rel,
+            )
         for alg, want in sorted(digests.items()):
             if got.digests[alg] != want:
                 report.add(
-                    "object-digest", subject, f"{alg}: expected {want}, found {got.digests[alg]}"
+                    Kind.OBJECT_DIGEST,
+                    subject,
+                    f"{alg}: expected {want}, found {got.digests[alg]}",
+                    item=item,
+                    obj=rel,
                 )
         mode = os.stat(path).st_mode & 0o222
         if mode:
-            report.add("object-writable", subject, "store object is writable (should be read-only)")
+            report.add(
+                Kind.OBJECT_WRITABLE,
+                subject,
+                "store object is writable (should be read-only)",
+                item=item,
+                obj=rel,
+            )
     imported = ledger.imported_objects()
     unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
     if unexplained and WritersLock.writers_active(store.root):
@@ -622,8 +678,7 @@ def verify_ledger(
             r = Replay()
             tree = merkle.TreeCache()
             bodies = check_chain(ledger, report, r, tree)
-            for kind, subject, detail in r.violations:
-                report.add(kind, subject, detail)
+            report.findings.extend(r.violations)
             check_index(ledger, bodies, report)
             check_tree(ledger, tree, report)
             check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
