@@ -32,6 +32,7 @@ class SignatureCheck:
     message: bytes
     subject: str
     seq: int | None
+    signer: str
     at: int  # index in the findings list where a failure is filed
 
     def triple(self) -> tuple[bytes, bytes, bytes]:
@@ -94,7 +95,7 @@ def check_event(
         sig = base64.b64decode(str(signature), validate=True)
     except (binascii.Error, ValueError):
         sig = b""  # fails below, as a signature that does not verify
-    return body, SignatureCheck(key, sig, raw, subject, seq, len(out))
+    return body, SignatureCheck(key, sig, raw, subject, seq, signer, len(out))
 
 
 def settle(out: Findings, checks: Sequence[SignatureCheck], verdicts: Sequence[bool]) -> list[bool]:
@@ -106,7 +107,7 @@ def settle(out: Findings, checks: Sequence[SignatureCheck], verdicts: Sequence[b
                 Finding(
                     Kind.SIGNATURE,
                     c.subject,
-                    "Ed25519 signature does not verify with the signer's key",
+                    f"Ed25519 signature does not verify for signer {c.signer}",
                     seq=c.seq,
                 ),
             )

@@ -6,8 +6,9 @@ custody replay all produce :class:`Finding` values, and the reports derive their
 steps, per-item findings and signature status from the structured fields
 (``item``, ``seq``, ``obj``), never by parsing the ``subject`` text.
 
-To add a finding kind: add one member to :class:`Kind` here (value, step) and
-describe it in docs/exit-codes.md; nothing else lists kinds.
+To add a finding kind: add one member to :class:`Kind` here (kind string, step,
+meaning).  The table in docs/exit-codes.md is generated from it (cog) and the
+schemas' kind lists are checked against it by the tests.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ class Step(enum.Enum):
     STORE = "stored bytes"
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """Every finding kind, with the step that reports it.  A member is its kind
     string (``Kind.INDEX == "index"``), as ``verify --json`` prints it."""
 
     step: Step
+    meaning: str
 
-    def __new__(cls, value: str, step: Step) -> Kind:
+    def __new__(cls, value: str, step: Step, meaning: str) -> Kind:
         member = str.__new__(cls, value)
         member._value_ = value
         member.step = step
+        member.meaning = meaning
         return member
 
     @property
@@ -48,65 +51,159 @@ class Kind(str, enum.Enum):
         return str(self.value)
 
     # -- case header
-    CASE_HEADER = ("case-header", Step.CASE_HEADER)
+    CASE_HEADER = (
+        "case-header",
+        Step.CASE_HEADER,
+        "the case header's hash or canonical form is wrong",
+    )
     # -- hash chain: the events themselves, complete and in order
-    CHAIN_GAP = ("chain-gap", Step.CHAIN)
-    EVENT_HASH = ("event-hash", Step.CHAIN)
-    CHAIN_LINK = ("chain-link", Step.CHAIN)
-    EVENT_NONCANONICAL = ("event-noncanonical", Step.CHAIN)
-    EVENT_BODY = ("event-body", Step.CHAIN)
-    EVENT_MISMATCH = ("event-mismatch", Step.CHAIN)
-    EVENT_STORAGE = ("event-storage", Step.CHAIN)
-    EVENT_LINE = ("event", Step.CHAIN)  # a bundle line that is no event
-    EVENT_DUPLICATE = ("event-duplicate", Step.CHAIN)
-    EVENT_EXTRA = ("event-extra", Step.CHAIN)
-    EVENT_WITHHELD = ("event-withheld", Step.CHAIN)
+    CHAIN_GAP = ("chain-gap", Step.CHAIN, "events are missing or out of order")
+    EVENT_HASH = ("event-hash", Step.CHAIN, "an event's body does not hash to its stated hash")
+    CHAIN_LINK = ("chain-link", Step.CHAIN, "an event's prev is not the previous event's hash")
+    EVENT_NONCANONICAL = (
+        "event-noncanonical",
+        Step.CHAIN,
+        "an event body is not RFC 8785 canonical JSON",
+    )
+    EVENT_BODY = (
+        "event-body",
+        Step.CHAIN,
+        "an event body is not valid JSON, or lacks a field verify relies on",
+    )
+    EVENT_MISMATCH = (
+        "event-mismatch",
+        Step.CHAIN,
+        "a ledger column says something other than the signed body",
+    )
+    EVENT_STORAGE = (
+        "event-storage",
+        Step.CHAIN,
+        "a ledger column holds a BLOB or number where text belongs",
+    )
+    EVENT_LINE = (
+        "event",
+        Step.CHAIN,
+        "a bundle line that is not an event",
+    )  # a bundle line that is no event
+    EVENT_DUPLICATE = ("event-duplicate", Step.CHAIN, "a bundle carries the same event twice")
+    EVENT_EXTRA = (
+        "event-extra",
+        Step.CHAIN,
+        "a bundle carries an event its export event does not list",
+    )
+    EVENT_WITHHELD = (
+        "event-withheld",
+        Step.CHAIN,
+        "a bundle lacks an event its export event lists",
+    )
     # -- signatures
-    IDENTITY = ("identity", Step.SIGNATURES)
-    UNKNOWN_SIGNER = ("unknown-signer", Step.SIGNATURES)
-    SIGNATURE = ("signature", Step.SIGNATURES)
-    KEY = ("key", Step.SIGNATURES)
+    IDENTITY = ("identity", Step.SIGNATURES, "an identity event whose key or fingerprint is wrong")
+    UNKNOWN_SIGNER = (
+        "unknown-signer",
+        Step.SIGNATURES,
+        "an event signed by a key the ledger or bundle does not know",
+    )
+    SIGNATURE = ("signature", Step.SIGNATURES, "an Ed25519 signature that does not verify")
+    KEY = ("key", Step.SIGNATURES, "a bundle key that is not a well-formed Ed25519 public key")
     # -- custody rules (the replay, custody.lifecycle)
-    REVOKED_KEY = ("revoked-key", Step.CUSTODY)
-    REVOCATION = ("revocation", Step.CUSTODY)
-    ROTATION = ("rotation", Step.CUSTODY)
-    TRANSFER = ("transfer", Step.CUSTODY)
-    RECEIPT = ("receipt", Step.CUSTODY)
-    RECEIPT_MISMATCH = ("receipt-mismatch", Step.CUSTODY)
-    LIFECYCLE = ("lifecycle", Step.CUSTODY)
-    UNTRUSTED_KEY = ("untrusted-key", Step.CUSTODY)
+    REVOKED_KEY = ("revoked-key", Step.CUSTODY, "an event signed by a revoked or rotated-out key")
+    REVOCATION = ("revocation", Step.CUSTODY, "a revocation of an unknown or already revoked key")
+    ROTATION = (
+        "rotation",
+        Step.CUSTODY,
+        "a key rotation not signed by the old key or not co-signed by the new one",
+    )
+    TRANSFER = (
+        "transfer",
+        Step.CUSTODY,
+        "a hand-over by someone who does not hold the item, or to a key that may not receive",
+    )
+    RECEIPT = (
+        "receipt",
+        Step.CUSTODY,
+        "a receipt by someone other than the named receiver, or untruthful",
+    )
+    RECEIPT_MISMATCH = (
+        "receipt-mismatch",
+        Step.CUSTODY,
+        "an item received with digests other than those collected",
+    )
+    LIFECYCLE = (
+        "lifecycle",
+        Step.CUSTODY,
+        "a lifecycle event by someone who does not hold the item",
+    )
+    UNTRUSTED_KEY = (
+        "untrusted-key",
+        Step.CUSTODY,
+        "a bundle signer no trust anchor vouches for (--require-trusted)",
+    )
     # -- derived tables
-    INDEX = ("index", Step.INDEX)
+    INDEX = (
+        "index",
+        Step.INDEX,
+        "a derived table or stored tree node differs from the signed events",
+    )
     # -- checkpoints and inclusion proofs
-    CHECKPOINT = ("checkpoint", Step.CHECKPOINTS)
-    PROOF = ("proof", Step.CHECKPOINTS)
-    UNTRUSTED_CHECKPOINT = ("untrusted-checkpoint", Step.CHECKPOINTS)
+    CHECKPOINT = (
+        "checkpoint",
+        Step.CHECKPOINTS,
+        "a signed checkpoint that does not verify or is not extended by the ledger",
+    )
+    PROOF = ("proof", Step.CHECKPOINTS, "an inclusion proof that is missing or does not verify")
+    UNTRUSTED_CHECKPOINT = (
+        "untrusted-checkpoint",
+        Step.CHECKPOINTS,
+        "a bundle checkpoint signed by no trusted key",
+    )
     # -- RFC 3161 time-stamps
-    TIMESTAMP = ("timestamp", Step.TIMESTAMPS)
+    TIMESTAMP = (
+        "timestamp",
+        Step.TIMESTAMPS,
+        "an RFC 3161 token that does not verify, or shows the clock was wrong",
+    )
     # -- imported bundles
-    IMPORT = ("import", Step.IMPORTS)
+    IMPORT = ("import", Step.IMPORTS, "an imported bundle's events no longer hash, verify or prove")
     # -- stored bytes: store objects, bundle payload and tag files
-    STORE_PATH = ("store-path", Step.STORE)
-    OBJECT_MISSING = ("object-missing", Step.STORE)
-    OBJECT_UNREADABLE = ("object-unreadable", Step.STORE)
-    OBJECT_SIZE = ("object-size", Step.STORE)
-    OBJECT_DIGEST = ("object-digest", Step.STORE)
-    OBJECT_WRITABLE = ("object-writable", Step.STORE)
-    PAYLOAD_MISSING = ("payload-missing", Step.STORE)
-    PAYLOAD_EXTRA = ("payload-extra", Step.STORE)
-    PAYLOAD_DIGEST = ("payload-digest", Step.STORE)
-    PAYLOAD_WITHHELD = ("payload-withheld", Step.STORE)
-    TAG_MISSING = ("tag-missing", Step.STORE)
-    TAG_DIGEST = ("tag-digest", Step.STORE)
-    TAG_EXTRA = ("tag-extra", Step.STORE)
-    ITEM = ("item", Step.STORE)
-    DISCLOSURE = ("disclosure", Step.STORE)
-
-    def __str__(self) -> str:
-        return self.kind
-
-    def __format__(self, spec: str) -> str:
-        return format(self.kind, spec)
+    STORE_PATH = ("store-path", Step.STORE, "a store path that does not name the recorded sha256")
+    OBJECT_MISSING = ("object-missing", Step.STORE, "a store object is missing")
+    OBJECT_UNREADABLE = ("object-unreadable", Step.STORE, "a store object cannot be read")
+    OBJECT_SIZE = ("object-size", Step.STORE, "a store object has another size than recorded")
+    OBJECT_DIGEST = (
+        "object-digest",
+        Step.STORE,
+        "a store object's bytes do not have the recorded digest",
+    )
+    OBJECT_WRITABLE = ("object-writable", Step.STORE, "a store object is writable")
+    PAYLOAD_MISSING = ("payload-missing", Step.STORE, "a bundle payload file is missing")
+    PAYLOAD_EXTRA = (
+        "payload-extra",
+        Step.STORE,
+        "a bundle payload file no manifest or item accounts for",
+    )
+    PAYLOAD_DIGEST = (
+        "payload-digest",
+        Step.STORE,
+        "a bundle payload file with another digest than listed or signed",
+    )
+    PAYLOAD_WITHHELD = (
+        "payload-withheld",
+        Step.STORE,
+        "a bundle lacks bytes its export event lists",
+    )
+    TAG_MISSING = ("tag-missing", Step.STORE, "a bundle tag file or the tag manifest is missing")
+    TAG_DIGEST = (
+        "tag-digest",
+        Step.STORE,
+        "a bundle tag file with another digest than the tag manifest says",
+    )
+    TAG_EXTRA = ("tag-extra", Step.STORE, "a bundle tag file no tag manifest covers")
+    ITEM = ("item", Step.STORE, "a bundle item without a signed collect event")
+    DISCLOSURE = (
+        "disclosure",
+        Step.STORE,
+        "bundle.json differs from what the signed export event discloses",
+    )
 
     @classmethod
     def of(cls, text: str) -> Kind:
@@ -123,9 +220,9 @@ _BY_TEXT: dict[str, Kind] = {k.kind: k for k in Kind}
 SIGNATURE_KINDS = frozenset({Kind.SIGNATURE, Kind.UNKNOWN_SIGNER})
 
 
-def steps() -> list[tuple[Step, frozenset[Kind]]]:
-    """Each step with the kinds it reports, in report order."""
-    return [(s, frozenset(k for k in Kind if k.step is s)) for s in Step]
+def steps() -> list[tuple[Step, tuple[Kind, ...]]]:
+    """Each step with the kinds it reports (in definition order), in report order."""
+    return [(s, tuple(k for k in Kind if k.step is s)) for s in Step]
 
 
 def event_subject(seq: int) -> str:

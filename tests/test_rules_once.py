@@ -155,3 +155,45 @@ def test_every_kind_has_one_documented_step() -> None:
     # the four kinds the report's step table once missed
     for k in ("event", "event-duplicate", "event-extra", "event-withheld"):
         assert Kind(k).step is Step.CHAIN
+
+
+def test_schemas_list_exactly_the_finding_kinds_and_steps() -> None:
+    """The JSON Schemas name the kinds and steps custody.findings defines, no more."""
+    import json
+
+    root = Path(__file__).resolve().parents[1] / "schemas"
+    kinds = sorted(k.kind for k in Kind)
+    found: list[list[str]] = []
+    steps_found: list[list[str]] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            props = o.get("properties")
+            if isinstance(props, dict) and {"kind", "subject", "detail"} <= props.keys():
+                found.append(sorted(props["kind"]["enum"]))
+            if isinstance(props, dict) and "step" in props:
+                steps_found.append(props["step"]["enum"])
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    for name in ("verify-report.schema.json", "report.schema.json"):
+        walk(json.loads((root / name).read_text(encoding="utf-8")))
+    assert found == [kinds, kinds]
+    assert steps_found == [[s.value for s in Step]]
+
+
+def test_finding_kinds_table_in_docs_is_generated_from_the_code() -> None:
+    """Equivalent to ``cog --check docs/exit-codes.md`` (run from the project root)."""
+    import os
+
+    cogapp = pytest.importorskip("cogapp", reason="cogapp is in the test extra")
+    root = Path(__file__).resolve().parents[1]
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        assert cogapp.Cog().main(["cog", "--check", "docs/exit-codes.md"]) == 0
+    finally:
+        os.chdir(cwd)
