@@ -64,6 +64,11 @@ def check_event(
 
     Returns the parsed body (None if it is no JSON object) and the signature check
     to make (None if there is no key to make it with)."""
+    found = content_hash(raw)
+    if found != stated_hash:
+        out.add(
+            Kind.EVENT_HASH, subject, f"stored hash {stated_hash}, body hashes to {found}", seq=seq
+        )
     try:
         body = parse_canonical(raw)
     except ValueError:  # say what is wrong with it, if it parses at all
@@ -76,11 +81,6 @@ def check_event(
     if not isinstance(body, dict):
         out.add(Kind.EVENT_BODY, subject, "body is not a JSON object", seq=seq)
         return None, None
-    found = content_hash(raw)
-    if found != stated_hash:
-        out.add(
-            Kind.EVENT_HASH, subject, f"stored hash {stated_hash}, body hashes to {found}", seq=seq
-        )
     signer = str(body.get("signer"))
     key = key_of(signer, body)
     if key is None:

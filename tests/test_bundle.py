@@ -24,6 +24,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from conftest import PASSPHRASE, Run, template_case
@@ -44,6 +45,8 @@ ODD_NAME = os.fsdecode(b"notes-caf\xe9.txt")  # Latin-1 bytes: not UTF-8
 FORMATS = ("all", "all.tar", "all.tar.gz", "all.zip")
 KEY_EVENTS = ("identity", "key.rotate", "key.revoke")
 HANDOVERS = ("transfer", "receive")
+
+ANY_DETAIL = ANY  # findings are asserted by kind and subject, not by sentence
 
 
 # -- the module's case and bundles -----------------------------------------------------
@@ -867,7 +870,7 @@ def test_event_line_edited_with_hash_and_tag_manifest_recomputed(bundles: Path, 
     assert {
         "kind": "signature",
         "subject": ev,
-        "detail": "Ed25519 signature does not verify",
+        "detail": ANY_DETAIL,
     } in report["findings"]
 
 

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest.mock import ANY
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+import custody.bundle.verify as bundle_verify  # where verify_bundle looks its tuning up
 from custody import bundle
 from custody.bundle import _item_shape, export_bundle, verify_bundle
 from custody.collect import collect
@@ -69,6 +71,8 @@ UNSTORED: dict[str, Any] = {
     "size": None,
 }
 _DROP = object()
+
+ANY_DETAIL = ANY  # findings are asserted by kind and subject, not by sentence
 
 
 def schema_valid(x: Any) -> bool:
@@ -473,19 +477,19 @@ MODES = ["serial", "workers"]
 @pytest.fixture
 def mode_run(monkeypatch: pytest.MonkeyPatch) -> Any:
     """verify_bundle in one mode, checking that mode's path was the one taken."""
-    monkeypatch.setattr(bundle, "ProcessPoolExecutor", SpyPool)
+    monkeypatch.setattr(bundle_verify, "ProcessPoolExecutor", SpyPool)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the worker path needs two CPUs
 
     def run(bag: Path, mode: str) -> dict[str, Any]:
         SpyPool.submitted = []
         if mode == "workers":
-            monkeypatch.setattr(bundle, "PARALLEL_MIN_BYTES", 0)
-            monkeypatch.setattr(bundle, "_SIG_BATCH", 2)
-            monkeypatch.setattr(bundle, "_JOB_FILES", 4)
+            monkeypatch.setattr(bundle_verify, "PARALLEL_MIN_BYTES", 0)
+            monkeypatch.setattr(bundle_verify, "_SIG_BATCH", 2)
+            monkeypatch.setattr(bundle_verify, "_JOB_FILES", 4)
         else:
-            monkeypatch.setattr(bundle, "PARALLEL_MIN_BYTES", 1 << 40)
-            monkeypatch.setattr(bundle, "_SIG_BATCH", 512)
-            monkeypatch.setattr(bundle, "_JOB_FILES", 64)
+            monkeypatch.setattr(bundle_verify, "PARALLEL_MIN_BYTES", 1 << 40)
+            monkeypatch.setattr(bundle_verify, "_SIG_BATCH", 512)
+            monkeypatch.setattr(bundle_verify, "_JOB_FILES", 64)
         report = verify_bundle(bag).as_json()
         if mode == "workers":
             # 6 payload files in jobs of 4; 8 signatures in batches of 2
@@ -608,7 +612,7 @@ def test_rewritten_signature_is_one_finding(
         {
             "kind": "signature",
             "subject": f"event {rows[line]['seq']}",
-            "detail": "Ed25519 signature does not verify",
+            "detail": ANY_DETAIL,
         }
     ]
 
@@ -628,7 +632,7 @@ def test_another_events_signature_is_one_finding(
         {
             "kind": "signature",
             "subject": f"event {rows[4]['seq']}",
-            "detail": "Ed25519 signature does not verify",
+            "detail": ANY_DETAIL,
         }
     ]
 
@@ -672,7 +676,7 @@ def test_findings_in_the_same_order_on_workers(
         ("event-hash", f"event {seq[2]}"),
         ("signature", f"event {seq[2]}"),
         ("event-hash", f"event {seq[3]}"),
-        ("event-body", f"event {seq[3]}"),
+        ("event-noncanonical", f"event {seq[3]}"),  # the same kind as in a ledger
         ("signature", f"event {seq[3]}"),  # signed over the canonical bytes
         ("signature", f"event {seq[4]}"),
         ("signature", f"event {seq[6]}"),
@@ -696,10 +700,10 @@ def test_archives_are_never_hashed_on_workers(
     tar_path = tmp_path / "bag.tar"
     with tarfile.open(tar_path, "w") as tar:
         tar.add(clean_bundle, arcname="bag")
-    monkeypatch.setattr(bundle, "ProcessPoolExecutor", SpyPool)
+    monkeypatch.setattr(bundle_verify, "ProcessPoolExecutor", SpyPool)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(bundle, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(bundle, "_SIG_BATCH", 2)
+    monkeypatch.setattr(bundle_verify, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(bundle_verify, "_SIG_BATCH", 2)
     SpyPool.submitted = []
     report = verify_bundle(tar_path)
     assert SpyPool.submitted == []

@@ -1,0 +1,304 @@
+"""Writing a bundle: the bag's files (payload, the disclosed signed events, a fresh
+checkpoint and inclusion proofs, the signers' keys, the manifests), as a folder,
+a tar (optionally gzip) or a zip."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from custody import __version__
+from custody.bundle.archive import CHUNK
+from custody.bundle.shapes import EXPORT_EVENT, SCHEMA_VERSION, TIMESTAMP_FILE
+from custody.checkpoint import make_checkpoint, timestamp_checkpoint
+from custody.errors import CustodyError, UsageError
+from custody.hashing import hash_file
+from custody.ledger import (
+    IDENTITY_EVENT,
+    KEY_REVOKE_EVENT,
+    KEY_ROTATE_EVENT,
+    Event,
+    EventDraft,
+    Ledger,
+)
+from custody.store import Store
+
+KEY_EVENTS = (IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
+
+
+def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
+    """The payload file name for an item: its original base name when that is
+    plain UTF-8 without separators or control characters, else a mapped name."""
+    base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
+    try:
+        name = base.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{item}.bin", True
+    bad = (
+        not name
+        or name in (".", "..")
+        or len(base) > 200
+        or any(ord(c) < 0x20 or c in "%\\\x7f" for c in name)
+    )
+    return (f"{item}.bin", True) if bad else (name, False)
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    items: list[str]
+    events: int
+    bytes: int
+    checkpoint_size: int
+
+
+def _disclosed(ledger: Ledger, items: list[str]) -> list[Event]:
+    wanted = set(items)
+    rows = ledger.conn.execute(
+        "SELECT DISTINCT seq FROM event_items WHERE item IN (%s)" % ",".join("?" * len(wanted)),  # noqa: S608, UP031
+        tuple(wanted),
+    )
+    seqs = {int(r[0]) for r in rows}
+    # earlier exports name other items: they are not about these items' custody
+    return [
+        ev
+        for ev in ledger.events()
+        if (ev.seq in seqs and ev.type != EXPORT_EVENT) or ev.type in KEY_EVENTS
+    ]
+
+
+def _bag_files(
+    ledger: Ledger, signer: Any, items: list[str], organization: str, tsa: str | None
+) -> tuple[dict[str, bytes | Path], int, int, int]:
+    """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
+    artifacts = {a["id"]: a for a in ledger.artifacts()}
+    store = Store(ledger.store_dir)
+    ledger.ensure_registered(signer)
+    listed = _disclosed(ledger, items)
+    # the exporter signs what the bundle discloses, so nothing can be left out later
+    export_ev = next(
+        e
+        for e in ledger.append(
+            signer,
+            [
+                EventDraft(
+                    EXPORT_EVENT,
+                    {
+                        "items": items,
+                        "payload": {
+                            i: artifacts[i]["sha256"] for i in items if artifacts[i]["sha256"]
+                        },
+                        "events": [{"seq": e.seq, "hash": e.hash} for e in listed],
+                    },
+                )
+            ],
+        )
+        if e.type == EXPORT_EVENT
+    )
+    _, cp_event = make_checkpoint(ledger, signer)
+    cp_text = str(cp_event.data["note"])
+    stamp = timestamp_checkpoint(ledger, signer, cp_event, cp_text, tsa) if tsa else None
+    size = int(cp_event.data["size"])
+    events = [*listed, export_ev]
+    tree = ledger.tree()
+    files: dict[str, bytes | Path] = {}
+    meta_items = []
+    payload_bytes = payload_files = 0
+    for item in items:
+        a = artifacts[item]
+        entry: dict[str, Any] = {
+            "id": item,
+            "path": a["display_path"],
+            "path_hex": a["path_hex"],
+            "outcome": a["outcome"],
+            "sha256": a["sha256"],
+            "size": a["size"],
+        }
+        if a["sha256"]:
+            name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
+            rel = f"data/{item}/{name}"
+            files[rel] = store.path_of(f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}")
+            entry["payload"] = rel
+            entry["name_mapped"] = mapped
+            payload_bytes += int(a["size"] or 0)
+            payload_files += 1
+        meta_items.append(entry)
+    idents = ledger.identities()
+    signers = {ev.signer for ev in events}
+    keys = [
+        {"fingerprint": fp, "name": r["name"], "role": r["role"], "public_key": r["public_key"]}
+        for fp, r in sorted(idents.items())
+        if fp in signers or fp == signer.fingerprint
+    ]
+    lines = [
+        json.dumps(
+            {
+                "seq": ev.seq,
+                "hash": ev.hash,
+                "prev": ev.prev,
+                "signer": ev.signer,
+                "signature": ev.signature,
+                "body": ev.body,
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        for ev in events
+    ]
+    proofs = {
+        "tree_size": size,
+        "proofs": [
+            {"seq": ev.seq, "proof": [h.hex() for h in tree.inclusion_proof(ev.seq, size)]}
+            for ev in events
+        ],
+    }
+    bundle = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"custody {__version__}",
+        "case": {
+            "id": ledger.case.case_id,
+            "title": ledger.case.title,
+            "header": ledger.case.header,
+            "header_hash": ledger.case.hash,
+        },
+        "exported": datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exported_by": signer.fingerprint,
+        "items": meta_items,
+        "checkpoint_event": cp_event.seq,
+        "export_event": export_ev.seq,
+    }
+    if stamp is not None:
+        bundle["checkpoint_timestamp"] = {
+            "file": TIMESTAMP_FILE,
+            "tsa": tsa,
+            "event": stamp.seq,
+        }
+        files[TIMESTAMP_FILE] = base64.b64decode(str(stamp.data["token"]))
+    files["custody/bundle.json"] = (
+        json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+    ).encode()
+    files["custody/events.jsonl"] = ("".join(line + "\n" for line in lines)).encode()
+    files["custody/checkpoint.txt"] = cp_text.encode()
+    files["custody/proofs.json"] = (json.dumps(proofs, indent=2) + "\n").encode()
+    files["custody/keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
+    files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    info = [
+        ("Source-Organization", organization),
+        ("Contact-Name", signer.identity.name),
+        ("External-Identifier", ledger.case.case_id),
+        ("Bagging-Date", datetime.now(tz=UTC).strftime("%Y-%m-%d")),
+        ("Payload-Oxum", f"{payload_bytes}.{payload_files}"),
+        ("Custody-Schema-Version", str(SCHEMA_VERSION)),
+        ("Custody-Case-Title", ledger.case.title.replace("\n", " ")),
+        ("Custody-Items", " ".join(items)),
+        ("Custody-Checkpoint-Size", str(size)),
+    ]
+    files["bag-info.txt"] = "".join(f"{k}: {v}\n" for k, v in info).encode()
+    return files, payload_bytes, payload_files, size
+
+
+def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
+    if isinstance(src, bytes):
+        return {a: hashlib.new(a, src).hexdigest() for a in algs}
+    return hash_file(src, algs).digests
+
+
+def export_bundle(
+    ledger: Ledger,
+    signer: Any,
+    items: Sequence[str],
+    out: Path,
+    *,
+    organization: str = "custody",
+    tsa: str | None = None,
+) -> ExportResult:
+    """Write a bundle of ``items`` (all items if empty) to ``out``: a folder, or
+    one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
+    export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
+    carried in the bundle as custody/checkpoint.tsr."""
+    known = [a["id"] for a in ledger.artifacts()]
+    chosen = [i.strip().upper() for i in items] or known
+    for i in chosen:
+        if i not in known:
+            raise UsageError(f"no such item: {i}")
+    chosen = list(dict.fromkeys(chosen))
+    if out.exists():
+        raise UsageError(f"{out} already exists; refusing to overwrite")
+    files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization, tsa)
+    payload = {n: s for n, s in files.items() if n.startswith("data/")}
+    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
+    for alg in ("sha256", "sha512"):
+        files[f"manifest-{alg}.txt"] = "".join(
+            f"{digests[n][alg]}  {n}\n" for n in sorted(payload)
+        ).encode()
+    tags = sorted(n for n in files if not n.startswith("data/"))
+    files["tagmanifest-sha256.txt"] = "".join(
+        f"{_digest(files[n], ('sha256',))['sha256']}  {n}\n" for n in tags
+    ).encode()
+    _write(files, out)
+    events_blob = files["custody/events.jsonl"]
+    events = events_blob.count(b"\n") if isinstance(events_blob, bytes) else 0
+    return ExportResult(out, chosen, events, nbytes, size)
+
+
+def _write(files: dict[str, bytes | Path], out: Path) -> None:
+    name = out.name
+    top = name.split(".")[0] or "bundle"
+    try:
+        if name.endswith((".tar", ".tar.gz", ".tgz")):
+            mode = "w:gz" if name.endswith(("gz",)) else "w"
+            with tarfile.open(out, mode) as tar:  # type: ignore[call-overload]
+                data_dir = tarfile.TarInfo(f"{top}/data")
+                data_dir.type, data_dir.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(data_dir)
+                for n in sorted(files):
+                    _tar_add(tar, f"{top}/{n}", files[n])
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(out, "x", zipfile.ZIP_DEFLATED) as z:
+                z.writestr(f"{top}/data/", b"")
+                for n in sorted(files):
+                    src = files[n]
+                    if isinstance(src, bytes):
+                        z.writestr(f"{top}/{n}", src)
+                    else:
+                        z.write(src, f"{top}/{n}")
+        else:
+            out.mkdir(parents=True)
+            (out / "data").mkdir()  # BagIt needs it even with no payload
+            for n in sorted(files):
+                dest = out / n
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = files[n]
+                if isinstance(src, bytes):
+                    dest.write_bytes(src)
+                else:
+                    with open(src, "rb") as fi, open(dest, "wb") as fo:
+                        while chunk := fi.read(CHUNK):
+                            fo.write(chunk)
+    except OSError as e:
+        raise CustodyError(f"cannot write bundle {out}: {e.strerror or e}") from e
+
+
+def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path) -> None:
+    if isinstance(src, bytes):
+        info = tarfile.TarInfo(arcname)
+        info.size = len(src)
+        info.mode = 0o644
+        info.mtime = int(datetime.now(tz=UTC).timestamp())
+        tar.addfile(info, io.BytesIO(src))
+    else:
+        info = tar.gettarinfo(str(src), arcname)
+        info.mode = 0o444
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        with open(src, "rb") as f:
+            tar.addfile(info, f)

@@ -1,0 +1,625 @@
+"""Verifying a bundle offline: the bag's manifests and payload digests (hashed in
+worker processes for a large folder), the tag files, the signed events, the
+checkpoint and inclusion proofs, the optional RFC 3161 time-stamp, the exporter's
+signed list of what is disclosed, and the custody chain of every item.  Every
+problem is reported as a finding; what is not a bundle custody will read raises
+HostileBundleError."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from custody.bundle.archive import (
+    CHUNK,
+    HostileBundleError,
+    _DirSource,
+    _Source,
+    open_source,
+    path_is_dangerous,
+)
+from custody.bundle.shapes import (
+    EXPORT_EVENT,
+    TIMESTAMP_FILE,
+    _check_depth,
+    _event_line_shape,
+    _json,
+    _lines,
+    _manifest,
+)
+from custody.canonical import parse_strict
+from custody.checkpoint import note_key_name, open_checkpoint_text, origin_of, verifiers
+from custody.errors import CustodyError, UsageError
+from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle
+from custody.findings import Finding, Findings, Kind
+from custody.hashing import hash_file
+from custody.keys import fingerprint, load_public_key, verify_signature
+from custody.ledger import COLLECT_EVENT
+from custody.lifecycle import replay
+from custody.timestamp import TimestampError, verify_token
+
+BundleFinding = Finding  # the one finding type (custody.findings)
+
+
+@dataclass
+class BundleReport:
+    case_id: str = ""
+    items: list[str] = field(default_factory=list)
+    events: int = 0
+    payload_files: int = 0
+    findings: Findings = field(default_factory=Findings)
+    warnings: list[str] = field(default_factory=list)
+    timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
+    item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
+    # what was read, for callers that go on from a verification (reports); not output
+    meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
+    bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
+    checkpoint_text: str = ""
+    checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
+    handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    trusted_keys: list[str] = field(default_factory=list)
+    self_asserted_keys: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(
+        self,
+        kind: Kind,
+        subject: str,
+        detail: str,
+        *,
+        item: str | None = None,
+        seq: int | None = None,
+        obj: str | None = None,
+    ) -> None:
+        self.findings.add(kind, subject, detail, item=item, seq=seq, obj=obj)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "case": self.case_id,
+            "items": self.items,
+            "events": self.events,
+            "payload_files": self.payload_files,
+            "trusted_keys": self.trusted_keys,
+            "self_asserted_keys": self.self_asserted_keys,
+            "warnings": self.warnings,
+            "timestamp": self.timestamp,
+            "handovers": self.handovers,
+            "findings": [f.as_json() for f in self.findings],
+        }
+
+
+def _check_bag(src: _Source, report: BundleReport) -> Callable[[], None]:
+    """Check the bag's manifests and start hashing its payload; the returned
+    function waits for the digests and reports every mismatch.  A folder's files
+    are hashed by worker processes while the caller checks signatures (threads
+    would fight the signature checks for the GIL); tar and zip readers are read one
+    file at a time when the caller waits."""
+    if "bagit.txt" not in src.sizes:
+        raise HostileBundleError("not a BagIt bag: bagit.txt is missing")
+    manifests = {}
+    for alg in ("sha256", "sha512"):
+        name = f"manifest-{alg}.txt"
+        if name not in src.sizes:
+            raise HostileBundleError(f"not a custody bundle: {name} is missing")
+        manifests[alg] = _manifest(src, name)
+    payload = {n for n in src.sizes if n.startswith("data/")}
+    listed = set(manifests["sha256"]) | set(manifests["sha512"])
+    for n in sorted(listed - payload):
+        report.add(
+            Kind.PAYLOAD_MISSING, n, "listed in the manifest but absent from the bundle", obj=n
+        )
+    for n in sorted(payload - listed):
+        report.add(Kind.PAYLOAD_EXTRA, n, "present in the bundle but in no manifest", obj=n)
+    names = sorted(listed & payload)
+    at = len(report.findings)  # payload findings go here, before the later steps' ones
+    _check_tags(src, report)
+
+    jobs = [(n, [a for a in manifests if n in manifests[a]]) for n in names]
+    futures = _hash_in_processes(src, jobs)
+
+    def finish() -> None:
+        if futures is None:
+            results = [_stream_digest(src, n, algs) for n, algs in jobs]
+        else:
+            results = [d for f in futures for d in f.result()]
+        found = BundleReport()
+        for n, got in zip(names, results, strict=True):
+            src.digests[n] = got
+            for a in manifests:
+                if n in manifests[a] and got[a] != manifests[a][n]:
+                    found.add(
+                        Kind.PAYLOAD_DIGEST,
+                        n,
+                        f"{a}: manifest says {manifests[a][n]}, found {got[a]}",
+                        obj=n,
+                    )
+            report.payload_files += 1
+        report.findings[at:at] = found.findings
+
+    return finish
+
+
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+_JOB_FILES = 64
+
+
+def _hash_in_processes(
+    src: _Source, jobs: list[tuple[str, list[str]]]
+) -> list[Future[list[dict[str, str]]]] | None:
+    """Start hashing a folder bag's payload in forked worker processes, or None when
+    it is not a folder or too small to be worth it.  Forking happens before any
+    thread of ours exists; the workers only read files."""
+    if not isinstance(src, _DirSource) or (os.cpu_count() or 1) < 2:
+        return None
+    if sum(src.sizes[n] for n, _ in jobs) < PARALLEL_MIN_BYTES:
+        return None
+    pool = src.pool = ProcessPoolExecutor(
+        max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("fork")
+    )
+    src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
+    return [
+        pool.submit(_hash_job, src.root, jobs[i : i + _JOB_FILES])
+        for i in range(0, len(jobs), _JOB_FILES)
+    ]
+
+
+def _hash_job(root: Path, jobs: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
+    return [hash_file(root / n, algs).digests if algs else {} for n, algs in jobs]
+
+
+_SIG_BATCH = 512
+
+
+def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
+    worker processes when it has them (a signature check holds the GIL)."""
+    if src.pool is None or len(checks) < 2 * _SIG_BATCH:
+        return _verify_batch(checks)
+    pool = src.pool
+    batches = [
+        pool.submit(_verify_batch, checks[i : i + _SIG_BATCH])
+        for i in range(0, len(checks), _SIG_BATCH)
+    ]
+    return [ok for f in batches for ok in f.result()]
+
+
+def _verify_batch(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    return [verify_signature(k, sig, msg) for k, sig, msg in checks]
+
+
+def _check_tags(src: _Source, report: BundleReport) -> None:
+    if "tagmanifest-sha256.txt" not in src.sizes:
+        report.add(Kind.TAG_MISSING, "tagmanifest-sha256.txt", "the tag manifest is missing")
+        return
+    tags = _manifest(src, "tagmanifest-sha256.txt")
+    for n, want in sorted(tags.items()):
+        if n not in src.sizes:
+            report.add(Kind.TAG_MISSING, n, "listed in tagmanifest-sha256.txt but absent")
+            continue
+        found = hashlib.sha256(src.read(n)).hexdigest()
+        if found != want:
+            report.add(Kind.TAG_DIGEST, n, f"sha256: tag manifest says {want}, found {found}")
+    for n in sorted(src.sizes):
+        if not n.startswith("data/") and n != "tagmanifest-sha256.txt" and n not in tags:
+            report.add(Kind.TAG_EXTRA, n, "a tag file no tag manifest covers")
+
+
+def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, str]:
+    if not algs:
+        return {}
+    if isinstance(src, _DirSource):  # a real file: the threaded hasher of custody.hashing
+        return hash_file(src.root / name, algs).digests
+    hs = {a: hashlib.new(a) for a in algs}
+    with src.open(name) as f:
+        while chunk := f.read(CHUNK):
+            for h in hs.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def _trust_set(trust: Sequence[str]) -> set[str]:
+    out = set()
+    for t in trust:
+        p = Path(t)
+        if p.exists():
+            out.add(fingerprint(load_public_key(p)))
+        else:
+            hexpart = t.strip().lower().removeprefix("sha256:")
+            if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+                raise UsageError(f"--trust {t!r}: neither a public key file nor a fingerprint")
+            out.add("sha256:" + hexpart)
+    return out
+
+
+def verify_bundle(
+    path: Path,
+    *,
+    trust: Sequence[str] = (),
+    require_trusted: bool = False,
+    tsa_roots: Sequence[bytes] = (),
+) -> BundleReport:
+    """Verify a bundle offline; every problem is reported.  Raises
+    HostileBundleError (exit 2) for what is not a bundle custody will read.
+    ``tsa_roots`` (PEM) are the RFC 3161 authorities trusted for the checkpoint's
+    time-stamp; without them a time-stamp present is reported as not checked."""
+    trusted = _trust_set(trust)
+    src = open_source(path)
+    report = BundleReport()
+    try:
+        payload_checked = _check_bag(src, report)
+        meta = _json(src, "custody/bundle.json")  # version and schema checked there
+        keys_doc = _json(src, "custody/keys.json")
+        proofs_doc = _json(src, "custody/proofs.json")
+        case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
+        assert isinstance(case, dict)
+        report.case_id = str(case.get("id", ""))
+        items = meta.get("items") if isinstance(meta.get("items"), list) else []
+        assert isinstance(items, list)
+        report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
+        report.meta = meta
+        keys = _keys(keys_doc, report, trusted, require_trusted)
+        events = _events(src, report, keys)
+        report.bodies = [
+            (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
+        ]
+        _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
+        payload_checked()
+        _check_timestamp(src, meta, report, tsa_roots)
+        _check_items(src, items, events, report)
+        _check_disclosure(src, meta, items, events, report)
+        _check_custody(events, report, str(case.get("id", "")))
+    finally:
+        src.close()
+    return report
+
+
+def _check_timestamp(
+    src: _Source, meta: dict[str, Any], report: BundleReport, roots: Sequence[bytes]
+) -> None:
+    """The RFC 3161 token, if any, must cover custody/checkpoint.txt's exact bytes
+    and chain to a trusted authority."""
+    stated = meta.get("checkpoint_timestamp")
+    present = TIMESTAMP_FILE in src.sizes
+    if stated is None and not present:
+        return
+    if stated is None or not present:
+        report.add(
+            Kind.TIMESTAMP,
+            TIMESTAMP_FILE,
+            "bundle.json and the bundle's files disagree on whether there is a time-stamp",
+        )
+        return
+    if not roots:
+        report.warnings.append(
+            f"the checkpoint carries an RFC 3161 time-stamp from {stated.get('tsa')}, not"
+            " checked: give --tsa-cert with the authority's root certificate"
+        )
+        return
+    try:
+        info = verify_token(src.read(TIMESTAMP_FILE), src.read("custody/checkpoint.txt"), roots)
+    except TimestampError as e:
+        report.add(Kind.TIMESTAMP, TIMESTAMP_FILE, e.message)
+        return
+    report.timestamp = {
+        "time": info.gen_time.isoformat().replace("+00:00", "Z"),
+        "tsa": info.tsa_name,
+        "serial": str(info.serial),
+    }
+
+
+def _keys(
+    doc: Any, report: BundleReport, trusted: set[str], require: bool
+) -> dict[str, tuple[bytes, str, str]]:
+    keys: dict[str, tuple[bytes, str, str]] = {}
+    if not isinstance(doc, list):
+        raise HostileBundleError("custody/keys.json is not a list of keys")
+    for k in doc:
+        if not isinstance(k, dict):
+            raise HostileBundleError("custody/keys.json holds a non-object entry")
+        try:
+            pub = base64.b64decode(str(k.get("public_key", "")), validate=True)
+        except (binascii.Error, ValueError):
+            report.add(Kind.KEY, str(k.get("fingerprint")), "public key is not base64")
+            continue
+        fp = fingerprint(pub)
+        if fp != k.get("fingerprint") or len(pub) != 32:
+            report.add(
+                Kind.KEY, str(k.get("fingerprint")), f"fingerprint does not match its key ({fp})"
+            )
+            continue
+        keys[fp] = (pub, str(k.get("name")), str(k.get("role")))
+        who = f"{k.get('name')} ({k.get('role')}) {fp}"
+        if fp in trusted:
+            report.trusted_keys.append(who)
+        else:
+            report.self_asserted_keys.append(who)
+            if require:
+                report.add(Kind.UNTRUSTED_KEY, fp, f"{who} is only asserted by the bundle itself")
+            else:
+                report.warnings.append(
+                    f"key of {who} is self-asserted: it came only with the bundle"
+                )
+    return keys
+
+
+def _events(
+    src: _Source, report: BundleReport, keys: dict[str, tuple[bytes, str, str]]
+) -> list[dict[str, Any]]:
+    """Each line's event through the one event verifier (custody.eventcheck); the
+    signatures are checked together at the end, on worker processes if any."""
+    if "custody/events.jsonl" not in src.sizes:
+        raise HostileBundleError("not a custody bundle: custody/events.jsonl is missing")
+    out = []
+    checks: list[SignatureCheck] = []
+    try:
+        text = src.read("custody/events.jsonl").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HostileBundleError(f"custody/events.jsonl is not UTF-8: {e}") from e
+    for n, line in enumerate(_lines(text), 1):
+        try:
+            row = parse_strict(line)
+            _check_depth(row, "custody/events.jsonl")
+            _event_line_shape(row, n)
+            raw = row["body"].encode("utf-8")
+        except RecursionError as e:
+            raise HostileBundleError(f"custody/events.jsonl line {n} is nested too deep") from e
+        except (ValueError, KeyError, TypeError, UnicodeEncodeError) as e:
+            report.add(Kind.EVENT_LINE, f"events.jsonl line {n}", f"not a valid event line: {e}")
+            continue
+        seq = row.get("seq") if isinstance(row.get("seq"), int) else None
+        try:
+            body, check = check_event(
+                raw,
+                stated_hash=row.get("hash"),
+                signature=row.get("signature", ""),
+                key_of=lambda signer, _b: keys[signer][0] if signer in keys else None,
+                out=report.findings,
+                seq=seq,
+                subject=f"event {row.get('seq')}",
+                where="the bundle",
+            )
+        except RecursionError as e:
+            raise HostileBundleError(f"custody/events.jsonl line {n} is nested too deep") from e
+        if body is None:
+            continue
+        if body.get("seq") != row.get("seq") or body.get("signer") != row.get("signer"):
+            report.add(
+                Kind.EVENT_MISMATCH,
+                f"event {row.get('seq')}",
+                "the line's seq/signer differ from the signed body",
+                seq=seq,
+            )
+        if check is not None:
+            checks.append(check)
+        out.append({"seq": row.get("seq"), "hash": row.get("hash"), "body": body, "raw": raw})
+    settle(report.findings, checks, _signatures_valid(src, [c.triple() for c in checks]))
+    report.events = len(out)
+    return out
+
+
+def _check_checkpoint_and_proofs(
+    src: _Source,
+    doc: Any,
+    events: list[dict[str, Any]],
+    keys: dict[str, tuple[bytes, str, str]],
+    report: BundleReport,
+    trusted: set[str],
+) -> None:
+    if "custody/checkpoint.txt" not in src.sizes:
+        raise HostileBundleError("not a custody bundle: custody/checkpoint.txt is missing")
+    names = {fp: (n, r) for fp, (_, n, r) in keys.items()}
+    vs = verifiers({fp: k[0] for fp, k in keys.items()}, names)
+    try:
+        report.checkpoint_text = src.read("custody/checkpoint.txt").decode("utf-8")
+        cp = open_checkpoint_text(
+            report.checkpoint_text, origin_of(report.case_id), vs, source="checkpoint"
+        )
+    except (CustodyError, UnicodeDecodeError) as e:
+        report.add(Kind.CHECKPOINT, "custody/checkpoint.txt", str(e))
+        return
+    report.checkpoint = (cp.size, cp.root)
+    signers = {fp for fp, (_, n, _r) in keys.items() if note_key_name(n) in cp.signed_by}
+    if trusted and not signers & trusted:
+        report.add(
+            Kind.UNTRUSTED_CHECKPOINT,
+            "custody/checkpoint.txt",
+            "the checkpoint is not signed by any key you trust: everything in the bundle"
+            " hangs on it",
+        )
+    if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
+        report.add(Kind.PROOF, "custody/proofs.json", "no list of proofs")
+        return
+    if doc.get("tree_size") != cp.size:
+        report.add(
+            Kind.PROOF,
+            "custody/proofs.json",
+            f"proofs are for size {doc.get('tree_size')}, the checkpoint for {cp.size}",
+        )
+    by_seq = {p.get("seq"): p for p in doc["proofs"] if isinstance(p, dict)}
+    for ev in events:
+        subject = f"event {ev['seq']}"
+        p = by_seq.get(ev["seq"])
+        seq = ev["seq"] if isinstance(ev["seq"], int) else None
+        if p is None or seq is None:
+            report.add(Kind.PROOF, subject, "no inclusion proof for this event", seq=seq)
+            continue
+        check_inclusion(
+            ev["raw"],
+            seq,
+            cp.size,
+            p.get("proof", []),
+            cp.root,
+            out=report.findings,
+            subject=subject,
+            seq=seq,
+        )
+
+
+def _check_disclosure(
+    src: _Source,
+    meta: dict[str, Any],
+    items: list[Any],
+    events: list[dict[str, Any]],
+    report: BundleReport,
+) -> None:
+    """The exporter's signed export event says what the bundle discloses: every
+    event it lists must be here (and nothing else), every item's bytes too."""
+    counts = Counter(e["seq"] for e in events)
+    for seq in sorted((s for s, n in counts.items() if n > 1), key=str):
+        report.add(
+            Kind.EVENT_DUPLICATE,
+            f"event {seq}",
+            "the bundle carries this event twice",
+            seq=seq if isinstance(seq, int) else None,
+        )
+    export = next(
+        (
+            e
+            for e in events
+            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
+        ),
+        None,
+    )
+    if export is None:
+        report.add(
+            Kind.DISCLOSURE,
+            "custody/bundle.json",
+            f"the signed export event {meta.get('export_event')} is not in the bundle",
+        )
+        return
+    data = export["body"].get("data", {})
+    listed = {(d.get("seq"), d.get("hash")) for d in data.get("events", []) if isinstance(d, dict)}
+    present = {(e["seq"], e["hash"]) for e in events if e is not export}
+    for seq, h in sorted(listed - present, key=str):
+        report.add(
+            Kind.EVENT_WITHHELD,
+            f"event {seq}",
+            f"listed by the export event ({h}) but missing from the bundle",
+            seq=seq if isinstance(seq, int) else None,
+        )
+    for seq, h in sorted(present - listed, key=str):
+        report.add(
+            Kind.EVENT_EXTRA,
+            f"event {seq}",
+            f"in the bundle but not listed by the export event ({h})",
+            seq=seq if isinstance(seq, int) else None,
+        )
+    ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
+    if sorted(ids) != sorted(str(i) for i in data.get("items", [])):
+        report.add(
+            Kind.DISCLOSURE,
+            "custody/bundle.json",
+            f"items {ids} differ from the export event's {data.get('items')}",
+        )
+    payload_of = {str(i.get("id")): i.get("payload") for i in items if isinstance(i, dict)}
+    for item, sha in sorted((data.get("payload") or {}).items()):
+        rel = payload_of.get(item)
+        if not rel or rel not in src.sizes:
+            report.add(
+                Kind.PAYLOAD_WITHHELD,
+                item,
+                f"the export event lists its bytes (sha256 {sha})"
+                " but the bundle does not carry them",
+                item=item,
+            )
+    expected = {p for p in payload_of.values() if p}
+    for n in sorted(n for n in src.sizes if n.startswith("data/") and n not in expected):
+        report.add(Kind.PAYLOAD_EXTRA, n, "a payload file that belongs to no exported item", obj=n)
+
+
+def _check_items(
+    src: _Source, items: list[Any], events: list[dict[str, Any]], report: BundleReport
+) -> None:
+    collected = {
+        str(ev["body"].get("data", {}).get("item")): ev["body"]["data"]
+        for ev in events
+        if ev["body"].get("type") == COLLECT_EVENT and isinstance(ev["body"].get("data"), dict)
+    }
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        item = str(it.get("id"))
+        data = collected.get(item)
+        if data is None:
+            report.add(
+                Kind.ITEM, item, "no signed collect event for this item in the bundle", item=item
+            )
+            continue
+        rel = it.get("payload")
+        if rel is None:
+            continue
+        if not isinstance(rel, str) or path_is_dangerous(rel) or not rel.startswith("data/"):
+            raise HostileBundleError(f"bundle.json names an unsafe payload path {rel!r}")
+        if rel not in src.sizes:
+            report.add(
+                Kind.PAYLOAD_MISSING, rel, f"payload of {item} is absent", item=item, obj=rel
+            )
+            continue
+        signed = data.get("digests") if isinstance(data.get("digests"), dict) else {}
+        assert isinstance(signed, dict)
+        # SHA-256 (and SHA-512 where recorded) bind the bytes to the signed event;
+        # they were computed once for the manifests and are compared here
+        want = {a: v for a, v in signed.items() if a in ("sha256", "sha512")}
+        got = dict(src.digests.get(rel, {}))
+        missing = sorted(set(want) - set(got))
+        if missing:
+            got.update(_stream_digest(src, rel, missing))
+        report.item_digests[item] = {a: got[a] for a in sorted(want)}
+        for a in sorted(want):
+            if got[a] != want[a]:
+                report.add(
+                    Kind.PAYLOAD_DIGEST,
+                    item,
+                    f"{a}: collected as {want[a]}, bundle holds {got[a]}",
+                    item=item,
+                    obj=rel,
+                )
+
+
+def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: str) -> None:
+    rows = [
+        (
+            int(e["seq"]),
+            str(e["hash"]),
+            str(e["body"].get("type")),
+            str(e["body"].get("signer")),
+            e["body"],
+        )
+        for e in events
+        if isinstance(e["seq"], int)
+    ]
+    r = replay(sorted(rows), case_id)
+    for f in r.violations:
+        if f.item is not None and f.item not in r.items:
+            continue  # a hand-over that also moved items not disclosed here
+        report.findings.append(f)
+    for item in report.items:
+        chain = []
+        for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+            if item in t.items:
+                chain.append(
+                    {
+                        "transfer": t.id,
+                        "released_by": r.names.get(t.releaser, (t.releaser, ""))[0],
+                        "received_by": r.names.get(t.receiver, (t.receiver, ""))[0]
+                        if t.receipt is not None
+                        else None,
+                        "released": t.time,
+                        "received": t.receipt_time,
+                        "reason": t.reason,
+                    }
+                )
+        report.handovers[item] = chain
