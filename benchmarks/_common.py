@@ -50,8 +50,9 @@ def busy_cpu_seconds() -> float | None:
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
-def run_timed(argv: Sequence[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Run:
+def run_timed(
+    argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Run:
     """Run ``argv`` once: wall time and peak RSS.
 
     Peak RSS comes from ``/usr/bin/time -f %M`` when it exists: wait4() on a child
@@ -64,8 +65,9 @@ def run_timed(argv: Sequence[str], env: dict[str, str] | None = None,
             cmd = [TIME_BIN, "-f", "%M", "-o", rss.name, *cmd]
         busy0 = busy_cpu_seconds()
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        p = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        )
         _, status, usage = os.wait4(p.pid, 0)
         elapsed = time.perf_counter() - t0
         busy1 = busy_cpu_seconds()
@@ -81,8 +83,14 @@ def run_timed(argv: Sequence[str], env: dict[str, str] | None = None,
             lines = [ln for ln in rss.read().splitlines() if ln.strip()]
             if lines and lines[-1].strip().isdigit():
                 max_rss = int(lines[-1])
-    return Run(elapsed, max_rss, os.waitstatus_to_exitcode(status), text, other,
-               mine / elapsed if elapsed > 0 else None)
+    return Run(
+        elapsed,
+        max_rss,
+        os.waitstatus_to_exitcode(status),
+        text,
+        other,
+        mine / elapsed if elapsed > 0 else None,
+    )
 
 
 def run_quiet(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
@@ -124,8 +132,10 @@ def make_big(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-_WORDS = ("sshd cron kernel systemd sudo session opened closed for user root from port "
-          "accepted publickey failed password invalid connection reset error warning").split()
+_WORDS = (
+    "sshd cron kernel systemd sudo session opened closed for user root from port "
+    "accepted publickey failed password invalid connection reset error warning"
+).split()
 
 
 def log_text(rnd: random.Random, size: int) -> bytes:
@@ -134,11 +144,13 @@ def log_text(rnd: random.Random, size: int) -> bytes:
     out: list[str] = []
     n = 0
     while n < size:
-        line = (f"Nov {rnd.randint(1, 30):2d} {rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:"
-                f"{rnd.randint(0, 59):02d} host{rnd.randint(1, 9)} {rnd.choice(_WORDS)}"
-                f"[{rnd.randint(100, 99999)}]: "
-                + " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(3, 12)))
-                + f" 10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}\n")
+        line = (
+            f"Nov {rnd.randint(1, 30):2d} {rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:"
+            f"{rnd.randint(0, 59):02d} host{rnd.randint(1, 9)} {rnd.choice(_WORDS)}"
+            f"[{rnd.randint(100, 99999)}]: "
+            + " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(3, 12)))
+            + f" 10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}\n"
+        )
         out.append(line)
         n += len(line)
     return "".join(out).encode("ascii")[:size]

@@ -140,8 +140,11 @@ def bench(
         if after is not None:
             after()
     noise = "" if res.other_cores is None else f"  other CPU {res.other_cores:4.2f} cores"
-    print(f"  {tool:<34} best {res.seconds:8.3f}s of {res.runs}  peak RSS "
-          f"{(res.max_rss_kib or 0) / 1024:7.1f} MiB{noise}", flush=True)
+    print(
+        f"  {tool:<34} best {res.seconds:8.3f}s of {res.runs}  peak RSS "
+        f"{(res.max_rss_kib or 0) / 1024:7.1f} MiB{noise}",
+        flush=True,
+    )
     return res
 
 
@@ -157,8 +160,11 @@ class Custody:
     def __init__(self, exe: str, work: Path) -> None:
         self.exe = exe
         self.work = work
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE")
+        }
         self.env["CUSTODY_PASSPHRASE"] = PASSPHRASE
         self.env["CUSTODY_CONFIG_DIR"] = str(work / "config")
         self.key = work / "bench-key.pem"
@@ -167,18 +173,49 @@ class Custody:
     def make_key(self) -> None:
         if self.key.exists():
             return
-        run_quiet([self.exe, "key", "new", "--name", "Benchmark Collector", "--role", "collector",
-                   "--out", str(self.key), "--no-default"], env=self.env)
+        run_quiet(
+            [
+                self.exe,
+                "key",
+                "new",
+                "--name",
+                "Benchmark Collector",
+                "--role",
+                "collector",
+                "--out",
+                str(self.key),
+                "--no-default",
+            ],
+            env=self.env,
+        )
 
     def new_case(self, case: Path) -> None:
         rm(case)
         self._n += 1
-        run_quiet([self.exe, "init", str(case), "--case-id", f"BENCH-{self._n}",
-                   "--title", "custody benchmark"], env=self.env)
+        run_quiet(
+            [
+                self.exe,
+                "init",
+                str(case),
+                "--case-id",
+                f"BENCH-{self._n}",
+                "--title",
+                "custody benchmark",
+            ],
+            env=self.env,
+        )
 
     def collect_argv(self, case: Path, path: Path) -> list[str]:
-        return [self.exe, "collect", "--quiet", "--key", str(self.key), "--case", str(case),
-                str(path)]
+        return [
+            self.exe,
+            "collect",
+            "--quiet",
+            "--key",
+            str(self.key),
+            "--case",
+            str(case),
+            str(path),
+        ]
 
     def verify_argv(self, case: Path, quick: bool) -> list[str]:
         return [self.exe, "verify", "--quick" if quick else "--quiet", "--case", str(case)]
@@ -200,8 +237,9 @@ def throughput(res: Result, nbytes: int, nfiles: int) -> tuple[float, float] | N
     return nbytes * fraction / res.seconds / 1e6, files / res.seconds
 
 
-def print_table(title: str, results: Sequence[Result], nbytes: int, nfiles: int,
-                per_file: bool) -> dict[str, float]:
+def print_table(
+    title: str, results: Sequence[Result], nbytes: int, nfiles: int, per_file: bool
+) -> dict[str, float]:
     """Print the table; returns each tool's throughput (MB/s, or files/s)."""
     rates: dict[str, float] = {}  # tool -> rate, and ref name -> rate
     for r in results:
@@ -211,8 +249,11 @@ def print_table(title: str, results: Sequence[Result], nbytes: int, nfiles: int,
             if r.ref:
                 rates[r.ref] = rates[r.tool]
     unit = "files/s" if per_file else "MB/s"
-    head = f"{'tool':<34} {'time s':>8} {unit:>9} {'MB/s' if per_file else '':>8} " + " ".join(
-        f"{'vs ' + ref:>11}" for ref in REFERENCES) + f" {'peak RSS':>10} {'cores':>6} {'other':>6}"
+    head = (
+        f"{'tool':<34} {'time s':>8} {unit:>9} {'MB/s' if per_file else '':>8} "
+        + " ".join(f"{'vs ' + ref:>11}" for ref in REFERENCES)
+        + f" {'peak RSS':>10} {'cores':>6} {'other':>6}"
+    )
     print()
     print(title)
     print(head)
@@ -234,15 +275,20 @@ def print_table(title: str, results: Sequence[Result], nbytes: int, nfiles: int,
         if r.other_cores is not None and r.other_cores > NOISY_CORES:
             other += "!"
         cores = "-" if r.cores is None else f"{r.cores:.2f}"
-        print(f"{r.tool:<34} {r.seconds:8.3f} {rate:9.1f} {mbs} "
-              + " ".join(f"{x:>11}" for x in ratios) + f" {rss:>10} {cores:>6} {other:>6}")
+        print(
+            f"{r.tool:<34} {r.seconds:8.3f} {rate:9.1f} {mbs} "
+            + " ".join(f"{x:>11}" for x in ratios)
+            + f" {rss:>10} {cores:>6} {other:>6}"
+        )
         if r.note:
             print(f"{'':<36}({r.note})")
-    noisy = [r.tool for r in results
-             if r.other_cores is not None and r.other_cores > NOISY_CORES]
+    noisy = [r.tool for r in results if r.other_cores is not None and r.other_cores > NOISY_CORES]
     if noisy:
-        print(f"! other processes used more than {NOISY_CORES} cores during the best run of: "
-              + ", ".join(noisy) + " (their times are pessimistic; rerun on an idle machine)")
+        print(
+            f"! other processes used more than {NOISY_CORES} cores during the best run of: "
+            + ", ".join(noisy)
+            + " (their times are pessimistic; rerun on an idle machine)"
+        )
     return rates
 
 
@@ -250,18 +296,24 @@ def print_targets(label: str, rates: dict[str, float], custody_tool: str) -> Non
     mine = rates.get(custody_tool)
     for ref, factor in TARGETS:
         if mine is None or ref not in rates:
-            print(f"  target [{label}] custody >= {factor}x {ref}: n/a "
-                  f"({'custody' if mine is None else ref} not measured)")
+            print(
+                f"  target [{label}] custody >= {factor}x {ref}: n/a "
+                f"({'custody' if mine is None else ref} not measured)"
+            )
             continue
         ratio = mine / rates[ref]
         verdict = "PASS" if ratio >= factor else "MISS"
-        print(f"  target [{label}] custody >= {factor}x {ref}: {verdict} "
-              f"({ratio:.2f}x: {mine:.1f} vs {rates[ref]:.1f})")
+        print(
+            f"  target [{label}] custody >= {factor}x {ref}: {verdict} "
+            f"({ratio:.2f}x: {mine:.1f} vs {rates[ref]:.1f})"
+        )
 
 
 def environment(custody_exe: str) -> list[str]:
-    lines = [f"host: {platform.node()}  {platform.platform()}",
-             f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}"]
+    lines = [
+        f"host: {platform.node()}  {platform.platform()}",
+        f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}",
+    ]
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -278,8 +330,9 @@ def environment(custody_exe: str) -> list[str]:
     v = subprocess.run([custody_exe, "--version"], capture_output=True, text=True)
     lines.append(f"custody: {v.stdout.strip() or v.stderr.strip()}")
     repo = Path(__file__).resolve().parent.parent
-    g = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
-                       capture_output=True, text=True)
+    g = subprocess.run(
+        ["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
     if g.returncode == 0:
         lines.append(f"source: {repo} @ {g.stdout.strip()}")
     return lines
@@ -300,40 +353,85 @@ def big_file_suite(args: argparse.Namespace, work: Path, cus: Custody) -> list[R
         rm(out)
 
     results = [
-        bench("openssl dgst -sha256", ["openssl", "dgst", "-sha256", str(big)], n,
-              missing=have("openssl")),
+        bench(
+            "openssl dgst -sha256",
+            ["openssl", "dgst", "-sha256", str(big)],
+            n,
+            missing=have("openssl"),
+        ),
         bench("sha256sum", ["sha256sum", str(big)], n, missing=have("sha256sum")),
         bench("md5sum", ["md5sum", str(big)], n, missing=have("md5sum"), ref="md5sum"),
-        bench("hashdeep -c md5,sha1,sha256",
-              ["hashdeep", "-c", "md5,sha1,sha256", str(big)], n, missing=have("hashdeep"),
-              ref="hashdeep"),
-        bench("dc3dd md5+sha1+sha256 (copy)",
-              ["dc3dd", "hash=md5", "hash=sha1", "hash=sha256", f"if={big}", f"of={out}"], n,
-              before=drop_out, after=drop_out, missing=have("dc3dd"), ref="dc3dd"),
-        bench("dc3dd md5+sha1+sha256 + sync",
-              ["sh", "-c", 'dc3dd hash=md5 hash=sha1 hash=sha256 if="$1" of="$2" && sync "$2"',
-               "sh", str(big), str(out)], n,
-              before=drop_out, after=drop_out, missing=have("dc3dd"),
-              note="dc3dd then fsync of its output, like custody"),
-        bench("cp", ["cp", str(big), str(out)], n, before=drop_out, after=drop_out,
-              missing=have("cp")),
-        bench("cp + sync", ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", str(big), str(out)],
-              n, before=drop_out, after=drop_out, missing=have("cp")),
+        bench(
+            "hashdeep -c md5,sha1,sha256",
+            ["hashdeep", "-c", "md5,sha1,sha256", str(big)],
+            n,
+            missing=have("hashdeep"),
+            ref="hashdeep",
+        ),
+        bench(
+            "dc3dd md5+sha1+sha256 (copy)",
+            ["dc3dd", "hash=md5", "hash=sha1", "hash=sha256", f"if={big}", f"of={out}"],
+            n,
+            before=drop_out,
+            after=drop_out,
+            missing=have("dc3dd"),
+            ref="dc3dd",
+        ),
+        bench(
+            "dc3dd md5+sha1+sha256 + sync",
+            [
+                "sh",
+                "-c",
+                'dc3dd hash=md5 hash=sha1 hash=sha256 if="$1" of="$2" && sync "$2"',
+                "sh",
+                str(big),
+                str(out),
+            ],
+            n,
+            before=drop_out,
+            after=drop_out,
+            missing=have("dc3dd"),
+            note="dc3dd then fsync of its output, like custody",
+        ),
+        bench(
+            "cp", ["cp", str(big), str(out)], n, before=drop_out, after=drop_out, missing=have("cp")
+        ),
+        bench(
+            "cp + sync",
+            ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", str(big), str(out)],
+            n,
+            before=drop_out,
+            after=drop_out,
+            missing=have("cp"),
+        ),
     ]
 
     def fresh_case() -> None:
         cus.new_case(case)
 
-    collect = bench(CUSTODY_COLLECT, cus.collect_argv(case, big), n,
-                    env=cus.env, before=fresh_case,
-                    note="copy + 3 digests + fsync + read-back + libmagic + signed record")
+    collect = bench(
+        CUSTODY_COLLECT,
+        cus.collect_argv(case, big),
+        n,
+        env=cus.env,
+        before=fresh_case,
+        note="copy + 3 digests + fsync + read-back + libmagic + signed record",
+    )
     results.append(collect)
     if collect.seconds is not None:
         # the last run's case is still there (bench only removes on failure)
-        results.append(bench("custody verify (re-hash store)", cus.verify_argv(case, False), n,
-                             env=cus.env))
-        results.append(bench("custody verify --quick", cus.verify_argv(case, True), n,
-                             env=cus.env, note="ledger only: not a throughput, time shown"))
+        results.append(
+            bench("custody verify (re-hash store)", cus.verify_argv(case, False), n, env=cus.env)
+        )
+        results.append(
+            bench(
+                "custody verify --quick",
+                cus.verify_argv(case, True),
+                n,
+                env=cus.env,
+                note="ledger only: not a throughput, time shown",
+            )
+        )
     rm(case)
     return results
 
@@ -355,14 +453,17 @@ def rss_scaling(args: argparse.Namespace, work: Path, cus: Custody) -> list[tupl
     return rows
 
 
-def small_file_suite(args: argparse.Namespace, work: Path, cus: Custody,
-                     files: list[Path]) -> list[Result]:
+def small_file_suite(
+    args: argparse.Namespace, work: Path, cus: Custody, files: list[Path]
+) -> list[Result]:
     tree = work / "tree"
     out = work / "out-tree"
     case = work / "case-tree"
     n = args.repeat or 1
-    print(f"\nSmall files: {tree} ({len(files)} {args.small_content} files of {args.small_size} B"
-          f" in {min(args.dirs, len(files))} directories), best of {n}")
+    print(
+        f"\nSmall files: {tree} ({len(files)} {args.small_content} files of {args.small_size} B"
+        f" in {min(args.dirs, len(files))} directories), best of {n}"
+    )
 
     def drop_out() -> None:
         rm(out)
@@ -375,13 +476,21 @@ def small_file_suite(args: argparse.Namespace, work: Path, cus: Custody,
         return ["xargs", "-0", "-a", str(listing), *cmd]
 
     results = [
-        bench("openssl dgst -sha256 (xargs)", xargs("openssl", "dgst", "-sha256"), n,
-              missing=have("openssl")),
+        bench(
+            "openssl dgst -sha256 (xargs)",
+            xargs("openssl", "dgst", "-sha256"),
+            n,
+            missing=have("openssl"),
+        ),
         bench("sha256sum (xargs)", xargs("sha256sum"), n, missing=have("sha256sum")),
         bench("md5sum (xargs)", xargs("md5sum"), n, missing=have("md5sum"), ref="md5sum"),
-        bench("hashdeep -r -c md5,sha1,sha256",
-              ["hashdeep", "-r", "-c", "md5,sha1,sha256", str(tree)], n,
-              missing=have("hashdeep"), ref="hashdeep"),
+        bench(
+            "hashdeep -r -c md5,sha1,sha256",
+            ["hashdeep", "-r", "-c", "md5,sha1,sha256", str(tree)],
+            n,
+            missing=have("hashdeep"),
+            ref="hashdeep",
+        ),
     ]
 
     sample = len(files) if args.dc3dd_tree_files < 0 else min(args.dc3dd_tree_files, len(files))
@@ -392,41 +501,73 @@ def small_file_suite(args: argparse.Namespace, work: Path, cus: Custody,
         script = work / "dc3dd-loop.sh"
         lines = ["set -e"]
         for i, p in enumerate(files[:sample]):
-            lines.append(f"dc3dd hash=md5 hash=sha1 hash=sha256 'if={p}' "
-                         f"'of={out}/{i:06d}.bin' >/dev/null 2>&1")
+            lines.append(
+                f"dc3dd hash=md5 hash=sha1 hash=sha256 'if={p}' "
+                f"'of={out}/{i:06d}.bin' >/dev/null 2>&1"
+            )
 
         def make_out() -> None:
             rm(out)
             out.mkdir()
 
         script.write_text("\n".join(lines) + "\n")
-        dc = bench("dc3dd (per-file loop)", ["sh", str(script)], n, before=make_out,
-                   after=drop_out,
-                   note=f"one dc3dd process per file, {sample} files"
-                   + ("" if sample == len(files) else ", files/s extrapolated")
-                   + "; dc3dd idles ~0.1 s per run in timed waits (see 'cores'),"
-                   " so this measures its start-up, not its hashing", ref="dc3dd")
+        dc = bench(
+            "dc3dd (per-file loop)",
+            ["sh", str(script)],
+            n,
+            before=make_out,
+            after=drop_out,
+            note=f"one dc3dd process per file, {sample} files"
+            + ("" if sample == len(files) else ", files/s extrapolated")
+            + "; dc3dd idles ~0.1 s per run in timed waits (see 'cores'),"
+            " so this measures its start-up, not its hashing",
+            ref="dc3dd",
+        )
         dc.extrapolated_from = sample
         results.append(dc)
 
-    results.append(bench("cp -r", ["cp", "-r", str(tree), str(out)], n, before=drop_out,
-                         after=drop_out, missing=have("cp")))
-    results.append(bench("cp -r + sync",
-                         ["sh", "-c", 'cp -r "$1" "$2" && sync -f "$2"', "sh", str(tree),
-                          str(out)], n, before=drop_out, after=drop_out, missing=have("cp"),
-                         note="sync -f: syncfs of the work dir's filesystem"))
+    results.append(
+        bench(
+            "cp -r",
+            ["cp", "-r", str(tree), str(out)],
+            n,
+            before=drop_out,
+            after=drop_out,
+            missing=have("cp"),
+        )
+    )
+    results.append(
+        bench(
+            "cp -r + sync",
+            ["sh", "-c", 'cp -r "$1" "$2" && sync -f "$2"', "sh", str(tree), str(out)],
+            n,
+            before=drop_out,
+            after=drop_out,
+            missing=have("cp"),
+            note="sync -f: syncfs of the work dir's filesystem",
+        )
+    )
 
     def fresh_case() -> None:
         cus.new_case(case)
 
-    collect = bench(CUSTODY_COLLECT, cus.collect_argv(case, tree), n,
-                    env=cus.env, before=fresh_case)
+    collect = bench(
+        CUSTODY_COLLECT, cus.collect_argv(case, tree), n, env=cus.env, before=fresh_case
+    )
     results.append(collect)
     if collect.seconds is not None:
-        results.append(bench("custody verify (re-hash store)", cus.verify_argv(case, False), n,
-                             env=cus.env))
-        results.append(bench("custody verify --quick", cus.verify_argv(case, True), n,
-                             env=cus.env, note="ledger only: signatures + chain + index"))
+        results.append(
+            bench("custody verify (re-hash store)", cus.verify_argv(case, False), n, env=cus.env)
+        )
+        results.append(
+            bench(
+                "custody verify --quick",
+                cus.verify_argv(case, True),
+                n,
+                env=cus.env,
+                note="ledger only: signatures + chain + index",
+            )
+        )
     if not args.keep:
         rm(case)
     return results
@@ -435,20 +576,36 @@ def small_file_suite(args: argparse.Namespace, work: Path, cus: Custody,
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--size-mib", type=int, default=1024, help="big file size (default 1024)")
-    ap.add_argument("--small-files", type=int, default=20000,
-                    help="number of small files (default 20000; 0 skips the tree)")
+    ap.add_argument(
+        "--small-files",
+        type=int,
+        default=20000,
+        help="number of small files (default 20000; 0 skips the tree)",
+    )
     ap.add_argument("--small-size", type=int, default=4096, help="bytes per small file")
     ap.add_argument("--dirs", type=int, default=100, help="directories for the small files")
-    ap.add_argument("--small-content", choices=("random", "text"), default="random",
-                    help="small files' bytes: random (default) or syslog-like text, which"
-                    " makes libmagic (custody's file typing) several times costlier")
-    ap.add_argument("--workdir", type=Path,
-                    help="work directory (default: a new temp dir under the current directory)")
+    ap.add_argument(
+        "--small-content",
+        choices=("random", "text"),
+        default="random",
+        help="small files' bytes: random (default) or syslog-like text, which"
+        " makes libmagic (custody's file typing) several times costlier",
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        help="work directory (default: a new temp dir under the current directory)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--repeat", type=int,
-                    help="runs per measurement, best taken (default 3 big, 1 small)")
-    ap.add_argument("--dc3dd-tree-files", type=int, default=1000,
-                    help="files in the dc3dd per-file loop on the tree (0 skip, -1 all)")
+    ap.add_argument(
+        "--repeat", type=int, help="runs per measurement, best taken (default 3 big, 1 small)"
+    )
+    ap.add_argument(
+        "--dc3dd-tree-files",
+        type=int,
+        default=1000,
+        help="files in the dc3dd per-file loop on the tree (0 skip, -1 all)",
+    )
     ap.add_argument("--custody", default="custody", help="custody executable")
     args = ap.parse_args(argv)
 
@@ -477,8 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             inputs += [work / "big.bin", work / "quarter.bin"]
         files: list[Path] = []
         if args.small_files:
-            files = make_tree(work / "tree", args.small_files, args.small_size, args.dirs,
-                              args.small_content)
+            files = make_tree(
+                work / "tree", args.small_files, args.small_size, args.dirs, args.small_content
+            )
         os.sync()
         print(f"inputs ready in {time.perf_counter() - t0:.1f}s; warming the page cache")
         warm(inputs + files)
@@ -499,26 +657,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(environment(exe)))
         custody_tool = CUSTODY_COLLECT
         if big_results:
-            rates = print_table(f"Big file, {size / MIB:.0f} MiB (MB/s = 10^6 B/s; best of "
-                                f"{args.repeat or 3})", big_results, size, 1, per_file=False)
+            rates = print_table(
+                f"Big file, {size / MIB:.0f} MiB (MB/s = 10^6 B/s; best of {args.repeat or 3})",
+                big_results,
+                size,
+                1,
+                per_file=False,
+            )
             print()
             print_targets("big file", rates, custody_tool)
             if len(rss) == 2:
                 grow = rss[1][1] / rss[0][1] if rss[0][1] else float("nan")
-                print(f"  custody peak RSS: {rss[0][1] / 1024:.1f} MiB at "
-                      f"{rss[0][0] / MIB:.0f} MiB, {rss[1][1] / 1024:.1f} MiB at "
-                      f"{rss[1][0] / MIB:.0f} MiB ({grow:.2f}x for 4x the data): "
-                      + ("flat" if grow < 1.2 else "GROWS with file size"))
+                print(
+                    f"  custody peak RSS: {rss[0][1] / 1024:.1f} MiB at "
+                    f"{rss[0][0] / MIB:.0f} MiB, {rss[1][1] / 1024:.1f} MiB at "
+                    f"{rss[1][0] / MIB:.0f} MiB ({grow:.2f}x for 4x the data): "
+                    + ("flat" if grow < 1.2 else "GROWS with file size")
+                )
         if small_results:
             nbytes = len(files) * args.small_size
-            rates = print_table(f"Small files, {len(files)} x {args.small_size} B "
-                                f"{args.small_content} (best of {args.repeat or 1})",
-                                small_results, nbytes,
-                                len(files), per_file=True)
+            rates = print_table(
+                f"Small files, {len(files)} x {args.small_size} B "
+                f"{args.small_content} (best of {args.repeat or 1})",
+                small_results,
+                nbytes,
+                len(files),
+                per_file=True,
+            )
             print()
             print_targets("small files", rates, custody_tool)
-        print("\nTargets are informational: custody default (copy + md5 + sha1 + sha256 + "
-              "record) should reach >= 1.5x dc3dd and >= 2x hashdeep throughput.")
+        print(
+            "\nTargets are informational: custody default (copy + md5 + sha1 + sha256 + "
+            "record) should reach >= 1.5x dc3dd and >= 2x hashdeep throughput."
+        )
     finally:
         if args.keep or not created:
             print(f"\nwork dir kept: {work}")

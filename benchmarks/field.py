@@ -148,8 +148,10 @@ def measure(cmds: Sequence[Cmd], repeat: int) -> dict[str, Best]:
             if b.seconds is None or r.seconds < b.seconds:
                 b.seconds, b.other_cores = r.seconds, r.other_cores
             other = "" if r.other_cores is None else f"  other {r.other_cores:4.2f}"
-            print(f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.max_rss_kib / 1024:7.1f} MiB{other}",
-                  flush=True)
+            print(
+                f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.max_rss_kib / 1024:7.1f} MiB{other}",
+                flush=True,
+            )
     return best
 
 
@@ -194,9 +196,12 @@ class Custody:
         # PYTHONDONTWRITEBYTECODE dropped: an installed custody runs from compiled
         # bytecode (pip compiles at install); an editable checkout would otherwise
         # recompile its sources at every start and be timed doing so
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE",
-                                 "PYTHONDONTWRITEBYTECODE")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in ("CUSTODY_CASE", "CUSTODY_KEY", "CUSTODY_PASSPHRASE", "PYTHONDONTWRITEBYTECODE")
+        }
         self.env["CUSTODY_CONFIG_DIR"] = str(work / "config")
         self.env["CUSTODY_PASSPHRASE"] = PASSPHRASE
         self.key = work / "bench-key.pem"
@@ -207,14 +212,29 @@ class Custody:
 
     def make_key(self) -> None:
         if not self.key.exists():
-            run_quiet([*self.cmd, "key", "new", "--name", "Bench", "--role", "collector",
-                       "--out", str(self.key), "--no-default"], env=self.env)
+            run_quiet(
+                [
+                    *self.cmd,
+                    "key",
+                    "new",
+                    "--name",
+                    "Bench",
+                    "--role",
+                    "collector",
+                    "--out",
+                    str(self.key),
+                    "--no-default",
+                ],
+                env=self.env,
+            )
 
     def new_case(self, case: Path) -> None:
         rm(case)
         self._n += 1
-        run_quiet([*self.cmd, "init", str(case), "--case-id", f"B-{self._n}", "--title",
-                   "bench"], env=self.env)
+        run_quiet(
+            [*self.cmd, "init", str(case), "--case-id", f"B-{self._n}", "--title", "bench"],
+            env=self.env,
+        )
 
     def collect(self, case: Path, path: Path, *extra: str) -> list[str]:
         return [*self.cmd, "--case", str(case), "collect", "--quiet", *extra, str(path)]
@@ -304,20 +324,37 @@ def noisy(*bs: Best) -> bool:
     return any(b.worst_other > NOISY_CORES for b in bs)
 
 
-def compare(report: Report, measure: str, mine: Best, peer: Best, peer_name: str,
-            fmt: Callable[[Best], str], factor: float | None) -> None:
+def compare(
+    report: Report,
+    measure: str,
+    mine: Best,
+    peer: Best,
+    peer_name: str,
+    fmt: Callable[[Best], str],
+    factor: float | None,
+) -> None:
     """A throughput row: ratio = peer time / custody time (same work); PASS when it
     reaches ``factor`` (None: reported only)."""
     target = "-" if factor is None else f">= {factor:g}x"
     if not mine.seconds or not peer.seconds:
         failed = mine.failed or peer.failed or "not run"
-        report.rows.append(Row(measure, fmt(mine), f"{peer_name} {fmt(peer)}", None, target,
-                               "FAILED", note=failed))
+        report.rows.append(
+            Row(measure, fmt(mine), f"{peer_name} {fmt(peer)}", None, target, "FAILED", note=failed)
+        )
         return
     ratio = peer.seconds / mine.seconds
     verdict = "info" if factor is None else ("PASS" if ratio >= factor else "MISS")
-    report.rows.append(Row(measure, fmt(mine), f"{peer_name} {fmt(peer)}", ratio, target,
-                           verdict, noisy(mine, peer)))
+    report.rows.append(
+        Row(
+            measure,
+            fmt(mine),
+            f"{peer_name} {fmt(peer)}",
+            ratio,
+            target,
+            verdict,
+            noisy(mine, peer),
+        )
+    )
 
 
 def print_table(report: Report) -> None:
@@ -329,8 +366,9 @@ def print_table(report: Report) -> None:
     w = [max(len(c[i]) for c in cells) for i in range(len(head))]
 
     def line(c: Sequence[str]) -> str:
-        return "  ".join((c[i].rjust(w[i]) if i == 3 else c[i].ljust(w[i]))
-                         for i in range(len(c))).rstrip()
+        return "  ".join(
+            (c[i].rjust(w[i]) if i == 3 else c[i].ljust(w[i])) for i in range(len(c))
+        ).rstrip()
 
     print(line(head))
     print("-" * (sum(w) + 2 * (len(w) - 1)))
@@ -354,8 +392,11 @@ def environment(cmd: list[str]) -> list[str]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 0
-    lines = [f"CPU: {model}", f"cores: {os.cpu_count()} ({usable} usable by this process)",
-             f"host: {platform.node()}  {platform.platform()}  python {sys.version.split()[0]}"]
+    lines = [
+        f"CPU: {model}",
+        f"cores: {os.cpu_count()} ({usable} usable by this process)",
+        f"host: {platform.node()}  {platform.platform()}  python {sys.version.split()[0]}",
+    ]
     try:
         with open("/proc/loadavg") as f:
             lines.append("load average: " + " ".join(f.read().split()[:3]))
@@ -364,8 +405,9 @@ def environment(cmd: list[str]) -> list[str]:
     v = subprocess.run([*cmd, "--version"], capture_output=True, text=True)
     lines.append(f"custody: {v.stdout.strip() or v.stderr.strip()} ({' '.join(cmd)})")
     repo = Path(__file__).resolve().parent.parent
-    g = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
-                       capture_output=True, text=True)
+    g = subprocess.run(
+        ["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
     if g.returncode == 0:
         lines.append(f"source: {repo} @ {g.stdout.strip()}")
     return lines
@@ -395,6 +437,7 @@ def big_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Report
         def f() -> None:
             cus.new_case(case)
             warm_big()
+
         return f
 
     def drop_out() -> None:
@@ -404,12 +447,18 @@ def big_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Report
         rm(out)
         warm_big()
 
-    collect3 = Cmd("custody collect --hash md5,sha1,sha256",
-                   cus.collect(case3, big, "--hash", "md5,sha1,sha256"), cus.env,
-                   before=fresh(case3))
-    dc3dd = Cmd("dc3dd hash=md5 hash=sha1 hash=sha256",
-                ["dc3dd", f"if={big}", f"of={out}", "hash=md5", "hash=sha1", "hash=sha256"],
-                before=before_dc3dd, after=drop_out)
+    collect3 = Cmd(
+        "custody collect --hash md5,sha1,sha256",
+        cus.collect(case3, big, "--hash", "md5,sha1,sha256"),
+        cus.env,
+        before=fresh(case3),
+    )
+    dc3dd = Cmd(
+        "dc3dd hash=md5 hash=sha1 hash=sha256",
+        ["dc3dd", f"if={big}", f"of={out}", "hash=md5", "hash=sha1", "hash=sha256"],
+        before=before_dc3dd,
+        after=drop_out,
+    )
     md5sum = Cmd("md5sum", ["md5sum", str(big)], before=warm_big)
     res = measure([collect3, dc3dd, md5sum], n)
     fmt = lambda b: rate_str(size, b)  # noqa: E731
@@ -420,57 +469,98 @@ def big_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Report
     # verify: the case of the last collect run is still there
     objs = store_objects(case3)
     if res[collect3.label].seconds and len(objs) == 1:
+
         def warm_obj() -> None:
             warm(objs)
 
-        verify3 = Cmd("custody verify (md5,sha1,sha256 recorded)", cus.verify(case3),
-                      cus.env, before=warm_obj)
-        hashdeep = Cmd("hashdeep -c md5,sha1,sha256",
-                       ["hashdeep", "-c", "md5,sha1,sha256", str(big)], before=warm_big)
+        verify3 = Cmd(
+            "custody verify (md5,sha1,sha256 recorded)", cus.verify(case3), cus.env, before=warm_obj
+        )
+        hashdeep = Cmd(
+            "hashdeep -c md5,sha1,sha256",
+            ["hashdeep", "-c", "md5,sha1,sha256", str(big)],
+            before=warm_big,
+        )
         res.update(measure([verify3, hashdeep, md5sum], n))
         m = f"verify md5+sha1+sha256, {label}"
         compare(report, m, res[verify3.label], res[hashdeep.label], "hashdeep", fmt, 3.0)
         compare(report, m, res[verify3.label], res[md5sum.label], "md5sum", fmt, 0.9)
     else:
-        report.rows.append(Row(f"verify md5+sha1+sha256, {label}", "-", "-", None, ">= 3x",
-                               "FAILED", note="no store object from the collect"))
+        report.rows.append(
+            Row(
+                f"verify md5+sha1+sha256, {label}",
+                "-",
+                "-",
+                None,
+                ">= 3x",
+                "FAILED",
+                note="no store object from the collect",
+            )
+        )
     if not args.keep:
         rm(case3)
 
-    collect256 = Cmd("custody collect --hash sha256",
-                     cus.collect(case256, big, "--hash", "sha256"), cus.env,
-                     before=fresh(case256))
-    openssl = Cmd("openssl dgst -sha256", ["openssl", "dgst", "-sha256", str(big)],
-                  before=warm_big)
+    collect256 = Cmd(
+        "custody collect --hash sha256",
+        cus.collect(case256, big, "--hash", "sha256"),
+        cus.env,
+        before=fresh(case256),
+    )
+    openssl = Cmd("openssl dgst -sha256", ["openssl", "dgst", "-sha256", str(big)], before=warm_big)
     res.update(measure([collect256], n))
     objs = store_objects(case256)
     if res[collect256.label].seconds and len(objs) == 1:
+
         def warm_obj256() -> None:
             warm(objs)
 
-        verify256 = Cmd("custody verify (sha256 recorded)", cus.verify(case256), cus.env,
-                        before=warm_obj256)
+        verify256 = Cmd(
+            "custody verify (sha256 recorded)", cus.verify(case256), cus.env, before=warm_obj256
+        )
         res.update(measure([verify256, openssl], n))
-        compare(report, f"verify sha256 only, {label}", res[verify256.label],
-                res[openssl.label], "openssl", fmt, 0.9)
-        compare(report, f"collect sha256 only, {label}", res[collect256.label],
-                res[openssl.label], "openssl", fmt, None)
+        compare(
+            report,
+            f"verify sha256 only, {label}",
+            res[verify256.label],
+            res[openssl.label],
+            "openssl",
+            fmt,
+            0.9,
+        )
+        compare(
+            report,
+            f"collect sha256 only, {label}",
+            res[collect256.label],
+            res[openssl.label],
+            "openssl",
+            fmt,
+            None,
+        )
     else:
-        report.rows.append(Row(f"verify sha256 only, {label}", "-", "-", None, ">= 0.9x",
-                               "FAILED", note=res[collect256.label].failed or "no object"))
+        report.rows.append(
+            Row(
+                f"verify sha256 only, {label}",
+                "-",
+                "-",
+                None,
+                ">= 0.9x",
+                "FAILED",
+                note=res[collect256.label].failed or "no object",
+            )
+        )
     if not args.keep:
         rm(case256)
 
 
-def tree_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Report,
-               files: list[Path]) -> None:
+def tree_suite(
+    args: argparse.Namespace, work: Path, cus: Custody, report: Report, files: list[Path]
+) -> None:
     tree = work / "tree"
     out = work / "out-tree"
     case = work / "case-tree"
     n = args.repeat
     nfiles = len(files)
-    print(f"\n[2] {nfiles} files of {SMALL_SIZE} B in {min(DIRS, nfiles)} directories, "
-          f"best of {n}")
+    print(f"\n[2] {nfiles} files of {SMALL_SIZE} B in {min(DIRS, nfiles)} directories, best of {n}")
 
     def warm_tree() -> None:
         warm(files)
@@ -487,21 +577,41 @@ def tree_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Repor
         rm(out)
 
     collect = Cmd("custody collect DIR", cus.collect(case, tree), cus.env, before=fresh)
-    hashdeep = Cmd("hashdeep -r -c md5,sha1,sha256",
-                   ["hashdeep", "-r", "-c", "md5,sha1,sha256", str(tree)], before=warm_tree)
+    hashdeep = Cmd(
+        "hashdeep -r -c md5,sha1,sha256",
+        ["hashdeep", "-r", "-c", "md5,sha1,sha256", str(tree)],
+        before=warm_tree,
+    )
     cp = Cmd("cp -r", ["cp", "-r", str(tree), str(out)], before=before_cp, after=drop_out)
     # libmagic alone, as custody calls it (one handle per thread, a thread per core):
     # the MIME part of cataloguing, which hashdeep does not do, timed on its own
-    magic_only = Cmd("libmagic alone (python-magic)",
-                     [interpreter_of(cus.cmd), "-c", MAGIC_ONLY, str(tree)], before=warm_tree)
+    magic_only = Cmd(
+        "libmagic alone (python-magic)",
+        [interpreter_of(cus.cmd), "-c", MAGIC_ONLY, str(tree)],
+        before=warm_tree,
+    )
     res = measure([collect, hashdeep, cp, magic_only], n)
     fmt = lambda b: files_str(nfiles, b)  # noqa: E731
     m = f"catalog {nfiles} x 4 KiB (collect DIR)"
     compare(report, m, res[collect.label], res[hashdeep.label], "hashdeep -r", fmt, 1.0)
-    compare(report, f"with the copy, {nfiles} x 4 KiB", res[collect.label], res[cp.label],
-            "cp -r", fmt, None)
-    compare(report, f"libmagic alone, {nfiles} x 4 KiB", res[magic_only.label],
-            res[hashdeep.label], "hashdeep -r", fmt, None)
+    compare(
+        report,
+        f"with the copy, {nfiles} x 4 KiB",
+        res[collect.label],
+        res[cp.label],
+        "cp -r",
+        fmt,
+        None,
+    )
+    compare(
+        report,
+        f"libmagic alone, {nfiles} x 4 KiB",
+        res[magic_only.label],
+        res[hashdeep.label],
+        "hashdeep -r",
+        fmt,
+        None,
+    )
     if not args.keep:
         rm(case)
 
@@ -514,31 +624,50 @@ def tree_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Repor
     h, b = res[helpc.label], res[bare.label]
     if h.seconds and b.seconds:
         ratio = h.seconds / b.seconds
-        report.rows.append(Row("custody --help (time)", f"{h.seconds * 1000:.0f} ms",
-                               f"python -c pass {b.seconds * 1000:.0f} ms", ratio, "<= 5x",
-                               "PASS" if ratio <= 5 else "MISS", noisy(h, b)))
+        report.rows.append(
+            Row(
+                "custody --help (time)",
+                f"{h.seconds * 1000:.0f} ms",
+                f"python -c pass {b.seconds * 1000:.0f} ms",
+                ratio,
+                "<= 5x",
+                "PASS" if ratio <= 5 else "MISS",
+                noisy(h, b),
+            )
+        )
     else:
-        report.rows.append(Row("custody --help (time)", "-", "-", None, "<= 5x", "FAILED",
-                               note=h.failed or b.failed))
+        report.rows.append(
+            Row(
+                "custody --help (time)",
+                "-",
+                "-",
+                None,
+                "<= 5x",
+                "FAILED",
+                note=h.failed or b.failed,
+            )
+        )
 
 
 def sparse_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Report) -> None:
     small = int(args.size_gib * GIB)
     big = int(args.sparse_gib * GIB)
     sizes = [("sparse-small.bin", small), ("sparse-big.bin", big)]
-    print(f"\n[4] peak RSS, custody collect of sparse files of {small / GIB:g} and "
-          f"{big / GIB:g} GiB")
+    print(
+        f"\n[4] peak RSS, custody collect of sparse files of {small / GIB:g} and {big / GIB:g} GiB"
+    )
     measure_name = f"peak RSS sparse {small / GIB:g} vs {big / GIB:g} GiB"
     rss: list[int] = []
     for name, size in sizes:
         free = shutil.disk_usage(work).free
         need = size + 256 * MIB
         if free < need:
-            why = (f"collecting the {size / GIB:g} GiB sparse file writes {gib(size)} of zeros"
-                   f" into the store; {gib(free)} free in {work}, {gib(need)} needed")
+            why = (
+                f"collecting the {size / GIB:g} GiB sparse file writes {gib(size)} of zeros"
+                f" into the store; {gib(free)} free in {work}, {gib(need)} needed"
+            )
             print(f"  SKIPPED: {why}")
-            report.rows.append(Row(measure_name, "-", "-", None, "0.9-1.1x", "SKIPPED",
-                                   note=why))
+            report.rows.append(Row(measure_name, "-", "-", None, "0.9-1.1x", "SKIPPED", note=why))
             return
         path = work / name
         case = work / f"case-{name.removesuffix('.bin')}"
@@ -554,19 +683,29 @@ def sparse_suite(args: argparse.Namespace, work: Path, cus: Custody, report: Rep
         if r.returncode != 0:
             why = f"collect of {name} exit {r.returncode}: {r.output.strip()[-300:]}"
             print(f"  FAILED {why}")
-            report.rows.append(Row(measure_name, "-", "-", None, "0.9-1.1x", "FAILED",
-                                   note=why))
+            report.rows.append(Row(measure_name, "-", "-", None, "0.9-1.1x", "FAILED", note=why))
             return
-        print(f"  custody collect {name:<18} {size / GIB:6g} GiB  {r.seconds:8.1f}s  "
-              f"peak RSS {r.max_rss_kib / 1024:7.1f} MiB", flush=True)
+        print(
+            f"  custody collect {name:<18} {size / GIB:6g} GiB  {r.seconds:8.1f}s  "
+            f"peak RSS {r.max_rss_kib / 1024:7.1f} MiB",
+            flush=True,
+        )
         rss.append(r.max_rss_kib)
     ratio = rss[1] / rss[0]
-    report.rows.append(Row(measure_name, f"{big / GIB:g} GiB: {rss[1] / 1024:.1f} MiB",
-                           f"{small / GIB:g} GiB: {rss[0] / 1024:.1f} MiB", ratio, "0.9-1.1x",
-                           "PASS" if 0.9 <= ratio <= 1.1 else "MISS"))
+    report.rows.append(
+        Row(
+            measure_name,
+            f"{big / GIB:g} GiB: {rss[1] / 1024:.1f} MiB",
+            f"{small / GIB:g} GiB: {rss[0] / 1024:.1f} MiB",
+            ratio,
+            "0.9-1.1x",
+            "PASS" if 0.9 <= ratio <= 1.1 else "MISS",
+        )
+    )
     if not USE_TIME:
-        report.notes.append(f"{TIME_BIN} missing: peak RSS from wait4(), floored at this "
-                            "script's own RSS")
+        report.notes.append(
+            f"{TIME_BIN} missing: peak RSS from wait4(), floored at this script's own RSS"
+        )
 
 
 def selftest_cost(work: Path, cus: Custody, report: Report, repeat: int) -> None:
@@ -574,12 +713,23 @@ def selftest_cost(work: Path, cus: Custody, report: Report, repeat: int) -> None
     tiny = work / "tiny.bin"
     tiny.write_bytes(b"x")
     case_on, case_off = work / "case-tiny-selftest", work / "case-tiny-noselftest"
-    cmds = [Cmd("custody collect 1 byte, fresh case", cus.collect(case_on, tiny), cus.env,
-                before=lambda: cus.new_case(case_on))]
+    cmds = [
+        Cmd(
+            "custody collect 1 byte, fresh case",
+            cus.collect(case_on, tiny),
+            cus.env,
+            before=lambda: cus.new_case(case_on),
+        )
+    ]
     if cus.has_no_selftest:
-        cmds.append(Cmd("custody collect 1 byte, --no-selftest",
-                        cus.collect(case_off, tiny, "--no-selftest"), cus.env,
-                        before=lambda: cus.new_case(case_off)))
+        cmds.append(
+            Cmd(
+                "custody collect 1 byte, --no-selftest",
+                cus.collect(case_off, tiny, "--no-selftest"),
+                cus.env,
+                before=lambda: cus.new_case(case_off),
+            )
+        )
     print(f"\n[0] fixed cost of a collect into a fresh case, best of {repeat}")
     res = measure(cmds, repeat)
     on = res[cmds[0].label].seconds
@@ -588,10 +738,13 @@ def selftest_cost(work: Path, cus: Custody, report: Report, repeat: int) -> None
         report.notes.append(
             f"every collect above goes into a fresh case and includes its self-test: a 1-byte "
             f"collect takes {on:.2f} s with it, {off:.2f} s with --no-selftest, so the "
-            f"self-test costs about {max(0.0, on - off):.2f} s per case")
+            f"self-test costs about {max(0.0, on - off):.2f} s per case"
+        )
     elif on is not None:
-        report.notes.append(f"a 1-byte collect into a fresh case (self-test included) takes "
-                            f"{on:.2f} s; this custody has no --no-selftest to subtract it")
+        report.notes.append(
+            f"a 1-byte collect into a fresh case (self-test included) takes "
+            f"{on:.2f} s; this custody has no --no-selftest to subtract it"
+        )
     for c in (case_on, case_off):
         rm(c)
     tiny.unlink(missing_ok=True)
@@ -602,21 +755,36 @@ def selftest_cost(work: Path, cus: Custody, report: Report, repeat: int) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--size-gib", type=float,
-                    help="big file and small sparse file, GiB (default 2; --quick 0.25)")
-    ap.add_argument("--files", type=int,
-                    help="number of 4 KiB files (default 50000; --quick 5000; 0 skips)")
-    ap.add_argument("--sparse-gib", type=float,
-                    help="big sparse file, GiB (default 16; --quick 2; 0 skips the RSS check)")
-    ap.add_argument("--workdir", type=Path,
-                    help="work directory (default: a new temp dir under the current directory;"
-                    " a given one keeps its inputs for the next run)")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the work directory and the timed cases (not the sparse ones)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 256 MiB, 5,000 files, 2 GiB sparse")
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="runs per timed command, best taken (default 2)")
+    ap.add_argument(
+        "--size-gib",
+        type=float,
+        help="big file and small sparse file, GiB (default 2; --quick 0.25)",
+    )
+    ap.add_argument(
+        "--files", type=int, help="number of 4 KiB files (default 50000; --quick 5000; 0 skips)"
+    )
+    ap.add_argument(
+        "--sparse-gib",
+        type=float,
+        help="big sparse file, GiB (default 16; --quick 2; 0 skips the RSS check)",
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        help="work directory (default: a new temp dir under the current directory;"
+        " a given one keeps its inputs for the next run)",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory and the timed cases (not the sparse ones)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 256 MiB, 5,000 files, 2 GiB sparse"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="runs per timed command, best taken (default 2)"
+    )
     ap.add_argument("--custody", default="custody", help="custody executable")
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else DEFAULTS
@@ -639,18 +807,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     need = needed_main(args, work, size)
     free = shutil.disk_usage(work).free
     if need > free:
-        print(f"error: this run needs about {gib(need)} free in {work} (a {gib(size)} file, "
-              f"its store copy and dc3dd's copy, {args.files} small files three times, "
-              f"ledgers); only {gib(free)} is free.  Use --workdir on a larger file system, "
-              f"or smaller --size-gib / --files.", file=sys.stderr)
+        print(
+            f"error: this run needs about {gib(need)} free in {work} (a {gib(size)} file, "
+            f"its store copy and dc3dd's copy, {args.files} small files three times, "
+            f"ledgers); only {gib(free)} is free.  Use --workdir on a larger file system, "
+            f"or smaller --size-gib / --files.",
+            file=sys.stderr,
+        )
         if created:
             rm(work)
         return 2
 
     env_lines = environment(cmd)
     print("\n".join(env_lines))
-    print(f"work dir: {work} ({gib(free)} free, about {gib(need)} needed"
-          f" + {args.sparse_gib:g} GiB for the sparse RSS check)")
+    print(
+        f"work dir: {work} ({gib(free)} free, about {gib(need)} needed"
+        f" + {args.sparse_gib:g} GiB for the sparse RSS check)"
+    )
     report = Report()
     try:
         cus = Custody(cmd, work)
@@ -672,21 +845,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n" + "=" * 78)
         print("\n".join(environment(cmd)))  # again: the load average at the end
-        print(f"best of {args.repeat} runs (start-up: {max(STARTUP_RUNS, args.repeat)}), inputs "
-              "in the page cache; ratio: custody throughput / peer's (time for --help, RSS "
-              "big/small for the sparse files); MB/s = 10^6 B/s\n")
+        print(
+            f"best of {args.repeat} runs (start-up: {max(STARTUP_RUNS, args.repeat)}), inputs "
+            "in the page cache; ratio: custody throughput / peer's (time for --help, RSS "
+            "big/small for the sparse files); MB/s = 10^6 B/s\n"
+        )
         print_table(report)
         if any(r.noisy for r in report.rows):
-            report.notes.append(f"'!': other processes used more than {NOISY_CORES} cores "
-                                "during at least one run of that comparison; rerun on an idle "
-                                "machine")
+            report.notes.append(
+                f"'!': other processes used more than {NOISY_CORES} cores "
+                "during at least one run of that comparison; rerun on an idle "
+                "machine"
+            )
         for note in report.notes:
             print(f"note: {note}")
         verdicts = [r.verdict for r in report.rows if r.verdict in ("PASS", "MISS")]
-        print(f"\n{verdicts.count('PASS')} PASS, {verdicts.count('MISS')} MISS"
-              + "".join(f", {sum(r.verdict == v for r in report.rows)} {v}"
-                        for v in ("SKIPPED", "FAILED") if any(r.verdict == v
-                                                             for r in report.rows)))
+        print(
+            f"\n{verdicts.count('PASS')} PASS, {verdicts.count('MISS')} MISS"
+            + "".join(
+                f", {sum(r.verdict == v for r in report.rows)} {v}"
+                for v in ("SKIPPED", "FAILED")
+                if any(r.verdict == v for r in report.rows)
+            )
+        )
     finally:
         if args.keep or not created:
             for leftover in ("out.bin", "out-tree"):

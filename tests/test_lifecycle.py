@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run, template_case
+from conftest import PASSPHRASE, Case, Run, one_error_line, template_case
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -132,13 +132,6 @@ def raw_public(priv: Ed25519PrivateKey) -> bytes:
 def digests_of(path: Path) -> dict[str, str]:
     data = path.read_bytes()
     return {alg: hashlib.new(alg, data).hexdigest() for alg in ("md5", "sha1", "sha256")}
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.endswith("\n"), proc.stderr
-    assert proc.stderr.startswith("custody: error: "), proc.stderr
-    return proc.stderr.strip()
 
 
 def verify(case: Case, *flags: str) -> tuple[int, dict[str, Any]]:
@@ -335,7 +328,7 @@ def test_import_known_or_garbage_key_records_nothing(story: Story) -> None:
         "key", "import", "kim-ng+00000000+AAAA", "--name", "Kim Ng", "--role", "examiner"
     )
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     story.unchanged()
 
 
@@ -466,7 +459,7 @@ def test_transfer_by_non_custodian_refused(story: Story) -> None:
     for key in (story.lee, story.kim):  # Lee has not received anything; Kim never held it
         proc = c("transfer", "ITEM-1", "--to", "Dana Reyes", "--reason", "grab", "--key", key)
         assert proc.returncode == 2
-        assert one_line_error(proc).startswith(
+        assert one_error_line(proc).startswith(
             "custody: error: [transfer] only the current custodian may transfer ITEM-1;"
             " it is held by Dana Reyes (sha256:"
         )
@@ -483,8 +476,8 @@ def test_transfer_by_non_custodian_refused(story: Story) -> None:
         story.tmp / "mallory.pem",
     )
     assert proc.returncode == 2
-    assert one_line_error(proc).startswith("custody: error: [transfer] ")
-    assert "it is held by Dana Reyes (sha256:" in one_line_error(proc)
+    assert one_error_line(proc).startswith("custody: error: [transfer] ")
+    assert "it is held by Dana Reyes (sha256:" in one_error_line(proc)
     assert c("log", "--json", check=True).stdout == story.t["log_text"]
     story.unchanged()
 
@@ -496,35 +489,35 @@ def test_transfer_and_receive_rules(story: Story) -> None:
     # An item in transit cannot be transferred again, not even by its receiver.
     proc = c("transfer", "ITEM-1", "--to", "Kim Ng", "--reason", "again", "--key", story.lee)
     assert proc.returncode == 2
-    assert one_line_error(proc).startswith(
+    assert one_error_line(proc).startswith(
         f"custody: error: [transfer] ITEM-1 is already in transit ({tid})"
     )
     # Only the named receiver may receive.
     proc = c("receive", tid, "--key", story.kim)
     assert proc.returncode == 2
-    assert one_line_error(proc).startswith(
+    assert one_error_line(proc).startswith(
         f"custody: error: [receipt] {tid} is addressed to Lee Okafor (sha256:"
     )
     proc = c("receive", "TRANSFER-999", "--key", story.lee)
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     assert rows(story.db) == before
 
     assert c("receive", tid, "--key", story.lee).returncode == 0
     after = rows(story.db)
     proc = c("receive", tid, "--key", story.lee)
     assert proc.returncode == 2
-    assert one_line_error(proc) == (
+    assert one_error_line(proc) == (
         f"custody: error: [receipt] {tid} was already received (event {story.next_seq + 1})"
     )
     # Dana no longer holds ITEM-1; nobody hands over to themself.
     proc = c("transfer", "ITEM-1", "--to", "Kim Ng", "--reason", "again")
     assert proc.returncode == 2
-    assert one_line_error(proc).startswith("custody: error: [transfer] ")
-    assert "it is held by Lee Okafor (sha256:" in one_line_error(proc)
+    assert one_error_line(proc).startswith("custody: error: [transfer] ")
+    assert "it is held by Lee Okafor (sha256:" in one_error_line(proc)
     proc = c("transfer", "ITEM-2", "--to", "Dana Reyes", "--reason", "x")
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     assert rows(story.db) == after
 
 
@@ -657,11 +650,13 @@ def test_lifecycle_events_and_states(story: Story) -> None:
     # A released item cannot be handed over.
     proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "x")
     assert proc.returncode == 2
-    assert one_line_error(proc) == "custody: error: [transfer] ITEM-2 is released; cannot transfer it"
+    assert (
+        one_error_line(proc) == "custody: error: [transfer] ITEM-2 is released; cannot transfer it"
+    )
     # A reason is required.
     proc = c("event", "access", "ITEM-1", "--reason", "  ")
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     assert len(bodies(story.db)) == seq
     rc, report = verify(c, "--quick")
     assert (rc, report["findings"]) == (0, [])
@@ -671,7 +666,7 @@ def test_lifecycle_event_by_non_custodian_refused(story: Story) -> None:
     for action in ("access", "seal", "dispose"):
         proc = story.case("event", action, "ITEM-1", "--reason", "x", "--key", story.kim)
         assert proc.returncode == 2, action
-        assert one_line_error(proc).startswith(
+        assert one_error_line(proc).startswith(
             f"custody: error: [lifecycle] only the current custodian may record {action} of"
             " ITEM-1; it is held by Dana Reyes (sha256:"
         )
@@ -696,12 +691,14 @@ def test_dispose_and_events_on_disposed_item(story: Story) -> None:
     for action in ("access", "seal", "dispose"):
         proc = c("event", action, "ITEM-2", "--reason", "x")
         assert proc.returncode == 2, action
-        assert one_line_error(proc) == (
+        assert one_error_line(proc) == (
             f"custody: error: [lifecycle] ITEM-2 is disposed; cannot record {action} of it"
         )
     proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "x")
     assert proc.returncode == 2
-    assert one_line_error(proc) == "custody: error: [transfer] ITEM-2 is disposed; cannot transfer it"
+    assert (
+        one_error_line(proc) == "custody: error: [transfer] ITEM-2 is disposed; cannot transfer it"
+    )
     assert rows(story.db) == before
     rc, report = verify(c)
     assert (rc, report["findings"]) == (0, [])
@@ -884,7 +881,7 @@ def test_rotated_out_key_no_longer_signs(story: Story) -> None:
     before = rows(story.db)
     proc = story.case("event", "seal", "ITEM-1", "--reason", "with the replaced key")
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     assert rows(story.db) == before
     seq = forge_event(
         story.case.dir,
@@ -927,14 +924,14 @@ def test_key_revocation(story: Story) -> None:
     for args in (["event", "note", "ITEM-1", "--reason", "x"], ["checkpoint"]):
         proc = c(*args, "--key", story.lee)
         assert proc.returncode == 2, args
-        assert one_line_error(proc) == (
+        assert one_error_line(proc) == (
             f"custody: error: key {lee_fp} (Lee Okafor) was revoked at event {rev} in this"
             " case and may not sign"
         )
     # Nor be named as a receiver.
     proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "x")
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
     assert rows(story.db) == before
 
     # A signature made with the stolen key after the revocation, forged into the ledger.
