@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody import __version__
+from custody import __version__, filetype
 from custody.canonical import rfc3339_ns
 from custody.errors import BadPathError, OperationalError, StoreError, UsageError
 from custody.hashing import SourceReadError
@@ -150,15 +150,8 @@ class _Typer:
     def _detect(self, path: str) -> tuple[str, str]:
         m = getattr(self._local, "pair", None)
         if m is None:
-            import magic  # here: its import is paid by collections only
-
-            m = (magic.Magic(mime=True), magic.Magic())
-            self._local.pair = m
-        desc: str = m[1].from_file(path)
-        if desc == "data":  # nothing recognised: libmagic's MIME answer is fixed
-            return "application/octet-stream", desc
-        mime: str = m[0].from_file(path)
-        return mime, desc
+            m = self._local.pair = filetype.open_handles()
+        return filetype.detect(path, m)
 
     def submit(self, stored_copy: str) -> Future[tuple[str, str]]:
         """Type the read-only store copy, not the source: the source is read once,

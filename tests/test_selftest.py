@@ -6,7 +6,7 @@
 * faults injected into custody's own code paths (a wrong digest, a verifier that
   accepts anything, a broken threaded hasher, a missing libmagic ...) are caught,
   and a check that raises never crashes the run;
-* the embedded vectors are the official ones in ../shared/vectors;
+* the embedded vectors are the official ones in tests/vectors;
 * record_selftest writes a signed event that verify accepts.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import vectors_dir
+from conftest import VECTORS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 
@@ -407,8 +407,8 @@ def test_an_algorithm_without_vectors_fails(monkeypatch: pytest.MonkeyPatch) -> 
 # -- the embedded vectors are the official ones --------------------------------------
 
 
-def test_embedded_ed25519_vectors_match_shared() -> None:
-    data = json.loads((vectors_dir() / "ed25519_rfc8032.json").read_text())
+def test_embedded_ed25519_vectors_match_the_vector_files() -> None:
+    data = json.loads((VECTORS / "ed25519_rfc8032.json").read_text())
     official = {v["name"]: v for v in data["vectors"]}
     names = {
         "test-1": "RFC 8032 s7.1 TEST 1",
@@ -427,8 +427,8 @@ def test_embedded_ed25519_vectors_match_shared() -> None:
         )
 
 
-def test_embedded_jcs_vectors_match_shared() -> None:
-    d = vectors_dir() / "jcs_rfc8785"
+def test_embedded_jcs_vectors_match_the_vector_files() -> None:
+    d = VECTORS / "jcs_rfc8785"
     names = sorted(p.stem for p in (d / "input").glob("*.json"))
     assert sorted(v.name for v in selftest.JCS_VECTORS) == names
     for v in selftest.JCS_VECTORS:
@@ -438,8 +438,8 @@ def test_embedded_jcs_vectors_match_shared() -> None:
         assert v.output == bytes.fromhex("".join(hexed))
 
 
-def test_embedded_merkle_vectors_match_shared() -> None:
-    data = json.loads((vectors_dir() / "merkle_rfc6962.json").read_text())
+def test_embedded_merkle_vectors_match_the_vector_files() -> None:
+    data = json.loads((VECTORS / "merkle_rfc6962.json").read_text())
     assert list(selftest.MERKLE_LEAF_INPUTS) == data["leaf_inputs_hex"]
     assert list(selftest.MERKLE_LEAF_HASHES) == data["leaf_hashes_hex"]
     roots = data["root_by_tree_size_hex"]
@@ -511,3 +511,16 @@ def test_record_selftest_is_a_signed_event_verify_accepts(
     with Ledger.open(tmp_path / "case") as again:
         assert case_has_selftest(again)
         assert [e.data["ok"] for e in selftest_events(again)] == [True, False]
+
+
+def test_magic_checks_use_the_collectors_type_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The self-test types its samples with custody.filetype.detect, the very function
+    the collector records a file's type with: break it and the magic checks fail."""
+    import custody.filetype
+    from custody.selftest import run_selftest
+
+    monkeypatch.setattr(custody.filetype, "detect", lambda path, handles: ("x/wrong", "wrong"))
+    result = run_selftest()
+    magic = [c for c in result.checks if c.name.startswith("magic.")]
+    assert magic and all(not c.ok for c in magic)
+    assert all(c.ok for c in result.checks if not c.name.startswith("magic."))
