@@ -15,9 +15,17 @@ from typing import Any, TypeVar
 import click
 
 from custody.config import resolve_key_path
-from custody.errors import CustodyError, KeyLoadError, UsageError
+from custody.errors import (
+    CorruptLedgerError,
+    CustodyError,
+    IntegrityError,
+    KeyLoadError,
+    UsageError,
+    sqlite_error_class,
+)
 from custody.keys import Signer, load_signer, public_key_pem
 from custody.ledger import Ledger, find_case_dir
+from custody.views import table_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,17 +51,13 @@ class CustodyGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
-        except sqlite3.OperationalError as e:
-            if any(
-                w in str(e) for w in ("locked", "busy", "disk I/O", "readonly", "unable to open")
-            ):
+        except sqlite3.DatabaseError as e:  # one the library did not map itself
+            cls = sqlite_error_class(e, CorruptLedgerError)
+            if issubclass(cls, IntegrityError):
+                click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+            else:
                 click.echo(f"custody: error: cannot use the ledger: {e}", err=True)
-                ctx.exit(3)
-            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
-            ctx.exit(1)
-        except sqlite3.DatabaseError as e:
-            click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
-            ctx.exit(1)
+            ctx.exit(cls.exit_code)
         except OSError as e:
             click.echo(
                 f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
@@ -113,11 +117,21 @@ def progress_bar(
 # -- shared options ---------------------------------------------------------------
 
 
+def _inherit_case(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """A command's --case, else the group's: ``custody --case DIR COMMAND`` works as
+    well as ``custody COMMAND --case DIR`` for every command that takes --case."""
+    if value is None and ctx.parent is not None:
+        inherited = ctx.find_root().params.get("case_dir")
+        return inherited if isinstance(inherited, Path) else None
+    return value
+
+
 def case_option(f: F) -> F:
     return click.option(
         "--case",
         "case_dir",
         type=click.Path(file_okay=False, path_type=Path),
+        callback=_inherit_case,
         help="Case directory (default: $CUSTODY_CASE, else the nearest parent holding custody.db).",
     )(f)
 
@@ -188,23 +202,14 @@ def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool
 
 
 def open_case(case_dir: Path | None) -> Ledger:
-    if case_dir is None:  # `custody --case DIR COMMAND` works as well as `COMMAND --case DIR`
-        case_dir = click.get_current_context().find_root().params.get("case_dir")
+    """The case of --case (the command's or the group's, see :func:`case_option`),
+    else $CUSTODY_CASE, else the nearest parent holding custody.db."""
     return Ledger.open(find_case_dir(case_dir))
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, c in enumerate(r[:-1]):
-            widths[i] = max(widths[i], len(c))
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
-
-    click.echo(fmt(headers))
-    for r in rows:
-        click.echo(fmt(r))
+    for line in table_lines(headers, rows):
+        click.echo(line)
 
 
 def pem_or_none(b64: str | None) -> str | None:

@@ -4,7 +4,6 @@ key rotation and revocation."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -21,7 +20,6 @@ from custody.lifecycle import (
     LIFECYCLE_EVENTS,
     lifecycle_event,
     receive,
-    replay_ledger,
     revoke_key,
     rotate_key,
     transfer,
@@ -354,39 +352,3 @@ def key_revoke(
         signer = load_key(key_path, passphrase_file, insecure_key)
         ev = revoke_key(ledger, signer, who, reason)
     click.echo(f"Revoked {ev.data['fingerprint']} as event {ev.seq}")
-
-
-def timeline(ledger: Ledger, item: str) -> dict[str, Any]:
-    """State, custodian and paper-form hand-overs of one item."""
-    r = replay_ledger(ledger)
-    st = r.items.get(item)
-
-    def name(fp: str) -> str:
-        who, role = r.names.get(r.current(fp), (fp, "?"))
-        return f"{who} ({role})"
-
-    handovers = []
-    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
-        if item not in t.items:
-            continue
-        handovers.append(
-            {
-                "transfer": t.id,
-                "released_by": name(t.releaser),
-                "received_by": name(t.receiver) if t.receipt is not None else None,
-                "to": name(t.receiver),
-                "released": t.time,
-                "received": t.receipt_time,
-                "reason": t.reason,
-                "location": t.location,
-                "status": "received" if t.receipt is not None else "in transit",
-                "mismatch": item in t.mismatches,
-                "release_event": t.seq,
-                "receipt_event": t.receipt,
-            }
-        )
-    return {
-        "state": st.state if st else None,
-        "custodian": name(st.custodian) if st else None,
-        "handovers": handovers,
-    }

@@ -15,36 +15,24 @@ import base64
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from custody import __version__, note
-from custody.checkpoint import (
-    load_for_ledger,
-    make_checkpoint,
-    prove_consistency,
-    vkey_of,
-)
-from custody.collect import RUN_START_EVENT, check_paths, estimate, runs, unfinished_runs
+from custody.checkpoint import vkey_of
+from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_runs
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
 from custody.config import remember_default_key
-from custody.demo import DEMO_PASSPHRASE, make_sample_evidence
 from custody.errors import UsageError
 from custody.hashing import parse_algorithms
-from custody.keys import (
-    Identity,
-    generate_key,
-    load_public_key,
-    short_fingerprint,
-    verify_signature,
-)
-from custody.ledger import Ledger
-from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
+from custody.keys import Identity, generate_key, load_public_key, short_fingerprint
+from custody.ledger import Event, Ledger
+from custody.runs import RUNNING, run_statuses
 from custody.verify import store_bytes, verify_ledger
+from custody.views import case_item_view, item_facts, verification_lines
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
     CustodyGroup,
@@ -68,7 +56,6 @@ from custody_cli.custody_cmds import (
     key_rotate,
     prove,
     receive_cmd,
-    timeline,
     transfer_cmd,
 )
 from custody_cli.report_cmds import report as report_cmd
@@ -335,27 +322,12 @@ def collect(
 
 
 def _item_json(ledger: Ledger, row: dict[str, Any]) -> dict[str, Any]:
-    ev = next(
-        iter(ledger.conn.execute("SELECT body FROM events WHERE seq = ?", (row["event_seq"],)))
-    )
-    data = json.loads(ev[0])["data"]
-    return {
-        "id": row["id"],
-        "outcome": row["outcome"],
-        "kind": row["kind"],
-        "path": row["display_path"],
-        "path_hex": row["path_hex"],
-        "size": row["size"],
-        "sha256": row["sha256"],
-        "digests": data.get("digests", {}),
-        "mime": row["mime"],
-        "magic": data.get("magic"),
-        "store": data.get("store"),
-        "event_seq": row["event_seq"],
-        "collected": json.loads(ev[0])["time"],
-        "host": data.get("host"),
-        "reason": data.get("reason"),
-    }
+    """An item as ``list --json`` prints it: the facts of its signed collect event
+    (custody.views.item_facts, as ``show`` prints them)."""
+    (body,) = ledger.conn.execute(
+        "SELECT body FROM events WHERE seq = ?", (row["event_seq"],)
+    ).fetchone()
+    return item_facts(row["event_seq"], json.loads(body))
 
 
 @cli.command("list")
@@ -384,7 +356,7 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
         )
 
 
-def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _event_json(ev: Event, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ident = identities.get(ev.signer, {})
     pub = ident.get("public_key")
     return {
@@ -404,7 +376,7 @@ def _event_json(ev: Any, identities: dict[str, dict[str, Any]]) -> dict[str, Any
     }
 
 
-def _event_summary(ev: Any) -> str:
+def _event_summary(ev: Event) -> str:
     d = ev.data
     if ev.type == "collect":
         return f"{d.get('outcome')} {d.get('path', {}).get('display')}"
@@ -435,17 +407,13 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
             item = ledger.artifact(item)["id"]
         idents = ledger.identities()
         events = list(ledger.events(item))
-        all_runs = runs(ledger)
-        status = {r.run: r.status for r in all_runs}
-        unfinished = {r.run for r in unfinished_runs(ledger, all_runs)}
+        statuses = run_statuses(ledger)
         if as_json:
             out = [_event_json(ev, idents) for ev in events]
             for e, ev in zip(out, events, strict=True):
                 if ev.type == RUN_START_EVENT:
-                    run = str(ev.data.get("run"))
-                    e["run_status"] = (
-                        "unfinished" if run in unfinished else status.get(run) or "running"
-                    )
+                    st = statuses.get(str(ev.data.get("run")))
+                    e["run_status"] = st.status if st else RUNNING
             echo_json(out)
             return
         print_table(
@@ -462,8 +430,9 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
                 for ev in events
             ],
         )
-        for r in all_runs:
-            if r.run in unfinished:
+        for st in statuses.values():
+            if st.unfinished:
+                r = st.run
                 click.echo(
                     f"UNFINISHED: collection {r.run} (event {r.seq}, {r.time[:19]}Z) never"
                     " ended: it was interrupted. Finish it with 'custody collect --resume'."
@@ -476,23 +445,15 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     """One item: what it is, its digests, its current custodian and state, every
-    hand-over in the form of a paper chain-of-custody record, and its timeline."""
+    hand-over in the form of a paper chain-of-custody record, and its timeline.
+    Each signature's status is the verdict of the signature step of a quick
+    verification run now ('verify --quick': the store is not re-hashed)."""
     with open_case(case_dir) as ledger:
-        row = ledger.artifact(item)
-        info = _item_json(ledger, row)
-        idents = ledger.identities()
-        events = [_event_json(ev, idents) for ev in ledger.events(row["id"])]
-        for e in events:
-            e["signature_verified"] = signature_ok(e)
-        custody = timeline(ledger, row["id"])
-        for h in custody["handovers"]:
-            by_seq = {e["seq"]: e for e in events}
-            h["release_signature_verified"] = by_seq[h["release_event"]]["signature_verified"]
-            rec = by_seq.get(h["receipt_event"]) if h["receipt_event"] is not None else None
-            h["receipt_signature_verified"] = rec["signature_verified"] if rec else None
+        view = case_item_view(ledger, item)
     if as_json:
-        echo_json({**info, **custody, "events": events})
+        echo_json(view.as_json())
         return
+    info = view.as_json()
     fields = (
         "id",
         "outcome",
@@ -510,43 +471,33 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         click.echo(f"{k.capitalize() + ':':<11}{info[k] if info[k] is not None else ''}")
     for alg, dig in info["digests"].items():
         click.echo(f"{alg + ':':<11}{dig}")
-    click.echo(f"{'State:':<11}{custody['state']}")
-    click.echo(f"{'Custodian:':<11}{custody['custodian']}")
-    for h in custody["handovers"]:
-        ok = {True: "signature verified", False: "SIGNATURE INVALID", None: "not yet signed"}
-        click.echo(f"Hand-over {h['transfer']} ({h['status']}):")
+    click.echo(f"{'State:':<11}{view.state}")
+    click.echo(f"{'Custodian:':<11}{view.custodian}")
+    ok = {True: "signature verified", False: "SIGNATURE INVALID", None: "not yet signed"}
+    for h in view.handovers:
+        click.echo(f"Hand-over {h.transfer} ({h.status}):")
         click.echo(
-            f"  Released by: {h['released_by']}  {h['released'][:10]}"
-            f" {h['released'][11:19]} UTC  [{ok[h['release_signature_verified']]}]"
+            f"  Released by: {h.released_by}  {h.released[:10]}"
+            f" {h.released[11:19]} UTC  [{ok[h.release_signature_verified]}]"
         )
-        if h["received"]:
+        if h.received:
             click.echo(
-                f"  Received by: {h['received_by']}  {h['received'][:10]}"
-                f" {h['received'][11:19]} UTC  [{ok[h['receipt_signature_verified']]}]"
+                f"  Received by: {h.received_by}  {h.received[:10]}"
+                f" {h.received[11:19]} UTC  [{ok[h.receipt_signature_verified]}]"
             )
         else:
-            click.echo(f"  Received by: (in transit to {h['to']})")
-        click.echo(f"  Reason:      {h['reason']}")
-        if h["location"]:
-            click.echo(f"  Location:    {h['location']}")
-        if h["mismatch"]:
+            click.echo(f"  Received by: (in transit to {h.to})")
+        click.echo(f"  Reason:      {h.reason}")
+        if h.location:
+            click.echo(f"  Location:    {h.location}")
+        if h.mismatch:
             click.echo("  MISMATCH:    the item did not match its digests on receipt")
     click.echo("Timeline:")
-    for e in events:
+    for e in info["events"]:
         mark = "" if e["signature_verified"] else "  [SIGNATURE INVALID]"
         click.echo(
             f"  {e['time']}  {e['type']:<16} by {e['signer_name']} ({e['signer_role']}){mark}"
         )
-
-
-def signature_ok(e: dict[str, Any]) -> bool:
-    """Does this event's signature verify with its signer's recorded key?"""
-    try:
-        pub = base64.b64decode(e["signer_public_key"] or "", validate=True)
-        sig = base64.b64decode(e["signature"], validate=True)
-    except ValueError:
-        return False
-    return verify_signature(pub, sig, e["body"].encode("utf-8"))
 
 
 # -- verify ---------------------------------------------------------------------
@@ -588,25 +539,9 @@ def verify(
     if as_json:
         echo_json(report.as_json())
     else:
-        _print_report(report)
+        for line in verification_lines(report):
+            click.echo(line)
     sys.exit(0 if report.ok else 1)
-
-
-def _print_report(report: Any) -> None:
-    what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
-    click.echo(
-        f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
-        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
-        f" {report.checkpoints} checkpoints checked."
-    )
-    for n in report.notes:
-        click.echo(f"Note: {n}")
-    if report.ok:
-        click.echo(f"OK: {what} verified, no problems found. Head {report.head}")
-        return
-    click.echo(f"FAILED: {len(report.findings)} problem(s) found:")
-    for f in report.findings:
-        click.echo(f"  [{f.kind}] {f.subject}: {f.detail}")
 
 
 # -- demo -----------------------------------------------------------------------
@@ -617,109 +552,10 @@ def _print_report(report: Any) -> None:
 def demo(directory: Path | None) -> None:
     """Run the whole collector's story on built-in sample evidence, under DIRECTORY
     (default: a new temporary directory)."""
-    from custody.render import render
-    from custody.report import case_report, document_digest
-    from custody.selftest import record_selftest, run_selftest
+    from custody.demo import run_demo
 
-    root = (directory or Path(tempfile.mkdtemp(prefix="custody-demo-"))).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    case_dir = root / "case-DEMO-001"
-    key_file = root / "demo-collector.pem"
-    if (case_dir / "custody.db").exists() or key_file.exists():
-        raise UsageError(f"{root} already holds a demo; give an empty or new directory")
-    click.echo(f"custody {__version__} demo in {root}")
-    click.echo("1. Sample evidence: a breached payroll server's files")
-    paths = make_sample_evidence(root / "evidence")
-    click.echo("2. custody key new --name 'Demo Collector' --role collector")
-    signer, _pub = generate_key("Demo Collector", "collector", DEMO_PASSPHRASE.encode(), key_file)
-    click.echo(
-        f"   key {key_file} (passphrase: {DEMO_PASSPHRASE!r}), fingerprint {signer.fingerprint}"
-    )
-    click.echo("3. custody init --case-id DEMO-001")
-    with Ledger.create(case_dir, "DEMO-001", "Demo: payroll server breach") as ledger:
-        click.echo(f"   case in {case_dir}")
-        click.echo("4. custody collect ... --reason 'suspected credential theft'")
-        summary = run_collect(
-            ledger,
-            signer,
-            [str(p) for p in paths],
-            reason="suspected credential theft",
-            algorithms=parse_algorithms(None),
-            selftest=False,  # run as step 11, after the story the docs number
-        )
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
-        click.echo(f"   {len(summary.items)} items recorded ({counts})")
-        click.echo("5. custody list")
-        rows = ledger.artifacts()
-        print_table(
-            ["ITEM", "OUTCOME", "SHA256", "MIME", "PATH"],
-            [
-                [
-                    r["id"],
-                    r["outcome"],
-                    (r["sha256"] or "")[:16],
-                    r["mime"] or "",
-                    os.path.relpath(r["display_path"], root),
-                ]
-                for r in rows
-            ],
-        )
-        click.echo("6. custody checkpoint --out checkpoint-1.txt   (give it to counsel)")
-        cp1_text, _ = make_checkpoint(ledger, signer)
-        cp1 = root / "checkpoint-1.txt"
-        cp1.write_text(cp1_text)
-        counsel_file = root / "demo-counsel.pem"
-        counsel, _ = generate_key("Demo Counsel", "counsel", DEMO_PASSPHRASE.encode(), counsel_file)
-        ledger.register_identity(signer, counsel.identity)
-        first = rows[0]["id"]
-        click.echo(f"7. custody transfer {first} --to 'Demo Counsel'; custody receive (counsel)")
-        t = transfer(
-            ledger, signer, [first], "Demo Counsel", "hand-over to outside counsel", "incident room"
-        )
-        rec = receive(ledger, counsel, transfer_id(t.seq), "counsel's office")
-        ok = all(c["match"] for c in rec.data["items"].values())
-        click.echo(
-            f"   {transfer_id(t.seq)}: released by Demo Collector, received by Demo"
-            f" Counsel, digests {'match' if ok else 'DO NOT MATCH'}"
-        )
-        lifecycle_event(ledger, counsel, "seal", [first], "sealed in evidence bag 0042")
-        click.echo(f"8. custody event seal {first}; custody checkpoint --out checkpoint-2.txt")
-        cp2_text, _ = make_checkpoint(ledger, counsel)
-        cp2 = root / "checkpoint-2.txt"
-        cp2.write_text(cp2_text)
-        old, new = load_for_ledger(ledger, cp1), load_for_ledger(ledger, cp2)
-        proof = prove_consistency(ledger, old, new)
-        click.echo(
-            f"9. custody prove consistency: the ledger at size {new.size} extends the one"
-            f" at size {old.size} ({len(proof['proof'])} hashes, verified)"
-        )
-        click.echo("10. custody verify --checkpoint checkpoint-1.txt")
-        report = verify_ledger(ledger, checkpoints=[cp1])
-        _print_report(report)
-        click.echo("11. custody selftest   (known answers of every algorithm, recorded)")
-        st = run_selftest()
-        st_event = record_selftest(ledger, signer, st)
-        click.echo(
-            f"   {len(st.checks) - len(st.failed)}/{len(st.checks)} checks passed,"
-            f" recorded as event {st_event.seq if st_event else '-'}"
-        )
-        if not st.ok:
-            sys.exit(1)
-        report = verify_ledger(ledger, checkpoints=[cp1])
-        click.echo("12. custody report --format html --out report.html   (for the auditor)")
-        html = render(case_report(ledger, verify=report), "html")
-        (root / "report.html").write_bytes(html)
-        click.echo(f"   {root / 'report.html'}  SHA-256 {document_digest(html)}")
-    click.echo("")
-    click.echo("Try it yourself:")
-    click.echo(
-        f"  export CUSTODY_CASE={case_dir} CUSTODY_KEY={key_file}"
-        f" CUSTODY_PASSPHRASE={DEMO_PASSPHRASE}"
-    )
-    click.echo("  custody log; custody show ITEM-1; custody verify --json")
-    click.echo(f"  custody prove inclusion ITEM-1 --checkpoint {root / 'checkpoint-2.txt'}")
-    if not report.ok:
-        sys.exit(1)
+    result = run_demo(directory, click.echo)
+    sys.exit(0 if result.ok else 1)
 
 
 cli.add_command(transfer_cmd)

@@ -1,10 +1,25 @@
-"""Built-in sample evidence for ``custody demo``: a small, realistic breach scene."""
+"""``custody demo``: the whole collector's story on built-in sample evidence (a
+small, realistic breach scene), told step by step as the docs number it.
+
+:func:`run_demo` runs the story through the library, as the commands it names
+would, and tells each step through a ``say`` callback (the CLI prints the lines).
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from custody import __version__
+from custody.errors import UsageError
+
+if TYPE_CHECKING:
+    from custody.verify import VerifyReport
 
 # 1x1 transparent PNG: exercises MIME detection of a binary format.
 _PNG = bytes.fromhex(
@@ -53,3 +68,144 @@ def make_sample_evidence(root: Path) -> list[Path]:
 
 def demo_hostname() -> str:
     return socket.gethostname()
+
+
+CASE_ID = "DEMO-001"
+
+
+@dataclass
+class DemoResult:
+    """Where the demo left its case, keys, checkpoints and report, and how it went."""
+
+    root: Path
+    case_dir: Path
+    key_file: Path
+    checkpoints: list[Path]
+    selftest_ok: bool = False
+    verification: VerifyReport | None = None  # the last one, None if the story stopped
+    report: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.selftest_ok and self.verification is not None and self.verification.ok
+
+
+def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
+    """Run the whole collector's story under ``directory`` (default: a new
+    temporary directory), telling each step through ``say``.  The story stops
+    after the self-test if it fails.  UsageError if ``directory`` already holds
+    a demo."""
+    # here: the demo pays for what it shows, not every command's start-up
+    from custody.checkpoint import load_for_ledger, make_checkpoint, prove_consistency
+    from custody.collect import collect
+    from custody.hashing import parse_algorithms
+    from custody.keys import generate_key
+    from custody.ledger import Ledger
+    from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
+    from custody.render import render
+    from custody.report import case_report, document_digest
+    from custody.selftest import record_selftest, run_selftest
+    from custody.verify import verify_ledger
+    from custody.views import table_lines, verification_lines
+
+    root = (directory or Path(tempfile.mkdtemp(prefix="custody-demo-"))).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    case_dir = root / f"case-{CASE_ID}"
+    key_file = root / "demo-collector.pem"
+    if (case_dir / "custody.db").exists() or key_file.exists():
+        raise UsageError(f"{root} already holds a demo; give an empty or new directory")
+    result = DemoResult(root, case_dir, key_file, [root / "checkpoint-1.txt"])
+    passphrase = DEMO_PASSPHRASE.encode()
+    say(f"custody {__version__} demo in {root}")
+    say("1. Sample evidence: a breached payroll server's files")
+    paths = make_sample_evidence(root / "evidence")
+    say("2. custody key new --name 'Demo Collector' --role collector")
+    signer, _pub = generate_key("Demo Collector", "collector", passphrase, key_file)
+    say(f"   key {key_file} (passphrase: {DEMO_PASSPHRASE!r}), fingerprint {signer.fingerprint}")
+    say(f"3. custody init --case-id {CASE_ID}")
+    with Ledger.create(case_dir, CASE_ID, "Demo: payroll server breach") as ledger:
+        say(f"   case in {case_dir}")
+        say("4. custody collect ... --reason 'suspected credential theft'")
+        summary = collect(
+            ledger,
+            signer,
+            [str(p) for p in paths],
+            reason="suspected credential theft",
+            algorithms=parse_algorithms(None),
+            selftest=False,  # run as step 11, after the story the docs number
+        )
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
+        say(f"   {len(summary.items)} items recorded ({counts})")
+        say("5. custody list")
+        rows = ledger.artifacts()
+        for line in table_lines(
+            ["ITEM", "OUTCOME", "SHA256", "MIME", "PATH"],
+            [
+                [
+                    r["id"],
+                    r["outcome"],
+                    (r["sha256"] or "")[:16],
+                    r["mime"] or "",
+                    os.path.relpath(r["display_path"], root),
+                ]
+                for r in rows
+            ],
+        ):
+            say(line)
+        say("6. custody checkpoint --out checkpoint-1.txt   (give it to counsel)")
+        cp1_text, _ = make_checkpoint(ledger, signer)
+        cp1 = result.checkpoints[0]
+        cp1.write_text(cp1_text)
+        counsel, _ = generate_key("Demo Counsel", "counsel", passphrase, root / "demo-counsel.pem")
+        ledger.register_identity(signer, counsel.identity)
+        first = rows[0]["id"]
+        say(f"7. custody transfer {first} --to 'Demo Counsel'; custody receive (counsel)")
+        t = transfer(
+            ledger, signer, [first], "Demo Counsel", "hand-over to outside counsel", "incident room"
+        )
+        rec = receive(ledger, counsel, transfer_id(t.seq), "counsel's office")
+        match = all(c["match"] for c in rec.data["items"].values())
+        say(
+            f"   {transfer_id(t.seq)}: released by Demo Collector, received by Demo"
+            f" Counsel, digests {'match' if match else 'DO NOT MATCH'}"
+        )
+        lifecycle_event(ledger, counsel, "seal", [first], "sealed in evidence bag 0042")
+        say(f"8. custody event seal {first}; custody checkpoint --out checkpoint-2.txt")
+        cp2_text, _ = make_checkpoint(ledger, counsel)
+        cp2 = root / "checkpoint-2.txt"
+        cp2.write_text(cp2_text)
+        result.checkpoints.append(cp2)
+        old, new = load_for_ledger(ledger, cp1), load_for_ledger(ledger, cp2)
+        proof = prove_consistency(ledger, old, new)
+        say(
+            f"9. custody prove consistency: the ledger at size {new.size} extends the one"
+            f" at size {old.size} ({len(proof['proof'])} hashes, verified)"
+        )
+        say("10. custody verify --checkpoint checkpoint-1.txt")
+        for line in verification_lines(verify_ledger(ledger, checkpoints=[cp1])):
+            say(line)
+        say("11. custody selftest   (known answers of every algorithm, recorded)")
+        st = run_selftest()
+        st_event = record_selftest(ledger, signer, st)
+        result.selftest_ok = st.ok
+        say(
+            f"   {len(st.checks) - len(st.failed)}/{len(st.checks)} checks passed,"
+            f" recorded as event {st_event.seq if st_event else '-'}"
+        )
+        if not st.ok:
+            return result
+        result.verification = verify_ledger(ledger, checkpoints=[cp1])
+        say("12. custody report --format html --out report.html   (for the auditor)")
+        html = render(case_report(ledger, verify=result.verification), "html")
+        result.report = root / "report.html"
+        result.report.write_bytes(html)
+        say(f"   {result.report}  SHA-256 {document_digest(html)}")
+    say("")
+    say("Try it yourself:")
+    say(
+        f"  export CUSTODY_CASE={case_dir} CUSTODY_KEY={key_file}"
+        f" CUSTODY_PASSPHRASE={DEMO_PASSPHRASE}"
+    )
+    say("  custody log; custody show ITEM-1; custody verify --json")
+    say(f"  custody prove inclusion ITEM-1 --checkpoint {cp2}")
+    return result

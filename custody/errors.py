@@ -14,6 +14,7 @@ stderr and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -108,3 +109,42 @@ class StoreError(OperationalError):
 
 class DiskFullError(StoreError):
     """The store ran out of space."""
+
+
+# -- SQLite errors, by result code -------------------------------------------------
+
+#: primary SQLite result codes (``sqlite_errorcode & 0xFF``) and what they mean
+#: here; any other code is the caller's default
+SQLITE_ERRORS: dict[int, type[CustodyError]] = {
+    # another connection holds the lock past the busy timeout
+    sqlite3.SQLITE_BUSY: LedgerLockedError,
+    sqlite3.SQLITE_LOCKED: LedgerLockedError,
+    # the medium or the machine, not the evidence
+    sqlite3.SQLITE_IOERR: OperationalError,
+    sqlite3.SQLITE_FULL: OperationalError,
+    sqlite3.SQLITE_READONLY: OperationalError,
+    sqlite3.SQLITE_CANTOPEN: OperationalError,
+    sqlite3.SQLITE_PERM: OperationalError,
+    sqlite3.SQLITE_NOMEM: OperationalError,
+    sqlite3.SQLITE_NOLFS: OperationalError,
+    sqlite3.SQLITE_PROTOCOL: OperationalError,
+    # the file is not an intact SQLite database
+    sqlite3.SQLITE_CORRUPT: CorruptLedgerError,
+    sqlite3.SQLITE_NOTADB: CorruptLedgerError,
+    sqlite3.SQLITE_FORMAT: CorruptLedgerError,
+}
+
+
+def sqlite_error_class(
+    e: sqlite3.Error, default: type[CustodyError] = CorruptLedgerError
+) -> type[CustodyError]:
+    """The CustodyError class (and so the exit code) a SQLite error means, chosen by
+    its result code (``e.sqlite_errorcode``, Python 3.11+), never by its message
+    text: busy or locked -> :class:`LedgerLockedError` (3); I/O error, disk full,
+    read-only, cannot open, permission -> :class:`OperationalError` (3); corrupt or
+    not a database -> :class:`CorruptLedgerError` (1); any other code, or none (an
+    error of Python's sqlite3 module itself), -> ``default``."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return default
+    return SQLITE_ERRORS.get(code & 0xFF, default)

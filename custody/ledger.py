@@ -37,6 +37,7 @@ from custody.errors import (
     NotACaseError,
     OperationalError,
     UsageError,
+    sqlite_error_class,
 )
 from custody.keys import Identity, Signer
 from custody.merkle import TreeCache, leaf_hash, node_hash
@@ -187,7 +188,8 @@ class Ledger:
         except OSError as e:
             raise OperationalError(f"cannot create case in {case_dir}: {e.strerror}") from e
         except sqlite3.Error as e:
-            raise OperationalError(f"cannot create ledger in {case_dir}: {e}") from e
+            error = sqlite_error_class(e, OperationalError)
+            raise error(f"cannot create ledger in {case_dir}: {e}") from e
         migrate(conn)
         header_obj = {
             "v": EVENT_VERSION,
@@ -220,9 +222,9 @@ class Ledger:
             ledger.read_only = read_only
             ledger.case  # noqa: B018 - validates the header exists
         except sqlite3.DatabaseError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise LedgerLockedError(f"ledger {db_path} is locked: {e}") from e
-            raise CorruptLedgerError(f"ledger {db_path} is unreadable: {e}") from e
+            error = sqlite_error_class(e, CorruptLedgerError)
+            what = "is locked" if issubclass(error, LedgerLockedError) else "is unreadable"
+            raise error(f"ledger {db_path} {what}: {e}") from e
         return ledger
 
     def close(self) -> None:
@@ -317,10 +319,13 @@ class Ledger:
         self.require_writable()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise LedgerLockedError(
-                f"ledger is locked by another writer (waited {BUSY_TIMEOUT_MS // 1000}s): {e}"
-            ) from e
+        except sqlite3.Error as e:
+            error = sqlite_error_class(e, OperationalError)
+            if issubclass(error, LedgerLockedError):
+                raise error(
+                    f"ledger is locked by another writer (waited {BUSY_TIMEOUT_MS // 1000}s): {e}"
+                ) from e
+            raise error(f"cannot write to the ledger: {e}") from e
 
     def _tail(self) -> tuple[int, str]:
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -416,9 +421,10 @@ class Ledger:
             self.conn.execute("COMMIT")
         except sqlite3.Error as e:
             self.conn.execute("ROLLBACK")
-            if "locked" in str(e) or "busy" in str(e):
-                raise LedgerLockedError(f"ledger is locked: {e}") from e
-            raise OperationalError(f"could not write to the ledger: {e}") from e
+            error = sqlite_error_class(e, OperationalError)
+            if issubclass(error, LedgerLockedError):
+                raise error(f"ledger is locked: {e}") from e
+            raise error(f"could not write to the ledger: {e}") from e
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

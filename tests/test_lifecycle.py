@@ -525,7 +525,7 @@ def test_forged_transfer_and_receipts_fail_verify(story: Story) -> None:
     """Rules the CLI enforces are also enforced by verify, against a forger who writes
     correctly signed and chained events with the library."""
     kim, lee = story.signer(story.kim), story.signer(story.lee)
-    lee_fp, kim_fp = story.fp["Lee Okafor"], story.fp["Kim Ng"]
+    lee_fp = story.fp["Lee Okafor"]
     tseq = forge_event(
         story.case.dir,
         kim,

@@ -1,5 +1,5 @@
-"""The code standards, enforced: mypy --strict on the library, ruff everywhere, and
-the library never imports click or tqdm (the CLI is thin)."""
+"""The code standards, enforced: mypy --strict on the library and the CLI, ruff
+everywhere, and the library never imports click or tqdm (the CLI is thin)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_mypy_strict_library() -> None:
+def test_mypy_strict_library_and_cli() -> None:
+    """Both packages by their installed names: the CLI folder cli/ is custody_cli,
+    resolved through pyproject.toml's mypy_path (typecheck/custody_cli links to
+    cli/), so its imports and click's typed decorators are checked, not Any."""
     pytest.importorskip("mypy")
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "custody"],
+        [sys.executable, "-m", "mypy", "--strict", "-p", "custody", "-p", "custody_cli"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    cli_modules = len(list((ROOT / "cli").glob("*.py")))
+    library_modules = len(list((ROOT / "custody").rglob("*.py")))
+    assert f"in {cli_modules + library_modules} source files" in proc.stdout, proc.stdout
+
+
+def test_mypy_config_checks_both_packages() -> None:
+    """Plain ``mypy`` (pyproject.toml's ``files``) checks the CLI as well."""
+    pytest.importorskip("mypy")
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (ROOT / "typecheck" / "custody_cli").resolve() == (ROOT / "cli").resolve()
 
 
 def test_ruff_clean() -> None:

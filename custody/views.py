@@ -1,0 +1,398 @@
+"""What people look at, computed once: an item as a paper custody form shows it
+(what it is, its state and custodian, every hand-over, its timeline), and the
+verification as a few lines of text.
+
+``custody show`` and every report (:mod:`custody.report`) use the same
+:class:`ItemView`.  Its facts come from the signed events (the collect event,
+and the custody replay of :mod:`custody.lifecycle` for state, custodian,
+hand-overs and signer names), never from the derived tables; its verdicts come
+from a verification's findings (:mod:`custody.findings`), matched by their
+structured fields:
+
+* an event's signature is *verified* unless the verification reported a
+  signature finding (:data:`~custody.findings.SIGNATURE_KINDS`) with that event's
+  ``seq`` -- the verifier checks signatures with keys from the signed identity
+  events, so an edited ``identities`` table is an ``index`` finding, not a
+  signature that stops verifying;
+* the findings that concern an item are those whose ``item`` is the item, whose
+  ``seq`` is one of its events, or whose ``obj`` is its store object (or, in a
+  bundle, its payload file): :meth:`custody.findings.Finding.concerns`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from custody.errors import UsageError
+from custody.findings import SIGNATURE_KINDS, Finding
+from custody.keys import public_key_b64, public_key_pem
+from custody.ledger import COLLECT_EVENT, Event, Ledger, event_items
+from custody.lifecycle import Replay, replay
+from custody.verify import VerifyReport, verify_ledger
+
+RECEIVED, IN_TRANSIT = "received", "in transit"
+
+
+def unverified_events(findings: Iterable[Finding]) -> set[int]:
+    """The events (by seq) whose signature the verification did not accept."""
+    return {f.seq for f in findings if f.kind in SIGNATURE_KINDS and f.seq is not None}
+
+
+@dataclass(frozen=True)
+class ViewEvent:
+    """One event as the views use it: its signed body, parsed, and the verifier's
+    verdict on its signature.  ``row`` is the ledger row (None for a bundle's
+    events, which carry no ledger row)."""
+
+    seq: int
+    hash: str
+    body: dict[str, Any]
+    signature_verified: bool
+    row: Event | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def type(self) -> str:
+        return str(self.body.get("type"))
+
+    @property
+    def signer(self) -> str:
+        return str(self.body.get("signer"))
+
+    @property
+    def time(self) -> str:
+        return str(self.body.get("time", ""))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        d = self.body.get("data")
+        return d if isinstance(d, dict) else {}
+
+    @property
+    def item(self) -> str | None:
+        i = self.data.get("item")
+        return i if isinstance(i, str) else None
+
+
+def case_events(rows: Iterable[Event], findings: Iterable[Finding]) -> list[ViewEvent]:
+    """The ledger events ``rows`` (``Ledger.events()``) whose body parses, each with
+    the signature verdict of ``findings`` (a verification of that ledger)."""
+    bad = unverified_events(findings)
+    out = []
+    for ev in rows:
+        try:
+            body = ev.parsed
+        except ValueError:
+            continue  # verify reports it (event-body)
+        out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev))
+    return out
+
+
+def replay_events(events: Iterable[ViewEvent], case_id: str) -> Replay:
+    """The custody replay of ``events`` (in seq order)."""
+    return replay(((e.seq, e.hash, e.type, e.signer, e.body) for e in events), case_id)
+
+
+def who(r: Replay, fp: str) -> tuple[str, str]:
+    """(name, role) of the person a key speaks for now (rotations followed)."""
+    return r.names.get(r.current(fp), r.names.get(fp, (fp, "unknown")))
+
+
+def person(r: Replay, fp: str) -> str:
+    """``Name (role)`` of the person a key speaks for now."""
+    return "{} ({})".format(*who(r, fp))
+
+
+@dataclass(frozen=True)
+class Handover:
+    """One hand-over of an item, as a paper chain-of-custody record shows it."""
+
+    transfer: str
+    released_by: str
+    released: str
+    to: str
+    received_by: str | None
+    received: str | None
+    reason: str
+    location: str
+    status: str  # RECEIVED or IN_TRANSIT
+    mismatch: bool  # the item did not match its digests on receipt
+    release_event: int
+    receipt_event: int | None
+    release_signature_verified: bool | None  # None: the event is not in view
+    receipt_signature_verified: bool | None  # None: not yet received
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``custody show --json`` prints it."""
+        return {
+            "transfer": self.transfer,
+            "released_by": self.released_by,
+            "received_by": self.received_by,
+            "to": self.to,
+            "released": self.released,
+            "received": self.received,
+            "reason": self.reason,
+            "location": self.location,
+            "status": self.status,
+            "mismatch": self.mismatch,
+            "release_event": self.release_event,
+            "receipt_event": self.receipt_event,
+            "release_signature_verified": self.release_signature_verified,
+            "receipt_signature_verified": self.receipt_signature_verified,
+        }
+
+
+def handovers(r: Replay, item: str, verified: Mapping[int, bool]) -> list[Handover]:
+    """The hand-overs of ``item`` in order; ``verified`` is the signature verdict
+    by seq of the events in view."""
+    out = []
+    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+        if item not in t.items:
+            continue
+        received = t.receipt is not None
+        out.append(
+            Handover(
+                transfer=t.id,
+                released_by=person(r, t.releaser),
+                released=t.time,
+                to=person(r, t.receiver),
+                received_by=person(r, t.receiver) if received else None,
+                received=t.receipt_time,
+                reason=t.reason,
+                location=t.location,
+                status=RECEIVED if received else IN_TRANSIT,
+                mismatch=item in t.mismatches,
+                release_event=t.seq,
+                receipt_event=t.receipt,
+                release_signature_verified=verified.get(t.seq),
+                receipt_signature_verified=verified.get(t.receipt)
+                if t.receipt is not None
+                else None,
+            )
+        )
+    return out
+
+
+def item_facts(seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What an item is, from its signed collect event ``seq``: the fields
+    ``custody list --json`` and ``custody show --json`` print."""
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    path = data.get("path") if isinstance(data.get("path"), dict) else {}
+    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
+    assert isinstance(path, dict) and isinstance(source, dict) and isinstance(digests, dict)
+    return {
+        "id": data.get("item"),
+        "outcome": data.get("outcome"),
+        "kind": source.get("kind", "unknown"),
+        "path": path.get("display"),
+        "path_hex": path.get("hex"),
+        "size": data.get("size"),
+        "sha256": digests.get("sha256"),
+        "digests": digests,
+        "mime": data.get("mime"),
+        "magic": data.get("magic"),
+        "store": data.get("store"),
+        "event_seq": seq,
+        "collected": body.get("time"),
+        "host": data.get("host"),
+        "reason": data.get("reason"),
+    }
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """One item: its collect event, state, custodian, hand-overs, every event that
+    concerns it (seq order) and the verification findings that concern it."""
+
+    id: str
+    collect: ViewEvent
+    obj: str | None  # its store object (a case) or payload file (a bundle)
+    state: str | None
+    custodian: str | None  # "Name (role)"
+    handovers: list[Handover]
+    events: list[ViewEvent]
+    findings: list[Finding]
+    replay: Replay = field(compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """No finding of the verification concerns this item."""
+        return not self.findings
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The signed collect event's data."""
+        return self.collect.data
+
+    def signer(self, ev: ViewEvent) -> tuple[str | None, str | None, bytes | None]:
+        """(name, role, public key) of the key that signed ``ev``, as the signed
+        identity events registered it (None if they did not)."""
+        name, role = self.replay.names.get(ev.signer, (None, None))
+        return name, role, self.replay.keys.get(ev.signer)
+
+    def event_json(self, ev: ViewEvent) -> dict[str, Any]:
+        """One event as ``custody show --json`` prints it: the ledger row, the
+        signer as the signed events know it, and the verifier's verdict."""
+        name, role, pub = self.signer(ev)
+        row = ev.row
+        return {
+            "seq": ev.seq,
+            "type": ev.type,
+            "time": ev.time,
+            "item": row.item if row is not None else ev.item,
+            "hash": ev.hash,
+            "prev": row.prev if row is not None else ev.body.get("prev"),
+            "body": row.body if row is not None else None,
+            "signature": row.signature if row is not None else None,
+            "signer": ev.signer,
+            "signer_name": name,
+            "signer_role": role,
+            "signer_public_key": public_key_b64(pub) if pub is not None else None,
+            "signer_public_key_pem": _pem_or_none(pub),
+            "signature_verified": ev.signature_verified,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The item as ``custody show --json`` prints it."""
+        return {
+            **item_facts(self.collect.seq, self.collect.body),
+            "state": self.state,
+            "custodian": self.custodian,
+            "handovers": [h.as_json() for h in self.handovers],
+            "events": [self.event_json(e) for e in self.events],
+        }
+
+
+def _pem_or_none(pub: bytes | None) -> str | None:
+    if pub is None:
+        return None
+    try:
+        return public_key_pem(pub)
+    except ValueError:
+        return None
+
+
+def item_views(
+    events: Sequence[ViewEvent],
+    r: Replay,
+    findings: Sequence[Finding],
+    *,
+    objects: Mapping[str, str | None] | None = None,
+    only: Iterable[str] | None = None,
+) -> dict[str, ItemView]:
+    """The view of every item collected in ``events`` (or of ``only`` those), in
+    the order they were collected.  ``r`` is the replay of ``events``;
+    ``findings`` the verification's; ``objects`` the stored object or payload
+    file of each item (default: the collect event's ``store``)."""
+    wanted = None if only is None else set(only)
+    collect: dict[str, ViewEvent] = {}
+    per_item: dict[str, list[ViewEvent]] = {}
+    for ev in events:
+        item = ev.item
+        if ev.type == COLLECT_EVENT and item and (wanted is None or item in wanted):
+            collect[item] = ev
+        for i in event_items(item, ev.data):
+            if wanted is None or i in wanted:
+                per_item.setdefault(i, []).append(ev)
+    index = _FindingIndex(findings)
+    views = {}
+    for item, ev in collect.items():
+        store = ev.data.get("store")
+        if objects is not None:
+            obj = objects.get(item)
+        else:
+            obj = store if isinstance(store, str) else None
+        evs = per_item.get(item, [])
+        st = r.items.get(item)
+        views[item] = ItemView(
+            id=item,
+            collect=ev,
+            obj=obj,
+            state=st.state if st else None,
+            custodian=person(r, st.custodian) if st else None,
+            handovers=handovers(r, item, {e.seq: e.signature_verified for e in evs}),
+            events=evs,
+            findings=index.concerning(item, [e.seq for e in evs], obj),
+            replay=r,
+        )
+    return views
+
+
+class _FindingIndex:
+    """The findings by item, seq and object: :meth:`Finding.concerns` for many
+    items at once, without a pass over every finding per item."""
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        self.by_item: dict[str, list[int]] = {}
+        self.by_seq: dict[int, list[int]] = {}
+        self.by_obj: dict[str, list[int]] = {}
+        for n, f in enumerate(self.findings):
+            if f.item is not None:
+                self.by_item.setdefault(f.item, []).append(n)
+            if f.seq is not None:
+                self.by_seq.setdefault(f.seq, []).append(n)
+            if f.obj is not None:
+                self.by_obj.setdefault(f.obj, []).append(n)
+
+    def concerning(self, item: str, seqs: Iterable[int], obj: str | None) -> list[Finding]:
+        hits = set(self.by_item.get(item, ()))
+        for s in seqs:
+            hits.update(self.by_seq.get(s, ()))
+        if obj is not None:
+            hits.update(self.by_obj.get(obj, ()))
+        return [self.findings[n] for n in sorted(hits)]
+
+
+def case_item_view(
+    ledger: Ledger, item: str, *, verification: VerifyReport | None = None
+) -> ItemView:
+    """The view of one item of a case.  Its signature verdicts and findings are
+    those of ``verification``, by default ``verify_ledger(ledger, quick=True)``:
+    every step but the store re-hash, so the signature step (the verdicts) runs
+    in full; pass a full verification for findings about the stored bytes."""
+    want = item.strip().upper()
+    report = verification or verify_ledger(ledger, quick=True)
+    events = case_events(ledger.events(), report.findings)
+    r = replay_events(events, ledger.case.case_id)
+    view = item_views(events, r, report.findings, only=[want]).get(want)
+    if view is None:
+        raise UsageError(f"no such item: {item}")
+    return view
+
+
+# -- the verification, in words ----------------------------------------------------
+
+
+def verification_lines(report: VerifyReport) -> list[str]:
+    """What ``custody verify`` prints of a verification."""
+    what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
+    lines = [
+        f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
+        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
+        f" {report.checkpoints} checkpoints checked."
+    ]
+    lines += [f"Note: {n}" for n in report.notes]
+    if report.ok:
+        lines.append(f"OK: {what} verified, no problems found. Head {report.head}")
+        return lines
+    lines.append(f"FAILED: {len(report.findings)} problem(s) found:")
+    lines += [f"  [{f.kind}] {f.subject}: {f.detail}" for f in report.findings]
+    return lines
+
+
+def table_lines(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A plain-text table: columns padded to their widest cell, the last one not."""
+    rows = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r[:-1]):
+            widths[i] = max(widths[i], len(c))
+
+    def fmt(r: Sequence[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
+
+    return [fmt(headers), *(fmt(r) for r in rows)]
