@@ -7,8 +7,9 @@ steps, per-item findings and signature status from the structured fields
 (``item``, ``seq``, ``obj``), never by parsing the ``subject`` text.
 
 To add a finding kind: add one member to :class:`Kind` here (kind string, step,
-meaning).  The table in docs/exit-codes.md is generated from it (cog) and the
-schemas' kind lists are checked against it by the tests.
+meaning), then run ``python tests/regen_kinds.py``: the kind table of
+docs/exit-codes.md and the schemas' kind lists are generated from it, and the tests
+fail until they agree.
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ class Kind(enum.StrEnum):
         Step.CUSTODY,
         "a lifecycle event by someone who does not hold the item",
     )
+    AUTHORITY = (
+        "authority",
+        Step.CUSTODY,
+        "an act by a key the rules do not allow to make it (attest, revoke, reassign, act"
+        " while self-asserted)",
+    )
+    NAME = ("name", Step.CUSTODY, "a name attested to a key while another active key holds it")
     UNTRUSTED_KEY = (
         "untrusted-key",
         Step.CUSTODY,

@@ -32,7 +32,6 @@ from custody import __version__
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
-    KeyRevokedError,
     LedgerLockedError,
     NotACaseError,
     OperationalError,
@@ -49,7 +48,12 @@ EVENT_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 ITEM_PREFIX = "ITEM-"
 
+OPEN_EVENT = "case.open"
 IDENTITY_EVENT = "identity"
+#: the custody rules a new case is made under (docs/custody-model.md, "Who may act");
+#: 1 = before owners and attestation.  A ledger or bundle of another version is refused.
+RULES_VERSION = 2
+KNOWN_RULES = (1, 2)
 KEY_ROTATE_EVENT = "key.rotate"
 KEY_REVOKE_EVENT = "key.revoke"
 COLLECT_EVENT = "collect"
@@ -101,6 +105,7 @@ class CaseInfo:
     header: str
     hash: str
     extra: dict[str, Any] = field(default_factory=dict)
+    rules: int = 1
 
 
 def find_case_dir(explicit: str | os.PathLike[str] | None, start: Path | None = None) -> Path:
@@ -163,6 +168,7 @@ class Ledger:
         self._case: CaseInfo | None = None
         self.read_only = False
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
+        self._rules: Any = None
 
     @functools.cached_property
     def db(self) -> Any:
@@ -175,7 +181,18 @@ class Ledger:
     # -- opening ------------------------------------------------------------
 
     @classmethod
-    def create(cls, case_dir: Path, case_id: str, title: str) -> Ledger:
+    def create(
+        cls,
+        case_dir: Path,
+        case_id: str,
+        title: str,
+        *,
+        owner: Signer | None = None,
+        recovery: Identity | None = None,
+    ) -> Ledger:
+        """Make a case.  With ``owner``, its first event (``case.open``, signed by the
+        owner) is written now; otherwise the first signer of the case becomes its
+        owner."""
         if not case_id.strip():
             raise UsageError("--case-id must not be empty")
         db_path = case_dir / DB_NAME
@@ -198,6 +215,7 @@ class Ledger:
             "created": now_rfc3339(),
             "uuid": str(uuid.uuid4()),
             "tool": f"custody {__version__}",
+            "rules": RULES_VERSION,
         }
         header = canonical_json(header_obj).decode("utf-8")
         conn.execute("BEGIN IMMEDIATE")
@@ -206,7 +224,10 @@ class Ledger:
             (case_id, header, content_hash(header.encode("utf-8"))),
         )
         conn.execute("COMMIT")
-        return cls(case_dir, conn)
+        ledger = cls(case_dir, conn)
+        if owner is not None:
+            ledger.append(owner, [owner_draft(owner.identity, recovery)])
+        return ledger
 
     @classmethod
     def open(cls, case_dir: Path) -> Ledger:
@@ -216,6 +237,7 @@ class Ledger:
         read_only = not os.access(case_dir, os.W_OK) or not os.access(db_path, os.W_OK)
         try:
             conn = _connect(db_path, read_only=read_only)
+            _refuse_unknown_rules(conn, db_path)
             if not read_only:
                 migrate(conn)
             ledger = cls(case_dir, conn)
@@ -260,17 +282,19 @@ class Ledger:
                 header=row[0],
                 hash=row[1],
                 extra=h,
+                rules=header_rules(h),
             )
         return self._case
 
     # -- reading ------------------------------------------------------------
 
-    def events(self, item: str | None = None) -> Iterator[Event]:
+    def events(self, item: str | None = None, *, after: int = -1) -> Iterator[Event]:
         sql = "SELECT seq, hash, prev, type, time, signer, item, body, signature FROM events"
-        params: tuple[Any, ...] = ()
+        sql += " WHERE seq > ?"
+        params: tuple[Any, ...] = (after,)
         if item is not None:
-            sql += " WHERE seq IN (SELECT seq FROM event_items WHERE item = ?)"
-            params = (item,)
+            sql += " AND seq IN (SELECT seq FROM event_items WHERE item = ?)"
+            params = (after, item)
         for row in self.conn.execute(sql + " ORDER BY seq", params):
             # a BLOB where TEXT belongs is tampering; verify reports it (typeof check)
             values: list[Any] = [
@@ -380,26 +404,32 @@ class Ledger:
 
         ``drafts`` may be a function: it is then called inside the write lock, so
         checks it makes (who holds an item, the ledger's size) cannot race another
-        writer.  Registers the signer's identity first if the ledger has not seen
-        it; refuses a revoked key.  The tail is read inside the write lock, so
+        writer.  The signer's first event registers its key (an empty case's first
+        event opens it, naming the signer as owner).  Every event is admitted by the
+        custody replay's own step (custody.lifecycle.Rules) before it is committed:
+        what the step would record as a broken rule is refused, so the writers and
+        ``verify`` apply one rule.  The tail is read inside the write lock, so
         concurrent writers keep one gapless, linear chain."""
         out: list[Event] = []
+        rules = self.rules()
         self._begin()
         self._tx_nodes = {}
         try:
-            retired = self.retired(signer.fingerprint)
-            if retired:
-                raise KeyRevokedError(
-                    f"key {signer.fingerprint} ({signer.identity.name}) was {retired}"
-                    " in this case and may not sign"
-                )
+            r = rules.current()
+            rules.refuse_retired(signer)
             seq, prev = self._tail()
             todo = list(drafts() if callable(drafts) else drafts)
-            registers_self = any(
-                d.type == IDENTITY_EVENT and d.data.get("fingerprint") == signer.fingerprint
-                for d in todo
-            )
-            if todo and not registers_self and not self._known(signer.identity):
+            if todo and seq < 0 and self.case.rules >= 2 and todo[0].type != OPEN_EVENT:
+                todo.insert(0, owner_draft(signer.identity))
+            elif (
+                todo
+                and signer.fingerprint not in r.keys
+                and not any(
+                    d.type in (IDENTITY_EVENT, OPEN_EVENT)
+                    and signer.fingerprint in (d.data.get("fingerprint"), _owner_fp(d))
+                    for d in todo
+                )
+            ):
                 todo.insert(0, identity_draft(signer.identity))
             next_n = None
             for draft in todo:
@@ -413,6 +443,7 @@ class Ledger:
                 elif isinstance(draft.data.get("item"), str):
                     item = str(draft.data["item"])
                 ev = self._insert(signer, seq, prev, draft, item)
+                rules.admit(ev)
                 self._index(ev, draft)
                 out.append(ev)
                 prev = ev.hash
@@ -421,22 +452,32 @@ class Ledger:
             self.conn.execute("COMMIT")
         except sqlite3.Error as e:
             self.conn.execute("ROLLBACK")
+            rules.invalidate()
             error = sqlite_error_class(e, OperationalError)
             if issubclass(error, LedgerLockedError):
                 raise error(f"ledger is locked: {e}") from e
             raise error(f"could not write to the ledger: {e}") from e
         except BaseException:
             self.conn.execute("ROLLBACK")
+            rules.invalidate()
             raise
         return out
+
+    def rules(self) -> Any:
+        """The custody rules kept current for this open ledger (a
+        :class:`custody.lifecycle.Rules`, made on first use)."""
+        if self._rules is None:
+            from custody.lifecycle import Rules  # the replay builds on the ledger
+
+            self._rules = Rules(self)
+        return self._rules
 
     def _index(self, ev: Event, draft: EventDraft) -> None:
         """Update every derived table for a new event (verify re-derives them)."""
         data = ev.data
         if draft.new_item:
             self._insert_row("artifacts", artifact_index_row(ev.seq, data))
-        row = identity_index_row(ev.seq, ev.type, data)
-        if row is not None:
+        for row in identity_index_rows(ev.seq, ev.type, data):
             self._insert_row("identities", row)
         for item in event_items(ev.item, data):
             self._insert_row("event_items", {"seq": ev.seq, "item": item})
@@ -466,26 +507,6 @@ class Ledger:
         """The ledger's Merkle tree (proofs in O(log n) stored-node lookups)."""
         return StoredTree(self.conn)
 
-    def _known(self, identity: Identity) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM identities WHERE fingerprint = ?", (identity.fingerprint,)
-        ).fetchone()
-        return row is not None
-
-    def retired(self, fp: str) -> str | None:
-        """Why key ``fp`` may no longer sign here (revoked, or replaced by a
-        rotation), or None."""
-        row = self.conn.execute(
-            "SELECT seq, type FROM events WHERE (type = ? AND"
-            " json_extract(body, '$.data.fingerprint') = ?) OR (type = ? AND"
-            " json_extract(body, '$.data.old') = ?) ORDER BY seq LIMIT 1",
-            (KEY_REVOKE_EVENT, fp, KEY_ROTATE_EVENT, fp),
-        ).fetchone()
-        if row is None:
-            return None
-        how = "revoked" if row[1] == KEY_REVOKE_EVENT else "replaced by a key rotation"
-        return f"{how} at event {row[0]}"
-
     def _insert_row(self, table: str, row: dict[str, Any]) -> None:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -499,23 +520,33 @@ class Ledger:
         return int(row[0]) + 1
 
     def ensure_registered(self, signer: Signer) -> None:
-        """Record the signer's self-registration now if the ledger lacks it."""
-        if not self._known(signer.identity):
-            self.append(
-                signer,
-                lambda: [] if self._known(signer.identity) else [identity_draft(signer.identity)],
-            )
-
-    def register_identity(self, signer: Signer, other: Identity) -> Event | None:
-        """Record ``other`` (an imported public key) as an identity, attested by
-        ``signer``.  Returns None if the ledger already knows that key."""
+        """Record the signer's registration now if the ledger lacks it (in an empty
+        case that is the opening event, naming the signer as owner)."""
 
         def drafts() -> list[EventDraft]:
-            if self._known(other):
+            if signer.fingerprint in self.rules().current().keys:
                 return []
+            if self._tail()[0] < 0 and self.case.rules >= 2:
+                return [owner_draft(signer.identity)]
+            return [identity_draft(signer.identity)]
+
+        self.append(signer, drafts)
+
+    def register_identity(
+        self, signer: Signer, other: Identity, *, delegate: bool = False
+    ) -> Event | None:
+        """Record ``other`` (an imported public key) as an identity attested by
+        ``signer`` (with ``delegate``, allowed to attest others in turn).  Returns
+        None if the ledger already holds that key attested.  Whether ``signer`` may
+        attest, and whether the name is free, is the replay's rule."""
+
+        def drafts() -> list[EventDraft]:
+            r = self.rules().current()
             if other.public_raw == signer.identity.public_raw:  # your own key: register self
-                return [identity_draft(signer.identity)]
-            return [identity_draft(other, attested=True)]
+                return [] if signer.fingerprint in r.keys else [identity_draft(signer.identity)]
+            if r.attested(other.fingerprint):
+                return []
+            return [identity_draft(other, attested=True, delegate=delegate)]
 
         events = self.append(signer, drafts)
         return next((e for e in events if e.data.get("fingerprint") == other.fingerprint), None)
@@ -572,22 +603,33 @@ def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def identity_index_row(seq: int, type_: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The identities-table row an event adds: identity events register a key,
-    key rotations register the new key under the same name and role."""
+def identity_index_rows(seq: int, type_: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identities-table rows an event adds: identity events register a key, the
+    case's opening event its owner (and recovery key), key rotations the new key
+    under the same name and role."""
     if type_ == IDENTITY_EVENT:
-        fp, pub = data.get("fingerprint"), data.get("public_key")
+        found = [(data.get("fingerprint"), data.get("public_key"), data)]
     elif type_ == KEY_ROTATE_EVENT:
-        fp, pub = data.get("new"), data.get("public_key")
+        found = [(data.get("new"), data.get("public_key"), data)]
+    elif type_ == OPEN_EVENT:
+        found = []
+        for k in ("owner", "recovery"):
+            e = data.get(k)
+            if isinstance(e, dict):
+                info = e if k == "owner" else {**e, "role": "recovery"}
+                found.append((e.get("fingerprint"), e.get("public_key"), info))
     else:
-        return None
-    return {
-        "fingerprint": fp,
-        "name": data.get("name"),
-        "role": data.get("role"),
-        "public_key": pub,
-        "event_seq": seq,
-    }
+        return []
+    return [
+        {
+            "fingerprint": fp,
+            "name": d.get("name"),
+            "role": d.get("role"),
+            "public_key": pub,
+            "event_seq": seq,
+        }
+        for fp, pub, d in found
+    ]
 
 
 def event_items(item: str | None, data: dict[str, Any]) -> list[str]:
@@ -600,7 +642,9 @@ def event_items(item: str | None, data: dict[str, Any]) -> list[str]:
     return out
 
 
-def identity_draft(identity: Identity, *, attested: bool = False) -> EventDraft:
+def identity_draft(
+    identity: Identity, *, attested: bool = False, delegate: bool = False
+) -> EventDraft:
     """The event that makes an identity known: self-signed on first use, or
     attested by another signer when a public key is imported."""
     return EventDraft(
@@ -612,5 +656,69 @@ def identity_draft(identity: Identity, *, attested: bool = False) -> EventDraft:
             "fingerprint": identity.fingerprint,
             "algorithm": "ed25519",
             "registration": "imported" if attested else "self",
+            **({"delegate": True} if delegate else {}),
         },
     )
+
+
+def owner_draft(owner: Identity, recovery: Identity | None = None) -> EventDraft:
+    """``case.open``: the case's first event, signed by its owner, naming the owner
+    and, optionally, a recovery key that may only revoke or replace the owner."""
+    return EventDraft(
+        type=OPEN_EVENT,
+        data={
+            "owner": {
+                "name": owner.name,
+                "role": owner.role,
+                "public_key": owner.public_b64,
+                "fingerprint": owner.fingerprint,
+                "algorithm": "ed25519",
+            },
+            "recovery": None
+            if recovery is None
+            else {
+                "public_key": recovery.public_b64,
+                "fingerprint": recovery.fingerprint,
+                "algorithm": "ed25519",
+            },
+            "rules": RULES_VERSION,
+        },
+    )
+
+
+def _owner_fp(draft: EventDraft) -> object:
+    owner = draft.data.get("owner")
+    return owner.get("fingerprint") if isinstance(owner, dict) else None
+
+
+def header_rules(header: dict[str, Any]) -> int:
+    """The custody rules version a case header declares (1 before it was recorded)."""
+    rules = header.get("rules", 1)
+    if header.get("v", EVENT_VERSION) != EVENT_VERSION or rules not in KNOWN_RULES:
+        raise UsageError(
+            f"this case was made by a newer custody (header v={header.get('v')!r},"
+            f" rules={rules!r}); this version knows rules {', '.join(map(str, KNOWN_RULES))}"
+            " and will neither read nor write it"
+        )
+    return int(rules)
+
+
+def _refuse_unknown_rules(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Refuse (exit 2) a case whose header declares rules this version does not
+    know, before anything is written to it."""
+    try:
+        row = conn.execute("SELECT header FROM case_info WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:
+        return  # no header table yet: migrate makes it, or open reports what is wrong
+    if row is None:
+        return
+    try:
+        h = parse_strict(row[0])
+    except ValueError:
+        return  # reported as a corrupt header when read
+    if isinstance(h, dict):
+        try:
+            header_rules(h)
+        except UsageError:
+            conn.close()
+            raise

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from custody.canonical import canonical_json
-from custody.errors import CustodyRuleError, UsageError
+from custody.errors import CustodyRuleError, KeyRevokedError, UsageError
 from custody.findings import Findings, Kind, event_subject
 from custody.hashing import hash_file
 from custody.keys import Identity, Signer, fingerprint, verify_signature
@@ -27,6 +28,7 @@ from custody.ledger import (
     IDENTITY_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
+    OPEN_EVENT,
     Event,
     EventDraft,
     Ledger,
@@ -35,6 +37,9 @@ from custody.store import Store
 
 TRANSFER_EVENT = "transfer"
 RECEIVE_EVENT = "receive"
+REASSIGN_EVENT = "reassign"
+#: what a self-asserted key (one nobody attested) may sign under rules 2
+SELF_ASSERTED_MAY = frozenset({"note", "checkpoint", "timestamp"})
 LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
 TRANSFER_PREFIX = "TRANSFER-"
 
@@ -122,6 +127,13 @@ class Replay:
     rotated_to: dict[str, str] = field(default_factory=dict)
     rotated_at: dict[str, int] = field(default_factory=dict)  # old fp -> seq of rotation
     violations: Findings = field(default_factory=Findings)
+    # rules 2 (custody-model.md "Who may act"): authority is bound to keys
+    rules: int = 1
+    owner: str | None = None
+    recovery: str | None = None
+    attested_by: dict[str, str] = field(default_factory=dict)  # fp -> attesting fp
+    delegates: set[str] = field(default_factory=set)
+    name_holder: dict[str, str] = field(default_factory=dict)  # normalised name -> fp
 
     def violate(
         self, kind: Kind, seq: int, detail: str, *, item: str | None = None, subject: str = ""
@@ -130,9 +142,35 @@ class Replay:
         self.violations.add(kind, subject or event_subject(seq), detail, item=item, seq=seq)
 
     def who(self, fp: str) -> str:
-        """A signer as people read it: name and fingerprint."""
+        """A signer as people read it: name and fingerprint (16 hex digits)."""
         name = self.names.get(fp, ("", ""))[0]
         return f"{name} ({fp[:23]})" if name else fp
+
+    def active(self, fp: str) -> bool:
+        """Neither revoked nor replaced by a rotation."""
+        return fp not in self.revoked and fp not in self.rotated_to
+
+    def attested(self, fp: str) -> bool:
+        """Vouched for by the owner or a delegate (the owner vouches for itself).
+        Under rules 1 every known key counts as attested."""
+        return fp in self.attested_by if self.rules >= 2 else fp in self.keys
+
+    def standing(self, fp: str) -> str:
+        """owner, recovery, delegate, attested, self-asserted or unknown."""
+        if fp == self.owner:
+            return "owner"
+        if fp == self.recovery:
+            return "recovery"
+        if fp in self.delegates:
+            return "delegate"
+        if fp in self.attested_by:
+            return "attested"
+        return "self-asserted" if fp in self.keys else "unknown"
+
+    def holder_of(self, name: str) -> str | None:
+        """The active attested key that holds ``name`` (normalised), if any."""
+        fp = self.name_holder.get(normalise_name(name))
+        return fp if fp is not None and self.active(fp) else None
 
     def current(self, fp: str) -> str:
         """Follow rotations to the key now speaking for ``fp``."""
@@ -143,14 +181,22 @@ class Replay:
         return fp
 
 
+def normalise_name(name: str) -> str:
+    """A name as it is compared: NFKC, case-folded, whitespace folded.  Look-alike
+    letters from other scripts survive this: the fingerprint is what counts."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
 def _items_of(data: dict[str, Any]) -> list[str]:
     items = data.get("items")
     return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
 
 
-def replay(events: Iterable[tuple[int, str, str, str, dict[str, Any]]], case_id: str) -> Replay:
-    """Replay (seq, hash, type, signer, body) in order."""
-    r = Replay()
+def replay(
+    events: Iterable[tuple[int, str, str, str, dict[str, Any]]], case_id: str, rules: int = 1
+) -> Replay:
+    """Replay (seq, hash, type, signer, body) in order under custody rules ``rules``."""
+    r = Replay(rules=rules)
     for seq, ev_hash, type_, signer, body in events:
         step(r, case_id, seq, ev_hash, type_, signer, body)
     return r
@@ -174,6 +220,16 @@ def step(
     data = body.get("data")
     if not isinstance(data, dict):
         return
+    if r.rules >= 2:
+        if seq == 0 and type_ != OPEN_EVENT:
+            r.violate(Kind.AUTHORITY, seq, "the case's first event must open it, naming its owner")
+        if type_ == OPEN_EVENT:
+            _open(r, seq, signer, data)
+            return
+        why = _may_not_sign(r, signer, type_, data)
+        if why:
+            r.violate(Kind.AUTHORITY, seq, why)
+            return  # an act outside the rules has no effect
     if signer in r.revoked and r.revoked[signer] < seq:
         r.violate(
             Kind.REVOKED_KEY,
@@ -194,6 +250,16 @@ def step(
             _rotate(r, seq, signer, data, case_id)
     elif type_ == KEY_REVOKE_EVENT:
         fp = str(data.get("fingerprint"))
+        if r.rules >= 2 and not (
+            signer in (fp, r.owner) or (signer == r.recovery and fp == r.owner)
+        ):
+            r.violate(
+                Kind.AUTHORITY,
+                seq,
+                f"{r.who(signer)} may not revoke {r.who(fp)}: a key is revoked by itself or"
+                " by the case's owner",
+            )
+            return
         if fp not in r.keys:
             r.violate(Kind.REVOCATION, seq, f"revokes {fp}, a key the ledger does not know")
         elif fp in r.revoked:
@@ -215,6 +281,8 @@ def step(
         )
     elif type_ == TRANSFER_EVENT:
         _transfer(r, seq, ev_hash, signer, body, data)
+    elif type_ == REASSIGN_EVENT and r.rules >= 2:
+        _reassign(r, seq, signer, data)
     elif type_ == RECEIVE_EVENT:
         _receive(r, seq, signer, body, data)
     elif type_ in LIFECYCLE_EVENTS:
@@ -224,15 +292,96 @@ def step(
 def self_registered_key(body: dict[str, Any]) -> bytes | None:
     """The key a self-registration carries, if it is one and the key is well formed."""
     data = body.get("data")
-    if body.get("type") != IDENTITY_EVENT or not isinstance(data, dict):
+    if not isinstance(data, dict):
         return None
-    if data.get("registration") != "self":
+    if body.get("type") == OPEN_EVENT:  # the owner's key, in the case's opening event
+        owner = _key_of(data.get("owner"))
+        return owner[0] if owner is not None and owner[1] == body.get("signer") else None
+    if body.get("type") != IDENTITY_EVENT or data.get("registration") != "self":
         return None
     try:
         pub = base64.b64decode(str(data.get("public_key", "")), validate=True)
     except (binascii.Error, ValueError):
         return None
     return pub if len(pub) == 32 and fingerprint(pub) == body.get("signer") else None
+
+
+def _key_of(entry: object) -> tuple[bytes, str] | None:
+    """(raw key, fingerprint) of a {public_key, fingerprint} object, if consistent."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        pub = base64.b64decode(str(entry.get("public_key", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    fp = fingerprint(pub)
+    return (pub, fp) if len(pub) == 32 and entry.get("fingerprint") == fp else None
+
+
+def _claim_name(r: Replay, seq: int, fp: str, name: str) -> bool:
+    """Give ``name`` to ``fp`` unless another active attested key holds it."""
+    holder = r.holder_of(name)
+    if holder is not None and holder != fp:
+        r.violate(
+            Kind.NAME,
+            seq,
+            f"the name {name!r} belongs to {r.who(holder)}: one active key per name",
+        )
+        return False
+    r.name_holder[normalise_name(name)] = fp
+    return True
+
+
+def _open(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
+    """``case.open``: event 0 names the owner (and, optionally, a recovery key)."""
+    if seq != 0 or r.owner is not None:
+        r.violate(Kind.AUTHORITY, seq, "a case is opened once, by its first event")
+        return
+    owner = _key_of(data.get("owner"))
+    if owner is None or owner[1] != signer:
+        r.violate(
+            Kind.AUTHORITY, seq, "the opening event must carry, and be signed by, the owner's key"
+        )
+        return
+    pub, fp = owner
+    info = data["owner"]
+    r.keys[fp] = pub
+    r.names[fp] = (str(info.get("name")), str(info.get("role")))
+    r.owner = fp
+    r.attested_by[fp] = fp
+    r.name_holder[normalise_name(str(info.get("name")))] = fp
+    if data.get("recovery") is not None:
+        rec = _key_of(data.get("recovery"))
+        if rec is None or rec[1] == fp:
+            r.violate(Kind.IDENTITY, seq, "the recovery key is malformed or is the owner's key")
+            return
+        r.keys[rec[1]] = rec[0]
+        r.names[rec[1]] = (f"recovery key of {r.names[fp][0]}", "recovery")
+        r.recovery = rec[1]
+
+
+def _may_not_sign(r: Replay, signer: str, type_: str, data: dict[str, Any]) -> str | None:
+    """Why ``signer`` may not sign an event of ``type_`` under rules 2 (None: it may)."""
+    if signer == r.recovery:
+        if type_ == KEY_REVOKE_EVENT and data.get("fingerprint") == r.owner:
+            return None
+        if type_ == KEY_ROTATE_EVENT and data.get("old") == r.owner:
+            return None
+        return "the recovery key may only revoke or replace the owner's key"
+    if signer in r.attested_by:
+        return None
+    if type_ in SELF_ASSERTED_MAY:
+        return None
+    if type_ == IDENTITY_EVENT and data.get("registration") == "self":
+        return None
+    if type_ == KEY_REVOKE_EVENT and data.get("fingerprint") == signer:
+        return None
+    if type_ == KEY_ROTATE_EVENT and data.get("old") == signer:
+        return None
+    return (
+        f"{r.who(signer)} is self-asserted (neither the owner nor a delegate attested it):"
+        f" it may not sign {type_}; it may add notes"
+    )
 
 
 def _identity(r: Replay, seq: int, signer: str, data: dict[str, Any], trusted: bool) -> None:
@@ -256,9 +405,33 @@ def _identity(r: Replay, seq: int, signer: str, data: dict[str, Any], trusted: b
             f"self-registration signed by {signer}, not by the key it registers ({fp})",
         )
         return
-    if trusted:
-        r.keys.setdefault(fp, pub)
-        r.names.setdefault(fp, (str(data.get("name")), str(data.get("role"))))
+    if not trusted:
+        return
+    name, role = str(data.get("name")), str(data.get("role"))
+    if r.rules >= 2 and data.get("registration") != "self":
+        if signer != r.owner and signer not in r.delegates:
+            r.violate(
+                Kind.AUTHORITY,
+                seq,
+                f"{r.who(signer)} may not attest keys: only the owner and its delegates may",
+            )
+            return
+        if data.get("delegate") is True and signer != r.owner:
+            r.violate(Kind.AUTHORITY, seq, "only the owner may delegate attestation")
+            return
+        if fp in r.attested_by:
+            r.violate(Kind.IDENTITY, seq, f"{r.who(fp)} was already attested")
+            return
+        if not _claim_name(r, seq, fp, name):
+            return
+        r.keys[fp] = pub
+        r.names[fp] = (name, role)
+        r.attested_by[fp] = signer
+        if data.get("delegate") is True:
+            r.delegates.add(fp)
+        return
+    r.keys.setdefault(fp, pub)
+    r.names.setdefault(fp, (name, role))
 
 
 def _rotate(r: Replay, seq: int, signer: str, data: dict[str, Any], case_id: str) -> None:
@@ -269,8 +442,11 @@ def _rotate(r: Replay, seq: int, signer: str, data: dict[str, Any], case_id: str
     except (binascii.Error, ValueError):
         r.violate(Kind.ROTATION, seq, "public key or cosignature is not base64")
         return
-    if old != signer:
+    by_recovery = r.rules >= 2 and signer == r.recovery and old == r.owner
+    if old != signer and not by_recovery:
         r.violate(Kind.ROTATION, seq, f"rotation of {old} signed by another key ({signer})")
+        if r.rules >= 2:
+            return
     if old in r.rotated_to:
         r.violate(Kind.ROTATION, seq, f"key {r.who(str(old))} was already rotated")
     if new != fingerprint(pub):
@@ -282,6 +458,17 @@ def _rotate(r: Replay, seq: int, signer: str, data: dict[str, Any], case_id: str
         r.violate(Kind.ROTATION, seq, f"the new key {new} did not sign the rotation")
         return
     r.keys.setdefault(str(new), pub)
+    if r.rules >= 2 and str(old) in r.names:  # the new key takes the old one's place
+        r.names[str(new)] = r.names[str(old)]
+        if str(old) in r.attested_by:
+            r.attested_by[str(new)] = r.attested_by[str(old)]
+        if str(old) in r.delegates:
+            r.delegates.add(str(new))
+        if old == r.owner:
+            r.owner = r.attested_by[str(new)] = str(new)
+        for n, holder in list(r.name_holder.items()):
+            if holder == old:
+                r.name_holder[n] = str(new)
     r.names.setdefault(str(new), (str(data.get("name")), str(data.get("role"))))
     r.rotated_to.setdefault(str(old), str(new))
     r.rotated_at.setdefault(str(old), seq)
@@ -333,6 +520,13 @@ def _transfer(
             Kind.TRANSFER,
             seq,
             "releaser and receiver are the same person: a transfer must name someone else",
+            subject=subject,
+        )
+    elif not r.attested(t.receiver):
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            f"receiver {r.who(t.receiver)} is self-asserted: only attested keys may receive",
             subject=subject,
         )
     elif t.receiver in r.revoked or t.receiver in r.rotated_to:
@@ -418,6 +612,46 @@ def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[
             st.pending = None
 
 
+def _reassign(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
+    """The owner gives items held by a revoked key (or in transit to one) to an
+    attested, active key, with a signed reason."""
+    if signer != r.owner:
+        r.violate(Kind.AUTHORITY, seq, f"{r.who(signer)} may not reassign: only the owner may")
+        return
+    to = str(data.get("to"))
+    if not r.attested(to) or not r.active(to):
+        r.violate(
+            Kind.LIFECYCLE,
+            seq,
+            f"items may be reassigned only to an attested, active key, not {r.who(to)}",
+        )
+        return
+    for item in _items_of(data):
+        st = r.items.get(item)
+        if st is None:
+            r.violate(
+                Kind.LIFECYCLE, seq, f"reassign of {item}, not an item of this case", item=item
+            )
+            continue
+        holder = r.current(st.custodian)
+        pending = r.transfers.get(st.pending) if st.pending is not None else None
+        lost = holder in r.revoked or (
+            pending is not None and r.current(pending.receiver) in r.revoked
+        )
+        if st.state in (DISPOSED, RELEASED) or not lost:
+            r.violate(
+                Kind.LIFECYCLE,
+                seq,
+                f"{item} is {st.state}, held by {r.who(holder)}: only items held by (or in"
+                " transit to) a revoked key may be reassigned",
+                item=item,
+            )
+            continue
+        if st.state == IN_TRANSIT:
+            st.state, st.pending = st.before_transit, None
+        st.custodian = to
+
+
 def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:
     for item in _items_of(data):
         st = r.items.get(item)
@@ -438,6 +672,8 @@ def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any
 
 
 def replay_ledger(ledger: Ledger) -> Replay:
+    """A fresh replay of the whole ledger under its rules."""
+
     def rows() -> Iterable[tuple[int, str, str, str, dict[str, Any]]]:
         for ev in ledger.events():
             try:
@@ -446,19 +682,89 @@ def replay_ledger(ledger: Ledger) -> Replay:
                 continue
             yield ev.seq, ev.hash, ev.type, ev.signer, body
 
-    return replay(rows(), ledger.case.case_id)
+    return replay(rows(), ledger.case.case_id, ledger.case.rules)
 
 
-# -- writers --------------------------------------------------------------------
+# -- the writers' gate -------------------------------------------------------------
 #
-# A writer never re-checks a rule by hand: it builds its draft, applies the
-# replay's own step to it (check_draft) and refuses on any violation that step
-# records, which is exactly what verify would report of it afterwards.
+# A writer never re-checks a rule by hand.  Ledger.append admits every event it is
+# about to commit through Rules.admit, which applies the replay's own step to it and
+# refuses on any violation the step records: exactly what verify would report of it.
+
+#: findings that record a fact about the evidence rather than a broken rule: a
+#: receipt that found other bytes than were collected is recorded, not refused
+RECORDED_FACTS = frozenset({Kind.RECEIPT_MISMATCH})
+
+
+class Rules:
+    """The custody replay of one open ledger, kept current: the writers' gate."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.r: Replay | None = None
+        self.seq = -1
+        self.head = ""
+
+    def current(self) -> Replay:
+        """The replay up to the ledger's tail (events another writer appended since
+        are applied; a ledger that changed under it is replayed anew)."""
+        led = self.ledger
+        if self.r is not None and self.seq >= 0:
+            row = led.conn.execute("SELECT hash FROM events WHERE seq = ?", (self.seq,)).fetchone()
+            if row is None or row[0] != self.head:
+                self.r = None
+        if self.r is None:
+            self.r, self.seq, self.head = Replay(rules=led.case.rules), -1, ""
+        for ev in led.events(after=self.seq):
+            try:
+                body = ev.parsed
+            except ValueError:
+                body = {}
+            step(self.r, led.case.case_id, ev.seq, ev.hash, ev.type, ev.signer, body)
+            self.seq, self.head = ev.seq, ev.hash
+        return self.r
+
+    def admit(self, ev: Event) -> None:
+        """Apply the event about to be committed; refuse it (CustodyRuleError, exit
+        2, carrying the findings) if the step records a broken rule."""
+        r = self.current() if self.r is None else self.r
+        before = len(r.violations)
+        body = {
+            "type": ev.type,
+            "seq": ev.seq,
+            "signer": ev.signer,
+            "time": ev.time,
+            "data": ev.data,
+        }
+        step(r, self.ledger.case.case_id, ev.seq, ev.hash, ev.type, ev.signer, body)
+        self.seq, self.head = ev.seq, ev.hash
+        broken = [f for f in r.violations[before:] if f.kind not in RECORDED_FACTS]
+        if broken:
+            raise CustodyRuleError.of(broken)
+
+    def refuse_retired(self, signer: Signer) -> None:
+        """A revoked or rotated-out key may not sign (the replay's revoked-key rule,
+        said before any work is done for it)."""
+        r = self.current()
+        fp = signer.fingerprint
+        if fp in r.revoked or fp in r.rotated_at:
+            how = (
+                f"revoked at event {r.revoked[fp]}"
+                if fp in r.revoked
+                else f"replaced by a key rotation at event {r.rotated_at[fp]}"
+            )
+            raise KeyRevokedError(
+                f"key {fp} ({signer.identity.name}) was {how} in this case and may not sign"
+            )
+
+    def invalidate(self) -> None:
+        self.r = None
 
 
 def check_draft(ledger: Ledger, r: Replay, signer: Signer, draft: EventDraft) -> None:
     """Apply ``draft`` as ``signer`` to the replay ``r`` (consumed) and raise
-    :class:`CustodyRuleError` carrying the findings if the step records any."""
+    :class:`CustodyRuleError` if the step records a broken rule: a probe before
+    costly work (a receipt re-hashes every item), the same step the gate applies."""
     seq = ledger.event_count()
     if signer.fingerprint not in r.keys:  # Ledger.append registers the signer first
         r.keys[signer.fingerprint] = signer.identity.public_raw
@@ -467,22 +773,15 @@ def check_draft(ledger: Ledger, r: Replay, signer: Signer, draft: EventDraft) ->
     before = len(r.violations)
     body = {"type": draft.type, "seq": seq, "signer": signer.fingerprint, "data": draft.data}
     step(r, ledger.case.case_id, seq, "", draft.type, signer.fingerprint, body)
-    broken = r.violations[before:]
+    broken = [f for f in r.violations[before:] if f.kind not in RECORDED_FACTS]
     if broken:
         raise CustodyRuleError.of(broken)
 
 
 def _append_checked(ledger: Ledger, signer: Signer, build: Callable[[Replay], EventDraft]) -> Event:
-    """Append the event ``build`` drafts from a replay made inside the write lock,
-    once the replay's own step has accepted it."""
-
-    def drafts() -> list[EventDraft]:
-        r = replay_ledger(ledger)
-        draft = build(r)
-        check_draft(ledger, r, signer, draft)
-        return [draft]
-
-    return ledger.append(signer, drafts)[-1]
+    """Append the event ``build`` drafts from the replay kept current inside the
+    write lock; the ledger's gate admits it by the replay's own step."""
+    return ledger.append(signer, lambda: [build(ledger.rules().current())])[-1]
 
 
 def _need_items(r: Replay, items: list[str]) -> list[str]:
@@ -499,22 +798,29 @@ def _need_items(r: Replay, items: list[str]) -> list[str]:
 
 
 def resolve_identity(r: Replay, who: str) -> str:
-    """A known identity by fingerprint (full or 16-hex prefix) or exact name.
-    Only what the name says is resolved here; whether that key may be named
-    (retired, the signer itself) is the replay's rule."""
+    """A known key by fingerprint (full, or a prefix of at least 8 hex digits) or by
+    name.  Under rules 2 a name is that of the one active attested key holding it
+    (self-asserted keys never match a name).  Whether that key may be named (retired,
+    self-asserted, the signer itself) is the replay's rule."""
     w = who.strip()
     hexpart = w.removeprefix("sha256:").lower()
     by_fp = [
         fp for fp in r.keys if len(hexpart) >= 8 and fp.removeprefix("sha256:").startswith(hexpart)
     ]
-    by_name = [fp for fp, (name, _) in r.names.items() if name == w]
-    found = list(dict.fromkeys(by_fp + by_name))
-    if len(found) > 1:  # a name shared by a key and its rotation: the live one
-        found = [fp for fp in found if fp not in r.rotated_to] or found
+    if r.rules >= 2:
+        holder = r.holder_of(w)
+        found = list(dict.fromkeys(by_fp + ([holder] if holder else [])))
+    else:
+        by_name = [fp for fp, (name, _) in r.names.items() if name == w]
+        found = list(dict.fromkeys(by_fp + by_name))
+        if len(found) > 1:  # a name shared by a key and its rotation: the live one
+            found = [fp for fp in found if fp not in r.rotated_to] or found
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UsageError(f"no known identity {who!r}: import their key with 'custody key import'")
+        raise UsageError(
+            f"no attested identity {who!r}: the owner imports their key with 'custody key import'"
+        )
     raise UsageError(f"{who!r} names several identities; give a fingerprint")
 
 
@@ -567,7 +873,7 @@ def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: 
         return out
 
     def drafts() -> list[EventDraft]:
-        r = replay_ledger(ledger)
+        r = ledger.rules().current()
         t = r.transfers.get(tseq)
         if t is None:
             raise UsageError(f"no such transfer: {tid}")
@@ -583,17 +889,10 @@ def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: 
             "location": location,
             "reason": note or "received",
         }
-        check_draft(ledger, r, signer, EventDraft(RECEIVE_EVENT, data))
-        r = replay_ledger(ledger)
-        data["items"] = check_items(r, r.transfers[tseq])
-        draft = EventDraft(RECEIVE_EVENT, data)
-        try:
-            check_draft(ledger, r, signer, draft)
-        except CustodyRuleError as e:
-            # a receipt records what it found: a mismatch is its finding, not a refusal
-            if any(f.kind is not Kind.RECEIPT_MISMATCH for f in e.findings):
-                raise
-        return [draft]
+        # who may receive, checked on a fresh replay before any item is re-hashed
+        check_draft(ledger, replay_ledger(ledger), signer, EventDraft(RECEIVE_EVENT, data))
+        data["items"] = check_items(r, t)
+        return [EventDraft(RECEIVE_EVENT, data)]  # the gate admits it; mismatches are facts
 
     return ledger.append(signer, drafts)[-1]
 
@@ -685,3 +984,18 @@ def revoke_key(ledger: Ledger, signer: Signer, who: str, reason: str) -> Event:
         return EventDraft(KEY_REVOKE_EVENT, {"fingerprint": fp, "reason": reason})
 
     return _append_checked(ledger, signer, build)
+
+
+def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: str) -> Event:
+    """The owner gives items held by (or in transit to) a revoked key to an
+    attested key, with a signed reason."""
+    if not reason.strip():
+        raise UsageError("--reason is required")
+
+    def build(r: Replay) -> EventDraft:
+        return EventDraft(
+            REASSIGN_EVENT,
+            {"items": _need_items(r, items), "to": resolve_identity(r, to), "reason": reason},
+        )
+
+    return _append_checked(ledger, owner, build)

@@ -57,7 +57,7 @@ from custody.ledger import (
     Ledger,
     artifact_index_row,
     event_items,
-    identity_index_row,
+    identity_index_rows,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
 from custody.store import Store, WritersLock, object_relpath
@@ -271,8 +271,7 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
         if type_ == COLLECT_EVENT:
             row = artifact_index_row(seq, data)
             candidates.append(("artifacts", str(row["id"]), row, artifacts))
-        ident = identity_index_row(seq, type_, data)
-        if ident is not None:
+        for ident in identity_index_rows(seq, type_, data):
             candidates.append(("identities", str(ident["fingerprint"]), ident, identities))
         for table, key, expect, rows in candidates:
             seen.add(key)
@@ -675,7 +674,12 @@ def verify_ledger(
         ledger.conn.execute("BEGIN")
         try:
             check_case_header(ledger, report)
-            r = Replay()
+            r = Replay(rules=ledger.case.rules)
+            if r.rules < 2:
+                report.notes.append(
+                    f"this case was made under custody rules version {r.rules} and is judged"
+                    " by them: no owner, any known key may attest, revoke and be named"
+                )
             tree = merkle.TreeCache()
             bodies = check_chain(ledger, report, r, tree)
             report.findings.extend(r.violations)
