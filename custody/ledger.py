@@ -478,7 +478,12 @@ class Ledger:
         if draft.new_item:
             self._insert_row("artifacts", artifact_index_row(ev.seq, data))
         for row in identity_index_rows(ev.seq, ev.type, data):
-            self._insert_row("identities", row)
+            # one row per key, from the first event that registered it (a later
+            # attestation of a self-registered key changes its standing, not its row)
+            if not self.conn.execute(
+                "SELECT 1 FROM identities WHERE fingerprint = ?", (row["fingerprint"],)
+            ).fetchone():
+                self._insert_row("identities", row)
         for item in event_items(ev.item, data):
             self._insert_row("event_items", {"seq": ev.seq, "item": item})
         self._tree_append(ev.seq, leaf_hash(ev.body.encode("utf-8")))
@@ -613,10 +618,12 @@ def identity_index_rows(seq: int, type_: str, data: dict[str, Any]) -> list[dict
         found = [(data.get("new"), data.get("public_key"), data)]
     elif type_ == OPEN_EVENT:
         found = []
+        owner = data.get("owner") if isinstance(data.get("owner"), dict) else {}
+        assert isinstance(owner, dict)
         for k in ("owner", "recovery"):
             e = data.get(k)
             if isinstance(e, dict):
-                info = e if k == "owner" else {**e, "role": "recovery"}
+                info = e if k == "owner" else {**e, **recovery_identity(owner.get("name"))}
                 found.append((e.get("fingerprint"), e.get("public_key"), info))
     else:
         return []
@@ -684,6 +691,11 @@ def owner_draft(owner: Identity, recovery: Identity | None = None) -> EventDraft
             "rules": RULES_VERSION,
         },
     )
+
+
+def recovery_identity(owner_name: object) -> dict[str, str]:
+    """The name and role a case's recovery key is known by."""
+    return {"name": f"recovery key of {owner_name}", "role": "recovery"}
 
 
 def _owner_fp(draft: EventDraft) -> object:

@@ -32,6 +32,7 @@ from custody.ledger import (
     Event,
     EventDraft,
     Ledger,
+    recovery_identity,
 )
 from custody.store import Store
 
@@ -223,6 +224,8 @@ def step(
     if r.rules >= 2:
         if seq == 0 and type_ != OPEN_EVENT:
             r.violate(Kind.AUTHORITY, seq, "the case's first event must open it, naming its owner")
+        if not trusted:
+            return  # an event whose signature does not verify has no effect
         if type_ == OPEN_EVENT:
             _open(r, seq, signer, data)
             return
@@ -356,7 +359,8 @@ def _open(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
             r.violate(Kind.IDENTITY, seq, "the recovery key is malformed or is the owner's key")
             return
         r.keys[rec[1]] = rec[0]
-        r.names[rec[1]] = (f"recovery key of {r.names[fp][0]}", "recovery")
+        ident = recovery_identity(r.names[fp][0])
+        r.names[rec[1]] = (ident["name"], ident["role"])
         r.recovery = rec[1]
 
 
@@ -954,18 +958,34 @@ def purge_objects(ledger: Ledger, ev: Event) -> list[str]:
 
 
 def rotate_key(ledger: Ledger, old: Signer, new: Signer) -> Event:
-    new_id = Identity(
-        name=old.identity.name, role=old.identity.role, public_raw=new.identity.public_raw
-    )
+    """Replace ``old`` by ``new``: signed by the old key, co-signed by the new."""
+    return _rotation(ledger, old, new, lambda r: old.fingerprint)
 
+
+def replace_owner(ledger: Ledger, recovery: Signer, new: Signer) -> Event:
+    """Replace the owner's key by ``new``, signed by the case's recovery key (the
+    owner's key lost or compromised), co-signed by the new key."""
+
+    def owner(r: Replay) -> str:
+        if r.owner is None:
+            raise UsageError("this case has no owner to replace")
+        return r.owner
+
+    return _rotation(ledger, recovery, new, owner)
+
+
+def _rotation(
+    ledger: Ledger, signer: Signer, new: Signer, old_of: Callable[[Replay], str]
+) -> Event:
     def build(r: Replay) -> EventDraft:
-        stmt = rotation_statement(
-            ledger.case.case_id, old.fingerprint, new_id.fingerprint, new_id.public_b64
-        )
+        old = old_of(r)
+        name, role = r.names.get(old, (signer.identity.name, signer.identity.role))
+        new_id = Identity(name=name, role=role, public_raw=new.identity.public_raw)
+        stmt = rotation_statement(ledger.case.case_id, old, new_id.fingerprint, new_id.public_b64)
         return EventDraft(
             KEY_ROTATE_EVENT,
             {
-                "old": old.fingerprint,
+                "old": old,
                 "new": new_id.fingerprint,
                 "public_key": new_id.public_b64,
                 "name": new_id.name,
@@ -975,7 +995,7 @@ def rotate_key(ledger: Ledger, old: Signer, new: Signer) -> Event:
             },
         )
 
-    return _append_checked(ledger, old, build)
+    return _append_checked(ledger, signer, build)
 
 
 def revoke_key(ledger: Ledger, signer: Signer, who: str, reason: str) -> Event:

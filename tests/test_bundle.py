@@ -43,7 +43,7 @@ CASE_ID = "2026-017"
 REASON = "for counsel's review"
 ODD_NAME = os.fsdecode(b"notes-caf\xe9.txt")  # Latin-1 bytes: not UTF-8
 FORMATS = ("all", "all.tar", "all.tar.gz", "all.zip")
-KEY_EVENTS = ("identity", "key.rotate", "key.revoke")
+KEY_EVENTS = ("case.open", "identity", "key.rotate", "key.revoke")
 HANDOVERS = ("transfer", "receive")
 
 ANY_DETAIL = ANY  # findings are asserted by kind and subject, not by sentence
@@ -384,7 +384,9 @@ def test_folder_layout_and_payload(template: dict[str, Any], bundles: Path) -> N
         "items": ["ITEM-1", "ITEM-2", "ITEM-3"],
         "payload": {i: template["items"][i]["sha256"] for i in ("ITEM-1", "ITEM-2", "ITEM-3")},
         "events": [{"seq": r["seq"], "hash": r["hash"]} for r in rows[:-1]],
+        "rules": 2,
     }
+    assert meta["rules"] == 2
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -590,7 +592,7 @@ def test_subset_export_discloses_only_its_item(
     types = [body(r)["type"] for r in rows]
     # the events about ITEM-1, then this bundle's own export event (earlier exports of
     # other items too would disclose those items)
-    assert types == ["identity", "collect", "identity", "transfer", "receive", "export"]
+    assert types == ["case.open", "collect", "identity", "transfer", "receive", "export"]
     export = body(rows[-1])["data"]
     assert export["items"] == ["ITEM-1"]
     assert export["payload"] == {"ITEM-1": template["items"]["ITEM-1"]["sha256"]}

@@ -52,7 +52,7 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
     report = json.loads(case.run("verify", "--json", "--case", lab).stdout)
     assert report["ok"] is True, report["findings"]
     log = json.loads(case.run("log", "--json", "--case", lab, check=True).stdout)
-    assert [e["type"] for e in log] == ["identity", "import"]
+    assert [e["type"] for e in log] == ["case.open", "import"]
 
     # the same bundle again: nothing changes
     before = (_rows(lab / "custody.db"), _store_files(lab))

@@ -18,6 +18,7 @@ from custody.bundle.archive import (
     path_is_dangerous,
 )
 from custody.canonical import parse_strict
+from custody.ledger import KNOWN_RULES
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FILE = "custody/checkpoint.tsr"  # optional RFC 3161 TimeStampResp over checkpoint.txt
@@ -125,6 +126,12 @@ def _json(src: _Source, name: str) -> Any:
         if v != SCHEMA_VERSION:
             raise HostileBundleError(
                 f"unknown bundle schema version {v!r}; this custody reads {SCHEMA_VERSION}"
+            )
+        rules = value.get("rules", 1)
+        if rules not in KNOWN_RULES:
+            raise HostileBundleError(
+                f"bundle made under custody rules {rules!r}; this custody knows rules"
+                f" {', '.join(map(str, KNOWN_RULES))}"
             )
     if name == "custody/bundle.json" and isinstance(value, dict):
         items = value.get("items")
