@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from custody import merkle, note
 from custody.errors import IntegrityError, UsageError
-from custody.keys import Identity, Signer
+from custody.keys import Identity, Signer, fingerprint
 from custody.ledger import Event, EventDraft, Ledger
 from custody.lifecycle import replay_ledger
 
@@ -53,8 +53,11 @@ def verifiers(keys: dict[str, bytes], names: dict[str, tuple[str, str]]) -> list
 @dataclass(frozen=True)
 class LoadedCheckpoint:
     checkpoint: note.Checkpoint
-    signed_by: list[str]  # key names that verified
+    signed_by: list[str]  # note key names whose signatures verified: for display only
     text: str
+    #: fingerprints of the public keys whose signatures verified: who signed it.  A
+    #: key name is chosen by whoever signs, so it never says who signed.
+    signed_by_keys: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -86,7 +89,12 @@ def open_checkpoint_text(
         raise IntegrityError(f"{source} is not signed by any key this case knows: {e}") from e
     except note.NoteError as e:
         raise UsageError(f"{source} is not a signed checkpoint: {e}") from e
-    return LoadedCheckpoint(cp, [v.name for v in opened.verified_by], text)
+    return LoadedCheckpoint(
+        cp,
+        [v.name for v in opened.verified_by],
+        text,
+        list(dict.fromkeys(fingerprint(v.public_raw) for v in opened.verified_by)),
+    )
 
 
 def load_checkpoint_file(path: Path, origin: str, vs: Iterable[note.Verifier]) -> LoadedCheckpoint:

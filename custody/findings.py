@@ -144,7 +144,7 @@ class Kind(enum.StrEnum):
     UNTRUSTED_KEY = (
         "untrusted-key",
         Step.CUSTODY,
-        "a bundle signer no trust anchor vouches for (--require-trusted)",
+        "a bundle signer no trust anchor vouches for (with --trust, or --require-trusted)",
     )
     # -- derived tables
     INDEX = (

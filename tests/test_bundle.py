@@ -454,16 +454,22 @@ def test_trusted_keys_and_require_trusted(
     rc, report = verify(run, bag, "--require-trusted")
     assert_failed(rc, report)
     assert findings(report) == {("untrusted-key", dana), ("untrusted-key", lee)}
-    # only Lee's key left untrusted
+    # trusting Dana, the case's owner, trusts Lee too: she attested his key
     rc, report = verify(run, bag, "--trust", pub, "--require-trusted")
-    assert_failed(rc, report)
-    assert findings(report) == {("untrusted-key", lee)}
-    assert report["trusted_keys"] == [f"Dana Reyes (collector) {dana}"]
+    assert (rc, report["findings"], report["self_asserted_keys"]) == (0, [], [])
+    assert sorted(report["trusted_keys"]) == [
+        f"Dana Reyes (collector) {dana}",
+        f"Lee Okafor (counsel) {lee}",
+    ]
 
-    # trusting only Lee: the checkpoint everything hangs on is signed by Dana alone
+    # trusting only Lee (not the owner): Dana's events and the checkpoint she
+    # signed are signed by a key nobody trusts
     rc, report = verify(run, bag, "--trust", lee)
     assert_failed(rc, report)
-    assert findings(report) == {("untrusted-checkpoint", "custody/checkpoint.txt")}
+    assert findings(report) == {
+        ("untrusted-key", dana),
+        ("untrusted-checkpoint", "custody/checkpoint.txt"),
+    }
     assert report["trusted_keys"] == [f"Lee Okafor (counsel) {lee}"]
 
     # the human form says so too
@@ -1132,17 +1138,20 @@ def test_key_swapped_and_events_resigned_passes_only_as_self_asserted(
 def test_key_swapped_and_events_resigned_fails_with_trust(
     forged: tuple[Path, dict[str, str]], run: Run
 ) -> None:
-    bag, _ = forged
+    bag, fake = forged
     rc, report = verify(run, bag, "--trust", bag.parent.parent / "dana.pub")
     assert_failed(rc, report)
-    assert report["findings"] == [
-        {
-            "kind": "untrusted-checkpoint",
-            "subject": "custody/checkpoint.txt",
-            "detail": "the checkpoint is not signed by any key you trust: everything in the bundle"
-            " hangs on it",
-        }
-    ]
+    assert findings(report) == {
+        ("untrusted-key", fake["Dana Reyes"]),
+        ("untrusted-key", fake["Lee Okafor"]),
+        ("untrusted-checkpoint", "custody/checkpoint.txt"),
+    }
+    assert {
+        "kind": "untrusted-checkpoint",
+        "subject": "custody/checkpoint.txt",
+        "detail": "the checkpoint is not signed by any key you trust: everything in the bundle"
+        " hangs on it",
+    } in report["findings"]
     assert report["trusted_keys"] == []
 
 

@@ -786,7 +786,7 @@ def test_bundle_proofs_never_raise_and_flag_exactly_the_bad_ones(
     src = MemSource({"custody/checkpoint.txt": _bundle_checkpoint(leaves)})
     report = bundle.BundleReport(case_id=_CASE)
     events = [{"seq": i, "raw": r} for i, r in enumerate(raws)]
-    bundle._check_checkpoint_and_proofs(src, doc, events, _BUNDLE_KEYS, report, set())
+    bundle._check_checkpoint_and_proofs(src, doc, events, _BUNDLE_KEYS, report)
 
     by_seq = {p["seq"]: p["proof"] for p in doc["proofs"]}  # the last one wins
     expected = set()

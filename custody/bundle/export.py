@@ -26,13 +26,14 @@ from custody.ledger import (
     IDENTITY_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
+    OPEN_EVENT,
     Event,
     EventDraft,
     Ledger,
 )
 from custody.store import Store
 
-KEY_EVENTS = (IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
+KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
 
 
 def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
@@ -98,6 +99,7 @@ def _bag_files(
                             i: artifacts[i]["sha256"] for i in items if artifacts[i]["sha256"]
                         },
                         "events": [{"seq": e.seq, "hash": e.hash} for e in listed],
+                        "rules": ledger.case.rules,
                     },
                 )
             ],
@@ -175,6 +177,7 @@ def _bag_files(
         "items": meta_items,
         "checkpoint_event": cp_event.seq,
         "export_event": export_ev.seq,
+        "rules": ledger.case.rules,
     }
     if stamp is not None:
         bundle["checkpoint_timestamp"] = {

@@ -1,7 +1,8 @@
 """Verifying a bundle offline: the bag's manifests and payload digests (hashed in
 worker processes for a large folder), the tag files, the signed events, the
 checkpoint and inclusion proofs, the optional RFC 3161 time-stamp, the exporter's
-signed list of what is disclosed, and the custody chain of every item.  Every
+signed list of what is disclosed, the custody chain of every item, and whether
+the keys that signed it are trusted (decided by key, never by name).  Every
 problem is reported as a finding; what is not a bundle custody will read raises
 HostileBundleError."""
 
@@ -13,7 +14,7 @@ import hashlib
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +38,14 @@ from custody.bundle.shapes import (
     _manifest,
 )
 from custody.canonical import parse_strict
-from custody.checkpoint import note_key_name, open_checkpoint_text, origin_of, verifiers
+from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError, UsageError
 from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle
 from custody.findings import Finding, Findings, Kind
 from custody.hashing import hash_file
 from custody.keys import fingerprint, load_public_key, verify_signature
-from custody.ledger import COLLECT_EVENT
-from custody.lifecycle import replay
+from custody.ledger import COLLECT_EVENT, KNOWN_RULES
+from custody.lifecycle import Replay, replay
 from custody.timestamp import TimestampError, verify_token
 
 BundleFinding = Finding  # the one finding type (custody.findings)
@@ -66,8 +67,12 @@ class BundleReport:
     checkpoint_text: str = ""
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rules: int = 1  # the custody rules the signed export event says the case is under
+    # "<name> (<role>) <fingerprint>" of each key of keys.json that signed an event
+    # or the checkpoint, trusted or not; and of each that signed nothing (ignored)
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
+    unused_keys: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +99,7 @@ class BundleReport:
             "payload_files": self.payload_files,
             "trusted_keys": self.trusted_keys,
             "self_asserted_keys": self.self_asserted_keys,
+            "unused_keys": self.unused_keys,
             "warnings": self.warnings,
             "timestamp": self.timestamp,
             "handovers": self.handovers,
@@ -254,8 +260,10 @@ def verify_bundle(
     """Verify a bundle offline; every problem is reported.  Raises
     HostileBundleError (exit 2) for what is not a bundle custody will read.
     ``tsa_roots`` (PEM) are the RFC 3161 authorities trusted for the checkpoint's
-    time-stamp; without them a time-stamp present is reported as not checked."""
-    trusted = _trust_set(trust)
+    time-stamp; without them a time-stamp present is reported as not checked.
+    ``trust`` are the trust anchors (public key files or fingerprints): who signed
+    what is decided by key, never by name (:func:`_check_trust`)."""
+    anchors = _trust_set(trust)
     src = open_source(path)
     report = BundleReport()
     try:
@@ -270,17 +278,19 @@ def verify_bundle(
         assert isinstance(items, list)
         report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
         report.meta = meta
-        keys = _keys(keys_doc, report, trusted, require_trusted)
+        keys = _keys(keys_doc, report)
         events = _events(src, report, keys)
         report.bodies = [
             (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
         ]
-        _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report, trusted)
+        cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
         payload_checked()
         _check_timestamp(src, meta, report, tsa_roots)
         _check_items(src, items, events, report)
         _check_disclosure(src, meta, items, events, report)
-        _check_custody(events, report, str(case.get("id", "")))
+        _check_rules(meta, events, report)
+        r = _check_custody(events, report, str(case.get("id", "")))
+        _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
     finally:
         src.close()
     return report
@@ -320,9 +330,9 @@ def _check_timestamp(
     }
 
 
-def _keys(
-    doc: Any, report: BundleReport, trusted: set[str], require: bool
-) -> dict[str, tuple[bytes, str, str]]:
+def _keys(doc: Any, report: BundleReport) -> dict[str, tuple[bytes, str, str]]:
+    """The well-formed keys of keys.json: fingerprint -> (raw key, name, role).
+    Whether they are used, and trusted, is decided later (:func:`_check_trust`)."""
     keys: dict[str, tuple[bytes, str, str]] = {}
     if not isinstance(doc, list):
         raise HostileBundleError("custody/keys.json is not a list of keys")
@@ -341,17 +351,6 @@ def _keys(
             )
             continue
         keys[fp] = (pub, str(k.get("name")), str(k.get("role")))
-        who = f"{k.get('name')} ({k.get('role')}) {fp}"
-        if fp in trusted:
-            report.trusted_keys.append(who)
-        else:
-            report.self_asserted_keys.append(who)
-            if require:
-                report.add(Kind.UNTRUSTED_KEY, fp, f"{who} is only asserted by the bundle itself")
-            else:
-                report.warnings.append(
-                    f"key of {who} is self-asserted: it came only with the bundle"
-                )
     return keys
 
 
@@ -416,8 +415,10 @@ def _check_checkpoint_and_proofs(
     events: list[dict[str, Any]],
     keys: dict[str, tuple[bytes, str, str]],
     report: BundleReport,
-    trusted: set[str],
-) -> None:
+) -> list[str]:
+    """Check the checkpoint's signature and every event's inclusion proof; return
+    the fingerprints of the keys whose signatures on the checkpoint verified (none
+    if it did not verify)."""
     if "custody/checkpoint.txt" not in src.sizes:
         raise HostileBundleError("not a custody bundle: custody/checkpoint.txt is missing")
     names = {fp: (n, r) for fp, (_, n, r) in keys.items()}
@@ -429,19 +430,11 @@ def _check_checkpoint_and_proofs(
         )
     except (CustodyError, UnicodeDecodeError) as e:
         report.add(Kind.CHECKPOINT, "custody/checkpoint.txt", str(e))
-        return
+        return []
     report.checkpoint = (cp.size, cp.root)
-    signers = {fp for fp, (_, n, _r) in keys.items() if note_key_name(n) in cp.signed_by}
-    if trusted and not signers & trusted:
-        report.add(
-            Kind.UNTRUSTED_CHECKPOINT,
-            "custody/checkpoint.txt",
-            "the checkpoint is not signed by any key you trust: everything in the bundle"
-            " hangs on it",
-        )
     if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
         report.add(Kind.PROOF, "custody/proofs.json", "no list of proofs")
-        return
+        return cp.signed_by_keys
     if doc.get("tree_size") != cp.size:
         report.add(
             Kind.PROOF,
@@ -466,6 +459,7 @@ def _check_checkpoint_and_proofs(
             subject=subject,
             seq=seq,
         )
+    return cp.signed_by_keys
 
 
 def _check_disclosure(
@@ -540,6 +534,31 @@ def _check_disclosure(
         report.add(Kind.PAYLOAD_EXTRA, n, "a payload file that belongs to no exported item", obj=n)
 
 
+def _check_rules(meta: dict[str, Any], events: list[dict[str, Any]], report: BundleReport) -> None:
+    """The custody rules the bundle is judged by are those its signed export event
+    states (1 when it states none); bundle.json must say the same."""
+    export = next(
+        (
+            e
+            for e in events
+            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
+        ),
+        None,
+    )
+    data = export["body"].get("data") if export is not None else None
+    if not isinstance(data, dict):  # no signed export event: reported (disclosure)
+        report.rules = meta.get("rules", 1) if meta.get("rules", 1) in KNOWN_RULES else 1
+        return
+    signed = data.get("rules", 1)
+    report.rules = signed if signed in KNOWN_RULES else 1
+    if meta.get("rules", 1) != signed:
+        report.add(
+            Kind.DISCLOSURE,
+            "custody/bundle.json",
+            f"rules {meta.get('rules', 1)!r} differ from the signed export event's {signed!r}",
+        )
+
+
 def _check_items(
     src: _Source, items: list[Any], events: list[dict[str, Any]], report: BundleReport
 ) -> None:
@@ -589,7 +608,7 @@ def _check_items(
                 )
 
 
-def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: str) -> None:
+def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: str) -> Replay:
     rows = [
         (
             int(e["seq"]),
@@ -601,7 +620,7 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
         for e in events
         if isinstance(e["seq"], int)
     ]
-    r = replay(sorted(rows), case_id)
+    r = replay(sorted(rows), case_id, report.rules)
     for f in r.violations:
         if f.item is not None and f.item not in r.items:
             continue  # a hand-over that also moved items not disclosed here
@@ -623,3 +642,112 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
                     }
                 )
         report.handovers[item] = chain
+    return r
+
+
+def vouched_for(r: Replay, anchors: set[str], keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` are trusted, given the trust anchors, by the bundle's own
+    signed key events (docs/bundle-format.md §10.1).
+
+    An anchor is trusted.  Under rules 1 nothing else is: there is no owner, and
+    anyone could register anyone.  Under rules 2 so is a key of an anchor's line
+    of rotations (a successor: the anchor, or the recovery key its owner named,
+    signed the rotation; a predecessor: the anchor co-signed it), and, when the
+    case's owner (after its rotations) is such a key, every key the replay counts
+    as attested (by the owner or a delegate the owner named; rotations carry it to
+    the new key) and the recovery key the owner named in the opening event."""
+    if not anchors:
+        return set()
+    trusted = set(anchors)
+    if r.rules < 2 or r.owner is None:
+        return trusted
+    ends = {r.current(a) for a in anchors}
+    trusted |= {fp for fp in keys if r.current(fp) in ends}
+    if r.current(r.owner) in ends:
+        trusted |= set(r.attested_by)
+        if r.recovery is not None:
+            trusted.add(r.recovery)
+    return trusted
+
+
+def _check_trust(
+    events: list[dict[str, Any]],
+    keys: dict[str, tuple[bytes, str, str]],
+    cp_keys: list[str],
+    r: Replay,
+    report: BundleReport,
+    anchors: set[str],
+    require: bool,
+) -> None:
+    """Trust is by key.  A key of keys.json is used when an event's signer or the
+    checkpoint's signature names it by its key; the others are ignored (a warning
+    names each).  With anchors, every event signer not trusted (:func:`vouched_for`)
+    is an ``untrusted-key`` finding, and the checkpoint must be signed by a trusted
+    key (``untrusted-checkpoint``).  Without, every used key is self-asserted: a
+    warning, or with ``require`` a finding."""
+    first: dict[str, int] = {}  # signer -> seq of its first event in the bundle
+    for e in sorted((e for e in events if isinstance(e["seq"], int)), key=lambda e: e["seq"]):
+        first.setdefault(str(e["body"].get("signer")), e["seq"])
+    used = [fp for fp in keys if fp in first or fp in cp_keys]
+    trusted = vouched_for(r, anchors, [*keys, *first])
+
+    def who(fp: str) -> str:
+        _, name, role = keys[fp]
+        return f"{name} ({role}) {fp}"
+
+    for fp in keys:
+        if fp not in used:
+            report.unused_keys.append(who(fp))
+            report.warnings.append(
+                f"keys.json lists {who(fp)}, a key that signed nothing in this bundle: ignored"
+            )
+    for fp in used:
+        (report.trusted_keys if fp in trusted else report.self_asserted_keys).append(who(fp))
+    if not anchors:
+        for fp in used:
+            if require:
+                report.add(
+                    Kind.UNTRUSTED_KEY,
+                    fp,
+                    f"{who(fp)} is only asserted by the bundle itself",
+                    seq=first.get(fp),
+                )
+            else:
+                report.warnings.append(
+                    f"key of {who(fp)} is self-asserted: it came only with the bundle"
+                )
+        return
+    for fp, seq in sorted(first.items(), key=lambda kv: kv[1]):
+        if fp in trusted or fp not in keys:  # an unknown signer is already a finding
+            continue
+        report.add(
+            Kind.UNTRUSTED_KEY,
+            fp,
+            f"{who(fp)} signed event {seq} but no key you trust vouches for it: "
+            + _why_untrusted(r, fp, trusted),
+            seq=seq,
+        )
+    if cp_keys and not set(cp_keys) & trusted:
+        report.add(
+            Kind.UNTRUSTED_CHECKPOINT,
+            "custody/checkpoint.txt",
+            "the checkpoint is not signed by any key you trust: everything in the bundle"
+            " hangs on it",
+        )
+
+
+def _why_untrusted(r: Replay, fp: str, trusted: set[str]) -> str:
+    if r.rules < 2:
+        return "under custody rules 1 there is no owner to attest keys: only your anchors count"
+    if r.owner is None:
+        return "the bundle names no owner of the case to attest keys: only your anchors count"
+    if r.current(fp) == r.owner:
+        return "it is the key of the case's owner, and you trust no key of the owner's"
+    if r.owner not in trusted:
+        return (
+            f"the case's owner, {r.who(r.owner)}, is not a key you trust, so no attestation"
+            " in the bundle counts"
+        )
+    if fp not in r.keys:
+        return "no signed key event of the case registers it"
+    return f"it is {r.standing(fp)}: neither the owner nor a delegate attested it"
