@@ -168,6 +168,7 @@ class Custody:
         self.env["CUSTODY_PASSPHRASE"] = PASSPHRASE
         self.env["CUSTODY_CONFIG_DIR"] = str(work / "config")
         self.key = work / "bench-key.pem"
+        self.env["CUSTODY_KEY"] = str(self.key)  # init signs the case with its owner's key
         self._n = 0
 
     def make_key(self) -> None:

@@ -19,12 +19,15 @@ from custody.ledger import Event, Ledger
 from custody.lifecycle import (
     LIFECYCLE_EVENTS,
     lifecycle_event,
+    reassign,
     receive,
+    replace_owner,
     revoke_key,
     rotate_key,
     transfer,
     transfer_id,
 )
+from custody.views import case_keybook
 from custody_cli.common import (
     case_option,
     echo_json,
@@ -39,7 +42,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 @click.command("transfer")
 @click.argument("items", nargs=-1, required=True)
-@click.option("--to", "to", required=True, help="Receiver: a known identity's name or fingerprint.")
+@click.option("--to", "to", required=True, help="Receiver: an attested key's name or fingerprint.")
 @click.option("--reason", required=True, help="Why the items change hands.")
 @location_option
 @json_option
@@ -61,6 +64,7 @@ def transfer_cmd(
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         ev = transfer(ledger, signer, list(items), to, reason, location)
+        receiver = case_keybook(ledger).card(ev.data["to"])
         out = {
             "id": transfer_id(ev.seq),
             "event": ev.seq,
@@ -68,12 +72,13 @@ def transfer_cmd(
             "items": ev.data["items"],
             "to": ev.data["to"],
             "to_name": ev.data["to_name"],
+            "to_key": receiver.as_json(),
         }
     if as_json:
         echo_json(out)
     else:
         click.echo(
-            f"{out['id']}: {', '.join(out['items'])} released to {out['to_name']}"
+            f"{out['id']}: {', '.join(out['items'])} released to {receiver.text()}"
             f" (in transit until received)"
         )
 
@@ -326,16 +331,22 @@ def key_rotate(
     insecure_key: bool,
 ) -> None:
     """Replace your key: a rotation event signed by the old key and co-signed by the
-    new one.  Items you hold pass to the new key."""
+    new one.  The new key takes the old one's name and standing, and the items it
+    holds.  Signed with the case's recovery key (--key), it replaces the owner's
+    key instead (a lost or compromised owner key)."""
     with open_case(case_dir) as ledger:
         old = load_key(key_path, passphrase_file, insecure_key)
         new = load_key(new_key, new_passphrase_file or passphrase_file, insecure_key)
-        ev = rotate_key(ledger, old, new)
+        r = ledger.rules().current()
+        if r.recovery is not None and old.fingerprint == r.recovery:
+            ev = replace_owner(ledger, old, new)
+        else:
+            ev = rotate_key(ledger, old, new)
     click.echo(f"Rotated {ev.data['old']} -> {ev.data['new']} as event {ev.seq}")
 
 
 @click.command("revoke")
-@click.argument("who", metavar="FINGERPRINT")
+@click.argument("who", metavar="FINGERPRINT|NAME")
 @click.option("--reason", required=True, help="Why the key is revoked.")
 @case_option
 @key_options
@@ -347,8 +358,53 @@ def key_revoke(
     passphrase_file: Path | None,
     insecure_key: bool,
 ) -> None:
-    """Revoke a key: events it signs after this one fail verification."""
+    """Revoke a key: events it signs after this one fail verification.  A key is
+    revoked by itself or by the case's owner (the owner's key also by the recovery
+    key); the items it holds stay with it until the owner reassigns them."""
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         ev = revoke_key(ledger, signer, who, reason)
     click.echo(f"Revoked {ev.data['fingerprint']} as event {ev.seq}")
+
+
+@click.command("reassign")
+@click.argument("items", nargs=-1, required=True)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="The new custodian: an attested key's name or fingerprint.",
+)
+@click.option("--reason", required=True, help="Why (recorded and signed).")
+@json_option
+@case_option
+@key_options
+def reassign_cmd(
+    items: tuple[str, ...],
+    to: str,
+    reason: str,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Give ITEMS held by a revoked key, or in transit to one, to an attested key
+    (the case's owner only, with a signed reason that stays in the record).  An
+    item in transit returns to the state it had; its transfer stays unreceived."""
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        ev = reassign(ledger, signer, list(items), to, reason)
+        card = case_keybook(ledger).card(ev.data["to"])
+    if as_json:
+        echo_json(
+            {
+                "event": ev.seq,
+                "hash": ev.hash,
+                "items": ev.data["items"],
+                "to": ev.data["to"],
+                "to_key": card.as_json(),
+            }
+        )
+    else:
+        click.echo(f"Reassigned {', '.join(ev.data['items'])} to {card.text()} as event {ev.seq}")

@@ -11,7 +11,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
@@ -25,14 +24,22 @@ from custody.checkpoint import vkey_of
 from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_runs
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
-from custody.config import remember_default_key
-from custody.errors import UsageError
+from custody.config import remember_default_key, resolve_key_path
+from custody.errors import KeyLoadError, UsageError
 from custody.hashing import parse_algorithms
-from custody.keys import Identity, generate_key, load_public_key, short_fingerprint
+from custody.keys import Identity, generate_key, load_public_key, public_key_b64
 from custody.ledger import Event, Ledger
+from custody.render.signers import STANDING_WORDS, attester_text, short_fp
 from custody.runs import RUNNING, run_statuses
 from custody.verify import store_bytes, verify_ledger
-from custody.views import case_item_view, item_facts, verification_lines
+from custody.views import (
+    KeyBook,
+    KeyCard,
+    case_item_view,
+    case_keybook,
+    item_facts,
+    verification_lines,
+)
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
     CustodyGroup,
@@ -55,6 +62,7 @@ from custody_cli.custody_cmds import (
     key_revoke,
     key_rotate,
     prove,
+    reassign_cmd,
     receive_cmd,
     transfer_cmd,
 )
@@ -77,11 +85,46 @@ def cli(case_dir: Path | None) -> None:
 )
 @click.option("--case-id", required=True, help="Case identifier, e.g. 2026-017.")
 @click.option("--title", required=True, help="Case title.")
+@click.option(
+    "--recovery-key",
+    "recovery_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Public key (PEM) of a recovery key, kept offline: it may only revoke or"
+    " replace the owner's key.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def init(directory: Path, case_id: str, title: str, as_json: bool) -> None:
-    """Create a case: DIRECTORY/custody.db and DIRECTORY/store/."""
-    with Ledger.create(directory, case_id, title) as ledger:
+@key_options
+def init(
+    directory: Path,
+    case_id: str,
+    title: str,
+    recovery_key: Path | None,
+    as_json: bool,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Create a case: DIRECTORY/custody.db and DIRECTORY/store/.  Its first record,
+    signed by your key (--key, else $CUSTODY_KEY, else the key made by 'custody key
+    new'), makes that key the case's owner: the only key that vouches for others
+    ('custody key import'), withdraws any key, and reassigns the items of a
+    withdrawn one."""
+    if resolve_key_path(key_path) is None:
+        raise KeyLoadError(
+            "a case is made with its owner's key: run 'custody key new' first, or give --key FILE"
+        )
+    recovery = None
+    if recovery_key is not None:
+        recovery = Identity(
+            name="recovery", role="recovery", public_raw=load_public_key(recovery_key)
+        )
+    owner = load_key(key_path, passphrase_file, insecure_key)
+    if recovery is not None and recovery.fingerprint == owner.fingerprint:
+        raise UsageError("the recovery key must not be the owner's own key")
+    with Ledger.create(directory, case_id, title, owner=owner, recovery=recovery) as ledger:
         case = ledger.case
+        book = case_keybook(ledger)
+        owner_card = book.card(owner.fingerprint)
         if as_json:
             echo_json(
                 {
@@ -90,10 +133,18 @@ def init(directory: Path, case_id: str, title: str, as_json: bool) -> None:
                     "directory": str(directory),
                     "created": case.created,
                     "header_hash": case.hash,
+                    "rules": case.rules,
+                    "owner": owner.fingerprint,
+                    "owner_name": owner_card.name,
+                    "owner_role": owner_card.role,
+                    "recovery": recovery.fingerprint if recovery is not None else None,
                 }
             )
         else:
             click.echo(f'Created case {case.case_id} "{case.title}" in {directory}')
+            click.echo(f"Owner: {owner_card.text()}")
+            if recovery is not None:
+                click.echo(f"Recovery key: {book.card(recovery.fingerprint).text()}")
 
 
 # -- keys -----------------------------------------------------------------------
@@ -158,63 +209,124 @@ def key_new(
 @case_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def key_list(case_dir: Path | None, as_json: bool) -> None:
-    """Identities known to the case ledger."""
+    """Every key the case knows, from its signed records: holder, role, standing
+    (owner, recovery, delegate, attested, or SELF-ASSERTED: nobody vouched for
+    it), who attested it, and whether it is active, revoked or replaced."""
     with open_case(case_dir) as ledger:
-        rows = sorted(ledger.identities().values(), key=lambda r: r["event_seq"])
+        book = case_keybook(ledger)
+        cards = [book.card(fp) for fp in book.fingerprints()]
         if as_json:
-            echo_json(
-                [
-                    {
-                        **r,
-                        "public_key_pem": pem_or_none(r["public_key"]),
-                        "vkey": vkey_or_none(r),
-                    }
-                    for r in rows
-                ]
-            )
+            echo_json([_key_json(book, c) for c in cards])
             return
         print_table(
-            ["FINGERPRINT", "NAME", "ROLE", "SINCE EVENT", "VERIFIER KEY"],
+            [
+                "FINGERPRINT",
+                "NAME",
+                "ROLE",
+                "STANDING",
+                "ATTESTED BY",
+                "STATUS",
+                "SINCE EVENT",
+                "VERIFIER KEY",
+            ],
             [
                 [
-                    short_fingerprint(r["fingerprint"]),
-                    r["name"],
-                    r["role"],
-                    str(r["event_seq"]),
-                    vkey_or_none(r) or "",
+                    short_fp(c.fingerprint),
+                    c.name or "",
+                    c.role or "",
+                    STANDING_WORDS.get(c.standing, c.standing),
+                    attester_text(c.as_json()) or "-",
+                    _key_status_text(c),
+                    str(book.since.get(c.fingerprint, "")),
+                    _vkey(book, c) or "",
                 ]
-                for r in rows
+                for c in cards
             ],
         )
+
+
+def _key_status_text(card: KeyCard) -> str:
+    if card.status == "revoked":
+        return f"revoked at event {card.revoked_at}"
+    if card.status == "rotated":
+        return f"rotated to {short_fp(card.rotated_to)}"
+    return "active"
+
+
+def _vkey(book: KeyBook, card: KeyCard) -> str | None:
+    raw = book.r.keys.get(card.fingerprint)
+    if raw is None:
+        return None
+    try:
+        return vkey_of(Identity(name=card.name or "", role=card.role or "", public_raw=raw))
+    except ValueError:
+        return None
+
+
+def _key_json(book: KeyBook, card: KeyCard) -> dict[str, Any]:
+    """One key as ``key list --json`` prints it."""
+    raw = book.r.keys.get(card.fingerprint)
+    b64 = public_key_b64(raw) if raw is not None else None
+    return {
+        "fingerprint": card.fingerprint,
+        "name": card.name,
+        "role": card.role,
+        "public_key": b64,
+        "event_seq": book.since.get(card.fingerprint),
+        "public_key_pem": pem_or_none(b64),
+        "vkey": _vkey(book, card),
+        "standing": card.standing,
+        "attested_by": card.attested_by,
+        "attested_by_name": card.attested_by_name,
+        "delegate": card.standing == "delegate",
+        "active": card.status == "active",
+        "status": card.status,
+        "revoked_at": card.revoked_at,
+        "rotated_to": card.rotated_to,
+    }
 
 
 @key.command("import")
 @click.argument("pubfile", metavar="PUBFILE|VKEY")
 @click.option("--name", required=True, help="The key holder's full name.")
 @click.option("--role", required=True, help="The key holder's role.")
+@click.option(
+    "--delegate",
+    is_flag=True,
+    help="Let this key attest others in turn (only the case's owner may delegate).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @case_option
 @key_options
 def key_import(
     pubfile: str,
     name: str,
     role: str,
+    delegate: bool,
+    as_json: bool,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
     insecure_key: bool,
 ) -> None:
-    """Record another person's public key in the ledger, attested by your
-    signature.  PUBFILE|VKEY is a PEM SubjectPublicKeyInfo file (what
-    'openssl pkey -pubout' writes) or a verifier-key string as 'key list' prints."""
+    """Vouch for another person's public key: record it in the ledger under NAME
+    and ROLE, attested by your signature.  Only the case's owner, and the
+    delegates the owner named, may attest keys; a name belongs to one active key.
+    PUBFILE|VKEY is a PEM SubjectPublicKeyInfo file (what 'openssl pkey -pubout'
+    writes) or a verifier-key string as 'key list' prints."""
     raw = load_public_key_or_vkey(pubfile)
     other = Identity(name=name, role=role, public_raw=raw)
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        ev = ledger.register_identity(signer, other)
-        if ev is None:
-            click.echo(f"Already known: {other.fingerprint}")
-        else:
-            click.echo(f"Imported {name} ({role}) {other.fingerprint} as event {ev.seq}")
+        ev = ledger.register_identity(signer, other, delegate=delegate)
+        book = case_keybook(ledger)
+        card = book.card(other.fingerprint)
+    if as_json:
+        echo_json({"event": ev.seq if ev is not None else None, "key": card.as_json()})
+    elif ev is None:
+        click.echo(f"Already known: {card.text()}")
+    else:
+        click.echo(f"Imported {card.text()} as event {ev.seq}")
 
 
 # -- collect --------------------------------------------------------------------
@@ -356,9 +468,12 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
         )
 
 
-def _event_json(ev: Event, identities: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    ident = identities.get(ev.signer, {})
-    pub = ident.get("public_key")
+def _event_json(ev: Event, book: KeyBook) -> dict[str, Any]:
+    """One event as ``log --json`` prints it; its signer as the custody replay of the
+    signed events knows the key (never the derived identities table)."""
+    card = book.card(ev.signer)
+    raw = book.r.keys.get(ev.signer)
+    pub = public_key_b64(raw) if raw is not None else None
     return {
         "seq": ev.seq,
         "type": ev.type,
@@ -369,10 +484,11 @@ def _event_json(ev: Event, identities: dict[str, dict[str, Any]]) -> dict[str, A
         "body": ev.body,
         "signature": ev.signature,
         "signer": ev.signer,
-        "signer_name": ident.get("name"),
-        "signer_role": ident.get("role"),
+        "signer_name": card.name,
+        "signer_role": card.role,
         "signer_public_key": pub,
         "signer_public_key_pem": pem_or_none(pub),
+        **card.signer_fields(),
     }
 
 
@@ -381,7 +497,25 @@ def _event_summary(ev: Event) -> str:
     if ev.type == "collect":
         return f"{d.get('outcome')} {d.get('path', {}).get('display')}"
     if ev.type == "identity":
-        return f"{d.get('registration')} {d.get('name')} ({d.get('role')})"
+        what = f"{d.get('registration')} {d.get('name')} ({d.get('role')})"
+        fp = d.get("fingerprint")
+        return f"{what} {short_fp(fp)}" + (" delegate" if d.get("delegate") is True else "")
+    if ev.type == "case.open":
+        owner = d.get("owner") if isinstance(d.get("owner"), dict) else {}
+        assert isinstance(owner, dict)
+        recovery = d.get("recovery") if isinstance(d.get("recovery"), dict) else None
+        fp = short_fp(owner.get("fingerprint"))
+        text = f"owner {owner.get('name')} ({owner.get('role')}) {fp}"
+        if recovery is not None:
+            text += f", recovery key {short_fp(recovery.get('fingerprint'))}"
+        return text
+    if ev.type in ("key.revoke", "reassign"):
+        target = d.get("fingerprint") if ev.type == "key.revoke" else d.get("to")
+        items = ", ".join(str(i) for i in d.get("items", []) if isinstance(i, str))
+        head = f"{items} to " if items else ""
+        return f"{head}{short_fp(target)} reason: {d.get('reason')!r}"
+    if ev.type == "key.rotate":
+        return f"{short_fp(d.get('old'))} -> {short_fp(d.get('new'))}"
     if ev.type == "collection.start":
         return f"run {str(d.get('run'))[:8]} reason: {d.get('reason')!r}"
     if ev.type == "import":
@@ -405,11 +539,11 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
     with open_case(case_dir) as ledger:
         if item is not None:
             item = ledger.artifact(item)["id"]
-        idents = ledger.identities()
+        book = case_keybook(ledger)
         events = list(ledger.events(item))
         statuses = run_statuses(ledger)
         if as_json:
-            out = [_event_json(ev, idents) for ev in events]
+            out = [_event_json(ev, book) for ev in events]
             for e, ev in zip(out, events, strict=True):
                 if ev.type == RUN_START_EVENT:
                     st = statuses.get(str(ev.data.get("run")))
@@ -424,7 +558,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
                     ev.time[:23] + "Z",
                     ev.type,
                     ev.item or "",
-                    idents.get(ev.signer, {}).get("name", short_fingerprint(ev.signer)),
+                    book.card(ev.signer).text(),
                     _event_summary(ev),
                 ]
                 for ev in events
@@ -472,32 +606,34 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     for alg, dig in info["digests"].items():
         click.echo(f"{alg + ':':<11}{dig}")
     click.echo(f"{'State:':<11}{view.state}")
-    click.echo(f"{'Custodian:':<11}{view.custodian}")
+    custodian = view.custodian_key
+    click.echo(f"{'Custodian:':<11}{custodian.text() if custodian else ''}")
     ok = {True: "signature verified", False: "SIGNATURE INVALID", None: "not yet signed"}
     for h in view.handovers:
+        released_by = h.released_by_key.text() if h.released_by_key else h.released_by
         click.echo(f"Hand-over {h.transfer} ({h.status}):")
         click.echo(
-            f"  Released by: {h.released_by}  {h.released[:10]}"
+            f"  Released by: {released_by}  {h.released[:10]}"
             f" {h.released[11:19]} UTC  [{ok[h.release_signature_verified]}]"
         )
         if h.received:
+            received_by = h.received_by_key.text() if h.received_by_key else h.received_by
             click.echo(
-                f"  Received by: {h.received_by}  {h.received[:10]}"
+                f"  Received by: {received_by}  {h.received[:10]}"
                 f" {h.received[11:19]} UTC  [{ok[h.receipt_signature_verified]}]"
             )
         else:
-            click.echo(f"  Received by: (in transit to {h.to})")
+            to = h.to_key.text() if h.to_key else h.to
+            click.echo(f"  Received by: (in transit to {to})")
         click.echo(f"  Reason:      {h.reason}")
         if h.location:
             click.echo(f"  Location:    {h.location}")
         if h.mismatch:
             click.echo("  MISMATCH:    the item did not match its digests on receipt")
     click.echo("Timeline:")
-    for e in info["events"]:
-        mark = "" if e["signature_verified"] else "  [SIGNATURE INVALID]"
-        click.echo(
-            f"  {e['time']}  {e['type']:<16} by {e['signer_name']} ({e['signer_role']}){mark}"
-        )
+    for e in view.events:
+        mark = "" if e.signature_verified else "  [SIGNATURE INVALID]"
+        click.echo(f"  {e.time}  {e.type:<16} by {view.book.card(e.signer).text()}{mark}")
 
 
 # -- verify ---------------------------------------------------------------------
@@ -560,6 +696,7 @@ def demo(directory: Path | None) -> None:
 
 cli.add_command(transfer_cmd)
 cli.add_command(receive_cmd)
+cli.add_command(reassign_cmd)
 cli.add_command(event_cmd)
 cli.add_command(checkpoint_cmd)
 cli.add_command(prove)
@@ -568,14 +705,6 @@ cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
-
-
-def vkey_or_none(row: dict[str, Any]) -> str | None:
-    try:
-        raw = base64.b64decode(row["public_key"], validate=True)
-        return vkey_of(Identity(name=row["name"], role=row["role"], public_raw=raw))
-    except ValueError:
-        return None
 
 
 def load_public_key_or_vkey(arg: str) -> bytes:

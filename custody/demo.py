@@ -122,9 +122,9 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
     say("2. custody key new --name 'Demo Collector' --role collector")
     signer, _pub = generate_key("Demo Collector", "collector", passphrase, key_file)
     say(f"   key {key_file} (passphrase: {DEMO_PASSPHRASE!r}), fingerprint {signer.fingerprint}")
-    say(f"3. custody init --case-id {CASE_ID}")
-    with Ledger.create(case_dir, CASE_ID, "Demo: payroll server breach") as ledger:
-        say(f"   case in {case_dir}")
+    say(f"3. custody init --case-id {CASE_ID}   (the collector's key opens it: its owner)")
+    with Ledger.create(case_dir, CASE_ID, "Demo: payroll server breach", owner=signer) as ledger:
+        say(f"   case in {case_dir}, owned by {signer.fingerprint}")
         say("4. custody collect ... --reason 'suspected credential theft'")
         summary = collect(
             ledger,
@@ -157,9 +157,13 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
         cp1 = result.checkpoints[0]
         cp1.write_text(cp1_text)
         counsel, _ = generate_key("Demo Counsel", "counsel", passphrase, root / "demo-counsel.pem")
-        ledger.register_identity(signer, counsel.identity)
         first = rows[0]["id"]
-        say(f"7. custody transfer {first} --to 'Demo Counsel'; custody receive (counsel)")
+        say(
+            "7. custody key import demo-counsel.pub --name 'Demo Counsel' --role counsel"
+            "   (the owner vouches for counsel's key)"
+        )
+        ledger.register_identity(signer, counsel.identity)
+        say(f"   custody transfer {first} --to 'Demo Counsel'; custody receive (counsel)")
         t = transfer(
             ledger, signer, [first], "Demo Counsel", "hand-over to outside counsel", "incident room"
         )

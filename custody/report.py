@@ -21,7 +21,7 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +32,13 @@ from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
 from custody.errors import UsageError
 from custody.findings import Finding, Kind
 from custody.findings import steps as verification_steps
-from custody.ledger import (
-    COLLECT_EVENT,
-    IDENTITY_EVENT,
-    KEY_REVOKE_EVENT,
-    KEY_ROTATE_EVENT,
-    Ledger,
-)
+from custody.ledger import COLLECT_EVENT, Ledger
 from custody.lifecycle import RECEIVE_EVENT, TRANSFER_EVENT, Replay, transfer_id
 from custody.verify import VerifyReport, verify_ledger
 from custody.views import (
     ItemView,
+    KeyBook,
+    KeyCard,
     ViewEvent,
     case_events,
     item_views,
@@ -84,7 +80,7 @@ def document_digest(data: bytes) -> str:
 # -- one event, in the words of a custody form ------------------------------------
 
 
-def _event_row(r: Replay, ev: ViewEvent) -> dict[str, Any]:
+def _event_row(r: Replay, book: KeyBook, ev: ViewEvent) -> dict[str, Any]:
     data = ev.data
     seq, type_, signer = ev.seq, ev.type, ev.signer
     name, role = who(r, signer)
@@ -106,6 +102,7 @@ def _event_row(r: Replay, ev: ViewEvent) -> dict[str, Any]:
         "released_by": None,
         "received_by": None,
         "transfer": None,
+        "signer_key": book.card(signer).as_json(),
     }
     if type_ == TRANSFER_EVENT:
         t = r.transfers.get(seq)
@@ -139,32 +136,60 @@ def _assemble(
     verification: dict[str, Any],
     findings: Sequence[Finding],
     ledger_state: dict[str, Any],
-    key_status: dict[str, str],
     found_digests: dict[str, dict[str, str]],
     objects: Mapping[str, str | None] | None = None,
+    rules: int = 1,
 ) -> dict[str, Any]:
     """``events``: in seq order, each with the verification's signature verdict;
     ``found_digests``: what verification re-hashed, by store object (a case) or by
     item (a bundle: the payload's SHA-256 and SHA-512); ``objects``: each item's
     store object or payload file, which findings name (default: the collect
-    event's ``store``)."""
-    r = replay_events(events, str(case["id"]))
-    views = item_views(events, r, findings, objects=objects)
+    event's ``store``).  Every key is shown as the custody replay of ``events``
+    knows it (custody.views.KeyBook): standing, attester, status."""
+    r = replay_events(events, str(case["id"]), rules)
+    book = KeyBook(r, ((e.seq, e.body) for e in events))
+    views = item_views(events, r, findings, objects=objects, book=book)
     ids = list(wanted) if wanted else list(views)
     items = [_item(views[i], found_digests) for i in ids if i in views]
     signers = {e.signer for e in events}
-    keys = [
-        {
-            "name": r.names[fp][0],
-            "role": r.names[fp][1],
-            "fingerprint": fp,
-            "public_key": base64.b64encode(r.keys[fp]).decode("ascii"),
-            "status": key_status.get(fp, "active"),
-            "signed_events": sum(1 for e in events if e.signer == fp),
-        }
-        for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f))
-        if fp in signers or fp in r.names
-    ]
+    keys = []
+    for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f)):
+        if fp not in signers and fp not in r.names:
+            continue
+        card = book.card(fp)
+        keys.append(
+            {
+                "name": r.names[fp][0],
+                "role": r.names[fp][1],
+                "fingerprint": fp,
+                "public_key": base64.b64encode(r.keys[fp]).decode("ascii"),
+                "status": card.status,
+                "signed_events": sum(1 for e in events if e.signer == fp),
+                "standing": card.standing,
+                "attested_by": card.attested_by,
+                "attested_by_name": card.attested_by_name,
+                "revoked_at": card.revoked_at,
+                "rotated_to": card.rotated_to,
+            }
+        )
+    examiners = []
+    for fp in book.people():
+        card = book.card(fp)
+        examiners.append(
+            {
+                "name": card.name or "",
+                "role": card.role or "",
+                "fingerprint": fp,
+                "standing": card.standing,
+                "attested_by": card.attested_by,
+                "attested_by_name": card.attested_by_name,
+            }
+        )
+    for cp in (verification.get("latest_checkpoint"), ledger_state.get("checkpoint")):
+        if isinstance(cp, dict):
+            signer = cp.get("signer")
+            known = isinstance(signer, str) and signer.startswith("sha256:")
+            cp["signer_key"] = book.card(str(signer)).as_json() if known else None
     steps = []
     for step, kinds in verification_steps():
         n = sum(1 for f in findings if f.kind in kinds)
@@ -175,7 +200,7 @@ def _assemble(
         "generated": generated_time(),
         "source": source,
         "scope": {"items": ids, "all_items": not wanted},
-        "case": case,
+        "case": {**case, "examiners": examiners},
         "verification": {
             **verification,
             "ok": not findings,
@@ -196,7 +221,8 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
     path = data.get("path") if isinstance(data.get("path"), dict) else {}
     assert isinstance(path, dict)
     name, role = who(r, view.collect.signer)
-    timeline = [_event_row(r, e) for e in view.events]
+    book = view.book
+    timeline = [_event_row(r, book, e) for e in view.events]
     handovers = [
         {
             "transfer": h.transfer,
@@ -211,6 +237,9 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
             "location": h.location,
             "status": h.status,
             "mismatch_on_receipt": h.mismatch,
+            "released_by_key": _card(h.released_by_key),
+            "to_key": _card(h.to_key),
+            "received_by_key": _card(h.received_by_key),
         }
         for h in view.handovers
     ]
@@ -229,14 +258,20 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
         "verified_digests": found.get(view.id) or found.get(str(data.get("store"))),
         "collected": str(body.get("time", "")),
         "collected_by": f"{name} ({role})",
+        "collected_by_key": book.card(view.collect.signer).as_json(),
         "collect_event": view.collect.seq,
         "collect_signature_verified": view.collect.signature_verified,
         "state": view.state,
         "custodian": view.custodian,
+        "custodian_key": _card(view.custodian_key),
         "integrity": {"ok": view.ok, "findings": [f.as_json() for f in view.findings]},
         "handovers": handovers,
         "timeline": timeline,
     }
+
+
+def _card(card: KeyCard | None) -> dict[str, Any] | None:
+    return card.as_json() if card is not None else None
 
 
 # -- from a case -------------------------------------------------------------------
@@ -271,9 +306,10 @@ def case_report(
         if e.type == TIMESTAMP_EVENT
     ]
     return _assemble(
+        rules=ledger.case.rules,
         source={"kind": "case", "path": str(ledger.case_dir)},
         case=_case_info(
-            ledger.case.case_id, ledger.case.title, ledger.case.created, ledger.case.hash, events
+            ledger.case.case_id, ledger.case.title, ledger.case.created, ledger.case.hash
         ),
         events=events,
         wanted=wanted,
@@ -295,32 +331,19 @@ def case_report(
             "head": rows[-1].hash if rows else ledger.case.hash,
             "checkpoint": checkpoint,
         },
-        key_status=_key_status(events),
         found_digests=report.found_digests,
     )
 
 
-def _case_info(
-    case_id: str,
-    title: str,
-    created: str,
-    header_hash: str,
-    events: Iterable[ViewEvent],
-) -> dict[str, Any]:
-    examiners: dict[str, dict[str, str]] = {}
-    for e in events:
-        if e.type == IDENTITY_EVENT:
-            d = e.data
-            fp = str(d.get("fingerprint"))
-            examiners.setdefault(
-                fp, {"name": str(d.get("name")), "role": str(d.get("role")), "fingerprint": fp}
-            )
+def _case_info(case_id: str, title: str, created: str, header_hash: str) -> dict[str, Any]:
+    """The case's header facts; ``examiners`` is filled in from the keys the
+    custody replay knows (:func:`_assemble`)."""
     return {
         "id": case_id,
         "title": title,
         "created": created,
         "header_hash": header_hash,
-        "examiners": list(examiners.values()),
+        "examiners": [],
     }
 
 
@@ -340,16 +363,6 @@ def _latest_checkpoint(
                 "note": str(d.get("note", "")),
             }
     return None
-
-
-def _key_status(events: list[ViewEvent]) -> dict[str, str]:
-    status = {}
-    for e in events:
-        if e.type == KEY_REVOKE_EVENT:
-            status[str(e.data.get("fingerprint"))] = "revoked"
-        elif e.type == KEY_ROTATE_EVENT:
-            status[e.signer] = "rotated"
-    return status
 
 
 # -- from a bundle -----------------------------------------------------------------
@@ -394,13 +407,13 @@ def bundle_report(
         "note": vr.checkpoint_text,
     }
     return _assemble(
+        rules=vr.rules,
         source={"kind": "bundle", "path": str(path)},
         case=_case_info(
             str(case.get("id")),
             str(case.get("title")),
             str(header.get("created", "")),
             str(case.get("header_hash")),
-            events,
         ),
         events=events,
         wanted=wanted or [str(i.get("id")) for i in meta.get("items", [])],
@@ -432,7 +445,6 @@ def bundle_report(
             "head": None,
             "checkpoint": checkpoint,
         },
-        key_status={},
         found_digests=vr.item_digests,
         objects={
             str(i.get("id")): p if isinstance(p := i.get("payload"), str) else None

@@ -25,11 +25,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from custody.canonical import parse_strict
 from custody.errors import UsageError
 from custody.findings import SIGNATURE_KINDS, Finding
 from custody.keys import public_key_b64, public_key_pem
-from custody.ledger import COLLECT_EVENT, Event, Ledger, event_items
+from custody.ledger import (
+    COLLECT_EVENT,
+    IDENTITY_EVENT,
+    KEY_ROTATE_EVENT,
+    OPEN_EVENT,
+    Event,
+    Ledger,
+    event_items,
+    identity_index_rows,
+)
 from custody.lifecycle import Replay, replay
+from custody.render.signers import signer_text
 from custody.verify import VerifyReport, verify_ledger
 
 RECEIVED, IN_TRANSIT = "received", "in transit"
@@ -89,9 +100,166 @@ def case_events(rows: Iterable[Event], findings: Iterable[Finding]) -> list[View
     return out
 
 
-def replay_events(events: Iterable[ViewEvent], case_id: str) -> Replay:
-    """The custody replay of ``events`` (in seq order)."""
-    return replay(((e.seq, e.hash, e.type, e.signer, e.body) for e in events), case_id)
+def replay_events(events: Iterable[ViewEvent], case_id: str, rules: int) -> Replay:
+    """The custody replay of ``events`` (in seq order) under custody rules ``rules``."""
+    return replay(((e.seq, e.hash, e.type, e.signer, e.body) for e in events), case_id, rules)
+
+
+# -- who signed: every key as custody shows it ------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyCard:
+    """A key as every display shows it (docs/custody-model.md, "Who may act"): its
+    holder's name and role, its fingerprint, its standing (owner, recovery,
+    delegate, attested, self-asserted, unknown), the key that attested it, and
+    whether it is active, revoked (at which event) or rotated (to which key); all
+    of it from the custody replay of the signed events."""
+
+    fingerprint: str
+    name: str | None
+    role: str | None
+    standing: str
+    attested_by: str | None
+    attested_by_name: str | None
+    status: str  # active, revoked or rotated
+    revoked_at: int | None
+    rotated_to: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The key card (``$defs/key_card`` of schemas/report.schema.json)."""
+        return {
+            "fingerprint": self.fingerprint,
+            "name": self.name,
+            "role": self.role,
+            "standing": self.standing,
+            "attested_by": self.attested_by,
+            "attested_by_name": self.attested_by_name,
+            "status": self.status,
+            "revoked_at": self.revoked_at,
+            "rotated_to": self.rotated_to,
+        }
+
+    def text(self) -> str:
+        """``Name (role) sha256:<16 hex> [standing]`` (custody.render.signers)."""
+        return signer_text(self.as_json())
+
+    def signer_fields(self) -> dict[str, Any]:
+        """What ``log --json`` and ``show --json`` add to an event about its signer."""
+        return {
+            "signer_standing": self.standing,
+            "signer_attested_by": self.attested_by,
+            "signer_attested_by_name": self.attested_by_name,
+        }
+
+
+class KeyBook:
+    """Every key the replay ``r`` knows, as :class:`KeyCard` s.  ``bodies`` are the
+    signed events (seq, parsed body) in order, at least those that register keys
+    (``case.open``, ``identity``, ``key.rotate``): they give each key's registering
+    event and, under custody rules 1 (no owner, no attestation), which key imported
+    which.  Nothing is taken from the derived ``identities`` table."""
+
+    def __init__(self, r: Replay, bodies: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+        self.r = r
+        self.since: dict[str, int] = {}  # fp -> seq of the first event registering it
+        self._cards: dict[str, KeyCard] = {}
+        self.via: dict[str, str] = {}  # fp -> type of that event
+        self._v1_attester: dict[str, str] = {}
+        for seq, body in bodies:
+            type_ = body.get("type")
+            data = body.get("data")
+            if type_ not in (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT):
+                continue
+            if not isinstance(data, dict):
+                continue
+            for row in identity_index_rows(seq, str(type_), data):
+                fp = row["fingerprint"]
+                if not isinstance(fp, str) or fp in self.since:
+                    continue
+                self.since[fp] = seq
+                self.via[fp] = str(type_)
+                signer = body.get("signer")
+                imported = type_ == IDENTITY_EVENT and data.get("registration") == "imported"
+                if isinstance(signer, str) and (imported or type_ == KEY_ROTATE_EVENT):
+                    self._v1_attester[fp] = signer  # rules 1: whoever vouched for it
+
+    def fingerprints(self) -> list[str]:
+        """Every key the replay knows, in the order the events registered them."""
+        known = [fp for fp in self.since if fp in self.r.keys]
+        return known + sorted(fp for fp in self.r.keys if fp not in self.since)
+
+    def people(self) -> list[str]:
+        """The keys registered for a person (the owner by the case's opening event,
+        every other by an identity event): not the recovery key, nor the new key of a
+        rotation, which speaks for the same person as the old one."""
+        return [
+            fp
+            for fp in self.fingerprints()
+            if self.via.get(fp) in (OPEN_EVENT, IDENTITY_EVENT) and fp != self.r.recovery
+        ]
+
+    def _standing(self, fp: str) -> tuple[str, str | None]:
+        r = self.r
+        if r.rules < 2:
+            by = self._v1_attester.get(fp)
+            if fp not in r.keys:
+                return "unknown", None
+            return ("attested", by) if by else ("self-asserted", None)
+        # a retired key keeps the standing it had: the one its successor took over
+        base = r.current(fp) if fp in r.rotated_to else fp
+        return r.standing(base), r.attested_by.get(fp, r.attested_by.get(base))
+
+    def card(self, fp: str) -> KeyCard:
+        """The card of key ``fp`` as the replay knows it now."""
+        if fp not in self._cards:
+            self._cards[fp] = self._card(fp)
+        return self._cards[fp]
+
+    def _card(self, fp: str) -> KeyCard:
+        r = self.r
+        name, role = r.names.get(fp, (None, None))
+        standing, by = self._standing(fp)
+        if fp in r.revoked:
+            status = "revoked"
+        elif fp in r.rotated_to:
+            status = "rotated"
+        else:
+            status = "active"
+        return KeyCard(
+            fingerprint=fp,
+            name=name,
+            role=role,
+            standing=standing,
+            attested_by=by,
+            attested_by_name=r.names.get(by, (None, None))[0] if by else None,
+            status=status,
+            revoked_at=r.revoked.get(fp),
+            rotated_to=r.rotated_to.get(fp),
+        )
+
+    def holder(self, fp: str) -> KeyCard:
+        """The card of the key that speaks for ``fp`` now (rotations followed)."""
+        return self.card(self.r.current(fp))
+
+
+def case_keybook(ledger: Ledger) -> KeyBook:
+    """The key book of an open case: the writers' replay kept current
+    (:meth:`Ledger.rules`) and the events that register keys."""
+    r = ledger.rules().current()
+    rows = ledger.conn.execute(
+        "SELECT seq, body FROM events WHERE type IN (?, ?, ?) ORDER BY seq",
+        (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT),
+    )
+    bodies = []
+    for seq, body in rows:
+        try:
+            parsed = parse_strict(body.decode("utf-8") if isinstance(body, bytes) else body)
+        except (TypeError, ValueError):
+            continue  # verify reports it (event-body)
+        if isinstance(parsed, dict):
+            bodies.append((int(seq), parsed))
+    return KeyBook(r, bodies)
 
 
 def who(r: Replay, fp: str) -> tuple[str, str]:
@@ -122,6 +290,9 @@ class Handover:
     receipt_event: int | None
     release_signature_verified: bool | None  # None: the event is not in view
     receipt_signature_verified: bool | None  # None: not yet received
+    released_by_key: KeyCard | None = None  # the key that signed the transfer
+    to_key: KeyCard | None = None  # the key the transfer names
+    received_by_key: KeyCard | None = None  # the key that signed the receipt
 
     def as_json(self) -> dict[str, Any]:
         """As ``custody show --json`` prints it."""
@@ -140,17 +311,36 @@ class Handover:
             "receipt_event": self.receipt_event,
             "release_signature_verified": self.release_signature_verified,
             "receipt_signature_verified": self.receipt_signature_verified,
+            "released_by_key": _card_json(self.released_by_key),
+            "to_key": _card_json(self.to_key),
+            "received_by_key": _card_json(self.received_by_key),
         }
 
 
-def handovers(r: Replay, item: str, verified: Mapping[int, bool]) -> list[Handover]:
+def _card_json(card: KeyCard | None) -> dict[str, Any] | None:
+    return card.as_json() if card is not None else None
+
+
+def handovers(
+    r: Replay,
+    item: str,
+    verified: Mapping[int, bool],
+    book: KeyBook | None = None,
+    signers: Mapping[int, str] | None = None,
+) -> list[Handover]:
     """The hand-overs of ``item`` in order; ``verified`` is the signature verdict
-    by seq of the events in view."""
+    by seq of the events in view, ``signers`` their signing keys (a receipt's
+    signer; default: the key the transfer names, as it speaks now)."""
+    book = book or KeyBook(r, ())
+    signers = signers or {}
     out = []
     for t in sorted(r.transfers.values(), key=lambda t: t.seq):
         if item not in t.items:
             continue
         received = t.receipt is not None
+        receipt_signer = (
+            signers.get(t.receipt, r.current(t.receiver)) if t.receipt is not None else None
+        )
         out.append(
             Handover(
                 transfer=t.id,
@@ -169,6 +359,9 @@ def handovers(r: Replay, item: str, verified: Mapping[int, bool]) -> list[Handov
                 receipt_signature_verified=verified.get(t.receipt)
                 if t.receipt is not None
                 else None,
+                released_by_key=book.card(t.releaser),
+                to_key=book.card(t.receiver),
+                received_by_key=book.card(receipt_signer) if receipt_signer else None,
             )
         )
     return out
@@ -216,6 +409,18 @@ class ItemView:
     events: list[ViewEvent]
     findings: list[Finding]
     replay: Replay = field(compare=False, repr=False)
+    keys: KeyBook | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def book(self) -> KeyBook:
+        """Every key of the replay, as the displays show them."""
+        return self.keys if self.keys is not None else KeyBook(self.replay, ())
+
+    @property
+    def custodian_key(self) -> KeyCard | None:
+        """The key that holds the item now (rotations followed)."""
+        st = self.replay.items.get(self.id)
+        return self.book.holder(st.custodian) if st is not None else None
 
     @property
     def ok(self) -> bool:
@@ -252,6 +457,7 @@ class ItemView:
             "signer_role": role,
             "signer_public_key": public_key_b64(pub) if pub is not None else None,
             "signer_public_key_pem": _pem_or_none(pub),
+            **self.book.card(ev.signer).signer_fields(),
             "signature_verified": ev.signature_verified,
         }
 
@@ -261,6 +467,7 @@ class ItemView:
             **item_facts(self.collect.seq, self.collect.body),
             "state": self.state,
             "custodian": self.custodian,
+            "custodian_key": _card_json(self.custodian_key),
             "handovers": [h.as_json() for h in self.handovers],
             "events": [self.event_json(e) for e in self.events],
         }
@@ -282,11 +489,15 @@ def item_views(
     *,
     objects: Mapping[str, str | None] | None = None,
     only: Iterable[str] | None = None,
+    book: KeyBook | None = None,
 ) -> dict[str, ItemView]:
     """The view of every item collected in ``events`` (or of ``only`` those), in
     the order they were collected.  ``r`` is the replay of ``events``;
     ``findings`` the verification's; ``objects`` the stored object or payload
-    file of each item (default: the collect event's ``store``)."""
+    file of each item (default: the collect event's ``store``); ``book`` the keys
+    of ``r`` (default: made from ``events``)."""
+    if book is None:
+        book = KeyBook(r, ((e.seq, e.body) for e in events))
     wanted = None if only is None else set(only)
     collect: dict[str, ViewEvent] = {}
     per_item: dict[str, list[ViewEvent]] = {}
@@ -313,10 +524,17 @@ def item_views(
             obj=obj,
             state=st.state if st else None,
             custodian=person(r, st.custodian) if st else None,
-            handovers=handovers(r, item, {e.seq: e.signature_verified for e in evs}),
+            handovers=handovers(
+                r,
+                item,
+                {e.seq: e.signature_verified for e in evs},
+                book,
+                {e.seq: e.signer for e in evs},
+            ),
             events=evs,
             findings=index.concerning(item, [e.seq for e in evs], obj),
             replay=r,
+            keys=book,
         )
     return views
 
@@ -357,7 +575,7 @@ def case_item_view(
     want = item.strip().upper()
     report = verification or verify_ledger(ledger, quick=True)
     events = case_events(ledger.events(), report.findings)
-    r = replay_events(events, ledger.case.case_id)
+    r = replay_events(events, ledger.case.case_id, ledger.case.rules)
     view = item_views(events, r, report.findings, only=[want]).get(want)
     if view is None:
         raise UsageError(f"no such item: {item}")

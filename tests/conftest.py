@@ -13,7 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,60 @@ def vectors_dir() -> Path:
     if not VECTORS.is_dir():
         pytest.skip(f"known-answer vectors not found at {VECTORS}")
     return VECTORS
+
+
+# -- running the CLI in-process --------------------------------------------------------
+
+
+def _help_width(env: Mapping[str, str]) -> int:
+    """The width Click wraps help to when stdout is a pipe (no terminal to ask)."""
+    columns = env.get("COLUMNS", "")
+    cols = int(columns) if columns.isdigit() and int(columns) > 0 else 80
+    return max(min(cols, 80) - 2, 50)
+
+
+def invoke(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``custody ARGS`` in this process (``click.testing.CliRunner``), in ``cwd``
+    with exactly the environment ``env`` (both restored after the call), stdin from
+    ``input``; returned as a ``subprocess.CompletedProcess``.  An exception that
+    escapes the CLI's own error handling comes back as a traceback on stderr with
+    exit code 1, as the interpreter would print it."""
+    from click.testing import CliRunner
+
+    from custody_cli.main import cli as custody_group
+
+    argv = [os.fspath(a) for a in args]
+    try:
+        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click < 8.2
+    except TypeError:  # click >= 8.2: stderr is always kept apart
+        runner = CliRunner()
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        result = runner.invoke(
+            custody_group,
+            argv,
+            input=input,
+            prog_name="custody",
+            terminal_width=_help_width(env),
+        )
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["custody", *argv], result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture

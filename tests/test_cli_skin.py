@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.collect import RUN_END_EVENT, RUN_START_EVENT
 from custody.demo import run_demo
-from custody.keys import Signer
+from custody.keys import Signer, load_signer
 from custody.ledger import EventDraft, Ledger
 from custody.runs import RUNNING, UNFINISHED, run_statuses
 from custody.verify import verify_ledger
@@ -155,6 +155,9 @@ def _start_run(ledger: Ledger, signer: Signer, *, end: str | None = None) -> str
 def test_run_status_is_the_library_and_log_shows_it(case: Path) -> None:
     signer = Signer(Ed25519PrivateKey.generate(), "Sam Ortiz", "collector")
     with Ledger.open(case) as ledger:
+        # rules 2: only a key the owner vouched for may collect
+        owner = load_signer(case.parent / "dana.pem", PASSPHRASE.encode())
+        ledger.register_identity(owner, signer.identity)
         done = _start_run(ledger, signer, end="complete")
         killed = _start_run(ledger, signer)
         statuses = run_statuses(ledger)

@@ -372,12 +372,14 @@ def test_walk_with_unreadable_entries(case: Case, hostile_tree: Any, tmp_path: P
 
 def test_bad_input_is_usage_error_and_records_nothing(case: Case, tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "file"
-    # in a fresh case: not even the signer's identity is recorded
+    # in a fresh case: nothing beyond the case's opening event (written by init)
+    opened = log_events(case)
+    assert [e["type"] for e in opened] == ["case.open"]
     proc = cli(case, "collect", missing, "--json")
     assert proc.returncode == 2, proc.stderr
     assert str(missing) in one_error_line(proc)
     assert proc.stdout == ""
-    assert log_events(case) == []
+    assert log_events(case) == opened
 
     present = tmp_path / "present.txt"
     present.write_text("here\n")

@@ -75,15 +75,18 @@ def check_ledger(
 
     events = json.loads(case("log", "--json", check=True).stdout)
     n = len(events)
-    # One identity per signer, a start and an end per run, one collect per file, and
-    # exactly one self-test: concurrent first collections decide it inside the lock.
+    # One registration per signer (the owner's in the case's opening event, every
+    # other key's when the owner imported it), a start and an end per run, one
+    # collect per file, and exactly one self-test: concurrent first collections
+    # decide it inside the lock.
     assert [e["type"] for e in events].count("selftest") == 1
     assert n == signers + 2 * len(summaries) + k + 1
     assert [e["seq"] for e in events] == list(range(n))
     for before, after in itertools.pairwise(events):
         assert after["prev"] == before["hash"], after["seq"]
     assert report["head"] == events[-1]["hash"]
-    assert sum(e["type"] == "identity" for e in events) == signers
+    assert [e["type"] for e in events].count("case.open") == 1
+    assert sum(e["type"] in ("case.open", "identity") for e in events) == signers
     assert sum(e["type"] == "collection.start" for e in events) == len(summaries)
     assert sum(e["type"] == "collection.end" for e in events) == len(summaries)
 
@@ -124,9 +127,24 @@ def test_two_collectors_one_ledger(case: Case, tmp_path: Path) -> None:
     check_ledger(case, a + b, [sa, sb], signers=1)
 
 
+def import_key(case: Case, pub: Path, name: str) -> None:
+    """The owner (Dana, the case's default key) vouches for a collector's key: under
+    custody rules 2 a key nobody attested may not collect."""
+    proc = case("key", "import", pub, "--name", name, "--role", "collector")
+    assert proc.returncode == 0, proc.stderr
+
+
+def registered_key(e: dict[str, Any]) -> str | None:
+    """The key a registering event registers (None for any other event)."""
+    data = json.loads(e["body"])["data"]
+    if e["type"] == "case.open":
+        return str(data["owner"]["fingerprint"])
+    return str(data["fingerprint"]) if e["type"] == "identity" else None
+
+
 def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
-    """Two different signers, both unknown to the ledger: each identity is
-    registered exactly once, by its own first event."""
+    """Two different signers write at once: the owner, and a collector the owner
+    imported first; each key is registered exactly once, before its first event."""
     other = tmp_path / "lee.pem"
     run(
         "key",
@@ -140,6 +158,7 @@ def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
         "--no-default",
         check=True,
     )
+    import_key(case, other.with_suffix(".pub"), "Lee Park")
     a = make_files(tmp_path / "host-a", "a")
     b = make_files(tmp_path / "host-b", "b")
     pa = start_collect(case, a, "host A")
@@ -150,12 +169,14 @@ def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
     events = check_ledger(case, a + b, [sa, sb], signers=2)
     names = {e["signer_name"] for e in events}
     assert names == {"Dana Reyes", "Lee Park"}
-    # Every event of a signer comes after that signer's identity event.
+    # Every event of a signer comes after the event registering that signer's key.
     first_seen: dict[str, int] = {}
     for e in events:
-        if e["type"] == "identity":
-            first_seen.setdefault(e["signer"], e["seq"])
+        key = registered_key(e)
+        if key is not None:
+            first_seen.setdefault(key, e["seq"])
         assert e["signer"] in first_seen, e["seq"]
+    assert {e["signer_standing"] for e in events} == {"owner", "attested"}
     # Each run's items are signed by its own collector.
     signer_of = {e["item"]: e["signer_name"] for e in events if e["type"] == "collect"}
     assert {signer_of[it["id"]] for it in sa["items"]} == {"Dana Reyes"}
@@ -180,6 +201,7 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
         check=True,
     )
     lee = {"CUSTODY_KEY": str(other), "CUSTODY_PASSPHRASE": PASSPHRASE}
+    import_key(case, other.with_suffix(".pub"), "Lee Park")
     trees = [make_files(tmp_path / f"host-{t}", t) for t in "abcd"]
     # a big file per collector, so verify runs while objects are being copied
     for t, files in zip("abcd", trees, strict=True):
@@ -221,6 +243,7 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
     for before, after in itertools.pairwise(events):
         assert after["prev"] == before["hash"], after["seq"]
     assert [e["type"] for e in events].count("selftest") == 1
-    assert len(events) == 2 + 1 + 2 * 4 + k  # identities, self-test, runs, items
+    # the case's opening event and Lee's import, self-test, runs, items
+    assert len(events) == 2 + 1 + 2 * 4 + k
     ids = sorted(int(e["item"].removeprefix("ITEM-")) for e in events if e["type"] == "collect")
     assert ids == list(range(1, k + 1))

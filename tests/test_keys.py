@@ -98,6 +98,14 @@ def test_key_new_writes_encrypted_pkcs8_and_spki(run: Run, tmp_path: Path) -> No
     assert out.read_bytes() == before
 
 
+def opened_only(case: Case) -> None:
+    """Nothing was recorded since ``custody init``: the log is the case's opening
+    event alone, signed by the owner's key."""
+    events = ok_json(case, "log", "--json")
+    assert [e["type"] for e in events] == ["case.open"]
+    assert events[0]["signer"] == fp_of(raw_public(case.key.with_suffix(".pub")))
+
+
 def test_wrong_passphrase_is_one_clear_line(case: Case, evidence: Path) -> None:
     proc = case("collect", evidence, env={"CUSTODY_PASSPHRASE": "wrong horse"})
     assert proc.returncode == 2
@@ -107,7 +115,7 @@ def test_wrong_passphrase_is_one_clear_line(case: Case, evidence: Path) -> None:
     proc = case("collect", evidence, "--passphrase-file", pw)
     assert proc.returncode == 2
     assert "wrong passphrase" in one_error_line(proc)
-    assert ok_json(case, "log", "--json") == []
+    opened_only(case)
 
 
 def test_group_or_world_readable_key_is_refused(case: Case, evidence: Path) -> None:
@@ -116,7 +124,7 @@ def test_group_or_world_readable_key_is_refused(case: Case, evidence: Path) -> N
         proc = case("collect", evidence)
         assert proc.returncode == 2, oct(mode)
         one_error_line(proc)
-    assert ok_json(case, "log", "--json") == []
+    opened_only(case)
     proc = case("collect", evidence, "--insecure-key")
     assert proc.returncode == 0, proc.stderr
 
@@ -135,7 +143,16 @@ def test_unencrypted_key_is_refused(case: Case, evidence: Path, tmp_path: Path) 
     proc = case("collect", evidence, "--key", plain)
     assert proc.returncode == 2
     one_error_line(proc)
-    assert ok_json(case, "log", "--json") == []
+    opened_only(case)
+    # accepted with --insecure-key (once the owner has vouched for the key: rules 2)
+    plain_pub = tmp_path / "plain.pub"
+    plain_pub.write_bytes(
+        serialization.load_pem_private_key(pem, None)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    proc = case("key", "import", plain_pub, "--name", "Plain Key", "--role", "collector")
+    assert proc.returncode == 0, proc.stderr
     proc = case("collect", evidence, "--key", plain, "--insecure-key")
     assert proc.returncode == 0, proc.stderr
 
@@ -143,9 +160,10 @@ def test_unencrypted_key_is_refused(case: Case, evidence: Path, tmp_path: Path) 
 # -- identities in the ledger --------------------------------------------------------------
 
 
-def test_signer_identity_is_recorded_on_first_signature(case: Case, evidence: Path) -> None:
-    assert ok_json(case, "key", "list", "--json") == []
-    ok_json(case, "collect", evidence, "--json")
+def test_owner_identity_is_recorded_when_the_case_is_made(case: Case, evidence: Path) -> None:
+    """Rules 2: ``custody init`` signs the case's first event, ``case.open``, with the
+    owner's key, and that event registers the key; a collection registers nothing
+    more."""
     pub = case.key.with_suffix(".pub")
     raw = raw_public(pub)
     fp = fp_of(raw)
@@ -156,19 +174,25 @@ def test_signer_identity_is_recorded_on_first_signature(case: Case, evidence: Pa
     assert ident["fingerprint"] == fp
     assert base64.b64decode(ident["public_key"]) == raw
     assert ident["public_key_pem"] == pub.read_text()
+    assert ident["event_seq"] == 0
+    assert (ident["standing"], ident["attested_by"], ident["status"]) == ("owner", fp, "active")
 
+    ok_json(case, "collect", evidence, "--json")
+    assert ok_json(case, "key", "list", "--json") == [ident]
     events = ok_json(case, "log", "--json")
     first = events[0]
-    assert first["type"] == "identity"
+    assert first["type"] == "case.open"
     assert first["seq"] == 0
     assert first["signer"] == fp
+    assert (first["signer_name"], first["signer_standing"]) == ("Dana Reyes", "owner")
     body = json.loads(first["body"])
-    assert body["type"] == "identity" and body["signer"] == fp
-    assert body["data"]["name"] == "Dana Reyes"
-    assert body["data"]["role"] == "collector"
-    assert body["data"]["fingerprint"] == fp
-    assert base64.b64decode(body["data"]["public_key"]) == raw
-    assert body["data"]["registration"] == "self"
+    assert body["type"] == "case.open" and body["signer"] == fp
+    owner = body["data"]["owner"]
+    assert owner["name"] == "Dana Reyes"
+    assert owner["role"] == "collector"
+    assert owner["fingerprint"] == fp
+    assert base64.b64decode(owner["public_key"]) == raw
+    assert (body["data"]["recovery"], body["data"]["rules"]) == (None, 2)
     assert first["hash"] == "sha256:" + hashlib.sha256(first["body"].encode()).hexdigest()
     for ev in events:
         assert ev["signer"] == fp
@@ -179,6 +203,43 @@ def test_signer_identity_is_recorded_on_first_signature(case: Case, evidence: Pa
 
     # a second collection does not register the identity again
     ok_json(case, "collect", evidence, "--json")
+    types = [e["type"] for e in ok_json(case, "log", "--json")]
+    assert types.count("case.open") == 1 and types.count("identity") == 0
+
+
+def test_signer_identity_is_recorded_on_first_signature(
+    case: Case, evidence: Path, tmp_path: Path
+) -> None:
+    """A key the case does not know registers itself, signed by itself, before its
+    first signature (here a note, all a key nobody attested may sign), and is shown
+    as self-asserted."""
+    ok_json(case, "collect", evidence, "--json")
+    sam = tmp_path / "sam.pem"
+    case.run("key", "new", "--name", "Sam Ito", "--role", "examiner", "--out", sam, "--no-default")
+    raw = raw_public(sam.with_suffix(".pub"))
+    fp = fp_of(raw)
+    before = ok_json(case, "log", "--json")
+    proc = case("event", "note", "ITEM-1", "--reason", "looked at it", "--key", sam)
+    assert proc.returncode == 0, proc.stderr
+    ident, note = ok_json(case, "log", "--json")[len(before) :]
+    assert (ident["type"], ident["signer"], note["type"], note["signer"]) == (
+        "identity",
+        fp,
+        "note",
+        fp,
+    )
+    body = json.loads(ident["body"])
+    assert body["data"]["registration"] == "self"
+    assert (body["data"]["name"], body["data"]["fingerprint"]) == ("Sam Ito", fp)
+    assert base64.b64decode(body["data"]["public_key"]) == raw
+    for ev in (ident, note):
+        assert ev["signer_standing"] == "self-asserted"
+        assert ev["signer_attested_by"] is None
+        assert verify_signature(raw, base64.b64decode(ev["signature"]), ev["body"].encode())
+    keys = {k["fingerprint"]: k for k in ok_json(case, "key", "list", "--json")}
+    assert (keys[fp]["standing"], keys[fp]["event_seq"]) == ("self-asserted", ident["seq"])
+    # a second note does not register it again
+    assert case("event", "note", "ITEM-1", "--reason", "again", "--key", sam).returncode == 0
     types = [e["type"] for e in ok_json(case, "log", "--json")]
     assert types.count("identity") == 1
 
@@ -209,9 +270,14 @@ def test_key_import_adds_identity(case: Case, tmp_path: Path) -> None:
     assert (s["name"], s["role"]) == ("Sam Okafor", "counsel")
     assert base64.b64decode(s["public_key"]) == sam_raw
     assert s["public_key_pem"] == sam_pub.read_text()
+    assert (s["standing"], s["attested_by"], s["attested_by_name"]) == (
+        "attested",
+        fp_of(dana_raw),
+        "Dana Reyes",
+    )
 
     events = ok_json(case, "log", "--json")
-    assert [e["type"] for e in events] == ["identity", "identity"]
+    assert [e["type"] for e in events] == ["case.open", "identity"]
     imported = json.loads(events[-1]["body"])
     assert imported["data"]["registration"] == "imported"
     assert imported["data"]["fingerprint"] == fp_of(sam_raw)

@@ -43,6 +43,30 @@ from custody.merkle import leaf_hash, node_hash
 CASE_ID = "2026-017"
 DANA = "Dana Reyes (collector)"
 LEE = "Lee Okafor (counsel)"
+
+
+def card(
+    fp: str, name: str, role: str, standing: str, by: str | None, by_name: str | None
+) -> dict[str, Any]:
+    """A key card as show --json prints it (an active key)."""
+    return {
+        "fingerprint": fp,
+        "name": name,
+        "role": role,
+        "standing": standing,
+        "attested_by": by,
+        "attested_by_name": by_name,
+        "status": "active",
+        "revoked_at": None,
+        "rotated_to": None,
+    }
+
+
+def card_text(fp: str, name_role: str, standing: str) -> str:
+    """The one-line form every display prints: ``Name (role) sha256:<16 hex> [standing]``."""
+    return f"{name_role} {fp[:23]} [{standing}]"
+
+
 REASON = "hand-over to outside counsel"
 LOCATION = "incident room B"
 
@@ -200,8 +224,18 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=True,
     )
 
-    # Kim keeps her own case; she sends Dana the verifier key it prints.
-    run("init", root / "kimcase", "--case-id", "KIM-1", "--title", "Kim's lab", check=True)
+    # Kim keeps her own case (her key owns it); she sends Dana the verifier key it prints.
+    run(
+        "init",
+        root / "kimcase",
+        "--case-id",
+        "KIM-1",
+        "--title",
+        "Kim's lab",
+        "--key",
+        root / "kim.pem",
+        check=True,
+    )
     run("checkpoint", "--case", root / "kimcase", "--key", root / "kim.pem", check=True)
     (kim_row,) = json.loads(
         run("key", "list", "--json", "--case", root / "kimcase", check=True).stdout
@@ -333,9 +367,21 @@ def test_import_known_or_garbage_key_records_nothing(story: Story) -> None:
 
 
 def test_import_own_key_into_new_case(run: Run, tmp_path: Path) -> None:
-    """Importing your own public key as your first act in a case registers you."""
+    """Rules 2: the key that makes a case registers itself in its opening event
+    (owner, seq 0); importing that same key afterwards records nothing."""
     generate_key("Kim Ng", "examiner", PASSPHRASE.encode(), tmp_path / "kim.pem")
-    run("init", tmp_path / "c", "--case-id", "K-1", "--title", "t", check=True)
+    run(
+        "init",
+        tmp_path / "c",
+        "--case-id",
+        "K-1",
+        "--title",
+        "t",
+        "--key",
+        tmp_path / "kim.pem",
+        check=True,
+    )
+    before = run("log", "--json", "--case", tmp_path / "c", check=True).stdout
     proc = run(
         "key",
         "import",
@@ -350,8 +396,10 @@ def test_import_own_key_into_new_case(run: Run, tmp_path: Path) -> None:
         tmp_path / "kim.pem",
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Already known: Kim Ng (examiner) sha256:")
+    assert run("log", "--json", "--case", tmp_path / "c", check=True).stdout == before
     got = json.loads(run("key", "list", "--json", "--case", tmp_path / "c", check=True).stdout)
-    assert [(r["name"], r["event_seq"]) for r in got] == [("Kim Ng", 0)]
+    assert [(r["name"], r["event_seq"], r["standing"]) for r in got] == [("Kim Ng", 0, "owner")]
     proc = run("verify", "--json", "--case", tmp_path / "c")
     assert (proc.returncode, json.loads(proc.stdout)["findings"]) == (0, [])
 
@@ -364,6 +412,9 @@ def test_the_story(story: Story) -> None:
     seq = story.next_seq
     tid = transfer(story, "ITEM-1", "ITEM-2")
     assert tid == f"TRANSFER-{seq}"
+    dana_fp, lee_fp = story.fp["Dana Reyes"], story.fp["Lee Okafor"]
+    dana_card = card(dana_fp, "Dana Reyes", "collector", "owner", dana_fp, "Dana Reyes")
+    lee_card = card(lee_fp, "Lee Okafor", "counsel", "attested", dana_fp, "Dana Reyes")
 
     # In transit: released by Dana, not yet received.
     info = show(c, "ITEM-1")
@@ -385,7 +436,11 @@ def test_the_story(story: Story) -> None:
         "receipt_event": None,
         "release_signature_verified": True,
         "receipt_signature_verified": None,
+        "released_by_key": dana_card,
+        "to_key": lee_card,
+        "received_by_key": None,
     }
+    assert info["custodian_key"] == dana_card
 
     # Lee receives with his own key: items re-hashed, receipt signed.
     proc = c("receive", tid, "--key", story.lee)
@@ -405,6 +460,12 @@ def test_the_story(story: Story) -> None:
     assert h["release_signature_verified"] is True
     assert h["receipt_signature_verified"] is True
     assert h["mismatch"] is False
+    assert (h["released_by_key"], h["to_key"], h["received_by_key"]) == (
+        dana_card,
+        lee_card,
+        lee_card,
+    )
+    assert info["custodian_key"] == lee_card
     # the receipt is part of the item's timeline
     assert [e["type"] for e in info["events"]] == ["collect", "transfer", "receive"]
     assert all(e["signature_verified"] for e in info["events"])
@@ -421,19 +482,22 @@ def test_the_story(story: Story) -> None:
     rel, rec = release_time, h["received"]
     text = c("show", "ITEM-1", check=True).stdout
     assert re.search(r"^State:\s+sealed$", text, re.M), text
-    assert re.search(rf"^Custodian:\s+{re.escape(LEE)}$", text, re.M), text
+    # every signer with 16 hex digits of its key and its standing (rules 2)
+    dana_text = card_text(dana_fp, DANA, "owner")
+    lee_text = card_text(lee_fp, LEE, f"attested by Dana Reyes {dana_fp[:23]}")
+    assert re.search(rf"^Custodian:\s+{re.escape(lee_text)}$", text, re.M), text
     assert re.search(
-        rf"Released by:\s+{re.escape(DANA)}\s+{rel[:10]}\s+{rel[11:19]} UTC\s+"
+        rf"Released by:\s+{re.escape(dana_text)}\s+{rel[:10]}\s+{rel[11:19]} UTC\s+"
         r"\[signature verified\]",
         text,
     ), text
     assert re.search(
-        rf"Received by:\s+{re.escape(LEE)}\s+{rec[:10]}\s+{rec[11:19]} UTC\s+"
+        rf"Received by:\s+{re.escape(lee_text)}\s+{rec[:10]}\s+{rec[11:19]} UTC\s+"
         r"\[signature verified\]",
         text,
     ), text
     assert f"Reason:      {REASON}" in text and f"Location:    {LOCATION}" in text
-    assert re.search(r"seal\s+by Lee Okafor \(counsel\)", text), text
+    assert re.search(rf"seal\s+by {re.escape(lee_text)}$", text, re.M), text
 
     # ITEM-2 went along, unsealed.
     info2 = show(c, "ITEM-2")
@@ -463,7 +527,8 @@ def test_transfer_by_non_custodian_refused(story: Story) -> None:
             "custody: error: [transfer] only the current custodian may transfer ITEM-1;"
             " it is held by Dana Reyes (sha256:"
         )
-    # A key the case has never seen is refused the same way, and not registered.
+    # A key the case has never seen (nobody attested it) may not hand anything over
+    # (rules 2: [authority]), and is not registered.
     generate_key("Mallory", "x", PASSPHRASE.encode(), story.tmp / "mallory.pem")
     proc = c(
         "transfer",
@@ -476,8 +541,9 @@ def test_transfer_by_non_custodian_refused(story: Story) -> None:
         story.tmp / "mallory.pem",
     )
     assert proc.returncode == 2
-    assert one_error_line(proc).startswith("custody: error: [transfer] ")
-    assert "it is held by Dana Reyes (sha256:" in one_error_line(proc)
+    line = one_error_line(proc)
+    assert line.startswith("custody: error: [authority] Mallory (sha256:"), line
+    assert "is self-asserted" in line and "it may not sign transfer" in line, line
     assert c("log", "--json", check=True).stdout == story.t["log_text"]
     story.unchanged()
 
@@ -818,6 +884,14 @@ def test_key_rotation(story: Story) -> None:
         "Dana Reyes",
         seq,
     )
+    # the new key takes the owner's place; the old one is shown as rotated to it
+    assert (keys[-1]["standing"], keys[-1]["status"]) == ("owner", "active")
+    (old_row,) = [k for k in keys if k["fingerprint"] == old_fp]
+    assert (old_row["status"], old_row["rotated_to"], old_row["active"]) == (
+        "rotated",
+        new_fp,
+        False,
+    )
 
     # Items Dana held pass to the new key.
     tid = transfer(story, "ITEM-1", key=dana2)
@@ -917,6 +991,18 @@ def test_key_revocation(story: Story) -> None:
         "key.revoke",
         story.fp["Dana Reyes"],
         {"fingerprint": lee_fp, "reason": "laptop stolen"},
+    )
+    keys = {k["fingerprint"]: k for k in json.loads(c("key", "list", "--json", check=True).stdout)}
+    assert (keys[lee_fp]["status"], keys[lee_fp]["revoked_at"], keys[lee_fp]["active"]) == (
+        "revoked",
+        rev,
+        False,
+    )
+    assert re.search(
+        rf"^{re.escape(lee_fp[:23])}\s+Lee Okafor\s+counsel\s+attested\s+Dana Reyes sha256:"
+        rf"[0-9a-f]{{16}}\s+revoked at event {rev}\s",
+        c("key", "list", check=True).stdout,
+        re.M,
     )
     before = rows(story.db)
 

@@ -429,7 +429,8 @@ def test_fresh_read_only_case_refused_before_any_work(case: Case, tmp_path: Path
     assert not (case.dir / "store" / ".writers.lock").exists()
     assert not (case.dir / "store" / "tmp").exists()
     with Ledger.open(case.dir) as ledger:
-        assert ledger.event_count() == 0  # not even the self-test
+        # the case's opening event (written by init) alone: not even the self-test
+        assert [ev.type for ev in ledger.events()] == ["case.open"]
 
 
 def test_read_only_store_refused_before_any_work(case: Case, tmp_path: Path) -> None:
@@ -445,7 +446,8 @@ def test_read_only_store_refused_before_any_work(case: Case, tmp_path: Path) -> 
     assert not (store / ".writers.lock").exists()
     with Ledger.open(case.dir) as ledger:
         recorded = [ev.type for ev in ledger.events()]
-    assert recorded == []  # no work started: not even the self-test
+    # no work started: the case's opening event (written by init), not even the self-test
+    assert recorded == ["case.open"]
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "read-only" in one_error_line(proc)
 

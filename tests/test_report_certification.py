@@ -78,12 +78,20 @@ def test_certification_of_the_shared_case(report_case: ReportCase) -> None:  # n
     chain = [line for line in text.splitlines() if line.startswith("- **ITEM-")]
     chain = [line for line in chain if "FAILED" not in line]
     assert len(chain) == 2
-    assert chain[0].startswith("- **ITEM-1**: ") and "Dana Reyes (collector): collected" in chain[0]
+    # every signer with 16 hex digits of its key, its standing and who attested it
+    keys = json.loads(report_case.run("key", "list", "--json", check=True).stdout)
+    fp = {k["name"]: k["fingerprint"][:23] for k in keys}
+    dana = f"Dana Reyes (collector) (key `{fp['Dana Reyes']}`, owner)"
+    lee = (
+        f"Lee Okafor (counsel) (key `{fp['Lee Okafor']}`,"
+        f" attested by Dana Reyes {fp['Dana Reyes']})"
+    )
+    assert chain[0].startswith("- **ITEM-1**: ") and f"{dana}: collected" in chain[0]
     assert f"released to Lee Okafor (counsel), {report_case.template['transfer']}" in chain[0]
     assert f"{REASON}; {LOCATION}" in chain[0]
-    assert "Lee Okafor (counsel): sealed — sealed in bag 44" in chain[0]
-    assert chain[0].endswith("now sealed, held by Lee Okafor (counsel).")
-    assert chain[1].endswith("now collected, held by Dana Reyes (collector).")
+    assert f"{lee}: sealed — sealed in bag 44" in chain[0]
+    assert chain[0].endswith(f"now sealed, held by {lee}.")
+    assert chain[1].endswith(f"now collected, held by {dana}.")
     # the declaration and signature block
     assert (
         "I, ____________, declare under penalty of perjury under the laws of the United States"

@@ -310,6 +310,30 @@ def test_golden_case_is_the_case_described(golden_model: dict[str, Any]) -> None
     assert m["verification"]["latest_checkpoint"]["signature_verified"] is True
     assert m["ledger_state"]["size"] == m["ledger_state"]["checkpoint"]["size"] + 2
     assert [k["name"] for k in m["keys"]] == ["Dana Reyes", "Lee Okafor"]
+    # every key from the custody replay: Dana opened the case (its owner) and
+    # attested Lee's key
+    dana, lee = (k["fingerprint"] for k in m["keys"])
+    assert [(k["standing"], k["attested_by"], k["status"]) for k in m["keys"]] == [
+        ("owner", dana, "active"),
+        ("attested", dana, "active"),
+    ]
+    assert [(x["fingerprint"], x["standing"]) for x in m["case"]["examiners"]] == [
+        (dana, "owner"),
+        (lee, "attested"),
+    ]
+    assert items["ITEM-1"]["custodian_key"]["fingerprint"] == lee
+    assert items["ITEM-1"]["collected_by_key"]["standing"] == "owner"
+    (h,) = items["ITEM-1"]["handovers"]
+    assert (h["released_by_key"]["fingerprint"], h["to_key"]["fingerprint"]) == (dana, lee)
+    assert h["received_by_key"]["fingerprint"] == lee
+    assert [e["signer_key"]["fingerprint"] for e in items["ITEM-1"]["timeline"]] == [
+        dana,
+        dana,
+        lee,
+        lee,
+        dana,
+    ]
+    assert m["verification"]["latest_checkpoint"]["signer_key"]["standing"] == "attested"
     assert all(e["signature_verified"] for i in m["items"] for e in i["timeline"])
 
 
@@ -373,6 +397,14 @@ def test_golden_files_read_back() -> None:
         "Lee Okafor (counsel)",
     )
     assert body[3]["action"] == "sealed" and body[3]["actor"] == "Lee Okafor"
+    # the signing key of every row: its fingerprint, its standing and who attested it
+    dana = _signer(DANA_SEED, "Dana Reyes", "collector").fingerprint
+    lee = _signer(LEE_SEED, "Lee Okafor", "counsel").fingerprint
+    for r in body:
+        signer = lee if r["actor"] == "Lee Okafor" else dana
+        standing = "attested" if signer == lee else "owner"
+        assert (r["signer"], r["signer_standing"]) == (signer, standing)
+        assert (r["signer_attested_by_name"], r["signer_attested_by"]) == ("Dana Reyes", dana)
     assert body[4]["reason"] == body[6]["reason"] == NOTE
     assert body[4]["location"] == NOTE_LOCATION
     report = json.loads((GOLDEN / "report.json").read_bytes())

@@ -160,6 +160,17 @@ def test_self_contained_and_items_marked(report_case: ReportCase) -> None:  # no
     assert "NOT VERIFIED" not in t1
     assert t1.count("verified") >= 2 + 4  # two hand-over signatures, four events
     assert "sealed in bag 44" in t1
+    # every signer with 16 hex digits of its key, its standing and who attested it
+    model = json_model(report_case)
+    fp = {k["name"]: k["fingerprint"][:23] for k in model["keys"]}
+    dana, lee = fp["Dana Reyes"], fp["Lee Okafor"]
+    # (the standing is on its own line: the text of a <br> is nothing)
+    d, lee_key = re.escape(dana), re.escape(lee)
+    assert re.search(rf"Collected by\s*Dana Reyes \(collector\) {d}\s*owner", t1)
+    assert re.search(rf"Lee Okafor \(counsel\) {lee_key}\s*attested by Dana Reyes {d}", t1)
+    timeline = re.findall(rf"Lee Okafor {lee_key}\s*attested by Dana Reyes {d}", t1)
+    assert len(timeline) == 2  # Lee's receipt and seal
+    assert "SELF-ASSERTED" not in full
 
     assert two["attrs"]["data-integrity"] == "failed"
     assert "item-failed" in two["attrs"]["class"].split()
@@ -183,7 +194,10 @@ def test_hostile_values_are_escaped(report_case: ReportCase) -> None:  # noqa: F
     for ev in item["timeline"]:
         ev["actor"] = evil
         ev["action"] = evil + " & co"
+        ev["signer_key"]["name"] = evil
+        ev["signer_key"]["standing"] = 'x" onclick="alert(3)'
     item["handovers"][0]["released_by"] = evil
+    item["handovers"][0]["released_by_key"]["role"] = evil
     bad["keys"][0]["name"] = evil
     data = render(bad)
     text = data.decode("utf-8")

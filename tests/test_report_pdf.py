@@ -107,8 +107,8 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
     # title block
     assert "Chain-of-Custody Report" in summary
     assert "Case 2026-017: Payroll server breach" in summary
-    assert re.search(r"Dana Reyes\s+collector\s+sha256:", summary)
-    assert re.search(r"Lee Okafor\s+counsel\s+sha256:", summary)
+    assert re.search(r"Dana Reyes\s+collector\s+sha256:\S+\s+owner\n", summary)
+    assert re.search(r"Lee Okafor\s+counsel\s+sha256:\S+\s+attested by Dana Reyes\n", summary)
     # verification summary: verdict, the failing step, every finding, the ledger state
     assert "VERIFICATION FAILED - 3 finding(s)" in summary
     assert re.search(r"stored bytes\s+FAILED\s+3", summary)
@@ -148,10 +148,20 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
     assert item1.count("verification: matches") == 3 and "DIFFERS" not in item1
 
     # source path, host, size, MIME, collector
-    assert re.search(rf"Source path\s+\S*/evidence/{re.escape(ITEM1_NAME)}", item1)
+    # (a long path wraps between words: under xdist the template's path is longer)
+    name = re.escape(ITEM1_NAME).replace(r"\ ", r"\s+")
+    assert re.search(rf"Source path\s+\S*/evidence/{name}", item1)
     assert re.search(r"Size\s+46 bytes", item1)
     assert re.search(r"MIME type\s+text/plain", item1)
     assert re.search(r"Collected by\s+Dana Reyes \(collector\)", item2)
+    # every signer with 16 hex digits of its key, its standing and who attested it
+    fp = {k["name"]: k["fingerprint"][:23] for k in model["keys"]}
+    dana, lee = fp["Dana Reyes"], fp["Lee Okafor"]
+    assert re.search(rf"Collected by\s+Dana Reyes \(collector\) {dana} \[owner\]\n", item2)
+    assert re.search(
+        rf"Current custodian\s+Lee Okafor \(counsel\) {lee} \[attested by Dana Reyes\s+{dana}\]",
+        item1,
+    )
 
     # the hand-over: released by / received by, date, time, both signatures verified
     tid = rc.template["transfer"]
@@ -179,6 +189,8 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
     for key in model["keys"]:
         assert key["fingerprint"] in _flat(tail)
         assert key["public_key"] in _flat(tail)
+    assert re.search(rf"Standing\s+attested by Dana Reyes {dana}\n", tail)
+    assert re.search(r"Standing\s+owner\n", tail)
     assert re.search(rf"Tool version\s+custody {re.escape(__version__)}", tail)
 
     # each item starts a page

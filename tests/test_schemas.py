@@ -141,7 +141,7 @@ def test_event_bodies_match_event_body_schema(log: list[dict[str, Any]]) -> None
 
 def test_demo_exercises_every_documented_event_type(log: list[dict[str, Any]]) -> None:
     types = {ev["type"] for ev in log}
-    assert {"identity", "collection.start", "collect", "collection.end"} <= types
+    assert {"case.open", "identity", "collection.start", "collect", "collection.end"} <= types
     outcomes = {json.loads(ev["body"])["data"]["outcome"] for ev in log if ev["type"] == "collect"}
     assert {"collected", "directory", "symlink"} <= outcomes
 
@@ -149,7 +149,8 @@ def test_demo_exercises_every_documented_event_type(log: list[dict[str, Any]]) -
 def test_log_fields_agree_with_the_signed_body(log: list[dict[str, Any]]) -> None:
     """What docs/ledger-format.md promises: hash = sha256 of the body bytes, prev
     chains, the convenience fields repeat the body, and each signature verifies
-    (pure Ed25519 over the same bytes) with the key of the signer's identity event."""
+    (pure Ed25519 over the same bytes) with the key of the signer's identity event
+    (the owner's: of the case's opening event)."""
     keys: dict[str, bytes] = {}
     prev = None
     for i, ev in enumerate(log):
@@ -163,16 +164,24 @@ def test_log_fields_agree_with_the_signed_body(log: list[dict[str, Any]]) -> Non
         if prev is not None:
             assert ev["prev"] == prev
         prev = ev["hash"]
-        if body["type"] == "identity":
-            pub = base64.b64decode(body["data"]["public_key"], validate=True)
-            assert body["data"]["fingerprint"] == "sha256:" + hashlib.sha256(pub).hexdigest()
-            if body["data"]["registration"] == "self":
-                assert body["signer"] == body["data"]["fingerprint"]
-            keys[body["data"]["fingerprint"]] = pub
+        if body["type"] in ("identity", "case.open"):
+            key = body["data"] if body["type"] == "identity" else body["data"]["owner"]
+            pub = base64.b64decode(key["public_key"], validate=True)
+            assert key["fingerprint"] == "sha256:" + hashlib.sha256(pub).hexdigest()
+            if body["type"] == "case.open" or key["registration"] == "self":
+                assert body["signer"] == key["fingerprint"]
+            keys[key["fingerprint"]] = pub
         Ed25519PublicKey.from_public_bytes(keys[ev["signer"]]).verify(
             base64.b64decode(ev["signature"], validate=True), raw
         )
         assert base64.b64decode(ev["signer_public_key"]) == keys[ev["signer"]]
+        # the demo's owner (the collector) attests itself and counsel's key
+        owner = log[0]["signer"]
+        if ev["signer"] == owner:
+            assert (ev["signer_standing"], ev["signer_attested_by"]) == ("owner", owner)
+        else:
+            assert (ev["signer_standing"], ev["signer_attested_by"]) == ("attested", owner)
+        assert ev["signer_attested_by_name"] == "Demo Collector"
         if body["type"] == "collect" and "store" in body["data"]:
             sha = body["data"]["digests"]["sha256"]
             assert body["data"]["store"] == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
@@ -189,7 +198,8 @@ def test_first_event_links_to_the_case_header(
         conn.close()
     assert stored == "sha256:" + hashlib.sha256(header.encode("utf-8")).hexdigest()
     assert log[0]["prev"] == stored
-    assert set(json.loads(header)) == {"v", "case_id", "title", "created", "uuid", "tool"}
+    assert set(json.loads(header)) == {"v", "case_id", "title", "created", "uuid", "tool", "rules"}
+    assert json.loads(header)["rules"] == 2
 
 
 def test_body_schema_rejects_what_the_format_forbids(log: list[dict[str, Any]]) -> None:

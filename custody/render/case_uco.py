@@ -9,9 +9,12 @@ case-utils conforms with no warnings).  Mapping:
   (MIME type, one ``uco-types:Hash`` per digest, method ``"MD5"``/``"SHA1"``/... as
   a plain string, value ``xsd:hexBinary``; a digest outside UCO's HashNameVocab is
   written in the file's description instead);
-* each examiner: a ``uco-identity:Person`` (``uco-core:name``; role via a
-  ``uco-role:Role`` and a ``Has_Role`` relationship; signing keys and fingerprints
-  in its description); the tool: a ``uco-tool:Tool``;
+* each key holder: a ``uco-identity:Person`` per signing key (a rotation's new key
+  speaks for the same person; two keys under one name are two people), with
+  ``uco-core:name``, role via a ``uco-role:Role`` and a ``Has_Role``
+  relationship, and its keys in its description: fingerprint, standing (owner,
+  delegate, attested by whom, or SELF-ASSERTED) and status; the tool: a
+  ``uco-tool:Tool``;
 * each ledger event in an item's timeline (collection, release, receipt, seal, ...):
   a ``case-investigation:InvestigativeAction`` (performer = the signer, instrument =
   the tool, result = the file for a collection, object = the file(s) otherwise,
@@ -38,6 +41,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
+
+from custody.render.signers import signer_text, standing_text
 
 CONTEXT: dict[str, str] = {
     "case-investigation": "https://ontology.caseontology.org/case/investigation/",
@@ -156,29 +161,66 @@ def _tool(g: _Graph, text: str) -> str:
 
 
 class _People:
-    """One ``Person`` per key holder's name, with their roles and signing keys."""
+    """One ``Person`` per key holder: per signing key, rotations followed (the new
+    key of a rotation speaks for the same person), never merged by name, since two
+    keys can carry the same name.  Each Person's description lists its keys with
+    their standing and status.  A model without key cards falls back to one Person
+    per ``"Name (role)"``."""
 
     def __init__(self, g: _Graph, report: dict[str, Any]) -> None:
         self.g = g
         self.persons: dict[str, dict[str, Any]] = {}
         self.roles: dict[str, str] = {}
-        for k in report.get("keys") or []:
-            self.person(str(k.get("name")), str(k.get("role", "")))
-            status = k.get("status", "active")
-            self.persons[str(k.get("name"))]["uco-core:description"].append(
-                f"signing key {k.get('fingerprint')} ({status}, "
-                f"{k.get('signed_events', 0)} events signed; public key {k.get('public_key')})"
+        keys = [k for k in report.get("keys") or [] if isinstance(k, dict)]
+        self.successor = {
+            str(k.get("fingerprint")): str(k["rotated_to"]) for k in keys if k.get("rotated_to")
+        }
+        for k in keys:
+            iri = self.key(k)
+            if iri is None:
+                continue
+            status = str(k.get("status", "active"))
+            if status == "revoked":
+                status = f"revoked at event {k.get('revoked_at')}"
+            elif status == "rotated":
+                status = f"rotated to {k.get('rotated_to')}"
+            self.g.nodes[iri]["uco-core:description"].append(
+                f"signing key {k.get('fingerprint')} ({standing_text({**k, 'status': 'active'})};"
+                f" {status}, {k.get('signed_events', 0)} events signed;"
+                f" public key {k.get('public_key')})"
             )
         for e in (report.get("case") or {}).get("examiners") or []:
-            self.person(str(e.get("name")), str(e.get("role", "")))
+            if isinstance(e, dict) and e.get("fingerprint"):
+                self.key(e)
+            elif isinstance(e, dict):
+                self.person(str(e.get("name")), str(e.get("role", "")))
+
+    def _final(self, fp: str) -> str:
+        seen = {fp}
+        while fp in self.successor and self.successor[fp] not in seen:
+            fp = self.successor[fp]
+            seen.add(fp)
+        return fp
+
+    def key(self, card: Any, fallback: Any = None) -> str | None:
+        """The Person holding the key of a key card (``fallback``, a ``"Name (role)"``
+        string, when there is no card)."""
+        if not isinstance(card, dict) or not card.get("fingerprint"):
+            return self.who(fallback)
+        name = str(card.get("name") or card.get("fingerprint"))
+        return self._person(f"key {self._final(str(card['fingerprint']))}", name, card.get("role"))
 
     def person(self, name: str, role: str = "") -> str:
-        iri = self.g.iri("Person", name)
-        if name not in self.persons:
-            self.persons[name] = self.g.add(iri, "uco-identity:Person", **{"uco-core:name": name})
-            self.persons[name]["uco-core:description"] = []
+        """The Person of a name (a model without key cards)."""
+        return self._person(f"name {name}", name, role)
+
+    def _person(self, key: str, name: str, role: Any) -> str:
+        iri = self.g.iri("Person", key)
+        if key not in self.persons:
+            self.persons[key] = self.g.add(iri, "uco-identity:Person", **{"uco-core:name": name})
+            self.persons[key]["uco-core:description"] = []
         if role and role != "unknown":
-            self._role(name, iri, role)
+            self._role(key, iri, str(role))
         return iri
 
     def who(self, text: Any) -> str | None:
@@ -188,14 +230,14 @@ class _People:
         name, role = _split_who(text)
         return self.person(name, role)
 
-    def _role(self, name: str, person: str, role: str) -> None:
+    def _role(self, key: str, person: str, role: str) -> None:
         if role not in self.roles:
             self.roles[role] = self.g.iri("Role", role)
             self.g.add(self.roles[role], "uco-role:Role", **{"uco-core:name": role})
-        rel = self.g.iri("Relationship", "Has_Role", name, role)
+        rel = self.g.iri("Relationship", "Has_Role", key, role)
         if rel in self.g.nodes:
             return
-        self.persons[name]["uco-core:description"].insert(0, f"role: {role}")
+        self.persons[key]["uco-core:description"].insert(0, f"role: {role}")
         self.g.add(
             rel,
             "uco-core:Relationship",
@@ -340,7 +382,9 @@ def _actions(
         row = events[seq]
         type_ = str(row.get("type"))
         iri = g.iri("InvestigativeAction", seq)
-        performer = people.person(str(row.get("actor")), str(row.get("role", "")))
+        performer = people.key(row.get("signer_key")) or people.person(
+            str(row.get("actor")), str(row.get("role", ""))
+        )
         participant = None
         informed_by = None
         desc = [f"event type: {type_}"]
@@ -351,22 +395,25 @@ def _actions(
         transfer = str(row.get("transfer") or "")
         h = handovers.get(transfer, {})
         if type_ == "transfer":
-            participant = people.who(h.get("to"))
+            participant = people.key(h.get("to_key"), h.get("to"))
             desc.append(f"released by: {row.get('released_by') or row.get('actor')}")
             if h.get("to"):
                 desc.append(f"to: {h['to']}")
             if h.get("status"):
                 desc.append(f"hand-over status: {h['status']}")
         elif type_ == "receive":
-            participant = people.who(row.get("released_by"))
+            participant = people.key(h.get("released_by_key"), row.get("released_by"))
             informed_by = releases.get(transfer)
             desc.append(f"released by: {row.get('released_by')}")
             desc.append(f"received by: {row.get('received_by') or row.get('actor')}")
             if mismatched.get(transfer):
                 desc.append("MISMATCH ON RECEIPT: " + ", ".join(mismatched[transfer]))
         verified = row.get("signature_verified")
+        card = row.get("signer_key")
+        standing = f" ({standing_text(card)})" if isinstance(card, dict) else ""
         desc.append(
-            f"signature by {row.get('signer')}: " + ("verified" if verified else "NOT VERIFIED")
+            f"signature by {row.get('signer')}{standing}: "
+            + ("verified" if verified else "NOT VERIFIED")
         )
         desc.append(f"ledger event {seq}: {row.get('hash')}")
         environment = None
@@ -481,7 +528,13 @@ def _verification(
     if isinstance(cp, dict):
         desc.append(
             f"latest checkpoint: event {cp.get('event')}, size {cp.get('size')}, "
-            f"root {cp.get('root')}, signed by {cp.get('signer')} at {cp.get('time')}, "
+            f"root {cp.get('root')}, signed by {cp.get('signer')}"
+            + (
+                f" ({signer_text(cp['signer_key'])})"
+                if isinstance(cp.get("signer_key"), dict)
+                else ""
+            )
+            + f" at {cp.get('time')}, "
             + ("signature verified" if cp.get("signature_verified") else "SIGNATURE NOT VERIFIED")
         )
     else:
@@ -512,9 +565,14 @@ def _provenance(g: _Graph, item: dict[str, Any], file: str, annotation: str) -> 
     desc = [_integrity(item)]
     if item.get("state"):
         desc.append(f"custody state: {item['state']}")
-    if item.get("custodian"):
+    custodian = item.get("custodian_key")
+    if isinstance(custodian, dict):
+        desc.append(f"custodian: {signer_text(custodian)}")
+    elif item.get("custodian"):
         desc.append(f"custodian: {item['custodian']}")
-    desc.append(f"collected {item.get('collected')} by {item.get('collected_by')}")
+    collector = item.get("collected_by_key")
+    by = signer_text(collector) if isinstance(collector, dict) else item.get("collected_by")
+    desc.append(f"collected {item.get('collected')} by {by}")
     g.add(
         iri,
         "case-investigation:ProvenanceRecord",

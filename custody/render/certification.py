@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from custody.render.signers import holder_text, short_fp, standing_text
+
 BANNER = "DRAFT FOR COUNSEL — NOT A SIGNED CERTIFICATION"
 BLANK = "____________"
 
@@ -61,6 +63,18 @@ def _when(time: Any) -> str:
     if len(t) >= 19 and t[10] == "T":
         return f"{t[:10]} {t[11:19]} UTC"
     return md(t) or "unknown time"
+
+
+def _key(card: Any, fallback: Any = None) -> str:
+    """A signing key as every place a signer is shown: holder, 16 hex digits of the
+    fingerprint, standing and attester (custody.render.signers); ``fallback`` when
+    the model has no key card."""
+    if not isinstance(card, dict):
+        return md(fallback)
+    return (
+        f"{md(holder_text(card))} (key {code(short_fp(card.get('fingerprint')))},"
+        f" {md(standing_text(card))})"
+    )
 
 
 def _yes(flag: Any) -> str:
@@ -116,7 +130,8 @@ def _item_row(item: dict[str, Any]) -> str:
 def _chain_line(item: dict[str, Any]) -> str:
     steps = []
     for ev in item.get("timeline", []):
-        step = f"{_when(ev.get('time'))}, {md(ev.get('actor'))} ({md(ev.get('role'))}):"
+        who = _key(ev.get("signer_key"), f"{ev.get('actor')} ({ev.get('role')})")
+        step = f"{_when(ev.get('time'))}, {who}:"
         step += f" {md(ev.get('action'))}"
         extras = [md(ev[k]) for k in ("reason", "location") if ev.get(k)]
         if extras:
@@ -126,7 +141,7 @@ def _chain_line(item: dict[str, Any]) -> str:
         steps.append(f"{step} [event {ev.get('seq')}]")
     now = f"now {md(item.get('state') or 'unknown')}"
     if item.get("custodian"):
-        now += f", held by {md(item.get('custodian'))}"
+        now += f", held by {_key(item.get('custodian_key'), item.get('custodian'))}"
     return f"- **{md(item.get('id'))}**: " + " → ".join([*steps, now]) + "."
 
 
@@ -186,7 +201,8 @@ def _process(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"5. **Latest signed checkpoint.** Event {md(cp.get('event'))}, signed at"
             f" {_when(cp.get('time'))} by key {code(cp.get('signer'))}"
-            f" (signature {_yes(cp.get('signature_verified'))}), fixes the first"
+            + (f", {_key(cp['signer_key'])}" if isinstance(cp.get("signer_key"), dict) else "")
+            + f" (signature {_yes(cp.get('signature_verified'))}), fixes the first"
             f" {md(cp.get('size'))} event(s) under Merkle root {code(cp.get('root'))}."
         )
     else:

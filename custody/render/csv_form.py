@@ -6,7 +6,10 @@ each item's timeline (ledger order).  The columns, in order, are :data:`COLUMNS`
 the form's columns, then the collected path exactly (``path_hex``: its bytes in hex,
 since a displayed name cannot tell byte 0xff from the text ``\xff``), then the
 ledger state the report was made from (event count and Merkle root), on every row
-so that any extract of the sheet still names it.
+so that any extract of the sheet still names it, then the signing key: its full
+fingerprint, its standing (``owner``, ``recovery``, ``delegate``, ``attested``, or
+``SELF-ASSERTED`` / ``UNKNOWN`` in capitals: nobody vouched for the key) and the
+name and fingerprint of the key that attested it.
 
 Conventions (docs/reports.md): RFC 4180 (``\\r\\n`` line ends, fields quoted only
 when needed, ``"`` doubled inside quotes, line breaks kept inside quoted fields),
@@ -42,6 +45,10 @@ COLUMNS = (
     "path_hex",
     "ledger_events",
     "ledger_root",
+    "signer",
+    "signer_standing",
+    "signer_attested_by_name",
+    "signer_attested_by",
 )
 
 
@@ -66,6 +73,12 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def standing_cell(card: Any) -> str:
+    """A key's standing as the form shows it: a key nobody vouched for in capitals."""
+    standing = str(card.get("standing") or "unknown") if isinstance(card, dict) else "unknown"
+    return standing.upper() if standing in ("self-asserted", "unknown") else standing
+
+
 def rows(report: dict[str, Any]) -> list[list[str]]:
     """The form's rows (without the header), as the CSV holds them."""
     out: list[list[str]] = []
@@ -75,6 +88,7 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
         description = describe(item)
         sha256 = _text(item.get("digests", {}).get("sha256"))
         for ev in item.get("timeline", []):
+            key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
             out.append(
                 [
                     _text(item.get("id")),
@@ -96,6 +110,10 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
                     _text(item.get("path_hex")),
                     _text(state.get("size")),
                     _text(state.get("root")),
+                    _text(ev.get("signer")),
+                    standing_cell(key),
+                    _text(key.get("attested_by_name")),
+                    _text(key.get("attested_by")),
                 ]
             )
     return out

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from custody.render.signers import STANDING_WORDS, holder_text, short_fp, standing_text
+
 # -- styles ----------------------------------------------------------------------
 
 CSS = """
@@ -59,6 +61,8 @@ pre { white-space: pre-wrap; word-break: break-all; background: #f6f7f9;
 .ok { color: var(--ok); font-weight: 700; }
 .bad { color: var(--bad); font-weight: 700; }
 .pending { color: var(--warn); font-weight: 700; }
+.standing { color: var(--muted); }
+.standing-self-asserted, .standing-unknown { color: var(--bad); font-weight: 700; }
 .integrity { padding: 10px 14px; margin: 8px 0 14px; border: 3px solid; }
 .integrity-failure { color: var(--bad); background: var(--bad-bg); border-color: var(--bad); }
 .integrity-failure .label { font-size: 22px; font-weight: 800; letter-spacing: .04em; }
@@ -118,6 +122,32 @@ def _yes(ok: bool | None, yes: str = "passed", no: str = "FAILED") -> str:
     if ok is None:
         return '<span class="muted">—</span>'
     return f'<span class="ok">{_e(yes)}</span>' if ok else f'<span class="bad">{_e(no)}</span>'
+
+
+def _key(card: Any, fallback: Any = None, *, role: bool = True) -> str:
+    """A signing key as every place a signer is shown: the holder (``Name (role)``,
+    or the name alone with ``role=False``), 16 hex digits of the fingerprint, and
+    the key's standing and attester; a key nobody vouched for is marked in red
+    capitals.  ``fallback`` (plain text) when the model has no key card."""
+    if not isinstance(card, Mapping):
+        return _text(fallback)
+    standing = str(card.get("standing") or "unknown")
+    holder = holder_text(card) if role else str(card.get("name") or "unregistered key")
+    return (
+        f'<span class="key" data-standing="{_e(standing)}">{_e(holder)} '
+        f'<span class="mono">{_e(short_fp(card.get("fingerprint")))}</span><br>'
+        f'<span class="standing standing-{_e(standing)} small">'
+        f"{_e(standing_text(card))}</span></span>"
+    )
+
+
+def _lane(ev: Mapping[str, Any]) -> str:
+    """The drawing's lane of an event: its signing key (two keys under one name
+    are two lanes), ``Name (role)`` when the model has no key card."""
+    card = ev.get("signer_key")
+    if isinstance(card, Mapping):
+        return f"{holder_text(card)} {short_fp(card.get('fingerprint'))}"
+    return f"{ev.get('actor')} ({ev.get('role')})"
 
 
 def _size(n: Any) -> str:
@@ -219,7 +249,14 @@ def _header(report: Mapping[str, Any]) -> str:
     scope = report.get("scope") or {}
     examiners = case.get("examiners") or []
     ex_rows = [
-        [_e(x.get("name")), _e(x.get("role")), _mono(x.get("fingerprint"))] for x in examiners
+        [
+            _e(x.get("name")),
+            _e(x.get("role")),
+            _mono(x.get("fingerprint")),
+            f'<span class="standing standing-{_e(x.get("standing"))}">'
+            f"{_e(standing_text(x))}</span>",
+        ]
+        for x in examiners
     ]
     items_scope = ", ".join(str(i) for i in scope.get("items") or [])
     scope_text = ("all items: " if scope.get("all_items") else "selected items: ") + items_scope
@@ -243,7 +280,7 @@ def _header(report: Mapping[str, Any]) -> str:
         + "</tbody></table>"
         "<h3>Examiners</h3>"
         + (
-            _table(["Name", "Role", "Key fingerprint"], ex_rows)
+            _table(["Name", "Role", "Key fingerprint", "Standing"], ex_rows)
             if ex_rows
             else "<p class='muted'>No examiner identities recorded.</p>"
         )
@@ -264,7 +301,12 @@ def _checkpoint_rows(cp: Mapping[str, Any] | None) -> str:
                 ("Event", _e(cp.get("event"))),
                 ("Tree size", _e(cp.get("size"))),
                 ("Root", _mono(cp.get("root"))),
-                ("Signer", _mono(cp.get("signer"))),
+                (
+                    "Signer",
+                    _key(cp.get("signer_key"), None) + "<br>" + _mono(cp.get("signer"))
+                    if isinstance(cp.get("signer_key"), Mapping)
+                    else _mono(cp.get("signer")),
+                ),
                 ("Time", _e(cp.get("time"))),
                 ("Signature", _sig(cp.get("signature_verified"))),
             ]
@@ -466,16 +508,14 @@ def _handovers(item: Mapping[str, Any]) -> str:
         rows.append(
             [
                 _e(h.get("transfer")),
-                _e(h.get("released_by")),
+                _key(h.get("released_by_key"), h.get("released_by")),
                 _text(rd),
                 _text(rt),
                 _sig(h.get("release_signature_verified")),
-                _text(h.get("received_by"))
-                + (
-                    ""
-                    if h.get("received_by")
-                    else f'<br><span class="muted small">to {_e(h.get("to"))}</span>'
-                ),
+                _key(h.get("received_by_key"), h.get("received_by"))
+                if h.get("received_by")
+                else '—<br><span class="muted small">in transit to</span> '
+                + _key(h.get("to_key"), h.get("to")),
                 _text(cd),
                 _text(ct),
                 _sig(h.get("receipt_signature_verified"), "not received"),
@@ -526,7 +566,7 @@ def _timeline_table(item: Mapping[str, Any]) -> str:
             f'<td class="nowrap">{_e(ev.get("seq"))}</td>',
             f'<td class="nowrap">{_text(ev.get("date"))}</td>',
             f'<td class="nowrap">{_text(ev.get("time_utc"))}</td>',
-            f"<td>{_e(ev.get('actor'))}</td>",
+            f"<td>{_key(ev.get('signer_key'), ev.get('actor'), role=False)}</td>",
             f"<td>{_e(ev.get('role'))}</td>",
             f"<td>{action}</td>",
             f'<td><span class="wrap">{_text(ev.get("reason"))}</span></td>',
@@ -586,12 +626,8 @@ def _svg_timeline(item: Mapping[str, Any]) -> str:
         return ""
     lanes: list[str] = []
     for ev in events:
-        who = f"{ev.get('actor')} ({ev.get('role')})"
-        if who not in lanes:
-            lanes.append(who)
-        for k in ("released_by", "received_by"):
-            if ev.get(k) and str(ev.get(k)) not in lanes:
-                lanes.append(str(ev.get(k)))
+        if _lane(ev) not in lanes:
+            lanes.append(_lane(ev))
     # hand-over links: transfer event -> its receipt event
     receipt_of: dict[str, int] = {}
     for idx, ev in enumerate(events):
@@ -616,6 +652,7 @@ def _svg_chunk(
     c: int,
     nchunks: int,
 ) -> str:
+    cards = {_lane(e): e.get("signer_key") for e in events}
     width = _LEFT + _COL * min(len(events), _PER_ROW) + 20
     axis_y = _TOP + _LANE * len(lanes) + 8
     height = axis_y + _AXIS
@@ -643,11 +680,27 @@ def _svg_chunk(
             f'<line x1="{_LEFT}" y1="{ly + 18}" x2="{width - 10}" y2="{ly + 18}" '
             'stroke="#c9ced6" stroke-dasharray="3 3"/>'
         )
-        name = who
-        out.append(
-            f'<text x="8" y="{ly + 22}" font-size="12" font-weight="700" fill="#1d232b">'
-            f"<title>{_e(name)}</title>{_e(_clip(name, 22))}</text>"
-        )
+        card = cards.get(who)
+        if isinstance(card, Mapping):
+            name = holder_text(card)
+            full = f"{name} {card.get('fingerprint')}: {standing_text(card)}"
+            standing = str(card.get("standing") or "unknown")
+            bad = standing in ("self-asserted", "unknown")
+            out.append(
+                f'<text x="8" y="{ly + 22}" font-size="12" font-weight="700" fill="#1d232b">'
+                f"<title>{_e(full)}</title>{_e(_clip(name, 22))}</text>"
+                f'<text x="8" y="{ly + 36}" font-size="10" fill="#1d232b" '
+                'font-family="DejaVu Sans Mono, Liberation Mono, monospace">'
+                f"{_e(short_fp(card.get('fingerprint')))}</text>"
+                f'<text x="8" y="{ly + 50}" font-size="10" '
+                f'font-weight="{700 if bad else 400}" fill="{"#b00020" if bad else "#5b6470"}">'
+                f"{_e(STANDING_WORDS.get(standing, standing))}</text>"
+            )
+        else:
+            out.append(
+                f'<text x="8" y="{ly + 22}" font-size="12" font-weight="700" fill="#1d232b">'
+                f"<title>{_e(who)}</title>{_e(_clip(who, 22))}</text>"
+            )
     # axis
     out.append(
         f'<line x1="{_LEFT - 6}" y1="{axis_y}" x2="{width - 10}" y2="{axis_y}" '
@@ -664,11 +717,10 @@ def _svg_chunk(
         if ev.get("type") != "transfer" or not ev.get("transfer"):
             continue
         r = receipt_of.get(str(ev.get("transfer")))
-        src = str(ev.get("released_by") or f"{ev.get('actor')} ({ev.get('role')})")
+        src = _lane(ev)
         if r is None:
             continue
-        dst_ev = events[r]
-        dst = f"{dst_ev.get('actor')} ({dst_ev.get('role')})"
+        dst = _lane(events[r])
         if src not in lanes or dst not in lanes:
             continue
         if r < first or idx > last:
@@ -686,7 +738,7 @@ def _svg_chunk(
     # markers
     for idx in range(first, last + 1):
         ev = events[idx]
-        who = f"{ev.get('actor')} ({ev.get('role')})"
+        who = _lane(ev)
         x, y = x_of(idx), y_of(who)
         ok = ev.get("signature_verified")
         colour = {"collect": "#1b6e2a", "transfer": "#2a5db0", "receive": "#2a5db0"}.get(
@@ -736,8 +788,8 @@ def _item(item: Mapping[str, Any]) -> str:
     integ = item.get("integrity") or {}
     status = "intact" if integ.get("ok") else "failed"
     collected_by = (
-        _e(item.get("collected_by"))
-        + " — signature "
+        _key(item.get("collected_by_key"), item.get("collected_by"))
+        + "<br>signature "
         + _sig(item.get("collect_signature_verified"))
     )
     details = _rows(
@@ -752,7 +804,7 @@ def _item(item: Mapping[str, Any]) -> str:
             ("Collected by", collected_by),
             ("Collection event", _e(item.get("collect_event"))),
             ("Current state", _text(item.get("state"))),
-            ("Current custodian", _text(item.get("custodian"))),
+            ("Current custodian", _key(item.get("custodian_key"), item.get("custodian"))),
         ]
     )
     return (
@@ -782,11 +834,18 @@ def _keys(report: Mapping[str, Any]) -> str:
     for k in keys:
         status = str(k.get("status") or "")
         cls = "ok" if status == "active" else "bad"
+        if status == "revoked":
+            status = f"revoked at event {k.get('revoked_at')}"
+        elif status == "rotated":
+            status = f"rotated to {short_fp(k.get('rotated_to'))}"
+        standing = str(k.get("standing") or "unknown")
         rows.append(
             [
                 _e(k.get("name")),
                 _e(k.get("role")),
                 _mono(k.get("fingerprint")),
+                f'<span class="standing standing-{_e(standing)}">'
+                f"{_e(standing_text({**k, 'status': 'active'}))}</span>",
                 f'<span class="{cls}">{_e(status)}</span>',
                 _e(k.get("signed_events")),
                 _mono(k.get("public_key")),
@@ -796,7 +855,15 @@ def _keys(report: Mapping[str, Any]) -> str:
         '<section class="keys" id="keys"><h2>Keys and fingerprints</h2>'
         + (
             _table(
-                ["Name", "Role", "Fingerprint", "Status", "Events signed", "Public key (Ed25519)"],
+                [
+                    "Name",
+                    "Role",
+                    "Fingerprint",
+                    "Standing",
+                    "Status",
+                    "Events signed",
+                    "Public key (Ed25519)",
+                ],
                 rows,
             )
             if rows

@@ -39,6 +39,8 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableBordersLayout, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
+from custody.render.signers import attester_text, signer_text, standing_text
+
 #: Where to look for the DejaVu TrueType fonts.
 FONT_DIRS: tuple[Path, ...] = (
     Path("/usr/share/fonts/truetype/dejavu"),
@@ -315,6 +317,13 @@ def _s(value: Any, none: str = "-") -> str:
     return str(value)
 
 
+def _who(card: Any, fallback: Any = None) -> str:
+    """A signing key as every place a signer is shown: ``Name (role)
+    sha256:<16 hex> [standing]`` (custody.render.signers); ``fallback`` when the
+    model has no key card."""
+    return signer_text(card) if isinstance(card, dict) else _s(fallback)
+
+
 def _signature(verified: Any) -> str:
     if verified is None:
         return "-"
@@ -372,15 +381,28 @@ def _title_block(pdf: _Doc, report: dict[str, Any]) -> None:
     pdf.heading("Examiners", level=2)
     if examiners:
         pdf.grid(
-            ("Name", "Role", "Key fingerprint"),
+            ("Name", "Role", "Key fingerprint", "Standing"),
             [
-                (_s(e.get("name")), _s(e.get("role")), (_s(e.get("fingerprint")), pdf.mono_face(7)))
+                (
+                    _s(e.get("name")),
+                    _s(e.get("role")),
+                    (_s(e.get("fingerprint")), pdf.mono_face(7)),
+                    _standing_cell(pdf, e),
+                )
                 for e in examiners
             ],
-            (0.25, 0.15, 0.6),
+            (0.25, 0.12, 0.38, 0.25),
         )
     else:
         pdf.para("No examiner identities are recorded in the ledger.")
+
+
+def _standing_cell(pdf: _Doc, card: dict[str, Any]) -> str | tuple[str, FontFace]:
+    """A key's standing; a key nobody vouched for in the failure face."""
+    text = standing_text({**card, "status": card.get("status", "active")})
+    if card.get("standing") in ("self-asserted", "unknown"):
+        return (text, pdf.status_face(False))
+    return text
 
 
 def _findings_grid(pdf: _Doc, findings: list[dict[str, Any]]) -> None:
@@ -444,11 +466,7 @@ def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
             pdf.ln(1)
 
     pdf.heading("Latest checkpoint", level=2)
-    signers = {
-        str(k.get("fingerprint")): f"{_s(k.get('name'))} ({_s(k.get('role'))})"
-        for k in report.get("keys") or []
-    }
-    _checkpoint(pdf, v.get("latest_checkpoint"), signers)
+    _checkpoint(pdf, v.get("latest_checkpoint"))
 
     stamps = v.get("timestamps") or []
     pdf.heading(f"Time-stamp tokens ({len(stamps)})", level=2)
@@ -498,7 +516,7 @@ def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
                     _s(i.get("id")),
                     _s(i.get("path")),
                     _s(i.get("state")),
-                    _s(i.get("custodian")),
+                    _who(i.get("custodian_key"), i.get("custodian")),
                     _integrity_short(pdf, i),
                 )
                 for i in items
@@ -517,7 +535,7 @@ def _integrity_short(pdf: _Doc, item: dict[str, Any]) -> tuple[str, FontFace]:
     return (f"FAILING ({n} finding(s))", pdf.status_face(False))
 
 
-def _checkpoint(pdf: _Doc, cp: Any, signers: dict[str, str]) -> None:
+def _checkpoint(pdf: _Doc, cp: Any) -> None:
     if not isinstance(cp, dict):
         pdf.para("No checkpoint has been recorded in the ledger.")
         return
@@ -526,7 +544,7 @@ def _checkpoint(pdf: _Doc, cp: Any, signers: dict[str, str]) -> None:
             ("Event", _s(cp.get("event"))),
             ("Size (events covered)", _s(cp.get("size"))),
             ("Merkle root", (_s(cp.get("root")), pdf.mono_face())),
-            ("Signer", signers.get(str(cp.get("signer")), "(key not in this report)")),
+            ("Signer", _who(cp.get("signer_key"), "(key not in this report)")),
             ("Signer key", (_s(cp.get("signer")), pdf.mono_face())),
             ("Time", _when(cp.get("time"))),
             (
@@ -571,14 +589,14 @@ def _item(pdf: _Doc, item: dict[str, Any]) -> None:
             ("Size", "-" if size is None else f"{size} bytes"),
             ("MIME type", _s(item.get("mime"))),
             ("Collected", _when(item.get("collected"))),
-            ("Collected by", _s(item.get("collected_by"))),
+            ("Collected by", _who(item.get("collected_by_key"), item.get("collected_by"))),
             (
                 "Collection event",
                 f"#{_s(item.get('collect_event'))}, signature "
                 f"{_signature(item.get('collect_signature_verified'))}",
             ),
             ("Current state", _s(item.get("state"))),
-            ("Current custodian", _s(item.get("custodian"))),
+            ("Current custodian", _who(item.get("custodian_key"), item.get("custodian"))),
         ]
     )
 
@@ -620,7 +638,7 @@ def _handovers(pdf: _Doc, handovers: list[dict[str, Any]]) -> None:
         rows: list[Sequence[str | tuple[str, FontFace]]] = [
             (
                 ("Released by", pdf.bold),
-                _s(h.get("released_by")),
+                _who(h.get("released_by_key"), h.get("released_by")),
                 rdate,
                 rtime,
                 _sig_cell(pdf, h.get("release_signature_verified")),
@@ -631,7 +649,7 @@ def _handovers(pdf: _Doc, handovers: list[dict[str, Any]]) -> None:
             rows.append(
                 (
                     ("Received by", pdf.bold),
-                    _s(h.get("received_by")),
+                    _who(h.get("received_by_key"), h.get("received_by")),
                     date,
                     time,
                     _sig_cell(pdf, h.get("receipt_signature_verified")),
@@ -641,7 +659,7 @@ def _handovers(pdf: _Doc, handovers: list[dict[str, Any]]) -> None:
             rows.append(
                 (
                     ("Received by", pdf.bold),
-                    f"not yet received (to {_s(h.get('to'))})",
+                    f"not yet received (to {_who(h.get('to_key'), h.get('to'))})",
                     "-",
                     "-",
                     "-",
@@ -685,7 +703,7 @@ def _timeline(pdf: _Doc, timeline: list[dict[str, Any]]) -> None:
                 _s(e.get("seq")),
                 _s(e.get("date")),
                 _s(e.get("time_utc")),
-                f"{_s(e.get('actor'))} ({_s(e.get('role'))})",
+                _who(e.get("signer_key"), f"{_s(e.get('actor'))} ({_s(e.get('role'))})"),
                 action,
                 _s(e.get("reason")),
                 _s(e.get("location")),
@@ -693,7 +711,7 @@ def _timeline(pdf: _Doc, timeline: list[dict[str, Any]]) -> None:
             )
         )
     pdf.grid(
-        ("#", "Date", "Time (UTC)", "Actor (role)", "Action", "Reason", "Location", "Signature"),
+        ("#", "Date", "Time (UTC)", "Signed by (key)", "Action", "Reason", "Location", "Signature"),
         rows,
         (0.04, 0.10, 0.095, 0.15, 0.2, 0.155, 0.13, 0.13),
         size=7.5,
@@ -712,11 +730,18 @@ def _keys(pdf: _Doc, report: dict[str, Any]) -> None:
         pdf.para("No keys are recorded.")
     for k in keys:
         pdf.heading(f"{_s(k.get('name'))} ({_s(k.get('role'))})", level=2)
+        status = _s(k.get("status"))
+        if k.get("status") == "revoked":
+            status = f"revoked at event {_s(k.get('revoked_at'))}"
+        elif k.get("status") == "rotated":
+            status = f"rotated to {_s(k.get('rotated_to'))}"
         pdf.kv(
             [
                 ("Fingerprint", (_s(k.get("fingerprint")), pdf.mono_face())),
                 ("Public key (base64)", (_s(k.get("public_key")), pdf.mono_face())),
-                ("Status", _s(k.get("status"))),
+                ("Standing", _standing_cell(pdf, {**k, "status": "active"})),
+                ("Attested by", _s(attester_text(k), "-")),
+                ("Status", status),
                 ("Events signed", _s(k.get("signed_events"))),
             ]
         )
