@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Step(enum.Enum):
@@ -293,3 +293,26 @@ class Findings(list[Finding]):
         f = Finding.event(kind, seq, detail, item=item)
         self.append(f)
         return f
+
+
+@dataclass
+class Verdict:
+    """What a verification found: a verify or bundle report derives from this."""
+
+    findings: Findings = field(default_factory=Findings, kw_only=True)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(
+        self,
+        kind: Kind,
+        subject: str,
+        detail: str,
+        *,
+        item: str | None = None,
+        seq: int | None = None,
+        obj: str | None = None,
+    ) -> None:
+        self.findings.add(kind, subject, detail, item=item, seq=seq, obj=obj)

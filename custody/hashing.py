@@ -188,6 +188,9 @@ def _hash_serial(
         total += n
         if progress is not None:
             progress(n)
+        if n == len(buf) < CHUNK:  # more than its size said (a pipe, /proc, a growing
+            buf = bytearray(CHUNK)  # file): read on in whole chunks, not byte by byte
+            mv = memoryview(buf)
     return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total)
 
 

@@ -48,7 +48,7 @@ from custody.checkpoint import (
 )
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
-from custody.findings import Findings, Kind
+from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
 from custody.ledger import (
     COLLECT_EVENT,
@@ -66,10 +66,9 @@ ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(Verdict):
     case_id: str
     quick: bool
-    findings: Findings = field(default_factory=Findings)
     events: int = 0
     artifacts: int = 0
     objects_checked: int = 0
@@ -80,22 +79,6 @@ class VerifyReport:
     head: str | None = None
     # what the store check found, per store object: {rel: {alg: hex}} (reports use it)
     found_digests: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(
-        self,
-        kind: Kind,
-        subject: str,
-        detail: str,
-        *,
-        item: str | None = None,
-        seq: int | None = None,
-        obj: str | None = None,
-    ) -> None:
-        self.findings.add(kind, subject, detail, item=item, seq=seq, obj=obj)
 
     def as_json(self) -> dict[str, Any]:
         return {

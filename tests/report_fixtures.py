@@ -22,14 +22,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PASSPHRASE, invoke, new_key
 
-PASSPHRASE = "correct horse battery staple"
 ITEM1_NAME = 'memo, "final".txt'
 ITEM1_BYTES = b"Quarterly payroll memo\nline two, with a comma\n"
 ITEM2_BYTES = b"Nov 27 10:01:02 payroll sshd[812]: Accepted password for admin\n"
@@ -53,14 +52,7 @@ class ReportCase:
             "CUSTODY_CASE": str(self.dir),
             "CUSTODY_KEY": str(self.root / f"{key}.pem"),
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "custody_cli.main", *map(str, args)],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = invoke(args, env=env, cwd=self.root)
         if check and proc.returncode != 0:
             raise AssertionError(f"custody {args} exited {proc.returncode}: {proc.stderr}")
         return proc
@@ -92,30 +84,8 @@ def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
     ev.mkdir()
     (ev / ITEM1_NAME).write_bytes(ITEM1_BYTES)
     (ev / "auth.log").write_bytes(ITEM2_BYTES)
-    case.run(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--out",
-        root / "dana.pem",
-        "--no-default",
-        check=True,
-    )
-    case.run(
-        "key",
-        "new",
-        "--name",
-        "Lee Okafor",
-        "--role",
-        "counsel",
-        "--out",
-        root / "lee.pem",
-        "--no-default",
-        check=True,
-    )
+    new_key(case.run, root / "dana.pem", "Dana Reyes", "collector", default=False)
+    new_key(case.run, root / "lee.pem", "Lee Okafor", "counsel", default=False)
     case.run(
         "init", case.dir, "--case-id", "2026-017", "--title", "Payroll server breach", check=True
     )

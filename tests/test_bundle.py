@@ -31,6 +31,7 @@ from conftest import PASSPHRASE, Run, template_case
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jsonschema import Draft202012Validator
+from tampering import read_events, retag, write_events
 
 from custody import merkle, note
 from custody.canonical import content_hash
@@ -167,23 +168,8 @@ def assert_failed(rc: int, report: dict[str, Any]) -> None:
 # -- tampering helpers (a folder bundle) ------------------------------------------------
 
 
-def tag_files(bag: Path) -> list[str]:
-    return sorted(
-        p.relative_to(bag).as_posix()
-        for p in bag.rglob("*")
-        if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
-    )
-
-
 def sha(path: Path, alg: str = "sha256") -> str:
     return hashlib.new(alg, path.read_bytes()).hexdigest()
-
-
-def retag(bag: Path) -> None:
-    """Recompute tagmanifest-sha256.txt (unsigned: anyone can)."""
-    (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{sha(bag / n)}  {n}\n" for n in tag_files(bag))
-    )
 
 
 def remanifest(bag: Path) -> None:
@@ -196,18 +182,6 @@ def remanifest(bag: Path) -> None:
             "".join(f"{sha(bag / n, alg)}  {n}\n" for n in payload)
         )
     retag(bag)
-
-
-def read_events(bag: Path) -> list[dict[str, Any]]:
-    text = (bag / "custody" / "events.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def write_events(bag: Path, rows: list[dict[str, Any]]) -> None:
-    (bag / "custody" / "events.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows),
-        encoding="utf-8",
-    )
 
 
 def body(row: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from tampering import read_events, retag, write_events
 
 import custody.bundle.verify as bundle_verify  # where verify_bundle looks its tuning up
 from custody import bundle
@@ -434,30 +435,6 @@ def copy_bag(src: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def retag(bag: Path) -> None:
-    """Recompute tagmanifest-sha256.txt, as anyone holding the bundle can."""
-    names = sorted(
-        p.relative_to(bag).as_posix()
-        for p in bag.rglob("*")
-        if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
-    )
-    (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
-    )
-
-
-def event_lines(bag: Path) -> list[dict[str, Any]]:
-    text = (bag / "custody" / "events.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def write_event_lines(bag: Path, rows: list[dict[str, Any]]) -> None:
-    (bag / "custody" / "events.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows),
-        encoding="utf-8",
-    )
-
-
 def payload_of(bag: Path, item: str) -> str:
     meta = json.loads((bag / "custody" / "bundle.json").read_text(encoding="utf-8"))
     (rel,) = [it["payload"] for it in meta["items"] if it["id"] == item]
@@ -599,13 +576,13 @@ def test_rewritten_signature_is_one_finding(
     clean_bundle: Path, tmp_path: Path, mode: str, line: int, mode_run: Any
 ) -> None:
     bag = copy_bag(clean_bundle, tmp_path)
-    rows = event_lines(bag)
+    rows = read_events(bag)
     assert len(rows) == 8
     forged = base64.b64encode(hashlib.sha512(b"not a signature").digest()).decode()
     assert len(base64.b64decode(forged, validate=True)) == 64
     assert forged != rows[line]["signature"]
     rows[line]["signature"] = forged
-    write_event_lines(bag, rows)
+    write_events(bag, rows)
     retag(bag)
     report = mode_run(bag, mode)
     assert report["findings"] == [
@@ -623,9 +600,9 @@ def test_another_events_signature_is_one_finding(
 ) -> None:
     """Swapping in a genuine signature of the same key over another body."""
     bag = copy_bag(clean_bundle, tmp_path)
-    rows = event_lines(bag)
+    rows = read_events(bag)
     rows[4]["signature"] = rows[5]["signature"]
-    write_event_lines(bag, rows)
+    write_events(bag, rows)
     retag(bag)
     report = mode_run(bag, mode)
     assert report["findings"] == [
@@ -641,7 +618,7 @@ def tamper_many(bag: Path) -> None:
     """Several problems of several kinds in one bundle (tag manifest left stale)."""
     flip_byte(bag / payload_of(bag, "ITEM-1"), 0)
     flip_byte(bag / payload_of(bag, "ITEM-5"), 0)
-    rows = event_lines(bag)
+    rows = read_events(bag)
     for i in (1, 4, 6):
         rows[i]["signature"] = base64.b64encode(bytes([i]) * 64).decode()
     body = json.loads(rows[2]["body"])
@@ -650,7 +627,7 @@ def tamper_many(bag: Path) -> None:
     rows[2]["body"] = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     rows[3]["body"] = json.dumps(json.loads(rows[3]["body"]), sort_keys=True, indent=1)
     rows[7]["signature"] = "not base64!"
-    write_event_lines(bag, rows)
+    write_events(bag, rows)
     (bag / "data" / "ITEM-9").mkdir()
     (bag / "data" / "ITEM-9" / "smuggled.txt").write_bytes(b"not exported")
 
@@ -663,7 +640,7 @@ def test_findings_in_the_same_order_on_workers(
     serial = mode_run(bag, "serial")
     workers = mode_run(bag, "workers")
     assert workers == serial
-    seq = [r["seq"] for r in event_lines(bag)]
+    seq = [r["seq"] for r in read_events(bag)]
     one, five = payload_of(bag, "ITEM-1"), payload_of(bag, "ITEM-5")
     assert [(f["kind"], f["subject"]) for f in serial["findings"]] == [
         ("payload-extra", "data/ITEM-9/smuggled.txt"),

@@ -9,7 +9,6 @@ refuse what it sees in the archive's index before reading any content.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import Run, template_case
+from tampering import retag
 
 TOP = "b"
 MiB = 1 << 20
@@ -106,17 +106,6 @@ def copy_bag(good: Path, dest: Path) -> Path:
         if p.is_file():
             os.chmod(p, 0o644)
     return dest
-
-
-def retag(bag: Path) -> None:
-    names = sorted(
-        p.relative_to(bag).as_posix()
-        for p in bag.rglob("*")
-        if p.is_file() and not p.relative_to(bag).as_posix().startswith(("data/", "tagmanifest-"))
-    )
-    (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256((bag / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
-    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:

@@ -1,7 +1,7 @@
 """``custody.canonical.parse_canonical``: a signed event body is accepted only when
 its bytes are exactly the RFC 8785 canonical form of the value they parse to.
 
-Checked against the RFC 8785 known-answer vectors (../shared/vectors/jcs_rfc8785),
+Checked against the RFC 8785 known-answer vectors (tests/vectors/jcs_rfc8785),
 against hand-written non-canonical variants of accepted bodies, and by property:
 ``parse_canonical(canonical_json(v)) == v`` for random float-free JSON values, the
 fast ``json.dumps`` path of ``canonical_json`` agreeing with the ``rfc8785``
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import rfc8785
-from conftest import vectors_dir
+from conftest import VECTORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +38,7 @@ JCS_WITHOUT_FLOATS = [n for n in JCS_NAMES if n not in JCS_WITH_FLOATS]
 
 
 def _jcs_dir() -> Path:
-    return vectors_dir() / "jcs_rfc8785"
+    return VECTORS / "jcs_rfc8785"
 
 
 def _jcs(name: str) -> tuple[bytes, bytes]:

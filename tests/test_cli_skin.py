@@ -3,7 +3,7 @@ the run status live in the library, and the CLI only prints them; ``--case``
 given to the group reaches every command that takes one (``custody --case DIR
 selftest`` records into DIR).
 
-Runs the CLI in-process (click's CliRunner on ``custody_cli.main.cli``)."""
+Runs the CLI in-process (conftest.invoke_here)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from conftest import PASSPHRASE, invoke_here, ok_here
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.collect import RUN_END_EVENT, RUN_START_EVENT
@@ -26,33 +26,15 @@ from custody.verify import verify_ledger
 from custody_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-PASSPHRASE = "correct horse battery staple"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUSTODY_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASSPHRASE)
-    for k in ("CUSTODY_CASE", "CUSTODY_KEY"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.chdir(tmp_path)  # no case here or above
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def ok(*args: str | Path) -> Result:
-    r = invoke(*args)
-    assert r.exit_code == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-@pytest.fixture
-def case(env: None, tmp_path: Path) -> Path:
-    ok("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem")
+def case(custody_cwd: dict[str, str], tmp_path: Path) -> Path:
+    ok_here(
+        "key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem"
+    )
     d = tmp_path / "case"
-    ok("init", d, "--case-id", "2026-017", "--title", "Payroll server breach")
+    ok_here("init", d, "--case-id", "2026-017", "--title", "Payroll server breach")
     return d
 
 
@@ -62,28 +44,30 @@ def case(env: None, tmp_path: Path) -> Path:
 def test_selftest_records_into_the_case_given_to_the_group(case: Path) -> None:
     """``custody --case DIR selftest`` recorded nothing: selftest read only its own
     --case, not the group's."""
-    out = json.loads(ok("--case", case, "selftest", "--json").stdout)
+    out = json.loads(ok_here("--case", case, "selftest", "--json").stdout)
     assert out["ok"] is True
     assert isinstance(out["event"], int)
     with Ledger.open(case) as ledger:
         assert [e.type for e in ledger.events()][-1] == "selftest"
     # and the text form says so too
-    text = ok("--case", case, "selftest").stdout
+    text = ok_here("--case", case, "selftest").stdout
     assert "Recorded as signed event" in text
 
 
 def test_group_case_reaches_commands_of_nested_groups(case: Path, tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_text("x\n")
-    ok("--case", case, "collect", tmp_path / "f.txt", "--no-selftest", "--quiet")
-    assert [i["id"] for i in json.loads(ok("--case", case, "list", "--json").stdout)] == ["ITEM-1"]
-    keys = json.loads(ok("--case", case, "key", "list", "--json").stdout)
+    ok_here("--case", case, "collect", tmp_path / "f.txt", "--no-selftest", "--quiet")
+    assert [i["id"] for i in json.loads(ok_here("--case", case, "list", "--json").stdout)] == [
+        "ITEM-1"
+    ]
+    keys = json.loads(ok_here("--case", case, "key", "list", "--json").stdout)
     assert [k["name"] for k in keys] == ["Dana Reyes"]
-    ok("--case", case, "bundle", "export", "ITEM-1", "--out", tmp_path / "bag")
+    ok_here("--case", case, "bundle", "export", "ITEM-1", "--out", tmp_path / "bag")
     # the command's own --case wins over the group's
     other = tmp_path / "other"
-    ok("init", other, "--case-id", "OTHER", "--title", "other")
-    assert json.loads(ok("--case", other, "list", "--case", case, "--json").stdout) != []
-    assert json.loads(ok("--case", case, "list", "--case", other, "--json").stdout) == []
+    ok_here("init", other, "--case-id", "OTHER", "--title", "other")
+    assert json.loads(ok_here("--case", other, "list", "--case", case, "--json").stdout) != []
+    assert json.loads(ok_here("--case", case, "list", "--case", other, "--json").stdout) == []
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -109,7 +93,9 @@ def test_every_case_option_inherits_the_group_case() -> None:
 # -- the demo story ------------------------------------------------------------------
 
 
-def test_demo_story_is_the_library_and_the_cli_prints_it(env: None, tmp_path: Path) -> None:
+def test_demo_story_is_the_library_and_the_cli_prints_it(
+    custody_cwd: dict[str, str], tmp_path: Path
+) -> None:
     said: list[str] = []
     result = run_demo(tmp_path / "lib", said.append)
     assert result.ok
@@ -122,16 +108,18 @@ def test_demo_story_is_the_library_and_the_cli_prints_it(env: None, tmp_path: Pa
     with Ledger.open(result.case_dir) as ledger:
         assert verify_ledger(ledger, checkpoints=result.checkpoints).ok
 
-    printed = ok("demo", tmp_path / "cli").stdout.splitlines()
+    printed = ok_here("demo", tmp_path / "cli").stdout.splitlines()
     # the same story, told by the library: only the directory and digests differ
     assert len(printed) == len(said)
     assert [p.split(" ")[0] for p in printed] == [s.split(" ")[0] for s in said]
 
 
-def test_demo_refuses_a_directory_that_holds_one(env: None, tmp_path: Path) -> None:
-    ok("demo", tmp_path / "d")
-    again = invoke("demo", tmp_path / "d")
-    assert again.exit_code == 2
+def test_demo_refuses_a_directory_that_holds_one(
+    custody_cwd: dict[str, str], tmp_path: Path
+) -> None:
+    ok_here("demo", tmp_path / "d")
+    again = invoke_here("demo", tmp_path / "d")
+    assert again.returncode == 2
     assert "already holds a demo" in again.stderr
 
 
@@ -165,11 +153,11 @@ def test_run_status_is_the_library_and_log_shows_it(case: Path) -> None:
     assert statuses[killed].unfinished and not statuses[done].unfinished
     assert RUNNING != UNFINISHED
 
-    events = json.loads(ok("log", "--json", "--case", case).stdout)
+    events = json.loads(ok_here("log", "--json", "--case", case).stdout)
     starts = [e for e in events if e["type"] == RUN_START_EVENT]
     got = {json.loads(e["body"])["data"]["run"]: e["run_status"] for e in starts}
     assert got == {done: "complete", killed: UNFINISHED}
-    text = ok("log", "--case", case).stdout
+    text = ok_here("log", "--case", case).stdout
     assert f"UNFINISHED: collection {killed}" in text
     assert f"UNFINISHED: collection {done}" not in text
 

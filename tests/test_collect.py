@@ -4,7 +4,6 @@ changing while read, and atime preservation."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import gzip
 import hashlib
@@ -22,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, cli, ok_json, one_error_line
+from conftest import (
+    Case,
+    cli,
+    drop_dac_capabilities,
+    ok_json,
+    one_error_line,
+    python_without_dac,
+    tool_digest,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import custody.store
@@ -54,11 +61,6 @@ def by_raw_path(items: list[dict[str, Any]]) -> dict[bytes, dict[str, Any]]:
         assert raw not in out, f"two items for one path {raw!r}"
         out[raw] = it
     return out
-
-
-def tool_digest(tool: str, path: Path) -> str:
-    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, check=True)
-    return proc.stdout.split()[0]
 
 
 def file_mime(path: Path) -> str:
@@ -305,32 +307,9 @@ def test_walk_of_special_files_completes(case: Case, hostile_tree: Any) -> None:
     _check_hostile_walk(case, root, expected, summary)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_CAPBSET_DROP = 24
-_CAP_DAC_OVERRIDE = 1
-_CAP_DAC_READ_SEARCH = 2
-
-
-def _drop_dac_capabilities() -> None:
-    """preexec_fn: remove the capabilities that let root ignore file permissions from
-    the bounding set, so the exec'd child (still uid 0) is denied a mode-000 file."""
-    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
-        if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def _denied_after_drop(probe: Path) -> bool:
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", f"open({str(probe)!r}, 'rb').read()"],
-            preexec_fn=_drop_dac_capabilities,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return proc.returncode != 0 and "PermissionError" in proc.stderr
+    proc = python_without_dac(f"open({str(probe)!r}, 'rb').read()")
+    return proc is not None and proc.returncode != 0 and "PermissionError" in proc.stderr
 
 
 def test_walk_with_unreadable_entries(case: Case, hostile_tree: Any, tmp_path: Path) -> None:
@@ -349,7 +328,7 @@ def test_walk_with_unreadable_entries(case: Case, hostile_tree: Any, tmp_path: P
         if sys.platform != "linux" or not _denied_after_drop(secret):
             locked.chmod(0o700)
             pytest.skip("cannot make a file unreadable to root (capability drop unavailable)")
-        preexec: Callable[[], None] | None = _drop_dac_capabilities
+        preexec: Callable[[], None] | None = drop_dac_capabilities
     else:
         preexec = None
     try:

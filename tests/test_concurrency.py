@@ -7,18 +7,12 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import PASSPHRASE, Case
+from conftest import CLI_MODULE, PASSPHRASE, Case, new_key, sha256sum
 
 FILES_PER_COLLECTOR = 30
-
-
-def sha256sum(path: Path) -> str:
-    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True, check=True)
-    return out.stdout.split()[0]
 
 
 def make_files(root: Path, tag: str, n: int = FILES_PER_COLLECTOR) -> list[Path]:
@@ -34,12 +28,10 @@ def make_files(root: Path, tag: str, n: int = FILES_PER_COLLECTOR) -> list[Path]
 def start_collect(
     case: Case, files: list[Path], reason: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, **case.run.env, **(extra_env or {})}
+    env = {**case.env, **(extra_env or {})}
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "custody_cli.main",
+            *CLI_MODULE,
             "collect",
             "--reason",
             reason,
@@ -146,18 +138,7 @@ def test_two_collectors_two_keys(case: Case, run: Any, tmp_path: Path) -> None:
     """Two different signers write at once: the owner, and a collector the owner
     imported first; each key is registered exactly once, before its first event."""
     other = tmp_path / "lee.pem"
-    run(
-        "key",
-        "new",
-        "--name",
-        "Lee Park",
-        "--role",
-        "collector",
-        "--out",
-        other,
-        "--no-default",
-        check=True,
-    )
+    new_key(run, other, "Lee Park", "collector", default=False)
     import_key(case, other.with_suffix(".pub"), "Lee Park")
     a = make_files(tmp_path / "host-a", "a")
     b = make_files(tmp_path / "host-b", "b")
@@ -188,18 +169,7 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
     fifth runs `verify` over and over: all complete, one gapless chain, and no
     verify run ever reports a problem while the writers are active."""
     other = tmp_path / "lee.pem"
-    run(
-        "key",
-        "new",
-        "--name",
-        "Lee Park",
-        "--role",
-        "collector",
-        "--out",
-        other,
-        "--no-default",
-        check=True,
-    )
+    new_key(run, other, "Lee Park", "collector", default=False)
     lee = {"CUSTODY_KEY": str(other), "CUSTODY_PASSPHRASE": PASSPHRASE}
     import_key(case, other.with_suffix(".pub"), "Lee Park")
     trees = [make_files(tmp_path / f"host-{t}", t) for t in "abcd"]
@@ -212,17 +182,9 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
         start_collect(case, files, f"host {t}", lee if t in "bd" else None)
         for t, files in zip("abcd", trees, strict=True)
     ]
-    env = {**os.environ, **case.run.env}
     reports = []
     while any(p.poll() is None for p in procs) or not reports:
-        v = subprocess.run(
-            [sys.executable, "-m", "custody_cli.main", "verify", "--json"],
-            cwd=case.dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        v = case("verify", "--json", process=True, timeout=120)  # a fifth process
         assert "Traceback" not in v.stderr
         rep = json.loads(v.stdout)
         assert (v.returncode, rep["findings"]) == (0, []), rep["findings"]

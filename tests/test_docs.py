@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import invoke
 
 import custody.errors as errors
 from custody_cli.main import cli
@@ -216,7 +217,8 @@ def test_ledger_format_openssl_recipe_runs(tmp_path: Path) -> None:
     one_event, whole_ledger = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
     assert DOC_CASE in one_event
 
-    # a fresh demo case, and `custody` on PATH whatever the environment
+    # a fresh demo case, and `custody` on PATH whatever the environment (the recipe's
+    # shell runs it as a command)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     env["CUSTODY_CONFIG_DIR"] = str(tmp_path / "cfg")
     bin_dir = tmp_path / "bin"
@@ -225,9 +227,7 @@ def test_ledger_format_openssl_recipe_runs(tmp_path: Path) -> None:
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m custody_cli.main "$@"\n')
     shim.chmod(0o755)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    demo = subprocess.run(
-        ["custody", "demo", str(tmp_path / "demo")], env=env, capture_output=True, text=True
-    )
+    demo = invoke(["demo", tmp_path / "demo"], env=env, cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     case = tmp_path / "demo" / "case-DEMO-001"
     work = tmp_path / "work"
@@ -259,12 +259,7 @@ def test_ledger_format_openssl_recipe_runs(tmp_path: Path) -> None:
 
     out = sh(whole_ledger).splitlines()
     assert out[:-1] == [f"event {i} ok" for i in range(len(log))]
-    verify = subprocess.run(
-        ["custody", "verify", "--json", "--quick", "--case", str(case)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    verify = invoke(["verify", "--json", "--quick", "--case", case], env=env, cwd=work)
     assert out[-1] == f"head {json.loads(verify.stdout)['head']}"
 
     # and a forged body fails the same openssl check

@@ -16,13 +16,12 @@ import base64
 import json
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run, template_case
+from conftest import PASSPHRASE, Case, Run, one_error_line, template_case
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody import merkle, note
@@ -47,12 +46,6 @@ def verify(case: Case, *flags: str | Path) -> tuple[int, dict[str, Any]]:
     proc = case("verify", "--json", "--quick", *flags)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("custody: error: "), proc.stderr
-    return proc.stderr.strip()
 
 
 def leaves_of(events: list[dict[str, Any]]) -> list[bytes]:
@@ -345,7 +338,7 @@ def test_prove_consistency_verifies_independently(hist: Hist) -> None:
     # the wrong way round is a usage error
     proc = c("prove", "consistency", hist.cp2, hist.cp1)
     assert proc.returncode == 2
-    assert "newer" in one_line_error(proc)
+    assert "newer" in one_error_line(proc)
 
 
 # -- history rewritten by the key holder -----------------------------------------------
@@ -458,7 +451,7 @@ def test_checkpoint_from_unknown_key_or_other_case(hist: Hist) -> None:
     assert "another log or case" in report["findings"][1]["detail"]
     proc = hist.case("prove", "inclusion", "ITEM-1", "--checkpoint", hist.tmp / "stranger.txt")
     assert proc.returncode == 1
-    assert "not signed by any key this case knows" in one_line_error(proc)
+    assert "not signed by any key this case knows" in one_error_line(proc)
 
 
 MALFORMED = "custody/2026-017\n6\nnot base64!\n\n— dana-reyes AAAA\n"
@@ -474,7 +467,7 @@ def test_malformed_checkpoint_is_bad_input_for_prove(hist: Hist) -> None:
     ):
         proc = hist.case("prove", *args)
         assert proc.returncode == 2, args
-        one_line_error(proc)
+        one_error_line(proc)
 
 
 @pytest.mark.parametrize("which", ["malformed", "missing"])
@@ -484,7 +477,7 @@ def test_malformed_checkpoint_is_bad_input_for_verify(hist: Hist, which: str) ->
         path.write_text(MALFORMED)
     proc = hist.case("verify", "--checkpoint", path)
     assert proc.returncode == 2
-    one_line_error(proc)
+    one_error_line(proc)
 
 
 def test_recorded_checkpoint_note_edited(hist: Hist) -> None:

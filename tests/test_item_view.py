@@ -3,7 +3,7 @@ hand-overs and its timeline, shared by ``custody show`` and every report; the
 signature status of each event is the verifier's word (a signature finding for
 that event), never a check the CLI makes with keys from a derived table.
 
-Runs the CLI in-process (click's CliRunner on ``custody_cli.main.cli``)."""
+Runs the CLI in-process (conftest.invoke_here)."""
 
 from __future__ import annotations
 
@@ -14,43 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import invoke_here, ok_here
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from custody.findings import SIGNATURE_KINDS, Finding, Kind
 from custody.ledger import Ledger
 from custody.views import case_item_view, unverified_events
-from custody_cli.main import cli
-
-PASSPHRASE = "correct horse battery staple"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"CUSTODY_CONFIG_DIR": str(tmp_path / "config"), "CUSTODY_PASSPHRASE": PASSPHRASE}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    for k in ("CUSTODY_CASE", "CUSTODY_KEY"):
-        monkeypatch.delenv(k, raising=False)
-    return values
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def ok(*args: str | Path) -> Result:
-    r = invoke(*args)
-    assert r.exit_code == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-@pytest.fixture
-def handed_over(env: dict[str, str], tmp_path: Path) -> Path:
+def handed_over(custody_env: dict[str, str], tmp_path: Path) -> Path:
     """A case: ITEM-1 collected by Dana, handed over to Lee and received."""
-    ok("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem")
-    ok(
+    ok_here(
+        "key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem"
+    )
+    ok_here(
         "key",
         "new",
         "--name",
@@ -62,10 +41,10 @@ def handed_over(env: dict[str, str], tmp_path: Path) -> Path:
         "--no-default",
     )
     case = tmp_path / "case"
-    ok("init", case, "--case-id", "2026-017", "--title", "Payroll server breach")
+    ok_here("init", case, "--case-id", "2026-017", "--title", "Payroll server breach")
     (tmp_path / "memo.txt").write_text("payroll memo\n")
-    ok("collect", tmp_path / "memo.txt", "--no-selftest", "--quiet", "--case", case)
-    ok(
+    ok_here("collect", tmp_path / "memo.txt", "--no-selftest", "--quiet", "--case", case)
+    ok_here(
         "key",
         "import",
         tmp_path / "lee.pub",
@@ -77,7 +56,7 @@ def handed_over(env: dict[str, str], tmp_path: Path) -> Path:
         case,
     )
     t = json.loads(
-        ok(
+        ok_here(
             "transfer",
             "ITEM-1",
             "--to",
@@ -89,7 +68,7 @@ def handed_over(env: dict[str, str], tmp_path: Path) -> Path:
             case,
         ).stdout
     )
-    ok("receive", t["id"], "--key", tmp_path / "lee.pem", "--case", case)
+    ok_here("receive", t["id"], "--key", tmp_path / "lee.pem", "--case", case)
     return case
 
 
@@ -126,8 +105,8 @@ def _edit_identities_table(case: Path, name: str) -> None:
 
 
 def _report(case: Path, out: Path) -> dict[str, Any]:
-    r = invoke("report", "ITEM-1", "--format", "json", "--out", out, "--case", case)
-    assert r.exit_code in (0, 1), r.stderr
+    r = invoke_here("report", "ITEM-1", "--format", "json", "--out", out, "--case", case)
+    assert r.returncode in (0, 1), r.stderr
     model: dict[str, Any] = json.loads(out.read_text())
     return model
 
@@ -142,12 +121,12 @@ def test_show_and_report_agree_after_the_identities_table_is_edited(
     case = handed_over
     _edit_identities_table(case, "Dana Reyes")
 
-    verify = json.loads(invoke("verify", "--json", "--case", case).stdout)
+    verify = json.loads(invoke_here("verify", "--json", "--case", case).stdout)
     kinds = {f["kind"] for f in verify["findings"]}
     assert "index" in kinds  # the edited table is reported ...
     assert not kinds & {str(k) for k in SIGNATURE_KINDS}  # ... and no signature is doubted
 
-    show = json.loads(ok("show", "ITEM-1", "--json", "--case", case).stdout)
+    show = json.loads(ok_here("show", "ITEM-1", "--json", "--case", case).stdout)
     model = _report(case, tmp_path / "r.json")
     (item,) = model["items"]
     by_seq_report = {e["seq"]: e["signature_verified"] for e in item["timeline"]}
@@ -164,7 +143,7 @@ def test_show_and_report_agree_after_the_identities_table_is_edited(
     assert collect["signer_public_key_pem"] == dana_pub
     assert collect["signer_name"] == "Dana Reyes"
     # the text form says the same
-    text = ok("show", "ITEM-1", "--case", case).stdout
+    text = ok_here("show", "ITEM-1", "--case", case).stdout
     assert "SIGNATURE INVALID" not in text
     assert "[signature verified]" in text
 
@@ -185,7 +164,7 @@ def test_a_forged_signature_is_unverified_in_show_and_report(
     )
     conn.close()
 
-    show = json.loads(ok("show", "ITEM-1", "--json", "--case", case).stdout)
+    show = json.loads(ok_here("show", "ITEM-1", "--json", "--case", case).stdout)
     model = _report(case, tmp_path / "r.json")
     (item,) = model["items"]
     assert {e["seq"]: e["signature_verified"] for e in show["events"]} == {
@@ -194,7 +173,7 @@ def test_a_forged_signature_is_unverified_in_show_and_report(
     assert [e["seq"] for e in show["events"] if not e["signature_verified"]] == [seq]
     assert show["handovers"][0]["release_signature_verified"] is False
     assert item["handovers"][0]["release_signature_verified"] is False
-    assert "SIGNATURE INVALID" in ok("show", "ITEM-1", "--case", case).stdout
+    assert "SIGNATURE INVALID" in ok_here("show", "ITEM-1", "--case", case).stdout
 
 
 def test_unverified_events_come_from_signature_findings_by_seq() -> None:
@@ -216,13 +195,13 @@ def test_library_view_is_what_show_prints(handed_over: Path) -> None:
         assert [h.status for h in view.handovers] == ["received"]
         assert view.ok and view.findings == []
         as_json = view.as_json()
-    show = json.loads(ok("show", "ITEM-1", "--json", "--case", handed_over).stdout)
+    show = json.loads(ok_here("show", "ITEM-1", "--json", "--case", handed_over).stdout)
     assert show == json.loads(json.dumps(as_json))
 
 
 def test_show_unknown_item_is_a_usage_error(handed_over: Path) -> None:
-    r = invoke("show", "ITEM-9", "--case", handed_over)
-    assert r.exit_code == 2
+    r = invoke_here("show", "ITEM-9", "--case", handed_over)
+    assert r.returncode == 2
     assert r.stderr == "custody: error: no such item: ITEM-9\n"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run, one_error_line
+from conftest import PASSPHRASE, Case, Run, new_key, ok_json, one_error_line
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -22,12 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from custody.keys import verify_signature
-
-
-def ok_json(runner: Any, *args: Any, **kw: Any) -> Any:
-    proc = runner(*args, **kw)
-    assert proc.returncode == 0, f"custody {args} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 def raw_public(pub_file: Path) -> bytes:
@@ -246,18 +240,7 @@ def test_signer_identity_is_recorded_on_first_signature(
 
 def test_key_import_adds_identity(case: Case, tmp_path: Path) -> None:
     sam = tmp_path / "sam.pem"
-    case.run(
-        "key",
-        "new",
-        "--name",
-        "Sam Okafor",
-        "--role",
-        "counsel",
-        "--out",
-        sam,
-        "--no-default",
-        check=True,
-    )
+    new_key(case.run, sam, "Sam Okafor", "counsel", default=False)
     sam_pub = tmp_path / "sam.pub"
     proc = case("key", "import", sam_pub, "--name", "Sam Okafor", "--role", "counsel")
     assert proc.returncode == 0, proc.stderr

@@ -19,22 +19,22 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Case, Run, one_error_line, template_case
+from conftest import PASSPHRASE, Case, Run, new_key, one_error_line, template_case
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from tampering import append_unchecked, bypass, q, sqlite_ok
 
 from custody.canonical import canonical_json, content_hash
 from custody.keys import Signer, fingerprint, generate_key, load_public_key, load_signer
-from custody.ledger import Event, EventDraft, Ledger
+from custody.ledger import Event, Ledger
 from custody.lifecycle import lifecycle_event, rotate_key, rotation_statement
 from custody.lifecycle import receive as lifecycle_receive
 from custody.lifecycle import transfer as lifecycle_transfer
@@ -73,35 +73,6 @@ LOCATION = "incident room B"
 # -- helpers ---------------------------------------------------------------------------
 
 
-def sqlite(db: Path, sql: str) -> str:
-    proc = subprocess.run(["sqlite3", str(db), sql], capture_output=True, text=True)
-    assert proc.returncode == 0, f"sqlite3 failed: {proc.stderr}"
-    return proc.stdout
-
-
-def q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def bypass(db: Path, tables: tuple[str, ...], statements: str) -> None:
-    """Run ``statements`` with the append-only triggers of ``tables`` dropped, then
-    recreate the triggers exactly as they were (what anyone holding the file can do)."""
-    names = [f"{t}_no_{op}" for t in tables for op in ("update", "delete")]
-    saved = [
-        sqlite(db, f"SELECT sql FROM sqlite_master WHERE type='trigger' AND name={q(n)};").strip()
-        for n in names
-    ]
-    assert all(s.startswith("CREATE TRIGGER") for s in saved), saved
-    sqlite(
-        db,
-        "BEGIN;"
-        + "".join(f"DROP TRIGGER {n};" for n in names)
-        + statements
-        + "".join(f"{s};" for s in saved)
-        + "COMMIT;",
-    )
-
-
 def rebuild_tree_sql(db: Path) -> str:
     """SQL that replaces the stored Merkle nodes with those of the events as they
     are now (a forger keeping the derived tree consistent)."""
@@ -129,18 +100,11 @@ def rebuild_tree_sql(db: Path) -> str:
 
 
 def forge_event(case_dir: Path, signer: Signer, type_: str, data: dict[str, Any]) -> int:
-    """Append an event signed by ``signer`` through the ledger's own writer, skipping
-    every check the CLI makes (revocation, identity registration, custody rules):
-    a correctly chained, correctly signed, correctly indexed event.  Returns its seq."""
+    """tampering.append_unchecked on the case's ledger: a correctly chained, signed
+    and indexed event that skipped every check the CLI makes.  Returns its seq."""
     ledger = Ledger.open(case_dir)
     try:
-        ledger._begin()
-        seq, prev = ledger._tail()
-        draft = EventDraft(type_, data)
-        ev = ledger._insert(signer, seq + 1, prev, draft, None)
-        ledger._index(ev, draft)
-        ledger.conn.execute("COMMIT")
-        return ev.seq
+        return append_unchecked(ledger, signer, type_, data)
     finally:
         ledger.close()
 
@@ -609,7 +573,7 @@ def test_forged_transfer_and_receipts_fail_verify(story: Story) -> None:
     tid = transfer(story, "ITEM-2")
     t_seq = tseq + 1
     assert tid == f"TRANSFER-{t_seq}"
-    t_hash = sqlite(story.db, f"SELECT hash FROM events WHERE seq = {t_seq};").strip()
+    t_hash = sqlite_ok(story.db, f"SELECT hash FROM events WHERE seq = {t_seq};").strip()
     d = story.items["ITEM-2"]["digests"]
     receipt = {
         "transfer": t_hash,
@@ -832,18 +796,7 @@ def test_verify_after_purge(story: Story) -> None:
 def test_key_rotation(story: Story) -> None:
     c = story.case
     dana2 = story.tmp / "dana2.pem"
-    c(
-        "key",
-        "new",
-        "--name",
-        "Dana Reyes",
-        "--role",
-        "collector",
-        "--no-default",
-        "--out",
-        dana2,
-        check=True,
-    )
+    new_key(c, dana2, "Dana Reyes", "collector", default=False)
     old_raw = load_public_key(story.tmp / "dana.pub")
     new_raw = load_public_key(story.tmp / "dana2.pub")
     old_fp, new_fp = fingerprint(old_raw), fingerprint(new_raw)
@@ -1075,7 +1028,7 @@ def test_identity_slipped_in_with_sqlite_is_not_trusted(story: Story) -> None:
         }
     )
     sig = base64.b64encode(mallory.sign(body)).decode()
-    sqlite(
+    sqlite_ok(
         story.db,
         "INSERT INTO events (seq, hash, prev, type, time, signer, item, body,"
         f" signature) VALUES ({seq}, {q(content_hash(body))}, {q(prev)}, 'identity',"

@@ -14,7 +14,6 @@ deterministic; the CLI where the point is what a user sees.
 from __future__ import annotations
 
 import csv
-import ctypes
 import errno
 import hashlib
 import io
@@ -31,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, cli, ok_json, one_error_line
+from conftest import (
+    Case,
+    cli,
+    drop_dac_capabilities,
+    ok_json,
+    one_error_line,
+    python_without_dac,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import custody.collect
@@ -142,19 +148,6 @@ def remove_tree_fd(path: Path) -> None:
     os.rmdir(top)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_CAPBSET_DROP = 24
-_CAP_DAC_OVERRIDE = 1
-_CAP_DAC_READ_SEARCH = 2
-
-
-def _drop_dac_capabilities() -> None:
-    """preexec_fn: the exec'd child (still uid 0) obeys file permission bits."""
-    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
-        if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def _as_unprivileged_preexec(probe_dir: Path) -> Callable[[], None] | None:
     """None when we are not root; the capability drop when it makes a mode-0555
     directory unwritable to root; skip otherwise."""
@@ -165,20 +158,14 @@ def _as_unprivileged_preexec(probe_dir: Path) -> Callable[[], None] | None:
     probe_dir.mkdir()
     probe_dir.chmod(0o555)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", f"import os; print(os.access({str(probe_dir)!r}, os.W_OK))"],
-            preexec_fn=_drop_dac_capabilities,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        pytest.skip("cannot drop root's DAC capabilities here")
+        proc = python_without_dac(f"import os; print(os.access({str(probe_dir)!r}, os.W_OK))")
     finally:
         probe_dir.chmod(0o755)
+    if proc is None:
+        pytest.skip("cannot drop root's DAC capabilities here")
     if proc.returncode != 0 or proc.stdout.strip() != "False":
         pytest.skip("cannot make a directory read-only to root (capability drop unavailable)")
-    return _drop_dac_capabilities
+    return drop_dac_capabilities
 
 
 # -- 1. the store fills up mid-copy ------------------------------------------------------

@@ -1,6 +1,6 @@
 """custody.merkle against public RFC 6962 / RFC 9162 vectors and transparency-dev probes.
 
-Known answers come from ../shared/vectors (relative to the project root):
+Known answers come from tests/vectors/ (copies of the public vectors, sources named there):
 
 * ``merkle_rfc6962.json``: leaf, node and root hashes for the standard 8 leaves, the
   upstream inclusion / consistency proofs of transparency-dev/merkle (its proofgen uses
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import VECTORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,18 +43,12 @@ from custody.merkle import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 MERKLE_JSON = VECTORS / "merkle_rfc6962.json"
 PROBES_DIR = VECTORS / "transparency-dev-merkle-testdata"
 PROBE_COUNT = 196
 
-VEC: dict[str, Any] | None = (
-    json.loads(MERKLE_JSON.read_text(encoding="utf-8")) if MERKLE_JSON.is_file() else None
-)
-PROBES: list[Path] = sorted(PROBES_DIR.rglob("*.json")) if PROBES_DIR.is_dir() else []
-
-needs_vectors = pytest.mark.skipif(VEC is None, reason=f"vectors not found at {MERKLE_JSON}")
-needs_probes = pytest.mark.skipif(not PROBES, reason=f"probes not found at {PROBES_DIR}")
+VEC: dict[str, Any] = json.loads(MERKLE_JSON.read_text(encoding="utf-8"))
+PROBES: list[Path] = sorted(PROBES_DIR.rglob("*.json"))
 
 PROPS = settings(
     max_examples=60,
@@ -63,7 +58,6 @@ PROPS = settings(
 
 
 def vec() -> dict[str, Any]:
-    assert VEC is not None
     return VEC
 
 
@@ -187,7 +181,6 @@ def test_primitives() -> None:
     assert TreeCache().root() == EMPTY_ROOT
 
 
-@needs_vectors
 def test_hasher_single_vectors() -> None:
     items = vec()["hasher_single_vectors"]
     computed = [
@@ -202,12 +195,10 @@ def test_hasher_single_vectors() -> None:
         assert got.hex() == item["want"], item["what"]
 
 
-@needs_vectors
 def test_leaf_hashes() -> None:
     assert [h.hex() for h in std_leaves()] == vec()["leaf_hashes_hex"]
 
 
-@needs_vectors
 def test_node_hashes_by_level() -> None:
     leaves = std_leaves()
     levels = [hx(level) for level in vec()["node_hashes_by_level_hex"]]
@@ -221,7 +212,6 @@ def test_node_hashes_by_level() -> None:
                 assert node_hash(levels[lvl - 1][2 * i], levels[lvl - 1][2 * i + 1]) == node
 
 
-@needs_vectors
 def test_roots_for_sizes_0_to_8() -> None:
     leaves = std_leaves()
     want = vec()["root_by_tree_size_hex"]
@@ -260,7 +250,6 @@ def _check_consistency_vector(leaves: list[bytes], v: dict[str, Any]) -> None:
     verify_consistency(size1, size2, proof, root(leaves[:size1]), root(leaves[:size2]))
 
 
-@needs_vectors
 def test_inclusion_vectors_use_zero_based_indices() -> None:
     # upstream proofgen numbers leaves from 1; this file converted to 0-based: the
     # proof of leaf 5 in the tree of 8 starts with its left neighbour, leaf 4.
@@ -269,19 +258,16 @@ def test_inclusion_vectors_use_zero_based_indices() -> None:
     assert bytes.fromhex(by_key[(5, 8)]["proof"][0]) == std_leaves()[4]
 
 
-@needs_vectors
 @pytest.mark.parametrize("n", range(5))
 def test_upstream_inclusion_proof(n: int) -> None:
     _check_inclusion_vector(std_leaves(), vec()["inclusion_proofs_upstream"][n])
 
 
-@needs_vectors
 @pytest.mark.parametrize("n", range(5))
 def test_upstream_consistency_proof(n: int) -> None:
     _check_consistency_vector(std_leaves(), vec()["consistency_proofs_upstream"][n])
 
 
-@needs_vectors
 def test_all_pairs_secondary_oracle() -> None:
     pairs = vec()["_all_pairs_computed_NOT_upstream"]
     assert len(pairs["inclusion"]) == 36 and len(pairs["consistency"]) == 36
@@ -292,7 +278,6 @@ def test_all_pairs_secondary_oracle() -> None:
         _check_consistency_vector(leaves, v)
 
 
-@needs_vectors
 def test_rekor_inclusion_example() -> None:
     ex = vec()["rekor_inclusion_example"]
     body = ex["leaf_input_base64"]
@@ -313,7 +298,6 @@ def _b64(value: str | None) -> bytes:
     return b"" if value is None else base64.b64decode(value, validate=True)
 
 
-@needs_probes
 def test_probe_count() -> None:
     assert len(PROBES) == PROBE_COUNT
     kinds = [p.relative_to(PROBES_DIR).parts[0] for p in PROBES]

@@ -1,6 +1,6 @@
 """custody.note: C2SP signed-note and tlog-checkpoint, against published vectors.
 
-Vectors come from ../shared/vectors/checkpoint_examples.txt: the C2SP signed-note
+Vectors come from tests/vectors/checkpoint_examples.txt: the C2SP signed-note
 example (A), a real sum.golang.org checkpoint (B), the tlog-checkpoint spec example
 (C, no public key), the transparency-dev/formats test key pair (D) and the formats
 checkpoint-body parsing cases (E).
@@ -12,9 +12,9 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from conftest import VECTORS
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
@@ -44,9 +44,7 @@ from custody.note import (
     verifier_key,
 )
 
-VECTORS_FILE = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "checkpoint_examples.txt"
-)
+VECTORS_FILE = VECTORS / "checkpoint_examples.txt"
 EM = "\u2014"
 
 
@@ -61,8 +59,6 @@ class Section:
 
 
 def _load_sections() -> dict[str, Section]:
-    if not VECTORS_FILE.is_file():
-        pytest.skip(f"vectors not found at {VECTORS_FILE}")
     sections: dict[str, Section] = {}
     current: Section | None = None
     block: list[str] | None = None

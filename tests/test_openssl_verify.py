@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, template_case
+from conftest import Case, sha256sum, template_case
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("openssl") and shutil.which("sha256sum") and shutil.which("sqlite3")),
@@ -23,11 +23,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 VERIFIED = "Signature Verified Successfully"
-
-
-def sha256sum(path: Path) -> str:
-    out = subprocess.run(["sha256sum", "--", str(path)], capture_output=True, text=True, check=True)
-    return out.stdout.split()[0]
 
 
 def openssl_verify(pub: Path, body: Path, sig: Path) -> subprocess.CompletedProcess[str]:

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tampering import append_unchecked
 
 from custody.collect import collect
 from custody.errors import CustodyRuleError
 from custody.findings import Kind, Step, steps
 from custody.keys import Signer
-from custody.ledger import EventDraft, Ledger
+from custody.ledger import Ledger
 from custody.lifecycle import (
     lifecycle_event,
     receive,
@@ -47,17 +48,6 @@ def case(tmp_path: Path) -> tuple[Ledger, Signer, Signer]:
     )
     led.register_identity(dana, lee.identity)
     return led, dana, lee
-
-
-def _force(led: Ledger, signer: Signer, type_: str, data: dict[str, Any]) -> int:
-    """Append a correctly chained, signed and indexed event past every writer check."""
-    led._begin()
-    seq, prev = led._tail()
-    draft = EventDraft(type_, data)
-    ev = led._insert(signer, seq + 1, prev, draft, None)
-    led._index(ev, draft)
-    led.conn.execute("COMMIT")
-    return ev.seq
 
 
 def _kinds(led: Ledger) -> list[tuple[str, int | None]]:
@@ -100,7 +90,7 @@ def test_refused_transfer_is_what_verify_reports_when_forced(
     }
     with pytest.raises(CustodyRuleError) as e:
         transfer(led, dana, ["ITEM-1"], lee.fingerprint, "x")
-    seq = _force(led, dana, "transfer", data)
+    seq = append_unchecked(led, dana, "transfer", data)
     assert _kinds(led) == [(f.kind, seq) for f in e.value.findings]
 
 
@@ -116,7 +106,7 @@ def test_lifecycle_by_a_non_holder_refused_and_reported_alike(
     data: dict[str, Any] = {"items": ["ITEM-2"], "reason": "not mine", "location": ""}
     if action == "dispose":
         data["purge"] = False
-    seq = _force(led, lee, action, data)
+    seq = append_unchecked(led, lee, action, data)
     assert _kinds(led) == [(Kind.LIFECYCLE, seq)]
 
 
@@ -143,7 +133,9 @@ def test_rotate_twice_and_revoke_twice_refused_alike(
     with pytest.raises(CustodyRuleError) as e:
         revoke_key(led, dana, lee.fingerprint, "again")
     assert [f.kind for f in e.value.findings] == [Kind.REVOCATION]
-    seq = _force(led, dana, "key.revoke", {"fingerprint": lee.fingerprint, "reason": "again"})
+    seq = append_unchecked(
+        led, dana, "key.revoke", {"fingerprint": lee.fingerprint, "reason": "again"}
+    )
     assert _kinds(led) == [(Kind.REVOCATION, seq)]
 
 

@@ -2,7 +2,7 @@
 one place (custody.errors.sqlite_error_class), never by matching message text: a
 locked ledger and a read-only one exit 3, a file that is not a database exits 1.
 
-Runs the CLI in-process (click's CliRunner on ``custody_cli.main.cli``)."""
+Runs the CLI in-process (conftest.invoke_here)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import invoke_here, ok_here, one_error_line
 
 import custody.ledger
 import custody_cli.main
@@ -25,41 +25,18 @@ from custody.errors import (
     sqlite_error_class,
 )
 from custody.ledger import Ledger
-from custody_cli.main import cli
-
-PASSPHRASE = "correct horse battery staple"
 
 
 @pytest.fixture
-def case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CUSTODY_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASSPHRASE)
-    for k in ("CUSTODY_CASE", "CUSTODY_KEY"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.chdir(tmp_path)
-    ok("key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem")
+def case(custody_cwd: dict[str, str], tmp_path: Path) -> Path:
+    ok_here(
+        "key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", tmp_path / "dana.pem"
+    )
     d = tmp_path / "case"
-    ok("init", d, "--case-id", "2026-017", "--title", "Payroll server breach")
+    ok_here("init", d, "--case-id", "2026-017", "--title", "Payroll server breach")
     (tmp_path / "f.txt").write_text("evidence\n")
-    ok("collect", tmp_path / "f.txt", "--no-selftest", "--quiet", "--case", d)
+    ok_here("collect", tmp_path / "f.txt", "--no-selftest", "--quiet", "--case", d)
     return d
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(*args: str | Path) -> Result:
-    r = invoke(*args)
-    assert r.exit_code == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-def one_error_line(r: Result) -> str:
-    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("custody: error: "), r.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -148,8 +125,8 @@ def test_the_code_decides_not_the_message(
         raise error
 
     monkeypatch.setattr(custody_cli.main, "verify_ledger", fail)
-    r = invoke("verify", "--case", case)
-    assert r.exit_code == exit_code
+    r = invoke_here("verify", "--case", case)
+    assert r.returncode == exit_code
     line = one_error_line(r)
     assert text in line
     if exit_code == EXIT_INTEGRITY:
@@ -165,13 +142,13 @@ def test_locked_ledger_exits_3(
     case: Path, write_lock: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(custody.ledger, "BUSY_TIMEOUT_MS", 50)
-    r = invoke("event", "note", "ITEM-1", "--reason", "r", "--case", case)
-    assert r.exit_code == 3
+    r = invoke_here("event", "note", "ITEM-1", "--reason", "r", "--case", case)
+    assert r.returncode == 3
     assert one_error_line(r) == (
         "custody: error: ledger is locked by another writer (waited 0s): database is locked"
     )
     # readers are not blocked (WAL)
-    assert ok("verify", "--quick", "--case", case).exit_code == 0
+    assert ok_here("verify", "--quick", "--case", case).returncode == 0
 
 
 def test_read_only_ledger_exits_3(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,8 +163,8 @@ def test_read_only_ledger_exits_3(case: Path, monkeypatch: pytest.MonkeyPatch) -
         return sqlite3.connect(uri, uri=True, isolation_level=None)
 
     monkeypatch.setattr(custody.ledger, "_connect", read_only_connect)
-    r = invoke("event", "note", "ITEM-1", "--reason", "r", "--case", case)
-    assert r.exit_code == 3
+    r = invoke_here("event", "note", "ITEM-1", "--reason", "r", "--case", case)
+    assert r.returncode == 3
     line = one_error_line(r)
     assert "readonly database" in line
     monkeypatch.undo()
@@ -201,8 +178,8 @@ def test_garbage_ledger_exits_1(case: Path) -> None:
         db.with_name(db.name + suffix).unlink(missing_ok=True)
     db.write_bytes(b"not a database at all\n" * 512)
     for args in (["verify"], ["list"], ["show", "ITEM-1"], ["log"]):
-        r = invoke(*args, "--case", case)
-        assert r.exit_code == 1, (args, r.stderr)
+        r = invoke_here(*args, "--case", case)
+        assert r.returncode == 1, (args, r.stderr)
         assert one_error_line(r) == (
             f"custody: error: ledger {db} is unreadable: file is not a database"
         )

@@ -14,14 +14,14 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, Run, template_case
+from conftest import Case, Run, template_case, tool_digest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from tampering import bypass, q, sqlite, sqlite_ok
 
 from custody.canonical import canonical_json_any
 
@@ -32,53 +32,8 @@ from custody.canonical import canonical_json_any
 TREE = ("index", "merkle tree")
 
 
-def digest_cli(tool: str, path: Path) -> str:
-    """Hex digest of ``path`` computed by coreutils (sha256sum, sha1sum, md5sum)."""
-    out = subprocess.run([tool, "--", str(path)], capture_output=True, text=True, check=True)
-    return out.stdout.split()[0]
-
-
 def digests_cli(path: Path) -> dict[str, str]:
-    return {alg: digest_cli(f"{alg}sum", path) for alg in ("md5", "sha1", "sha256")}
-
-
-def sqlite(db: Path, sql: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sqlite3", str(db), sql], capture_output=True, text=True)
-
-
-def sqlite_ok(db: Path, sql: str) -> str:
-    proc = sqlite(db, sql)
-    assert proc.returncode == 0, f"sqlite3 failed: {proc.stderr}"
-    return proc.stdout
-
-
-def q(text: str) -> str:
-    """An SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def trigger_sql(db: Path, name: str) -> str:
-    sql = sqlite_ok(db, f"SELECT sql FROM sqlite_master WHERE type='trigger' AND name={q(name)};")
-    sql = sql.strip()
-    assert sql.startswith("CREATE TRIGGER"), f"trigger {name} not found"
-    return sql
-
-
-def bypass(db: Path, table: str, statements: str) -> None:
-    """Run ``statements`` with the append-only triggers of ``table`` dropped, then put
-    the triggers back exactly as they were."""
-    names = [f"{table}_no_update", f"{table}_no_delete"]
-    saved = [trigger_sql(db, n) for n in names]
-    script = (
-        "BEGIN;"
-        + "".join(f"DROP TRIGGER {n};" for n in names)
-        + statements
-        + "".join(f"{s};" for s in saved)
-        + "COMMIT;"
-    )
-    sqlite_ok(db, script)
-    after = [trigger_sql(db, n) for n in names]
-    assert after == saved
+    return {alg: tool_digest(f"{alg}sum", path) for alg in ("md5", "sha1", "sha256")}
 
 
 def verify(case: Case, *flags: str) -> tuple[int, dict[str, Any]]:
@@ -214,7 +169,7 @@ def test_store_digests_match_sha256sum(collected: Collected) -> None:
     for item_id, f in zip(sorted(collected.items), collected.files, strict=True):
         obj = collected.object_path(item_id)
         assert digests_cli(obj) == digests_cli(f) == collected.item(item_id)["digests"]
-        sha = digest_cli("sha256sum", f)
+        sha = tool_digest("sha256sum", f)
         assert collected.item(item_id)["store"] == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
         assert stat.S_IMODE(obj.stat().st_mode) == 0o444
 
@@ -250,7 +205,7 @@ def test_store_object_replaced_by_other_content(collected: Collected) -> None:
     want_sha = collected.item("ITEM-1")["sha256"]
     want_size = collected.item("ITEM-1")["size"]
     rewrite_object(obj, b"nothing to see here\n")
-    found_sha = digest_cli("sha256sum", obj)
+    found_sha = tool_digest("sha256sum", obj)
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
@@ -265,7 +220,7 @@ def test_store_object_replaced_same_size(collected: Collected) -> None:
     obj = collected.object_path("ITEM-3")
     size = collected.item("ITEM-3")["size"]
     rewrite_object(obj, b"X" * size)
-    found_sha = digest_cli("sha256sum", obj)
+    found_sha = tool_digest("sha256sum", obj)
 
     rc, report = verify(collected.case)
     assert_failed(rc, report)
@@ -355,7 +310,7 @@ def test_event_body_edited(collected: Collected) -> None:
     stored_hash = next(e["hash"] for e in collected.initial_events if e["seq"] == seq)
     body_file = collected.case.dir.parent / "forged-body.bin"
     body_file.write_bytes(new.encode("utf-8"))
-    forged_hash = "sha256:" + digest_cli("sha256sum", body_file)
+    forged_hash = "sha256:" + tool_digest("sha256sum", body_file)
     assert stored_hash == "sha256:" + _sha256_text(old, body_file)
 
     rc, report = verify(collected.case)
@@ -371,7 +326,7 @@ def test_event_body_edited(collected: Collected) -> None:
 
 def _sha256_text(text: str, scratch: Path) -> str:
     scratch.write_bytes(text.encode("utf-8"))
-    return digest_cli("sha256sum", scratch)
+    return tool_digest("sha256sum", scratch)
 
 
 def test_event_body_edited_and_rehashed(collected: Collected) -> None:
@@ -402,7 +357,7 @@ def test_event_digest_forged_with_store_object(collected: Collected) -> None:
     fake = b"harmless\n"
     scratch = collected.case.dir.parent / "fake.bin"
     scratch.write_bytes(fake)
-    fake_sha = digest_cli("sha256sum", scratch)
+    fake_sha = tool_digest("sha256sum", scratch)
     rewrite_object(obj, fake)
     edit_body(collected, seq, f'"sha256":"{item["sha256"]}"', f'"sha256":"{fake_sha}"')
 
@@ -547,7 +502,7 @@ def test_signer_key_and_fingerprint_swapped(collected: Collected) -> None:
     new_key = base64.b64encode(raw).decode("ascii")
     scratch = collected.case.dir.parent / "raw.pub"
     scratch.write_bytes(raw)
-    new_fp = "sha256:" + digest_cli("sha256sum", scratch)
+    new_fp = "sha256:" + tool_digest("sha256sum", scratch)
     forged = ident["body"].replace(old_key, new_key).replace(old_fp, new_fp)
     new_hash = "sha256:" + _sha256_text(forged, scratch)
     sig = base64.b64encode(priv.sign(forged.encode("utf-8"))).decode("ascii")

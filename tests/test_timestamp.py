@@ -1,5 +1,5 @@
 """custody.timestamp: RFC 3161 tokens from a local ``openssl ts`` TSA and the real
-Sigstore staging TSA responses in ../shared/vectors/rfc3161_sigstage/.  No network
+Sigstore staging TSA responses in tests/vectors/rfc3161_sigstage/.  No network
 except 127.0.0.1."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import tsa_helper
-from conftest import vectors_dir
+from conftest import VECTORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tsa_helper import POLICY, TSA, HttpStub, LocalTSA, Pki, make_ca, needs_openssl, openssl
@@ -48,7 +48,7 @@ HELLO_SHA256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824
 
 
 def sigstage() -> Path:
-    return vectors_dir() / "rfc3161_sigstage"
+    return VECTORS / "rfc3161_sigstage"
 
 
 def sigstage_chain() -> tuple[bytes, bytes]:

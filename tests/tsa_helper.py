@@ -9,7 +9,7 @@ The fixture ``local_tsa`` (import it into a test module) yields ``(url, ca_pem, 
 
 The TSA configuration leaves ``certs=`` out on purpose: with it, OpenSSL writes the
 SignedData certificate SET unsorted, which rfc3161-client rejects as non-DER (see
-../shared/vectors/README.md).  With ``-cert`` in the request the signer certificate is
+tests/vectors/README.md).  With ``-cert`` in the request the signer certificate is
 still embedded.
 """
 

@@ -41,7 +41,7 @@ from custody.canonical import parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError, UsageError
 from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle
-from custody.findings import Finding, Findings, Kind
+from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint, load_public_key, verify_signature
 from custody.ledger import COLLECT_EVENT, KNOWN_RULES
@@ -52,12 +52,11 @@ BundleFinding = Finding  # the one finding type (custody.findings)
 
 
 @dataclass
-class BundleReport:
+class BundleReport(Verdict):
     case_id: str = ""
     items: list[str] = field(default_factory=list)
     events: int = 0
     payload_files: int = 0
-    findings: Findings = field(default_factory=Findings)
     warnings: list[str] = field(default_factory=list)
     timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
     item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
@@ -73,22 +72,6 @@ class BundleReport:
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
     unused_keys: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(
-        self,
-        kind: Kind,
-        subject: str,
-        detail: str,
-        *,
-        item: str | None = None,
-        seq: int | None = None,
-        obj: str | None = None,
-    ) -> None:
-        self.findings.add(kind, subject, detail, item=item, seq=seq, obj=obj)
 
     def as_json(self) -> dict[str, Any]:
         return {
