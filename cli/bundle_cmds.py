@@ -89,9 +89,15 @@ def bundle_export(
     "--trust",
     multiple=True,
     metavar="PUBFILE|FINGERPRINT",
-    help="A key you trust (repeatable); other keys are reported as self-asserted.",
+    help="A key you trust, as a public key file or sha256:FINGERPRINT (repeatable). Every"
+    " event signer must then be such a key, or attested under a trusted owner of the"
+    " source case; any other signer fails the bundle (untrusted-key).",
 )
-@click.option("--require-trusted", is_flag=True, help="Fail if any key is only self-asserted.")
+@click.option(
+    "--require-trusted",
+    is_flag=True,
+    help="Without --trust: fail if any signer's key came only with the bundle.",
+)
 @tsa_cert_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def bundle_verify(
