@@ -488,3 +488,38 @@ def test_rules_1_case_shows_who_imported_whom(tmp_path: Path) -> None:
     rows = [r for r in w.ok("log").splitlines() if re.match(r"\d+\s", r)]
     assert all(f"Dana Reyes (collector) {dana.fingerprint[:23]} [SELF-ASSERTED" in r for r in rows)
     w.verify_ok()
+
+
+# -- versions: a reader refuses rules it does not know, before writing anything -------------
+
+
+def test_case_of_unknown_rules_refused_before_writing(w: World) -> None:
+    db = w.case / "custody.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    header = json.loads(conn.execute("SELECT header FROM case_info").fetchone()[0])
+    header["rules"] = 3
+    conn.execute("DROP TRIGGER case_info_no_update")
+    conn.execute("UPDATE case_info SET header = ?", (json.dumps(header),))
+    conn.close()
+    before = db.read_bytes()
+    for args in (("verify",), ("event", "note", "ITEM-1", "--reason", "x"), ("log",)):
+        proc = w(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "rules=3" in one_error_line(proc)
+    assert db.read_bytes() == before
+
+
+def test_bundle_of_unknown_rules_refused(w: World) -> None:
+    out = w.root / "b"
+    w.ok("bundle", "export", "ITEM-1", "--out", out)
+    meta_path = out / "custody" / "bundle.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["rules"] == 2
+    meta["rules"] = 3
+    meta_path.write_text(json.dumps(meta))
+    report = ("report", "--bundle", out, "--format", "json", "--out", w.root / "r.json")
+    for args in (("bundle", "verify", out), report):
+        proc = w(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "rules 3" in one_error_line(proc)
+    assert not (w.root / "r.json").exists()
