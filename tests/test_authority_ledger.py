@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tampering import append_unchecked
 
 from custody.collect import collect
 from custody.errors import CustodyRuleError, UsageError
 from custody.findings import Kind
 from custody.keys import Identity, Signer
-from custody.ledger import EventDraft, Ledger, identity_draft, owner_draft
+from custody.ledger import Ledger, identity_draft, owner_draft
 from custody.lifecycle import (
     lifecycle_event,
     reassign,
@@ -65,15 +66,7 @@ class Case:
 
     def force(self, signer: Signer, type_: str, data: dict[str, Any]) -> int:
         """Append a correctly chained, signed and indexed event past the gate."""
-        led = self.led
-        led._begin()
-        seq, prev = led._tail()
-        draft = EventDraft(type_, data)
-        ev = led._insert(signer, seq + 1, prev, draft, None)
-        led._index(ev, draft)
-        led.conn.execute("COMMIT")
-        led.rules().invalidate()
-        return ev.seq
+        return append_unchecked(self.led, signer, type_, data)
 
     def self_register(self, signer: Signer) -> int:
         d = identity_draft(signer.identity)
