@@ -62,10 +62,6 @@ class InsecureKeyError(UsageError):
     """A private key is unencrypted or readable by group/others."""
 
 
-class KeyRevokedError(UsageError):
-    """The signing key was revoked in this case."""
-
-
 class CustodyRuleError(UsageError):
     """The action breaks a custody rule (e.g. only the custodian may transfer).
 
@@ -81,6 +77,10 @@ class CustodyRuleError(UsageError):
         """The refusal of an event the replay would record ``findings`` of: each
         one named by its kind, as ``verify`` would report it."""
         return cls("; ".join(f"[{f.kind}] {f.detail}" for f in findings), findings)
+
+
+class KeyRevokedError(CustodyRuleError):
+    """The signing key was revoked or rotated away in this case (``revoked-key``)."""
 
 
 class IntegrityError(CustodyError):

@@ -20,7 +20,7 @@ from typing import Any
 
 from custody.canonical import canonical_json
 from custody.errors import CustodyRuleError, KeyRevokedError, UsageError
-from custody.findings import Findings, Kind, event_subject
+from custody.findings import Finding, Findings, Kind, event_subject
 from custody.hashing import hash_file
 from custody.keys import Identity, Signer, fingerprint, verify_signature
 from custody.ledger import (
@@ -221,11 +221,14 @@ def step(
     data = body.get("data")
     if not isinstance(data, dict):
         return
+    retired = retired_why(r, signer, seq)
+    if retired:
+        r.violate(Kind.REVOKED_KEY, seq, retired)
     if r.rules >= 2:
         if seq == 0 and type_ != OPEN_EVENT:
             r.violate(Kind.AUTHORITY, seq, "the case's first event must open it, naming its owner")
-        if not trusted:
-            return  # an event whose signature does not verify has no effect
+        if not trusted or retired:
+            return  # an event whose signature fails, or by a retired key, has no effect
         if type_ == OPEN_EVENT:
             _open(r, seq, signer, data)
             return
@@ -233,19 +236,6 @@ def step(
         if why:
             r.violate(Kind.AUTHORITY, seq, why)
             return  # an act outside the rules has no effect
-    if signer in r.revoked and r.revoked[signer] < seq:
-        r.violate(
-            Kind.REVOKED_KEY,
-            seq,
-            f"key {r.who(signer)} was revoked at event {r.revoked[signer]} and may not sign",
-        )
-    if signer in r.rotated_at and r.rotated_at[signer] < seq:
-        r.violate(
-            Kind.REVOKED_KEY,
-            seq,
-            f"key {r.who(signer)} was replaced by a key rotation at event"
-            f" {r.rotated_at[signer]} and may not sign",
-        )
     if type_ == IDENTITY_EVENT:
         _identity(r, seq, signer, data, trusted)
     elif type_ == KEY_ROTATE_EVENT:
@@ -290,6 +280,18 @@ def step(
         _receive(r, seq, signer, body, data)
     elif type_ in LIFECYCLE_EVENTS:
         _lifecycle(r, seq, type_, signer, data)
+
+
+def retired_why(r: Replay, fp: str, seq: int) -> str | None:
+    """Why key ``fp`` may not sign event ``seq``: revoked or rotated away earlier."""
+    if fp in r.revoked and r.revoked[fp] < seq:
+        return f"key {r.who(fp)} was revoked at event {r.revoked[fp]} and may not sign"
+    if fp in r.rotated_at and r.rotated_at[fp] < seq:
+        return (
+            f"key {r.who(fp)} was replaced by a key rotation at event {r.rotated_at[fp]}"
+            " and may not sign"
+        )
+    return None
 
 
 def self_registered_key(body: dict[str, Any]) -> bytes | None:
@@ -747,19 +749,13 @@ class Rules:
             raise CustodyRuleError.of(broken)
 
     def refuse_retired(self, signer: Signer) -> None:
-        """A revoked or rotated-out key may not sign (the replay's revoked-key rule,
-        said before any work is done for it)."""
+        """A revoked or rotated-out key may not sign: the replay's revoked-key rule
+        (:func:`retired_why`), said before any work is done for it."""
         r = self.current()
-        fp = signer.fingerprint
-        if fp in r.revoked or fp in r.rotated_at:
-            how = (
-                f"revoked at event {r.revoked[fp]}"
-                if fp in r.revoked
-                else f"replaced by a key rotation at event {r.rotated_at[fp]}"
-            )
-            raise KeyRevokedError(
-                f"key {fp} ({signer.identity.name}) was {how} in this case and may not sign"
-            )
+        seq = self.seq + 1
+        why = retired_why(r, signer.fingerprint, seq)
+        if why:
+            raise KeyRevokedError.of([Finding.event(Kind.REVOKED_KEY, seq, why)])
 
     def invalidate(self) -> None:
         self.r = None

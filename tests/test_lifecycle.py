@@ -964,8 +964,8 @@ def test_key_revocation(story: Story) -> None:
         proc = c(*args, "--key", story.lee)
         assert proc.returncode == 2, args
         assert one_error_line(proc) == (
-            f"custody: error: key {lee_fp} (Lee Okafor) was revoked at event {rev} in this"
-            " case and may not sign"
+            f"custody: error: [revoked-key] key Lee Okafor ({lee_fp[:23]}) was revoked at"
+            f" event {rev} and may not sign"
         )
     # Nor be named as a receiver.
     proc = c("transfer", "ITEM-2", "--to", "Lee Okafor", "--reason", "x")
