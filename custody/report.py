@@ -27,7 +27,7 @@ from typing import Any
 
 from custody import __version__, merkle
 from custody.bundle import verify_bundle
-from custody.canonical import parse_strict, rfc3339_ns
+from custody.canonical import rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
 from custody.errors import UsageError
 from custody.findings import Finding, Kind
@@ -384,7 +384,8 @@ def bundle_report(
         for seq, h, body in sorted(vr.bodies, key=lambda b: (b[0], b[1]))
     ]
     case = meta.get("case") or {}
-    header = parse_strict(str(case.get("header", "{}")))
+    header = vr.header  # the signed case header (bound to event 0), not bundle.json's copies
+    export = vr.export or {}  # the signed export event
     wanted = [i.strip().upper() for i in items]
     carried = [str(i.get("id")) for i in meta.get("items", []) if isinstance(i, dict)]
     for i in wanted:
@@ -401,8 +402,8 @@ def bundle_report(
         "event": meta.get("checkpoint_event"),
         "size": size,
         "root": root,
-        "signer": str(meta.get("exported_by")),
-        "time": str(meta.get("exported")),
+        "signer": str(export.get("signer")),
+        "time": str(export.get("time")),
         "signature_verified": not any(f.kind == Kind.CHECKPOINT for f in vr.findings),
         "note": vr.checkpoint_text,
     }
@@ -410,8 +411,8 @@ def bundle_report(
         rules=vr.rules,
         source={"kind": "bundle", "path": str(path)},
         case=_case_info(
-            str(case.get("id")),
-            str(case.get("title")),
+            str(header.get("case_id", "")),
+            str(header.get("title", "")),
             str(header.get("created", "")),
             str(case.get("header_hash")),
         ),

@@ -46,7 +46,7 @@ from custody.eventcheck import SignatureCheck, check_event, check_inclusion, set
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint, load_public_key, verify_signature
-from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row
+from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row, identity_index_rows
 from custody.lifecycle import Replay, replay
 from custody.timestamp import TimestampError, verify_token
 
@@ -778,10 +778,16 @@ def _check_signed_fields(
             export_time(str(export.get("time"))),
             "the signed export event",
         )
-    report.key_names = dict(r.names)
+    named: dict[str, tuple[str, str]] = {}  # as the first signed event registering it
+    for e in sorted((e for e in events if isinstance(e["seq"], int)), key=lambda e: e["seq"]):
+        data = e["body"].get("data")
+        if isinstance(data, dict):
+            for row in identity_index_rows(e["seq"], str(e["body"].get("type")), data):
+                named.setdefault(str(row["fingerprint"]), (str(row["name"]), str(row["role"])))
+    report.key_names = {**named, **r.names}
     signers = {str(e["body"].get("signer")) for e in events}
     for fp, (_, name, role) in keys.items():
-        signed = r.names.get(fp)
+        signed = named.get(fp)
         if signed is None:
             if fp in signers:
                 report.add(Kind.KEY, fp, "no signed key event in the bundle names this key")
@@ -841,8 +847,8 @@ def _check_trust(
     used = [fp for fp in keys if fp in first or fp in cp_keys]
     trusted = vouched_for(r, anchors, [*keys, *first])
 
-    def who(fp: str) -> str:
-        _, name, role = keys[fp]
+    def who(fp: str) -> str:  # the name the signed key events give, else keys.json's
+        name, role = report.key_names.get(fp) or keys[fp][1:]
         return f"{name} ({role}) {fp}"
 
     for fp in keys:
