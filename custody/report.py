@@ -383,7 +383,6 @@ def bundle_report(
         ViewEvent(seq, h, body, seq not in bad)
         for seq, h, body in sorted(vr.bodies, key=lambda b: (b[0], b[1]))
     ]
-    case = meta.get("case") or {}
     header = vr.header  # the signed case header (bound to event 0), not bundle.json's copies
     export = vr.export or {}  # the signed export event
     wanted = [i.strip().upper() for i in items]
@@ -414,7 +413,7 @@ def bundle_report(
             str(header.get("case_id", "")),
             str(header.get("title", "")),
             str(header.get("created", "")),
-            str(case.get("header_hash")),
+            vr.header_hash,
         ),
         events=events,
         wanted=wanted or [str(i.get("id")) for i in meta.get("items", [])],

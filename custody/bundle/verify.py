@@ -69,7 +69,8 @@ class BundleReport(Verdict):
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # the signed values behind bundle.json's convenience copies (checked against them):
-    header: dict[str, Any] = field(default_factory=dict)  # the parsed case header
+    header: dict[str, Any] = field(default_factory=dict)  # the case header, if bound
+    header_hash: str = ""  # its hash, event 0's prev
     collected: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> collect data
     export: dict[str, Any] | None = None  # the signed export event's body
     key_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> signed
@@ -677,7 +678,6 @@ def _check_signed_fields(
     if not isinstance(header, dict):
         report.add(Kind.DISCLOSURE, where, "case.header is not a JSON object")
         header = {}
-    report.header = header
     found = content_hash(header_text.encode("utf-8"))
     if found != case.get("header_hash"):
         report.add(
@@ -700,6 +700,11 @@ def _check_signed_fields(
             f" {first['body'].get('prev')}",
             seq=0,
         )
+    if first is not None and first["body"].get("prev") == found:
+        # bound to signed event 0: what a report shows of the case
+        report.header, report.header_hash = header, found
+    else:
+        report.header = {"case_id": str(first["body"].get("case")) if first else ""}
     for field_, key in (("id", "case_id"), ("title", "title")):
         _differ(
             report,
