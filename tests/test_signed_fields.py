@@ -152,6 +152,12 @@ ATTACKS: list[tuple[str, Callable[[Any], None], str, set[tuple[str, str]]]] = [
         {("disclosure", BUNDLE_JSON)},
     ),
     ("exported_by", _set("exported_by", value=FORGED_FP), FORGED_FP, {("disclosure", BUNDLE_JSON)}),
+    (
+        "checkpoint_event",
+        _set("checkpoint_event", value=4242),
+        "4242",
+        {("disclosure", BUNDLE_JSON)},
+    ),
     ("path", _set("items", 0, "path", value="/etc/forged"), "/etc/forged", {("item", "ITEM-1")}),
     (
         "sha256",

@@ -168,7 +168,7 @@ def _bag_files(
             payload_bytes += int(a["size"] or 0)
             payload_files += 1
         meta_items.append(entry)
-    idents = _identities(_signed(ledger))
+    idents = _identities(signed)  # the export and checkpoint events register no key
     signers = {ev.signer for ev in events}
     keys = [
         {"fingerprint": fp, "name": r["name"], "role": r["role"], "public_key": r["public_key"]}

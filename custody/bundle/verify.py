@@ -764,6 +764,16 @@ def _check_signed_fields(
         None,
     )
     report.export = export
+    if report.checkpoint is not None:  # the checkpoint event follows the events it covers
+        _differ(
+            report,
+            Kind.DISCLOSURE,
+            where,
+            "checkpoint_event",
+            meta.get("checkpoint_event"),
+            report.checkpoint[0],
+            "the signed checkpoint's size",
+        )
     if export is not None:
         _differ(
             report,
