@@ -398,7 +398,7 @@ def bundle_report(
         size = int(text[1]) if len(text) > 1 and text[1].isdigit() else None
         root = base64.b64decode(text[2]).hex() if len(text) > 2 else ""
     checkpoint = {
-        "event": meta.get("checkpoint_event"),
+        "event": size,  # the checkpoint event follows the events it covers
         "size": size,
         "root": root,
         "signer": str(export.get("signer")),
@@ -429,7 +429,7 @@ def bundle_report(
             "timestamps": [
                 {
                     "event": None,
-                    "checkpoint": meta.get("checkpoint_event"),
+                    "checkpoint": size,
                     "tsa": (meta.get("checkpoint_timestamp") or {}).get("tsa"),
                     "checked": vr.timestamp is not None,
                     **(vr.timestamp or {}),
