@@ -68,6 +68,11 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
         proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
         checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
         lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
+        # read again: the files must still be those verified (a folder can change)
+        verified = sorted((seq, h) for seq, h, _ in report.bodies)
+        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+        if checkpoint != report.checkpoint_text or read != verified:
+            raise IntegrityError(f"{path} changed while it was imported")
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
         if [str(it.get("id")) for it in meta["items"]] != report.items:
