@@ -351,3 +351,27 @@ def test_case_info_case_id_edited(world: dict[str, Any]) -> None:
     out = json.loads(proc.stdout)
     assert proc.returncode == 1
     assert {(f["kind"], f["subject"]) for f in out["findings"]} == {("case-header", "case header")}
+
+
+def test_export_after_artifacts_and_identities_rows_edited_writes_the_signed_values(
+    world: dict[str, Any],
+) -> None:
+    """The derived artifacts and identities rows edited (no key needed): the export
+    writes each item and key as the signed events give them, not the edited rows."""
+    run, d = world["run"], world["dir"]
+    case = d / "case"
+    lee = world["keys"]["Lee Okafor"]
+    bypass(
+        case / "custody.db",
+        ("artifacts", "identities"),
+        "UPDATE artifacts SET display_path = '/etc/forged', size = 987654321"
+        f" WHERE id = 'ITEM-1'; UPDATE identities SET name = 'Mallory Forged' WHERE fingerprint = {q(lee)};",
+    )
+    out = d / "again"
+    run("bundle", "export", "--all", "--out", out, cwd=case, check=True)
+    meta = json.loads((out / "custody" / "bundle.json").read_text())
+    keys = json.loads((out / "custody" / "keys.json").read_text())
+    assert meta["items"][0]["path"].endswith("/a.log")
+    assert meta["items"][0]["size"] == len(b"log line\n" * 30)
+    assert {k["name"] for k in keys if k["fingerprint"] == lee} == {"Lee Okafor"}
+    assert _verify(run, out) == (0, set())
