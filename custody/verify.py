@@ -2,7 +2,8 @@
 
 Steps (each a function; none stops the others):
 
-1. ``case-header``  the header hash matches its canonical bytes;
+1. ``case-header``  the header hash matches its canonical bytes, and the
+                    ``case_info.case_id`` column is the header's;
 2. ``chain``        events are gapless from seq 0, each body canonical JSON whose
                     seq/prev match its position, hash recomputed, row columns equal
                     to the body;
@@ -13,7 +14,8 @@ Steps (each a function; none stops the others):
                     no signature by a key after its revocation, rotations
                     co-signed by the new key;
 4. ``index``        the derived tables (artifacts, identities, event_items, the
-                    stored Merkle nodes) agree with the events;
+                    stored Merkle nodes) agree with the events, and the imported-bundle
+                    tables with the signed ``import`` events (``import`` findings);
 5. ``checkpoints``  every recorded checkpoint and every one given is signed by a
                     known key and extended by the ledger (no truncation or rewrite);
                     RFC 3161 tokens cover their checkpoint, chain to a trusted TSA
