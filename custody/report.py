@@ -27,7 +27,7 @@ from typing import Any
 
 from custody import __version__, merkle
 from custody.bundle import verify_bundle
-from custody.canonical import parse_strict, rfc3339_ns
+from custody.canonical import rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
 from custody.errors import UsageError
 from custody.findings import Finding, Kind
@@ -383,8 +383,8 @@ def bundle_report(
         ViewEvent(seq, h, body, seq not in bad)
         for seq, h, body in sorted(vr.bodies, key=lambda b: (b[0], b[1]))
     ]
-    case = meta.get("case") or {}
-    header = parse_strict(str(case.get("header", "{}")))
+    header = vr.header  # the signed case header (bound to event 0), not bundle.json's copies
+    export = vr.export or {}  # the signed export event
     wanted = [i.strip().upper() for i in items]
     carried = [str(i.get("id")) for i in meta.get("items", []) if isinstance(i, dict)]
     for i in wanted:
@@ -398,11 +398,11 @@ def bundle_report(
         size = int(text[1]) if len(text) > 1 and text[1].isdigit() else None
         root = base64.b64decode(text[2]).hex() if len(text) > 2 else ""
     checkpoint = {
-        "event": meta.get("checkpoint_event"),
+        "event": size,  # the checkpoint event follows the events it covers
         "size": size,
         "root": root,
-        "signer": str(meta.get("exported_by")),
-        "time": str(meta.get("exported")),
+        "signer": str(export.get("signer")),
+        "time": str(export.get("time")),
         "signature_verified": not any(f.kind == Kind.CHECKPOINT for f in vr.findings),
         "note": vr.checkpoint_text,
     }
@@ -410,10 +410,10 @@ def bundle_report(
         rules=vr.rules,
         source={"kind": "bundle", "path": str(path)},
         case=_case_info(
-            str(case.get("id")),
-            str(case.get("title")),
+            str(header.get("case_id", "")),
+            str(header.get("title", "")),
             str(header.get("created", "")),
-            str(case.get("header_hash")),
+            vr.header_hash,
         ),
         events=events,
         wanted=wanted or [str(i.get("id")) for i in meta.get("items", [])],
@@ -429,7 +429,7 @@ def bundle_report(
             "timestamps": [
                 {
                     "event": None,
-                    "checkpoint": meta.get("checkpoint_event"),
+                    "checkpoint": size,
                     "tsa": (meta.get("checkpoint_timestamp") or {}).get("tsa"),
                     "checked": vr.timestamp is not None,
                     **(vr.timestamp or {}),

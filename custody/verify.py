@@ -2,7 +2,8 @@
 
 Steps (each a function; none stops the others):
 
-1. ``case-header``  the header hash matches its canonical bytes;
+1. ``case-header``  the header hash matches its canonical bytes, and the
+                    ``case_info.case_id`` column is the header's;
 2. ``chain``        events are gapless from seq 0, each body canonical JSON whose
                     seq/prev match its position, hash recomputed, row columns equal
                     to the body;
@@ -13,7 +14,8 @@ Steps (each a function; none stops the others):
                     no signature by a key after its revocation, rotations
                     co-signed by the new key;
 4. ``index``        the derived tables (artifacts, identities, event_items, the
-                    stored Merkle nodes) agree with the events;
+                    stored Merkle nodes) agree with the events, and the imported-bundle
+                    tables with the signed ``import`` events (``import`` findings);
 5. ``checkpoints``  every recorded checkpoint and every one given is signed by a
                     known key and extended by the ledger (no truncation or rewrite);
                     RFC 3161 tokens cover their checkpoint, chain to a trusted TSA
@@ -103,6 +105,13 @@ def _ev(seq: int) -> str:
 
 def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
     case = ledger.case
+    (column,) = ledger.conn.execute("SELECT case_id FROM case_info WHERE id = 1").fetchone()
+    if column != case.case_id:
+        report.add(
+            Kind.CASE_HEADER,
+            "case header",
+            f"case_info.case_id is {column!r}, the header says {case.case_id!r}",
+        )
     found = content_hash(case.header.encode("utf-8"))
     if found != case.hash:
         report.add(Kind.CASE_HEADER, "case header", f"expected hash {case.hash}, found {found}")
@@ -364,9 +373,104 @@ def check_timestamps(
         report.timestamps += 1
 
 
-def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
+IMPORT_EVENT = "import"  # custody.bundle.importer's, not imported here (that loads all of it)
+
+
+def _signed_imports(bodies: dict[int, dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """bundle id -> (seq, data) of each signed ``import`` event."""
+    return {
+        str(b["data"].get("bundle")): (seq, b["data"])
+        for seq, b in sorted(bodies.items())
+        if b.get("type") == IMPORT_EVENT
+    }
+
+
+def check_import_records(
+    ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport
+) -> None:
+    """The imported-bundle tables must agree with the signed import events: each
+    event's bundle id, source case, checkpoint, keys, items and event count, and
+    the seq of the event itself; a row no import event names, or an import event
+    without its rows, is a finding."""
+    signed = _signed_imports(bodies)
+    rows = {
+        str(r[0]): r
+        for r in ledger.conn.execute(
+            "SELECT bundle, source_case, keys, items, checkpoint, import_seq FROM imported_bundles"
+        )
+    }
+    counts = {
+        str(b): int(n)
+        for b, n in ledger.conn.execute(
+            "SELECT bundle, count(*) FROM imported_events GROUP BY bundle"
+        )
+    }
+    for bundle in sorted(set(rows) - set(signed)):
+        report.add(
+            Kind.IMPORT,
+            bundle[:23],
+            "in the imported_bundles table but no signed import event records it",
+        )
+    for bundle in sorted(set(counts) - set(signed)):
+        report.add(
+            Kind.IMPORT,
+            bundle[:23],
+            f"{counts[bundle]} imported_events row(s) of a bundle no signed import event records",
+        )
+    for bundle, (seq, data) in sorted(signed.items(), key=lambda kv: kv[1][0]):
+        short = bundle[:23]
+        row = rows.get(bundle)
+        if row is None:
+            report.add(
+                Kind.IMPORT,
+                short,
+                f"recorded by {_ev(seq)} but missing from the imported_bundles table",
+                seq=seq,
+            )
+        else:
+            _, source_case, keys_json, items_json, checkpoint, import_seq = row
+            try:
+                keys: Any = sorted(str(k["fingerprint"]) for k in json.loads(keys_json))
+            except (ValueError, KeyError, TypeError):
+                keys = keys_json
+            try:
+                items: Any = json.loads(items_json)
+            except (ValueError, TypeError):
+                items = items_json
+            for what, got, want in (
+                ("source_case", source_case, data.get("source_case")),
+                ("checkpoint", checkpoint, data.get("checkpoint")),
+                ("keys", keys, data.get("keys")),
+                ("items", items, data.get("items")),
+                ("import_seq", import_seq, seq),
+            ):
+                if got != want:
+                    report.add(
+                        Kind.IMPORT,
+                        short,
+                        f"imported_bundles.{what} is {got!r}, signed {_ev(seq)} says {want!r}",
+                        seq=seq,
+                    )
+        if counts.get(bundle, 0) != data.get("events"):
+            report.add(
+                Kind.IMPORT,
+                short,
+                f"{counts.get(bundle, 0)} imported_events row(s), signed {_ev(seq)} says"
+                f" {data.get('events')!r}",
+                seq=seq,
+            )
+
+
+def check_imports(
+    ledger: Ledger,
+    report: VerifyReport,
+    quick: bool,
+    bodies: dict[int, dict[str, Any]] | None = None,
+) -> None:
     """Imported collectors' events still hash, verify with their bundle's keys and
-    prove into their signed checkpoint; their payload is still in the store."""
+    prove into their signed checkpoint; their payload is still in the store (the
+    items as the signed import event lists them)."""
+    signed = _signed_imports(bodies or {})
     rows = ledger.conn.execute(
         "SELECT bundle, source_case, keys, items, checkpoint FROM imported_bundles"
     ).fetchall()
@@ -377,6 +481,10 @@ def check_imports(ledger: Ledger, report: VerifyReport, quick: bool) -> None:
             keys = {k["fingerprint"]: base64.b64decode(k["public_key"]) for k in key_list}
             names = {k["fingerprint"]: (str(k["name"]), str(k["role"])) for k in key_list}
             items = json.loads(items_json)
+            if str(bundle) in signed:
+                items = signed[str(bundle)][1].get("items")
+                if not isinstance(items, list):
+                    items = []
             cp = open_checkpoint_text(
                 checkpoint,
                 origin_of(source_case),
@@ -672,7 +780,8 @@ def verify_ledger(
             check_tree(ledger, tree, report)
             check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
             check_timestamps(bodies, report, tsa_roots)
-            check_imports(ledger, report, quick)
+            check_import_records(ledger, bodies, report)
+            check_imports(ledger, report, quick, bodies)
             if not quick:
                 check_store(ledger, bodies, report, progress, purgeable(r))
         finally:

@@ -41,12 +41,12 @@ from custody.bundle.archive import (
 from custody.bundle.archive import _Source as _Source
 from custody.bundle.archive import _strip_top as _strip_top
 from custody.bundle.export import KEY_EVENTS, ExportResult, export_bundle
-from custody.bundle.export import _payload_name as _payload_name
 from custody.bundle.importer import IMPORT_EVENT, ImportResult, import_bundle
 from custody.bundle.shapes import EXPORT_EVENT, SCHEMA_VERSION, TIMESTAMP_FILE
 from custody.bundle.shapes import _item_shape as _item_shape
 from custody.bundle.shapes import _json as _json
 from custody.bundle.shapes import _manifest as _manifest
+from custody.bundle.shapes import _payload_name as _payload_name
 from custody.bundle.shapes import _proofs_shape as _proofs_shape
 from custody.bundle.verify import BundleFinding, BundleReport, verify_bundle
 from custody.bundle.verify import _check_checkpoint_and_proofs as _check_checkpoint_and_proofs

@@ -18,11 +18,19 @@ from typing import Any
 
 from custody import __version__
 from custody.bundle.archive import CHUNK
-from custody.bundle.shapes import EXPORT_EVENT, SCHEMA_VERSION, TIMESTAMP_FILE
+from custody.bundle.shapes import (
+    EXPORT_EVENT,
+    SCHEMA_VERSION,
+    TIMESTAMP_FILE,
+    _payload_name,
+    export_time,
+)
+from custody.canonical import parse_strict
 from custody.checkpoint import make_checkpoint, timestamp_checkpoint
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, IntegrityError, UsageError
 from custody.hashing import hash_file
 from custody.ledger import (
+    COLLECT_EVENT,
     IDENTITY_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
@@ -30,27 +38,13 @@ from custody.ledger import (
     Event,
     EventDraft,
     Ledger,
+    artifact_index_row,
+    event_items,
+    identity_index_rows,
 )
 from custody.store import Store
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
-
-
-def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
-    """The payload file name for an item: its original base name when that is
-    plain UTF-8 without separators or control characters, else a mapped name."""
-    base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
-    try:
-        name = base.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"{item}.bin", True
-    bad = (
-        not name
-        or name in (".", "..")
-        or len(base) > 200
-        or any(ord(c) < 0x20 or c in "%\\\x7f" for c in name)
-    )
-    return (f"{item}.bin", True) if bad else (name, False)
 
 
 @dataclass
@@ -62,29 +56,69 @@ class ExportResult:
     checkpoint_size: int
 
 
-def _disclosed(ledger: Ledger, items: list[str]) -> list[Event]:
+def _signed(ledger: Ledger) -> list[tuple[Event, dict[str, Any]]]:
+    """Every event of the case with its signed data, parsed from the body: what an
+    export discloses, and what it says about items and keys, comes from these and
+    never from the derived tables (event_items, artifacts, identities), which
+    anyone holding the case file can edit without a key."""
+    out = []
+    for ev in ledger.events():
+        try:
+            body = parse_strict(ev.body)
+        except ValueError as e:
+            raise IntegrityError(
+                f"event {ev.seq} is not valid JSON ({e}); run `custody verify`"
+            ) from e
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(data, dict):
+            raise IntegrityError(f"event {ev.seq} has no signed data; run `custody verify`")
+        out.append((ev, {"type": body.get("type"), "signer": body.get("signer"), "data": data}))
+    return out
+
+
+def _disclosed(signed: list[tuple[Event, dict[str, Any]]], items: list[str]) -> list[Event]:
+    """The events about ``items`` (by their signed ``item``/``items``) and every key
+    event."""
     wanted = set(items)
-    rows = ledger.conn.execute(
-        "SELECT DISTINCT seq FROM event_items WHERE item IN (%s)" % ",".join("?" * len(wanted)),  # noqa: S608, UP031
-        tuple(wanted),
-    )
-    seqs = {int(r[0]) for r in rows}
-    # earlier exports name other items: they are not about these items' custody
     return [
         ev
-        for ev in ledger.events()
-        if (ev.seq in seqs and ev.type != EXPORT_EVENT) or ev.type in KEY_EVENTS
+        for ev, b in signed
+        # earlier exports name other items: they are not about these items' custody
+        if (
+            b["type"] != EXPORT_EVENT
+            and wanted & set(event_items(b["data"].get("item"), b["data"]))
+        )
+        or b["type"] in KEY_EVENTS
     ]
+
+
+def _artifacts(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each item as its signed collect event records it (artifact_index_row)."""
+    return {
+        str(b["data"].get("item")): artifact_index_row(ev.seq, b["data"])
+        for ev, b in signed
+        if b["type"] == COLLECT_EVENT
+    }
+
+
+def _identities(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each key as the first signed event registering it names it."""
+    out: dict[str, dict[str, Any]] = {}
+    for ev, b in signed:
+        for row in identity_index_rows(ev.seq, str(b["type"]), b["data"]):
+            out.setdefault(str(row["fingerprint"]), row)
+    return out
 
 
 def _bag_files(
     ledger: Ledger, signer: Any, items: list[str], organization: str, tsa: str | None
 ) -> tuple[dict[str, bytes | Path], int, int, int]:
     """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
-    artifacts = {a["id"]: a for a in ledger.artifacts()}
     store = Store(ledger.store_dir)
     ledger.ensure_registered(signer)
-    listed = _disclosed(ledger, items)
+    signed = _signed(ledger)
+    artifacts = _artifacts(signed)
+    listed = _disclosed(signed, items)
     # the exporter signs what the bundle discloses, so nothing can be left out later
     export_ev = next(
         e
@@ -134,7 +168,7 @@ def _bag_files(
             payload_bytes += int(a["size"] or 0)
             payload_files += 1
         meta_items.append(entry)
-    idents = ledger.identities()
+    idents = _identities(signed)  # the export and checkpoint events register no key
     signers = {ev.signer for ev in events}
     keys = [
         {"fingerprint": fp, "name": r["name"], "role": r["role"], "public_key": r["public_key"]}
@@ -172,7 +206,7 @@ def _bag_files(
             "header": ledger.case.header,
             "header_hash": ledger.case.hash,
         },
-        "exported": datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exported": export_time(export_ev.time),
         "exported_by": signer.fingerprint,
         "items": meta_items,
         "checkpoint_event": cp_event.seq,
@@ -228,7 +262,7 @@ def export_bundle(
     one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
     export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
     carried in the bundle as custody/checkpoint.tsr."""
-    known = [a["id"] for a in ledger.artifacts()]
+    known = list(_artifacts(_signed(ledger)))
     chosen = [i.strip().upper() for i in items] or known
     for i in chosen:
         if i not in known:

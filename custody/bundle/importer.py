@@ -12,10 +12,10 @@ from typing import IO, Any
 
 from custody.bundle.archive import CHUNK, open_source
 from custody.bundle.shapes import _json, _lines
-from custody.bundle.verify import verify_bundle
+from custody.bundle.verify import BundleReport, verify_bundle
 from custody.canonical import content_hash, parse_strict
 from custody.errors import IntegrityError
-from custody.ledger import Event, EventDraft, Ledger
+from custody.ledger import Event, EventDraft, Ledger, artifact_index_row
 from custody.store import Store, WritersLock
 
 IMPORT_EVENT = "import"
@@ -47,12 +47,14 @@ def import_bundle(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
     writers.acquire()
     writers.share()
     try:
-        return _import_verified(ledger, signer, path)
+        return _import_verified(ledger, signer, path, report)
     finally:
         writers.release()
 
 
-def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
+def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleReport) -> ImportResult:
+    """What the import event records is taken from the verified bundle's signed
+    events (the case header, each item's collect event), never from bundle.json."""
     src = open_source(path)
     try:
         tagmanifest = src.read("tagmanifest-sha256.txt")
@@ -66,14 +68,26 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
         proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
         checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
         lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
+        # read again: the files must still be those verified (a folder can change)
+        verified = sorted((seq, h) for seq, h, _ in report.bodies)
+        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+        if checkpoint != report.checkpoint_text or read != verified:
+            raise IntegrityError(f"{path} changed while it was imported")
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
+        if [str(it.get("id")) for it in meta["items"]] != report.items:
+            raise IntegrityError(f"{path} changed while it was imported")
         for it in meta["items"]:
-            entry = {"source_item": it["id"], "path": it["path"], "sha256": it.get("sha256")}
+            signed = artifact_index_row(0, report.collected[str(it["id"])])
+            entry = {
+                "source_item": it["id"],
+                "path": signed["display_path"],
+                "sha256": signed["sha256"],
+            }
             if it.get("payload"):
                 with src.open(it["payload"]) as f:
                     stored = _ingest_stream(store, f)
-                if stored.result.digests["sha256"] != it.get("sha256"):
+                if stored.result.digests["sha256"] != signed["sha256"]:
                     raise IntegrityError(f"{it['payload']} changed while it was imported")
                 entry["store"] = stored.relpath
             items.append(entry)
@@ -87,7 +101,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
                 IMPORT_EVENT,
                 {
                     "bundle": bundle_id,
-                    "source_case": meta["case"]["id"],
+                    "source_case": report.case_id,
                     "checkpoint": checkpoint,
                     "events": len(lines),
                     "keys": sorted(k["fingerprint"] for k in keys),
@@ -102,7 +116,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
             " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 bundle_id,
-                meta["case"]["id"],
+                report.case_id,
                 checkpoint,
                 json.dumps(keys),
                 json.dumps(items),

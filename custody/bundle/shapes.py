@@ -25,6 +25,28 @@ TIMESTAMP_FILE = "custody/checkpoint.tsr"  # optional RFC 3161 TimeStampResp ove
 EXPORT_EVENT = "export"
 
 
+def export_time(event_time: str) -> str:
+    """bundle.json's ``exported``: the signed export event's time, to the second."""
+    return event_time[:19] + "Z"
+
+
+def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
+    """The payload file name for an item: its original base name when that is
+    plain UTF-8 without separators or control characters, else a mapped name."""
+    base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
+    try:
+        name = base.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{item}.bin", True
+    bad = (
+        not name
+        or name in (".", "..")
+        or len(base) > 200
+        or any(ord(c) < 0x20 or c in "%\\\x7f" for c in name)
+    )
+    return (f"{item}.bin", True) if bad else (name, False)
+
+
 _SCHEMAS = {
     "custody/bundle.json": "bundle",
     "custody/keys.json": "bundle-keys",

@@ -36,15 +36,17 @@ from custody.bundle.shapes import (
     _json,
     _lines,
     _manifest,
+    _payload_name,
+    export_time,
 )
-from custody.canonical import parse_strict
+from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError, UsageError
 from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint, load_public_key, verify_signature
-from custody.ledger import COLLECT_EVENT, KNOWN_RULES
+from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row, identity_index_rows
 from custody.lifecycle import Replay, replay
 from custody.timestamp import TimestampError, verify_token
 
@@ -66,6 +68,12 @@ class BundleReport(Verdict):
     checkpoint_text: str = ""
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # the signed values behind bundle.json's convenience copies (checked against them):
+    header: dict[str, Any] = field(default_factory=dict)  # the case header, if bound
+    header_hash: str = ""  # its hash, event 0's prev
+    collected: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> collect data
+    export: dict[str, Any] | None = None  # the signed export event's body
+    key_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> signed
     rules: int = 1  # the custody rules the signed export event says the case is under
     # "<name> (<role>) <fingerprint>" of each key of keys.json that signed an event
     # or the checkpoint, trusted or not; and of each that signed nothing (ignored)
@@ -273,6 +281,7 @@ def verify_bundle(
         _check_disclosure(src, meta, items, events, report)
         _check_rules(meta, events, report)
         r = _check_custody(events, report, str(case.get("id", "")))
+        _check_signed_fields(meta, items, events, keys, r, report)
         _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
     finally:
         src.close()
@@ -628,6 +637,185 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
     return r
 
 
+def _differ(
+    report: BundleReport,
+    kind: Kind,
+    subject: str,
+    what: str,
+    got: Any,
+    want: Any,
+    where: str,
+    **kw: Any,
+) -> None:
+    if got != want:
+        report.add(kind, subject, f"{what} is {got!r} in bundle.json, {where} says {want!r}", **kw)
+
+
+def _check_signed_fields(
+    meta: dict[str, Any],
+    items: list[Any],
+    events: list[dict[str, Any]],
+    keys: dict[str, tuple[bytes, str, str]],
+    r: Replay,
+    report: BundleReport,
+) -> None:
+    """bundle.json and keys.json are unsigned conveniences: every field a reader
+    uses must agree with signed data (docs/bundle-format.md §10 step 12).  The
+    case header must hash to ``header_hash``, which must be event 0's ``prev``
+    (event 0 is always disclosed: it is a key event); the case's id, title and
+    created time are the header's; each item's fields are its collect event's;
+    each key's name and role those the signed key events give it; the exporter
+    and the export time are the signed export event's signer and time."""
+    by_seq = {e["seq"]: e for e in events if isinstance(e["seq"], int)}
+    case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
+    assert isinstance(case, dict)
+    where = "custody/bundle.json"
+    header_text = str(case.get("header", ""))
+    try:
+        header = parse_strict(header_text)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        report.add(Kind.DISCLOSURE, where, "case.header is not a JSON object")
+        header = {}
+    found = content_hash(header_text.encode("utf-8"))
+    if found != case.get("header_hash"):
+        report.add(
+            Kind.DISCLOSURE,
+            where,
+            f"case.header hashes to {found}, not to case.header_hash {case.get('header_hash')}",
+        )
+    first = by_seq.get(0)
+    if first is None:
+        report.add(
+            Kind.DISCLOSURE,
+            where,
+            "event 0 is not in the bundle: the case header cannot be checked against it",
+        )
+    elif first["body"].get("prev") != found:
+        report.add(
+            Kind.DISCLOSURE,
+            where,
+            f"case.header hashes to {found}, but signed event 0 follows"
+            f" {first['body'].get('prev')}",
+            seq=0,
+        )
+    if first is not None and first["body"].get("prev") == found:
+        # bound to signed event 0: what a report shows of the case
+        report.header, report.header_hash = header, found
+    else:
+        report.header = {"case_id": str(first["body"].get("case")) if first else ""}
+    for field_, key in (("id", "case_id"), ("title", "title")):
+        _differ(
+            report,
+            Kind.DISCLOSURE,
+            where,
+            f"case.{field_}",
+            case.get(field_),
+            header.get(key),
+            "the case header",
+        )
+    for e in events:
+        if e["body"].get("case") != header.get("case_id"):
+            report.add(
+                Kind.DISCLOSURE,
+                f"event {e['seq']}",
+                f"signed for case {e['body'].get('case')!r}, the header's is"
+                f" {header.get('case_id')!r}",
+                seq=e["seq"] if isinstance(e["seq"], int) else None,
+            )
+    collected = {
+        str(ev["body"]["data"].get("item")): ev["body"]["data"]
+        for ev in events
+        if ev["body"].get("type") == COLLECT_EVENT and isinstance(ev["body"].get("data"), dict)
+    }
+    report.collected = collected
+    for it in items:
+        if not isinstance(it, dict) or str(it.get("id")) not in collected:
+            continue  # no collect event: an ``item`` finding already
+        item = str(it.get("id"))
+        row = artifact_index_row(0, collected[item])
+        digests = collected[item].get("digests")
+        stored = isinstance(digests, dict) and bool(collected[item].get("store"))
+        want: dict[str, Any] = {
+            "path": row["display_path"],
+            "path_hex": row["path_hex"],
+            "outcome": row["outcome"],
+            "sha256": row["sha256"],
+            "size": row["size"],
+        }
+        if stored and isinstance(row["path_hex"], str):
+            try:
+                name, mapped = _payload_name(bytes.fromhex(row["path_hex"]), item)
+            except ValueError:
+                name, mapped = f"{item}.bin", True
+            want["payload"] = f"data/{item}/{name}"
+            want["name_mapped"] = mapped
+        else:
+            want["payload"] = want["name_mapped"] = None
+        for k, v in want.items():
+            _differ(report, Kind.ITEM, item, k, it.get(k), v, "its signed collect event", item=item)
+    export = next(
+        (
+            e["body"]
+            for e in events
+            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
+        ),
+        None,
+    )
+    report.export = export
+    if report.checkpoint is not None:  # the checkpoint event follows the events it covers
+        _differ(
+            report,
+            Kind.DISCLOSURE,
+            where,
+            "checkpoint_event",
+            meta.get("checkpoint_event"),
+            report.checkpoint[0],
+            "the signed checkpoint's size",
+        )
+    if export is not None:
+        _differ(
+            report,
+            Kind.DISCLOSURE,
+            where,
+            "exported_by",
+            meta.get("exported_by"),
+            export.get("signer"),
+            "the signed export event",
+        )
+        _differ(
+            report,
+            Kind.DISCLOSURE,
+            where,
+            "exported",
+            meta.get("exported"),
+            export_time(str(export.get("time"))),
+            "the signed export event",
+        )
+    named: dict[str, tuple[str, str]] = {}  # as the first signed event registering it
+    for e in sorted((e for e in events if isinstance(e["seq"], int)), key=lambda e: e["seq"]):
+        data = e["body"].get("data")
+        if isinstance(data, dict):
+            for row in identity_index_rows(e["seq"], str(e["body"].get("type")), data):
+                named.setdefault(str(row["fingerprint"]), (str(row["name"]), str(row["role"])))
+    report.key_names = {**named, **r.names}
+    signers = {str(e["body"].get("signer")) for e in events}
+    for fp, (_, name, role) in keys.items():
+        signed = named.get(fp)
+        if signed is None:
+            if fp in signers:
+                report.add(Kind.KEY, fp, "no signed key event in the bundle names this key")
+            continue
+        if (name, role) != signed:
+            report.add(
+                Kind.KEY,
+                fp,
+                f"keys.json names it {name} ({role}), the signed key events"
+                f" {signed[0]} ({signed[1]})",
+            )
+
+
 def vouched_for(r: Replay, anchors: set[str], keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` are trusted, given the trust anchors, by the bundle's own
     signed key events (docs/bundle-format.md §10.1).
@@ -674,8 +862,8 @@ def _check_trust(
     used = [fp for fp in keys if fp in first or fp in cp_keys]
     trusted = vouched_for(r, anchors, [*keys, *first])
 
-    def who(fp: str) -> str:
-        _, name, role = keys[fp]
+    def who(fp: str) -> str:  # the name the signed key events give, else keys.json's
+        name, role = report.key_names.get(fp) or keys[fp][1:]
         return f"{name} ({role}) {fp}"
 
     for fp in keys:
