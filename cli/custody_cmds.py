@@ -170,8 +170,8 @@ def event_cmd(
     if as_json:
         echo_json({"event": ev.seq, "hash": ev.hash, "type": ev.type, "items": ev.data["items"]})
     else:
-        items = shown(", ".join(ev.data["items"]))
-        click.echo(f"Recorded {shown(action)} of {items} as event {ev.seq}")
+        listed = shown(", ".join(ev.data["items"]))
+        click.echo(f"Recorded {shown(action)} of {listed} as event {ev.seq}")
 
 
 @click.command("checkpoint")
@@ -410,5 +410,5 @@ def reassign_cmd(
             }
         )
     else:
-        items = shown(", ".join(ev.data["items"]))
-        click.echo(f"Reassigned {items} to {shown(card.text())} as event {ev.seq}")
+        listed = shown(", ".join(ev.data["items"]))
+        click.echo(f"Reassigned {listed} to {shown(card.text())} as event {ev.seq}")
