@@ -105,3 +105,31 @@ def formula_guarded(text: str) -> str:
     a value starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading
     apostrophe."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+#: model keys whose text is several lines by design (a signed checkpoint note):
+#: each line is shown by the rule, the line breaks between them are kept
+MULTILINE_KEYS = frozenset(["note"])
+
+
+def shown_model(value: Any) -> Any:
+    """A copy of a report model (or any JSON value) with every string shown by the
+    rule, for a renderer that lays the text out itself (the PDF).  An object with
+    ``path`` and ``path_hex`` gets its path shown from the exact bytes; a
+    :data:`MULTILINE_KEYS` value keeps its line breaks.  Hex digests, fingerprints
+    and ids hold no character the rule changes, so they come out unchanged."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, list):
+        return [shown_model(v) for v in value]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in MULTILINE_KEYS and isinstance(v, str):
+                out[k] = "\n".join(shown(line) for line in v.split("\n"))
+            else:
+                out[k] = shown_model(v)
+        if isinstance(value.get("path"), str) and isinstance(value.get("path_hex"), str):
+            out["path"] = shown_path(value["path"], value["path_hex"])
+        return out
+    return value
