@@ -40,12 +40,11 @@ import custody.report
 from custody.canonical import rfc3339_ns
 from custody.checkpoint import make_checkpoint
 from custody.collect import RUN_END_EVENT, RUN_START_EVENT
+from custody.display import formula_guarded, shown
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, EventDraft, Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
-from custody.render import render
-from custody.display import formula_guarded, shown
-from custody.render import csv_form
+from custody.render import csv_form, render
 from custody.render.csv_form import COLUMNS, DISPLAY_COLUMNS
 from custody.report import case_report
 from custody.store import Store
@@ -468,7 +467,7 @@ def test_csv_guards_formula_like_display_cells_and_keeps_them_exact_beside(
     rows = [dict(zip(COLUMNS, r, strict=True)) for r in _csv_rows(render(model, "csv"))[1:]]
     got = [(rows[0][c], rows[0][f"{c}_exact"]) for c in ("reason", "location", "actor")]
     assert got == [
-        ("'=HYPERLINK(\"x\")", '=HYPERLINK("x")'),
+        ('\'=HYPERLINK("x")', '=HYPERLINK("x")'),
         ("'+1 floor", "+1 floor"),
         ("'-dash", "-dash"),
     ]
@@ -476,7 +475,6 @@ def test_csv_guards_formula_like_display_cells_and_keeps_them_exact_beside(
     assert notes == [("'" + NOTE_LOCATION, NOTE_LOCATION)] * 2
     raw = csv_form.rows(model, formula_guard=False)
     assert raw[0][COLUMNS.index("reason")] == '=HYPERLINK("x")'
-
 
 
 def test_csv_round_trips_commas_quotes_newlines_and_tabs(report_case: ReportCase) -> None:  # noqa: F811

@@ -154,7 +154,9 @@ def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str
             }
             row = []
             for name in _FORM:
-                if name in DISPLAY_COLUMNS:
+                if name == "description":  # the path in it shown from its exact bytes
+                    row += [_cell(description, formula_guard), exact[name]]
+                elif name in DISPLAY_COLUMNS:
                     row += [_cell(exact[name], formula_guard), exact[name]]
                 elif name == "path":
                     row.append(_cell(path, formula_guard))
