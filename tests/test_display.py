@@ -297,3 +297,19 @@ def test_json_report_stays_exact(hostile: Case, tmp_path: Path) -> None:
     (item,) = model["items"]
     assert item["path"] == str(hostile.dir / "ev" / NAME)
     assert item["timeline"][0]["reason"] == REASON
+
+
+def test_case_uco_descriptions_follow_the_rule_data_stays_exact(
+    hostile: Case, tmp_path: Path
+) -> None:
+    graph = json.loads(_report(hostile, "case", tmp_path))["@graph"]
+    descriptions = []
+    for node in graph:
+        desc = node.get("uco-core:description", [])
+        descriptions += desc if isinstance(desc, list) else [desc]
+    text = "\n".join(descriptions)
+    assert not raw_unsafe(text), text
+    assert any(REASON_SHOWN in d for d in descriptions)
+    # the data fields stay exact: the file's path
+    dumped = json.dumps(graph, ensure_ascii=False)
+    assert json.dumps(str(hostile.dir / "ev" / NAME), ensure_ascii=False) in dumped
