@@ -162,7 +162,9 @@ def event_cmd(
         raise UsageError("--purge only applies to 'dispose'")
     if purge and not yes:
         click.confirm(
-            f"Permanently delete the stored bytes of {', '.join(items)}?", abort=True, err=True
+            f"Permanently delete the stored bytes of {shown(', '.join(items))}?",
+            abort=True,
+            err=True,
         )
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)

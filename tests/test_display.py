@@ -313,3 +313,18 @@ def test_case_uco_descriptions_follow_the_rule_data_stays_exact(
     # the data fields stay exact: the file's path
     dumped = json.dumps(graph, ensure_ascii=False)
     assert json.dumps(str(hostile.dir / "ev" / NAME), ensure_ascii=False) in dumped
+
+
+def test_transfer_and_bundle_verify_messages(hostile: Case, tmp_path: Path) -> None:
+    proc = cli(hostile, "transfer", "ITEM-1", "--to", KEY_NAME, "--reason", REASON)
+    assert proc.returncode == 0, proc.stderr
+    assert not raw_unsafe(proc.stdout) and len(proc.stdout.splitlines()) == 1, proc.stdout
+    assert f"released to {KEY_NAME_SHOWN}" in proc.stdout
+    out = tmp_path / "bundle"
+    proc = cli(hostile, "bundle", "export", "ITEM-1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli(hostile, "bundle", "verify", out)
+    assert proc.returncode == 0, proc.stderr
+    assert not raw_unsafe(proc.stdout), proc.stdout
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("  ITEM-1: released by")]
+    assert line.endswith(f" - {REASON_SHOWN}")
