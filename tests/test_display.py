@@ -328,3 +328,17 @@ def test_transfer_and_bundle_verify_messages(hostile: Case, tmp_path: Path) -> N
     assert not raw_unsafe(proc.stdout), proc.stdout
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("  ITEM-1: released by")]
     assert line.endswith(f" - {REASON_SHOWN}")
+
+
+def test_verification_lines_show_findings_by_the_rule() -> None:
+    from custody.findings import Kind
+    from custody.verify import VerifyReport
+    from custody.views import verification_lines
+
+    report = VerifyReport(case_id="C\u202e1", quick=True, notes=[f"note {NAME}"])
+    report.add(next(iter(Kind)), f"item {NAME}", REASON)
+    lines = verification_lines(report)
+    assert not raw_unsafe("\n".join(lines)), lines
+    assert lines[0].startswith("Case C\\u202e1: ")
+    assert f"Note: note {NAME_SHOWN}" in lines
+    assert lines[-1].endswith(f"item {NAME_SHOWN}: {REASON_SHOWN}")
