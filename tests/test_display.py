@@ -228,14 +228,12 @@ def _report(case: Case, fmt: str, tmp_path: Path) -> bytes:
 def test_html_report(hostile: Case, tmp_path: Path) -> None:
     text = _report(hostile, "html", tmp_path).decode("utf-8")
     assert not raw_unsafe(text)
-    assert NAME_SHOWN.replace("\\x1b[31m", "\\x1b[31m") in text  # no HTML special in it
+    assert NAME_SHOWN in text  # it holds no HTML special character
     assert REASON_SHOWN in text
-    # still HTML-escaped after the display rule
-    assert "&lt;script&gt;" not in text or "<script>" not in text
     assert KEY_NAME_SHOWN in text
 
 
-def test_html_escapes_after_the_rule(hostile: Case) -> None:
+def test_html_escapes_after_the_rule() -> None:
     from custody.render import html as html_render
 
     assert html_render._e("<b>\u202e&\n") == "&lt;b&gt;\\u202e&amp;\\n"
