@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from custody.display import shown
 from custody.errors import UsageError
 from custody_cli.common import (
     case_option,
@@ -78,7 +79,7 @@ def bundle_export(
         echo_json(summary)
     else:
         click.echo(
-            f"Bundle {out}: {len(result.items)} items, {result.events} events,"
+            f"Bundle {shown(out)}: {len(result.items)} items, {result.events} events,"
             f" {result.bytes} payload bytes, checkpoint of {result.checkpoint_size} events"
         )
 
@@ -123,31 +124,32 @@ def bundle_verify(
         sys.exit(0 if report.ok else 1)
     if report.ok:
         click.echo(
-            f"VERIFIED: this bundle of case {report.case_id} is complete and unaltered."
+            f"VERIFIED: this bundle of case {shown(report.case_id)} is complete and unaltered."
             f" {len(report.items)} items, {report.payload_files} files, {report.events}"
             " signed events, each proven to be in the signed checkpoint."
         )
     else:
         click.echo(
             f"NOT VERIFIED: {len(report.findings)} problem(s) found in this bundle of"
-            f" case {report.case_id}; do not rely on it without explanation:"
+            f" case {shown(report.case_id)}; do not rely on it without explanation:"
         )
         for f in report.findings:
-            click.echo(f"  [{f.kind}] {f.subject}: {f.detail}")
+            click.echo(f"  [{shown(f.kind)}] {shown(f.subject)}: {shown(f.detail)}")
     if report.timestamp:
         click.echo(
-            f"The checkpoint existed at {report.timestamp['time']}, per the RFC 3161"
-            f" time-stamp of {report.timestamp['tsa']} (verified)."
+            f"The checkpoint existed at {shown(report.timestamp['time'])}, per the RFC 3161"
+            f" time-stamp of {shown(report.timestamp['tsa'])} (verified)."
         )
     for item, chain in report.handovers.items():
         for h in chain:
             click.echo(
-                f"  {item}: released by {h['released_by']} {h['released']},"
-                f" received by {h['received_by'] or '(not received)'}"
-                f" {h['received'] or ''} - {h['reason']}"
+                f"  {shown(item)}: released by {shown(h['released_by'])}"
+                f" {shown(h['released'])},"
+                f" received by {shown(h['received_by'] or '(not received)')}"
+                f" {shown(h['received'])} - {shown(h['reason'])}"
             )
     for w in report.warnings:
-        click.echo(f"Warning: {w}")
+        click.echo(f"Warning: {shown(w)}")
     sys.exit(0 if report.ok else 1)
 
 
@@ -186,10 +188,10 @@ def bundle_import(
             )
             if not as_json:
                 if r.already:
-                    click.echo(f"{p}: already imported ({r.bundle}); nothing changed")
+                    click.echo(f"{shown(p)}: already imported ({shown(r.bundle)}); nothing changed")
                 else:
                     click.echo(
-                        f"{p}: imported {len(r.items)} items and {r.events} signed events"
+                        f"{shown(p)}: imported {len(r.items)} items and {r.events} signed events"
                         f" as event {r.event_seq}"
                     )
     if as_json:

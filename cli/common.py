@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from custody.config import resolve_key_path
+from custody.display import shown
 from custody.errors import (
     CorruptLedgerError,
     CustodyError,
@@ -31,13 +32,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CustodyGroup(click.Group):
-    """The one place where library errors become messages and exit codes."""
+    """The one place where library errors become messages and exit codes.  A
+    message is shown by the display rule (custody.display): it may echo a name,
+    a path or a reason the user or the evidence supplied."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CustodyError as e:
-            click.echo(f"custody: error: {e.message}", err=True)
+            click.echo(f"custody: error: {shown(e.message)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("custody: interrupted", err=True)
@@ -54,13 +57,14 @@ class CustodyGroup(click.Group):
         except sqlite3.DatabaseError as e:  # one the library did not map itself
             cls = sqlite_error_class(e, CorruptLedgerError)
             if issubclass(cls, IntegrityError):
-                click.echo(f"custody: error: ledger is unreadable or corrupt: {e}", err=True)
+                click.echo(f"custody: error: ledger is unreadable or corrupt: {shown(e)}", err=True)
             else:
-                click.echo(f"custody: error: cannot use the ledger: {e}", err=True)
+                click.echo(f"custody: error: cannot use the ledger: {shown(e)}", err=True)
             ctx.exit(cls.exit_code)
         except OSError as e:
             click.echo(
-                f"custody: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+                f"custody: error: {shown(e.strerror or e)}"
+                + (f": {shown(e.filename)}" if e.filename else ""),
                 err=True,
             )
             ctx.exit(3)
@@ -68,7 +72,7 @@ class CustodyGroup(click.Group):
             if os.environ.get("CUSTODY_DEBUG"):
                 raise
             click.echo(
-                f"custody: internal error: {type(e).__name__}: {e}"
+                f"custody: internal error: {type(e).__name__}: {shown(e)}"
                 " (set CUSTODY_DEBUG=1 for details)",
                 err=True,
             )

@@ -14,6 +14,7 @@ from custody.checkpoint import (
     prove_inclusion,
     timestamp_checkpoint,
 )
+from custody.display import shown
 from custody.errors import UsageError
 from custody.ledger import Event, Ledger
 from custody.lifecycle import (
@@ -78,7 +79,8 @@ def transfer_cmd(
         echo_json(out)
     else:
         click.echo(
-            f"{out['id']}: {', '.join(out['items'])} released to {receiver.text()}"
+            f"{shown(out['id'])}: {shown(', '.join(out['items']))}"
+            f" released to {shown(receiver.text())}"
             f" (in transit until received)"
         )
 
@@ -118,12 +120,12 @@ def receive_cmd(
             }
         )
     else:
-        click.echo(f"Received {ev.data['transfer_id']} as event {ev.seq}:")
+        click.echo(f"Received {shown(ev.data['transfer_id'])} as event {ev.seq}:")
         for item, c in sorted(checks.items()):
-            click.echo(f"  {item}: {'digests match' if c['match'] else 'MISMATCH'}")
+            click.echo(f"  {shown(item)}: {'digests match' if c['match'] else 'MISMATCH'}")
     if bad:
         click.echo(
-            f"custody: integrity problem: {', '.join(bad)} did not match on receipt"
+            f"custody: integrity problem: {shown(', '.join(bad))} did not match on receipt"
             " (recorded in the receipt)",
             err=True,
         )
@@ -160,7 +162,9 @@ def event_cmd(
         raise UsageError("--purge only applies to 'dispose'")
     if purge and not yes:
         click.confirm(
-            f"Permanently delete the stored bytes of {', '.join(items)}?", abort=True, err=True
+            f"Permanently delete the stored bytes of {shown(', '.join(items))}?",
+            abort=True,
+            err=True,
         )
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
@@ -168,7 +172,8 @@ def event_cmd(
     if as_json:
         echo_json({"event": ev.seq, "hash": ev.hash, "type": ev.type, "items": ev.data["items"]})
     else:
-        click.echo(f"Recorded {action} of {', '.join(ev.data['items'])} as event {ev.seq}")
+        listed = shown(", ".join(ev.data["items"]))
+        click.echo(f"Recorded {shown(action)} of {listed} as event {ev.seq}")
 
 
 @click.command("checkpoint")
@@ -269,12 +274,12 @@ def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path 
         return
     d = cp.describe()
     click.echo(
-        f"Checkpoint {d['origin']} size {d['size']} root {d['root']}"
-        f" signed by {', '.join(d['signed_by'])}"
+        f"Checkpoint {shown(d['origin'])} size {d['size']} root {shown(d['root'])}"
+        f" signed by {shown(', '.join(d['signed_by']))}"
     )
     for p in proofs:
         if not p["included"]:
-            click.echo(f"  event {p['seq']}: {p['detail']}")
+            click.echo(f"  event {p['seq']}: {shown(p['detail'])}")
             continue
         click.echo(
             f"  event {p['seq']} ({p['type']}) leaf {p['leaf_hash']}: included,"
@@ -407,4 +412,5 @@ def reassign_cmd(
             }
         )
     else:
-        click.echo(f"Reassigned {', '.join(ev.data['items'])} to {card.text()} as event {ev.seq}")
+        listed = shown(", ".join(ev.data["items"]))
+        click.echo(f"Reassigned {listed} to {shown(card.text())} as event {ev.seq}")

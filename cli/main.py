@@ -25,6 +25,7 @@ from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_r
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
 from custody.config import remember_default_key, resolve_key_path
+from custody.display import path_text, shown, shown_path
 from custody.errors import KeyLoadError, UsageError
 from custody.hashing import parse_algorithms
 from custody.keys import Identity, generate_key, load_public_key, public_key_b64
@@ -141,10 +142,12 @@ def init(
                 }
             )
         else:
-            click.echo(f'Created case {case.case_id} "{case.title}" in {directory}')
-            click.echo(f"Owner: {owner_card.text()}")
+            click.echo(
+                f'Created case {shown(case.case_id)} "{shown(case.title)}" in {shown(directory)}'
+            )
+            click.echo(f"Owner: {shown(owner_card.text())}")
             if recovery is not None:
-                click.echo(f"Recovery key: {book.card(recovery.fingerprint).text()}")
+                click.echo(f"Recovery key: {shown(book.card(recovery.fingerprint).text())}")
 
 
 # -- keys -----------------------------------------------------------------------
@@ -201,7 +204,10 @@ def key_new(
             }
         )
     else:
-        click.echo(f"Key for {ident.name} ({ident.role}) written to {out} (public key: {pub})")
+        click.echo(
+            f"Key for {shown(ident.name)} ({shown(ident.role)}) written to {shown(out)}"
+            f" (public key: {shown(pub)})"
+        )
         click.echo(f"Fingerprint: {ident.fingerprint}")
 
 
@@ -324,9 +330,9 @@ def key_import(
     if as_json:
         echo_json({"event": ev.seq if ev is not None else None, "key": card.as_json()})
     elif ev is None:
-        click.echo(f"Already known: {card.text()}")
+        click.echo(f"Already known: {shown(card.text())}")
     else:
-        click.echo(f"Imported {card.text()} as event {ev.seq}")
+        click.echo(f"Imported {shown(card.text())} as event {ev.seq}")
 
 
 # -- collect --------------------------------------------------------------------
@@ -427,7 +433,8 @@ def collect(
     )
     for it in summary.items:
         sha = (it["sha256"] or "")[:16]
-        click.echo(f"  {it['id']:<9} {it['outcome']:<10} {sha:<16} {it['path']}")
+        path = shown_path(it["path"], it.get("path_hex"))
+        click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
 
 
 # -- list / show / log --------------------------------------------------------------
@@ -461,7 +468,7 @@ def list_cmd(case_dir: Path | None, as_json: bool) -> None:
                     "" if r["size"] is None else str(r["size"]),
                     (r["sha256"] or "")[:16],
                     r["mime"] or "",
-                    r["display_path"],
+                    path_text(r["display_path"], r.get("path_hex")),
                 ]
                 for r in rows
             ],
@@ -495,7 +502,9 @@ def _event_json(ev: Event, book: KeyBook) -> dict[str, Any]:
 def _event_summary(ev: Event) -> str:
     d = ev.data
     if ev.type == "collect":
-        return f"{d.get('outcome')} {d.get('path', {}).get('display')}"
+        path = d.get("path") if isinstance(d.get("path"), dict) else {}
+        assert isinstance(path, dict)
+        return f"{d.get('outcome')} {path_text(path.get('display'), path.get('hex'))}"
     if ev.type == "identity":
         what = f"{d.get('registration')} {d.get('name')} ({d.get('role')})"
         fp = d.get("fingerprint")
@@ -513,11 +522,11 @@ def _event_summary(ev: Event) -> str:
         target = d.get("fingerprint") if ev.type == "key.revoke" else d.get("to")
         items = ", ".join(str(i) for i in d.get("items", []) if isinstance(i, str))
         head = f"{items} to " if items else ""
-        return f"{head}{short_fp(target)} reason: {d.get('reason')!r}"
+        return f"{head}{short_fp(target)} reason: '{d.get('reason')}'"
     if ev.type == "key.rotate":
         return f"{short_fp(d.get('old'))} -> {short_fp(d.get('new'))}"
     if ev.type == "collection.start":
-        return f"run {str(d.get('run'))[:8]} reason: {d.get('reason')!r}"
+        return f"run {str(d.get('run'))[:8]} reason: '{d.get('reason')}'"
     if ev.type == "import":
         return f"bundle of case {d.get('source_case')}: {len(d.get('items', []))} items"
     if ev.type == "collection.end":
@@ -601,39 +610,41 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         "reason",
         "store",
     )
+    info["path"] = path_text(info["path"], info.get("path_hex"))
     for k in fields:
-        click.echo(f"{k.capitalize() + ':':<11}{info[k] if info[k] is not None else ''}")
+        click.echo(f"{k.capitalize() + ':':<11}{shown(info[k])}")
     for alg, dig in info["digests"].items():
-        click.echo(f"{alg + ':':<11}{dig}")
-    click.echo(f"{'State:':<11}{view.state}")
+        click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
+    click.echo(f"{'State:':<11}{shown(view.state)}")
     custodian = view.custodian_key
-    click.echo(f"{'Custodian:':<11}{custodian.text() if custodian else ''}")
+    click.echo(f"{'Custodian:':<11}{shown(custodian.text() if custodian else '')}")
     ok = {True: "signature verified", False: "SIGNATURE INVALID", None: "not yet signed"}
     for h in view.handovers:
         released_by = h.released_by_key.text() if h.released_by_key else h.released_by
-        click.echo(f"Hand-over {h.transfer} ({h.status}):")
+        click.echo(f"Hand-over {shown(h.transfer)} ({shown(h.status)}):")
         click.echo(
-            f"  Released by: {released_by}  {h.released[:10]}"
-            f" {h.released[11:19]} UTC  [{ok[h.release_signature_verified]}]"
+            f"  Released by: {shown(released_by)}  {shown(h.released[:10])}"
+            f" {shown(h.released[11:19])} UTC  [{ok[h.release_signature_verified]}]"
         )
         if h.received:
             received_by = h.received_by_key.text() if h.received_by_key else h.received_by
             click.echo(
-                f"  Received by: {received_by}  {h.received[:10]}"
-                f" {h.received[11:19]} UTC  [{ok[h.receipt_signature_verified]}]"
+                f"  Received by: {shown(received_by)}  {shown(h.received[:10])}"
+                f" {shown(h.received[11:19])} UTC  [{ok[h.receipt_signature_verified]}]"
             )
         else:
             to = h.to_key.text() if h.to_key else h.to
-            click.echo(f"  Received by: (in transit to {to})")
-        click.echo(f"  Reason:      {h.reason}")
+            click.echo(f"  Received by: (in transit to {shown(to)})")
+        click.echo(f"  Reason:      {shown(h.reason)}")
         if h.location:
-            click.echo(f"  Location:    {h.location}")
+            click.echo(f"  Location:    {shown(h.location)}")
         if h.mismatch:
             click.echo("  MISMATCH:    the item did not match its digests on receipt")
     click.echo("Timeline:")
     for e in view.events:
         mark = "" if e.signature_verified else "  [SIGNATURE INVALID]"
-        click.echo(f"  {e.time}  {e.type:<16} by {view.book.card(e.signer).text()}{mark}")
+        by = shown(view.book.card(e.signer).text())
+        click.echo(f"  {shown(e.time)}  {shown(e.type):<16} by {by}{mark}")
 
 
 # -- verify ---------------------------------------------------------------------
@@ -714,7 +725,7 @@ def load_public_key_or_vkey(arg: str) -> bytes:
     try:
         return note.parse_verifier_key(arg).public_raw
     except note.NoteError as e:
-        raise UsageError(f"{arg!r} is neither a public key file nor a verifier key: {e}") from e
+        raise UsageError(f"'{arg}' is neither a public key file nor a verifier key: {e}") from e
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from custody.display import shown
 from custody.errors import UsageError
 from custody.render import FORMATS, render
 from custody_cli.common import case_option, open_case, read_tsa_roots, tsa_cert_option
@@ -79,7 +80,7 @@ def report(
     verdict = "PASSED" if v["ok"] else f"FAILED ({len(v['findings'])} finding(s))"
     state = model["ledger_state"]
     click.echo(
-        f"Report {out} ({fmt}): {len(model['items'])} item(s), verification {verdict},"
+        f"Report {shown(out)} ({fmt}): {len(model['items'])} item(s), verification {verdict},"
         f" made from the ledger at {state['size']} events, root {state['root']}",
         err=str(out) == "-",
     )

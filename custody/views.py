@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.canonical import parse_strict
+from custody.display import shown
 from custody.errors import UsageError
 from custody.findings import SIGNATURE_KINDS, Finding
 from custody.keys import public_key_b64, public_key_pem
@@ -589,22 +590,25 @@ def verification_lines(report: VerifyReport) -> list[str]:
     """What ``custody verify`` prints of a verification."""
     what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
     lines = [
-        f"Case {report.case_id}: {report.events} events, {report.artifacts} items,"
+        f"Case {shown(report.case_id)}: {report.events} events, {report.artifacts} items,"
         f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
         f" {report.checkpoints} checkpoints checked."
     ]
-    lines += [f"Note: {n}" for n in report.notes]
+    lines += [f"Note: {shown(n)}" for n in report.notes]
     if report.ok:
         lines.append(f"OK: {what} verified, no problems found. Head {report.head}")
         return lines
     lines.append(f"FAILED: {len(report.findings)} problem(s) found:")
-    lines += [f"  [{f.kind}] {f.subject}: {f.detail}" for f in report.findings]
+    lines += [f"  [{shown(f.kind)}] {shown(f.subject)}: {shown(f.detail)}" for f in report.findings]
     return lines
 
 
 def table_lines(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """A plain-text table: columns padded to their widest cell, the last one not."""
-    rows = [list(r) for r in rows]
+    """A plain-text table: columns padded to their widest cell, the last one not.
+    Every cell is shown by the display rule (:func:`custody.display.shown`), so a
+    newline in a name cannot forge a row: pass cells as recorded, not pre-escaped
+    (a path as :func:`custody.display.path_text` gives it)."""
+    rows = [[shown(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in rows:
         for i, c in enumerate(r[:-1]):

@@ -24,6 +24,8 @@ import pytest
 from conftest import Run, template_case
 from tampering import retag
 
+from custody.display import shown
+
 TOP = "b"
 MiB = 1 << 20
 
@@ -139,7 +141,7 @@ def refused(run: Run, bundle: Path, cwd: Path, expected: str, *flags: str) -> st
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("custody: error: "), lines[0]
     assert "internal error" not in lines[0]
-    assert expected in lines[0], lines[0]
+    assert shown(expected) in lines[0], lines[0]  # error messages follow the display rule
     assert snapshot(scope) == before
     return lines[0]
 

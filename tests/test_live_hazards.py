@@ -44,6 +44,7 @@ import custody.collect
 import custody.hashing
 import custody.store
 from custody.collect import Collector, display_path
+from custody.display import shown_bytes
 from custody.errors import DiskFullError
 from custody.hashing import DEFAULT_ALGORITHMS
 from custody.keys import Signer
@@ -827,7 +828,9 @@ HOSTILE = {
 def test_hostile_names_survive_listing_and_csv_report(case: Case, tmp_path: Path) -> None:
     """Each name comes back byte for byte from `custody list --json` (path_hex) and
     from the CSV report read with csv.reader (its path_hex column; the path and
-    description cells hold the display form, newline and tab included)."""
+    description cells show the name by the display rule, from its exact bytes, so
+    byte 0xff and the text \\xff are told apart there too; description_exact holds
+    the recorded display form, newline and tab included)."""
     d = tmp_path / "names"
     d.mkdir()
     rb = os.fsencode(d)
@@ -872,13 +875,20 @@ def test_hostile_names_survive_listing_and_csv_report(case: Case, tmp_path: Path
         it = items[rb + b"/" + name]
         for r in by_hex[rb + b"/" + name]:
             assert r[col["item"]] == it["id"]
-            assert r[col["path"]] == it["path"]
+            shown_path = shown_bytes(rb + b"/" + name)
+            assert r[col["path"]] == shown_path
             desc = r[col["description"]]
-            assert desc == it["path"] or desc.startswith(it["path"] + " ("), (name, desc)
+            assert desc == shown_path or desc.startswith(shown_path + " ("), (name, desc)
+            exact = r[col["description_exact"]]
+            assert exact == it["path"] or exact.startswith(it["path"] + " ("), (name, exact)
             assert r[col["sha256"]] == hashlib.sha256(data).hexdigest()
     assert by_hex[rb + b"/\xff"][0][col["item"]] != by_hex[rb + b"/\\xff"][0][col["item"]]
-    assert any("\n" in r[col["path"]] for r in body)
-    assert any("\t" in r[col["path"]] for r in body)
+    assert by_hex[rb + b"/\xff"][0][col["path"]].endswith("/\\xff")
+    assert by_hex[rb + b"/\\xff"][0][col["path"]].endswith("/\\\\xff")
+    assert any(r[col["path"]].endswith("/line\\nbreak") for r in body)
+    assert any("\n" in r[col["description_exact"]] for r in body)
+    assert any("\t" in r[col["description_exact"]] for r in body)
+    assert not any("\n" in r[col["path"]] or "\t" in r[col["path"]] for r in body)
 
 
 # -- 9. hard links ----------------------------------------------------------------------------------

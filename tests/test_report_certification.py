@@ -132,13 +132,14 @@ def test_hostile_text_cannot_break_the_markdown(report_case: ReportCase) -> None
     model = copy.deepcopy(_model(report_case))
     item = model["items"][0]
     item["path"] = "/ev/a|b\n# heading *bold* <script>`x`\\.txt"
+    item["path_hex"] = item["path"].encode().hex()  # the path is shown from its bytes
     item["timeline"][0]["reason"] = "line\nbreak | pipe"
     model["case"]["title"] = "T\n> quote"
     text = render(model, "certification").decode("utf-8")
     row = _rows(text)["ITEM-1"]
     assert len(row) == 7  # the pipe did not add a column
     assert row[1].startswith(
-        "/ev/a\\|b\\\\n\\# heading \\*bold\\* \\<script\\>\\`x\\`\\\\.txt<br>(exact bytes, hex: `"
+        "/ev/a\\|b\\\\n\\# heading \\*bold\\* \\<script\\>\\`x\\`\\\\\\\\.txt<br>(exact bytes, hex: `"
     )
     assert "\n# heading" not in text and "<script>" not in text
     assert "line\\\\nbreak \\| pipe" in text

@@ -40,11 +40,12 @@ import custody.report
 from custody.canonical import rfc3339_ns
 from custody.checkpoint import make_checkpoint
 from custody.collect import RUN_END_EVENT, RUN_START_EVENT
+from custody.display import formula_guarded, shown
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, EventDraft, Ledger
 from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
-from custody.render import render
-from custody.render.csv_form import COLUMNS
+from custody.render import csv_form, render
+from custody.render.csv_form import COLUMNS, DISPLAY_COLUMNS
 from custody.report import case_report
 from custody.store import Store
 
@@ -405,8 +406,14 @@ def test_golden_files_read_back() -> None:
         standing = "attested" if signer == lee else "owner"
         assert (r["signer"], r["signer_standing"]) == (signer, standing)
         assert (r["signer_attested_by_name"], r["signer_attested_by"]) == ("Dana Reyes", dana)
-    assert body[4]["reason"] == body[6]["reason"] == NOTE
-    assert body[4]["location"] == NOTE_LOCATION
+    # a display column: shown by the display rule and formula-guarded; its exact value beside
+    assert body[4]["reason_exact"] == body[6]["reason_exact"] == NOTE
+    assert body[4]["reason"] == NOTE.replace("\n", "\\n").replace("\t", "\\t")
+    assert body[4]["location_exact"] == NOTE_LOCATION
+    assert body[4]["location"] == "'" + NOTE_LOCATION
+    for r in body:
+        for name in DISPLAY_COLUMNS:
+            assert r[name] == formula_guarded(shown(r[f"{name}_exact"])), (name, r)
     report = json.loads((GOLDEN / "report.json").read_bytes())
     assert not _schema_errors(report)
     assert report["items"][1]["integrity"]["ok"] is False
@@ -417,11 +424,14 @@ def test_golden_files_read_back() -> None:
 
 def test_csv_is_rfc4180_with_bom_and_crlf(golden_model: dict[str, Any]) -> None:
     data = render(golden_model, "csv")
-    assert data.startswith(b"\xef\xbb\xbfitem,description,sha256,date,time_utc,action,")
+    assert data.startswith(
+        b"\xef\xbb\xbfitem,description,description_exact,sha256,date,time_utc,action,"
+    )
     text = data[3:].decode("utf-8")
     assert text.startswith(",".join(COLUMNS) + "\r\n")
     assert text.endswith("\r\n")
-    # every line break outside a quoted field is CRLF; the note's own \n stays inside quotes
+    # every line break outside a quoted field is CRLF; the note's own \n stays inside the
+    # quotes of its exact column (the display column shows it escaped)
     quoted = False
     for i, ch in enumerate(text):
         if ch == '"':
@@ -429,6 +439,7 @@ def test_csv_is_rfc4180_with_bom_and_crlf(golden_model: dict[str, Any]) -> None:
         elif ch == "\n" and not quoted:
             assert text[i - 1] == "\r", text[max(0, i - 40) : i + 1]
     assert '"photographed both labels\nsheet 2:\tlabel reads ""44"""' in text
+    assert '"photographed both labels\\nsheet 2:\\tlabel reads ""44"""' in text
     assert (
         f'"{ITEM1_PATH.replace(chr(34), 2 * chr(34))} (ASCII text, 46 bytes, host payroll-srv)"'
         in text
@@ -438,20 +449,32 @@ def test_csv_is_rfc4180_with_bom_and_crlf(golden_model: dict[str, Any]) -> None:
 def test_csv_one_row_per_event_per_item(golden_model: dict[str, Any]) -> None:
     rows = _csv_rows(render(golden_model, "csv"))
     events = [(i["id"], str(e["seq"])) for i in golden_model["items"] for e in i["timeline"]]
-    assert [(r[0], r[13]) for r in rows[1:]] == events
+    seq = COLUMNS.index("event_seq")
+    assert [(r[0], r[seq]) for r in rows[1:]] == events
     note_seq = next(e["seq"] for e in golden_model["items"][1]["timeline"] if e["type"] == "note")
-    assert sorted(r[0] for r in rows[1:] if r[13] == str(note_seq)) == ["ITEM-1", "ITEM-2"]
+    assert sorted(r[0] for r in rows[1:] if r[seq] == str(note_seq)) == ["ITEM-1", "ITEM-2"]
 
 
-def test_csv_keeps_formula_like_cells_exact(golden_model: dict[str, Any]) -> None:
-    """No apostrophe or other prefix is added to cells starting with = + - @: a
-    custody record is never rewritten (docs/reports.md says how to open it safely)."""
+def test_csv_guards_formula_like_display_cells_and_keeps_them_exact_beside(
+    golden_model: dict[str, Any],
+) -> None:
+    """A display cell starting with = + - @ gets a leading apostrophe (so a
+    spreadsheet does not run it); the exact value is in the ``_exact`` column beside
+    it; ``formula_guard=False`` leaves the display cells unguarded."""
     model = copy.deepcopy(golden_model)
     ev = model["items"][0]["timeline"][0]
     ev["reason"], ev["location"], ev["actor"] = '=HYPERLINK("x")', "+1 floor", "-dash"
-    rows = _csv_rows(render(model, "csv"))
-    assert rows[1][8:11] == ['=HYPERLINK("x")', "+1 floor", "-dash"]
-    assert [r[9] for r in rows[1:] if r[9].startswith("@")] == [NOTE_LOCATION, NOTE_LOCATION]
+    rows = [dict(zip(COLUMNS, r, strict=True)) for r in _csv_rows(render(model, "csv"))[1:]]
+    got = [(rows[0][c], rows[0][f"{c}_exact"]) for c in ("reason", "location", "actor")]
+    assert got == [
+        ('\'=HYPERLINK("x")', '=HYPERLINK("x")'),
+        ("'+1 floor", "+1 floor"),
+        ("'-dash", "-dash"),
+    ]
+    notes = [(r["location"], r["location_exact"]) for r in rows if r["location_exact"][:1] == "@"]
+    assert notes == [("'" + NOTE_LOCATION, NOTE_LOCATION)] * 2
+    raw = csv_form.rows(model, formula_guard=False)
+    assert raw[0][COLUMNS.index("reason")] == '=HYPERLINK("x")'
 
 
 def test_csv_round_trips_commas_quotes_newlines_and_tabs(report_case: ReportCase) -> None:  # noqa: F811
@@ -463,10 +486,16 @@ def test_csv_round_trips_commas_quotes_newlines_and_tabs(report_case: ReportCase
     item["path"] = '/ev/line one\nline two\ttabbed, "quoted".txt'
     item["timeline"][0]["reason"] = 'CR LF\r\nand a tab\there, "q"'
     item["timeline"][0]["location"] = "\n"
+    item["path_hex"] = item["path"].encode().hex()
     rows = _csv_rows(render(model, "csv"))
-    assert rows[1][1].startswith('/ev/line one\nline two\ttabbed, "quoted".txt (')
-    assert rows[1][8] == 'CR LF\r\nand a tab\there, "q"'
-    assert rows[1][9] == "\n"
+    row = dict(zip(COLUMNS, rows[1], strict=True))
+    assert row["description_exact"].startswith('/ev/line one\nline two\ttabbed, "quoted".txt (')
+    assert row["description"].startswith('/ev/line one\\nline two\\ttabbed, "quoted".txt (')
+    assert row["path"] == '/ev/line one\\nline two\\ttabbed, "quoted".txt'
+    assert bytes.fromhex(row["path_hex"]).decode() == item["path"]
+    assert row["reason_exact"] == 'CR LF\r\nand a tab\there, "q"'
+    assert row["reason"] == 'CR LF\\r\\nand a tab\\there, "q"'
+    assert (row["location"], row["location_exact"]) == ("\\n", "\n")
     assert all(len(r) == len(COLUMNS) for r in rows)
 
 
@@ -513,7 +542,8 @@ def test_csv_marks_unverified_signatures(golden_model: dict[str, Any]) -> None:
     model = copy.deepcopy(golden_model)
     model["items"][0]["timeline"][1]["signature_verified"] = False
     rows = _csv_rows(render(model, "csv"))
-    assert [r[12] for r in rows[1:6]] == ["yes", "NO", "yes", "yes", "yes"]
+    col = COLUMNS.index("signature_verified")
+    assert [r[col] for r in rows[1:6]] == ["yes", "NO", "yes", "yes", "yes"]
 
 
 # -- the JSON report and its schema ----------------------------------------------------------

@@ -243,6 +243,7 @@ def test_pdf_is_reproducible(report_case: ReportCase, monkeypatch: pytest.Monkey
 def _unicode_model(model: dict[str, Any]) -> dict[str, Any]:
     item = model["items"][0]
     item["path"] = "/evidence/Ωμέγα/测试/memo.txt"
+    item["path_hex"] = item["path"].encode().hex()  # the path is shown from its bytes
     item["digests"]["sha512"] = hashlib.sha512(ITEM1_BYTES).hexdigest()
     item["verified_digests"]["sha512"] = hashlib.sha512(ITEM1_BYTES).hexdigest()
     model["case"]["examiners"][0]["name"] = "Zoë Ångström 😀"

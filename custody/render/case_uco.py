@@ -29,6 +29,12 @@ case-utils conforms with no warnings).  Mapping:
 * a ``case-investigation:Investigation`` for the case (name = case id,
   description = title, then the ledger state the report was made from).
 
+Text fields that are data (names, file paths, ids, hashes) are exact, as in every
+JSON output; the ``uco-core:description`` sentences, composed for people from
+names, reasons, locations and paths, follow the display rule (custody.display:
+control, bidi and separator characters and the backslash escaped); a path's exact
+bytes are in its description as hex.
+
 Node IRIs are ``urn:custody:<case id, percent-encoded>:<Kind>-<uuid5>``, deterministic from the case
 id and what the node stands for, so the same model gives byte-identical output.
 """
@@ -42,6 +48,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from custody.display import shown
 from custody.render.signers import signer_text, standing_text
 
 CONTEXT: dict[str, str] = {
@@ -133,6 +140,12 @@ def render(report: dict[str, Any]) -> bytes:
     records = [_provenance(g, i, files[str(i["id"])], annotations[str(i["id"])]) for i in items]
     _investigation(g, report, [*records, *actions, verification])
 
+    for node in g.nodes.values():  # prose composed for people: the display rule
+        desc = node.get("uco-core:description")
+        if isinstance(desc, list):
+            node["uco-core:description"] = [shown(d) for d in desc]
+        elif isinstance(desc, str):
+            node["uco-core:description"] = shown(desc)
     doc = {
         "@context": {"kb": g.prefix, **CONTEXT},
         "@graph": [

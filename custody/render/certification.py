@@ -7,7 +7,9 @@ It is a template, never a signed certification: the banner says so, the
 declarant's name, title and signature are blank lines, and an item that failed
 verification is called out as one counsel must not certify without explanation.
 Every statement of fact in it comes from the report model; text taken from the
-case (names, paths, reasons) is escaped so it reads exactly as recorded.
+case (names, paths, reasons) is shown by the display rule (custody.display) and
+Markdown-escaped, so it reads literally; a path that needed escaping is also given
+as its exact bytes in hex.
 """
 
 from __future__ import annotations
@@ -15,30 +17,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from custody.display import needs_escape, path_text, shown
 from custody.render.signers import holder_text, short_fp, standing_text
 
 BANNER = "DRAFT FOR COUNSEL — NOT A SIGNED CERTIFICATION"
 BLANK = "____________"
 
 _MD_SPECIAL = set("\\`*_[]<>|~&#!")
-_CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def md(value: Any) -> str:
-    """``value`` as literal Markdown text on one line: Markdown punctuation
-    backslash-escaped (so ``|`` cannot break a table and ``*`` cannot turn into
-    emphasis), control characters shown as ``\\n``, ``\\t`` or ``\\xNN``."""
-    out = []
-    for ch in "" if value is None else str(value):
-        if ch in _CONTROL_NAMES:
-            out.append("\\" + _CONTROL_NAMES[ch])  # a visible backslash, then n/r/t
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\\\x{ord(ch):02x}")
-        elif ch in _MD_SPECIAL:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    """``value`` as literal Markdown text on one line: shown by the display rule
+    (custody.display: control, bidi and separator characters as ``\\n``, ``\\x1b``,
+    ``\\u202e``, a backslash doubled), then Markdown punctuation backslash-escaped
+    (so ``|`` cannot break a table and ``*`` cannot turn into emphasis): the
+    rendered Markdown reads exactly as ``shown(value)``."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in shown(value))
 
 
 _PLAIN_TOKEN = re.compile(r"[0-9A-Za-z:+/=.\-]+")
@@ -51,10 +45,14 @@ def code(value: Any) -> str:
     return f"`{text}`" if _PLAIN_TOKEN.fullmatch(text) else md(text)
 
 
-def _exact(value: Any) -> bool:
-    """True when ``md`` shows the text without any escape a reader could misread."""
-    text = "" if value is None else str(value)
-    return not any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in text)
+def _exact(path: str, path_hex: Any) -> bool:
+    """True when the shown path is its exact bytes, with no escape a reader could
+    misread."""
+    try:
+        exact = bytes.fromhex(str(path_hex)).decode("utf-8") == path
+    except ValueError:
+        return False
+    return exact and not needs_escape(path)
 
 
 def _when(time: Any) -> str:
@@ -110,8 +108,9 @@ def _item_row(item: dict[str, Any]) -> str:
     status = "passed verification" if ok else "**FAILED verification**"
     if result in ("MISMATCH", "NOT RE-VERIFIED"):
         result = f"**{result}**"
-    path = md(item.get("path"))
-    if not _exact(item.get("path")) and item.get("path_hex"):
+    text = path_text(item.get("path"), item.get("path_hex"))
+    path = md(text)
+    if item.get("path_hex") and not _exact(text, item.get("path_hex")):
         path += f"<br>(exact bytes, hex: {code(item['path_hex'])})"
     size = item.get("size")
     found = item.get("verified_digests")

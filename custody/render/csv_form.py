@@ -11,12 +11,17 @@ fingerprint, its standing (``owner``, ``recovery``, ``delegate``, ``attested``, 
 ``SELF-ASSERTED`` / ``UNKNOWN`` in capitals: nobody vouched for the key) and the
 name and fingerprint of the key that attested it.
 
+Display columns (:data:`DISPLAY_COLUMNS`, and ``path``) hold text a user or the
+evidence supplied: it is shown by the display rule (custody.display: control, bidi
+and separator characters escaped as ``\\n``, ``\\x1b``, ``\\u202e``, a backslash
+doubled) and formula-guarded by default (a value starting with ``=``, ``+``, ``-``,
+``@``, tab or CR gets a leading apostrophe, so a spreadsheet program does not run
+it as a formula).  Each display column is followed by its exact value
+(``<name>_exact``; ``path`` by ``path_hex``, its exact bytes).
+
 Conventions (docs/reports.md): RFC 4180 (``\\r\\n`` line ends, fields quoted only
 when needed, ``"`` doubled inside quotes, line breaks kept inside quoted fields),
-UTF-8 with a byte-order mark so spreadsheet programs open it as UTF-8.  Every value
-is written exactly as recorded: a cell that begins with ``=``, ``+``, ``-`` or
-``@`` is *not* altered (a custody record must not be rewritten), so open the file
-as text or import it with every column typed as text.
+UTF-8 with a byte-order mark so spreadsheet programs open it as UTF-8.
 """
 
 from __future__ import annotations
@@ -25,7 +30,24 @@ import csv
 import io
 from typing import Any
 
-COLUMNS = (
+from custody.display import formula_guarded, path_text, shown
+
+#: display columns: text a user or the evidence supplied, shown by the display rule
+#: and formula-guarded; each is followed by its ``_exact`` column (``path`` by
+#: ``path_hex``, its exact bytes)
+DISPLAY_COLUMNS = (
+    "description",
+    "action",
+    "released_by",
+    "received_by",
+    "reason",
+    "location",
+    "actor",
+    "role",
+    "signer_attested_by_name",
+)
+
+_FORM = (
     "item",
     "description",
     "sha256",
@@ -49,6 +71,10 @@ COLUMNS = (
     "signer_standing",
     "signer_attested_by_name",
     "signer_attested_by",
+)
+
+COLUMNS = tuple(
+    c for name in _FORM for c in ((name, f"{name}_exact") if name in DISPLAY_COLUMNS else (name,))
 )
 
 
@@ -79,49 +105,70 @@ def standing_cell(card: Any) -> str:
     return standing.upper() if standing in ("self-asserted", "unknown") else standing
 
 
-def rows(report: dict[str, Any]) -> list[list[str]]:
-    """The form's rows (without the header), as the CSV holds them."""
+def _cell(value: Any, guard: bool) -> str:
+    """A display cell: shown by the display rule, formula-guarded if ``guard``."""
+    text = shown(value)
+    return formula_guarded(text) if guard else text
+
+
+def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str]]:
+    """The form's rows (without the header), as the CSV holds them: every cell
+    shown by the display rule (custody.display), each display column formula-guarded
+    (unless ``formula_guard`` is false) and followed by its exact value."""
     out: list[list[str]] = []
     state = report.get("ledger_state") or {}
     for item in report.get("items", []):
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
-        description = describe(item)
+        path = path_text(item.get("path"), item.get("path_hex"))
+        description = describe({**item, "path": path})
         sha256 = _text(item.get("digests", {}).get("sha256"))
         for ev in item.get("timeline", []):
             key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
-            out.append(
-                [
-                    _text(item.get("id")),
-                    description,
-                    sha256,
-                    _text(ev.get("date")),
-                    _text(ev.get("time_utc")),
-                    _text(ev.get("action")),
-                    _text(ev.get("released_by")),
-                    _text(ev.get("received_by")),
-                    _text(ev.get("reason")),
-                    _text(ev.get("location")),
-                    _text(ev.get("actor")),
-                    _text(ev.get("role")),
-                    "yes" if ev.get("signature_verified") is True else "NO",
-                    _text(ev.get("seq")),
-                    integrity,
-                    _text(item.get("path")),
-                    _text(item.get("path_hex")),
-                    _text(state.get("size")),
-                    _text(state.get("root")),
-                    _text(ev.get("signer")),
-                    standing_cell(key),
-                    _text(key.get("attested_by_name")),
-                    _text(key.get("attested_by")),
-                ]
-            )
+            exact = {
+                "description": describe(item),
+                "action": _text(ev.get("action")),
+                "released_by": _text(ev.get("released_by")),
+                "received_by": _text(ev.get("received_by")),
+                "reason": _text(ev.get("reason")),
+                "location": _text(ev.get("location")),
+                "actor": _text(ev.get("actor")),
+                "role": _text(ev.get("role")),
+                "signer_attested_by_name": _text(key.get("attested_by_name")),
+            }
+            cells = {
+                "item": _text(item.get("id")),
+                "description": description,
+                "sha256": sha256,
+                "date": _text(ev.get("date")),
+                "time_utc": _text(ev.get("time_utc")),
+                "signature_verified": "yes" if ev.get("signature_verified") is True else "NO",
+                "event_seq": _text(ev.get("seq")),
+                "item_integrity": integrity,
+                "path": path,
+                "path_hex": _text(item.get("path_hex")),
+                "ledger_events": _text(state.get("size")),
+                "ledger_root": _text(state.get("root")),
+                "signer": _text(ev.get("signer")),
+                "signer_standing": standing_cell(key),
+                "signer_attested_by": _text(key.get("attested_by")),
+            }
+            row = []
+            for name in _FORM:
+                if name == "description":  # the path in it shown from its exact bytes
+                    row += [_cell(description, formula_guard), exact[name]]
+                elif name in DISPLAY_COLUMNS:
+                    row += [_cell(exact[name], formula_guard), exact[name]]
+                elif name == "path":
+                    row.append(_cell(path, formula_guard))
+                else:
+                    row.append(shown(cells[name]))
+            out.append(row)
     return out
 
 
-def render(report: dict[str, Any]) -> bytes:
+def render(report: dict[str, Any], *, formula_guard: bool = True) -> bytes:
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    writer.writerows(rows(report))
+    writer.writerows(rows(report, formula_guard=formula_guard))
     return buf.getvalue().encode("utf-8-sig")

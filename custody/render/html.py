@@ -3,8 +3,9 @@ SVG, no scripts, no external resource of any kind, so it can be archived, mailed
 and opened offline years later.  Readable on screen and printed (A4): every item
 starts on a new page.
 
-Every value of the model is escaped (:func:`html.escape`): paths, names, reasons
-and locations are hostile input.
+Every value of the model is shown by the display rule (:func:`custody.display.shown`:
+control, bidi and separator characters and the backslash escaped), then escaped
+(:func:`html.escape`): paths, names, reasons and locations are hostile input.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from custody.display import needs_escape, path_text, shown
 from custody.render.signers import STANDING_WORDS, holder_text, short_fp, standing_text
 
 # -- styles ----------------------------------------------------------------------
@@ -93,10 +95,11 @@ footer { margin-top: 28px; border-top: 1px solid var(--line); padding-top: 8px;
 
 
 def _e(value: Any) -> str:
-    """A model value as escaped text; None (absent) as an em dash."""
+    """A model value as escaped text (the display rule, then HTML escaping);
+    None (absent) as an em dash."""
     if value is None:
         return "—"
-    return html.escape(str(value), quote=True)
+    return html.escape(shown(value), quote=True)
 
 
 def _text(value: Any) -> str:
@@ -226,13 +229,14 @@ def _time_key(t: Any) -> tuple[int, str]:
 
 
 def _display_path(item: Mapping[str, Any]) -> str:
-    """The source path, plus its raw bytes in hex when the display form is lossy."""
-    path = str(item.get("path") or "")
+    """The source path (from its exact bytes, by the display rule), plus those
+    bytes in hex when the path needed escaping or the display form is lossy."""
     raw = str(item.get("path_hex") or "")
+    path = path_text(item.get("path"), raw)
     out = _mono(path, "mono path")
     if raw:
         try:
-            exact = bytes.fromhex(raw).decode("utf-8") == path
+            exact = bytes.fromhex(raw).decode("utf-8") == path and not needs_escape(path)
         except ValueError:
             exact = False
         if not exact:

@@ -15,7 +15,10 @@ SHA-256*: the SHA-256 of the canonical JSON of the report model
 (:func:`model_digest`), i.e. of the same data ``--format json`` writes.  The PDF
 cannot carry its own hash; the CLI prints that one.
 
-Model strings may hold any Unicode.  A Unicode TrueType font (DejaVu) is used
+Every model string is drawn as the display rule shows it
+(:func:`custody.display.shown_model`: control, bidi and separator characters and
+the backslash escaped, a path from its exact bytes).  Model strings may hold any
+Unicode.  A Unicode TrueType font (DejaVu) is used
 when one is installed; a character the font cannot draw, or any character outside
 Latin-1 when only the core PDF fonts are available, is written as a visible
 ``\\uXXXX`` escape, so rendering never fails and nothing is silently dropped.
@@ -39,6 +42,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableBordersLayout, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
+from custody.display import shown_model
 from custody.render.signers import attester_text, signer_text, standing_text
 
 #: Where to look for the DejaVu TrueType fonts.
@@ -765,8 +769,10 @@ def _keys(pdf: _Doc, report: dict[str, Any]) -> None:
 def render(report: dict[str, Any], *, core_fonts: bool = False) -> bytes:
     """The PDF report.  ``core_fonts`` (or :data:`FORCE_CORE_FONTS`) uses the core
     PDF fonts even when a Unicode TrueType font is installed."""
-    pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS)
+    pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS)  # digest: the exact model
+    report = shown_model(report)  # what is drawn: every text by the display rule
     case = report.get("case") or {}
+    pdf.case_id = str(case.get("id", ""))
     pdf.set_creation_date(_creation_date(report.get("generated")))
     pdf.set_title(pdf.t(f"Chain-of-custody report, case {_s(case.get('id'))}"))
     pdf.set_subject(pdf.t(_s(case.get("title"))))
