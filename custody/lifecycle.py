@@ -824,25 +824,80 @@ def resolve_identity(r: Replay, who: str) -> str:
     raise UsageError(f"{who!r} names several identities; give a fingerprint")
 
 
+# -- the drafts the writers sign (also what tests force past the gate) ---------------
+
+
+def transfer_draft(
+    r: Replay, items: list[str], to: str, reason: str, location: str = ""
+) -> EventDraft:
+    wanted = _need_items(r, items)
+    receiver = resolve_identity(r, to)
+    return EventDraft(
+        TRANSFER_EVENT,
+        {
+            "items": wanted,
+            "to": receiver,
+            "to_name": r.names.get(receiver, ("", ""))[0],
+            "reason": reason,
+            "location": location,
+            "digests": {i: r.items[i].digests for i in wanted},
+        },
+    )
+
+
+def receive_draft(r: Replay, tid: str, location: str = "", note: str = "") -> EventDraft:
+    """A receipt of transfer ``tid`` as if every item matched (the receive writer
+    then fills in what it found on re-hashing)."""
+    t = r.transfers.get(parse_transfer_id(tid))
+    if t is None:
+        raise UsageError(f"no such transfer: {tid}")
+    return EventDraft(
+        RECEIVE_EVENT,
+        {
+            "transfer": t.hash,
+            "transfer_seq": t.seq,
+            "transfer_id": t.id,
+            "items": {
+                i: {"expected": r.items[i].digests, "found": r.items[i].digests, "match": True}
+                for i in t.items
+                if i in r.items
+            },
+            "location": location,
+            "reason": note or "received",
+        },
+    )
+
+
+def lifecycle_draft(
+    r: Replay,
+    action: str,
+    items: list[str],
+    reason: str,
+    location: str = "",
+    purge: bool = False,
+) -> EventDraft:
+    data: dict[str, Any] = {"items": _need_items(r, items), "reason": reason, "location": location}
+    if action == "dispose":
+        data["purge"] = purge
+    return EventDraft(action, data)
+
+
+def revoke_draft(r: Replay, who: str, reason: str) -> EventDraft:
+    fp = who if who in r.keys else resolve_identity(r, who)
+    return EventDraft(KEY_REVOKE_EVENT, {"fingerprint": fp, "reason": reason})
+
+
+def reassign_draft(r: Replay, items: list[str], to: str, reason: str) -> EventDraft:
+    return EventDraft(
+        REASSIGN_EVENT,
+        {"items": _need_items(r, items), "to": resolve_identity(r, to), "reason": reason},
+    )
+
+
 def transfer(
     ledger: Ledger, signer: Signer, items: list[str], to: str, reason: str, location: str = ""
 ) -> Event:
-    def build(r: Replay) -> EventDraft:
-        wanted = _need_items(r, items)
-        receiver = resolve_identity(r, to)
-        return EventDraft(
-            TRANSFER_EVENT,
-            {
-                "items": wanted,
-                "to": receiver,
-                "to_name": r.names.get(receiver, ("", ""))[0],
-                "reason": reason,
-                "location": location,
-                "digests": {i: r.items[i].digests for i in wanted},
-            },
-        )
-
-    return _append_checked(ledger, signer, build)
+    return _append_checked(ledger, signer, lambda r: transfer_draft(r, items, to, reason, location))
 
 
 def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: str = "") -> Event:
@@ -874,24 +929,11 @@ def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: 
 
     def drafts() -> list[EventDraft]:
         r = ledger.rules().current()
-        t = r.transfers.get(tseq)
-        if t is None:
-            raise UsageError(f"no such transfer: {tid}")
-        data: dict[str, Any] = {
-            "transfer": t.hash,
-            "transfer_seq": t.seq,
-            "transfer_id": t.id,
-            "items": {  # as if every item matched: who may receive, checked before hashing
-                i: {"expected": r.items[i].digests, "found": r.items[i].digests, "match": True}
-                for i in t.items
-                if i in r.items
-            },
-            "location": location,
-            "reason": note or "received",
-        }
+        probe = receive_draft(r, tid, location, note)
         # who may receive, checked on a fresh replay before any item is re-hashed
-        check_draft(ledger, replay_ledger(ledger), signer, EventDraft(RECEIVE_EVENT, data))
-        data["items"] = check_items(r, t)
+        check_draft(ledger, replay_ledger(ledger), signer, probe)
+        data = dict(probe.data)
+        data["items"] = check_items(r, r.transfers[tseq])
         return [EventDraft(RECEIVE_EVENT, data)]  # the gate admits it; mismatches are facts
 
     return ledger.append(signer, drafts)[-1]
@@ -911,17 +953,9 @@ def lifecycle_event(
     if not reason.strip():
         raise UsageError("--reason is required")
 
-    def build(r: Replay) -> EventDraft:
-        data: dict[str, Any] = {
-            "items": _need_items(r, items),
-            "reason": reason,
-            "location": location,
-        }
-        if action == "dispose":
-            data["purge"] = purge
-        return EventDraft(action, data)
-
-    ev = _append_checked(ledger, signer, build)
+    ev = _append_checked(
+        ledger, signer, lambda r: lifecycle_draft(r, action, items, reason, location, purge)
+    )
     if action == "dispose" and purge:
         purge_objects(ledger, ev)
     return ev
@@ -976,30 +1010,31 @@ def _rotation(
     def build(r: Replay) -> EventDraft:
         old = old_of(r)
         name, role = r.names.get(old, (signer.identity.name, signer.identity.role))
-        new_id = Identity(name=name, role=role, public_raw=new.identity.public_raw)
-        stmt = rotation_statement(ledger.case.case_id, old, new_id.fingerprint, new_id.public_b64)
-        return EventDraft(
-            KEY_ROTATE_EVENT,
-            {
-                "old": old,
-                "new": new_id.fingerprint,
-                "public_key": new_id.public_b64,
-                "name": new_id.name,
-                "role": new_id.role,
-                "algorithm": "ed25519",
-                "cosignature": base64.b64encode(new.sign(stmt)).decode("ascii"),
-            },
-        )
+        return rotation_draft(ledger.case.case_id, old, name, role, new)
 
     return _append_checked(ledger, signer, build)
+
+
+def rotation_draft(case_id: str, old: str, name: str, role: str, new: Signer) -> EventDraft:
+    """``key.rotate`` of key ``old`` to ``new`` (which co-signs it), under ``name``."""
+    new_id = Identity(name=name, role=role, public_raw=new.identity.public_raw)
+    stmt = rotation_statement(case_id, old, new_id.fingerprint, new_id.public_b64)
+    return EventDraft(
+        KEY_ROTATE_EVENT,
+        {
+            "old": old,
+            "new": new_id.fingerprint,
+            "public_key": new_id.public_b64,
+            "name": new_id.name,
+            "role": new_id.role,
+            "algorithm": "ed25519",
+            "cosignature": base64.b64encode(new.sign(stmt)).decode("ascii"),
+        },
+    )
 
 
 def revoke_key(ledger: Ledger, signer: Signer, who: str, reason: str) -> Event:
-    def build(r: Replay) -> EventDraft:
-        fp = who if who in r.keys else resolve_identity(r, who)
-        return EventDraft(KEY_REVOKE_EVENT, {"fingerprint": fp, "reason": reason})
-
-    return _append_checked(ledger, signer, build)
+    return _append_checked(ledger, signer, lambda r: revoke_draft(r, who, reason))
 
 
 def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: str) -> Event:
@@ -1008,10 +1043,4 @@ def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: s
     if not reason.strip():
         raise UsageError("--reason is required")
 
-    def build(r: Replay) -> EventDraft:
-        return EventDraft(
-            REASSIGN_EVENT,
-            {"items": _need_items(r, items), "to": resolve_identity(r, to), "reason": reason},
-        )
-
-    return _append_checked(ledger, owner, build)
+    return _append_checked(ledger, owner, lambda r: reassign_draft(r, items, to, reason))

@@ -26,14 +26,12 @@ After every act:
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,27 +44,26 @@ from custody.errors import CustodyRuleError, KeyRevokedError, UsageError
 from custody.findings import Finding
 from custody.keys import Identity, Signer
 from custody.ledger import (
-    KEY_REVOKE_EVENT,
-    KEY_ROTATE_EVENT,
     EventDraft,
     Ledger,
     identity_draft,
 )
 from custody.lifecycle import (
-    REASSIGN_EVENT,
-    RECEIVE_EVENT,
-    TRANSFER_EVENT,
     Replay,
+    lifecycle_draft,
     lifecycle_event,
     parse_transfer_id,
     reassign,
+    reassign_draft,
     receive,
+    receive_draft,
     replay_ledger,
-    resolve_identity,
+    revoke_draft,
     revoke_key,
     rotate_key,
-    rotation_statement,
+    rotation_draft,
     transfer,
+    transfer_draft,
 )
 from custody.verify import verify_ledger
 
@@ -143,91 +140,15 @@ def collect_draft(path: Path) -> EventDraft:
     )
 
 
-def _items(r: Replay, items: list[str]) -> list[str]:
-    """The items as the writers take them: each once, each an item of the case."""
-    wanted = list(dict.fromkeys(i.strip().upper() for i in items))
-    missing = [i for i in wanted if i not in r.items]
-    if missing or not wanted:
-        raise UsageError(f"no such item: {missing}")
-    return wanted
-
-
-def transfer_draft(r: Replay, items: list[str], to: str, reason: str) -> EventDraft:
-    wanted = _items(r, items)
-    receiver = resolve_identity(r, to)
-    return EventDraft(
-        TRANSFER_EVENT,
-        {
-            "items": wanted,
-            "to": receiver,
-            "to_name": r.names.get(receiver, ("", ""))[0],
-            "reason": reason,
-            "location": "",
-            "digests": {i: r.items[i].digests for i in wanted},
-        },
-    )
-
-
-def receive_draft(r: Replay, tid: str) -> EventDraft:
-    t = r.transfers.get(parse_transfer_id(tid))
-    if t is None:
-        raise UsageError(f"no such transfer: {tid}")
-    return EventDraft(
-        RECEIVE_EVENT,
-        {
-            "transfer": t.hash,
-            "transfer_seq": t.seq,
-            "transfer_id": t.id,
-            "items": {
-                i: {"expected": r.items[i].digests, "found": r.items[i].digests, "match": True}
-                for i in t.items
-                if i in r.items
-            },
-            "location": "",
-            "reason": "received",
-        },
-    )
-
-
-def lifecycle_draft(r: Replay, action: str, items: list[str], reason: str) -> EventDraft:
-    data: dict[str, Any] = {"items": _items(r, items), "reason": reason, "location": ""}
-    if action == "dispose":
-        data["purge"] = False
-    return EventDraft(action, data)
-
-
-def rotate_draft(old: Signer, new: Signer) -> EventDraft:
-    new_id = Identity(old.identity.name, old.identity.role, new.identity.public_raw)
-    stmt = rotation_statement(CASE_ID, old.fingerprint, new_id.fingerprint, new_id.public_b64)
-    return EventDraft(
-        KEY_ROTATE_EVENT,
-        {
-            "old": old.fingerprint,
-            "new": new_id.fingerprint,
-            "public_key": new_id.public_b64,
-            "name": new_id.name,
-            "role": new_id.role,
-            "algorithm": "ed25519",
-            "cosignature": base64.b64encode(new.sign(stmt)).decode("ascii"),
-        },
-    )
-
-
-def revoke_draft(r: Replay, who: str, reason: str) -> EventDraft:
-    fp = who if who in r.keys else resolve_identity(r, who)
-    return EventDraft(KEY_REVOKE_EVENT, {"fingerprint": fp, "reason": reason})
+def rotate_draft(r: Replay, old: Signer, new: Signer) -> EventDraft:
+    name, role = r.names.get(old.fingerprint, (old.identity.name, old.identity.role))
+    return rotation_draft(CASE_ID, old.fingerprint, name, role, new)
 
 
 def import_draft(signer: Signer, other: Identity, delegate: bool) -> EventDraft:
     if other.public_raw == signer.identity.public_raw:  # one's own key: a self-registration
         return identity_draft(signer.identity)
     return identity_draft(other, attested=True, delegate=delegate)
-
-
-def reassign_draft(r: Replay, items: list[str], to: str, reason: str) -> EventDraft:
-    return EventDraft(
-        REASSIGN_EVENT, {"items": _items(r, items), "to": resolve_identity(r, to), "reason": reason}
-    )
 
 
 # -- forcing an event past the writers' gate -------------------------------------------
@@ -586,7 +507,7 @@ class AuthorityMachine(RuleBasedStateMachine):
             "rotate",
             old,
             lambda: rotate_key(self.ledger, old, new),
-            lambda: rotate_draft(old, new),
+            lambda: rotate_draft(self._replay(), old, new),
         ):
             if label == FRESH:
                 self._add(old)
