@@ -537,8 +537,10 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
                 p.wait()
                 killed = True
             rc = None if killed else p.returncode
-            if finish and not pre.unfinished and not pre.runs:
-                # the machine's speed drifts (other load): keep measuring the full run
+            if not killed and not pre.unfinished and not pre.runs:
+                # the machine's speed drifts (other load): keep measuring the full run,
+                # also from every run that finished before its kill was due (else a
+                # slow calibration makes most kills come too late to land)
                 fulls.append(time.monotonic() - t0)
                 full = statistics.median(fulls)
             if os.environ.get("CUSTODY_CRASH_TRACE"):
