@@ -612,13 +612,13 @@ class ShowVerdict:
         kinds = ", ".join(self.kinds())
         if self.findings:
             return (
-                f"FAILED: the record of {self.item} fails verification ({kinds}): what"
-                " follows is what the ledger holds now, not what was signed"
+                f"FAILED: the record of {self.item} fails verification ({kinds}); the"
+                " problems, then what the ledger holds now, which is not to be trusted:"
             )
         if self.history:
             return (
                 f"FAILED: the ledger's history fails verification ({kinds}), so the record"
-                f" of {self.item} cannot be trusted either"
+                f" of {self.item} is not to be trusted either; the problems:"
             )
         if self.others:
             return (
