@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -245,18 +246,28 @@ def body_tree(ledger: Ledger) -> merkle.TreeCache:
                 prev = stated
                 leaves.append(sha256(b"\x00" + raw).digest())
             tree.extend(leaves)
-            stored = ledger.tree()
-            n = len(tree)
-            if len(stored) != n or stored.root(n) != tree.root(n):
-                raise IntegrityError(
-                    f"the stored Merkle tree ({len(stored)} leaves) disagrees with the"
-                    f" {n} event bodies: {UNVERIFIED}"
-                )
+            _compare_stored_tree(conn, tree)
         finally:
             conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
     return tree
+
+
+def _compare_stored_tree(conn: sqlite3.Connection, tree: merkle.TreeCache) -> None:
+    """Every stored node (``merkle_nodes``) must be the node of ``tree``, and every
+    node of ``tree`` stored: both walked in (level, index) order, side by side."""
+    rows = conn.execute("SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx")
+    for stored, derived in itertools.zip_longest(rows, tree.complete_nodes()):
+        if stored is not None and derived is not None:
+            level, idx, h = stored
+            if (level, idx) == derived[:2] and isinstance(h, bytes) and h == derived[2]:
+                continue
+        where = stored if derived is None else derived
+        raise IntegrityError(
+            f"the stored Merkle tree disagrees with the {len(tree)} event bodies at level"
+            f" {where[0]} index {where[1]}: {UNVERIFIED}"
+        )
 
 
 def _hex(hs: list[bytes]) -> list[str]:

@@ -192,6 +192,10 @@ class Store:
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
 
+    def make_tmp(self) -> None:
+        """Create ``tmp/`` (0700, like every directory of the store) if missing."""
+        self._mkdir(self._tmp_s)
+
     def _mkdir(self, d: str) -> None:
         if d not in self._dirs:
             make_private_dirs(self._root_s, d)
