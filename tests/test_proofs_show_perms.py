@@ -8,15 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, cli, ok_json, one_error_line
+from conftest import Case, cli, drop_dac_capabilities, ok_json, one_error_line
 from tampering import bypass, q
 
 from custody import merkle
@@ -322,3 +325,50 @@ def test_verify_notes_a_store_object_others_may_read(case: Case, tmp_path: Path)
     report = json.loads(cli(case, "verify", "--json", "--quiet").stdout)
     assert [f["kind"] for f in report["findings"]] == ["object-writable"]
     assert any("readable by its group" in n for n in report["notes"])
+
+
+def _as_nobody() -> None:
+    """preexec_fn: become another local user (nobody)."""
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another local user needs root")
+def test_another_local_user_cannot_read_the_stored_copy(case: Case, tmp_path: Path) -> None:
+    """A root-only file collected: its stored copy is not readable by another local
+    user, even in a case whose own directory is 0755; the owner, bound by the
+    permission bits (root without CAP_DAC_*), still verifies, exports and reports."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$salt$hash:19000:0:99999:7:::\n")
+    secret.chmod(0o600)
+    ok_json(case, "collect", "--reason", "root-only file", secret, "--json")
+    (item,) = ok_json(case, "list", "--json")
+    # a copy of the case, modes kept, where every local user may reach it
+    shared = Path(tempfile.mkdtemp(prefix="custody-shared-"))
+    try:
+        shared.chmod(0o755)
+        copy = shared / "case"
+        shutil.copytree(case.dir, copy, symlinks=True)
+        assert stat.S_IMODE(copy.stat().st_mode) & 0o005 == 0o005
+        obj = copy / "store" / item["store"]
+        assert obj.read_bytes() == secret.read_bytes()
+        other = subprocess.run(
+            ["cat", str(obj)], preexec_fn=_as_nobody, capture_output=True, text=True
+        )
+        assert other.returncode != 0 and "Permission denied" in other.stderr, other
+        assert "root:" not in other.stdout
+    finally:
+        shutil.rmtree(shared)
+    # the owner reads 0400 objects in 0700 directories: verify, bundle export, report
+    owner = {"preexec_fn": drop_dac_capabilities}
+    proc = cli(case, "verify", "--quiet", **owner)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (tmp_path / "out").mkdir()
+    proc = cli(case, "bundle", "export", "--all", "--out", tmp_path / "out" / "b.tar", **owner)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli(case, "bundle", "verify", tmp_path / "out" / "b.tar", **owner)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "out" / "r.json"
+    proc = cli(case, "report", "--format", "json", "--out", out, **owner)
+    assert proc.returncode == 0, proc.stderr
