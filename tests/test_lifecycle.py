@@ -612,7 +612,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     data = bytearray(obj.read_bytes())
     data[3] ^= 0x20
     obj.write_bytes(bytes(data))
-    os.chmod(obj, 0o444)
+    os.chmod(obj, 0o400)
     found = digests_of(obj)
     assert found["sha256"] != expected["sha256"]
 

@@ -120,7 +120,7 @@ def rewrite_object(path: Path, data: bytes) -> None:
     """Overwrite a read-only store object and make it read-only again."""
     os.chmod(path, 0o644)
     path.write_bytes(data)
-    os.chmod(path, 0o444)
+    os.chmod(path, 0o400)
 
 
 def flip_byte(path: Path, offset: int = 7) -> None:
