@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, cli, drop_dac_capabilities, ok_json, one_error_line
+from conftest import Case, cli, drop_dac_capabilities, new_key, ok_json, one_error_line
 from tampering import bypass, q
 
 from custody import merkle
@@ -369,6 +369,21 @@ def test_another_local_user_cannot_read_the_stored_copy(case: Case, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     proc = cli(case, "bundle", "verify", tmp_path / "out" / "b.tar", **owner)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    other = tmp_path / "other"
+    assert cli(case, "init", other, "--case-id", "2026-018", "--title", "t").returncode == 0
+    proc = cli(case, "bundle", "import", tmp_path / "out" / "b.tar", "--case", other, **owner)
+    assert proc.returncode == 0, proc.stderr
+    assert cli(case, "verify", "--quiet", "--case", other, **owner).returncode == 0
     out = tmp_path / "out" / "r.json"
     proc = cli(case, "report", "--format", "json", "--out", out, **owner)
     assert proc.returncode == 0, proc.stderr
+    # a hand-over: receive re-hashes the stored copy
+    new_key(case.run, tmp_path / "lee.pem", "Lee Okafor", "counsel", default=False)
+    lee = ("--name", "Lee Okafor", "--role", "counsel")
+    assert cli(case, "key", "import", tmp_path / "lee.pub", *lee).returncode == 0
+    proc = cli(case, "transfer", item["id"], "--to", "Lee Okafor", "--reason", "r", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tid = json.loads(proc.stdout)["id"]
+    proc = cli(case, "receive", tid, "--key", tmp_path / "lee.pem", "--json", **owner)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["items"][item["id"]]["match"] is True
