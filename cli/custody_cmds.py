@@ -265,7 +265,9 @@ def _events_for(ledger: Ledger, what: str) -> list[Event]:
 @case_option
 def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path | None) -> None:
     """Prove that an item's events (or one event, by seq or hash) are in the tree a
-    checkpoint signs.  Every proof printed has been verified."""
+    checkpoint signs.  The tree is recomputed from the event bodies; a ledger whose
+    events or stored tree fail that is refused (exit 1).  Every proof printed has
+    been verified."""
     with open_case(case_dir) as ledger:
         cp = load_for_ledger(ledger, cp_path)
         proofs = prove_inclusion(ledger, cp, _events_for(ledger, what))
@@ -295,8 +297,9 @@ def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path 
 @json_option
 @case_option
 def prove_consistency_cmd(old: Path, new: Path, as_json: bool, case_dir: Path | None) -> None:
-    """Prove that checkpoint NEW extends checkpoint OLD (history only grew).
-    Exit 1 if it does not."""
+    """Prove that checkpoint NEW extends checkpoint OLD (history only grew), from
+    the tree recomputed from the event bodies.  Exit 1 if it does not, or if the
+    ledger's events or stored tree fail that recomputation."""
     with open_case(case_dir) as ledger:
         result = prove_consistency(
             ledger, load_for_ledger(ledger, old), load_for_ledger(ledger, new)

@@ -39,6 +39,7 @@ from custody.views import (
     case_item_view,
     case_keybook,
     item_facts,
+    show_verdict,
     verification_lines,
 )
 from custody_cli.bundle_cmds import bundle
@@ -590,12 +591,22 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     """One item: what it is, its digests, its current custodian and state, every
     hand-over in the form of a paper chain-of-custody record, and its timeline.
     Each signature's status is the verdict of the signature step of a quick
-    verification run now ('verify --quick': the store is not re-hashed)."""
+    verification run now ('verify --quick': the store is not re-hashed).  If the
+    item's events fail it, or the ledger's history does (case header, missing
+    events, a checkpoint), the first line says so and the exit status is 1."""
     with open_case(case_dir) as ledger:
-        view = case_item_view(ledger, item)
+        report = verify_ledger(ledger, quick=True)
+        view = case_item_view(ledger, item, verification=report)
+    verdict = show_verdict(view, report)
+    code = 0 if verdict.ok else 1
     if as_json:
-        echo_json(view.as_json())
-        return
+        echo_json({**view.as_json(), "verification": verdict.as_json()})
+        sys.exit(code)
+    headline = verdict.headline()
+    if headline is not None:
+        click.echo(shown(headline))
+        for f in (*verdict.findings, *verdict.history):
+            click.echo(f"  [{f.kind}] {shown(f.subject)}: {shown(f.detail)}")
     info = view.as_json()
     fields = (
         "id",
@@ -645,6 +656,7 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         mark = "" if e.signature_verified else "  [SIGNATURE INVALID]"
         by = shown(view.book.card(e.signer).text())
         click.echo(f"  {shown(e.time)}  {shown(e.type):<16} by {by}{mark}")
+    sys.exit(code)
 
 
 # -- verify ---------------------------------------------------------------------

@@ -11,14 +11,17 @@ rewritten ledger can no longer prove consistency with it.
 from __future__ import annotations
 
 import base64
+import hashlib
+import itertools
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from custody import merkle, note
-from custody.errors import IntegrityError, UsageError
+from custody.errors import CorruptLedgerError, IntegrityError, UsageError
 from custody.keys import Identity, Signer, fingerprint
 from custody.ledger import Event, EventDraft, Ledger
 from custody.lifecycle import replay_ledger
@@ -200,6 +203,73 @@ def consistency_findings(tree: merkle.TreeCache, cp: LoadedCheckpoint) -> list[s
     return []
 
 
+UNVERIFIED = "no proof is given from a ledger that fails verification; run 'custody verify'"
+
+
+def body_tree(ledger: Ledger) -> merkle.TreeCache:
+    """The ledger's Merkle tree recomputed from the event bodies, the record itself,
+    never from the stored nodes (``merkle_nodes``), which anyone holding the file can
+    rewrite.  On the way the events must be gapless from seq 0, each body must hash
+    to the event's recorded hash and each ``prev`` name the previous event's hash;
+    and the stored tree must agree with the bodies (same size, same root).
+    Otherwise :class:`IntegrityError` (exit 1), one line naming the first problem.
+    Signatures are ``custody verify``'s to check: this is one SHA-256 pass (two
+    hashes an event) over the bodies, in one read snapshot."""
+    tree = merkle.TreeCache()
+    leaves: list[bytes] = []
+    sha256 = hashlib.sha256
+    prev = ledger.case.hash
+    conn = ledger.conn
+    try:
+        conn.execute("BEGIN")  # one snapshot: the bodies and the stored tree agree in time
+        try:
+            rows = conn.execute("SELECT seq, hash, prev, body FROM events ORDER BY seq")
+            for n, (seq, stated, link, body) in enumerate(rows):
+                if seq != n:
+                    raise IntegrityError(
+                        f"event {n} is missing from the ledger (found event {seq} in its"
+                        f" place): {UNVERIFIED}"
+                    )
+                if not isinstance(body, str) or not isinstance(stated, str):
+                    raise IntegrityError(f"event {seq} is not stored as text: {UNVERIFIED}")
+                raw = body.encode("utf-8")
+                if "sha256:" + sha256(raw).hexdigest() != stated:
+                    raise IntegrityError(
+                        f"event {seq}'s body does not hash to its recorded hash (the event"
+                        f" was changed after it was recorded): {UNVERIFIED}"
+                    )
+                if link != prev:
+                    raise IntegrityError(
+                        f"event {seq}'s prev is not the hash of event {seq - 1} (the chain"
+                        f" is broken): {UNVERIFIED}"
+                    )
+                prev = stated
+                leaves.append(sha256(b"\x00" + raw).digest())
+            tree.extend(leaves)
+            _compare_stored_tree(conn, tree)
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as e:
+        raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
+    return tree
+
+
+def _compare_stored_tree(conn: sqlite3.Connection, tree: merkle.TreeCache) -> None:
+    """Every stored node (``merkle_nodes``) must be the node of ``tree``, and every
+    node of ``tree`` stored: both walked in (level, index) order, side by side."""
+    rows = conn.execute("SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx")
+    for stored, derived in itertools.zip_longest(rows, tree.complete_nodes()):
+        if stored is not None and derived is not None:
+            level, idx, h = stored
+            if (level, idx) == derived[:2] and isinstance(h, bytes) and h == derived[2]:
+                continue
+        where = stored if derived is None else derived
+        raise IntegrityError(
+            f"the stored Merkle tree disagrees with the {len(tree)} event bodies at level"
+            f" {where[0]} index {where[1]}: {UNVERIFIED}"
+        )
+
+
 def _hex(hs: list[bytes]) -> list[str]:
     return [h.hex() for h in hs]
 
@@ -207,8 +277,9 @@ def _hex(hs: list[bytes]) -> list[str]:
 def prove_inclusion(
     ledger: Ledger, cp: LoadedCheckpoint, events: list[Event]
 ) -> list[dict[str, Any]]:
-    """Inclusion proofs of ``events`` in checkpoint ``cp``, each verified."""
-    tree = ledger.tree()
+    """Inclusion proofs of ``events`` in checkpoint ``cp``, each verified, from the
+    tree recomputed from the event bodies (:func:`body_tree`)."""
+    tree = body_tree(ledger)
     problems = consistency_findings(tree, cp)
     if problems:
         raise IntegrityError(problems[0])
@@ -252,7 +323,7 @@ def prove_consistency(
         raise UsageError(
             f"the first checkpoint (size {old.size}) is newer than the second (size {new.size})"
         )
-    tree = ledger.tree()
+    tree = body_tree(ledger)
     problems = consistency_findings(tree, new)
     if problems:
         raise IntegrityError(problems[0])

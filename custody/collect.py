@@ -867,11 +867,12 @@ class _RunLock:
     ``run_is_alive`` can tell a killed run from one still going on."""
 
     def __init__(self, store: Store, run: str) -> None:
+        self.store = store
         self.path = store.tmp / f"run-{run}.lock"
         self.fd = -1
 
     def __enter__(self) -> _RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.store.make_tmp()
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self

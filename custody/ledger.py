@@ -41,6 +41,7 @@ from custody.errors import (
 from custody.keys import Identity, Signer
 from custody.merkle import TreeCache, leaf_hash, node_hash
 from custody.migrations import migrate
+from custody.store import make_private_dirs
 
 DB_NAME = "custody.db"
 STORE_NAME = "store"
@@ -200,7 +201,8 @@ class Ledger:
             raise UsageError(f"a case already exists in {case_dir}")
         try:
             case_dir.mkdir(parents=True, exist_ok=True)
-            (case_dir / STORE_NAME).mkdir(exist_ok=True)
+            store = os.fspath(case_dir / STORE_NAME)
+            make_private_dirs(store, store)  # 0700: the evidence is the owner's alone
             conn = _connect(db_path)
         except OSError as e:
             raise OperationalError(f"cannot create case in {case_dir}: {e.strerror}") from e

@@ -67,7 +67,7 @@ from custody.selftest_vectors import (
 )
 from custody.selftest_vectors import HashVector as HashVector
 from custody.selftest_vectors import JcsVector as JcsVector
-from custody.store import Store
+from custody.store import OBJECT_MODE, Store
 
 SELFTEST_EVENT = "selftest"
 FORMAT_VERSION = 1
@@ -548,7 +548,7 @@ def _check_store(ctx: _Context) -> str:
     obj = store.path_of(want_rel)
     _expect(obj.read_bytes() == STORE_SAMPLE, "the stored object's bytes differ from the source")
     mode = stat.S_IMODE(obj.stat().st_mode)
-    _expect(mode == 0o444, f"stored object mode {mode:04o}, expected 0444")
+    _expect(mode == OBJECT_MODE, f"stored object mode {mode:04o}, expected {OBJECT_MODE:04o}")
     leftovers = list((ctx.tmp / "store" / "tmp").iterdir())
     _expect(not leftovers, f"temporary files left in the store: {[p.name for p in leftovers]}")
     return f"ingested twice (second deduplicated) as {want_rel}, read-only, digests as published"

@@ -3,8 +3,10 @@
 Ingest: copy into a temp file in ``store/tmp/`` while hashing (one read), each
 chunk read back from the copy and compared byte for byte with the bytes it was
 written from (a mismatch is an error), fsync (or, deferred, one ``syncfs`` per
-batch), make it read-only (0444) and rename it into place (or drop the temp when
-identical content is already stored: that object is then re-hashed).
+batch), make it read-only for its owner alone (0400) and rename it into place (or
+drop the temp when identical content is already stored: that object is then
+re-hashed).  The store's directories are made 0700: the stored copy of a file only
+root could read must not become readable by every local user.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from custody import _libc
 from custody.errors import DiskFullError, StoreError
 from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
 
-OBJECT_MODE = 0o444
+OBJECT_MODE = 0o400  # read-only, and for the case's owner alone
+DIR_MODE = 0o700  # the store and every directory in it: the owner's alone
+#: permission bits that make a store object readable by someone else than its owner
+#: (``custody verify`` notes them)
+SHARED_READ_BITS = 0o044
 
 
 WRITERS_LOCK = ".writers.lock"
@@ -78,6 +84,34 @@ class WritersLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def make_private_dirs(base: str, d: str) -> None:
+    """Create directory ``d`` under ``base`` and every missing directory between
+    them (``base`` too if missing), each with mode :data:`DIR_MODE`:
+    ``os.makedirs`` would give the intermediate ones the default mode.  Directories
+    that exist already are left as they are."""
+    base = os.path.normpath(base)
+    d = os.path.normpath(d)
+    rel = os.path.relpath(d, base)
+    paths = [base] + [
+        os.path.join(base, *rel.split(os.sep)[: i + 1]) for i in range(rel.count(os.sep) + 1)
+    ]
+    if rel == os.curdir:
+        paths = [base]
+    for n, path in enumerate(paths):
+        try:
+            if n == 0:
+                if os.path.isdir(path):
+                    continue
+                os.makedirs(path, DIR_MODE)
+            else:
+                os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            if os.path.isdir(path):
+                continue
+            raise
+        os.chmod(path, DIR_MODE)  # exactly 0700, whatever the umask
 
 
 def object_relpath(sha256_hex: str) -> str:
@@ -158,9 +192,13 @@ class Store:
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
 
+    def make_tmp(self) -> None:
+        """Create ``tmp/`` (0700, like every directory of the store) if missing."""
+        self._mkdir(self._tmp_s)
+
     def _mkdir(self, d: str) -> None:
         if d not in self._dirs:
-            os.makedirs(d, exist_ok=True)
+            make_private_dirs(self._root_s, d)
             self._dirs.add(d)
 
     def sync(self) -> None:

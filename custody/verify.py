@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,7 +63,7 @@ from custody.ledger import (
     identity_index_rows,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
-from custody.store import Store, WritersLock, object_relpath
+from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
 
 ProgressFn = Callable[[int, int], None]
 
@@ -718,14 +719,20 @@ def check_store(
                     item=item,
                     obj=rel,
                 )
-        mode = os.stat(path).st_mode & 0o222
-        if mode:
+        mode = os.stat(path).st_mode
+        if mode & 0o222:
             report.add(
                 Kind.OBJECT_WRITABLE,
                 subject,
                 "store object is writable (should be read-only)",
                 item=item,
                 obj=rel,
+            )
+        if mode & SHARED_READ_BITS:
+            report.notes.append(
+                f"{subject}: store object is readable by {_who(mode)} (mode"
+                f" {stat.S_IMODE(mode):04o}): custody makes them 0400, for the case's"
+                f" owner alone; 'chmod 0400' it"
             )
     imported = ledger.imported_objects()
     unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
@@ -740,6 +747,12 @@ def check_store(
             " collection interrupted before it recorded them; the next collect removes"
             " them and records that it did"
         )
+
+
+def _who(mode: int) -> str:
+    """Who besides the owner may read a file of ``mode``, in words."""
+    who = ((0o040, "its group"), (0o004, "every local user"))
+    return " and ".join(w for bit, w in who if mode & bit)
 
 
 def _bytes_only(progress: ProgressFn | None) -> Callable[[int], None] | None:

@@ -28,7 +28,7 @@ from typing import Any
 from custody.canonical import parse_strict
 from custody.display import shown
 from custody.errors import UsageError
-from custody.findings import SIGNATURE_KINDS, Finding
+from custody.findings import SIGNATURE_KINDS, Finding, Kind
 from custody.keys import public_key_b64, public_key_pem
 from custody.ledger import (
     COLLECT_EVENT,
@@ -581,6 +581,67 @@ def case_item_view(
     if view is None:
         raise UsageError(f"no such item: {item}")
     return view
+
+
+#: findings that put the whole recorded history in doubt, whatever item they name: a
+#: changed case header, missing events, a checkpoint the ledger no longer extends
+#: (history rewritten or truncated).  ``show`` fails for every item on them.
+HISTORY_KINDS = frozenset({Kind.CASE_HEADER, Kind.CHAIN_GAP, Kind.CHECKPOINT})
+
+
+@dataclass(frozen=True)
+class ShowVerdict:
+    """What ``custody show`` concludes about one item from a verification: the
+    findings that concern the item, those that put the whole history in doubt
+    (:data:`HISTORY_KINDS`), and how many others there are (other items' events,
+    the derived tables, time-stamps: ``custody verify`` lists them)."""
+
+    item: str
+    findings: list[Finding]
+    history: list[Finding]
+    others: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and not self.history
+
+    def kinds(self) -> list[str]:
+        return list(dict.fromkeys(f.kind.kind for f in (*self.findings, *self.history)))
+
+    def headline(self) -> str | None:
+        """The line ``show`` prints first, or None when there is nothing to say."""
+        kinds = ", ".join(self.kinds())
+        if self.findings:
+            return (
+                f"FAILED: the record of {self.item} fails verification ({kinds}); the"
+                " problems, then what the ledger holds now, which is not to be trusted:"
+            )
+        if self.history:
+            return (
+                f"FAILED: the ledger's history fails verification ({kinds}), so the record"
+                f" of {self.item} is not to be trusted either; the problems:"
+            )
+        if self.others:
+            return (
+                f"Note: the ledger has {self.others} problem(s) that do not concern"
+                f" {self.item}; 'custody verify' lists them"
+            )
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [f.as_json() for f in (*self.findings, *self.history)],
+            "other_problems": self.others,
+        }
+
+
+def show_verdict(view: ItemView, report: VerifyReport) -> ShowVerdict:
+    """The verdict of ``report`` (a verification of the ledger) on ``view``'s item."""
+    mine = list(view.findings)
+    history = [f for f in report.findings if f.kind in HISTORY_KINDS and f not in mine]
+    others = len([f for f in report.findings if f not in mine and f not in history])
+    return ShowVerdict(view.id, mine, history, others)
 
 
 # -- the verification, in words ----------------------------------------------------

@@ -116,7 +116,7 @@ def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
     data = bytearray(obj.read_bytes())
     data[0] ^= 0x01
     obj.write_bytes(bytes(data))
-    obj.chmod(0o444)
+    obj.chmod(0o400)
     return {"transfer": tid, "store_object_item2": str(obj.relative_to(case.dir))}
 
 

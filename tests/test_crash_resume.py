@@ -606,7 +606,7 @@ def test_planted_orphan_noted_then_cleaned_and_logged(case: Case, tmp_path: Path
     orphan = case.dir / "store" / rel
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(orphan_bytes)
-    orphan.chmod(0o444)
+    orphan.chmod(0o400)
     temp = case.dir / "store" / "tmp" / "ingest-123-abcdef"
     temp.parent.mkdir(exist_ok=True)
     temp.write_bytes(b"half a copy")

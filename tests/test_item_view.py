@@ -164,7 +164,11 @@ def test_a_forged_signature_is_unverified_in_show_and_report(
     )
     conn.close()
 
-    show = json.loads(ok_here("show", "ITEM-1", "--json", "--case", case).stdout)
+    # the item's record fails verification: show says so and exits 1 (issue 13)
+    proc = invoke_here("show", "ITEM-1", "--json", "--case", case)
+    assert proc.returncode == 1, proc.stderr
+    show = json.loads(proc.stdout)
+    assert show["verification"]["ok"] is False
     model = _report(case, tmp_path / "r.json")
     (item,) = model["items"]
     assert {e["seq"]: e["signature_verified"] for e in show["events"]} == {
@@ -173,7 +177,10 @@ def test_a_forged_signature_is_unverified_in_show_and_report(
     assert [e["seq"] for e in show["events"] if not e["signature_verified"]] == [seq]
     assert show["handovers"][0]["release_signature_verified"] is False
     assert item["handovers"][0]["release_signature_verified"] is False
-    assert "SIGNATURE INVALID" in ok_here("show", "ITEM-1", "--case", case).stdout
+    text = invoke_here("show", "ITEM-1", "--case", case)
+    assert text.returncode == 1
+    assert text.stdout.startswith("FAILED: the record of ITEM-1 fails verification (signature,")
+    assert "SIGNATURE INVALID" in text.stdout
 
 
 def test_unverified_events_come_from_signature_findings_by_seq() -> None:
@@ -196,6 +203,8 @@ def test_library_view_is_what_show_prints(handed_over: Path) -> None:
         assert view.ok and view.findings == []
         as_json = view.as_json()
     show = json.loads(ok_here("show", "ITEM-1", "--json", "--case", handed_over).stdout)
+    # show --json adds the verification's verdict on the item (issue 13)
+    assert show.pop("verification") == {"ok": True, "findings": [], "other_problems": 0}
     assert show == json.loads(json.dumps(as_json))
 
 

@@ -132,9 +132,11 @@ def kinds(report: dict[str, Any]) -> set[tuple[str, str]]:
     return {(f["kind"], f["subject"]) for f in report["findings"]}
 
 
-def show(case: Case, item: str) -> dict[str, Any]:
+def show(case: Case, item: str, *, code: int = 0) -> dict[str, Any]:
+    """``show ITEM --json``, which must exit ``code`` (1: the item's record fails
+    verification)."""
     proc = case("show", item, "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == code, proc.stderr
     return json.loads(proc.stdout)
 
 
@@ -610,7 +612,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     data = bytearray(obj.read_bytes())
     data[3] ^= 0x20
     obj.write_bytes(bytes(data))
-    os.chmod(obj, 0o444)
+    os.chmod(obj, 0o400)
     found = digests_of(obj)
     assert found["sha256"] != expected["sha256"]
 
@@ -626,8 +628,11 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
         "ITEM-1": {"expected": d1, "found": d1, "match": True},
         "ITEM-2": {"expected": expected, "found": found, "match": False},
     }
-    # The receipt is recorded, signed by Lee, with the mismatch in it.
-    info = show(c, "ITEM-2")
+    # The receipt is recorded, signed by Lee, with the mismatch in it; show says the
+    # item fails verification (a receipt-mismatch finding concerns it), exit 1.
+    info = show(c, "ITEM-2", code=1)
+    assert info["verification"]["ok"] is False
+    assert {f["kind"] for f in info["verification"]["findings"]} == {"receipt-mismatch"}
     assert (info["state"], info["custodian"]) == ("collected", LEE)
     (h,) = info["handovers"]
     assert (h["status"], h["mismatch"], h["receipt_signature_verified"]) == ("received", True, True)
@@ -711,7 +716,7 @@ def test_dispose_and_events_on_disposed_item(story: Story) -> None:
     assert show(c, "ITEM-2")["state"] == "disposed"
     # without --purge the bytes stay, read-only and intact
     assert digests_of(obj) == story.items["ITEM-2"]["digests"]
-    assert obj.stat().st_mode & 0o777 == 0o444
+    assert obj.stat().st_mode & 0o777 == 0o400
     last = bodies(story.db)[-1]
     assert (last["type"], last["data"]) == (
         "dispose",

@@ -203,7 +203,7 @@ def build_golden_case(
         data = bytearray(obj.read_bytes())
         data[0] ^= 0x01
         obj.write_bytes(bytes(data))
-        obj.chmod(0o444)
+        obj.chmod(0o400)
     return ledger
 
 

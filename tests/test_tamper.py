@@ -120,7 +120,7 @@ def rewrite_object(path: Path, data: bytes) -> None:
     """Overwrite a read-only store object and make it read-only again."""
     os.chmod(path, 0o644)
     path.write_bytes(data)
-    os.chmod(path, 0o444)
+    os.chmod(path, 0o400)
 
 
 def flip_byte(path: Path, offset: int = 7) -> None:
@@ -171,7 +171,7 @@ def test_store_digests_match_sha256sum(collected: Collected) -> None:
         assert digests_cli(obj) == digests_cli(f) == collected.item(item_id)["digests"]
         sha = tool_digest("sha256sum", f)
         assert collected.item(item_id)["store"] == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
-        assert stat.S_IMODE(obj.stat().st_mode) == 0o444
+        assert stat.S_IMODE(obj.stat().st_mode) == 0o400
 
 
 # -- the store -------------------------------------------------------------------------

@@ -8,13 +8,15 @@ import base64
 import hashlib
 import io
 import json
+import os
+import stat
 import tarfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from custody import __version__
 from custody.bundle.archive import CHUNK
@@ -287,54 +289,112 @@ def export_bundle(
     return ExportResult(out, chosen, events, nbytes, size)
 
 
+#: modes of everything a bundle export writes: the payload is evidence, the tag
+#: files name and describe it; both are for the recipient alone until they share them
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file (never an existing one), mode exactly 0600 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
+def _dirs_of(names: Sequence[str]) -> list[str]:
+    """Every directory the bundle's files lie in ("data" always), parents first."""
+    dirs = {"data"}
+    for n in names:
+        parts = n.split("/")[:-1]
+        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return sorted(dirs, key=lambda d: (d.count("/"), d))
+
+
 def _write(files: dict[str, bytes | Path], out: Path) -> None:
+    """Write the bundle: files 0600 and directories 0700, in a folder as inside a
+    tar or zip archive, whose own file is 0600."""
     name = out.name
     top = name.split(".")[0] or "bundle"
+    dirs = _dirs_of(list(files))
     try:
-        if name.endswith((".tar", ".tar.gz", ".tgz")):
-            mode = "w:gz" if name.endswith(("gz",)) else "w"
-            with tarfile.open(out, mode) as tar:  # type: ignore[call-overload]
-                data_dir = tarfile.TarInfo(f"{top}/data")
-                data_dir.type, data_dir.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(data_dir)
-                for n in sorted(files):
-                    _tar_add(tar, f"{top}/{n}", files[n])
-        elif name.endswith(".zip"):
-            with zipfile.ZipFile(out, "x", zipfile.ZIP_DEFLATED) as z:
-                z.writestr(f"{top}/data/", b"")
-                for n in sorted(files):
-                    src = files[n]
-                    if isinstance(src, bytes):
-                        z.writestr(f"{top}/{n}", src)
-                    else:
-                        z.write(src, f"{top}/{n}")
-        else:
-            out.mkdir(parents=True)
-            (out / "data").mkdir()  # BagIt needs it even with no payload
-            for n in sorted(files):
-                dest = out / n
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = files[n]
-                if isinstance(src, bytes):
-                    dest.write_bytes(src)
+        if name.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
+            with _create(out) as fo:
+                if name.endswith(".zip"):
+                    _write_zip(fo, top, dirs, files)
                 else:
-                    with open(src, "rb") as fi, open(dest, "wb") as fo:
-                        while chunk := fi.read(CHUNK):
-                            fo.write(chunk)
+                    _write_tar(fo, "w:gz" if name.endswith("gz") else "w", top, dirs, files)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir(DIR_MODE)
+            for d in ["", *dirs]:  # BagIt needs data/ even with no payload
+                (out / d).mkdir(DIR_MODE, exist_ok=d == "")
+                os.chmod(out / d, DIR_MODE)
+            for n in sorted(files):
+                src = files[n]
+                with _create(out / n) as fo:
+                    if isinstance(src, bytes):
+                        fo.write(src)
+                    else:
+                        with open(src, "rb") as fi:
+                            while chunk := fi.read(CHUNK):
+                                fo.write(chunk)
     except OSError as e:
         raise CustodyError(f"cannot write bundle {out}: {e.strerror or e}") from e
 
 
-def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path) -> None:
+def _write_tar(
+    fo: BinaryIO, mode: str, top: str, dirs: list[str], files: dict[str, bytes | Path]
+) -> None:
+    now = int(datetime.now(tz=UTC).timestamp())
+    with tarfile.open(fileobj=fo, mode=mode) as tar:  # type: ignore[call-overload]
+        for d in ["", *dirs]:
+            info = tarfile.TarInfo(f"{top}/{d}".rstrip("/"))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, DIR_MODE, now
+            tar.addfile(info)
+        for n in sorted(files):
+            _tar_add(tar, f"{top}/{n}", files[n], now)
+
+
+def _write_zip(fo: BinaryIO, top: str, dirs: list[str], files: dict[str, bytes | Path]) -> None:
+    when = datetime.now(tz=UTC).timetuple()[:6]
+    with zipfile.ZipFile(fo, "w", zipfile.ZIP_DEFLATED) as z:
+        for d in ["", *dirs]:
+            info = zipfile.ZipInfo(f"{top}/{d}".rstrip("/") + "/", when)
+            info.create_system = 3  # Unix: external_attr holds st_mode
+            info.external_attr = (stat.S_IFDIR | DIR_MODE) << 16 | 0x10  # 0x10: MS-DOS directory
+            z.writestr(info, b"")
+        for n in sorted(files):
+            src = files[n]
+            if isinstance(src, bytes):
+                info = zipfile.ZipInfo(f"{top}/{n}", when)
+            else:
+                info = zipfile.ZipInfo.from_file(src, f"{top}/{n}")
+            info.create_system = 3
+            info.external_attr = (stat.S_IFREG | FILE_MODE) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if isinstance(src, bytes):
+                z.writestr(info, src)
+            else:
+                with open(src, "rb") as fi, z.open(info, "w") as zo:
+                    while chunk := fi.read(CHUNK):
+                        zo.write(chunk)
+
+
+def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path, now: int) -> None:
     if isinstance(src, bytes):
         info = tarfile.TarInfo(arcname)
         info.size = len(src)
-        info.mode = 0o644
-        info.mtime = int(datetime.now(tz=UTC).timestamp())
+        info.mode = FILE_MODE
+        info.mtime = now
         tar.addfile(info, io.BytesIO(src))
     else:
         info = tar.gettarinfo(str(src), arcname)
-        info.mode = 0o444
+        info.mode = FILE_MODE
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         with open(src, "rb") as f:
