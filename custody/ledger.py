@@ -46,6 +46,7 @@ DB_NAME = "custody.db"
 STORE_NAME = "store"
 EVENT_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_WAIT_MS = 2_000  # how long closing waits for readers to merge the WAL
 ITEM_PREFIX = "ITEM-"
 
 OPEN_EVENT = "case.open"
@@ -258,7 +259,11 @@ class Ledger:
         signer, self._wrote_by = self._wrote_by, None
         try:
             if signer is not None and not self.read_only:
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # a reader in an older snapshot (a long verify) makes TRUNCATE wait:
+                # wait a little, not the writers' 30 s; the note below still pins
+                # the head if the merge could not finish
+                self.conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 from custody import statefile
 
                 statefile.write_latest(self, signer)

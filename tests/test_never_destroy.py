@@ -263,3 +263,24 @@ def test_only_incomplete_temp_files_are_cleaned(case: Case, tmp_path: Path) -> N
     assert len([e for e in _events(case) if e["type"] == "store.cleanup"]) == 1
     assert _items(case) == [1, 3, 4]
     _assert_whole(objects, case.dir)
+
+
+def test_state_dir_from_the_config_file_and_a_damaged_note_is_a_finding(
+    case: Case, tmp_path: Path
+) -> None:
+    """The state directory may be named in ``<config dir>/state-dir``; a note there
+    that is not a signed checkpoint is a ``checkpoint`` finding, not bad input."""
+    state = tmp_path / "offsite"
+    config = Path(case.run.env["CUSTODY_CONFIG_DIR"])
+    (config / "state-dir").write_text(f"{state}\n")
+    case("collect", *_files(tmp_path / "src", "a", 1), "--reason", "r", check=True)
+    (note_file,) = sorted(state.rglob("checkpoint.latest"))
+    assert note_file.parent.name.startswith("2026-017-")
+    assert note_file.read_bytes() == (case.dir / "checkpoint.latest").read_bytes()
+    assert _verify(case)["ok"] is True
+
+    note_file.write_text("not a checkpoint\n", encoding="utf-8")
+    report = _verify(case)
+    assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
+        ("checkpoint", str(note_file))
+    ]
