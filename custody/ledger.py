@@ -32,6 +32,7 @@ from custody import __version__
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
+    CustodyError,
     LedgerLockedError,
     NotACaseError,
     OperationalError,
@@ -267,7 +268,7 @@ class Ledger:
                 from custody import statefile
 
                 statefile.write_latest(self, signer)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, ValueError, CustodyError):
             pass  # the events are committed; verify reports what the notes lack
         finally:
             self.conn.close()

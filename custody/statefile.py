@@ -95,6 +95,23 @@ def highest_size(ledger: Ledger) -> int:
     return max(sizes, default=0)
 
 
+def _keep(src: Path, dest: Path) -> None:
+    """Keep ``src`` as ``dest`` (a hard link; a durable copy where the file system
+    has none, as FAT and exFAT drives)."""
+    try:
+        os.link(src, dest)
+        return
+    except OSError:
+        pass
+    data = src.read_bytes()
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
     """Sign a checkpoint of the ledger as it is now (no event recorded) and write
     it to every place; a note there that the ledger does not extend is kept under
@@ -120,7 +137,7 @@ def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             n = old.size if old is not None else "unreadable"
             kept = d / f"{KEPT_PREFIX}{n}-{stamp}-{os.urandom(3).hex()}"
-            os.link(latest, kept)  # keep it: the ledger lost what it commits to
+            _keep(latest, kept)  # the ledger lost what it commits to
         tmp = d / f".{LATEST}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
