@@ -133,7 +133,11 @@ def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
         d.mkdir(parents=True, exist_ok=True)
         latest = d / LATEST
         old = _parse(latest, origin) if latest.exists() else None
-        if latest.exists() and (old is None or old.size > size or tree.root(old.size) != old.root):
+        now = ledger.tree()  # re-read: another writer may have appended since
+        extends = old is not None and old.size <= len(now) and now.root(old.size) == old.root
+        if old is not None and extends and old.size >= size:
+            continue  # another command's note, as new as this one or newer
+        if latest.exists() and not extends:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             n = old.size if old is not None else "unreadable"
             kept = d / f"{KEPT_PREFIX}{n}-{stamp}-{os.urandom(3).hex()}"
