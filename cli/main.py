@@ -416,11 +416,11 @@ def collect(
     if summary.selftest is not None:
         click.echo(f"Self-test passed and recorded as event {summary.selftest}.")
     if summary.cleanup is not None:
-        removed = summary.cleanup.data["removed"]
+        kept = summary.cleanup.data.get("kept") or []
         click.echo(
-            f"Cleaned up after an interrupted run: {len(removed)} unrecorded store object(s),"
-            f" {summary.cleanup.data['temp_files']} temporary file(s) removed"
-            f" (recorded as event {summary.cleanup.seq})."
+            f"Store tidied after an interrupted run: {summary.cleanup.data['temp_files']}"
+            f" temporary file(s) removed; {len(kept)} complete object(s) no event names"
+            f" KEPT as evidence (recorded as event {summary.cleanup.seq})."
         )
     if summary.resumed:
         click.echo(

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import pwd
+import re
 import socket
 import stat
 import threading
@@ -32,7 +33,7 @@ from typing import Any
 from custody import __version__, filetype
 from custody.canonical import rfc3339_ns
 from custody.errors import BadPathError, OperationalError, StoreError, UsageError
-from custody.hashing import SourceReadError
+from custody.hashing import SourceReadError, hash_file
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
 from custody.store import Store, WritersLock, lock_held, object_relpath
@@ -761,36 +762,58 @@ def _referenced(ledger: Ledger) -> set[str]:
     return refs | ledger.imported_objects()
 
 
+_OBJECT_REL = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
+
+
+def recorded_kept(ledger: Ledger) -> set[str]:
+    """Store objects an earlier ``store.cleanup`` event recorded as kept."""
+    out: set[str] = set()
+    for (body,) in ledger.conn.execute("SELECT body FROM events WHERE type = ?", (CLEANUP_EVENT,)):
+        try:
+            kept = json.loads(body).get("data", {}).get("kept") or []
+        except (ValueError, AttributeError):
+            continue
+        out.update(str(k["store"]) for k in kept if isinstance(k, dict) and "store" in k)
+    return out
+
+
 def clean_orphans(ledger: Ledger, signer: Signer, store: Store) -> Event | None:
-    """Remove what interrupted runs left in the store: objects the ledger does not
-    name (copied, but killed before their event was committed) and temporary
-    files.  Call only while holding the writers' lock exclusively.  The removal is
-    recorded first, in a signed ``store.cleanup`` event naming every object."""
+    """Tidy what interrupted runs left in the store, destroying no evidence.
+
+    Temporary files (incomplete copies) are removed.  A complete object no event
+    names (its event never committed, or was lost with the write-ahead log) is
+    KEPT: it is re-hashed and recorded, with its SHA-256 and size, in the signed
+    ``store.cleanup`` event's ``kept`` list, and ``verify`` reports it.  The event
+    also reserves item numbers (``next_item``) above every item such objects may
+    have been.  Call only while holding the writers' lock exclusively."""
     refs = _referenced(ledger)
-    orphans = [(rel, size) for rel, size in store.objects() if rel not in refs]
+    already = recorded_kept(ledger)
+    kept: list[dict[str, Any]] = []
+    for rel, _size in store.objects():
+        if rel in refs or rel in already or not _OBJECT_REL.fullmatch(rel):
+            continue  # a file of another name is left alone: verify names it
+        try:
+            got = hash_file(store.path_of(rel), ["sha256"])
+        except OSError:
+            continue  # unreadable: left alone
+        kept.append({"store": rel, "sha256": got.digests["sha256"], "size": got.size})
     temps = store.temp_files()
     stale_locks = [p for p in store.tmp.glob("run-*.lock")] if store.tmp.is_dir() else []
-    if not orphans and not temps:
+    if not kept and not temps:
         for p in stale_locks:
             p.unlink(missing_ok=True)
         return None
     temp_bytes = sum(p.lstat().st_size for p in temps)
-    (ev,) = ledger.append(
-        signer,
-        [
-            EventDraft(
-                CLEANUP_EVENT,
-                {
-                    "reason": "left by an interrupted collection: copied, never recorded",
-                    "removed": [{"store": rel, "size": size} for rel, size in orphans],
-                    "temp_files": len(temps),
-                    "temp_bytes": temp_bytes,
-                },
-            )
-        ],
-    )
-    for rel, _ in orphans:
-        store.path_of(rel).unlink(missing_ok=True)
+    data: dict[str, Any] = {
+        "reason": "left by an interrupted collection or lost events: copied, never recorded",
+        "removed": [],
+        "kept": kept,
+        "temp_files": len(temps),
+        "temp_bytes": temp_bytes,
+    }
+    if kept:
+        data["next_item"] = ledger.next_item_number() + len(kept)
+    (ev,) = ledger.append(signer, [EventDraft(CLEANUP_EVENT, data)])
     for p in [*temps, *stale_locks]:
         p.unlink(missing_ok=True)
     return ev

@@ -183,6 +183,12 @@ class Kind(enum.StrEnum):
         "a store object's bytes do not have the recorded digest",
     )
     OBJECT_WRITABLE = ("object-writable", Step.STORE, "a store object is writable")
+    OBJECT_UNRECORDED = (
+        "object-unrecorded",
+        Step.STORE,
+        "a complete store object no event names and no interrupted collection explains:"
+        " evidence of lost events",
+    )
     PAYLOAD_MISSING = ("payload-missing", Step.STORE, "a bundle payload file is missing")
     PAYLOAD_EXTRA = (
         "payload-extra",

@@ -32,6 +32,7 @@ from custody import __version__
 from custody.canonical import canonical_json, content_hash, now_rfc3339, parse_strict
 from custody.errors import (
     CorruptLedgerError,
+    CustodyError,
     LedgerLockedError,
     NotACaseError,
     OperationalError,
@@ -47,6 +48,7 @@ DB_NAME = "custody.db"
 STORE_NAME = "store"
 EVENT_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_WAIT_MS = 2_000  # how long closing waits for readers to merge the WAL
 ITEM_PREFIX = "ITEM-"
 
 OPEN_EVENT = "case.open"
@@ -170,6 +172,7 @@ class Ledger:
         self.read_only = False
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
         self._rules: Any = None
+        self._wrote_by: Signer | None = None  # last signer of a committed append
 
     @functools.cached_property
     def db(self) -> Any:
@@ -252,7 +255,25 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the ledger.  After writes, merge the write-ahead log into the
+        database (so losing ``custody.db-wal`` loses nothing) and write the signed
+        checkpoint note of the tree head outside the database
+        (:mod:`custody.statefile`), signed by the last signer that wrote."""
+        signer, self._wrote_by = self._wrote_by, None
+        try:
+            if signer is not None and not self.read_only:
+                # a reader in an older snapshot (a long verify) makes TRUNCATE wait:
+                # wait a little, not the writers' 30 s; the note below still pins
+                # the head if the merge could not finish
+                self.conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                from custody import statefile
+
+                statefile.write_latest(self, signer)
+        except (OSError, sqlite3.Error, ValueError, CustodyError):
+            pass  # the events are committed; verify reports what the notes lack
+        finally:
+            self.conn.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -314,11 +335,25 @@ class Ledger:
         return list(self.db["artifacts"].rows_where(order_by="n"))
 
     def imported_objects(self) -> set[str]:
-        """Store objects (relpaths) the items of imported bundles are kept in."""
+        """Store objects (relpaths) the items of imported bundles are kept in: as
+        the signed ``import`` events name them, and as the imported_bundles table
+        does (an edited table can add names, never take away a signed one)."""
+        lists: list[object] = []
+        for (items,) in self.conn.execute("SELECT items FROM imported_bundles"):
+            try:
+                lists.append(json.loads(items))
+            except (TypeError, ValueError):
+                continue
+        for (body,) in self.conn.execute("SELECT body FROM events WHERE type = 'import'"):
+            try:
+                lists.append(json.loads(body).get("data", {}).get("items"))
+            except (TypeError, ValueError, AttributeError):
+                continue
         return {
             str(it["store"])
-            for (items,) in self.conn.execute("SELECT items FROM imported_bundles")
-            for it in json.loads(items)
+            for items in lists
+            if isinstance(items, list)
+            for it in items
             if isinstance(it, dict) and isinstance(it.get("store"), str)
         }
 
@@ -439,7 +474,7 @@ class Ledger:
                 item = None
                 if draft.new_item:
                     if next_n is None:
-                        next_n = self._next_item_number()
+                        next_n = self.next_item_number()
                     item = f"{ITEM_PREFIX}{next_n}"
                     next_n += 1
                 elif isinstance(draft.data.get("item"), str):
@@ -452,6 +487,8 @@ class Ledger:
             if after is not None and out:
                 after(out[-1])  # more rows, in the same transaction as the events
             self.conn.execute("COMMIT")
+            if out:
+                self._wrote_by = signer
         except sqlite3.Error as e:
             self.conn.execute("ROLLBACK")
             rules.invalidate()
@@ -522,9 +559,24 @@ class Ledger:
             tuple(row.values()),
         )
 
-    def _next_item_number(self) -> int:
+    def next_item_number(self) -> int:
+        """One above every item number this case may ever have given: the highest
+        indexed item, every reservation a ``store.cleanup`` event recorded
+        (``next_item``), and room for one item per event a checkpoint note
+        outside the database commits to but the ledger lacks (lost events)."""
+        from custody import statefile
+
         row = self.conn.execute("SELECT coalesce(max(n), 0) FROM artifacts").fetchone()
-        return int(row[0]) + 1
+        lost = statefile.highest_size(self) - self.event_count()
+        n = int(row[0]) + 1 + max(lost, 0)
+        for (body,) in self.conn.execute("SELECT body FROM events WHERE type = 'store.cleanup'"):
+            try:
+                reserved = json.loads(body).get("data", {}).get("next_item")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(reserved, int) and not isinstance(reserved, bool):
+                n = max(n, reserved)
+        return n
 
     def ensure_registered(self, signer: Signer) -> None:
         """Record the signer's registration now if the ledger lacks it (in an empty

@@ -970,10 +970,12 @@ def purgeable(r: Replay) -> set[str]:
 
 def purge_objects(ledger: Ledger, ev: Event) -> list[str]:
     """Delete the stored bytes of items disposed with --purge, unless another item
-    not purged shares the same content.  The records stay forever."""
+    not purged shares the same content, or an imported item (any imported bundle's
+    item, :meth:`Ledger.imported_objects`) names the object.  The records stay
+    forever."""
     r = replay_ledger(ledger)
     store = Store(ledger.store_dir)
-    gone = purgeable(r)
+    gone = purgeable(r) - ledger.imported_objects()
     removed = []
     for item in _items_of(ev.data):
         st = r.items.get(item)

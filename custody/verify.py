@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from custody import merkle
+from custody import merkle, statefile
 from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.checkpoint import (
     CHECKPOINT_EVENT,
@@ -590,9 +590,12 @@ def check_checkpoints(
     r: Replay,
     report: VerifyReport,
     files: Sequence[Path] = (),
+    found: Sequence[Path] = (),
 ) -> None:
-    """Every checkpoint recorded in the ledger, and every one given, must be signed
-    by a known key and be extended by the ledger (no truncation, no rewrite)."""
+    """Every checkpoint recorded in the ledger, every one given, and every note
+    custody keeps outside the database (``found``: :mod:`custody.statefile`) must
+    be signed by a known key and be extended by the ledger (no truncation, no
+    rewrite)."""
     origin = origin_of(ledger.case.case_id)
     vs = verifiers(r.keys, r.names)
     sources: list[tuple[str, str, int | None]] = [
@@ -607,11 +610,18 @@ def check_checkpoints(
             raise UsageError(f"checkpoint file not found: {f}") from None
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"cannot read checkpoint {f}: {e}") from e
+    kept_notes: set[str] = set()
+    for f in found:  # custody's own copies: unreadable or malformed is a finding
+        try:
+            sources.append((str(f), f.read_text(encoding="utf-8"), None))
+            kept_notes.add(str(f))
+        except (OSError, UnicodeDecodeError) as e:
+            report.add(Kind.CHECKPOINT, str(f), f"cannot read the checkpoint note: {e}")
     for subject, text, seq in sources:
         try:
             cp = open_checkpoint_text(text, origin, vs, source=subject)
         except UsageError as e:
-            if seq is None:
+            if seq is None and subject not in kept_notes:
                 raise  # a malformed file given by the user
             report.add(Kind.CHECKPOINT, subject, e.message, seq=seq)
             continue
@@ -646,7 +656,11 @@ def check_store(
     report: VerifyReport,
     progress: ProgressFn | None = None,
     purged: set[str] | None = None,
+    interrupted: bool = False,
 ) -> None:
+    """Every object an event names holds the recorded bytes; an object no event
+    names is a note when an interrupted collection explains it (``interrupted``),
+    else a finding."""
     store = Store(ledger.store_dir)
     purged = purged or set()
     wanted: dict[str, tuple[str, dict[str, str], int]] = {}
@@ -741,12 +755,38 @@ def check_store(
             "a collection or import is writing to the store right now: objects it has"
             " copied but not yet recorded were not counted"
         )
-    elif unexplained:
+    elif unexplained and interrupted:
         report.notes.append(
             f"the store holds {len(unexplained)} object(s) no event names, copied by a"
-            " collection interrupted before it recorded them; the next collect removes"
-            " them and records that it did"
+            " collection interrupted before it recorded them; they are kept, and the next"
+            " collect records them as kept"
         )
+    else:
+        for rel in unexplained:
+            report.add(
+                Kind.OBJECT_UNRECORDED,
+                rel,
+                "complete store object that no event names, and no collection was"
+                " interrupted: the events that recorded it were lost (a lost write-ahead"
+                " log or an older copy of the ledger); it is kept as evidence",
+                obj=rel,
+            )
+
+
+def _interrupted_run(bodies: dict[int, dict[str, Any]]) -> bool:
+    """Did some collection stop before recording all it copied: a
+    ``collection.start`` with no ``collection.end``, or one ended as interrupted?"""
+    started: set[object] = set()
+    ended: set[object] = set()
+    for body in bodies.values():
+        data = body.get("data") or {}
+        if body.get("type") == "collection.start":
+            started.add(data.get("run"))
+        elif body.get("type") == "collection.end":
+            ended.add(data.get("run"))
+            if data.get("status") == "interrupted":
+                return True
+    return bool(started - ended)
 
 
 def _who(mode: int) -> str:
@@ -791,12 +831,14 @@ def verify_ledger(
             report.findings.extend(r.violations)
             check_index(ledger, bodies, report)
             check_tree(ledger, tree, report)
-            check_checkpoints(ledger, bodies, tree, r, report, checkpoints)
+            check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
             check_timestamps(bodies, report, tsa_roots)
             check_import_records(ledger, bodies, report)
             check_imports(ledger, report, quick, bodies)
             if not quick:
-                check_store(ledger, bodies, report, progress, purgeable(r))
+                check_store(
+                    ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies)
+                )
         finally:
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:

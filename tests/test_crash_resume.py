@@ -2,8 +2,9 @@
 
 A ``kill -9`` at any moment of a collection must leave a ledger that ``verify``
 accepts, no half-recorded artifact, and no store object the ledger does not
-explain (an interrupted copy's orphans are removed by the next run, which records
-a ``store.cleanup`` event first).  The interrupted run shows as unfinished in
+explain (an interrupted copy's orphans, complete objects no event names, are
+kept: the next run records them in a ``store.cleanup`` event's ``kept`` list and
+removes only temporary files; nothing ever deletes a complete object).  The interrupted run shows as unfinished in
 ``custody log`` and ``custody collect --resume`` finishes it without recollecting
 what is already recorded.
 
@@ -228,6 +229,7 @@ class Snapshot:
     unfinished: list[str]
     collect_events: int
     orphans: dict[str, int]  # unnamed store object -> size
+    kept: set[str]  # objects a store.cleanup event recorded as kept
     referenced: set[str]
     temps: list[str]
     cleanups: list[tuple[int, dict[str, Any]]]
@@ -262,11 +264,19 @@ def snapshot(case_dir: Path, ctx: str, hasher: Hasher) -> Snapshot:
     findings = [f.as_json() for f in report.findings]
     assert report.ok and not findings, f"{ctx}: verify found problems: {findings}"
 
-    # the chain: gapless seqs; items numbered ITEM-1.. gaplessly, in event order
+    # the chain: gapless seqs; items numbered from ITEM-1 in event order, each one
+    # above the last, skipping only the numbers a cleanup reserved (next_item)
     assert [e.seq for e in events] == list(range(len(events))), f"{ctx}: seq gap"
     collects = [e for e in events if e.type == COLLECT_EVENT]
-    assert [e.item for e in collects] == [f"ITEM-{n}" for n in range(1, len(collects) + 1)], (
-        f"{ctx}: item numbers not gapless: {[e.item for e in collects]}"
+    want, numbers = 1, []
+    for e in events:
+        if e.type == CLEANUP_EVENT and "next_item" in e.data:
+            want = max(want, e.data["next_item"])
+        elif e.type == COLLECT_EVENT:
+            numbers.append((e.item, f"ITEM-{want}"))
+            want += 1
+    assert all(got == expect for got, expect in numbers), (
+        f"{ctx}: item numbers not as allocated: {numbers}"
     )
     assert [a["id"] for a in arts] == [e.item for e in collects], f"{ctx}: artifacts index"
     assert [a["event_seq"] for a in arts] == [e.seq for e in collects], f"{ctx}: artifacts index"
@@ -350,16 +360,24 @@ def snapshot(case_dir: Path, ctx: str, hasher: Hasher) -> Snapshot:
         dupes = [bytes.fromhex(p) for p, n in Counter(paths).items() if n > 1]
         assert not dupes, f"{ctx}: chain {root} recorded {dupes} twice"
 
-    # a cleanup removes only objects no earlier collect event named
+    # a cleanup removes no object; it records as kept only objects no earlier
+    # collect event named, each once, with the SHA-256 of its bytes
     cleanups = [(e.seq, e.data) for e in events if e.type == CLEANUP_EVENT]
+    kept: set[str] = set()
     for seq, d in cleanups:
         named_before = {e.data["store"] for e in collects if e.seq < seq and "store" in e.data}
-        removed = [r["store"] for r in d["removed"]]
-        assert not set(removed) & named_before, (
-            f"{ctx}: cleanup event {seq} removed recorded objects {set(removed) & named_before}"
+        assert d["removed"] == [], f"{ctx}: cleanup event {seq} removed objects {d['removed']}"
+        listed = [k["store"] for k in d["kept"]]
+        assert not set(listed) & (named_before | kept), (
+            f"{ctx}: cleanup event {seq} lists recorded objects {set(listed) & named_before}"
         )
-        assert len(set(removed)) == len(removed), f"{ctx}: cleanup {seq} lists an object twice"
-        assert d["removed"] or d["temp_files"], f"{ctx}: empty cleanup event {seq}"
+        assert len(set(listed)) == len(listed), f"{ctx}: cleanup {seq} lists an object twice"
+        for k in d["kept"]:
+            assert k["store"] in objects, f"{ctx}: kept object {k['store']} is gone"
+            assert k["store"] == object_relpath(k["sha256"]), f"{ctx}: kept {k}"
+            assert k["size"] == objects[k["store"]].stat().st_size, f"{ctx}: kept {k}"
+        assert d["kept"] or d["temp_files"], f"{ctx}: empty cleanup event {seq}"
+        kept |= set(listed)
 
     return Snapshot(
         max_seq=events[-1].seq if events else -1,
@@ -368,6 +386,7 @@ def snapshot(case_dir: Path, ctx: str, hasher: Hasher) -> Snapshot:
         unfinished=unfinished,
         collect_events=len(collects),
         orphans=orphans,
+        kept=kept,
         referenced=referenced,
         temps=temp_files(case_dir),
         cleanups=cleanups,
@@ -383,11 +402,12 @@ def check_step(pre: Snapshot, post: Snapshot, rc: int | None, case_dir: Path, ct
     assert len(new) <= 1, f"{ctx}: {len(new)} cleanup events in one run"
     if new:
         seq, d = new[0]
-        removed = {r["store"]: r["size"] for r in d["removed"]}
+        listed = {k["store"]: k["size"] for k in d["kept"]}
+        new_orphans = {r: n for r, n in pre.orphans.items() if r not in pre.kept}
         # nothing else wrote to the store meanwhile: the cleanup saw what we saw
-        assert removed == pre.orphans, (
-            f"{ctx}: cleanup event {seq} removed {sorted(removed)}, orphans were"
-            f" {sorted(pre.orphans)}"
+        assert listed == new_orphans, (
+            f"{ctx}: cleanup event {seq} kept {sorted(listed)}, orphans not yet recorded"
+            f" were {sorted(new_orphans)}"
         )
         assert d["temp_files"] == len(pre.temps), (
             f"{ctx}: cleanup event {seq} counts {d['temp_files']} temp files, there were"
@@ -396,10 +416,17 @@ def check_step(pre: Snapshot, post: Snapshot, rc: int | None, case_dir: Path, ct
         left = set(pre.temps) & set(post.temps)
         if rc == 0:
             assert not left, f"{ctx}: temp files {left} survived a recorded cleanup"
+    # nothing deletes a complete object
+    before = set(pre.orphans) | pre.referenced
+    after = set(post.orphans) | post.referenced
+    assert before <= after, f"{ctx}: store objects deleted: {sorted(before - after)}"
     if rc == 0:
-        if pre.orphans or pre.temps:
+        if set(pre.orphans) - pre.kept or pre.temps:
             assert new, f"{ctx}: a completed run left orphans/temps unrecorded: {pre.orphans}"
-        assert not post.orphans, f"{ctx}: completed run left orphans {sorted(post.orphans)}"
+        assert set(post.orphans) <= post.kept, (
+            f"{ctx}: completed run left orphans not recorded as kept"
+            f" {sorted(set(post.orphans) - post.kept)}"
+        )
         assert not post.temps, f"{ctx}: completed run left temp files {post.temps}"
         assert not run_locks(case_dir), f"{ctx}: completed run left {run_locks(case_dir)}"
         assert post.complete, f"{ctx}: exit 0 but open runs {post.open_runs}"
@@ -428,7 +455,8 @@ def check_round_end(
         assert proc.returncode == 0, f"{ctx}: verify exited {proc.returncode}: {proc.stdout}"
         rep = json.loads(proc.stdout)
         assert rep["ok"] and rep["findings"] == [], f"{ctx}: {rep['findings']}"
-        assert not [n for n in rep["notes"] if ORPHAN_NOTE in n], f"{ctx}: {rep['notes']}"
+        has_note = bool([n for n in rep["notes"] if ORPHAN_NOTE in n])
+        assert has_note == bool(snap.orphans), f"{ctx}: {rep['notes']}"
         proc = cli(case_dir, env, "log")
         assert proc.returncode == 0, f"{ctx}: {proc.stderr}"
         assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("UNFINISHED")], (
@@ -456,8 +484,11 @@ def check_round_end(
                 f"{ctx}: {a['display_path']}: sha256 {a['sha256']} != sha256sum"
                 f" {expected[a['path_hex']]}"
             )
-    assert set(store_objects(case_dir)) == snap.referenced, f"{ctx}: store != ledger's objects"
-    assert not snap.orphans and not snap.temps, f"{ctx}: {snap.orphans} {snap.temps}"
+    assert set(store_objects(case_dir)) == snap.referenced | set(snap.orphans), (
+        f"{ctx}: store != ledger's objects and the orphans"
+    )
+    assert set(snap.orphans) <= snap.kept, f"{ctx}: orphans not recorded as kept {snap.orphans}"
+    assert not snap.temps, f"{ctx}: {snap.temps}"
 
 
 # -- 1. the kill loop -----------------------------------------------------------------
@@ -590,10 +621,13 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
     assert landed["mid-run (left unfinished)"] >= 10, f"seed {SEED}: kills landed {dict(landed)}"
 
 
-# -- 2. orphans are noted, then cleaned and the cleanup recorded ---------------------
+# -- 2. an orphan no interrupted run explains: a finding, then kept and recorded -------
 
 
-def test_planted_orphan_noted_then_cleaned_and_logged(case: Case, tmp_path: Path) -> None:
+def test_planted_orphan_is_a_finding_then_kept_and_logged(case: Case, tmp_path: Path) -> None:
+    """An object no event names while every run ended: no interrupted collection
+    explains it, so verify reports it (``object-unrecorded``); the next collect
+    removes the dead temporary copy, keeps the object and records it as kept."""
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
     one.write_bytes(b"first exhibit\n")
     two.write_bytes(b"second exhibit\n")
@@ -611,41 +645,49 @@ def test_planted_orphan_noted_then_cleaned_and_logged(case: Case, tmp_path: Path
     temp.parent.mkdir(exist_ok=True)
     temp.write_bytes(b"half a copy")
 
-    # an orphan is explained by a note, never a finding
     proc = case("verify", "--json")
-    assert proc.returncode == 0, proc.stdout
+    assert proc.returncode == 1, proc.stdout
     rep = json.loads(proc.stdout)
-    assert rep["ok"] and rep["findings"] == []
-    notes = [n for n in rep["notes"] if ORPHAN_NOTE in n]
-    assert len(notes) == 1 and "1 object(s)" in notes[0], rep["notes"]
+    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("object-unrecorded", rel)]
+    assert not [n for n in rep["notes"] if ORPHAN_NOTE in n], rep["notes"]
 
     proc = case("collect", two, "--quiet")
     assert proc.returncode == 0, proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("Cleaned up")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("Store tidied")]
     assert len(lines) == 1, proc.stdout
-    assert "1 unrecorded store object(s), 1 temporary file(s)" in lines[0], lines[0]
+    assert "1 temporary file(s) removed; 1 complete object(s) no event names KEPT" in lines[0], (
+        lines[0]
+    )
 
     events = json.loads(case("log", "--json", check=True).stdout)
     cleanups = [e for e in events if e["type"] == CLEANUP_EVENT]
     assert len(cleanups) == 1, cleanups
     data = body_of(cleanups[0])["data"]
-    assert data["removed"] == [{"store": rel, "size": len(orphan_bytes)}], data
+    assert data["removed"] == [], data
+    assert data["kept"] == [
+        {
+            "store": rel,
+            "sha256": hashlib.sha256(orphan_bytes).hexdigest(),
+            "size": len(orphan_bytes),
+        }
+    ], data
     assert data["temp_files"] == 1 and data["temp_bytes"] == len(b"half a copy"), data
     assert f"event {cleanups[0]['seq']})" in lines[0], lines[0]
-    # recorded before the collection it preceded, and before anything was removed
+    # recorded before the collection it preceded
     starts = [e for e in events if e["type"] == RUN_START_EVENT]
     assert cleanups[0]["seq"] < starts[-1]["seq"]
-    assert not orphan.exists() and not temp.exists()
+    assert orphan.read_bytes() == orphan_bytes and not temp.exists()
 
     proc = case("verify", "--json")
-    assert proc.returncode == 0, proc.stdout
+    assert proc.returncode == 1, proc.stdout
     rep = json.loads(proc.stdout)
-    assert rep["findings"] == [] and not [n for n in rep["notes"] if ORPHAN_NOTE in n], rep
-    # and the next collect has nothing to clean
+    assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("object-unrecorded", rel)]
+    # and the next collect has nothing to record again
     proc = case("collect", one, "--quiet")
-    assert proc.returncode == 0 and "Cleaned up" not in proc.stdout, proc.stdout
+    assert proc.returncode == 0 and "Store tidied" not in proc.stdout, proc.stdout
     events = json.loads(case("log", "--json", check=True).stdout)
     assert len([e for e in events if e["type"] == CLEANUP_EVENT]) == 1
+    assert orphan.read_bytes() == orphan_bytes
 
 
 # -- 3. a run still going on is not unfinished ----------------------------------------
@@ -766,7 +808,7 @@ def test_log_shows_the_killed_run_until_resumed(case: Case, tmp_path: Path) -> N
     assert UNFINISHED not in proc.stdout, proc.stdout
 
     snap = snapshot(case.dir, "log after kill", Hasher())
-    assert not snap.orphans and not snap.temps
+    assert set(snap.orphans) <= snap.kept and not snap.temps
     chain = [p for root, ps in snap.chain_paths.items() if root == run for p in ps]
     assert Counter(chain) == Counter(list(tree_paths(ev))), (
         "resume did not finish the tree exactly once"

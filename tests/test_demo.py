@@ -20,7 +20,9 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
         run("verify", "--json", "--case", case, "--checkpoint", root / "checkpoint-1.txt").stdout
     )
     assert report["ok"] is True
-    assert report["checkpoints_checked"] == 3  # two recorded in the ledger + the file
+    # two recorded in the ledger + the file + the case folder's checkpoint.latest
+    assert report["checkpoints_checked"] == 4
+    assert (case / "checkpoint.latest").is_file()
     items = json.loads(run("list", "--json", "--case", case).stdout)
     raw = {bytes.fromhex(i["path_hex"]) for i in items}
     assert any(p.endswith(b"/notes-\xff\xfe.txt") for p in raw)

@@ -106,11 +106,25 @@ def store_tree(conn: sqlite3.Connection, leaves: list[bytes]) -> None:
 Edit = Callable[[int, dict[str, Any], list[bytes]], None]
 
 
-def rewrite_history(case_dir: Path, signer: Signer, start: int, edit: Edit) -> None:
+def drop_case_note(case_dir: Path, keep_note: bool) -> None:
+    """The forger also removes the signed checkpoint note custody keeps in the case
+    folder (``checkpoint.latest``), unless ``keep_note``; a copy kept off the
+    case's media (``CUSTODY_STATE_DIR``) is out of the forger's reach here."""
+    note_file = case_dir / "checkpoint.latest"
+    assert note_file.is_file()
+    if not keep_note:
+        note_file.unlink()
+
+
+def rewrite_history(
+    case_dir: Path, signer: Signer, start: int, edit: Edit, *, keep_note: bool = False
+) -> None:
     """The key holder's forgery: from event ``start`` on, let ``edit`` change each
     body, then re-chain, re-hash and re-sign it with the real key; every checkpoint
     event in that range gets a freshly signed note over the rewritten tree; the
-    derived tables (event_items, artifacts, merkle_nodes) are rebuilt to match."""
+    derived tables (event_items, artifacts, merkle_nodes) are rebuilt to match; the
+    case folder's checkpoint note is removed (:func:`drop_case_note`)."""
+    drop_case_note(case_dir, keep_note)
     db = case_dir / "custody.db"
     with Triggerless(db) as conn:
         (header_hash,) = conn.execute("SELECT hash FROM case_info").fetchone()
@@ -151,8 +165,10 @@ def rewrite_history(case_dir: Path, signer: Signer, start: int, edit: Edit) -> N
         store_tree(conn, leaves)
 
 
-def truncate(case_dir: Path, keep: int) -> None:
-    """Delete every event from seq ``keep`` on, and their derived rows."""
+def truncate(case_dir: Path, keep: int, *, keep_note: bool = False) -> None:
+    """Delete every event from seq ``keep`` on, and their derived rows (and the case
+    folder's checkpoint note: :func:`drop_case_note`)."""
+    drop_case_note(case_dir, keep_note)
     with Triggerless(case_dir / "custody.db") as conn:
         for table, col in (
             ("event_items", "seq"),
@@ -415,6 +431,44 @@ def test_rewritten_and_resigned_history_caught_only_by_checkpoint(hist: Hist) ->
     assert "not consistent" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_case_folders_note_catches_what_the_ledger_alone_hides(hist: Hist) -> None:
+    """The same truncation and rewrite, the case folder's signed checkpoint note
+    (written after the last writing command, size 12) left in place: plain verify,
+    with no checkpoint given, finds both."""
+    note_file = hist.case.dir / "checkpoint.latest"
+    lines = note_file.read_text(encoding="utf-8").splitlines()
+    assert lines[:3] == [ORIGIN, str(EVENTS), b64(merkle.root(hist.leaves))]
+    saved = hist.tmp / "saved-case"
+    shutil.copytree(hist.case.dir, saved, symlinks=True)
+
+    truncate(hist.case.dir, 8, keep_note=True)
+    rc, report = verify(hist.case)
+    assert rc == 1
+    assert report["findings"] == [
+        {
+            "kind": "checkpoint",
+            "subject": str(note_file),
+            "detail": f"ledger has 8 events, fewer than the {EVENTS} the checkpoint commits"
+            " to: events were removed (truncated history)",
+        }
+    ]
+
+    shutil.rmtree(hist.case.dir)
+    shutil.copytree(saved, hist.case.dir, symlinks=True)
+
+    def edit(seq: int, body: dict[str, Any], leaves: list[bytes]) -> None:
+        if seq == 11:
+            body["data"]["reason"] = "nothing found"
+
+    rewrite_history(hist.case.dir, hist.signer(), 11, edit, keep_note=True)
+    rc, report = verify(hist.case)
+    assert rc == 1
+    assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
+        ("checkpoint", str(note_file))
+    ]
+    assert "(history was rewritten)" in report["findings"][0]["detail"]
+
+
 def test_rewrite_that_keeps_the_checkpointed_prefix_is_consistent(hist: Hist) -> None:
     """The other side of the coin: re-signing only events after checkpoint 2 (here,
     changing the analysis reason) is invisible to it - a checkpoint pins what it
@@ -499,10 +553,12 @@ def test_recorded_checkpoint_note_edited(hist: Hist) -> None:
         ("index", "merkle tree"),
         ("checkpoint", "event 6"),
         ("checkpoint", "event 10"),
+        ("checkpoint", str(hist.case.dir / "checkpoint.latest")),  # the case folder's note
     }
-    cp1, cp2 = [f["detail"] for f in report["findings"] if f["kind"] == "checkpoint"]
+    cp1, cp2, latest = [f["detail"] for f in report["findings"] if f["kind"] == "checkpoint"]
     assert "not signed by any key this case knows" in cp1
     assert "not consistent" in cp2
+    assert "not consistent" in latest
 
 
 @pytest.mark.parametrize("claim", ["wrong-root", "too-large"])

@@ -47,6 +47,12 @@ def findings(report: dict[str, Any]) -> set[tuple[str, str]]:
     return {(f["kind"], f["subject"]) for f in report["findings"]}
 
 
+def note(c: Collected) -> tuple[str, str]:
+    """The finding of the case folder's signed checkpoint note (``checkpoint.latest``,
+    written after the last writing command): the tampered ledger no longer extends it."""
+    return ("checkpoint", str(c.case.dir / "checkpoint.latest"))
+
+
 def assert_failed(rc: int, report: dict[str, Any]) -> None:
     assert rc == 1, report
     assert report["ok"] is False
@@ -316,7 +322,12 @@ def test_event_body_edited(collected: Collected) -> None:
     rc, report = verify(collected.case)
     assert_failed(rc, report)
     subject = f"event {seq}"
-    assert findings(report) == {("event-hash", subject), ("signature", subject), TREE}
+    assert findings(report) == {
+        ("event-hash", subject),
+        ("signature", subject),
+        TREE,
+        note(collected),
+    }
     assert {
         "kind": "event-hash",
         "subject": subject,
@@ -346,6 +357,7 @@ def test_event_body_edited_and_rehashed(collected: Collected) -> None:
         ("signature", f"event {seq}"),
         ("chain-link", f"event {seq + 1}"),
         TREE,
+        note(collected),
     }
 
 
@@ -391,8 +403,16 @@ def test_event_deleted(collected: Collected) -> None:
         "detail": f"prev is {events[seq + 1]['prev']}, previous event's hash is "
         f"{events[seq - 1]['hash']}",
     } in report["findings"]
-    # The artifacts index still lists ITEM-2, which no signed event records any more.
-    assert findings(report) == {("chain-gap", nxt), ("chain-link", nxt), ("index", "ITEM-2"), TREE}
+    # The artifacts index still lists ITEM-2, which no signed event records any more;
+    # its stored bytes, which no event names now, are evidence of the lost event.
+    assert findings(report) == {
+        ("chain-gap", nxt),
+        ("chain-link", nxt),
+        ("index", "ITEM-2"),
+        ("object-unrecorded", collected.item("ITEM-2")["store"]),
+        TREE,
+        note(collected),
+    }
 
 
 def test_events_swapped(collected: Collected) -> None:
@@ -434,6 +454,7 @@ def test_events_swapped(collected: Collected) -> None:
         ("index", "ITEM-1"),
         ("index", "ITEM-2"),
         TREE,
+        note(collected),
     }
     assert {
         "kind": "event-mismatch",
@@ -486,7 +507,7 @@ def test_signer_public_key_swapped(collected: Collected) -> None:
     for e in events:
         assert ("unknown-signer", f"event {e['seq']}") in got
     # Nothing else: the identities table was forged consistently with the body.
-    assert got == {("event-hash", subject), TREE} | {
+    assert got == {("event-hash", subject), TREE, note(collected)} | {
         ("unknown-signer", f"event {e['seq']}") for e in events
     }
 
@@ -523,6 +544,7 @@ def test_signer_key_and_fingerprint_swapped(collected: Collected) -> None:
         ("index", new_fp),
         ("index", old_fp),
         TREE,
+        note(collected),
     } | {("unknown-signer", f"event {e['seq']}") for e in events if e["seq"] != seq}
     assert {
         "kind": "index",
@@ -553,6 +575,7 @@ def test_every_problem_is_reported(collected: Collected) -> None:
         ("event-hash", f"event {seq}"),
         ("signature", f"event {seq}"),
         TREE,
+        note(collected),
     }
     # The text report lists them too, one per line.
     proc = collected.case("verify")
