@@ -186,6 +186,12 @@ def test_show_of_an_item_whose_event_was_edited_fails_first(case: Case, tmp_path
     seq = collect_seq(case, "ITEM-1")
     fake = hashlib.sha256(b"something else").hexdigest()
     edit_event(case, seq, digests["ITEM-1"], fake)
+    # the signed note kept beside the ledger no longer matches it: the whole history
+    # is in doubt, and every show fails (the next test); this attacker also removes it
+    note = case.dir / "checkpoint.latest"
+    assert note.is_file()
+    assert cli(case, "show", "ITEM-2").returncode == 1
+    note.unlink()
 
     proc = cli(case, "show", "ITEM-1")
     assert proc.returncode == 1, proc.stderr
