@@ -36,7 +36,7 @@ from custody.errors import BadPathError, OperationalError, StoreError, UsageErro
 from custody.hashing import SourceReadError, hash_file
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
-from custody.store import Store, WritersLock, lock_held, object_relpath
+from custody.store import Store, WritersLock, lock_held, object_relpath, open_private
 
 
 class SelftestFailedError(OperationalError):
@@ -896,7 +896,7 @@ class _RunLock:
 
     def __enter__(self) -> _RunLock:
         self.store.make_tmp()
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = open_private(self.path, os.O_RDWR)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

@@ -42,7 +42,7 @@ from custody.errors import (
 from custody.keys import Identity, Signer
 from custody.merkle import TreeCache, leaf_hash, node_hash
 from custody.migrations import migrate
-from custody.store import make_private_dirs
+from custody.store import make_private_dirs, open_private
 
 DB_NAME = "custody.db"
 STORE_NAME = "store"
@@ -203,9 +203,14 @@ class Ledger:
         if db_path.exists():
             raise UsageError(f"a case already exists in {case_dir}")
         try:
-            case_dir.mkdir(parents=True, exist_ok=True)
+            # a directory custody makes is 0700, and the ledger 0600 (SQLite gives
+            # custody.db-wal and -shm its mode): the ledger names paths, people and
+            # reasons.  A directory that already existed keeps its mode (verify
+            # notes one others may read).
+            make_private_dirs(os.fspath(case_dir), os.fspath(case_dir))
             store = os.fspath(case_dir / STORE_NAME)
             make_private_dirs(store, store)  # 0700: the evidence is the owner's alone
+            os.close(open_private(db_path, os.O_WRONLY))
             conn = _connect(db_path)
         except OSError as e:
             raise OperationalError(f"cannot create case in {case_dir}: {e.strerror}") from e

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from custody import note
 from custody.config import config_dir
+from custody.store import PRIVATE_FILE_MODE, make_private_dirs, open_private
 
 if TYPE_CHECKING:
     from custody.keys import Signer
@@ -104,7 +105,8 @@ def _keep(src: Path, dest: Path) -> None:
     except OSError:
         pass
     data = src.read_bytes()
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -130,7 +132,8 @@ def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
     )
     written: list[Path] = []
     for d in places(ledger):
-        d.mkdir(parents=True, exist_ok=True)
+        if not d.is_dir():  # the case directory, or the state directory's for it
+            make_private_dirs(os.fspath(d), os.fspath(d))
         latest = d / LATEST
         old = _parse(latest, origin) if latest.exists() else None
         now = ledger.tree()  # re-read: another writer may have appended since
@@ -143,7 +146,8 @@ def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
             kept = d / f"{KEPT_PREFIX}{n}-{stamp}-{os.urandom(3).hex()}"
             _keep(latest, kept)  # the ledger lost what it commits to
         tmp = d / f".{LATEST}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        tmp.unlink(missing_ok=True)  # left by a killed command of this pid
+        with os.fdopen(open_private(tmp, os.O_WRONLY), "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

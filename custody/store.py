@@ -24,12 +24,31 @@ from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, ha
 
 OBJECT_MODE = 0o400  # read-only, and for the case's owner alone
 DIR_MODE = 0o700  # the store and every directory in it: the owner's alone
+# custody.db (SQLite gives its -wal and -shm the same mode), checkpoint notes and
+# lock files: the ledger names paths, people and reasons, so the owner's alone
+PRIVATE_FILE_MODE = 0o600
 #: permission bits that make a store object readable by someone else than its owner
 #: (``custody verify`` notes them)
 SHARED_READ_BITS = 0o044
 
 
 WRITERS_LOCK = ".writers.lock"
+
+
+def open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """Open ``path`` with ``flags`` (O_RDWR or O_WRONLY), creating it mode 0600,
+    exactly, whatever the umask, when it does not exist.  An existing file keeps
+    its mode: custody never changes the permissions of a file it did not make."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def lock_held(path: Path, probe: int) -> bool:
@@ -63,7 +82,7 @@ class WritersLock:
     def acquire(self) -> bool:
         """Take the lock; True when it was exclusive at first (no other writer:
         the caller may clean up, then it is downgraded with :meth:`share`)."""
-        self.fd = os.open(self.root / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = open_private(self.root / WRITERS_LOCK, os.O_RDWR)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True

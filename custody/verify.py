@@ -31,6 +31,7 @@ import binascii
 import json
 import os
 import re
+import shlex
 import sqlite3
 import stat
 from collections.abc import Callable, Sequence
@@ -55,6 +56,7 @@ from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
 from custody.ledger import (
     COLLECT_EVENT,
+    DB_NAME,
     EVENT_VERSION,
     Event,
     Ledger,
@@ -789,6 +791,32 @@ def _interrupted_run(bodies: dict[int, dict[str, Any]]) -> bool:
     return bool(started - ended)
 
 
+def check_case_perms(ledger: Ledger, report: VerifyReport) -> None:
+    """A note (not a finding: the record is intact) when others may read the case
+    directory or its ledger, which names paths, people and reasons.  custody makes
+    new cases 0700 with custody.db* 0600 but never changes an existing case's
+    permissions; it says how to."""
+    d = ledger.case_dir
+    shared: list[str] = []
+    for path, what in (
+        (d, "the case directory"),
+        *((d / f"{DB_NAME}{sfx}", f"{DB_NAME}{sfx}") for sfx in ("", "-wal", "-shm")),
+    ):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & SHARED_READ_BITS:
+            shared.append(f"{what} (mode {stat.S_IMODE(mode):04o})")
+    if shared:
+        q = shlex.quote(os.fspath(d))
+        report.notes.append(
+            f"{d}: other local users may read {', '.join(shared)}, and the ledger names"
+            " paths, people and reasons; custody makes a new case 0700 with custody.db*"
+            f" 0600: run 'chmod 700 {q}; chmod 600 {q}/{DB_NAME}*'"
+        )
+
+
 def _who(mode: int) -> str:
     """Who besides the owner may read a file of ``mode``, in words."""
     who = ((0o040, "its group"), (0o004, "every local user"))
@@ -820,6 +848,7 @@ def verify_ledger(
         ledger.conn.execute("BEGIN")
         try:
             check_case_header(ledger, report)
+            check_case_perms(ledger, report)
             r = Replay(rules=ledger.case.rules)
             if r.rules < 2:
                 report.notes.append(
