@@ -1,0 +1,473 @@
+"""Issue 13's "Done when": a verifier written from docs/bundle-format.md alone
+(tests/docverify.py) agrees with ``custody bundle verify`` on every tampered bundle.
+
+The genuine bundle is test_bundle.py's (its module-scoped ``template``); each case
+copies its folder bundle ``all``, applies one tamper the bundle tests apply, and
+compares the exit codes, and the finding kinds of the steps docverify implements
+(not the custody replay of step 9, nor the time-stamp of step 10).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docverify
+import pytest
+from conftest import PASSPHRASE, Run
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tampering import read_events, retag, write_events
+from test_bundle import (
+    CASE_ID,
+    REASON,
+    b64,
+    forge_with_keys,
+    raw_public,
+    remanifest,
+    seq_of,
+    template,  # noqa: F401 -- the module-scoped fixture, reused
+    writable,
+)
+
+from custody import note
+from custody.canonical import content_hash
+from custody.checkpoint import origin_of
+from custody.keys import fingerprint, load_signer
+
+# the kinds of the custody replay (step 9) and time-stamp (step 10): docverify skips both
+SKIPPED_KINDS = {
+    "identity",
+    "rotation",
+    "revocation",
+    "revoked-key",
+    "transfer",
+    "receipt",
+    "receipt-mismatch",
+    "lifecycle",
+    "authority",
+    "name",
+    "timestamp",
+}
+
+Tamper = Callable[[Path, dict[str, Any]], "tuple[str, ...] | None"]
+
+
+def _edit_json(bag: Path, name: str, change: Callable[[Any], None]) -> None:
+    p = bag / "custody" / name
+    doc = json.loads(p.read_text())
+    change(doc)
+    p.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _edit_row(bag: Path, seq: int, change: Callable[[dict[str, Any]], None]) -> None:
+    rows = read_events(bag)
+    for r in rows:
+        if r["seq"] == seq:
+            change(r)
+    write_events(bag, rows)
+
+
+def _dana(bag: Path) -> Any:
+    return load_signer(bag.parent.parent / "dana.pem", PASSPHRASE.encode())
+
+
+# -- the tampers --------------------------------------------------------------------------
+
+
+def genuine(bag: Path, t: dict[str, Any]) -> None:
+    pass
+
+
+def payload_bit_flipped(bag: Path, t: dict[str, Any]) -> None:
+    f = writable(bag / "data" / "ITEM-2" / "payroll.csv")
+    data = bytearray(f.read_bytes())
+    data[20] ^= 0x01
+    f.write_bytes(bytes(data))
+
+
+def payload_replaced_remanifested(bag: Path, t: dict[str, Any]) -> None:
+    writable(bag / "data" / "ITEM-1" / "exhibit-1.log").write_bytes(b"nothing to see here\n")
+    remanifest(bag)
+
+
+def payload_removed(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
+
+
+def payload_removed_remanifested(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
+    remanifest(bag)
+
+
+def payload_removed_and_unlisted(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "ITEM-2" / "payroll.csv").unlink()
+
+    def change(doc: Any) -> None:
+        for it in doc["items"]:
+            if it["id"] == "ITEM-2":
+                for f in ("payload", "name_mapped"):
+                    it.pop(f, None)
+
+    _edit_json(bag, "bundle.json", change)
+    remanifest(bag)
+
+
+def payload_added(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "extra.txt").write_bytes(b"planted\n")
+
+
+def payload_added_remanifested(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "extra.txt").write_bytes(b"planted\n")
+    remanifest(bag)
+
+
+def tag_file_edited(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "bag-info.txt"
+    p.write_text(p.read_text().replace("Acme Forensics", "Evil Corp"))
+
+
+def tag_file_edited_retagged(bag: Path, t: dict[str, Any]) -> None:
+    tag_file_edited(bag, t)
+    retag(bag)
+
+
+def tagmanifest_removed(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "tagmanifest-sha256.txt").unlink()
+
+
+def event_edited(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = r["body"].replace(REASON, "routine archiving")
+
+    _edit_row(bag, seq_of(bag, "transfer"), change)
+
+
+def event_edited_rehashed(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = r["body"].replace(REASON, "routine archiving")
+        r["hash"] = content_hash(r["body"].encode())
+
+    _edit_row(bag, seq_of(bag, "transfer"), change)
+    retag(bag)
+
+
+def event_resigned_by_real_key(bag: Path, t: dict[str, Any]) -> None:
+    dana = _dana(bag)
+
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = r["body"].replace(REASON, "routine archiving")
+        r["hash"] = content_hash(r["body"].encode())
+        r["signature"] = b64(dana.sign(r["body"].encode()))
+
+    _edit_row(bag, seq_of(bag, "transfer"), change)
+    retag(bag)
+
+
+def event_noncanonical(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = json.dumps(json.loads(r["body"]), indent=1)
+        r["hash"] = content_hash(r["body"].encode())
+
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), change)
+    retag(bag)
+
+
+def signature_replaced(bag: Path, t: dict[str, Any]) -> None:
+    rows = read_events(bag)
+    a, b = rows[1], rows[2]
+    a["signature"] = b["signature"]
+    write_events(bag, rows)
+    retag(bag)
+
+
+def event_removed(bag: Path, t: dict[str, Any]) -> None:
+    seq = seq_of(bag, "receive")
+    write_events(bag, [r for r in read_events(bag) if r["seq"] != seq])
+
+
+def _remove_retag(type_: str, item: str | None = None) -> Callable[[Path, dict[str, Any]], None]:
+    def tamper(bag: Path, t: dict[str, Any]) -> None:
+        seq = seq_of(bag, type_, item)
+        write_events(bag, [r for r in read_events(bag) if r["seq"] != seq])
+        retag(bag)
+
+    tamper.__name__ = f"{type_.replace('.', '_')}_removed_retagged"
+    return tamper
+
+
+def handover_removed_with_proofs(bag: Path, t: dict[str, Any]) -> None:
+    gone = {seq_of(bag, "transfer"), seq_of(bag, "receive")}
+    write_events(bag, [r for r in read_events(bag) if r["seq"] not in gone])
+    _edit_json(
+        bag,
+        "proofs.json",
+        lambda d: d.update(proofs=[p for p in d["proofs"] if p["seq"] not in gone]),
+    )
+    retag(bag)
+
+
+def event_duplicated(bag: Path, t: dict[str, Any]) -> None:
+    seq = seq_of(bag, "collect", "ITEM-3")
+    rows = read_events(bag)
+    write_events(bag, rows + [r for r in rows if r["seq"] == seq])
+    retag(bag)
+
+
+def event_line_not_json(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "events.jsonl"
+    p.write_text(p.read_text() + "not json\n")
+    retag(bag)
+
+
+def item_dropped_from_bundle_json(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "bundle.json", lambda d: d.update(items=d["items"][:2]))
+    shutil.rmtree(bag / "data" / "ITEM-3")
+    remanifest(bag)
+
+
+def checkpoint_edited(bag: Path, t: dict[str, Any]) -> None:
+    cp = bag / "custody" / "checkpoint.txt"
+    lines = cp.read_text().split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    cp.write_text("\n".join(lines))
+
+
+def checkpoint_edited_retagged(bag: Path, t: dict[str, Any]) -> None:
+    checkpoint_edited(bag, t)
+    retag(bag)
+
+
+def checkpoint_resigned_over_another_root(bag: Path, t: dict[str, Any]) -> None:
+    dana = _dana(bag)
+    size = json.loads((bag / "custody" / "proofs.json").read_text())["tree_size"]
+    text = note.format_checkpoint(note.Checkpoint(origin_of(CASE_ID), size, bytes(32), []))
+    (bag / "custody" / "checkpoint.txt").write_text(
+        note.sign_note(text, "dana-reyes", dana.sign, dana.identity.public_raw)
+    )
+    retag(bag)
+
+
+def checkpoint_resigned_by_another_key(bag: Path, t: dict[str, Any]) -> None:
+    other = Ed25519PrivateKey.generate()
+    cp = bag / "custody" / "checkpoint.txt"
+    text = cp.read_text().split("\n\n")[0] + "\n"
+    cp.write_text(note.sign_note(text, "dana-reyes", other.sign, raw_public(other)))
+    retag(bag)
+
+
+def proof_edited(bag: Path, t: dict[str, Any]) -> None:
+    def change(d: Any) -> None:
+        h = d["proofs"][3]["proof"][0]
+        d["proofs"][3]["proof"][0] = ("0" if h[0] != "0" else "1") + h[1:]
+
+    _edit_json(bag, "proofs.json", change)
+    retag(bag)
+
+
+def proofs_tree_size_edited(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "proofs.json", lambda d: d.update(tree_size=d["tree_size"] + 1))
+    retag(bag)
+
+
+def _bundle_json(*keys: str | int, value: Any) -> Callable[[Path, dict[str, Any]], None]:
+    def tamper(bag: Path, t: dict[str, Any]) -> None:
+        def change(doc: Any) -> None:
+            for k in keys[:-1]:
+                doc = doc[k]
+            doc[keys[-1]] = value
+
+        _edit_json(bag, "bundle.json", change)
+        retag(bag)
+
+    tamper.__name__ = "bundle_json_" + "_".join(str(k) for k in keys)
+    return tamper
+
+
+def header_edited(bag: Path, t: dict[str, Any]) -> None:
+    def change(doc: Any) -> None:
+        h = json.loads(doc["case"]["header"])
+        h["title"] = "Another title"
+        doc["case"]["header"] = json.dumps(h, sort_keys=True, separators=(",", ":"))
+
+    _edit_json(bag, "bundle.json", change)
+    retag(bag)
+
+
+def schema_version_edited(bag: Path, t: dict[str, Any]) -> None:
+    _bundle_json("schema_version", value=2)(bag, t)
+
+
+def keys_name_edited(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "keys.json", lambda d: d[0].update(name="Someone Else"))
+    retag(bag)
+
+
+def keys_role_edited(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "keys.json", lambda d: d[0].update(role="judge"))
+    retag(bag)
+
+
+def public_key_swapped(bag: Path, t: dict[str, Any]) -> None:
+    dana = t["keys"]["Dana Reyes"]
+    other = Ed25519PrivateKey.generate()
+
+    def change(keys: Any) -> None:
+        for k in keys:
+            if k["fingerprint"] == dana:
+                k["public_key"] = b64(raw_public(other))
+                k["fingerprint"] = fingerprint(raw_public(other))
+
+    _edit_json(bag, "keys.json", change)
+    retag(bag)
+
+
+def public_key_garbled(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "keys.json", lambda d: d[0].update(public_key="!!not base64!!"))
+    retag(bag)
+
+
+def unused_key_added(bag: Path, t: dict[str, Any]) -> None:
+    other = raw_public(Ed25519PrivateKey.generate())
+    entry = {
+        "fingerprint": fingerprint(other),
+        "name": "Mallory",
+        "role": "collector",
+        "public_key": b64(other),
+    }
+    _edit_json(bag, "keys.json", lambda d: d.append(entry))
+    retag(bag)
+
+
+def forged_with_other_keys(bag: Path, t: dict[str, Any]) -> None:
+    keys = json.loads((bag / "custody" / "keys.json").read_text())
+    forge_with_keys(bag, {k["fingerprint"]: Ed25519PrivateKey.generate() for k in keys})
+
+
+def symlink_planted(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "data" / "link").symlink_to("/etc/passwd")
+
+
+def duplicate_json_key(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "keys.json"
+    text = p.read_text()
+    p.write_text(text.replace('"name":', '"name": "x", "name":', 1))
+    retag(bag)
+
+
+def manifest_line_malformed(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "manifest-sha256.txt"
+    p.write_text(p.read_text() + "garbage\n")
+
+
+def payload_path_escapes(bag: Path, t: dict[str, Any]) -> None:
+    _bundle_json("items", 0, "payload", value="../etc/passwd")(bag, t)
+
+
+TAMPERS: list[Any] = [
+    genuine,
+    payload_bit_flipped,
+    payload_replaced_remanifested,
+    payload_removed,
+    payload_removed_remanifested,
+    payload_removed_and_unlisted,
+    payload_added,
+    payload_added_remanifested,
+    tag_file_edited,
+    tag_file_edited_retagged,
+    tagmanifest_removed,
+    event_edited,
+    event_edited_rehashed,
+    event_resigned_by_real_key,
+    event_noncanonical,
+    signature_replaced,
+    event_removed,
+    _remove_retag("collect", "ITEM-3"),
+    _remove_retag("transfer"),
+    _remove_retag("receive"),
+    _remove_retag("export"),
+    _remove_retag("case.open"),
+    handover_removed_with_proofs,
+    event_duplicated,
+    event_line_not_json,
+    item_dropped_from_bundle_json,
+    checkpoint_edited,
+    checkpoint_edited_retagged,
+    checkpoint_resigned_over_another_root,
+    checkpoint_resigned_by_another_key,
+    proof_edited,
+    proofs_tree_size_edited,
+    _bundle_json("case", "title", value="Another title"),
+    _bundle_json("case", "id", value="2026-999"),
+    _bundle_json("case", "header_hash", value="sha256:" + "0" * 64),
+    header_edited,
+    _bundle_json("exported_by", value="sha256:" + "1" * 64),
+    _bundle_json("exported", value="2020-01-01T00:00:00Z"),
+    _bundle_json("checkpoint_event", value=1),
+    _bundle_json("items", 0, "path", value="/tmp/other.log"),
+    _bundle_json("items", 0, "path_hex", value="2f746d70"),
+    _bundle_json("items", 0, "sha256", value="0" * 64),
+    _bundle_json("items", 0, "size", value=1),
+    _bundle_json("items", 0, "outcome", value="unstable"),
+    _bundle_json("items", 1, "name_mapped", value=True),
+    schema_version_edited,
+    keys_name_edited,
+    keys_role_edited,
+    public_key_swapped,
+    public_key_garbled,
+    unused_key_added,
+    forged_with_other_keys,
+    symlink_planted,
+    duplicate_json_key,
+    manifest_line_malformed,
+    payload_path_escapes,
+]
+
+
+def custody_verdict(run: Run, bag: Path, *flags: str) -> tuple[int, set[str]]:
+    proc = run("bundle", "verify", bag, "--json", *flags)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 1, 2), (proc.returncode, proc.stderr)
+    if proc.returncode == 2:
+        return 2, set()
+    return proc.returncode, {f["kind"] for f in json.loads(proc.stdout)["findings"]}
+
+
+@pytest.fixture
+def bag(template: dict[str, Any], tmp_path: Path) -> Path:  # noqa: F811
+    root: Path = template["root"]
+    shutil.copytree(root / "bundles" / "all", tmp_path / "bundles" / "all", symlinks=True)
+    shutil.copy2(root / "dana.pem", tmp_path / "dana.pem")
+    return tmp_path / "bundles" / "all"
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=lambda f: f.__name__)
+def test_docverify_agrees_with_custody(
+    tamper: Any,
+    bag: Path,
+    run: Run,
+    template: dict[str, Any],  # noqa: F811
+) -> None:
+    tamper(bag, template)
+    want_rc, want_kinds = custody_verdict(run, bag)
+    got_rc, got = docverify.verify(bag)
+    got_kinds = {k for k, _ in got}
+    assert (got_rc, got_kinds) == (want_rc, want_kinds - SKIPPED_KINDS), got
+
+
+@pytest.mark.parametrize("tamper", [genuine, forged_with_other_keys], ids=lambda f: f.__name__)
+def test_docverify_agrees_with_custody_under_trust(
+    tamper: Any,
+    bag: Path,
+    run: Run,
+    template: dict[str, Any],  # noqa: F811
+) -> None:
+    """With every genuine key as an anchor (docverify implements trust by anchors only)."""
+    anchors = sorted(template["keys"].values())
+    tamper(bag, template)
+    flags = [a for fp in anchors for a in ("--trust", fp)]
+    want_rc, want_kinds = custody_verdict(run, bag, *flags)
+    got_rc, got = docverify.verify(bag, tuple(anchors))
+    assert (got_rc, {k for k, _ in got}) == (want_rc, want_kinds - SKIPPED_KINDS), got
