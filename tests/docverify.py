@@ -335,7 +335,10 @@ def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
 
     # Step 4: events.
     events: list[dict[str, Any]] = []  # usable lines: {seq, hash, body bytes, parsed}
-    text = read("custody/events.jsonl").decode("utf-8", errors="replace")
+    try:
+        text = read("custody/events.jsonl").decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotABundle("events.jsonl is not UTF-8") from None
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
@@ -549,18 +552,76 @@ def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
         elif fp in signers:
             add("key", fp)
 
-    # Step 11: trust (anchors only; see the module docstring).
+    # Step 11: trust by key (§10.1).
     if trust:
-        anchors = set(trust)
+        # without a signed export event (already a finding) custody falls back to
+        # bundle.json's unsigned "rules"; the docs say nothing of that case
+        rules = meta.get("rules", 1)
+        if export is not None:
+            d = export["ev"].get("data") if isinstance(export["ev"].get("data"), dict) else {}
+            rules = d.get("rules", 1)
+        trusted = trusted_keys(events, set(trust), rules)
         seen: set[str] = set()
         for e in sorted(events, key=lambda x: x["seq"]):
             s = e["row"].get("signer")
-            if s in keys and s not in anchors and s not in seen:
+            if s in keys and s not in trusted and s not in seen:
                 seen.add(s)
                 add("untrusted-key", s)
-        if not cp_signers & anchors:
+        if cp is not None and not cp_signers & trusted:
             add("untrusted-checkpoint", "custody/checkpoint.txt")
     return found
+
+
+def trusted_keys(events: list[dict[str, Any]], anchors: set[str], rules: Any) -> set[str]:
+    """§10.1: the anchors; under rules 2 also their lines of rotations and, when the
+    owner is trusted, the keys attested in the bundle's signed events.  Simplified:
+    every disclosed rotation and imported identity is taken as the replay would
+    accept it (no cosignature check, no replay of revocations)."""
+    trusted = set(anchors)
+    if rules != 2:
+        return trusted
+    bodies = [e["ev"] for e in sorted(events, key=lambda x: x["seq"])]
+
+    def data(ev: dict[str, Any]) -> dict[str, Any]:
+        return ev.get("data") if isinstance(ev.get("data"), dict) else {}
+
+    owner = recovery = None
+    if bodies and bodies[0].get("type") == "case.open" and bodies[0].get("seq") == 0:
+        d0 = data(bodies[0])
+        owner = (d0.get("owner") or {}).get("fingerprint")
+        recovery = (d0.get("recovery") or {}).get("fingerprint")
+    rotations = [
+        (data(ev).get("old"), data(ev).get("new"))
+        for ev in bodies
+        if ev.get("type") == "key.rotate"
+    ]
+    owners = {owner}
+    for old, new in rotations:
+        if old in owners:
+            owners.add(new)
+    changed = True
+    while changed:
+        before = set(trusted)
+        for old, new in rotations:
+            if old in trusted:
+                trusted.add(new)
+            if new in anchors:
+                trusted.add(old)
+        if owners & trusted:
+            attested = set(owners) | ({recovery} if recovery else set())
+            delegates: set[str] = set()
+            for ev in bodies:
+                d = data(ev)
+                if ev.get("type") == "identity" and d.get("registration") == "imported":
+                    if ev.get("signer") in owners or ev.get("signer") in delegates:
+                        attested.add(d.get("fingerprint"))
+                        if d.get("delegate") is True and ev.get("signer") in owners:
+                            delegates.add(d.get("fingerprint"))
+                elif ev.get("type") == "key.rotate" and d.get("old") in attested:
+                    attested.add(d.get("new"))
+            trusted |= attested
+        changed = trusted != before
+    return trusted
 
 
 def schema_subset(meta: dict[str, Any], keys_doc: list[dict[str, Any]]) -> None:
@@ -571,7 +632,9 @@ def schema_subset(meta: dict[str, Any], keys_doc: list[dict[str, Any]]) -> None:
             raise NotABundle("keys.json fingerprint")
         if not re.fullmatch(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", str(k.get("public_key"))):
             raise NotABundle("keys.json public_key")
-    for it in meta.get("items") or []:
+    if not isinstance(meta.get("items"), list):
+        raise NotABundle("bundle.json items")
+    for it in meta["items"]:
         if isinstance(it, dict):
             with_bytes = isinstance(it.get("sha256"), str)
             if with_bytes != ("payload" in it) or with_bytes != ("name_mapped" in it):
