@@ -5,12 +5,14 @@ the standard library, ``cryptography`` (Ed25519) and ``rfc8785`` (canonical JSON
 ``verify(path, trust=())`` returns ``(exit_code, findings)``: 2 "not a bundle" (no
 findings), 1 with findings ``[(kind, subject)]``, 0 when the bundle verifies.
 
-Implemented (bundle-format.md §10): steps 0-2 for a folder bundle (symlinks and hard
-links refused, strict JSON), 3 keys, 4 events, 5 checkpoint (C2SP signed note), 6-7
-inclusion proofs (RFC 9162), 8 items and payload digests, 12 signed fields, §12
-disclosure against the export event, 11 trust by anchors (only "an anchor is
-trusted": no rotation lines nor owner attestation).  Skipped: tar/zip containers,
-step 9 (custody replay), step 10 (time-stamp), the JSON Schema validation of §12.
+Implemented (bundle-format.md §10): steps 0-2 for a folder, tar (whatever Python's
+tarfile opens) or zip bundle, with the entry rules of §11 and strict JSON; 3 keys;
+4 events; 5 the checkpoint (C2SP signed note); 6-7 inclusion proofs (RFC 9162); 8
+items and payload digests; 11 trust by key (anchors, their rotation lines and, under
+rules 2, the keys the trusted owner attested, simplified: see ``trusted_keys``); 12
+signed fields; §12 disclosure against the export event.  Skipped: step 9 (the
+custody replay), step 10 (the RFC 3161 time-stamp), and of §12's JSON Schema
+validation only a few rules are checked (``schema_subset``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import os
 import re
 import stat
 import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +110,23 @@ def safe_name(name: str) -> bool:
     return all(p not in ("", ".", "..") for p in parts)
 
 
-# -- reading a folder bundle safely (§1, §11) ---------------------------------------
+# -- reading a bundle safely (§1, §11) ----------------------------------------------
 
 
-def index_folder(root: Path) -> dict[str, Path]:
-    """Every regular file of the folder, by its path relative to the bag root."""
-    files: dict[str, Path] = {}
+class Entry:
+    """One regular file of the bag, read in place (never extracted)."""
+
+    def __init__(self, size: int, reader: Callable[[], bytes]) -> None:
+        self.size = size
+        self._reader = reader
+
+    def read_bytes(self) -> bytes:
+        return self._reader()
+
+
+def index_folder(root: Path) -> dict[str, Entry]:
+    """Every regular file of the folder, by its path relative to the folder."""
+    files: dict[str, Entry] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
@@ -124,23 +140,89 @@ def index_folder(root: Path) -> dict[str, Path]:
                 raise NotABundle(f"special file {rel}")
             if st.st_nlink > 1:
                 raise NotABundle(f"hard link {rel}")
-            files[rel] = p
+            files[rel] = Entry(st.st_size, p.read_bytes)
     return files
 
 
-def locate_root(path: Path) -> Path:
-    if (path / "bagit.txt").is_file():
-        return path
-    entries = list(path.iterdir())
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
-        return locate_root_strict(entries[0])
-    raise NotABundle("no bagit.txt")
+def check_entry_name(name: str, is_dir: bool) -> str:
+    """§11 entry names; the name without a directory's trailing /."""
+    if is_dir and name.endswith("/"):
+        name = name[:-1]
+    if not safe_name(name):
+        raise NotABundle(f"unsafe entry name {name!r}")
+    return name
 
 
-def locate_root_strict(path: Path) -> Path:
-    if (path / "bagit.txt").is_file():
-        return path
-    raise NotABundle("no bagit.txt")
+def index_archive(path: Path) -> dict[str, Entry]:
+    entries: dict[str, Entry | None] = {}  # None: a directory
+
+    def put(name: str, entry: Entry | None) -> None:
+        if name in entries:
+            raise NotABundle(f"duplicate entry {name}")
+        entries[name] = entry
+
+    if zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        for info in zf.infolist():
+            mode = info.external_attr >> 16
+            is_dir = info.is_dir()
+            name = check_entry_name(info.filename, is_dir)
+            if mode and stat.S_IFMT(mode):
+                kind = stat.S_IFMT(mode)
+                if kind == stat.S_IFLNK or (kind != stat.S_IFREG and not is_dir):
+                    raise NotABundle(f"zip entry {name} is not a regular file")
+                if is_dir and kind != stat.S_IFDIR:
+                    raise NotABundle(f"zip entry {name} is not a directory")
+            put(
+                name,
+                None if is_dir else Entry(info.file_size, lambda i=info: zf.read(i)),
+            )
+    else:
+        try:
+            tf = tarfile.open(path, "r:*")
+            members = tf.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise NotABundle(f"not a readable archive: {exc}") from None
+        for m in members:
+            name = check_entry_name(m.name, m.isdir())
+            if m.issym() or m.islnk():
+                raise NotABundle(f"link {name}")
+            if m.isdir():
+                put(name, None)
+            elif m.isreg():
+                put(name, Entry(m.size, lambda m=m: tf.extractfile(m).read()))  # type: ignore[union-attr]
+            else:
+                raise NotABundle(f"special entry {name}")
+    total = sum(e.size for e in entries.values() if e is not None)
+    if total > 1 << 40 or (total > 64 << 20 and total > 1000 * path.stat().st_size):
+        raise NotABundle("decompression bomb")
+    files = {n: e for n, e in entries.items() if e is not None}
+    if "bagit.txt" in files:
+        return files
+    tops = {n.split("/")[0] for n in entries}
+    if len(tops) != 1:
+        raise NotABundle("no bagit.txt")
+    (top,) = tops
+    return {n[len(top) + 1 :]: e for n, e in files.items() if n.startswith(top + "/")}
+
+
+def index_bundle(path: Path) -> dict[str, Entry]:
+    """The bag's regular files by their path relative to the bag root."""
+    if not path.exists():
+        raise NotABundle("no such path")
+    if not path.is_dir():
+        files = index_archive(path)
+    else:
+        files = index_folder(path)
+        if "bagit.txt" not in files:
+            tops = {n.split("/")[0] for n in files} | {p.name for p in path.iterdir() if p.is_dir()}
+            if len(tops) != 1:
+                raise NotABundle("no bagit.txt")
+            (top,) = tops
+            files = {n[len(top) + 1 :]: e for n, e in files.items() if n.startswith(top + "/")}
+    if "bagit.txt" not in files:
+        raise NotABundle("no bagit.txt")
+    return files
 
 
 # -- the Merkle tree (§8) and the signed note (§7) -------------------------------------
@@ -245,10 +327,7 @@ def verify(path: Path | str, trust: tuple[str, ...] = ()) -> tuple[int, list[tup
 
 
 def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
-    if not path.exists() or not path.is_dir():
-        raise NotABundle("only folder bundles are read")
-    root = locate_root(path)
-    files = index_folder(root)
+    files = index_bundle(path)
     found: list[tuple[str, str]] = []
 
     def add(kind: str, subject: str) -> None:
@@ -258,7 +337,7 @@ def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
         p = files.get(rel)
         if p is None:
             raise NotABundle(f"missing {rel}")
-        if p.stat().st_size > MAX_TAG:
+        if p.size > MAX_TAG:
             raise NotABundle(f"{rel} too large")
         return p.read_bytes()
 

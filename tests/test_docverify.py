@@ -9,9 +9,13 @@ compares the exit codes, and the finding kinds of the steps docverify implements
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import stat
+import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from test_bundle import (
     template,  # noqa: F401 -- the module-scoped fixture, reused
     writable,
 )
+from test_bundle_hostile import TOP, build_tar, build_zip, member
 from test_signed_fields import _forge_header
 
 from custody import note
@@ -507,13 +512,16 @@ TAMPERS: list[Any] = [
 ]
 
 
-def custody_verdict(run: Run, bag: Path, *flags: str) -> tuple[int, set[str]]:
+def custody_verdict(run: Run, bag: Path, *flags: str) -> tuple[int, set[tuple[str, str]]]:
     proc = run("bundle", "verify", bag, "--json", *flags)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 1, 2), (proc.returncode, proc.stderr)
     if proc.returncode == 2:
         return 2, set()
-    return proc.returncode, {f["kind"] for f in json.loads(proc.stdout)["findings"]}
+    found = json.loads(proc.stdout)["findings"]
+    return proc.returncode, {
+        (f["kind"], f["subject"]) for f in found if f["kind"] not in SKIPPED_KINDS
+    }
 
 
 @pytest.fixture
@@ -534,8 +542,7 @@ def test_docverify_agrees_with_custody(
     tamper(bag, template)
     want_rc, want_kinds = custody_verdict(run, bag)
     got_rc, got = docverify.verify(bag)
-    got_kinds = {k for k, _ in got}
-    assert (got_rc, got_kinds) == (want_rc, want_kinds - SKIPPED_KINDS), got
+    assert (got_rc, set(got)) == (want_rc, want_kinds)
 
 
 @pytest.mark.parametrize("anchor", ["Dana Reyes", "Lee Okafor"])
@@ -553,4 +560,111 @@ def test_docverify_agrees_with_custody_under_trust(
     tamper(bag, template)
     want_rc, want_kinds = custody_verdict(run, bag, "--trust", fp)
     got_rc, got = docverify.verify(bag, (fp,))
-    assert (got_rc, {k for k, _ in got}) == (want_rc, want_kinds - SKIPPED_KINDS), got
+    assert (got_rc, set(got)) == (want_rc, want_kinds)
+
+
+# -- archives: the exported tar, tar.gz and zip, and hand-built hostile ones ----------------
+
+
+def exported(name: str) -> Callable[[Path, Path, dict[str, Any]], Path]:
+    def make(good: Path, d: Path, t: dict[str, Any]) -> Path:
+        return Path(shutil.copy2(t["root"] / "bundles" / name, d / name))
+
+    make.__name__ = "exported_" + name.replace(".", "_")
+    return make
+
+
+def tar_payload_flipped(good: Path, d: Path, t: dict[str, Any]) -> Path:
+    path = exported("all.tar")(good, d, t)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(t["files"][0].read_bytes())
+    raw[at + 5] ^= 0x20
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def tar_with(*extra: Any, mode: str = "w", name: str = "h.tar") -> Any:
+    def make(good: Path, d: Path, t: dict[str, Any]) -> Path:
+        return build_tar(d / name, good, list(extra), mode=mode)
+
+    return make
+
+
+def zip_with(*extra: tuple[zipfile.ZipInfo, bytes]) -> Any:
+    def make(good: Path, d: Path, t: dict[str, Any]) -> Path:
+        return build_zip(d / "h.zip", good, list(extra))
+
+    return make
+
+
+def zip_entry(name: str, mode: int) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (mode | 0o644) << 16
+    return info, b"x"
+
+
+def tar_at_top_level(good: Path, d: Path, t: dict[str, Any]) -> Path:
+    path = d / "flat.tar"
+    with tarfile.open(path, "w") as tar:
+        for p in sorted(good.rglob("*")):
+            if p.is_file():
+                data = p.read_bytes()
+                info, _ = member(p.relative_to(good).as_posix(), data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def tar_with_two_tops(good: Path, d: Path, t: dict[str, Any]) -> Path:
+    return tar_with(member("other/readme.txt", b"hi\n"))(good, d, t)
+
+
+def not_an_archive(good: Path, d: Path, t: dict[str, Any]) -> Path:
+    (d / "x.bin").write_bytes(b"just some bytes\n" * 10)
+    return d / "x.bin"
+
+
+ARCHIVES: list[tuple[str, Any]] = [
+    ("exported_tar", exported("all.tar")),
+    ("exported_tar_gz", exported("all.tar.gz")),
+    ("exported_zip", exported("all.zip")),
+    ("tar_payload_flipped", tar_payload_flipped),
+    ("handbuilt_tar", tar_with()),
+    ("handbuilt_tar_bz2", tar_with(mode="w:bz2", name="h.tar.bz2")),
+    ("handbuilt_tar_xz", tar_with(mode="w:xz", name="h.tar.xz")),
+    ("handbuilt_zip", zip_with()),
+    ("tar_at_top_level", tar_at_top_level),
+    ("tar_with_two_tops", tar_with_two_tops),
+    ("tar_dotdot", tar_with(member(f"{TOP}/data/../../evil.txt", b"owned\n"))),
+    ("tar_absolute", tar_with(member("/tmp/evil.txt", b"owned\n"))),
+    ("tar_backslash", tar_with(member(f"{TOP}/data\\..\\evil.txt", b"owned\n"))),
+    ("tar_empty_component", tar_with(member(f"{TOP}//data/evil.txt", b"owned\n"))),
+    ("tar_symlink", tar_with(member(f"{TOP}/data/l", type_=tarfile.SYMTYPE, linkname="/etc"))),
+    (
+        "tar_hard_link",
+        tar_with(member(f"{TOP}/data/h", type_=tarfile.LNKTYPE, linkname=f"{TOP}/bagit.txt")),
+    ),
+    ("tar_fifo", tar_with(member(f"{TOP}/data/p", type_=tarfile.FIFOTYPE))),
+    ("tar_chr", tar_with(member(f"{TOP}/data/c", type_=tarfile.CHRTYPE))),
+    ("tar_duplicate", tar_with(member(f"{TOP}/bagit.txt", b"BagIt-Version: 1.0\n"))),
+    ("tar_extra_payload", tar_with(member(f"{TOP}/data/planted.txt", b"planted\n"))),
+    ("zip_symlink", zip_with(zip_entry(f"{TOP}/data/l", stat.S_IFLNK))),
+    ("zip_fifo", zip_with(zip_entry(f"{TOP}/data/p", stat.S_IFIFO))),
+    ("zip_dotdot", zip_with(zip_entry(f"{TOP}/../evil.txt", stat.S_IFREG))),
+    ("zip_extra_payload", zip_with(zip_entry(f"{TOP}/data/planted.txt", stat.S_IFREG))),
+    ("not_an_archive", not_an_archive),
+]
+
+
+@pytest.mark.parametrize("make", [a[1] for a in ARCHIVES], ids=[a[0] for a in ARCHIVES])
+def test_docverify_agrees_with_custody_on_archives(
+    make: Any,
+    bag: Path,
+    run: Run,
+    tmp_path: Path,
+    template: dict[str, Any],  # noqa: F811
+) -> None:
+    (tmp_path / "archives").mkdir()
+    path = make(bag, tmp_path / "archives", template)
+    want_rc, want = custody_verdict(run, path)
+    got_rc, got = docverify.verify(path)
+    assert (got_rc, set(got)) == (want_rc, want)
