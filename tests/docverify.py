@@ -318,15 +318,18 @@ def verify_checkpoint(
 # -- the verifier (§10) -------------------------------------------------------------------
 
 
-def verify(path: Path | str, trust: tuple[str, ...] = ()) -> tuple[int, list[tuple[str, str]]]:
+def verify(
+    path: Path | str, trust: tuple[str, ...] = (), require_trusted: bool = False
+) -> tuple[int, list[tuple[str, str]]]:
+    """``trust``: the anchors' fingerprints (``--trust sha256:...``)."""
     try:
-        found = _verify(Path(path), trust)
+        found = _verify(Path(path), trust, require_trusted)
     except NotABundle:
         return 2, []
     return (1 if found else 0), found
 
 
-def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
+def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[tuple[str, str]]:
     files = index_bundle(path)
     found: list[tuple[str, str]] = []
 
@@ -648,6 +651,12 @@ def _verify(path: Path, trust: tuple[str, ...]) -> list[tuple[str, str]]:
                 add("untrusted-key", s)
         if cp is not None and not cp_signers & trusted:
             add("untrusted-checkpoint", "custody/checkpoint.txt")
+    elif require_trusted:
+        # every used key is self-asserted: one finding per key, in order of first use
+        used = [e["row"].get("signer") for e in sorted(events, key=lambda x: x["seq"])]
+        for fp in dict.fromkeys([*used, *sorted(cp_signers)]):
+            if fp in keys:
+                add("untrusted-key", fp)
     return found
 
 
