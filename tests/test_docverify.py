@@ -37,13 +37,17 @@ from test_bundle import (
     writable,
 )
 from test_bundle_hostile import TOP, build_tar, build_zip, member
-from test_bundle_trust import World, person, reforge, world  # noqa: F401
+from test_bundle_trust import World, evidence, person, reforge, world  # noqa: F401
 from test_signed_fields import _forge_header
 
 from custody import note
+from custody.bundle import export_bundle
 from custody.canonical import content_hash
 from custody.checkpoint import origin_of
+from custody.collect import collect
 from custody.keys import fingerprint, load_signer
+from custody.ledger import Ledger
+from custody.lifecycle import lifecycle_event, rotate_key
 
 # the kinds of the custody replay (step 9) and time-stamp (step 10): docverify skips both
 SKIPPED_KINDS = {
@@ -784,6 +788,34 @@ def test_docverify_agrees_with_custody_on_trust(
         flags = ("--trust", trust[0])
     elif anchor == "required":
         flags = ("--require-trusted",)
+    want_rc, want = custody_verdict(run, bag, *flags)
+    got_rc, got = docverify.verify(bag, trust, require_trusted=anchor == "required")
+    assert (got_rc, set(got)) == (want_rc, want)
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """test_bundle_trust's rotation case: Dana rotates her key and exports with the
+    new one.  The bundle and [old, new] fingerprints."""
+    root = tmp_path_factory.mktemp("docverify-rotated")
+    dana, dana2 = person("Dana Reyes", "collector"), person("Dana Reyes", "collector")
+    with Ledger.create(root / "case", CASE_ID, "t", owner=dana.signer) as led:
+        collect(led, dana.signer, evidence(root), reason="b", algorithms=["sha256"], selftest=False)
+        rotate_key(led, dana.signer, dana2.signer)
+        lifecycle_event(led, dana2.signer, "seal", ["ITEM-1"], "sealed in bag 0042")
+        export_bundle(led, dana2.signer, [], root / "bundle")
+    return root / "bundle", [dana.fp, dana2.fp]
+
+
+@pytest.mark.parametrize("anchor", ["old", "new", "none", "required", "stranger"])
+def test_docverify_agrees_with_custody_on_a_rotated_owner(
+    rotated: tuple[Path, list[str]], anchor: str, run: Run
+) -> None:
+    bag, (old, new) = rotated
+    trust = {"old": (old,), "new": (new,), "stranger": (person("X", "y").fp,)}.get(anchor, ())
+    flags = [a for fp in trust for a in ("--trust", fp)]
+    if anchor == "required":
+        flags.append("--require-trusted")
     want_rc, want = custody_verdict(run, bag, *flags)
     got_rc, got = docverify.verify(bag, trust, require_trusted=anchor == "required")
     assert (got_rc, set(got)) == (want_rc, want)
