@@ -43,6 +43,10 @@ class NotABundle(Exception):
     """Exit 2: the input is not a bundle (§10 steps 0-2, §11)."""
 
 
+class TooDeep(NotABundle):
+    """JSON nested deeper than 64 levels (§11): exit 2, in events.jsonl too."""
+
+
 def sha256_hex(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
@@ -85,7 +89,9 @@ def strict_json(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
         doc = json.loads(text, object_pairs_hook=pairs, parse_constant=bad_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise TooDeep("JSON nested too deep") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise NotABundle(f"bad JSON: {exc}") from None
 
     def depth(o: Any, d: int = 1) -> int:
@@ -96,7 +102,7 @@ def strict_json(data: bytes) -> Any:
         return d
 
     if depth(doc) > 64:
-        raise NotABundle("JSON nested too deep")
+        raise TooDeep("JSON nested too deep")
     return doc
 
 
@@ -213,13 +219,9 @@ def index_bundle(path: Path) -> dict[str, Entry]:
     if not path.is_dir():
         files = index_archive(path)
     else:
+        # custody applies §1's "one top folder" rule to archives only: a folder's
+        # bag root is the folder itself
         files = index_folder(path)
-        if "bagit.txt" not in files:
-            tops = {n.split("/")[0] for n in files} | {p.name for p in path.iterdir() if p.is_dir()}
-            if len(tops) != 1:
-                raise NotABundle("no bagit.txt")
-            (top,) = tops
-            files = {n[len(top) + 1 :]: e for n, e in files.items() if n.startswith(top + "/")}
     if "bagit.txt" not in files:
         raise NotABundle("no bagit.txt")
     return files
@@ -276,8 +278,8 @@ def verify_checkpoint(
     if len(lines) < 3:
         return None
     origin, size_s, root_s = lines[0], lines[1], lines[2]
-    if len(lines) != 3:  # custody writes no extension lines (§7, step 2)
-        return None
+    # §7 step 2 says "exactly three lines" but also that C2SP allows extension
+    # lines; custody accepts them, and so does this verifier
     if not re.fullmatch(r"0|[1-9][0-9]*", size_s):
         return None
     root = b64decode(root_s)
@@ -425,17 +427,35 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError:
+            # a line that is not strict JSON (§11: duplicate keys, NaN...) is a
+            # finding, as custody does; §11 does not say whether its JSON rules,
+            # which refuse the bundle, cover the lines of events.jsonl
+            row = strict_json(line.encode())
+        except TooDeep:
+            raise
+        except NotABundle:
             row = None
-        parsed = None
+        if isinstance(row, dict):
+            # schemas/bundle-event-line.schema.json (§12): exactly these fields
+            types = {"seq": int, "hash": str, "prev": str, "signer": str}
+            types |= {"signature": str, "body": str}
+            if set(row) != set(types) or any(type(row[k]) is not t for k, t in types.items()):
+                raise NotABundle("an event line does not match its schema")
+        parsed: Any = None
+        ok_body = False
         if isinstance(row, dict) and isinstance(row.get("body"), str):
             try:
                 parsed = json.loads(row["body"])
+                ok_body = True
             except ValueError:
                 parsed = None
-        if not isinstance(parsed, dict) or not isinstance(row.get("seq"), int):
+        if not isinstance(row, dict) or not isinstance(row.get("seq"), int):
             add("event", f"events.jsonl line {n}")
+            continue
+        if not ok_body or not isinstance(parsed, dict):
+            # §10 step 4 says both `event` (line n) and `event-body`; custody gives
+            # `event-body` (event <seq>) for a line with a seq whose body is no object
+            add("event-body", f"event {row['seq']}")
             continue
         seq = row["seq"]
         subj = f"event {seq}"
@@ -446,8 +466,10 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
             add("event-noncanonical", subj)
         if parsed.get("seq") != seq or parsed.get("signer") != row.get("signer"):
             add("event-mismatch", subj)
-        signer = row.get("signer")
-        if signer not in keys:
+        # the key is looked up by the *body's* signer, as custody does (§10 step 4
+        # says only "a signer"; the line's may differ: event-mismatch)
+        signer = parsed.get("signer")
+        if not isinstance(signer, str) or signer not in keys:
             add("unknown-signer", subj)
         else:
             sig = b64decode(row.get("signature"))

@@ -42,7 +42,7 @@ from test_signed_fields import _forge_header
 
 from custody import note
 from custody.bundle import export_bundle
-from custody.canonical import content_hash
+from custody.canonical import canonical_json, content_hash
 from custody.checkpoint import origin_of
 from custody.collect import collect
 from custody.keys import fingerprint, load_signer
@@ -444,6 +444,179 @@ def bagit_removed(bag: Path, t: dict[str, Any]) -> None:
     (bag / "bagit.txt").unlink()
 
 
+def manifest_uppercase_star_blank(bag: Path, t: dict[str, Any]) -> None:
+    """§4 reading rules: digests compared case-insensitively, a leading * dropped,
+    blank lines ignored."""
+    p = bag / "manifest-sha256.txt"
+    lines = p.read_text().splitlines()
+    digest, name = lines[0].split("  ", 1)
+    lines[0] = f"{digest.upper()} *{name}"
+    p.write_text("\n".join(lines) + "\n\n")
+    retag(bag)
+
+
+def bagit_txt_altered_retagged(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "bagit.txt").write_text("BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n")
+    retag(bag)
+
+
+def bag_info_removed(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "bag-info.txt").unlink()
+
+
+def sha512_manifest_removed(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "manifest-sha512.txt").unlink()
+    retag(bag)
+
+
+def _resign(bag: Path, seq: int, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit event ``seq``'s parsed body and re-sign it canonically with Dana's key."""
+    dana = _dana(bag)
+
+    def edit(r: dict[str, Any]) -> None:
+        body = json.loads(r["body"])
+        change(body)
+        r["body"] = canonical_json(body).decode()
+        r["hash"] = content_hash(r["body"].encode())
+        r["signature"] = b64(dana.sign(r["body"].encode()))
+        r["seq"] = body.get("seq", r["seq"])
+
+    _edit_row(bag, seq, edit)
+    retag(bag)
+
+
+def event_of_another_case(bag: Path, t: dict[str, Any]) -> None:
+    _resign(bag, seq_of(bag, "collect", "ITEM-3"), lambda b: b.update(case="OTHER-1"))
+
+
+def event_seq_mismatch(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["seq"] = r["seq"] + 100
+
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), change)
+    retag(bag)
+
+
+def event_body_not_an_object(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = "[1]"
+        r["hash"] = content_hash(b"[1]")
+
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), change)
+    retag(bag)
+
+
+def event_body_not_json(bag: Path, t: dict[str, Any]) -> None:
+    def change(r: dict[str, Any]) -> None:
+        r["body"] = "{not json}"
+        r["hash"] = content_hash(b"{not json}")
+
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), change)
+    retag(bag)
+
+
+def event_line_without_hash(bag: Path, t: dict[str, Any]) -> None:
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), lambda r: r.pop("hash"))
+    retag(bag)
+
+
+def event_line_with_extra_field(bag: Path, t: dict[str, Any]) -> None:
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), lambda r: r.update(note="hi"))
+    retag(bag)
+
+
+def event_line_duplicate_key(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "events.jsonl"
+    lines = p.read_text().splitlines()
+    lines[1] = lines[1].replace('{"body":', '{"body": "x", "body":', 1)
+    p.write_text("\n".join(lines) + "\n")
+    retag(bag)
+
+
+def event_line_signature_short(bag: Path, t: dict[str, Any]) -> None:
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), lambda r: r.update(signature="AAAA"))
+    retag(bag)
+
+
+def event_line_hash_not_a_hash(bag: Path, t: dict[str, Any]) -> None:
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), lambda r: r.update(hash="md5:1"))
+    retag(bag)
+
+
+def event_line_absurdly_deep(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "events.jsonl"
+    p.write_text(p.read_text() + "[" * 100 + "]" * 100 + "\n")
+    retag(bag)
+
+
+def event_body_absurdly_deep(bag: Path, t: dict[str, Any]) -> None:
+    body = '{"a":' + "[" * 100 + "]" * 100 + "}"
+
+    def change(r: dict[str, Any]) -> None:
+        r.update(body=body, hash=content_hash(body.encode()))
+
+    _edit_row(bag, seq_of(bag, "collect", "ITEM-3"), change)
+    retag(bag)
+
+
+def event_line_keys_reordered(bag: Path, t: dict[str, Any]) -> None:
+    """§6.2: a line's whitespace (and key order) is not significant."""
+    p = bag / "custody" / "events.jsonl"
+    rows = read_events(bag)
+    p.write_text("".join(json.dumps(dict(reversed(r.items())), indent=None) + "\n" for r in rows))
+    retag(bag)
+
+
+def checkpoint_extra_signature_unknown_key(bag: Path, t: dict[str, Any]) -> None:
+    other = Ed25519PrivateKey.generate()
+    cp = bag / "custody" / "checkpoint.txt"
+    text = cp.read_text()
+    signed = note.sign_note(text.split("\n\n")[0] + "\n", "stranger", other.sign, raw_public(other))
+    cp.write_text(text + signed.split("\n\n", 1)[1])
+    retag(bag)
+
+
+def checkpoint_extension_line(bag: Path, t: dict[str, Any]) -> None:
+    """C2SP allows extension lines; §7 step 2 says exactly three lines."""
+    dana = _dana(bag)
+    cp = bag / "custody" / "checkpoint.txt"
+    text = cp.read_text().split("\n\n")[0] + "\nextension line\n"
+    cp.write_text(note.sign_note(text, "dana-reyes", dana.sign, dana.identity.public_raw))
+    retag(bag)
+
+
+def proof_with_a_trailing_hash(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "proofs.json", lambda d: d["proofs"][0]["proof"].append("00" * 32))
+    retag(bag)
+
+
+def proofs_reordered(bag: Path, t: dict[str, Any]) -> None:
+    """§8: one entry per line "in the same order"."""
+    _edit_json(bag, "proofs.json", lambda d: d["proofs"].reverse())
+    retag(bag)
+
+
+def keys_entry_duplicated(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "keys.json", lambda d: d.append(dict(d[0])))
+    retag(bag)
+
+
+def bundle_json_rules_edited(bag: Path, t: dict[str, Any]) -> None:
+    _bundle_json("rules", value=1)(bag, t)
+
+
+def export_event_seq_edited(bag: Path, t: dict[str, Any]) -> None:
+    _bundle_json("export_event", value=0)(bag, t)
+
+
+def folder_one_level_down(bag: Path, t: dict[str, Any]) -> None:
+    """§1's root rule applied to a folder: the bag inside a folder of its own."""
+    tmp = bag.parent / "tmp-move"
+    bag.rename(tmp)
+    bag.mkdir()
+    tmp.rename(bag / "inner")
+
+
 TAMPERS: list[Any] = [
     genuine,
     payload_bit_flipped,
@@ -514,6 +687,30 @@ TAMPERS: list[Any] = [
     _bundle_json("schema_version", value="1"),
     _bundle_json("schema_version", value=None),
     _bundle_json("items", value={"ITEM-1": {}}),
+    manifest_uppercase_star_blank,
+    bagit_txt_altered_retagged,
+    bag_info_removed,
+    sha512_manifest_removed,
+    event_of_another_case,
+    event_seq_mismatch,
+    event_body_not_an_object,
+    event_line_keys_reordered,
+    event_line_absurdly_deep,
+    event_body_absurdly_deep,
+    event_line_duplicate_key,
+    event_line_signature_short,
+    event_line_hash_not_a_hash,
+    event_body_not_json,
+    event_line_without_hash,
+    event_line_with_extra_field,
+    checkpoint_extra_signature_unknown_key,
+    checkpoint_extension_line,
+    proof_with_a_trailing_hash,
+    proofs_reordered,
+    keys_entry_duplicated,
+    bundle_json_rules_edited,
+    export_event_seq_edited,
+    folder_one_level_down,
 ]
 
 
