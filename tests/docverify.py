@@ -596,7 +596,10 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
         time = ev.get("time") if isinstance(ev.get("time"), str) else ""
         item_ids = [it.get("id") for it in items if isinstance(it, dict)]
         if (
-            d.get("items") != item_ids
+            # compared regardless of order, as custody does (§12 "exactly those of
+            # bundle.json" does not say whether the order counts)
+            not isinstance(d.get("items"), list)
+            or sorted(map(str, d["items"])) != sorted(map(str, item_ids))
             or meta.get("exported_by") != ev.get("signer")
             or meta.get("exported") != time[:19] + "Z"
             or (cp is not None and meta.get("checkpoint_event") != cp[0])

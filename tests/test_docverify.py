@@ -9,6 +9,8 @@ compares the exit codes, and the finding kinds of the steps docverify implements
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import os
@@ -609,6 +611,65 @@ def export_event_seq_edited(bag: Path, t: dict[str, Any]) -> None:
     _bundle_json("export_event", value=0)(bag, t)
 
 
+def checkpoint_signature_flipped(bag: Path, t: dict[str, Any]) -> None:
+    """The right key name and key id, a bad signature: the note is rejected."""
+    cp = bag / "custody" / "checkpoint.txt"
+    text, sig = cp.read_text().split("\n\n")
+    dash, name, blob = sig.rstrip("\n").split(" ")
+    raw = bytearray(base64.b64decode(blob))
+    raw[10] ^= 1
+    cp.write_text(f"{text}\n\n{dash} {name} {b64(bytes(raw))}\n")
+    retag(bag)
+
+
+def checkpoint_with_101_signature_lines(bag: Path, t: dict[str, Any]) -> None:
+    cp = bag / "custody" / "checkpoint.txt"
+    text = cp.read_text()
+    other = Ed25519PrivateKey.generate()
+    extra = note.sign_note(text.split("\n\n")[0] + "\n", "x", other.sign, raw_public(other))
+    cp.write_text(text + extra.split("\n\n", 1)[1] * 100)
+    retag(bag)
+
+
+def items_reordered(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "bundle.json", lambda d: d["items"].reverse())
+    retag(bag)
+
+
+def item_listed_twice(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "bundle.json", lambda d: d["items"].append(d["items"][0]))
+    retag(bag)
+
+
+def extra_tag_file(bag: Path, t: dict[str, Any]) -> None:
+    (bag / "custody" / "notes.txt").write_text("planted\n")
+
+
+def extra_tag_file_retagged(bag: Path, t: dict[str, Any]) -> None:
+    extra_tag_file(bag, t)
+    retag(bag)
+
+
+def tag_manifest_lists_a_payload(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "tagmanifest-sha256.txt"
+    f = "data/ITEM-2/payroll.csv"
+    digest = hashlib.sha256((bag / f).read_bytes()).hexdigest()
+    p.write_text(p.read_text() + f"{digest}  {f}\n")
+
+
+def event_beyond_the_checkpoint(bag: Path, t: dict[str, Any]) -> None:
+    def change(d: Any) -> None:
+        for p in d["proofs"]:
+            if p["seq"] == 0:
+                p["seq"] = 10_000
+
+    rows = read_events(bag)
+    rows[0]["seq"] = 10_000
+    write_events(bag, rows)
+    _edit_json(bag, "proofs.json", change)
+    retag(bag)
+
+
 def folder_one_level_down(bag: Path, t: dict[str, Any]) -> None:
     """§1's root rule applied to a folder: the bag inside a folder of its own."""
     tmp = bag.parent / "tmp-move"
@@ -711,6 +772,14 @@ TAMPERS: list[Any] = [
     bundle_json_rules_edited,
     export_event_seq_edited,
     folder_one_level_down,
+    checkpoint_signature_flipped,
+    checkpoint_with_101_signature_lines,
+    items_reordered,
+    item_listed_twice,
+    extra_tag_file,
+    extra_tag_file_retagged,
+    tag_manifest_lists_a_payload,
+    event_beyond_the_checkpoint,
 ]
 
 
