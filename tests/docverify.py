@@ -401,7 +401,7 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
         raise NotABundle("schema_version")
     if not isinstance(keys_doc, list) or not all(isinstance(k, dict) for k in keys_doc):
         raise NotABundle("keys.json")
-    schema_subset(meta, keys_doc)
+    schema_subset(meta, keys_doc, proofs_doc)
     case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
     case_id = case.get("id")
 
@@ -737,10 +737,29 @@ def trusted_keys(events: list[dict[str, Any]], anchors: set[str], rules: Any) ->
     return trusted
 
 
-def schema_subset(meta: dict[str, Any], keys_doc: list[dict[str, Any]]) -> None:
+def schema_subset(meta: dict[str, Any], keys_doc: list[dict[str, Any]], proofs_doc: Any) -> None:
     """A few rules of schemas/ (§12, last paragraph: a schema mismatch is exit 2),
     only those a tamper of the tests reaches; not a JSON Schema validator."""
+    top = {"schema_version", "tool", "case", "exported", "exported_by", "items"}
+    top |= {"checkpoint_event", "export_event"}
+    if not top <= set(meta) or set(meta) - top - {"rules", "checkpoint_timestamp"}:
+        raise NotABundle("bundle.json fields")
+    if not isinstance(meta["case"], dict) or set(meta["case"]) != {
+        "id",
+        "title",
+        "header",
+        "header_hash",
+    }:
+        raise NotABundle("bundle.json case")
+    if not isinstance(proofs_doc, dict) or set(proofs_doc) != {"tree_size", "proofs"}:
+        raise NotABundle("proofs.json fields")
+    if not isinstance(proofs_doc["proofs"], list) or any(
+        not isinstance(e, dict) or set(e) != {"seq", "proof"} for e in proofs_doc["proofs"]
+    ):
+        raise NotABundle("proofs.json entries")
     for k in keys_doc:
+        if set(k) != {"fingerprint", "name", "role", "public_key"}:
+            raise NotABundle("keys.json fields")
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(k.get("fingerprint"))):
             raise NotABundle("keys.json fingerprint")
         if not re.fullmatch(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", str(k.get("public_key"))):

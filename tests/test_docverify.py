@@ -1,10 +1,16 @@
 """Issue 13's "Done when": a verifier written from docs/bundle-format.md alone
 (tests/docverify.py) agrees with ``custody bundle verify`` on every tampered bundle.
 
-The genuine bundle is test_bundle.py's (its module-scoped ``template``); each case
-copies its folder bundle ``all``, applies one tamper the bundle tests apply, and
-compares the exit codes, and the finding kinds of the steps docverify implements
-(not the custody replay of step 9, nor the time-stamp of step 10).
+Bundles: test_bundle.py's case (its module-scoped ``template``: the folder bundle
+``all``, its tar, tar.gz and zip), test_bundle_trust.py's rules 2 world, and that
+module's rotated-owner case.  Each case applies one tamper the bundle tests apply
+(imported where they are module-level: remanifest, retag, write_events,
+forge_with_keys, reforge, _forge_header, build_tar/build_zip), plus edge cases of the
+format's own rules, and asserts that both reach the same verdict (exit 0, 1 or 2)
+and the same (kind, subject) findings, leaving out the kinds of the two steps
+docverify skips (step 9, the custody replay; step 10, the time-stamp).  Where
+bundle-format.md is silent or contradicts itself, docverify follows custody and
+says so in a comment.
 """
 
 from __future__ import annotations
@@ -641,6 +647,31 @@ def item_listed_twice(bag: Path, t: dict[str, Any]) -> None:
     retag(bag)
 
 
+def bundle_json_extra_field(bag: Path, t: dict[str, Any]) -> None:
+    _bundle_json("comment", value="planted")(bag, t)
+
+
+def bundle_json_export_event_removed(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "bundle.json", lambda d: d.pop("export_event"))
+    retag(bag)
+
+
+def proofs_json_extra_field(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "proofs.json", lambda d: d.update(comment="planted"))
+    retag(bag)
+
+
+def proofs_json_without_proofs(bag: Path, t: dict[str, Any]) -> None:
+    """§10 step 6 says `proof`; the schema (§12) makes it exit 2."""
+    _edit_json(bag, "proofs.json", lambda d: d.pop("proofs"))
+    retag(bag)
+
+
+def keys_json_extra_field(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "keys.json", lambda d: d[0].update(comment="planted"))
+    retag(bag)
+
+
 def extra_tag_file(bag: Path, t: dict[str, Any]) -> None:
     (bag / "custody" / "notes.txt").write_text("planted\n")
 
@@ -775,6 +806,11 @@ TAMPERS: list[Any] = [
     checkpoint_signature_flipped,
     checkpoint_with_101_signature_lines,
     items_reordered,
+    bundle_json_extra_field,
+    bundle_json_export_event_removed,
+    proofs_json_extra_field,
+    keys_json_extra_field,
+    proofs_json_without_proofs,
     item_listed_twice,
     extra_tag_file,
     extra_tag_file_retagged,
