@@ -352,6 +352,9 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
     def manifest(rel: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for line in read(rel).decode("utf-8").split("\n"):
+            # custody (and BagIt, RFC 8493 §2.1.3) also accepts CRLF line ends;
+            # §4's reading rules do not mention them
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             digest, sp, rest = line.partition(" ")

@@ -701,6 +701,61 @@ def event_beyond_the_checkpoint(bag: Path, t: dict[str, Any]) -> None:
     retag(bag)
 
 
+def checkpoint_size_not_canonical(bag: Path, t: dict[str, Any]) -> None:
+    dana = _dana(bag)
+    cp = bag / "custody" / "checkpoint.txt"
+    lines = cp.read_text().split("\n\n")[0].split("\n")
+    lines[1] = "0" + lines[1]
+    text = "\n".join(lines) + "\n"
+    cp.write_text(note.sign_note(text, "dana-reyes", dana.sign, dana.identity.public_raw))
+    retag(bag)
+
+
+def proofs_uppercase_hex(bag: Path, t: dict[str, Any]) -> None:
+    def change(d: Any) -> None:
+        d["proofs"][0]["proof"] = [h.upper() for h in d["proofs"][0]["proof"]]
+
+    _edit_json(bag, "proofs.json", change)
+    retag(bag)
+
+
+def signature_unpadded(bag: Path, t: dict[str, Any]) -> None:
+    _edit_row(bag, 0, lambda r: r.update(signature=r["signature"].rstrip("=")))
+    retag(bag)
+
+
+def payload_pointed_at_another_item(bag: Path, t: dict[str, Any]) -> None:
+    def change(d: Any) -> None:
+        d["items"][0]["payload"] = d["items"][1]["payload"]
+
+    _edit_json(bag, "bundle.json", change)
+    retag(bag)
+
+
+def payload_renamed_everywhere(bag: Path, t: dict[str, Any]) -> None:
+    src = bag / "data" / "ITEM-1" / "exhibit-1.log"
+    src.rename(bag / "data" / "ITEM-1" / "renamed.log")
+
+    def change(d: Any) -> None:
+        d["items"][0]["payload"] = "data/ITEM-1/renamed.log"
+
+    _edit_json(bag, "bundle.json", change)
+    remanifest(bag)
+
+
+def manifests_crlf(bag: Path, t: dict[str, Any]) -> None:
+    for n in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        p = bag / n
+        p.write_bytes(p.read_bytes().replace(b"\n", b"\r\n"))
+    retag(bag)
+
+
+def manifest_single_space(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "manifest-sha256.txt"
+    p.write_text(p.read_text().replace("  ", " "))
+    retag(bag)
+
+
 def folder_one_level_down(bag: Path, t: dict[str, Any]) -> None:
     """§1's root rule applied to a folder: the bag inside a folder of its own."""
     tmp = bag.parent / "tmp-move"
@@ -803,6 +858,13 @@ TAMPERS: list[Any] = [
     bundle_json_rules_edited,
     export_event_seq_edited,
     folder_one_level_down,
+    checkpoint_size_not_canonical,
+    proofs_uppercase_hex,
+    signature_unpadded,
+    payload_pointed_at_another_item,
+    payload_renamed_everywhere,
+    manifests_crlf,
+    manifest_single_space,
     checkpoint_signature_flipped,
     checkpoint_with_101_signature_lines,
     items_reordered,
