@@ -478,11 +478,9 @@ def test_unused_key_in_keys_json_is_ignored_and_reported(
 # -- attestation only counts from a trusted owner ---------------------------------------
 
 
-def test_signer_attested_by_a_self_asserted_key_is_untrusted(world: World, bag: Path) -> None:
-    """Eve registered herself (self-asserted) and "attests" Mallory, who then signs
-    a note; everything else, the export and the checkpoint are Dana's own.  The
-    replay refuses the attestation, and neither Eve nor Mallory is trusted."""
-    dana, lee = world.dana, world.lee
+def forge_attested_by_a_self_asserted_key(bag: Path, w: World) -> tuple[Person, Person]:
+    """Eve registers herself (self-asserted) and "attests" Mallory, who then signs a
+    note; everything else, the export and the checkpoint are Dana's own."""
     eve, mallory = person("Eve Marsh", "analyst"), person("Mallory Quinn", "analyst")
 
     def identity(p: Person, registration: str) -> dict[str, Any]:
@@ -505,11 +503,18 @@ def test_signer_attested_by_a_self_asserted_key_is_untrusted(world: World, bag: 
 
     reforge(
         bag,
-        {dana.fp: dana.key, lee.fp: lee.key, eve.fp: eve.key, mallory.fp: mallory.key},
-        checkpoint=("Dana Reyes", dana.key),
-        keys=[dana.entry(), lee.entry(), eve.entry(), mallory.entry()],
+        {w.dana.fp: w.dana.key, w.lee.fp: w.lee.key, eve.fp: eve.key, mallory.fp: mallory.key},
+        checkpoint=("Dana Reyes", w.dana.key),
+        keys=[w.dana.entry(), w.lee.entry(), eve.entry(), mallory.entry()],
         add=add,
     )
+    return eve, mallory
+
+
+def test_signer_attested_by_a_self_asserted_key_is_untrusted(world: World, bag: Path) -> None:
+    """The replay refuses Eve's attestation, and neither Eve nor Mallory is trusted."""
+    dana, lee = world.dana, world.lee
+    eve, mallory = forge_attested_by_a_self_asserted_key(bag, world)
     eve_seq, attest_seq, mallory_seq = (
         first_seq(bag, eve.fp),
         first_seq(bag, eve.fp) + 1,

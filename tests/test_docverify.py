@@ -45,7 +45,14 @@ from test_bundle import (
     writable,
 )
 from test_bundle_hostile import TOP, build_tar, build_zip, member
-from test_bundle_trust import World, evidence, person, reforge, world  # noqa: F401
+from test_bundle_trust import (  # noqa: F401
+    World,
+    evidence,
+    forge_attested_by_a_self_asserted_key,
+    person,
+    reforge,
+    world,
+)
 from test_signed_fields import _forge_header
 
 from custody import note
@@ -1085,33 +1092,7 @@ def trust_unused_key(bag: Path, w: World) -> None:
 
 
 def trust_attested_by_a_self_asserted_key(bag: Path, w: World) -> None:
-    eve, mallory = person("Eve Marsh", "analyst"), person("Mallory Quinn", "analyst")
-
-    def identity(p: Any, registration: str) -> dict[str, Any]:
-        return {
-            "algorithm": "ed25519",
-            "fingerprint": p.fp,
-            "name": p.name,
-            "public_key": b64(raw_public(p.key)),
-            "registration": registration,
-            "role": p.role,
-        }
-
-    def add(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        note_ = {"items": ["ITEM-2"], "reason": "looked at it", "location": ""}
-        return [
-            {"type": "identity", "signer": eve.fp, "data": identity(eve, "self")},
-            {"type": "identity", "signer": eve.fp, "data": identity(mallory, "imported")},
-            {"type": "note", "signer": mallory.fp, "data": note_},
-        ]
-
-    reforge(
-        bag,
-        {w.dana.fp: w.dana.key, w.lee.fp: w.lee.key, eve.fp: eve.key, mallory.fp: mallory.key},
-        checkpoint=("Dana Reyes", w.dana.key),
-        keys=[w.dana.entry(), w.lee.entry(), eve.entry(), mallory.entry()],
-        add=add,
-    )
+    forge_attested_by_a_self_asserted_key(bag, w)
 
 
 def trust_rules_1(bag: Path, w: World) -> None:
