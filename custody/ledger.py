@@ -23,7 +23,7 @@ import os
 import sqlite3
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,18 +461,17 @@ class Ledger:
             rules.refuse_retired(signer)
             seq, prev = self._tail()
             todo = list(drafts() if callable(drafts) else drafts)
-            if todo and seq < 0 and self.case.rules >= 2 and todo[0].type != OPEN_EVENT:
-                todo.insert(0, owner_draft(signer.identity))
-            elif (
+            registration = self._registration(signer, r.keys, seq)
+            if (
                 todo
-                and signer.fingerprint not in r.keys
+                and registration is not None
                 and not any(
                     d.type in (IDENTITY_EVENT, OPEN_EVENT)
                     and signer.fingerprint in (d.data.get("fingerprint"), _owner_fp(d))
                     for d in todo
                 )
             ):
-                todo.insert(0, identity_draft(signer.identity))
+                todo.insert(0, registration)
             next_n = None
             for draft in todo:
                 seq += 1
@@ -583,16 +582,23 @@ class Ledger:
                 n = max(n, reserved)
         return n
 
+    def _registration(
+        self, signer: Signer, known: Mapping[str, bytes], tail: int
+    ) -> EventDraft | None:
+        """The event that registers ``signer`` before its first event: in an empty
+        case under rules 2 the opening event naming it owner, else its
+        self-registration; None if the ledger knows the key."""
+        if tail < 0 and self.case.rules >= 2:
+            return owner_draft(signer.identity)
+        return None if signer.fingerprint in known else identity_draft(signer.identity)
+
     def ensure_registered(self, signer: Signer) -> None:
         """Record the signer's registration now if the ledger lacks it (in an empty
         case that is the opening event, naming the signer as owner)."""
 
         def drafts() -> list[EventDraft]:
-            if signer.fingerprint in self.rules().current().keys:
-                return []
-            if self._tail()[0] < 0 and self.case.rules >= 2:
-                return [owner_draft(signer.identity)]
-            return [identity_draft(signer.identity)]
+            reg = self._registration(signer, self.rules().current().keys, self._tail()[0])
+            return [] if reg is None else [reg]
 
         self.append(signer, drafts)
 
@@ -607,7 +613,8 @@ class Ledger:
         def drafts() -> list[EventDraft]:
             r = self.rules().current()
             if other.public_raw == signer.identity.public_raw:  # your own key: register self
-                return [] if signer.fingerprint in r.keys else [identity_draft(signer.identity)]
+                reg = self._registration(signer, r.keys, self._tail()[0])
+                return [] if reg is None else [reg]
             if r.attested(other.fingerprint):
                 return []
             return [identity_draft(other, attested=True, delegate=delegate)]
