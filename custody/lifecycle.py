@@ -734,7 +734,6 @@ class Rules:
         """Apply the event about to be committed; refuse it (CustodyRuleError, exit
         2, carrying the findings) if the step records a broken rule."""
         r = self.current() if self.r is None else self.r
-        before = len(r.violations)
         body = {
             "type": ev.type,
             "seq": ev.seq,
@@ -742,11 +741,8 @@ class Rules:
             "time": ev.time,
             "data": ev.data,
         }
-        step(r, self.ledger.case.case_id, ev.seq, ev.hash, ev.type, ev.signer, body)
         self.seq, self.head = ev.seq, ev.hash
-        broken = [f for f in r.violations[before:] if f.kind not in RECORDED_FACTS]
-        if broken:
-            raise CustodyRuleError.of(broken)
+        _step_or_refuse(r, self.ledger.case.case_id, ev.seq, ev.hash, body)
 
     def refuse_retired(self, signer: Signer) -> None:
         """A revoked or rotated-out key may not sign: the replay's revoked-key rule
@@ -770,9 +766,15 @@ def check_draft(ledger: Ledger, r: Replay, signer: Signer, draft: EventDraft) ->
         r.keys[signer.fingerprint] = signer.identity.public_raw
         r.names[signer.fingerprint] = (signer.identity.name, signer.identity.role)
         seq += 1
-    before = len(r.violations)
     body = {"type": draft.type, "seq": seq, "signer": signer.fingerprint, "data": draft.data}
-    step(r, ledger.case.case_id, seq, "", draft.type, signer.fingerprint, body)
+    _step_or_refuse(r, ledger.case.case_id, seq, "", body)
+
+
+def _step_or_refuse(r: Replay, case_id: str, seq: int, ev_hash: str, body: dict[str, Any]) -> None:
+    """Apply one event to ``r``; raise CustodyRuleError with the broken rules it
+    records (facts such as a receipt mismatch are recorded, not refused)."""
+    before = len(r.violations)
+    step(r, case_id, seq, ev_hash, str(body["type"]), str(body["signer"]), body)
     broken = [f for f in r.violations[before:] if f.kind not in RECORDED_FACTS]
     if broken:
         raise CustodyRuleError.of(broken)
