@@ -17,8 +17,9 @@ from custody.checkpoint import (
 from custody.display import shown
 from custody.errors import UsageError
 from custody.ledger import Event, Ledger
-from custody.lifecycle import (
-    LIFECYCLE_EVENTS,
+from custody.lifecycle import LIFECYCLE_EVENTS, transfer_id
+from custody.views import case_keybook
+from custody.writers import (
     lifecycle_event,
     reassign,
     receive,
@@ -26,9 +27,7 @@ from custody.lifecycle import (
     revoke_key,
     rotate_key,
     transfer,
-    transfer_id,
 )
-from custody.views import case_keybook
 from custody_cli.common import (
     case_option,
     echo_json,

@@ -101,12 +101,13 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
     from custody.hashing import parse_algorithms
     from custody.keys import generate_key
     from custody.ledger import Ledger
-    from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
+    from custody.lifecycle import transfer_id
     from custody.render import render
     from custody.report import case_report, document_digest
     from custody.selftest import record_selftest, run_selftest
     from custody.verify import verify_ledger
     from custody.views import table_lines, verification_lines
+    from custody.writers import lifecycle_event, receive, transfer
 
     root = (directory or Path(tempfile.mkdtemp(prefix="custody-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,7 @@ from typing import Any
 from custody.canonical import canonical_json
 from custody.errors import CustodyRuleError, KeyRevokedError, UsageError
 from custody.findings import Finding, Findings, Kind, event_subject
-from custody.hashing import hash_file
-from custody.keys import Identity, Signer, fingerprint, verify_signature
+from custody.keys import Signer, fingerprint, verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
     IDENTITY_EVENT,
@@ -34,7 +33,6 @@ from custody.ledger import (
     Ledger,
     recovery_identity,
 )
-from custody.store import Store
 
 TRANSFER_EVENT = "transfer"
 RECEIVE_EVENT = "receive"
@@ -780,13 +778,13 @@ def _step_or_refuse(r: Replay, case_id: str, seq: int, ev_hash: str, body: dict[
         raise CustodyRuleError.of(broken)
 
 
-def _append_checked(ledger: Ledger, signer: Signer, build: Callable[[Replay], EventDraft]) -> Event:
+def append_checked(ledger: Ledger, signer: Signer, build: Callable[[Replay], EventDraft]) -> Event:
     """Append the event ``build`` drafts from the replay kept current inside the
     write lock; the ledger's gate admits it by the replay's own step."""
     return ledger.append(signer, lambda: [build(ledger.rules().current())])[-1]
 
 
-def _need_items(r: Replay, items: list[str]) -> list[str]:
+def need_items(r: Replay, items: list[str]) -> list[str]:
     out = []
     for raw in items:
         item = raw.strip().upper()
@@ -826,225 +824,8 @@ def resolve_identity(r: Replay, who: str) -> str:
     raise UsageError(f"{who!r} names several identities; give a fingerprint")
 
 
-# -- the drafts the writers sign (also what tests force past the gate) ---------------
-
-
-def transfer_draft(
-    r: Replay, items: list[str], to: str, reason: str, location: str = ""
-) -> EventDraft:
-    wanted = _need_items(r, items)
-    receiver = resolve_identity(r, to)
-    return EventDraft(
-        TRANSFER_EVENT,
-        {
-            "items": wanted,
-            "to": receiver,
-            "to_name": r.names.get(receiver, ("", ""))[0],
-            "reason": reason,
-            "location": location,
-            "digests": {i: r.items[i].digests for i in wanted},
-        },
-    )
-
-
-def receive_draft(r: Replay, tid: str, location: str = "", note: str = "") -> EventDraft:
-    """A receipt of transfer ``tid`` as if every item matched (the receive writer
-    then fills in what it found on re-hashing)."""
-    t = r.transfers.get(parse_transfer_id(tid))
-    if t is None:
-        raise UsageError(f"no such transfer: {tid}")
-    return EventDraft(
-        RECEIVE_EVENT,
-        {
-            "transfer": t.hash,
-            "transfer_seq": t.seq,
-            "transfer_id": t.id,
-            "items": {
-                i: {"expected": r.items[i].digests, "found": r.items[i].digests, "match": True}
-                for i in t.items
-                if i in r.items
-            },
-            "location": location,
-            "reason": note or "received",
-        },
-    )
-
-
-def lifecycle_draft(
-    r: Replay,
-    action: str,
-    items: list[str],
-    reason: str,
-    location: str = "",
-    purge: bool = False,
-) -> EventDraft:
-    data: dict[str, Any] = {"items": _need_items(r, items), "reason": reason, "location": location}
-    if action == "dispose":
-        data["purge"] = purge
-    return EventDraft(action, data)
-
-
-def revoke_draft(r: Replay, who: str, reason: str) -> EventDraft:
-    fp = who if who in r.keys else resolve_identity(r, who)
-    return EventDraft(KEY_REVOKE_EVENT, {"fingerprint": fp, "reason": reason})
-
-
-def reassign_draft(r: Replay, items: list[str], to: str, reason: str) -> EventDraft:
-    return EventDraft(
-        REASSIGN_EVENT,
-        {"items": _need_items(r, items), "to": resolve_identity(r, to), "reason": reason},
-    )
-
-
-def transfer(
-    ledger: Ledger, signer: Signer, items: list[str], to: str, reason: str, location: str = ""
-) -> Event:
-    return _append_checked(ledger, signer, lambda r: transfer_draft(r, items, to, reason, location))
-
-
-def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: str = "") -> Event:
-    tseq = parse_transfer_id(tid)
-    store = Store(ledger.store_dir)
-
-    def check_items(r: Replay, t: Transfer) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for item in t.items:
-            st = r.items.get(item)
-            if st is None:
-                continue
-            expected = st.digests
-            found: dict[str, str] | None = None
-            error = None
-            if st.stored and st.store:
-                try:
-                    found = hash_file(store.path_of(st.store), sorted(expected)).digests
-                except OSError as e:
-                    error = f"store object unreadable: {e.strerror}"
-            out[item] = {
-                "expected": expected,
-                "found": found,
-                "match": (found == expected) if st.stored else True,
-            }
-            if error:
-                out[item]["error"] = error
-        return out
-
-    def drafts() -> list[EventDraft]:
-        r = ledger.rules().current()
-        probe = receive_draft(r, tid, location, note)
-        # who may receive, checked on a fresh replay before any item is re-hashed
-        check_draft(ledger, replay_ledger(ledger), signer, probe)
-        data = dict(probe.data)
-        data["items"] = check_items(r, r.transfers[tseq])
-        return [EventDraft(RECEIVE_EVENT, data)]  # the gate admits it; mismatches are facts
-
-    return ledger.append(signer, drafts)[-1]
-
-
-def lifecycle_event(
-    ledger: Ledger,
-    signer: Signer,
-    action: str,
-    items: list[str],
-    reason: str,
-    location: str = "",
-    purge: bool = False,
-) -> Event:
-    if action not in LIFECYCLE_EVENTS:
-        raise UsageError(f"unknown event {action!r}; choose from {', '.join(LIFECYCLE_EVENTS)}")
-    if not reason.strip():
-        raise UsageError("--reason is required")
-
-    ev = _append_checked(
-        ledger, signer, lambda r: lifecycle_draft(r, action, items, reason, location, purge)
-    )
-    if action == "dispose" and purge:
-        purge_objects(ledger, ev)
-    return ev
-
-
 def purgeable(r: Replay) -> set[str]:
     """Store objects whose every item was disposed with --purge: their absence is
     recorded, not a loss."""
     keep = {st.store for st in r.items.values() if st.store and not st.purged}
     return {st.store for st in r.items.values() if st.store and st.purged} - keep
-
-
-def purge_objects(ledger: Ledger, ev: Event) -> list[str]:
-    """Delete the stored bytes of items disposed with --purge, unless another item
-    not purged shares the same content, or an imported item (any imported bundle's
-    item, :meth:`Ledger.imported_objects`) names the object.  The records stay
-    forever."""
-    r = replay_ledger(ledger)
-    store = Store(ledger.store_dir)
-    gone = purgeable(r) - ledger.imported_objects()
-    removed = []
-    for item in _items_of(ev.data):
-        st = r.items.get(item)
-        if st is None or not st.store or st.store not in gone:
-            continue
-        try:
-            store.path_of(st.store).unlink()
-            removed.append(st.store)
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def rotate_key(ledger: Ledger, old: Signer, new: Signer) -> Event:
-    """Replace ``old`` by ``new``: signed by the old key, co-signed by the new."""
-    return _rotation(ledger, old, new, lambda r: old.fingerprint)
-
-
-def replace_owner(ledger: Ledger, recovery: Signer, new: Signer) -> Event:
-    """Replace the owner's key by ``new``, signed by the case's recovery key (the
-    owner's key lost or compromised), co-signed by the new key."""
-
-    def owner(r: Replay) -> str:
-        if r.owner is None:
-            raise UsageError("this case has no owner to replace")
-        return r.owner
-
-    return _rotation(ledger, recovery, new, owner)
-
-
-def _rotation(
-    ledger: Ledger, signer: Signer, new: Signer, old_of: Callable[[Replay], str]
-) -> Event:
-    def build(r: Replay) -> EventDraft:
-        old = old_of(r)
-        name, role = r.names.get(old, (signer.identity.name, signer.identity.role))
-        return rotation_draft(ledger.case.case_id, old, name, role, new)
-
-    return _append_checked(ledger, signer, build)
-
-
-def rotation_draft(case_id: str, old: str, name: str, role: str, new: Signer) -> EventDraft:
-    """``key.rotate`` of key ``old`` to ``new`` (which co-signs it), under ``name``."""
-    new_id = Identity(name=name, role=role, public_raw=new.identity.public_raw)
-    stmt = rotation_statement(case_id, old, new_id.fingerprint, new_id.public_b64)
-    return EventDraft(
-        KEY_ROTATE_EVENT,
-        {
-            "old": old,
-            "new": new_id.fingerprint,
-            "public_key": new_id.public_b64,
-            "name": new_id.name,
-            "role": new_id.role,
-            "algorithm": "ed25519",
-            "cosignature": base64.b64encode(new.sign(stmt)).decode("ascii"),
-        },
-    )
-
-
-def revoke_key(ledger: Ledger, signer: Signer, who: str, reason: str) -> Event:
-    return _append_checked(ledger, signer, lambda r: revoke_draft(r, who, reason))
-
-
-def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: str) -> Event:
-    """The owner gives items held by (or in transit to) a revoked key to an
-    attested key, with a signed reason."""
-    if not reason.strip():
-        raise UsageError("--reason is required")
-
-    return _append_checked(ledger, owner, lambda r: reassign_draft(r, items, to, reason))

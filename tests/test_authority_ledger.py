@@ -22,17 +22,17 @@ from custody.errors import CustodyRuleError, UsageError
 from custody.findings import Kind
 from custody.keys import Identity, Signer
 from custody.ledger import Ledger, identity_draft, owner_draft
-from custody.lifecycle import (
+from custody.lifecycle import rotation_statement
+from custody.verify import verify_ledger
+from custody.writers import (
     lifecycle_event,
     reassign,
     receive,
     replace_owner,
     revoke_key,
     rotate_key,
-    rotation_statement,
     transfer,
 )
-from custody.verify import verify_ledger
 
 
 def _signer(name: str, role: str) -> Signer:

@@ -48,16 +48,15 @@ from custody.ledger import (
     Ledger,
     identity_draft,
 )
-from custody.lifecycle import (
-    Replay,
+from custody.lifecycle import Replay, parse_transfer_id, replay_ledger
+from custody.verify import verify_ledger
+from custody.writers import (
     lifecycle_draft,
     lifecycle_event,
-    parse_transfer_id,
     reassign,
     reassign_draft,
     receive,
     receive_draft,
-    replay_ledger,
     revoke_draft,
     revoke_key,
     rotate_key,
@@ -65,7 +64,6 @@ from custody.lifecycle import (
     transfer,
     transfer_draft,
 )
-from custody.verify import verify_ledger
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,8 @@ from custody.checkpoint import note_key_name, origin_of
 from custody.collect import collect
 from custody.keys import Signer, fingerprint, public_key_pem
 from custody.ledger import Ledger
-from custody.lifecycle import lifecycle_event, receive, rotate_key, transfer, transfer_id
+from custody.lifecycle import transfer_id
+from custody.writers import lifecycle_event, receive, rotate_key, transfer
 from custody_cli.main import cli
 
 CASE_ID = "2026-017"

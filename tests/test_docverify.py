@@ -62,7 +62,7 @@ from custody.checkpoint import origin_of
 from custody.collect import collect
 from custody.keys import fingerprint, load_signer
 from custody.ledger import Ledger
-from custody.lifecycle import lifecycle_event, rotate_key
+from custody.writers import lifecycle_event, rotate_key
 
 # the kinds of the custody replay (step 9) and time-stamp (step 10): docverify skips both
 SKIPPED_KINDS = {

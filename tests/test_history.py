@@ -29,7 +29,7 @@ from custody.canonical import canonical_json, content_hash
 from custody.checkpoint import note_key_name
 from custody.keys import Signer, load_signer
 from custody.ledger import Ledger, artifact_index_row, event_items
-from custody.lifecycle import lifecycle_event
+from custody.writers import lifecycle_event
 
 CASE_ID = "2026-017"
 ORIGIN = f"custody/{CASE_ID}"

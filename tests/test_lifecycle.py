@@ -35,10 +35,11 @@ from tampering import append_unchecked, bypass, q, sqlite_ok
 from custody.canonical import canonical_json, content_hash
 from custody.keys import Signer, fingerprint, generate_key, load_public_key, load_signer
 from custody.ledger import Event, Ledger
-from custody.lifecycle import lifecycle_event, rotate_key, rotation_statement
-from custody.lifecycle import receive as lifecycle_receive
-from custody.lifecycle import transfer as lifecycle_transfer
+from custody.lifecycle import rotation_statement
 from custody.merkle import leaf_hash, node_hash
+from custody.writers import lifecycle_event, rotate_key
+from custody.writers import receive as lifecycle_receive
+from custody.writers import transfer as lifecycle_transfer
 
 CASE_ID = "2026-017"
 DANA = "Dana Reyes (collector)"

@@ -43,11 +43,12 @@ from custody.collect import RUN_END_EVENT, RUN_START_EVENT
 from custody.display import formula_guarded, shown
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, EventDraft, Ledger
-from custody.lifecycle import lifecycle_event, receive, transfer, transfer_id
+from custody.lifecycle import transfer_id
 from custody.render import csv_form, render
 from custody.render.csv_form import COLUMNS, DISPLAY_COLUMNS
 from custody.report import case_report
 from custody.store import Store
+from custody.writers import lifecycle_event, receive, transfer
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"

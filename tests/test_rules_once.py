@@ -19,14 +19,8 @@ from custody.errors import CustodyRuleError
 from custody.findings import Kind, Step, steps
 from custody.keys import Signer
 from custody.ledger import Ledger
-from custody.lifecycle import (
-    lifecycle_event,
-    receive,
-    revoke_key,
-    rotate_key,
-    transfer,
-)
 from custody.verify import verify_ledger
+from custody.writers import lifecycle_event, receive, revoke_key, rotate_key, transfer
 
 
 def _signer(name: str, role: str) -> Signer:

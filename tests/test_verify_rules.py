@@ -12,8 +12,8 @@ from custody.checkpoint import make_checkpoint
 from custody.collect import collect
 from custody.keys import Identity, Signer
 from custody.ledger import Ledger
-from custody.lifecycle import lifecycle_event
 from custody.verify import verify_ledger
+from custody.writers import lifecycle_event
 
 
 def _case(tmp_path: Path) -> tuple[Ledger, Signer]:
