@@ -1167,6 +1167,16 @@ ARCHIVES: list[tuple[str, Any]] = [
     ("zip_dotdot", zip_with(zip_entry(f"{TOP}/../evil.txt", stat.S_IFREG))),
     ("zip_extra_payload", zip_with(zip_entry(f"{TOP}/data/planted.txt", stat.S_IFREG))),
     ("not_an_archive", not_an_archive),
+    # §11: an empty or "." last component of a file's name
+    ("tar_dot_last", tar_with(member(f"{TOP}/data/ITEM-1/.", b"x\n"))),
+    ("tar_slash_last", tar_with(member(f"{TOP}/data/ITEM-1/", b"x\n"))),
+    # §11: a zip directory entry's mode is not looked at; a file entry's is
+    ("zip_dir_with_link_mode", zip_with(zip_entry(f"{TOP}/data/d/", stat.S_IFLNK))),
+    ("zip_dir_entry", zip_with(zip_entry(f"{TOP}/data/d/", stat.S_IFDIR))),
+    ("zip_file_no_mode", zip_with(zip_entry(f"{TOP}/data/planted.txt", 0))),
+    # §1: only regular files locate the root; a directory elsewhere does not move it
+    ("tar_other_empty_dir", tar_with(member("other", type_=tarfile.DIRTYPE))),
+    ("tar_extra_dir_inside", tar_with(member(f"{TOP}/data/sub", type_=tarfile.DIRTYPE))),
 ]
 
 
@@ -1241,6 +1251,13 @@ def trust_rules_1(bag: Path, w: World) -> None:
     )
 
 
+def trust_export_event_pointed_elsewhere(bag: Path, w: World) -> None:
+    """bundle.json's export_event names another event: there is no signed export
+    event, so the bundle is judged by rules 1, not by bundle.json's "rules": 2."""
+    _edit_json(bag, "bundle.json", lambda d: d.update(export_event=0))
+    retag(bag)
+
+
 TRUST_TAMPERS = [
     trust_genuine,
     trust_namesake_resigns_everything,
@@ -1248,6 +1265,7 @@ TRUST_TAMPERS = [
     trust_unused_key,
     trust_attested_by_a_self_asserted_key,
     trust_rules_1,
+    trust_export_event_pointed_elsewhere,
 ]
 
 
@@ -1272,6 +1290,22 @@ def test_docverify_agrees_with_custody_on_trust(
     want_rc, want = custody_verdict(run, bag, *flags)
     got_rc, got = docverify.verify(bag, trust, require_trusted=anchor == "required")
     assert (got_rc, set(got)) == (want_rc, want)
+
+
+def test_no_signed_export_event_means_rules_1(
+    world: World,  # noqa: F811
+    run: Run,
+    tmp_path: Path,
+) -> None:
+    """§10.1: the rules come from the signed export event, never from bundle.json's
+    unsigned "rules".  Without the export event only the anchor itself is trusted,
+    so Lee, whom the owner attested under rules 2, is not."""
+    bag = Path(shutil.copytree(world.bundle, tmp_path / "bag"))
+    assert json.loads((bag / "custody" / "bundle.json").read_text())["rules"] == 2
+    trust_export_event_pointed_elsewhere(bag, world)
+    want = {("disclosure", "custody/bundle.json"), ("untrusted-key", world.lee.fp)}
+    assert custody_verdict(run, bag, "--trust", world.dana.fp) == (1, want)
+    assert (lambda r: (r[0], set(r[1])))(docverify.verify(bag, (world.dana.fp,))) == (1, want)
 
 
 @pytest.fixture(scope="module")
