@@ -794,6 +794,10 @@ def export_data_not_an_object(bag: Path, t: dict[str, Any]) -> None:
     _resign(bag, _export_seq(bag), lambda b: b.update(data=["ITEM-1"]))
 
 
+def export_items_and_rules_of_other_types(bag: Path, t: dict[str, Any]) -> None:
+    _resign(bag, _export_seq(bag), lambda b: b["data"].update(items="ITEM-1", rules=[2]))
+
+
 def events_blank_line(bag: Path, t: dict[str, Any]) -> None:
     """§6.2: an empty line is not skipped; it is a line that is not JSON."""
     p = bag / "custody" / "events.jsonl"
@@ -943,6 +947,7 @@ TAMPERS: list[Any] = [
     export_payload_not_an_object,
     export_events_entry_malformed,
     export_data_not_an_object,
+    export_items_and_rules_of_other_types,
     events_blank_line,
     events_crlf,
     event_line_an_array,
@@ -1044,6 +1049,12 @@ DOCUMENTED: list[tuple[Any, int, Callable[[dict[str, int]], set[tuple[str, str]]
         True,
     ),
     (export_data_not_an_object, 1, lambda s: {META, ("proof", f"event {s['export']}")}, True),
+    (
+        export_items_and_rules_of_other_types,
+        1,
+        lambda s: {META, ("proof", f"event {s['export']}")},
+        True,
+    ),
 ]
 
 
