@@ -25,9 +25,21 @@ def _default_key_file() -> Path:
 
 
 def remember_default_key(path: Path) -> None:
+    """Write the default key's path, 0600 whatever the umask (it names where the
+    user's signing key lies); replaced by an atomic rename."""
     d = config_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    _default_key_file().write_text(str(path.resolve()) + "\n")
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dest = _default_key_file()
+    tmp = d / f".default-key.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)  # left by a killed command of this pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (str(path.resolve()) + "\n").encode("utf-8", "surrogateescape"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
 
 
 def default_key() -> Path | None:

@@ -98,12 +98,19 @@ def highest_size(ledger: Ledger) -> int:
 
 def _keep(src: Path, dest: Path) -> None:
     """Keep ``src`` as ``dest`` (a hard link; a durable copy where the file system
-    has none, as FAT and exFAT drives)."""
+    has none, as FAT and exFAT drives).  Either way ``dest`` is left 0600: a
+    note of an older case may be 0644, and a hard link shares its mode."""
     try:
         os.link(src, dest)
-        return
     except OSError:
         pass
+    else:
+        fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        finally:
+            os.close(fd)
+        return
     data = src.read_bytes()
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     os.fchmod(fd, PRIVATE_FILE_MODE)

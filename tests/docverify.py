@@ -6,13 +6,14 @@ the standard library, ``cryptography`` (Ed25519) and ``rfc8785`` (canonical JSON
 findings), 1 with findings ``[(kind, subject)]``, 0 when the bundle verifies.
 
 Implemented (bundle-format.md §10): steps 0-2 for a folder, tar (whatever Python's
-tarfile opens) or zip bundle, with the entry rules of §11 and strict JSON; 3 keys;
-4 events; 5 the checkpoint (C2SP signed note); 6-7 inclusion proofs (RFC 9162); 8
-items and payload digests; 11 trust by key (anchors, their rotation lines and, under
-rules 2, the keys the trusted owner attested, simplified: see ``trusted_keys``); 12
-signed fields; §12 disclosure against the export event.  Skipped: step 9 (the
-custody replay), step 10 (the RFC 3161 time-stamp), and of §12's JSON Schema
-validation only a few rules are checked (``schema_subset``).
+tarfile opens) or zip bundle, with the entry rules of §11, strict JSON and the JSON
+Schemas of schemas/ (with ``jsonschema``); 3 keys; 4 events; 5 the checkpoint (C2SP
+signed note); 6-7 inclusion proofs (RFC 9162); 8 items and payload digests; 11 trust
+by key (anchors, their rotation lines and, under rules 2, the keys the trusted owner
+attested, simplified: see ``trusted_keys``); 12 signed fields; 13, §12 disclosure
+against the export event.  Skipped: step 9 (the custody replay) and step 10 (the
+RFC 3161 time-stamp).  Every rule here is one the page states; where it says which
+of several lines counts, or what a finding's subject is, this follows it.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 CUSTODY_FILES = ("bundle.json", "events.jsonl", "checkpoint.txt", "proofs.json", "keys.json")
 MAX_TAG = 64 * 1024 * 1024
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 class NotABundle(Exception):
@@ -72,8 +75,9 @@ def b64decode(text: Any) -> bytes | None:
         return None
 
 
-def strict_json(data: bytes) -> Any:
-    """§11 JSON: UTF-8, no duplicate keys, no NaN/Infinity, nesting <= 64."""
+def strict_json(data: bytes, limit: int | None = 64) -> Any:
+    """§11 JSON: UTF-8, no duplicate keys, no NaN/Infinity, nesting <= ``limit``
+    (None: only what the parser can; §10 step 4 for an event body)."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -101,16 +105,16 @@ def strict_json(data: bytes) -> Any:
             return max([depth(v, d + 1) for v in o] or [d])
         return d
 
-    if depth(doc) > 64:
+    if limit is not None and depth(doc) > limit:
         raise TooDeep("JSON nested too deep")
     return doc
 
 
 def safe_name(name: str) -> bool:
-    """§11 entry-name rules (for paths inside files)."""
+    """§11 entry-name rules (for entries and for paths inside files)."""
     if not name or "\0" in name or "\\" in name or name.startswith("/"):
         return False
-    if re.match(r"^[A-Za-z]:", name):
+    if len(name) > 1 and name[1] == ":":
         return False
     parts = name.split("/")
     return all(p not in ("", ".", "..") for p in parts)
@@ -151,38 +155,42 @@ def index_folder(root: Path) -> dict[str, Entry]:
 
 
 def check_entry_name(name: str, is_dir: bool) -> str:
-    """§11 entry names; the name without a directory's trailing /."""
-    if is_dir and name.endswith("/"):
-        name = name[:-1]
+    """§11 entry names; a directory's name without its trailing /s."""
+    if is_dir:
+        name = name.rstrip("/")
     if not safe_name(name):
         raise NotABundle(f"unsafe entry name {name!r}")
     return name
 
 
 def index_archive(path: Path) -> dict[str, Entry]:
-    entries: dict[str, Entry | None] = {}  # None: a directory
+    """§1 and §11: every entry checked, the regular files by name (directories skipped)."""
+    names: set[str] = set()
+    files: dict[str, Entry] = {}
 
     def put(name: str, entry: Entry | None) -> None:
-        if name in entries:
+        if name in names:
             raise NotABundle(f"duplicate entry {name}")
-        entries[name] = entry
+        names.add(name)
+        if entry is not None:
+            files[name] = entry
 
     if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise NotABundle(f"not a readable zip: {exc}") from None
         for info in zf.infolist():
-            mode = info.external_attr >> 16
-            is_dir = info.is_dir()
+            # a name ending in / is a directory entry: its mode is not looked at
+            is_dir = info.filename.endswith("/")
             name = check_entry_name(info.filename, is_dir)
-            if mode and stat.S_IFMT(mode):
-                kind = stat.S_IFMT(mode)
-                if kind == stat.S_IFLNK or (kind != stat.S_IFREG and not is_dir):
-                    raise NotABundle(f"zip entry {name} is not a regular file")
-                if is_dir and kind != stat.S_IFDIR:
-                    raise NotABundle(f"zip entry {name} is not a directory")
-            put(
-                name,
-                None if is_dir else Entry(info.file_size, lambda i=info: zf.read(i)),
-            )
+            if is_dir:
+                put(name, None)
+                continue
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind and kind != stat.S_IFREG:
+                raise NotABundle(f"zip entry {name} is not a regular file")
+            put(name, Entry(info.file_size, lambda i=info: zf.read(i)))
     else:
         try:
             tf = tarfile.open(path, "r:*")
@@ -191,39 +199,35 @@ def index_archive(path: Path) -> dict[str, Entry]:
             raise NotABundle(f"not a readable archive: {exc}") from None
         for m in members:
             name = check_entry_name(m.name, m.isdir())
-            if m.issym() or m.islnk():
-                raise NotABundle(f"link {name}")
             if m.isdir():
                 put(name, None)
+            elif m.issym() or m.islnk():
+                raise NotABundle(f"link {name}")
             elif m.isreg():
                 put(name, Entry(m.size, lambda m=m: tf.extractfile(m).read()))  # type: ignore[union-attr]
             else:
                 raise NotABundle(f"special entry {name}")
-    total = sum(e.size for e in entries.values() if e is not None)
+    total = sum(e.size for e in files.values())
     if total > 1 << 40 or (total > 64 << 20 and total > 1000 * path.stat().st_size):
         raise NotABundle("decompression bomb")
-    files = {n: e for n, e in entries.items() if e is not None}
+    # §1: the bag root, from the regular-file entries only
     if "bagit.txt" in files:
         return files
-    tops = {n.split("/")[0] for n in entries}
+    tops = {n.split("/")[0] for n in files}
     if len(tops) != 1:
-        raise NotABundle("no bagit.txt")
+        return files
     (top,) = tops
     return {n[len(top) + 1 :]: e for n, e in files.items() if n.startswith(top + "/")}
 
 
 def index_bundle(path: Path) -> dict[str, Entry]:
-    """The bag's regular files by their path relative to the bag root."""
+    """The bag's regular files by their path relative to the bag root (§1): a folder
+    is itself the root; an archive's root is found by index_archive."""
     if not path.exists():
         raise NotABundle("no such path")
-    if not path.is_dir():
-        files = index_archive(path)
-    else:
-        # custody applies §1's "one top folder" rule to archives only: a folder's
-        # bag root is the folder itself
-        files = index_folder(path)
+    files = index_folder(path) if path.is_dir() else index_archive(path)
     if "bagit.txt" not in files:
-        raise NotABundle("no bagit.txt")
+        raise NotABundle("no bagit.txt at the bag root")
     return files
 
 
@@ -262,57 +266,65 @@ def note_key_id(key_name: str, pub: bytes) -> bytes:
     return hashlib.sha256(key_name.encode() + b"\n\x01" + pub).digest()[:4]
 
 
+def canonical_b64(text: str) -> bytes | None:
+    """Standard padded base64 that re-encodes to the same string (§7)."""
+    raw = b64decode(text)
+    if raw is None or base64.b64encode(raw).decode() != text:
+        return None
+    return raw
+
+
 def verify_checkpoint(
     data: bytes, keys: list[tuple[str, bytes]], case_id: Any
 ) -> tuple[int, bytes, set[str]] | None:
     """(size, root, signer fingerprints) of a valid note, else None (§7)."""
     try:
-        text = data.decode("utf-8")
+        note = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    body, sep, sigs = text.partition("\n\n")
-    if not sep:
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
         return None
-    body += "\n"
-    lines = body.split("\n")[:-1]
-    if len(lines) < 3:
+    split = note.rfind("\n\n")  # the text ends at the LF that begins the last blank line
+    if split < 0:
         return None
-    origin, size_s, root_s = lines[0], lines[1], lines[2]
-    # §7 step 2 says "exactly three lines" but also that C2SP allows extension
-    # lines; custody accepts them, and so does this verifier
-    if not re.fullmatch(r"0|[1-9][0-9]*", size_s):
+    text, block = note[: split + 1], note[split + 2 :]
+    if not block or not block.endswith("\n"):
         return None
-    root = b64decode(root_s)
-    if root is None or len(root) != 32 or base64.b64encode(root).decode() != root_s:
+    lines = text.split("\n")[:-1]
+    if len(lines) != 3:  # §7 step 2: exactly three lines, no extension lines
         return None
-    if origin != f"custody/{case_id}":
+    origin, size_s, root_s = lines
+    if not re.fullmatch(r"0|[1-9][0-9]*", size_s) or int(size_s) > 2**64 - 1:
+        return None
+    root = canonical_b64(root_s)
+    if root is None or len(root) != 32:
         return None
     verifiers = {}
     for name, pub in keys:
         kn = note_key_name(name)
         verifiers[(kn, note_key_id(kn, pub))] = pub
-    if not sigs.endswith("\n"):
-        return None
-    sig_lines = sigs[:-1].split("\n")
+    sig_lines = block[:-1].split("\n")
     if len(sig_lines) > 100:
         return None
     signers: set[str] = set()
     for line in sig_lines:
         if not line.startswith("\u2014 "):
             return None
-        parts = line[2:].split(" ")
-        if len(parts) != 2:
+        name, sp, blob_s = line[2:].partition(" ")
+        if not sp or not name or "+" in name or any(c.isspace() for c in name):
             return None
-        blob = b64decode(parts[1])
-        if blob is None or len(blob) < 5:
+        blob = canonical_b64(blob_s)
+        if blob is None or len(blob) <= 4:
             return None
-        pub = verifiers.get((parts[0], blob[:4]))
+        pub = verifiers.get((name, blob[:4]))
         if pub is None:
-            continue
-        if len(blob) != 68 or not ed25519_ok(pub, blob[4:], body.encode()):
+            continue  # a key this bundle does not carry: ignored
+        if len(blob) != 68 or not ed25519_ok(pub, blob[4:], text.encode()):
             return None
         signers.add(fingerprint(pub))
     if not signers:
+        return None
+    if origin != f"custody/{case_id}":  # §7 step 3
         return None
     return int(size_s), root, signers
 
@@ -332,7 +344,7 @@ def verify(
 
 
 def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[tuple[str, str]]:
-    files = index_bundle(path)
+    files = index_bundle(path)  # step 0
     found: list[tuple[str, str]] = []
 
     def add(kind: str, subject: str) -> None:
@@ -346,15 +358,23 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
             raise NotABundle(f"{rel} too large")
         return p.read_bytes()
 
+    def text_lines(rel: str) -> list[str]:
+        """§4 / §6.2: UTF-8, split at LF, one CR at a line's end removed."""
+        try:
+            text = read(rel).decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotABundle(f"{rel} is not UTF-8") from None
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        return [line.removesuffix("\r") for line in lines]
+
     # Step 1: the bag.
     read("bagit.txt")
 
     def manifest(rel: str) -> dict[str, str]:
         out: dict[str, str] = {}
-        for line in read(rel).decode("utf-8").split("\n"):
-            # custody (and BagIt, RFC 8493 §2.1.3) also accepts CRLF line ends;
-            # §4's reading rules do not mention them
-            line = line.removesuffix("\r")
+        for line in text_lines(rel):
             if not line.strip():
                 continue
             digest, sp, rest = line.partition(" ")
@@ -363,7 +383,7 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
                 raise NotABundle(f"malformed line in {rel}")
             if not safe_name(name):
                 raise NotABundle(f"unsafe path in {rel}")
-            out[name] = digest.lower()
+            out[name] = digest.lower()  # a path listed twice: the last line counts
         return out
 
     manifests = {alg: manifest(f"manifest-{alg}.txt") for alg in ("sha256", "sha512")}
@@ -396,94 +416,97 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
             ):
                 add("tag-extra", name)
 
-    # Step 2: metadata.
+    # Step 2: metadata, parsed strictly and checked against its schema.
     meta = strict_json(read("custody/bundle.json"))
     keys_doc = strict_json(read("custody/keys.json"))
     proofs_doc = strict_json(read("custody/proofs.json"))
     if not isinstance(meta, dict) or meta.get("schema_version") != 1:
         raise NotABundle("schema_version")
-    if not isinstance(keys_doc, list) or not all(isinstance(k, dict) for k in keys_doc):
-        raise NotABundle("keys.json")
-    schema_subset(meta, keys_doc, proofs_doc)
-    case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
-    case_id = case.get("id")
+    for doc, schema in ((meta, "bundle"), (keys_doc, "bundle-keys"), (proofs_doc, "bundle-proofs")):
+        if not matches_schema(doc, schema):
+            raise NotABundle(f"{schema} does not match its schema")
+    case = meta["case"]
+    case_id = case["id"]
+    items = meta["items"]
 
-    # Step 3: keys.
-    keys: dict[str, bytes] = {}
-    key_entries: dict[str, dict[str, Any]] = {}
+    # Step 3: keys.  The well-formed ones, by fingerprint (the last entry counts).
+    keys: dict[str, tuple[bytes, str, str]] = {}
     for k in keys_doc:
-        pub = b64decode(k.get("public_key"))
-        fp = k.get("fingerprint")
-        if pub is None or len(pub) != 32 or fingerprint(pub) != fp:
-            add("key", str(fp))
+        pub = b64decode(k["public_key"])
+        if pub is None or len(pub) != 32 or fingerprint(pub) != k["fingerprint"]:
+            add("key", str(k["fingerprint"]))
             continue
-        keys.setdefault(fp, pub)
-        key_entries.setdefault(fp, k)
+        keys[k["fingerprint"]] = (pub, k["name"], k["role"])
 
     # Step 4: events.
-    events: list[dict[str, Any]] = []  # usable lines: {seq, hash, body bytes, parsed}
-    try:
-        text = read("custody/events.jsonl").decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotABundle("events.jsonl is not UTF-8") from None
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
+    events: list[dict[str, Any]] = []  # {seq, hash (the line's), body bytes, ev (parsed)}
+    if "custody/events.jsonl" not in files:
+        raise NotABundle("missing custody/events.jsonl")
+    for n, line in enumerate(text_lines("custody/events.jsonl"), 1):
         try:
-            # a line that is not strict JSON (§11: duplicate keys, NaN...) is a
-            # finding, as custody does; §11 does not say whether its JSON rules,
-            # which refuse the bundle, cover the lines of events.jsonl
-            row = strict_json(line.encode())
+            row = strict_json(line.encode())  # 4.1
         except TooDeep:
             raise
         except NotABundle:
-            row = None
-        if isinstance(row, dict):
-            # schemas/bundle-event-line.schema.json (§12): exactly these fields
-            types = {"seq": int, "hash": str, "prev": str, "signer": str}
-            types |= {"signature": str, "body": str}
-            if set(row) != set(types) or any(type(row[k]) is not t for k, t in types.items()):
-                raise NotABundle("an event line does not match its schema")
-        parsed: Any = None
-        ok_body = False
-        if isinstance(row, dict) and isinstance(row.get("body"), str):
-            try:
-                parsed = json.loads(row["body"])
-                ok_body = True
-            except ValueError:
-                parsed = None
-        if not isinstance(row, dict) or not isinstance(row.get("seq"), int):
             add("event", f"events.jsonl line {n}")
             continue
-        if not ok_body or not isinstance(parsed, dict):
-            # §10 step 4 says both `event` (line n) and `event-body`; custody gives
-            # `event-body` (event <seq>) for a line with a seq whose body is no object
-            add("event-body", f"event {row['seq']}")
-            continue
+        types = {"seq": int, "hash": str, "prev": str, "signer": str}  # 4.2
+        types |= {"signature": str, "body": str}
+        if (
+            not isinstance(row, dict)
+            or set(row) != set(types)
+            or any(type(row[k]) is not t for k, t in types.items())
+        ):
+            raise NotABundle("an event line is not of the event-line shape")
         seq = row["seq"]
         subj = f"event {seq}"
-        b = row["body"].encode("utf-8")
-        if row.get("hash") != "sha256:" + sha256_hex(b):
+        try:
+            b = row["body"].encode("utf-8")
+        except UnicodeEncodeError:
+            add("event", f"events.jsonl line {n}")
+            continue
+        if row["hash"] != "sha256:" + sha256_hex(b):  # 4.3
             add("event-hash", subj)
-        if rfc8785.dumps(parsed) != b:
+        try:  # 4.4
+            parsed = strict_json(b, limit=None)
+        except TooDeep:
+            raise
+        except NotABundle:
+            parsed = None
+        if not isinstance(parsed, dict):
+            add("event-body", subj)
+            continue
+        try:
+            canonical = rfc8785.dumps(parsed) == b
+        except Exception:  # e.g. an integer RFC 8785 cannot write
+            canonical = False
+        if not canonical:
             add("event-noncanonical", subj)
-        if parsed.get("seq") != seq or parsed.get("signer") != row.get("signer"):
-            add("event-mismatch", subj)
-        # the key is looked up by the *body's* signer, as custody does (§10 step 4
-        # says only "a signer"; the line's may differ: event-mismatch)
-        signer = parsed.get("signer")
+        signer = parsed.get("signer")  # 4.5: the body's signer
         if not isinstance(signer, str) or signer not in keys:
             add("unknown-signer", subj)
         else:
-            sig = b64decode(row.get("signature"))
-            if sig is None or len(sig) != 64 or not ed25519_ok(keys[signer], sig, b):
+            sig = b64decode(row["signature"])
+            if sig is None or len(sig) != 64 or not ed25519_ok(keys[signer][0], sig, b):
                 add("signature", subj)
-        events.append({"seq": seq, "row": row, "body": b, "ev": parsed})
+        if parsed.get("seq") != seq or parsed.get("signer") != row["signer"]:  # 4.6
+            add("event-mismatch", subj)
+        events.append({"seq": seq, "hash": row["hash"], "body": b, "ev": parsed})
+    counts: dict[int, int] = {}
+    for e in events:
+        counts[e["seq"]] = counts.get(e["seq"], 0) + 1
+    for seq in sorted(counts):
+        if counts[seq] > 1:
+            add("event-duplicate", f"event {seq}")
+    by_seq = {e["seq"]: e for e in events}  # the last line of a seq
+
+    def signer_of(e: dict[str, Any]) -> Any:
+        return e["ev"].get("signer")
 
     # Step 5: checkpoint.
     cp = verify_checkpoint(
         read("custody/checkpoint.txt"),
-        [(str(key_entries[fp].get("name", "")), pub) for fp, pub in keys.items()],
+        [(name, pub) for pub, name, _ in keys.values()],
         case_id,
     )
     cp_signers: set[str] = set()
@@ -492,23 +515,14 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
     else:
         size, cp_root, cp_signers = cp
         # Steps 6-7: proofs.
-        plist = proofs_doc.get("proofs") if isinstance(proofs_doc, dict) else None
-        if not isinstance(plist, list) or proofs_doc.get("tree_size") != size:
+        if proofs_doc["tree_size"] != size:
             add("proof", "custody/proofs.json")
-            plist = plist if isinstance(plist, list) else []
-        by_seq: dict[Any, Any] = {}
-        for entry in plist:
-            if isinstance(entry, dict):
-                by_seq.setdefault(entry.get("seq"), entry.get("proof"))
+        proof_of = {p["seq"]: p["proof"] for p in proofs_doc["proofs"]}  # the last entry
         for e in events:
-            proof = by_seq.get(e["seq"])
-            ok = False
-            if isinstance(proof, list) and all(isinstance(h, str) for h in proof):
-                try:
-                    hashes = [bytes.fromhex(h) for h in proof]
-                    ok = verify_inclusion(leaf_hash(e["body"]), e["seq"], size, hashes, cp_root)
-                except ValueError:
-                    ok = False
+            proof = proof_of.get(e["seq"])
+            ok = proof is not None and verify_inclusion(
+                leaf_hash(e["body"]), e["seq"], size, [bytes.fromhex(h) for h in proof], cp_root
+            )
             if not ok:
                 add("proof", f"event {e['seq']}")
 
@@ -516,176 +530,175 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
     collects: dict[str, dict[str, Any]] = {}
     for e in events:
         ev = e["ev"]
-        data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-        if ev.get("type") == "collect" and isinstance(data.get("item"), str):
-            collects.setdefault(data["item"], data)
-    items = meta.get("items") if isinstance(meta.get("items"), list) else []
+        if ev.get("type") == "collect" and isinstance(ev.get("data"), dict):
+            collects[str(ev["data"].get("item"))] = ev["data"]  # the last one
     for it in items:
-        if not isinstance(it, dict):
-            continue
-        iid = str(it.get("id"))
-        payload = it.get("payload")
-        if payload is not None and (
-            not isinstance(payload, str)
-            or not safe_name(payload)
-            or not payload.startswith("data/")
-        ):
-            raise NotABundle("unsafe payload path")
+        iid = it["id"]
         data = collects.get(iid)
         if data is None:
             add("item", iid)
+            continue
+        payload = it.get("payload")
         if payload is not None:
+            if not safe_name(payload) or not payload.startswith("data/"):
+                raise NotABundle("unsafe payload path")
             if payload not in files:
                 add("payload-missing", payload)
-            elif data is not None:
+            else:
                 signed = data.get("digests") if isinstance(data.get("digests"), dict) else {}
                 raw = files[payload].read_bytes()
                 for alg in ("sha256", "sha512"):
                     if alg in signed and hashlib.new(alg, raw).hexdigest() != signed[alg]:
                         add("payload-digest", iid)
         # Step 12: the item's fields against its signed collect event (§5).
-        if data is not None:
-            path = data.get("path") if isinstance(data.get("path"), dict) else {}
-            digests = data.get("digests") if isinstance(data.get("digests"), dict) else None
-            has_bytes = bool(data.get("store")) and digests is not None
-            expect: dict[str, Any] = {
-                "path": path.get("display"),
-                "path_hex": path.get("hex"),
-                "outcome": data.get("outcome"),
-                "sha256": digests.get("sha256") if digests else None,
-                "size": data.get("size"),
-            }
-            if has_bytes:
-                name, mapped = payload_name(iid, str(path.get("hex", "")))
-                expect["payload"] = f"data/{iid}/{name}"
-                expect["name_mapped"] = mapped
-            fields = ("path", "path_hex", "outcome", "sha256", "size", "payload", "name_mapped")
-            got = {f: it[f] for f in fields if f in it}
-            if got != expect:
-                add("item", iid)
+        path_d = data.get("path") if isinstance(data.get("path"), dict) else {}
+        digests = data.get("digests") if isinstance(data.get("digests"), dict) else None
+        expect: dict[str, Any] = {
+            "path": path_d.get("display"),
+            "path_hex": path_d.get("hex"),
+            "outcome": data.get("outcome"),
+            "sha256": digests.get("sha256") if digests else None,
+            "size": data.get("size"),
+            "payload": None,
+            "name_mapped": None,
+        }
+        if data.get("store") and digests is not None and isinstance(path_d.get("hex"), str):
+            name, mapped = payload_name(iid, path_d["hex"])
+            expect["payload"] = f"data/{iid}/{name}"
+            expect["name_mapped"] = mapped
+        if any(it.get(f) != v for f, v in expect.items()):
+            add("item", iid)
 
-    # Step 12: the header, the case, the export event.
-    header = case.get("header")
-    header_obj: dict[str, Any] = {}
-    if isinstance(header, str):
-        try:
-            header_obj = json.loads(header)
-        except ValueError:
-            header_obj = {}
-    hh = "sha256:" + sha256_hex(header.encode()) if isinstance(header, str) else None
-    ev0 = [e for e in events if e["seq"] == 0]
+    # Step 12: the header and the case.
+    header = case["header"]
+    try:
+        header_obj = strict_json(header.encode("utf-8"), limit=None)
+    except (NotABundle, UnicodeEncodeError):
+        header_obj = None
+    if not isinstance(header_obj, dict):
+        header_obj = {}
+        add("disclosure", "custody/bundle.json")
+    hh = "sha256:" + sha256_hex(header.encode("utf-8", "surrogatepass"))
+    ev0 = by_seq.get(0)
     if (
-        hh is None
-        or case.get("header_hash") != hh
-        or not ev0
-        or ev0[0]["ev"].get("prev") != hh
-        or not isinstance(header_obj, dict)
+        case["header_hash"] != hh
+        or ev0 is None
+        or ev0["ev"].get("prev") != hh
         or case_id != header_obj.get("case_id")
-        or case.get("title") != header_obj.get("title")
+        or case["title"] != header_obj.get("title")
     ):
         add("disclosure", "custody/bundle.json")
     for e in events:
         if e["ev"].get("case") != header_obj.get("case_id"):
             add("disclosure", f"event {e['seq']}")
+    if cp is not None and meta["checkpoint_event"] != cp[0]:
+        add("disclosure", "custody/bundle.json")
 
-    # §12: disclosure against the signed export event.
-    exports = [e for e in events if e["ev"].get("type") == "export"]
-    export = exports[0] if exports else None
+    # Step 13 (§12): disclosure against the signed export event.
+    export = next(
+        (
+            e
+            for e in events
+            if e["seq"] == meta["export_event"]
+            and e["ev"].get("type") == "export"
+            and isinstance(e["ev"].get("data"), dict)
+        ),
+        None,
+    )
+    rules: Any = 1
     if export is None:
         add("disclosure", "custody/bundle.json")
     else:
         ev = export["ev"]
-        d = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        d = ev["data"]
+        rules = d.get("rules", 1)
         time = ev.get("time") if isinstance(ev.get("time"), str) else ""
-        item_ids = [it.get("id") for it in items if isinstance(it, dict)]
         if (
-            # compared regardless of order, as custody does (§12 "exactly those of
-            # bundle.json" does not say whether the order counts)
-            not isinstance(d.get("items"), list)
-            or sorted(map(str, d["items"])) != sorted(map(str, item_ids))
-            or meta.get("exported_by") != ev.get("signer")
-            or meta.get("exported") != time[:19] + "Z"
-            or (cp is not None and meta.get("checkpoint_event") != cp[0])
-            or meta.get("export_event") != export["seq"]
-            or meta.get("rules", 1) != d.get("rules", 1)
+            meta.get("rules", 1) != rules
+            or [it["id"] for it in items] != d.get("items")
+            or meta["exported_by"] != ev.get("signer")
+            or meta["exported"] != time[:19] + "Z"
         ):
             add("disclosure", "custody/bundle.json")
+        entries = d.get("events") if isinstance(d.get("events"), list) else []
         listed_events = {
-            (x.get("seq"), x.get("hash")) for x in d.get("events", []) if isinstance(x, dict)
+            (x["seq"], x["hash"])
+            for x in entries
+            if isinstance(x, dict) and type(x.get("seq")) is int and isinstance(x.get("hash"), str)
         }
-        present: dict[int, int] = {}
-        lines = set()
-        for e in events:
-            present[e["seq"]] = present.get(e["seq"], 0) + 1
-            lines.add((e["seq"], e["row"].get("hash")))
-        for seq in sorted(present):
-            if present[seq] > 1:
-                add("event-duplicate", f"event {seq}")
-        # an event is listed by its seq *and* hash: a line whose body changed is
-        # both withheld (the signed one) and extra (the new one)
-        for seq, _ in sorted(x for x in listed_events if x not in lines):
+        present = {(e["seq"], e["hash"]) for e in events if e is not export}
+        # listed by seq *and* hash: a line whose body changed is both withheld (the
+        # signed one) and extra (the new one), §12
+        for seq, _ in sorted(listed_events - present):
             add("event-withheld", f"event {seq}")
-        for seq, _ in sorted(x for x in lines if x not in listed_events):
-            if seq != export["seq"]:
-                add("event-extra", f"event {seq}")
+        for seq, _ in sorted(present - listed_events):
+            add("event-extra", f"event {seq}")
         payloads = d.get("payload") if isinstance(d.get("payload"), dict) else {}
-        by_id = {it.get("id"): it for it in items if isinstance(it, dict)}
+        payload_of = {it["id"]: it.get("payload") for it in items}
         for iid in sorted(payloads):
-            p = by_id.get(iid, {}).get("payload")
+            p = payload_of.get(iid)
             if p is None or p not in files:
                 add("payload-withheld", iid)
-        payload_paths = {it.get("payload") for it in by_id.values()}
         for name in sorted(files):
-            if name.startswith("data/") and name not in payload_paths:
+            if name.startswith("data/") and name not in set(payload_of.values()):
                 add("payload-extra", name)
 
     # Step 12 / §9: keys.json names and roles against the first registering event.
-    registered: dict[str, tuple[Any, Any]] = {}
+    registered: dict[Any, tuple[Any, Any]] = {}
     for e in sorted(events, key=lambda x: x["seq"]):
         ev = e["ev"]
         d = ev.get("data") if isinstance(ev.get("data"), dict) else {}
         t = ev.get("type")
-        reg = None
+        regs: list[tuple[Any, Any, Any]] = []
         if t == "identity":
-            reg = d
-        elif t == "case.open" and isinstance(d.get("owner"), dict):
-            reg = d["owner"]
+            regs = [(d.get("fingerprint"), d.get("name"), d.get("role"))]
         elif t == "key.rotate":
-            reg = {"fingerprint": d.get("new"), "name": d.get("name"), "role": d.get("role")}
-        if reg is not None and isinstance(reg.get("fingerprint"), str):
-            registered.setdefault(reg["fingerprint"], (reg.get("name"), reg.get("role")))
-    signers = {e["row"].get("signer") for e in events}
-    for fp, k in key_entries.items():
+            regs = [(d.get("new"), d.get("name"), d.get("role"))]
+        elif t == "case.open":
+            owner = d.get("owner") if isinstance(d.get("owner"), dict) else {}
+            if isinstance(d.get("owner"), dict):
+                regs.append((owner.get("fingerprint"), owner.get("name"), owner.get("role")))
+            if isinstance(d.get("recovery"), dict):
+                regs.append(
+                    (
+                        d["recovery"].get("fingerprint"),
+                        f"recovery key of {owner.get('name')}",
+                        "recovery",
+                    )
+                )
+        for fp, name, role in regs:
+            if isinstance(fp, str):
+                registered.setdefault(fp, (name, role))
+    signers = {signer_of(e) for e in events}
+    for fp, (_, name, role) in keys.items():
         if fp in registered:
-            if (k.get("name"), k.get("role")) != registered[fp]:
+            if (name, role) != registered[fp]:
                 add("key", fp)
         elif fp in signers:
             add("key", fp)
 
-    # Step 11: trust by key (§10.1).
+    # Step 11: trust by key (§10.1), by the signed export event's rules (1 without it).
+    first: dict[Any, int] = {}  # event signer -> seq of its first event
+    for e in sorted(events, key=lambda x: x["seq"]):
+        first.setdefault(signer_of(e), e["seq"])
     if trust:
-        # without a signed export event (already a finding) custody falls back to
-        # bundle.json's unsigned "rules"; the docs say nothing of that case
-        rules = meta.get("rules", 1)
-        if export is not None:
-            d = export["ev"].get("data") if isinstance(export["ev"].get("data"), dict) else {}
-            rules = d.get("rules", 1)
         trusted = trusted_keys(events, set(trust), rules)
-        seen: set[str] = set()
-        for e in sorted(events, key=lambda x: x["seq"]):
-            s = e["row"].get("signer")
-            if s in keys and s not in trusted and s not in seen:
-                seen.add(s)
+        for s in first:
+            if s in keys and s not in trusted:
                 add("untrusted-key", s)
         if cp is not None and not cp_signers & trusted:
             add("untrusted-checkpoint", "custody/checkpoint.txt")
     elif require_trusted:
-        # every used key is self-asserted: one finding per key, in order of first use
-        used = [e["row"].get("signer") for e in sorted(events, key=lambda x: x["seq"])]
-        for fp in dict.fromkeys([*used, *sorted(cp_signers)]):
-            if fp in keys:
+        for fp in keys:  # every used key is self-asserted
+            if fp in first or fp in cp_signers:
                 add("untrusted-key", fp)
     return found
+
+
+def matches_schema(doc: Any, name: str) -> bool:
+    """§10 step 2: the document against its JSON Schema in schemas/."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema).is_valid(doc)
 
 
 def trusted_keys(events: list[dict[str, Any]], anchors: set[str], rules: Any) -> set[str]:
@@ -738,42 +751,6 @@ def trusted_keys(events: list[dict[str, Any]], anchors: set[str], rules: Any) ->
             trusted |= attested
         changed = trusted != before
     return trusted
-
-
-def schema_subset(meta: dict[str, Any], keys_doc: list[dict[str, Any]], proofs_doc: Any) -> None:
-    """A few rules of schemas/ (§12, last paragraph: a schema mismatch is exit 2),
-    only those a tamper of the tests reaches; not a JSON Schema validator."""
-    top = {"schema_version", "tool", "case", "exported", "exported_by", "items"}
-    top |= {"checkpoint_event", "export_event"}
-    if not top <= set(meta) or set(meta) - top - {"rules", "checkpoint_timestamp"}:
-        raise NotABundle("bundle.json fields")
-    if not isinstance(meta["case"], dict) or set(meta["case"]) != {
-        "id",
-        "title",
-        "header",
-        "header_hash",
-    }:
-        raise NotABundle("bundle.json case")
-    if not isinstance(proofs_doc, dict) or set(proofs_doc) != {"tree_size", "proofs"}:
-        raise NotABundle("proofs.json fields")
-    if not isinstance(proofs_doc["proofs"], list) or any(
-        not isinstance(e, dict) or set(e) != {"seq", "proof"} for e in proofs_doc["proofs"]
-    ):
-        raise NotABundle("proofs.json entries")
-    for k in keys_doc:
-        if set(k) != {"fingerprint", "name", "role", "public_key"}:
-            raise NotABundle("keys.json fields")
-        if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(k.get("fingerprint"))):
-            raise NotABundle("keys.json fingerprint")
-        if not re.fullmatch(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", str(k.get("public_key"))):
-            raise NotABundle("keys.json public_key")
-    if not isinstance(meta.get("items"), list):
-        raise NotABundle("bundle.json items")
-    for it in meta["items"]:
-        if isinstance(it, dict):
-            with_bytes = isinstance(it.get("sha256"), str)
-            if with_bytes != ("payload" in it) or with_bytes != ("name_mapped" in it):
-                raise NotABundle("bundle.json item payload")
 
 
 def payload_name(item: str, path_hex: str) -> tuple[str, bool]:

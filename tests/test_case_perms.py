@@ -116,3 +116,31 @@ def test_verify_notes_a_case_others_may_read_and_leaves_it_alone(
     for p in d.glob("custody.db*"):
         p.chmod(0o600)
     assert ok_json(case, "verify", "--json")["notes"] == []
+
+
+def test_default_key_file_is_the_users_alone_whatever_the_umask(
+    run: Run, tmp_path: Path, umask: int
+) -> None:
+    """It says where the user's signing key lies: 0600 in a 0700 folder."""
+    make_case(run, tmp_path)  # key new makes dana.pem the default
+    cfg = Path(run.env["CUSTODY_CONFIG_DIR"])
+    assert (cfg / "default-key").read_text() == f"{(tmp_path / 'dana.pem').resolve()}\n"
+    assert mode(cfg / "default-key") == 0o600
+    assert mode(cfg) == 0o700
+    assert [p.name for p in cfg.iterdir()] == ["default-key"]  # no temporary file left
+
+
+def test_kept_note_of_an_old_case_is_private(run: Run, tmp_path: Path, umask: int) -> None:
+    """An older custody wrote checkpoint.latest 0644; a note kept aside is a hard
+    link to it, so the link must not keep that mode."""
+    case = make_case(run, tmp_path)
+    collect_one(case, tmp_path)
+    d = case.dir
+    latest = d / "checkpoint.latest"
+    latest.write_text("not a checkpoint note\n")
+    latest.chmod(0o644)
+    collect_one(case, tmp_path, "second.log")
+    (kept,) = d.glob("checkpoint.kept-*")
+    assert kept.read_text() == "not a checkpoint note\n"
+    assert mode(kept) == 0o600
+    assert mode(d / "checkpoint.latest") == 0o600

@@ -8,9 +8,10 @@ module's rotated-owner case.  Each case applies one tamper the bundle tests appl
 forge_with_keys, reforge, _forge_header, build_tar/build_zip), plus edge cases of the
 format's own rules, and asserts that both reach the same verdict (exit 0, 1 or 2)
 and the same (kind, subject) findings, leaving out the kinds of the two steps
-docverify skips (step 9, the custody replay; step 10, the time-stamp).  Where
-bundle-format.md is silent or contradicts itself, docverify follows custody and
-says so in a comment.
+docverify skips (step 9, the custody replay; step 10, the time-stamp).  docverify
+implements the page as written: where it agrees with custody, it is because the
+page says exactly what custody does.  ``test_the_documented_verdict`` pins the
+verdict the page gives for the cases it had to decide (issue 13's "Done when").
 """
 
 from __future__ import annotations
@@ -592,7 +593,7 @@ def checkpoint_extra_signature_unknown_key(bag: Path, t: dict[str, Any]) -> None
 
 
 def checkpoint_extension_line(bag: Path, t: dict[str, Any]) -> None:
-    """C2SP allows extension lines; §7 step 2 says exactly three lines."""
+    """C2SP allows extension lines; a bundle's checkpoint has exactly three (§7 step 2)."""
     dana = _dana(bag)
     cp = bag / "custody" / "checkpoint.txt"
     text = cp.read_text().split("\n\n")[0] + "\nextension line\n"
@@ -669,7 +670,7 @@ def proofs_json_extra_field(bag: Path, t: dict[str, Any]) -> None:
 
 
 def proofs_json_without_proofs(bag: Path, t: dict[str, Any]) -> None:
-    """§10 step 6 says `proof`; the schema (§12) makes it exit 2."""
+    """The schema makes it exit 2 (§10 step 2), not a `proof` finding."""
     _edit_json(bag, "proofs.json", lambda d: d.pop("proofs"))
     retag(bag)
 
@@ -769,6 +770,64 @@ def folder_one_level_down(bag: Path, t: dict[str, Any]) -> None:
     bag.rename(tmp)
     bag.mkdir()
     tmp.rename(bag / "inner")
+
+
+def _export_seq(bag: Path) -> int:
+    return seq_of(bag, "export")
+
+
+def export_payload_not_an_object(bag: Path, t: dict[str, Any]) -> None:
+    """Signed data of the wrong type (a key holder can sign anything): it lists no
+    payload (§12), never an internal error."""
+    _resign(bag, _export_seq(bag), lambda b: b["data"].update(payload=["ITEM-1"]))
+
+
+def export_events_entry_malformed(bag: Path, t: dict[str, Any]) -> None:
+    def change(b: dict[str, Any]) -> None:
+        b["data"]["events"][1] = {"seq": [1], "hash": {"x": 1}}
+
+    _resign(bag, _export_seq(bag), change)
+
+
+def export_data_not_an_object(bag: Path, t: dict[str, Any]) -> None:
+    """No signed export event (§12): `disclosure`, and custody rules 1."""
+    _resign(bag, _export_seq(bag), lambda b: b.update(data=["ITEM-1"]))
+
+
+def export_items_and_rules_of_other_types(bag: Path, t: dict[str, Any]) -> None:
+    _resign(bag, _export_seq(bag), lambda b: b["data"].update(items="ITEM-1", rules=[2]))
+
+
+def events_blank_line(bag: Path, t: dict[str, Any]) -> None:
+    """§6.2: an empty line is not skipped; it is a line that is not JSON."""
+    p = bag / "custody" / "events.jsonl"
+    lines = p.read_text().split("\n")
+    lines.insert(1, "")
+    p.write_text("\n".join(lines))
+    retag(bag)
+
+
+def events_crlf(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "events.jsonl"
+    p.write_bytes(p.read_bytes().replace(b"\n", b"\r\n"))
+    retag(bag)
+
+
+def event_line_an_array(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "custody" / "events.jsonl"
+    p.write_text(p.read_text() + "[1, 2]\n")
+    retag(bag)
+
+
+def manifest_not_utf8(bag: Path, t: dict[str, Any]) -> None:
+    p = bag / "manifest-sha256.txt"
+    p.write_bytes(p.read_bytes() + b"00  data/caf\xe9.txt\n")
+    retag(bag)
+
+
+def proofs_negative_seq(bag: Path, t: dict[str, Any]) -> None:
+    _edit_json(bag, "proofs.json", lambda d: d["proofs"][0].update(seq=-1))
+    retag(bag)
 
 
 TAMPERS: list[Any] = [
@@ -885,6 +944,15 @@ TAMPERS: list[Any] = [
     extra_tag_file_retagged,
     tag_manifest_lists_a_payload,
     event_beyond_the_checkpoint,
+    export_payload_not_an_object,
+    export_events_entry_malformed,
+    export_data_not_an_object,
+    export_items_and_rules_of_other_types,
+    events_blank_line,
+    events_crlf,
+    event_line_an_array,
+    manifest_not_utf8,
+    proofs_negative_seq,
 ]
 
 
@@ -940,6 +1008,85 @@ def test_docverify_agrees_with_custody_under_trust(
     want_rc, want_kinds = custody_verdict(run, bag, "--trust", fp)
     got_rc, got = docverify.verify(bag, (fp,))
     assert (got_rc, set(got)) == (want_rc, want_kinds)
+
+
+CP = ("checkpoint", "custody/checkpoint.txt")
+META = ("disclosure", "custody/bundle.json")
+# (tamper, exit code, findings as a function of some seqs of the bundle, exactly or among)
+DOCUMENTED: list[tuple[Any, int, Callable[[dict[str, int]], set[tuple[str, str]]], bool]] = [
+    (items_reordered, 1, lambda s: {META}, True),  # §12: compared as lists
+    (checkpoint_extension_line, 1, lambda s: {CP}, True),  # §7 step 2
+    (payload_removed_and_unlisted, 2, lambda s: set(), True),  # §5: the schema
+    (proofs_json_without_proofs, 2, lambda s: set(), True),  # §10 step 2, not step 6
+    (proofs_uppercase_hex, 2, lambda s: set(), True),  # §8: the schema
+    (proofs_negative_seq, 2, lambda s: set(), True),
+    (manifest_not_utf8, 2, lambda s: set(), True),  # §4
+    (event_line_an_array, 2, lambda s: set(), True),  # §10 step 4.2
+    (folder_one_level_down, 2, lambda s: set(), True),  # §1: a folder is its own root
+    (events_blank_line, 1, lambda s: {("event", "events.jsonl line 2")}, True),  # §6.2
+    (event_line_duplicate_key, 1, lambda s: {("event", "events.jsonl line 2")}, False),  # 4.1
+    (events_crlf, 0, lambda s: set(), True),  # §6.2
+    (manifests_crlf, 0, lambda s: set(), True),  # §4
+    (bundle_json_rules_edited, 1, lambda s: {META}, True),  # §12
+    # an edited line is both withheld and extra (§12)
+    (
+        event_edited_rehashed,
+        1,
+        lambda s: {
+            ("event-withheld", f"event {s['transfer']}"),
+            ("event-extra", f"event {s['transfer']}"),
+        },
+        False,
+    ),
+    # a body that is no object: `event-body` for its seq (§10 step 4.4), not `event`
+    (event_body_not_an_object, 1, lambda s: {("event-body", f"event {s['collect3']}")}, False),
+    # signed data of the wrong type: findings, never exit 3 (§12)
+    (export_payload_not_an_object, 1, lambda s: {("proof", f"event {s['export']}")}, True),
+    (
+        export_events_entry_malformed,
+        1,
+        lambda s: {("proof", f"event {s['export']}"), ("event-extra", f"event {s['listed1']}")},
+        True,
+    ),
+    (export_data_not_an_object, 1, lambda s: {META, ("proof", f"event {s['export']}")}, True),
+    (
+        export_items_and_rules_of_other_types,
+        1,
+        lambda s: {META, ("proof", f"event {s['export']}")},
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "rc", "want", "exact"), DOCUMENTED, ids=[d[0].__name__ for d in DOCUMENTED]
+)
+def test_the_documented_verdict(
+    tamper: Any,
+    rc: int,
+    want: Callable[[dict[str, int]], set[tuple[str, str]]],
+    exact: bool,
+    bag: Path,
+    run: Run,
+    template: dict[str, Any],  # noqa: F811
+) -> None:
+    """The verdicts bundle-format.md decides where it used to be silent or to
+    contradict itself; custody and docverify both give them."""
+    export = seq_of(bag, "export")
+    (export_body,) = [json.loads(r["body"]) for r in read_events(bag) if r["seq"] == export]
+    seqs = {
+        "export": export,
+        "collect3": seq_of(bag, "collect", "ITEM-3"),
+        "transfer": seq_of(bag, "transfer"),
+        "listed1": export_body["data"]["events"][1]["seq"],
+    }
+    tamper(bag, template)
+    for got_rc, got in (custody_verdict(run, bag), docverify.verify(bag)):
+        assert got_rc == rc
+        if exact:
+            assert set(got) == want(seqs)
+        else:
+            assert want(seqs) <= set(got)
 
 
 # -- archives: the exported tar, tar.gz and zip, and hand-built hostile ones ----------------
@@ -1031,6 +1178,16 @@ ARCHIVES: list[tuple[str, Any]] = [
     ("zip_dotdot", zip_with(zip_entry(f"{TOP}/../evil.txt", stat.S_IFREG))),
     ("zip_extra_payload", zip_with(zip_entry(f"{TOP}/data/planted.txt", stat.S_IFREG))),
     ("not_an_archive", not_an_archive),
+    # §11: an empty or "." last component of a file's name
+    ("tar_dot_last", tar_with(member(f"{TOP}/data/ITEM-1/.", b"x\n"))),
+    ("tar_slash_last", tar_with(member(f"{TOP}/data/ITEM-1/", b"x\n"))),
+    # §11: a zip directory entry's mode is not looked at; a file entry's is
+    ("zip_dir_with_link_mode", zip_with(zip_entry(f"{TOP}/data/d/", stat.S_IFLNK))),
+    ("zip_dir_entry", zip_with(zip_entry(f"{TOP}/data/d/", stat.S_IFDIR))),
+    ("zip_file_no_mode", zip_with(zip_entry(f"{TOP}/data/planted.txt", 0))),
+    # §1: only regular files locate the root; a directory elsewhere does not move it
+    ("tar_other_empty_dir", tar_with(member("other", type_=tarfile.DIRTYPE))),
+    ("tar_extra_dir_inside", tar_with(member(f"{TOP}/data/sub", type_=tarfile.DIRTYPE))),
 ]
 
 
@@ -1105,6 +1262,13 @@ def trust_rules_1(bag: Path, w: World) -> None:
     )
 
 
+def trust_export_event_pointed_elsewhere(bag: Path, w: World) -> None:
+    """bundle.json's export_event names another event: there is no signed export
+    event, so the bundle is judged by rules 1, not by bundle.json's "rules": 2."""
+    _edit_json(bag, "bundle.json", lambda d: d.update(export_event=0))
+    retag(bag)
+
+
 TRUST_TAMPERS = [
     trust_genuine,
     trust_namesake_resigns_everything,
@@ -1112,6 +1276,7 @@ TRUST_TAMPERS = [
     trust_unused_key,
     trust_attested_by_a_self_asserted_key,
     trust_rules_1,
+    trust_export_event_pointed_elsewhere,
 ]
 
 
@@ -1136,6 +1301,22 @@ def test_docverify_agrees_with_custody_on_trust(
     want_rc, want = custody_verdict(run, bag, *flags)
     got_rc, got = docverify.verify(bag, trust, require_trusted=anchor == "required")
     assert (got_rc, set(got)) == (want_rc, want)
+
+
+def test_no_signed_export_event_means_rules_1(
+    world: World,  # noqa: F811
+    run: Run,
+    tmp_path: Path,
+) -> None:
+    """§10.1: the rules come from the signed export event, never from bundle.json's
+    unsigned "rules".  Without the export event only the anchor itself is trusted,
+    so Lee, whom the owner attested under rules 2, is not."""
+    bag = Path(shutil.copytree(world.bundle, tmp_path / "bag"))
+    assert json.loads((bag / "custody" / "bundle.json").read_text())["rules"] == 2
+    trust_export_event_pointed_elsewhere(bag, world)
+    want = {("disclosure", "custody/bundle.json"), ("untrusted-key", world.lee.fp)}
+    assert custody_verdict(run, bag, "--trust", world.dana.fp) == (1, want)
+    assert (lambda r: (r[0], set(r[1])))(docverify.verify(bag, (world.dana.fp,))) == (1, want)
 
 
 @pytest.fixture(scope="module")

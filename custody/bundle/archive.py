@@ -43,7 +43,7 @@ def path_is_dangerous(name: str) -> str | None:
     parts = name.split("/")
     if any(p == ".." for p in parts):
         return "'..' in path"
-    if any(p in ("", ".") for p in parts[:-1]):
+    if any(p in ("", ".") for p in parts):  # a directory's trailing / is removed first
         return "empty or '.' path component"
     return None
 

@@ -87,6 +87,7 @@ def _event_line_shape(row: Any, n: int) -> None:
         )
 
 
+_MAX_SAFE_INT = 2**53 - 1  # the schemas' "maximum" for integers
 _ITEM_ID = re.compile(r"ITEM-[1-9][0-9]*")
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -179,20 +180,23 @@ def _proofs_shape(doc: Any) -> None:
         isinstance(doc, dict)
         and set(doc) == {"tree_size", "proofs"}
         and type(doc["tree_size"]) is int
+        and 1 <= doc["tree_size"] <= _MAX_SAFE_INT
         and isinstance(doc["proofs"], list)
         and all(
             isinstance(p, dict)
             and set(p) == {"seq", "proof"}
             and type(p["seq"]) is int
+            and 0 <= p["seq"] <= _MAX_SAFE_INT
             and isinstance(p["proof"], list)
-            and all(isinstance(h, str) and len(h) == 64 for h in p["proof"])
+            and len(p["proof"]) <= 64
+            and all(isinstance(h, str) and _SHA256_HEX.fullmatch(h) for h in p["proof"])
             for p in doc["proofs"]
         )
     )
     if not ok:
         raise HostileBundleError(
             "custody/proofs.json does not match its schema"
-            " ({tree_size, proofs: [{seq, proof: [64-hex, ...]}]})"
+            " ({tree_size, proofs: [{seq, proof: [64 lowercase hex, ...]}]})"
         )
 
 
@@ -218,7 +222,11 @@ def _lines(text: str) -> list[str]:
 
 def _manifest(src: _Source, name: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for n, line in enumerate(_lines(src.read(name).decode("utf-8", "replace")), 1):
+    try:
+        text = src.read(name).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HostileBundleError(f"{name} is not UTF-8: {e}") from e
+    for n, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         digest, sep, path = line.partition(" ")

@@ -423,6 +423,13 @@ def _check_checkpoint_and_proofs(
     except (CustodyError, UnicodeDecodeError) as e:
         report.add(Kind.CHECKPOINT, "custody/checkpoint.txt", str(e))
         return []
+    if cp.checkpoint.extensions:  # signed, but no part of a bundle's checkpoint (§7)
+        report.add(
+            Kind.CHECKPOINT,
+            "custody/checkpoint.txt",
+            "the checkpoint has extension lines: a bundle's has exactly three",
+        )
+        return []
     report.checkpoint = (cp.size, cp.root)
     if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
         report.add(Kind.PROOF, "custody/proofs.json", "no list of proofs")
@@ -454,6 +461,22 @@ def _check_checkpoint_and_proofs(
     return cp.signed_by_keys
 
 
+def _export_event(meta: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The signed export event (docs/bundle-format.md §12): the first event whose seq
+    is bundle.json's ``export_event`` and whose body is of type ``export`` with an
+    object for ``data``; None when there is none (a ``disclosure`` finding)."""
+    return next(
+        (
+            e
+            for e in events
+            if e["seq"] == meta.get("export_event")
+            and e["body"].get("type") == EXPORT_EVENT
+            and isinstance(e["body"].get("data"), dict)
+        ),
+        None,
+    )
+
+
 def _check_disclosure(
     src: _Source,
     meta: dict[str, Any],
@@ -471,14 +494,7 @@ def _check_disclosure(
             "the bundle carries this event twice",
             seq=seq if isinstance(seq, int) else None,
         )
-    export = next(
-        (
-            e
-            for e in events
-            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
-        ),
-        None,
-    )
+    export = _export_event(meta, events)
     if export is None:
         report.add(
             Kind.DISCLOSURE,
@@ -486,8 +502,13 @@ def _check_disclosure(
             f"the signed export event {meta.get('export_event')} is not in the bundle",
         )
         return
-    data = export["body"].get("data", {})
-    listed = {(d.get("seq"), d.get("hash")) for d in data.get("events", []) if isinstance(d, dict)}
+    data = export["body"]["data"]
+    entries = data.get("events") if isinstance(data.get("events"), list) else []
+    listed = {
+        (d["seq"], d["hash"])
+        for d in entries
+        if isinstance(d, dict) and type(d.get("seq")) is int and isinstance(d.get("hash"), str)
+    }
     present = {(e["seq"], e["hash"]) for e in events if e is not export}
     for seq, h in sorted(listed - present, key=str):
         report.add(
@@ -504,14 +525,15 @@ def _check_disclosure(
             seq=seq if isinstance(seq, int) else None,
         )
     ids = [str(i.get("id")) for i in items if isinstance(i, dict)]
-    if sorted(ids) != sorted(str(i) for i in data.get("items", [])):
+    if ids != data.get("items"):  # the same ids, in the same order
         report.add(
             Kind.DISCLOSURE,
             "custody/bundle.json",
             f"items {ids} differ from the export event's {data.get('items')}",
         )
     payload_of = {str(i.get("id")): i.get("payload") for i in items if isinstance(i, dict)}
-    for item, sha in sorted((data.get("payload") or {}).items()):
+    listed_payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
+    for item, sha in sorted(listed_payload.items()):
         rel = payload_of.get(item)
         if not rel or rel not in src.sizes:
             report.add(
@@ -529,18 +551,11 @@ def _check_disclosure(
 def _check_rules(meta: dict[str, Any], events: list[dict[str, Any]], report: BundleReport) -> None:
     """The custody rules the bundle is judged by are those its signed export event
     states (1 when it states none); bundle.json must say the same."""
-    export = next(
-        (
-            e
-            for e in events
-            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
-        ),
-        None,
-    )
-    data = export["body"].get("data") if export is not None else None
-    if not isinstance(data, dict):  # no signed export event: reported (disclosure)
-        report.rules = meta.get("rules", 1) if meta.get("rules", 1) in KNOWN_RULES else 1
+    export = _export_event(meta, events)
+    if export is None:  # no signed export event: reported (disclosure)
+        report.rules = 1  # never bundle.json's unsigned word: only the anchors are trusted
         return
+    data = export["body"]["data"]
     signed = data.get("rules", 1)
     report.rules = signed if signed in KNOWN_RULES else 1
     if meta.get("rules", 1) != signed:
@@ -755,14 +770,8 @@ def _check_signed_fields(
             want["payload"] = want["name_mapped"] = None
         for k, v in want.items():
             _differ(report, Kind.ITEM, item, k, it.get(k), v, "its signed collect event", item=item)
-    export = next(
-        (
-            e["body"]
-            for e in events
-            if e["seq"] == meta.get("export_event") and e["body"].get("type") == EXPORT_EVENT
-        ),
-        None,
-    )
+    found_export = _export_event(meta, events)
+    export = found_export["body"] if found_export is not None else None
     report.export = export
     if report.checkpoint is not None:  # the checkpoint event follows the events it covers
         _differ(
