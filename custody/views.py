@@ -651,8 +651,9 @@ def verification_lines(report: VerifyReport) -> list[str]:
     """What ``custody verify`` prints of a verification."""
     what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
     lines = [
-        f"Case {shown(report.case_id)}: {report.events} events, {report.artifacts} items,"
-        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
+        f"Case {shown(report.case_id)}: {report.events} events, {report.artifacts} items"
+        + (f" ({report.imported} imported)," if report.imported else ",")
+        + f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
         f" {report.checkpoints} checkpoints checked."
     ]
     lines += [f"Note: {shown(n)}" for n in report.notes]
