@@ -24,8 +24,8 @@ from custody.findings import Finding, Findings, Kind, event_subject
 from custody.keys import Signer, fingerprint, verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
-    IMPORT_EVENT,
     IDENTITY_EVENT,
+    IMPORT_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
     OPEN_EVENT,
