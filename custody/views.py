@@ -979,8 +979,9 @@ def case_items(ledger: Ledger, source: str | None = None) -> list[dict[str, Any]
         return items
     case_id = ledger.case.case_id
     kept = [f for f in items if _source_matches(f, source, case_id)]
-    if not kept:
-        labels = sorted({str(f["source"]) for f in items if f["source"] is not None})
+    own = _source_matches({"source": None}, source, case_id)
+    if not kept and not own:
+        labels = sorted(set(ledger.rules().current().sources))
         raise UsageError(
             f"no such source: {source!r}; the case's sources are"
             f" {', '.join(labels) if labels else 'none'} (and its own items, '-')"
