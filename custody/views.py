@@ -504,6 +504,7 @@ class SourceChain:
     store: str | None
     events: list[ViewEvent]
     replay: Replay = field(compare=False, repr=False)
+    events_all: list[ViewEvent] = field(default_factory=list, compare=False, repr=False)
 
     def facts(self, item: str) -> dict[str, Any]:
         return {
@@ -661,6 +662,7 @@ def imported_item_views(
             store=st.store,
             events=concerning,
             replay=src_r,
+            events_all=src_events,
         )
         short = bundle[:23]
         src_subjects = {f"imported event {e.seq} of {short}" for e in concerning}
