@@ -283,3 +283,71 @@ def test_label_lengthens_where_two_sources_would_share_it() -> None:
     assert sorted(r.items) == ["NC-001@3fa9c2/ITEM-1", "NC-001@3fa9c2b/ITEM-1"]
     assert r.items["NC-001@3fa9c2/ITEM-1"].imported_at == 1  # a later bundle keeps it
     assert r.items["NC-001@3fa9c2b/ITEM-1"].custodian == "k"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reports_include_imported_items_in_every_format(
+    lab: Case, labels: dict[str, str], tmp_path: Path
+) -> None:
+    import csv
+    import subprocess
+
+    from jsonschema import Draft202012Validator
+
+    a = f"{labels['host1']}/ITEM-1"
+    lab("transfer", a, "--to", "Lee Okafor", "--reason", "court", check=True)
+    ids = [f"{labels[h]}/ITEM-{n}" for h in HOSTS for n in (1, 2)]
+    out = {}
+    for fmt in ("json", "html", "pdf", "csv", "case", "certification"):
+        out[fmt] = tmp_path / f"report.{fmt}"
+        lab("report", "--format", fmt, "--out", out[fmt], check=True)
+    model = json.loads(out["json"].read_text())
+    schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
+    Draft202012Validator(schema).validate(model)
+    assert model["scope"]["items"] == ids
+    assert model["verification"]["items"] == 4
+    first = model["items"][0]
+    assert first["source"]["label"] == labels["host1"]
+    assert first["source"]["case_id"] == "NC-001"
+    assert [e["type"] for e in first["source"]["events"]] == ["collect", "export"]
+    assert first["collected_by"] == "Dana Reyes (collector)"
+    assert first["verified_digests"]["sha256"] == first["digests"]["sha256"]
+    assert [t["type"] for t in first["timeline"]] == ["import", "transfer"]
+    assert first["state"] == "in transit"
+    html = out["html"].read_text()
+    for i in ids:
+        assert f'data-item="{i}"' in html
+    assert html.count("Source chain (case NC-001)") == 4
+    with out["csv"].open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    mine = [r for r in rows if r["item"] == a]
+    assert [r["action_exact"] for r in mine] == [
+        f"collected (in source {labels['host1']}, its event 3)",
+        f"exported in a bundle (in source {labels['host1']}, its event 6)",
+        "imported from a bundle",
+        mine[3]["action_exact"],
+    ]
+    assert mine[0]["event_seq"] == "" and mine[2]["event_seq"] == "1"
+    case_ld = out["case"].read_text()
+    assert f"imported from source {labels['host1']} (case NC-001" in case_ld
+    assert all(i in out["certification"].read_text() for i in ids)
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(out["pdf"]), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert text.count("Source chain (case NC-001)") == 4
+        assert labels["host2"] in text
+    one = json.loads(
+        lab("report", a.lower(), "--format", "json", "--out", "-", check=True).stdout.split(
+            "\nReport"
+        )[0]
+    )
+    assert one["scope"] == {"items": [a], "all_items": False}
+    proc = lab("report", "NC-001@ffffff/ITEM-1", "--format", "json", "--out", tmp_path / "x")
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
