@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ REASSIGN_EVENT = "reassign"
 SELF_ASSERTED_MAY = frozenset({"note", "checkpoint", "timestamp"})
 LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
 TRANSFER_PREFIX = "TRANSFER-"
+#: an item's id in the case it was collected in (what an import event may import)
+SOURCE_ITEM = re.compile(r"ITEM-[1-9][0-9]*")
 
 COLLECTED, SEALED, IN_TRANSIT, RELEASED, DISPOSED = (
     "collected",
@@ -686,6 +689,11 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
         source_item = entry.get("source_item") if isinstance(entry, dict) else None
         if not isinstance(entry, dict) or not isinstance(source_item, str):
             r.violate(Kind.IMPORT, seq, "import event lists an item without its source id")
+            continue
+        if not SOURCE_ITEM.fullmatch(source_item):
+            r.violate(
+                Kind.IMPORT, seq, f"import event lists {source_item!r}, not an item id (ITEM-n)"
+            )
             continue
         item = imported_id(label, source_item)
         sha = entry.get("sha256")

@@ -351,3 +351,51 @@ def test_reports_include_imported_items_in_every_format(
     proc = lab("report", "NC-001@ffffff/ITEM-1", "--format", "json", "--out", tmp_path / "x")
     assert proc.returncode == 2
     assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
+
+
+def test_bundle_export_of_an_imported_item_is_refused_clearly(
+    lab: Case, labels: dict[str, str], tmp_path: Path
+) -> None:
+    item = f"{labels['host1']}/ITEM-1"
+    proc = lab("bundle", "export", item, "--out", tmp_path / "re.tar")
+    assert proc.returncode == 2
+    assert one_error_line(proc) == (
+        f"custody: error: {item} is an imported item: bundle export does not re-export"
+        " imported items yet; the bundle it was imported from carries it"
+    )
+    assert not (tmp_path / "re.tar").exists()
+
+
+def test_an_import_event_with_a_hostile_item_id_is_a_finding(lab: Case) -> None:
+    with Ledger.open(lab.dir) as ledger:
+        (body,) = ledger.conn.execute(
+            "SELECT body FROM events WHERE type = 'import' ORDER BY seq LIMIT 1"
+        ).fetchone()
+    data = json.loads(body)["data"]
+    data["source_header"] = "sha256:" + "e" * 64
+    data["items"] = [{**data["items"][0], "source_item": "ITEM-1/../ITEM-2"}]
+    with Ledger.open(lab.dir) as ledger:
+        append_unchecked(ledger, load_signer(lab.key, PASSPHRASE.encode()), "import", data)
+    proc = lab("verify", "--json")
+    assert proc.returncode == 1
+    assert "import event lists 'ITEM-1/../ITEM-2', not an item id (ITEM-n)" in proc.stdout
+    assert "ITEM-1/../ITEM-2" not in "".join(i["id"] for i in ok_json(lab, "list", "--json"))
+
+
+def test_an_edited_source_event_fails_show_of_its_item(lab: Case, labels: dict[str, str]) -> None:
+    """Write access, no key: the collector's collect event is edited in place."""
+    item = f"{labels['host1']}/ITEM-1"
+    bypass(
+        lab.dir / "custody.db",
+        "imported_events",
+        'UPDATE imported_events SET body = replace(body, \'"reason":"r"\', \'"reason":"x"\')'
+        ' WHERE body LIKE \'%"type":"collect"%\';',
+    )
+    proc = lab("show", item, "--json")
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)
+    assert out["verification"]["ok"] is False
+    assert {f["kind"] for f in out["verification"]["findings"]} == {"import"}
+    assert [e["signature_verified"] for e in out["source_chain"]["events"]] == [False, True]
+    text = lab("show", item).stdout
+    assert text.startswith(f"FAILED: the record of {item} fails verification (import)")
