@@ -550,7 +550,8 @@ def _event_summary(ev: Event, labels: Mapping[str, str]) -> str:
     help="Print a JSON array of events with body, hash, prev, signature and signer key.",
 )
 def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
-    """The custody events, oldest first (optionally only those of ITEM)."""
+    """The custody events, oldest first (optionally only those of ITEM; of an
+    imported item, from the import that brought it into the case)."""
     with open_case(case_dir) as ledger:
         if item is not None:
             item, events = item_log(ledger, item)
@@ -596,6 +597,8 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     """One item: what it is, its digests, its current custodian and state, every
     hand-over in the form of a paper chain-of-custody record, and its timeline.
+    An imported item (NC-001@3fa9c2/ITEM-810) also shows its source and the
+    source case's signed events about it, before the import.
     Each signature's status is the verdict of the signature step of a quick
     verification run now ('verify --quick': the store is not re-hashed).  If the
     item's events fail it, or the ledger's history does (case header, missing
