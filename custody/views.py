@@ -615,7 +615,9 @@ def imported_item_views(
             if i in per_item:
                 per_item[i].append(ev)
     chains: dict[str, tuple[list[ViewEvent], Replay]] = {}
+    by_source_item: dict[str, dict[str, list[ViewEvent]]] = {}  # bundle -> item -> events
     index = _FindingIndex(findings)
+    import_findings = [f for f in findings if f.kind == Kind.IMPORT]
     views = {}
     for item, st in sorted(mine.items(), key=lambda kv: (kv[1].imported_at or 0, kv[0])):
         imp = by_seq.get(st.imported_at if st.imported_at is not None else -1)
@@ -625,9 +627,14 @@ def imported_item_views(
         bundle = str(data.get("bundle"))
         if bundle not in chains:
             chains[bundle] = _source_events(ledger, bundle, findings)
+            index_b: dict[str, list[ViewEvent]] = {}
+            for e in chains[bundle][0]:
+                for i in event_items(e.item, e.data):
+                    index_b.setdefault(i, []).append(e)
+            by_source_item[bundle] = index_b
         src_events, src_r = chains[bundle]
         source_item = source_item_of(item)
-        concerning = [e for e in src_events if source_item in event_items(e.item, e.data)]
+        concerning = by_source_item[bundle].get(source_item, [])
         collect = next((e for e in concerning if e.type == COLLECT_EVENT), None)
         if collect is None:  # verify reports it (import): the entry stands in
             entry = next(
@@ -666,7 +673,7 @@ def imported_item_views(
         )
         short = bundle[:23]
         src_subjects = {f"imported event {e.seq} of {short}" for e in concerning}
-        extra = [f for f in findings if f.kind == Kind.IMPORT and f.subject in src_subjects]
+        extra = [f for f in import_findings if f.subject in src_subjects]
         mine_f = index.concerning(item, [e.seq for e in evs], st.store)
         views[item] = ItemView(
             id=item,
