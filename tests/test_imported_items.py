@@ -399,3 +399,20 @@ def test_an_edited_source_event_fails_show_of_its_item(lab: Case, labels: dict[s
     assert [e["signature_verified"] for e in out["source_chain"]["events"]] == [False, True]
     text = lab("show", item).stdout
     assert text.startswith(f"FAILED: the record of {item} fails verification (import)")
+
+
+def test_prove_inclusion_of_an_imported_item(
+    lab: Case, labels: dict[str, str], tmp_path: Path
+) -> None:
+    item = f"{labels['host2']}/ITEM-1"
+    lab("event", "note", item, "--reason", "seen", check=True)
+    cp = tmp_path / "cp.txt"
+    lab("checkpoint", "--out", cp, check=True)
+    out = ok_json(lab, "prove", "inclusion", item.lower(), "--checkpoint", cp, "--json")
+    assert [(p["type"], p["included"]) for p in out["proofs"]] == [
+        ("import", True),
+        ("note", True),
+    ]
+    proc = lab("prove", "inclusion", "NC-001@ffffff/ITEM-1", "--checkpoint", cp)
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
