@@ -54,6 +54,7 @@ from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
 from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
+from custody.keys import fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
@@ -489,6 +490,9 @@ def check_imports(
         try:
             key_list = json.loads(keys_json)
             keys = {k["fingerprint"]: base64.b64decode(k["public_key"]) for k in key_list}
+            for fp, pub in keys.items():  # the signed import event pins fingerprints only
+                if fingerprint(pub) != fp:
+                    raise ValueError(f"the public key recorded for {fp} is another key")
             names = {k["fingerprint"]: (str(k["name"]), str(k["role"])) for k in key_list}
             items = json.loads(items_json)
             if str(bundle) in signed:

@@ -416,3 +416,30 @@ def test_prove_inclusion_of_an_imported_item(
     proc = lab("prove", "inclusion", "NC-001@ffffff/ITEM-1", "--checkpoint", cp)
     assert proc.returncode == 2
     assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
+
+
+def test_a_swapped_source_key_is_a_finding(lab: Case) -> None:
+    """Write access, no key: the public key kept for the source's signer is replaced
+    by another under the same fingerprint (the signed import event pins only the
+    fingerprint)."""
+    import base64
+
+    other = base64.b64encode(bytes(32)).decode()
+    db = lab.dir / "custody.db"
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT bundle, keys FROM imported_bundles").fetchall()
+    finally:
+        conn.close()
+    bundle, keys_json = rows[0]
+    keys = json.loads(keys_json)
+    keys[0]["public_key"] = other
+    new = json.dumps(keys).replace("'", "''")
+    bypass(
+        db,
+        "imported_bundles",
+        f"UPDATE imported_bundles SET keys = '{new}' WHERE bundle = '{bundle}';",
+    )
+    proc = lab("verify", "--json")
+    assert proc.returncode == 1
+    assert "is another key" in proc.stdout
