@@ -443,3 +443,26 @@ def test_a_swapped_source_key_is_a_finding(lab: Case) -> None:
     proc = lab("verify", "--json")
     assert proc.returncode == 1
     assert "is another key" in proc.stdout
+
+
+def test_own_and_imported_items_side_by_side(
+    lab: Case, labels: dict[str, str], tmp_path: Path
+) -> None:
+    """The lab's own ITEM-1 and each source's ITEM-1 are three distinct items."""
+    f = tmp_path / "lab-notes.txt"
+    f.write_text("the lab's own\n")
+    lab("collect", f, "--reason", "lab", check=True)
+    items = ok_json(lab, "list", "--json")
+    ids = [i["id"] for i in items]
+    assert ids[0] == "ITEM-1" and items[0]["source"] is None
+    assert ids.count("ITEM-1") == 1 and len(set(ids)) == 5
+    own = ok_json(lab, "list", "--json", "--source", "-")
+    assert [i["id"] for i in own] == ["ITEM-1"]
+    assert lab("list", check=True).stdout.splitlines()[1].split()[:2] == ["ITEM-1", "-"]
+    lab("event", "seal", "ITEM-1", "--reason", "own", check=True)
+    assert ok_json(lab, "show", "ITEM-1", "--json")["state"] == "sealed"
+    assert ok_json(lab, "show", f"{labels['host1']}/ITEM-1", "--json")["state"] == "collected"
+    assert "source_chain" not in ok_json(lab, "show", "item-1", "--json")
+    report = ok_json(lab, "verify", "--json")
+    assert report["ok"] is True and report["artifacts"] == 5
+    assert "5 items (4 imported)" in lab("verify").stdout
