@@ -18,7 +18,7 @@ from custody.display import shown
 from custody.errors import UsageError
 from custody.ledger import Event, Ledger
 from custody.lifecycle import LIFECYCLE_EVENTS, transfer_id
-from custody.views import case_keybook
+from custody.views import case_keybook, item_log
 from custody.writers import (
     lifecycle_event,
     reassign,
@@ -244,8 +244,7 @@ def _events_for(ledger: Ledger, what: str) -> list[Event]:
     elif w.startswith("sha256:"):
         found = [e for e in events if e.hash == w]
     else:
-        item = ledger.artifact(w)["id"]
-        found = list(ledger.events(item))
+        _, found = item_log(ledger, w)  # an imported item: from its import event
     if not found:
         raise UsageError(f"no such item or event: {what}")
     return found

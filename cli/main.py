@@ -11,9 +11,9 @@ Exit codes:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ from custody.views import (
     KeyBook,
     KeyCard,
     case_item_view,
+    case_items,
     case_keybook,
-    item_facts,
+    item_log,
     show_verdict,
     verification_lines,
 )
@@ -441,37 +442,36 @@ def collect(
 # -- list / show / log --------------------------------------------------------------
 
 
-def _item_json(ledger: Ledger, row: dict[str, Any]) -> dict[str, Any]:
-    """An item as ``list --json`` prints it: the facts of its signed collect event
-    (custody.views.item_facts, as ``show`` prints them)."""
-    (body,) = ledger.conn.execute(
-        "SELECT body FROM events WHERE seq = ?", (row["event_seq"],)
-    ).fetchone()
-    return item_facts(row["event_seq"], json.loads(body))
-
-
 @cli.command("list")
 @case_option
+@click.option(
+    "--source",
+    metavar="SOURCE",
+    help="Only the items of this source: a label (NC-001@3fa9c2), a source case id"
+    " (every source of that case id), or '-' for the case's own items.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of items.")
-def list_cmd(case_dir: Path | None, as_json: bool) -> None:
-    """Items recorded in the case."""
+def list_cmd(case_dir: Path | None, source: str | None, as_json: bool) -> None:
+    """Items recorded in the case: its own, then those imported from bundles
+    (SOURCE names the case each came from, by case id and case header hash)."""
     with open_case(case_dir) as ledger:
-        rows = ledger.artifacts()
+        items = case_items(ledger, source)
         if as_json:
-            echo_json([_item_json(ledger, r) for r in rows])
+            echo_json(items)
             return
         print_table(
-            ["ITEM", "OUTCOME", "SIZE", "SHA256", "MIME", "PATH"],
+            ["ITEM", "SOURCE", "OUTCOME", "SIZE", "SHA256", "MIME", "PATH"],
             [
                 [
-                    r["id"],
-                    r["outcome"],
+                    str(r["id"]),
+                    str(r["source"] or "-"),
+                    str(r["outcome"]),
                     "" if r["size"] is None else str(r["size"]),
-                    (r["sha256"] or "")[:16],
-                    r["mime"] or "",
-                    path_text(r["display_path"], r.get("path_hex")),
+                    str(r["sha256"] or "")[:16],
+                    str(r["mime"] or ""),
+                    path_text(r["path"], r.get("path_hex")),
                 ]
-                for r in rows
+                for r in items
             ],
         )
 
@@ -500,7 +500,7 @@ def _event_json(ev: Event, book: KeyBook) -> dict[str, Any]:
     }
 
 
-def _event_summary(ev: Event) -> str:
+def _event_summary(ev: Event, labels: Mapping[str, str]) -> str:
     d = ev.data
     if ev.type == "collect":
         path = d.get("path") if isinstance(d.get("path"), dict) else {}
@@ -529,7 +529,12 @@ def _event_summary(ev: Event) -> str:
     if ev.type == "collection.start":
         return f"run {str(d.get('run'))[:8]} reason: '{d.get('reason')}'"
     if ev.type == "import":
-        return f"bundle of case {d.get('source_case')}: {len(d.get('items', []))} items"
+        header = d.get("source_header", d.get("bundle"))
+        label = labels.get(header) if isinstance(header, str) else None
+        listed = d.get("items")
+        entries: list[Any] = listed if isinstance(listed, list) else []
+        names = [str(i.get("source_item")) for i in entries if isinstance(i, dict)]
+        return f"from {label or d.get('source_case')}: {len(names)} items ({', '.join(names)})"
     if ev.type == "collection.end":
         return f"run {str(d.get('run'))[:8]} {d.get('status')}"
     return str(d.get("reason", ""))
@@ -545,12 +550,14 @@ def _event_summary(ev: Event) -> str:
     help="Print a JSON array of events with body, hash, prev, signature and signer key.",
 )
 def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
-    """The custody events, oldest first (optionally only those of ITEM)."""
+    """The custody events, oldest first (optionally only those of ITEM; of an
+    imported item, from the import that brought it into the case)."""
     with open_case(case_dir) as ledger:
         if item is not None:
-            item = ledger.artifact(item)["id"]
+            item, events = item_log(ledger, item)
+        else:
+            events = list(ledger.events())
         book = case_keybook(ledger)
-        events = list(ledger.events(item))
         statuses = run_statuses(ledger)
         if as_json:
             out = [_event_json(ev, book) for ev in events]
@@ -569,7 +576,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
                     ev.type,
                     ev.item or "",
                     book.card(ev.signer).text(),
-                    _event_summary(ev),
+                    _event_summary(ev, book.r.source_labels),
                 ]
                 for ev in events
             ],
@@ -590,6 +597,8 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     """One item: what it is, its digests, its current custodian and state, every
     hand-over in the form of a paper chain-of-custody record, and its timeline.
+    An imported item (NC-001@3fa9c2/ITEM-810) also shows its source and the
+    source case's signed events about it, before the import.
     Each signature's status is the verdict of the signature step of a quick
     verification run now ('verify --quick': the store is not re-hashed).  If the
     item's events fail it, or the ledger's history does (case header, missing
@@ -624,6 +633,13 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     info["path"] = path_text(info["path"], info.get("path_hex"))
     for k in fields:
         click.echo(f"{k.capitalize() + ':':<11}{shown(info[k])}")
+    src = view.source
+    if src is not None:
+        click.echo(
+            f"{'Source:':<11}{shown(src.label)} (case {shown(src.case_id)}, header"
+            f" {shown(src.header)}), its {shown(src.source_item)}; imported at event"
+            f" {src.import_seq} from bundle {shown(src.bundle[:23])}"
+        )
     for alg, dig in info["digests"].items():
         click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
     click.echo(f"{'State:':<11}{shown(view.state)}")
@@ -651,6 +667,14 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
             click.echo(f"  Location:    {shown(h.location)}")
         if h.mismatch:
             click.echo("  MISMATCH:    the item did not match its digests on receipt")
+    if src is not None:
+        click.echo(f"Source chain (the source's signed events, case {shown(src.case_id)}):")
+        for e in src.events:
+            mark = "" if e.signature_verified else "  [SIGNATURE INVALID]"
+            by = shown(src.signer_text(e.signer))
+            click.echo(
+                f"  {shown(e.time)}  {shown(e.type):<16} by {by}{mark}  (source event {e.seq})"
+            )
     click.echo("Timeline:")
     for e in view.events:
         mark = "" if e.signature_verified else "  [SIGNATURE INVALID]"

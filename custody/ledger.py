@@ -60,6 +60,7 @@ KNOWN_RULES = (1, 2)
 KEY_ROTATE_EVENT = "key.rotate"
 KEY_REVOKE_EVENT = "key.revoke"
 COLLECT_EVENT = "collect"
+IMPORT_EVENT = "import"  # a bundle merged into the case (custody.bundle.importer)
 
 
 @dataclass(frozen=True)

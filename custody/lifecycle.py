@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from custody.keys import Signer, fingerprint, verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
     IDENTITY_EVENT,
+    IMPORT_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
     OPEN_EVENT,
@@ -33,6 +35,7 @@ from custody.ledger import (
     Ledger,
     recovery_identity,
 )
+from custody.sources import imported_id, source_label
 
 TRANSFER_EVENT = "transfer"
 RECEIVE_EVENT = "receive"
@@ -41,6 +44,8 @@ REASSIGN_EVENT = "reassign"
 SELF_ASSERTED_MAY = frozenset({"note", "checkpoint", "timestamp"})
 LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
 TRANSFER_PREFIX = "TRANSFER-"
+#: an item's id in the case it was collected in (what an import event may import)
+SOURCE_ITEM = re.compile(r"ITEM-[1-9][0-9]*")
 
 COLLECTED, SEALED, IN_TRANSIT, RELEASED, DISPOSED = (
     "collected",
@@ -93,6 +98,8 @@ class ItemStatus:
     before_transit: str = COLLECTED
     pending: int | None = None  # seq of the transfer in flight
     purged: bool = False  # disposed with --purge: its stored bytes may be gone
+    source: str | None = None  # an imported item: its source's label (custody.sources)
+    imported_at: int | None = None  # an imported item: the seq of the import event
 
 
 @dataclass
@@ -133,6 +140,9 @@ class Replay:
     attested_by: dict[str, str] = field(default_factory=dict)  # fp -> attesting fp
     delegates: set[str] = field(default_factory=set)
     name_holder: dict[str, str] = field(default_factory=dict)  # normalised name -> fp
+    # imported sources (custody.sources): label -> header hash, header hash -> label
+    sources: dict[str, str] = field(default_factory=dict)
+    source_labels: dict[str, str] = field(default_factory=dict)
 
     def violate(
         self, kind: Kind, seq: int, detail: str, *, item: str | None = None, subject: str = ""
@@ -270,6 +280,8 @@ def step(
             digests=dict(digests),
             store=data.get("store"),
         )
+    elif type_ == IMPORT_EVENT:
+        _import(r, seq, signer, data)
     elif type_ == TRANSFER_EVENT:
         _transfer(r, seq, ev_hash, signer, body, data)
     elif type_ == REASSIGN_EVENT and r.rules >= 2:
@@ -656,6 +668,72 @@ def _reassign(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
         st.custodian = to
 
 
+def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
+    """An ``import`` event makes its signer the custodian of the items it imports
+    (docs/custody-model.md, "Imported items"), each under the id
+    ``<source label>/<source item>`` (custody.sources).  The source is its case id
+    and case header hash (``source_header``; an import event written before it was
+    recorded names its source by the bundle's hash).  An item a source already
+    brought into the case (a later bundle of the same source) keeps its state."""
+    case = data.get("source_case")
+    header = data.get("source_header", data.get("bundle"))
+    items = data.get("items")
+    if not isinstance(case, str) or not isinstance(header, str) or not isinstance(items, list):
+        r.violate(Kind.IMPORT, seq, "import event names no source case, header or items")
+        return
+    label = r.source_labels.get(header)
+    if label is None:
+        label = source_label(case, header, r.sources)
+        r.sources[label], r.source_labels[header] = header, label
+    for entry in items:
+        source_item = entry.get("source_item") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(source_item, str):
+            r.violate(Kind.IMPORT, seq, "import event lists an item without its source id")
+            continue
+        if not SOURCE_ITEM.fullmatch(source_item):
+            r.violate(
+                Kind.IMPORT, seq, f"import event lists {source_item!r}, not an item id (ITEM-n)"
+            )
+            continue
+        item = imported_id(label, source_item)
+        sha = entry.get("sha256")
+        digests = {"sha256": sha} if isinstance(sha, str) else {}
+        known = r.items.get(item)
+        if known is not None:
+            if known.digests != digests:
+                r.violate(
+                    Kind.IMPORT,
+                    seq,
+                    f"{item} was imported at event {known.imported_at} with digests"
+                    f" {known.digests}, this import says {digests}",
+                    item=item,
+                )
+            continue
+        store = entry.get("store")
+        r.items[item] = ItemStatus(
+            item=item,
+            state=COLLECTED,
+            custodian=signer,
+            stored=isinstance(store, str),
+            digests=digests,
+            store=store if isinstance(store, str) else None,
+            source=label,
+            imported_at=seq,
+        )
+
+
+def find_item(r: Replay, raw: str) -> str | None:
+    """The item ``raw`` names: its id as written or upper-cased (``item-3``), or an
+    imported id whatever the case of its letters (``nc-001@3FA9C2/item-810``)."""
+    text = raw.strip()
+    for cand in (text, text.upper()):
+        if cand in r.items:
+            return cand
+    folded = text.casefold()
+    hits = [i for i, st in r.items.items() if st.source and i.casefold() == folded]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:
     for item in _items_of(data):
         st = r.items.get(item)
@@ -787,8 +865,8 @@ def append_checked(ledger: Ledger, signer: Signer, build: Callable[[Replay], Eve
 def need_items(r: Replay, items: list[str]) -> list[str]:
     out = []
     for raw in items:
-        item = raw.strip().upper()
-        if item not in r.items:
+        item = find_item(r, raw)
+        if item is None:
             raise UsageError(f"no such item: {raw}")
         if item not in out:
             out.append(item)

@@ -33,7 +33,7 @@ from custody.errors import UsageError
 from custody.findings import Finding, Kind
 from custody.findings import steps as verification_steps
 from custody.ledger import COLLECT_EVENT, Ledger
-from custody.lifecycle import RECEIVE_EVENT, TRANSFER_EVENT, Replay, transfer_id
+from custody.lifecycle import RECEIVE_EVENT, TRANSFER_EVENT, Replay, find_item, transfer_id
 from custody.verify import VerifyReport, verify_ledger
 from custody.views import (
     ItemView,
@@ -41,6 +41,7 @@ from custody.views import (
     KeyCard,
     ViewEvent,
     case_events,
+    imported_item_views,
     item_views,
     replay_events,
     unverified_events,
@@ -139,6 +140,7 @@ def _assemble(
     found_digests: dict[str, dict[str, str]],
     objects: Mapping[str, str | None] | None = None,
     rules: int = 1,
+    ledger: Ledger | None = None,
 ) -> dict[str, Any]:
     """``events``: in seq order, each with the verification's signature verdict;
     ``found_digests``: what verification re-hashed, by store object (a case) or by
@@ -149,6 +151,8 @@ def _assemble(
     r = replay_events(events, str(case["id"]), rules)
     book = KeyBook(r, ((e.seq, e.body) for e in events))
     views = item_views(events, r, findings, objects=objects, book=book)
+    if ledger is not None:  # a case: its imported items too, with their source chains
+        views.update(imported_item_views(ledger, events, r, findings, book=book))
     ids = list(wanted) if wanted else list(views)
     items = [_item(views[i], found_digests) for i in ids if i in views]
     signers = {e.signer for e in events}
@@ -222,6 +226,12 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
     assert isinstance(path, dict)
     name, role = who(r, view.collect.signer)
     book = view.book
+    collector = book.card(view.collect.signer)
+    src = view.source
+    if src is not None:  # collected in the source case: its signers, as its events say
+        src_book = KeyBook(src.replay, ((e.seq, e.body) for e in src.events_all))
+        name, role = who(src.replay, view.collect.signer)
+        collector = src_book.card(view.collect.signer)
     timeline = [_event_row(r, book, e) for e in view.events]
     handovers = [
         {
@@ -245,8 +255,33 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
     ]
     digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
     assert isinstance(digests, dict)
+    extra: dict[str, Any] = {}
+    if src is not None:
+        extra["source"] = {
+            "label": src.label,
+            "case_id": src.case_id,
+            "header_hash": src.header,
+            "bundle": src.bundle,
+            "import_event": src.import_seq,
+            "source_item": src.source_item,
+            "events": [
+                {
+                    "seq": e.seq,
+                    "hash": e.hash,
+                    "type": e.type,
+                    "action": ACTIONS.get(e.type, e.type),
+                    "time": e.time,
+                    "signer": e.signer,
+                    "signer_key": src_book.card(e.signer).as_json(),
+                    "reason": str(e.data.get("reason") or ""),
+                    "signature_verified": e.signature_verified,
+                }
+                for e in src.events
+            ],
+        }
     return {
         "id": view.id,
+        **extra,
         "description": str(data.get("magic") or data.get("outcome") or ""),
         "path": str(path.get("display", "")),
         "path_hex": str(path.get("hex", "")),
@@ -258,7 +293,7 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
         "verified_digests": found.get(view.id) or found.get(str(data.get("store"))),
         "collected": str(body.get("time", "")),
         "collected_by": f"{name} ({role})",
-        "collected_by_key": book.card(view.collect.signer).as_json(),
+        "collected_by_key": collector.as_json(),
         "collect_event": view.collect.seq,
         "collect_signature_verified": view.collect.signature_verified,
         "state": view.state,
@@ -286,9 +321,13 @@ def case_report(
 ) -> dict[str, Any]:
     """The report of a case (all items, or ``items``), with a full verification
     run now (pass ``verify`` to reuse one)."""
-    wanted = [i.strip().upper() for i in items]
-    for i in wanted:
-        ledger.artifact(i)  # UsageError for an unknown item
+    known = ledger.rules().current()
+    wanted = []
+    for i in items:
+        found = find_item(known, i)
+        if found is None:
+            raise UsageError(f"no such item: {i}")
+        wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
     rows = list(ledger.events())
     events = case_events(rows, report.findings)
@@ -332,6 +371,7 @@ def case_report(
             "checkpoint": checkpoint,
         },
         found_digests=report.found_digests,
+        ledger=ledger,
     )
 
 

@@ -54,6 +54,7 @@ from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
 from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
+from custody.keys import fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
@@ -65,6 +66,7 @@ from custody.ledger import (
     identity_index_rows,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
+from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
 
 ProgressFn = Callable[[int, int], None]
@@ -75,7 +77,8 @@ class VerifyReport(Verdict):
     case_id: str
     quick: bool
     events: int = 0
-    artifacts: int = 0
+    artifacts: int = 0  # items: the case's own and imported ones
+    imported: int = 0  # of which imported (custody.sources)
     objects_checked: int = 0
     checkpoints: int = 0
     timestamps: int = 0
@@ -469,11 +472,16 @@ def check_imports(
     report: VerifyReport,
     quick: bool,
     bodies: dict[int, dict[str, Any]] | None = None,
+    r: Replay | None = None,
 ) -> None:
     """Imported collectors' events still hash, verify with their bundle's keys and
-    prove into their signed checkpoint; their payload is still in the store (the
-    items as the signed import event lists them)."""
+    prove into their signed checkpoint; the source the import event names
+    (``source_header``) is the one whose signed event 0 follows that header, and
+    each item it lists is one the source's signed collect events collected, with
+    that sha256; their payload is still in the store (the items as the signed
+    import event lists them), re-hashed once per object and counted."""
     signed = _signed_imports(bodies or {})
+    rehashed: dict[str, str] = {}  # store object -> sha256 found
     rows = ledger.conn.execute(
         "SELECT bundle, source_case, keys, items, checkpoint FROM imported_bundles"
     ).fetchall()
@@ -482,6 +490,9 @@ def check_imports(
         try:
             key_list = json.loads(keys_json)
             keys = {k["fingerprint"]: base64.b64decode(k["public_key"]) for k in key_list}
+            for fp, pub in keys.items():  # the signed import event pins fingerprints only
+                if fingerprint(pub) != fp:
+                    raise ValueError(f"the public key recorded for {fp} is another key")
             names = {k["fingerprint"]: (str(k["name"]), str(k["role"])) for k in key_list}
             items = json.loads(items_json)
             if str(bundle) in signed:
@@ -497,11 +508,28 @@ def check_imports(
         except (ValueError, KeyError, TypeError, CustodyError) as e:
             report.add(Kind.IMPORT, short, f"imported bundle record does not verify: {e}")
             continue
+        sign = signed.get(str(bundle))
+        label = _source_label(r, sign[1]) if sign is not None else None
+        collected: dict[str, Any] = {}  # source item -> sha256 its signed collect event says
+        first_prev: Any = None
         for seq, ev_hash, signer, body, sig, proof in ledger.conn.execute(
             "SELECT seq, hash, signer, body, signature, proof FROM imported_events"
             " WHERE bundle = ? ORDER BY seq",
             (bundle,),
         ):
+            try:
+                ev_body = parse_strict(str(body))
+            except ValueError:
+                ev_body = None
+            if isinstance(ev_body, dict) and isinstance(ev_body.get("data"), dict):
+                ev_data = ev_body["data"]
+                if ev_body.get("seq") == 0:
+                    first_prev = ev_body.get("prev")
+                if ev_body.get("type") == COLLECT_EVENT:
+                    dig = ev_data.get("digests")
+                    collected[str(ev_data.get("item"))] = (
+                        dig.get("sha256") if isinstance(dig, dict) else None
+                    )
             subject = f"imported event {seq} of {short}"
             raw = str(body).encode("utf-8")
             found = Findings()  # the one event verifier's findings, filed as import findings
@@ -527,6 +555,8 @@ def check_imports(
             )
             for f in found:
                 report.add(Kind.IMPORT, subject, f"{f.kind}: {f.detail}")
+        if sign is not None:
+            _check_source(sign, first_prev, collected, label, short, report)
         if quick:
             continue
         store = Store(ledger.store_dir)
@@ -534,24 +564,85 @@ def check_imports(
             rel = it.get("store")
             if not rel or not _OBJECT_PATH.fullmatch(str(rel)):
                 continue
-            subject = f"imported {it.get('source_item')} ({rel})"
-            try:
-                got = hash_file(store.path_of(rel), ["sha256"])
-            except OSError:
-                report.add(
-                    Kind.OBJECT_MISSING,
-                    subject,
-                    "store object of an imported item is missing",
-                    obj=str(rel),
-                )
-                continue
-            if got.digests["sha256"] != it.get("sha256"):
+            item_id = imported_id(label, str(it.get("source_item"))) if label else None
+            subject = f"imported {item_id or it.get('source_item')} ({rel})"
+            if str(rel) not in rehashed:
+                try:
+                    got = hash_file(store.path_of(rel), ["sha256"])
+                except OSError:
+                    report.add(
+                        Kind.OBJECT_MISSING,
+                        subject,
+                        "store object of an imported item is missing",
+                        item=item_id,
+                        obj=str(rel),
+                    )
+                    continue
+                rehashed[str(rel)] = got.digests["sha256"]
+                report.objects_checked += 1
+                report.bytes_checked += got.size
+                report.found_digests.setdefault(str(rel), dict(got.digests))
+            if rehashed[str(rel)] != it.get("sha256"):
                 report.add(
                     Kind.OBJECT_DIGEST,
                     subject,
-                    f"sha256: expected {it.get('sha256')}, found {got.digests['sha256']}",
+                    f"sha256: expected {it.get('sha256')}, found {rehashed[str(rel)]}",
+                    item=item_id,
                     obj=str(rel),
                 )
+
+
+def _source_label(r: Replay | None, data: dict[str, Any]) -> str | None:
+    """The label the replay gave the source of import event ``data``."""
+    header = data.get("source_header", data.get("bundle"))
+    return r.source_labels.get(header) if r is not None and isinstance(header, str) else None
+
+
+def _check_source(
+    sign: tuple[int, dict[str, Any]],
+    first_prev: Any,
+    collected: dict[str, Any],
+    label: str | None,
+    short: str,
+    report: VerifyReport,
+) -> None:
+    """The signed import event names its source truly: the header hash it records
+    is the one the source's signed event 0 follows, and each item it imports was
+    collected by the source's signed collect events with the sha256 it records."""
+    seq, data = sign
+    header = data.get("source_header")
+    if header is not None and header != first_prev:
+        report.add(
+            Kind.IMPORT,
+            short,
+            f"signed {_ev(seq)} names source header {header!r}, but the source's signed"
+            f" event 0 follows {first_prev!r}",
+            seq=seq,
+        )
+    items = data.get("items")
+    for it in items if isinstance(items, list) else []:
+        if not isinstance(it, dict):
+            continue
+        src = str(it.get("source_item"))
+        item_id = imported_id(label, src) if label else None
+        if src not in collected:
+            report.add(
+                Kind.IMPORT,
+                short,
+                f"signed {_ev(seq)} imports {src}, which no signed collect event of the"
+                " source collected",
+                seq=seq,
+                item=item_id,
+            )
+        elif collected[src] != it.get("sha256"):
+            report.add(
+                Kind.IMPORT,
+                short,
+                f"signed {_ev(seq)} imports {src} with sha256 {it.get('sha256')}, the"
+                f" source collected it with {collected[src]}",
+                seq=seq,
+                item=item_id,
+            )
 
 
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
@@ -863,7 +954,9 @@ def verify_ledger(
             check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
             check_timestamps(bodies, report, tsa_roots)
             check_import_records(ledger, bodies, report)
-            check_imports(ledger, report, quick, bodies)
+            report.imported = sum(1 for st in r.items.values() if st.source is not None)
+            report.artifacts += report.imported
+            check_imports(ledger, report, quick, bodies, r)
             if not quick:
                 check_store(
                     ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody.canonical import parse_strict
+from custody.canonical import canonical_json, parse_strict
 from custody.display import shown
 from custody.errors import UsageError
 from custody.findings import SIGNATURE_KINDS, Finding, Kind
@@ -40,8 +40,9 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
-from custody.lifecycle import Replay, replay
+from custody.lifecycle import Replay, find_item, replay
 from custody.render.signers import signer_text
+from custody.sources import source_item_of
 from custody.verify import VerifyReport, verify_ledger
 
 RECEIVED, IN_TRANSIT = "received", "in transit"
@@ -411,6 +412,7 @@ class ItemView:
     findings: list[Finding]
     replay: Replay = field(compare=False, repr=False)
     keys: KeyBook | None = field(default=None, compare=False, repr=False)
+    source: SourceChain | None = field(default=None, compare=False, repr=False)
 
     @property
     def book(self) -> KeyBook:
@@ -462,16 +464,237 @@ class ItemView:
             "signature_verified": ev.signature_verified,
         }
 
+    def facts(self) -> dict[str, Any]:
+        """What the item is (:func:`item_facts`); an imported item under its id in
+        this case, with its source (``source``, ``source_item``), the lab's store
+        object and the import event as ``event_seq``."""
+        facts = item_facts(self.collect.seq, self.collect.body)
+        if self.source is not None:
+            facts.update(self.source.facts(self.id))
+        return facts
+
     def as_json(self) -> dict[str, Any]:
         """The item as ``custody show --json`` prints it."""
         return {
-            **item_facts(self.collect.seq, self.collect.body),
+            **self.facts(),
+            **({"source_chain": self.source.as_json()} if self.source is not None else {}),
             "state": self.state,
             "custodian": self.custodian,
             "custodian_key": _card_json(self.custodian_key),
             "handovers": [h.as_json() for h in self.handovers],
             "events": [self.event_json(e) for e in self.events],
         }
+
+
+@dataclass(frozen=True)
+class SourceChain:
+    """Where an imported item came from: its source (label, case id, case header
+    hash), the bundle and the lab's import event that brought it in, and the
+    source's own signed events that concern it (the collector's collect event and
+    the source's hand-overs), each with its signature verdict from this
+    verification (an ``import`` finding about that event), and the source's
+    replay (who its signers are, as the source's signed events say)."""
+
+    label: str
+    case_id: str
+    header: str
+    bundle: str
+    import_seq: int
+    source_item: str
+    store: str | None
+    events: list[ViewEvent]
+    replay: Replay = field(compare=False, repr=False)
+    events_all: list[ViewEvent] = field(default_factory=list, compare=False, repr=False)
+
+    def facts(self, item: str) -> dict[str, Any]:
+        return {
+            "id": item,
+            "source": self.label,
+            "source_item": self.source_item,
+            "store": self.store,
+            "event_seq": self.import_seq,
+        }
+
+    def signer_text(self, fp: str) -> str:
+        """``Name (role) sha256:<16 hex>`` of a source signer, as the source's
+        signed events name it."""
+        name, role = self.replay.names.get(fp, (None, None))
+        return signer_text(
+            {
+                "fingerprint": fp,
+                "name": name,
+                "role": role,
+                "standing": self.replay.standing(fp),
+                "attested_by": None,
+                "attested_by_name": None,
+            }
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.label,
+            "source_case": self.case_id,
+            "source_header": self.header,
+            "bundle": self.bundle,
+            "import_event": self.import_seq,
+            "source_item": self.source_item,
+            "events": [
+                {
+                    "seq": e.seq,
+                    "type": e.type,
+                    "time": e.time,
+                    "hash": e.hash,
+                    "signer": e.signer,
+                    "signer_name": self.replay.names.get(e.signer, (None, None))[0],
+                    "signer_role": self.replay.names.get(e.signer, (None, None))[1],
+                    "body": canonical_text(e.body),
+                    "signature_verified": e.signature_verified,
+                }
+                for e in self.events
+            ],
+        }
+
+
+def canonical_text(body: Mapping[str, Any]) -> str:
+    return canonical_json(dict(body)).decode("utf-8")
+
+
+def _source_events(
+    ledger: Ledger, bundle: str, findings: Sequence[Finding]
+) -> tuple[list[ViewEvent], Replay]:
+    """The signed events an imported bundle carried (seq order), each with the
+    verdict of ``findings`` (an ``import`` finding naming the event), and the
+    custody replay of them under the source's rules."""
+    short = bundle[:23]
+    bad = {f.subject for f in findings if f.kind == Kind.IMPORT}
+    out = []
+    for seq, ev_hash, body in ledger.conn.execute(
+        "SELECT seq, hash, body FROM imported_events WHERE bundle = ? ORDER BY seq", (bundle,)
+    ):
+        try:
+            parsed = parse_strict(str(body))
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            ok = f"imported event {seq} of {short}" not in bad
+            out.append(ViewEvent(int(seq), str(ev_hash), parsed, ok))
+    first = out[0].body if out else {}
+    rules = 2 if first.get("type") == OPEN_EVENT else 1
+    r = replay_events(out, str(first.get("case", "")), rules)
+    return out, r
+
+
+def imported_item_views(
+    ledger: Ledger,
+    events: Sequence[ViewEvent],
+    r: Replay,
+    findings: Sequence[Finding],
+    *,
+    only: Iterable[str] | None = None,
+    book: KeyBook | None = None,
+) -> dict[str, ItemView]:
+    """The view of every imported item of a case (or of ``only`` those), in the
+    order they were imported: its source's signed events (:class:`SourceChain`),
+    the lab's import event, then the lab's own events that concern it.  ``r`` is
+    the replay of ``events`` (the case's), which says which import event brought
+    each item in and under which source label (custody.sources)."""
+    if book is None:
+        book = KeyBook(r, ((e.seq, e.body) for e in events))
+    wanted = None if only is None else set(only)
+    mine = {
+        i: st
+        for i, st in r.items.items()
+        if st.source is not None and (wanted is None or i in wanted)
+    }
+    if not mine:
+        return {}
+    by_seq = {e.seq: e for e in events}
+    per_item: dict[str, list[ViewEvent]] = {i: [] for i in mine}
+    for ev in events:
+        for i in event_items(ev.item, ev.data):
+            if i in per_item:
+                per_item[i].append(ev)
+    chains: dict[str, tuple[list[ViewEvent], Replay]] = {}
+    by_source_item: dict[str, dict[str, list[ViewEvent]]] = {}  # bundle -> item -> events
+    index = _FindingIndex(findings)
+    import_findings = [f for f in findings if f.kind == Kind.IMPORT]
+    views = {}
+    for item, st in sorted(mine.items(), key=lambda kv: (kv[1].imported_at or 0, kv[0])):
+        imp = by_seq.get(st.imported_at if st.imported_at is not None else -1)
+        if imp is None:
+            continue
+        data = imp.data
+        bundle = str(data.get("bundle"))
+        if bundle not in chains:
+            chains[bundle] = _source_events(ledger, bundle, findings)
+            index_b: dict[str, list[ViewEvent]] = {}
+            for e in chains[bundle][0]:
+                for i in event_items(e.item, e.data):
+                    index_b.setdefault(i, []).append(e)
+            by_source_item[bundle] = index_b
+        src_events, src_r = chains[bundle]
+        source_item = source_item_of(item)
+        concerning = by_source_item[bundle].get(source_item, [])
+        collect = next((e for e in concerning if e.type == COLLECT_EVENT), None)
+        if collect is None:  # verify reports it (import): the entry stands in
+            entry = next(
+                (
+                    x
+                    for x in data.get("items", [])
+                    if isinstance(x, dict) and x.get("source_item") == source_item
+                ),
+                {},
+            )
+            collect = ViewEvent(
+                -1,
+                "",
+                {
+                    "type": COLLECT_EVENT,
+                    "data": {
+                        "item": source_item,
+                        "path": {"display": entry.get("path")},
+                        "digests": {"sha256": entry.get("sha256")},
+                    },
+                },
+                False,
+            )
+        evs = sorted([imp, *per_item[item]], key=lambda e: e.seq)
+        chain = SourceChain(
+            label=str(st.source),
+            case_id=str(data.get("source_case")),
+            header=str(data.get("source_header", bundle)),
+            bundle=bundle,
+            import_seq=imp.seq,
+            source_item=source_item,
+            store=st.store,
+            events=concerning,
+            replay=src_r,
+            events_all=src_events,
+        )
+        short = bundle[:23]
+        src_subjects = {f"imported event {e.seq} of {short}" for e in concerning}
+        extra = [f for f in import_findings if f.subject in src_subjects]
+        mine_f = index.concerning(item, [e.seq for e in evs], st.store)
+        views[item] = ItemView(
+            id=item,
+            collect=collect,
+            obj=st.store,
+            state=st.state,
+            custodian=person(r, st.custodian),
+            handovers=handovers(
+                r,
+                item,
+                {e.seq: e.signature_verified for e in evs},
+                book,
+                {e.seq: e.signer for e in evs},
+            ),
+            events=evs,
+            findings=[*mine_f, *(f for f in extra if f not in mine_f)],
+            replay=r,
+            keys=book,
+            source=chain,
+        )
+    return views
 
 
 def _pem_or_none(pub: bytes | None) -> str | None:
@@ -573,11 +796,14 @@ def case_item_view(
     those of ``verification``, by default ``verify_ledger(ledger, quick=True)``:
     every step but the store re-hash, so the signature step (the verdicts) runs
     in full; pass a full verification for findings about the stored bytes."""
-    want = item.strip().upper()
     report = verification or verify_ledger(ledger, quick=True)
     events = case_events(ledger.events(), report.findings)
     r = replay_events(events, ledger.case.case_id, ledger.case.rules)
-    view = item_views(events, r, report.findings, only=[want]).get(want)
+    want = find_item(r, item) or item.strip().upper()
+    if want in r.items and r.items[want].source is not None:
+        view = imported_item_views(ledger, events, r, report.findings, only=[want]).get(want)
+    else:
+        view = item_views(events, r, report.findings, only=[want]).get(want)
     if view is None:
         raise UsageError(f"no such item: {item}")
     return view
@@ -651,8 +877,9 @@ def verification_lines(report: VerifyReport) -> list[str]:
     """What ``custody verify`` prints of a verification."""
     what = "ledger (store not re-hashed)" if report.quick else "ledger and store"
     lines = [
-        f"Case {shown(report.case_id)}: {report.events} events, {report.artifacts} items,"
-        f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
+        f"Case {shown(report.case_id)}: {report.events} events, {report.artifacts} items"
+        + (f" ({report.imported} imported)," if report.imported else ",")
+        + f" {report.objects_checked} store objects re-hashed ({report.bytes_checked} bytes),"
         f" {report.checkpoints} checkpoints checked."
     ]
     lines += [f"Note: {shown(n)}" for n in report.notes]
@@ -679,3 +906,110 @@ def table_lines(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[s
         return "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
 
     return [fmt(headers), *(fmt(r) for r in rows)]
+
+
+# -- the case's items, its own and imported ones ----------------------------------
+
+
+def _own_facts(ledger: Ledger) -> list[dict[str, Any]]:
+    """The case's own items as ``list --json`` prints them: the facts of each
+    signed collect event (:func:`item_facts`)."""
+    out = []
+    for row in ledger.artifacts():
+        (body,) = ledger.conn.execute(
+            "SELECT body FROM events WHERE seq = ?", (row["event_seq"],)
+        ).fetchone()
+        facts = item_facts(row["event_seq"], parse_strict(str(body)))
+        out.append({**facts, "source": None, "source_item": None})
+    return out
+
+
+def imported_facts(ledger: Ledger, r: Replay | None = None) -> list[dict[str, Any]]:
+    """The case's imported items as ``list --json`` prints them, in the order they
+    were imported: the facts of the source's signed collect event, under the id
+    the replay ``r`` (default: the writers' replay) gives the item in this case."""
+    r = r or ledger.rules().current()
+    imported = {i: st for i, st in r.items.items() if st.source is not None}
+    if not imported:
+        return []
+    imports: dict[int, dict[str, Any]] = {}
+    for seq, body in ledger.conn.execute(
+        "SELECT seq, body FROM events WHERE type = 'import' ORDER BY seq"
+    ):
+        try:
+            parsed = parse_strict(str(body))
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and isinstance(parsed.get("data"), dict):
+            imports[int(seq)] = parsed["data"]
+    collects: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
+    out = []
+    for item, st in sorted(imported.items(), key=lambda kv: (kv[1].imported_at or 0, kv[0])):
+        data = imports.get(st.imported_at if st.imported_at is not None else -1, {})
+        bundle = str(data.get("bundle"))
+        if bundle not in collects:
+            events, _ = _source_events(ledger, bundle, ())
+            collects[bundle] = {
+                str(e.item): (e.seq, e.body) for e in events if e.type == COLLECT_EVENT
+            }
+        source_item = source_item_of(item)
+        seq, body = collects[bundle].get(source_item, (-1, {}))
+        facts = item_facts(seq, body)
+        facts.update(
+            {
+                "id": item,
+                "source": st.source,
+                "source_item": source_item,
+                "store": st.store,
+                "event_seq": st.imported_at,
+            }
+        )
+        out.append(facts)
+    return out
+
+
+def _source_matches(facts: Mapping[str, Any], want: str, own_case: str) -> bool:
+    w = want.strip().casefold()
+    src = facts.get("source")
+    if src is None:
+        return w in (own_case.casefold(), "-")
+    label = str(src).casefold()
+    return w == label or w == label.rpartition("@")[0]
+
+
+def case_items(ledger: Ledger, source: str | None = None) -> list[dict[str, Any]]:
+    """Every item of the case, its own (collected) then imported ones, as ``list
+    --json`` prints them, each with its ``source`` (the source's label, or None
+    for the case's own items) and ``source_item``.  ``source`` keeps those of one
+    source: a label (``NC-001@3fa9c2``), a source case id (every source of that
+    case id), or the case's own case id or ``-`` for its own items."""
+    items = _own_facts(ledger) + imported_facts(ledger)
+    if source is None:
+        return items
+    case_id = ledger.case.case_id
+    kept = [f for f in items if _source_matches(f, source, case_id)]
+    own = _source_matches({"source": None}, source, case_id)
+    if not kept and not own:
+        labels = sorted(set(ledger.rules().current().sources))
+        raise UsageError(
+            f"no such source: {source!r}; the case's sources are"
+            f" {', '.join(labels) if labels else 'none'} (and its own items, '-')"
+        )
+    return kept
+
+
+def item_log(ledger: Ledger, item: str) -> tuple[str, list[Event]]:
+    """The id of ``item`` (the case's own or an imported one) and the case's events
+    that concern it: for an imported item, the import event that brought it in,
+    then the case's own events about it."""
+    r = ledger.rules().current()
+    found = find_item(r, item)
+    if found is None or (found not in r.items):
+        found = ledger.artifact(item)["id"]  # raises "no such item"
+    st = r.items.get(found)
+    events = list(ledger.events(found))
+    if st is not None and st.imported_at is not None:
+        imp = next(ledger.events(after=st.imported_at - 1), None)
+        if imp is not None and imp.seq not in {e.seq for e in events}:
+            events = sorted([imp, *events], key=lambda e: e.seq)
+    return found, events

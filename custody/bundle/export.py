@@ -44,6 +44,7 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
+from custody.sources import is_imported_id
 from custody.store import Store
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
@@ -266,6 +267,12 @@ def export_bundle(
     carried in the bundle as custody/checkpoint.tsr."""
     known = list(_artifacts(_signed(ledger)))
     chosen = [i.strip().upper() for i in items] or known
+    for raw, i in zip(items, chosen, strict=False):
+        if i not in known and is_imported_id(i):
+            raise UsageError(
+                f"{raw} is an imported item: bundle export does not re-export imported"
+                " items yet; the bundle it was imported from carries it"
+            )
     for i in chosen:
         if i not in known:
             raise UsageError(f"no such item: {i}")

@@ -102,6 +102,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
                 {
                     "bundle": bundle_id,
                     "source_case": report.case_id,
+                    "source_header": report.header_hash,  # names the source (custody.sources)
                     "checkpoint": checkpoint,
                     "events": len(lines),
                     "keys": sorted(k["fingerprint"] for k in keys),

@@ -586,6 +586,7 @@ def _provenance(g: _Graph, item: dict[str, Any], file: str, annotation: str) -> 
     collector = item.get("collected_by_key")
     by = signer_text(collector) if isinstance(collector, dict) else item.get("collected_by")
     desc.append(f"collected {item.get('collected')} by {by}")
+    desc += _source_lines(item)
     g.add(
         iri,
         "case-investigation:ProvenanceRecord",
@@ -597,6 +598,28 @@ def _provenance(g: _Graph, item: dict[str, Any], file: str, annotation: str) -> 
         },
     )
     return iri
+
+
+def _source_lines(item: dict[str, Any]) -> list[str]:
+    """An imported item: its source case, the import event, then each of the
+    source's signed events about it (its chain before this case)."""
+    src = item.get("source")
+    if not isinstance(src, dict):
+        return []
+    out = [
+        f"imported from source {src.get('label')} (case {src.get('case_id')}, case header"
+        f" hash {src.get('header_hash')}) as its {src.get('source_item')}, by ledger event"
+        f" {src.get('import_event')} from bundle {src.get('bundle')}"
+    ]
+    for e in src.get("events") or []:
+        card = e.get("signer_key")
+        by = signer_text(card) if isinstance(card, dict) else e.get("signer")
+        out.append(
+            f"source event {e.get('seq')} ({e.get('hash')}): {e.get('action')}"
+            f" {e.get('time')} by {by}, signature "
+            + ("verified" if e.get("signature_verified") else "NOT VERIFIED")
+        )
+    return out
 
 
 def _investigation(g: _Graph, report: dict[str, Any], objects: list[str]) -> str:

@@ -122,7 +122,7 @@ def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str
         path = path_text(item.get("path"), item.get("path_hex"))
         description = describe({**item, "path": path})
         sha256 = _text(item.get("digests", {}).get("sha256"))
-        for ev in item.get("timeline", []):
+        for ev in [*_source_timeline(item), *item.get("timeline", [])]:
             key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
             exact = {
                 "description": describe(item),
@@ -163,6 +163,35 @@ def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str
                 else:
                     row.append(shown(cells[name]))
             out.append(row)
+    return out
+
+
+def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """An imported item's source chain as rows before its timeline: each of the
+    source case's signed events about it, its action naming the source and the
+    event's seq there (``event_seq`` is empty: it is not an event of this ledger)."""
+    src = item.get("source")
+    if not isinstance(src, dict):
+        return []
+    out = []
+    for e in src.get("events") or []:
+        key = e.get("signer_key") if isinstance(e.get("signer_key"), dict) else {}
+        time = str(e.get("time") or "")
+        out.append(
+            {
+                "date": time[:10],
+                "time_utc": time[11:19],
+                "action": f"{e.get('action')} (in source {src.get('label')}, its event"
+                f" {e.get('seq')})",
+                "reason": e.get("reason"),
+                "actor": key.get("name"),
+                "role": key.get("role"),
+                "signature_verified": e.get("signature_verified"),
+                "seq": None,
+                "signer": e.get("signer"),
+                "signer_key": key,
+            }
+        )
     return out
 
 

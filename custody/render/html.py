@@ -788,6 +788,46 @@ def _svg_chunk(
     return "".join(out)
 
 
+def _source_rows(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An imported item: the case it came from and the import that brought it in."""
+    src = item.get("source")
+    if not isinstance(src, Mapping):
+        return []
+    return [
+        (
+            "Imported from",
+            f"{_mono(src.get('label'))} (case {_text(src.get('case_id'))}, header"
+            f" {_mono(src.get('header_hash'))}), its {_text(src.get('source_item'))}",
+        ),
+        ("Import event", f"{_e(src.get('import_event'))} (bundle {_mono(src.get('bundle'))})"),
+    ]
+
+
+def _source_chain(item: Mapping[str, Any]) -> str:
+    """An imported item: the source case's signed events about it, before the import."""
+    src = item.get("source")
+    if not isinstance(src, Mapping):
+        return ""
+    rows = [
+        [
+            _e(e.get("seq")),
+            _text(e.get("time")),
+            _text(e.get("action")),
+            _key(e.get("signer_key"), e.get("signer")),
+            _text(e.get("reason")),
+            _sig(e.get("signature_verified")),
+        ]
+        for e in src.get("events") or []
+        if isinstance(e, Mapping)
+    ]
+    return (
+        f"<h3>Source chain (case {_text(src.get('case_id'))})</h3>"
+        "<p class='muted'>The source case's own signed events about this item, checked"
+        " against its signers' keys; the custody timeline below starts at the import.</p>"
+        + _table(["Source event", "Time (UTC)", "Action", "Signed by", "Reason", "Signature"], rows)
+    )
+
+
 def _item(item: Mapping[str, Any]) -> str:
     integ = item.get("integrity") or {}
     status = "intact" if integ.get("ok") else "failed"
@@ -809,6 +849,7 @@ def _item(item: Mapping[str, Any]) -> str:
             ("Collection event", _e(item.get("collect_event"))),
             ("Current state", _text(item.get("state"))),
             ("Current custodian", _key(item.get("custodian_key"), item.get("custodian"))),
+            *_source_rows(item),
         ]
     )
     return (
@@ -820,6 +861,7 @@ def _item(item: Mapping[str, Any]) -> str:
         + f"<table><tbody>{details}</tbody></table>"
         "<h3>Digests</h3>"
         + _digests(item)
+        + _source_chain(item)
         + "<h3>Hand-overs</h3>"
         + _handovers(item)
         + "<h3>Custody timeline</h3>"

@@ -601,8 +601,10 @@ def _item(pdf: _Doc, item: dict[str, Any]) -> None:
             ),
             ("Current state", _s(item.get("state"))),
             ("Current custodian", _who(item.get("custodian_key"), item.get("custodian"))),
+            *_source_rows(item),
         ]
     )
+    _source_chain(pdf, item)
 
     pdf.heading("Digests", level=2)
     digests: dict[str, Any] = item.get("digests") or {}
@@ -627,6 +629,46 @@ def _item(pdf: _Doc, item: dict[str, Any]) -> None:
 
     _handovers(pdf, item.get("handovers") or [])
     _timeline(pdf, item.get("timeline") or [])
+
+
+def _source_rows(item: dict[str, Any]) -> list[tuple[str, str]]:
+    """An imported item: the case it came from and the import that brought it in."""
+    src = item.get("source")
+    if not isinstance(src, dict):
+        return []
+    return [
+        (
+            "Imported from",
+            f"{_s(src.get('label'))} (case {_s(src.get('case_id'))}, header"
+            f" {_s(src.get('header_hash'))}), its {_s(src.get('source_item'))}",
+        ),
+        ("Import event", f"#{_s(src.get('import_event'))} (bundle {_s(src.get('bundle'))})"),
+    ]
+
+
+def _source_chain(pdf: _Doc, item: dict[str, Any]) -> None:
+    """An imported item: the source case's signed events about it."""
+    src = item.get("source")
+    if not isinstance(src, dict):
+        return
+    pdf.heading(f"Source chain (case {_s(src.get('case_id'))})", level=2)
+    rows: list[Sequence[str | tuple[str, FontFace]]] = []
+    for e in src.get("events") or []:
+        date, time = _date_time(e.get("time"))
+        rows.append(
+            (
+                f"#{_s(e.get('seq'))}",
+                _s(e.get("action")),
+                _who(e.get("signer_key"), e.get("signer")),
+                f"{date} {time}",
+                _sig_cell(pdf, e.get("signature_verified")),
+            )
+        )
+    pdf.grid(
+        ("Source event", "Action", "Signed by", "Time (UTC)", "Signature"),
+        rows,
+        (0.12, 0.18, 0.36, 0.16, 0.18),
+    )
 
 
 def _handovers(pdf: _Doc, handovers: list[dict[str, Any]]) -> None:
