@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -119,6 +120,73 @@ def progress_bar(
 
 
 # -- shared options ---------------------------------------------------------------
+
+
+#: characters a one-line value may not hold: C0 and C1 controls, DEL, the line and
+#: paragraph separators and the bidi controls (a case id, title, name, role or
+#: organization becomes a header, note or bag-info line, and is a label)
+_NOT_IN_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+#: characters free text (a reason, a note) may not hold: NUL, and the lone
+#: surrogates that carry bytes that are not UTF-8 (checked first, by encoding)
+_NOT_IN_TEXT = re.compile("\x00")
+LINE_MAX = 1024
+TEXT_MAX = 65536
+
+
+class TextType(click.ParamType):
+    """Text the user gives that custody records or looks up: checked once, here, at
+    the CLI boundary, so the library never sees it wrong.  It must be valid UTF-8
+    (an argument of bytes that are not arrives as lone surrogates and is refused);
+    a one-line value (``multiline=False``) holds no control, separator or bidi
+    character; free text holds no NUL.  A refusal is a :class:`UsageError`: one
+    ``custody: error:`` line, exit 2."""
+
+    name = "text"
+
+    def __init__(self, *, multiline: bool = False, empty_ok: bool = True) -> None:
+        self.multiline = multiline
+        self.empty_ok = empty_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = value if isinstance(value, str) else str(value)
+        what = _param_label(param)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise UsageError(
+                f"{what} is not valid UTF-8 text (at character {e.start + 1}): {text[:80]}"
+            ) from None
+        limit = TEXT_MAX if self.multiline else LINE_MAX
+        if len(text) > limit:
+            raise UsageError(f"{what} is too long ({len(text)} characters; at most {limit})")
+        if not self.empty_ok and not text.strip():
+            raise UsageError(f"{what} must not be empty")
+        bad = (_NOT_IN_TEXT if self.multiline else _NOT_IN_LINE).search(text)
+        if bad is not None:
+            kind = "free text" if self.multiline else "a single line"
+            raise UsageError(
+                f"{what} must be {kind} without control characters"
+                f" (U+{ord(bad.group()):04X} at character {bad.start() + 1}): {text[:80]}"
+            )
+        return text
+
+
+def _param_label(param: click.Parameter | None) -> str:
+    if param is None:
+        return "a value"
+    if isinstance(param, click.Option) and param.opts:
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+#: one line of text: case id, title, names, roles, organization, location, lookups
+LINE = TextType()
+#: one line that must not be empty (case id, key holder's name and role)
+NAME_LINE = TextType(empty_ok=False)
+#: free text, several lines allowed: a reason, a note
+TEXT = TextType(multiline=True)
 
 
 def _inherit_case(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:

@@ -29,6 +29,8 @@ from custody.writers import (
     transfer,
 )
 from custody_cli.common import (
+    LINE,
+    TEXT,
     case_option,
     echo_json,
     key_options,
@@ -36,14 +38,16 @@ from custody_cli.common import (
     open_case,
 )
 
-location_option = click.option("--location", default="", help="Where this happens.")
+location_option = click.option("--location", default="", type=LINE, help="Where this happens.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.command("transfer")
-@click.argument("items", nargs=-1, required=True)
-@click.option("--to", "to", required=True, help="Receiver: an attested key's name or fingerprint.")
-@click.option("--reason", required=True, help="Why the items change hands.")
+@click.argument("items", nargs=-1, required=True, type=LINE)
+@click.option(
+    "--to", "to", required=True, type=LINE, help="Receiver: an attested key's name or fingerprint."
+)
+@click.option("--reason", required=True, type=TEXT, help="Why the items change hands.")
 @location_option
 @json_option
 @case_option
@@ -85,9 +89,9 @@ def transfer_cmd(
 
 
 @click.command("receive")
-@click.argument("transfer_id")
+@click.argument("transfer_id", type=LINE)
 @location_option
-@click.option("--note", default="", help="A remark for the receipt.")
+@click.option("--note", default="", type=TEXT, help="A remark for the receipt.")
 @json_option
 @case_option
 @key_options
@@ -133,8 +137,8 @@ def receive_cmd(
 
 @click.command("event")
 @click.argument("action", type=click.Choice(LIFECYCLE_EVENTS))
-@click.argument("items", nargs=-1, required=True)
-@click.option("--reason", required=True, help="Why (recorded and signed).")
+@click.argument("items", nargs=-1, required=True, type=LINE)
+@click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")
 @location_option
 @click.option("--purge", is_flag=True, help="dispose only: also delete the stored bytes.")
 @click.option("--yes", is_flag=True, help="Confirm --purge without a prompt.")
@@ -185,6 +189,7 @@ def event_cmd(
     "--tsa",
     "tsa_url",
     metavar="URL",
+    type=LINE,
     help="Also get an RFC 3161 time-stamp token over it from this authority.",
 )
 @json_option
@@ -252,7 +257,7 @@ def _events_for(ledger: Ledger, what: str) -> list[Event]:
 
 
 @prove.command("inclusion")
-@click.argument("what", metavar="ITEM|EVENT")
+@click.argument("what", metavar="ITEM|EVENT", type=LINE)
 @click.option(
     "--checkpoint",
     "cp_path",
@@ -353,8 +358,8 @@ def key_rotate(
 
 
 @click.command("revoke")
-@click.argument("who", metavar="FINGERPRINT|NAME")
-@click.option("--reason", required=True, help="Why the key is revoked.")
+@click.argument("who", metavar="FINGERPRINT|NAME", type=LINE)
+@click.option("--reason", required=True, type=TEXT, help="Why the key is revoked.")
 @case_option
 @key_options
 def key_revoke(
@@ -375,14 +380,15 @@ def key_revoke(
 
 
 @click.command("reassign")
-@click.argument("items", nargs=-1, required=True)
+@click.argument("items", nargs=-1, required=True, type=LINE)
 @click.option(
     "--to",
     "to",
     required=True,
+    type=LINE,
     help="The new custodian: an attested key's name or fingerprint.",
 )
-@click.option("--reason", required=True, help="Why (recorded and signed).")
+@click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")
 @json_option
 @case_option
 @key_options

@@ -44,6 +44,9 @@ from custody.views import (
 )
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
+    LINE,
+    NAME_LINE,
+    TEXT,
     CustodyGroup,
     case_option,
     echo_json,
@@ -85,8 +88,8 @@ def cli(case_dir: Path | None) -> None:
 @click.argument(
     "directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".")
 )
-@click.option("--case-id", required=True, help="Case identifier, e.g. 2026-017.")
-@click.option("--title", required=True, help="Case title.")
+@click.option("--case-id", required=True, type=NAME_LINE, help="Case identifier, e.g. 2026-017.")
+@click.option("--title", required=True, type=LINE, help="Case title.")
 @click.option(
     "--recovery-key",
     "recovery_key",
@@ -160,8 +163,10 @@ def key() -> None:
 
 
 @key.command("new")
-@click.option("--name", required=True, help="The key holder's full name.")
-@click.option("--role", required=True, help="Role, e.g. collector, examiner, counsel.")
+@click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
+@click.option(
+    "--role", required=True, type=NAME_LINE, help="Role, e.g. collector, examiner, counsel."
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -294,9 +299,9 @@ def _key_json(book: KeyBook, card: KeyCard) -> dict[str, Any]:
 
 
 @key.command("import")
-@click.argument("pubfile", metavar="PUBFILE|VKEY")
-@click.option("--name", required=True, help="The key holder's full name.")
-@click.option("--role", required=True, help="The key holder's role.")
+@click.argument("pubfile", metavar="PUBFILE|VKEY", type=LINE)
+@click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
+@click.option("--role", required=True, type=NAME_LINE, help="The key holder's role.")
 @click.option(
     "--delegate",
     is_flag=True,
@@ -341,7 +346,7 @@ def key_import(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--reason", default="", help="Why these items are collected.")
+@click.option("--reason", default="", type=TEXT, help="Why these items are collected.")
 @click.option(
     "--resume",
     is_flag=True,
@@ -536,7 +541,7 @@ def _event_summary(ev: Event) -> str:
 
 
 @cli.command()
-@click.argument("item", required=False)
+@click.argument("item", required=False, type=LINE)
 @case_option
 @click.option(
     "--json",
@@ -584,7 +589,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("item")
+@click.argument("item", type=LINE)
 @case_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:

@@ -12,11 +12,11 @@ import click
 from custody.display import shown
 from custody.errors import UsageError
 from custody.render import FORMATS, render
-from custody_cli.common import case_option, open_case, read_tsa_roots, tsa_cert_option
+from custody_cli.common import LINE, case_option, open_case, read_tsa_roots, tsa_cert_option
 
 
 @click.command("report")
-@click.argument("items", nargs=-1)
+@click.argument("items", nargs=-1, type=LINE)
 @click.option(
     "--format",
     "fmt",
