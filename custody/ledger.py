@@ -769,10 +769,23 @@ def _owner_fp(draft: EventDraft) -> object:
     return owner.get("fingerprint") if isinstance(owner, dict) else None
 
 
+def is_event_version(value: object) -> bool:
+    """True when ``value`` (an event body's or case header's ``v``) is the format
+    version this custody writes and reads: the integer, not ``true`` (a bool is an
+    int in Python, and ``True == 1``) nor ``1.0``."""
+    return type(value) is int and value == EVENT_VERSION
+
+
+def is_known_rules(value: object) -> bool:
+    """True when ``value`` (a ``rules`` field) names custody rules this version knows:
+    an integer, not ``true`` nor ``2.0``."""
+    return type(value) is int and value in KNOWN_RULES
+
+
 def header_rules(header: dict[str, Any]) -> int:
     """The custody rules version a case header declares (1 before it was recorded)."""
     rules = header.get("rules", 1)
-    if header.get("v", EVENT_VERSION) != EVENT_VERSION or rules not in KNOWN_RULES:
+    if not is_event_version(header.get("v", EVENT_VERSION)) or not is_known_rules(rules):
         raise UsageError(
             f"this case was made by a newer custody (header v={header.get('v')!r},"
             f" rules={rules!r}); this version knows rules {', '.join(map(str, KNOWN_RULES))}"

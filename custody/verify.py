@@ -57,12 +57,12 @@ from custody.hashing import ALGORITHMS, hash_file
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
-    EVENT_VERSION,
     Event,
     Ledger,
     artifact_index_row,
     event_items,
     identity_index_rows,
+    is_event_version,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
@@ -226,7 +226,7 @@ def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_i
     def mismatch(detail: str) -> None:
         report.add(Kind.EVENT_MISMATCH, _ev(ev.seq), detail, seq=ev.seq)
 
-    if body.get("v") != EVENT_VERSION:
+    if not is_event_version(body.get("v")):
         report.add(
             Kind.EVENT_BODY,
             _ev(ev.seq),
