@@ -11,6 +11,7 @@ from custody.display import shown
 from custody.errors import UsageError
 from custody_cli.common import (
     LINE,
+    LOOKUP,
     NAME_LINE,
     case_option,
     echo_json,
@@ -28,7 +29,7 @@ def bundle() -> None:
 
 
 @bundle.command("export")
-@click.argument("items", nargs=-1, type=LINE)
+@click.argument("items", nargs=-1, type=LOOKUP)
 @click.option("--all", "all_items", is_flag=True, help="Export every item of the case.")
 @click.option(
     "--out",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -135,7 +135,13 @@ LINE_MAX = 1024
 TEXT_MAX = 65536
 
 
-class TextType(click.ParamType):
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str]
+else:  # generic from click 8.2; setup.cfg allows 8.1
+    _ParamType = click.ParamType
+
+
+class TextType(_ParamType):
     """Text the user gives that custody records or looks up: checked once, here, at
     the CLI boundary, so the library never sees it wrong.  It must be valid UTF-8
     (an argument of bytes that are not arrives as lone surrogates and is refused);
@@ -181,12 +187,16 @@ def _param_label(param: click.Parameter | None) -> str:
     return param.human_readable_name
 
 
-#: one line of text: case id, title, names, roles, organization, location, lookups
+#: one line of text: a title, a location, a URL
 LINE = TextType()
 #: one line that must not be empty (case id, key holder's name and role)
 NAME_LINE = TextType(empty_ok=False)
 #: free text, several lines allowed: a reason, a note
 TEXT = TextType(multiline=True)
+#: what names something the case already holds (an item, an event, a key's name or
+#: fingerprint, a file): looked up, never recorded, so only valid UTF-8 is asked (a
+#: key registered under a hostile name is still found by it)
+LOOKUP = TextType(multiline=True)
 
 
 def _inherit_case(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -273,10 +283,11 @@ def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool
     return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
 
 
-def open_case(case_dir: Path | None) -> Ledger:
+def open_case(case_dir: Path | None, *, write: bool = True) -> Ledger:
     """The case of --case (the command's or the group's, see :func:`case_option`),
-    else $CUSTODY_CASE, else the nearest parent holding custody.db."""
-    return Ledger.open(find_case_dir(case_dir))
+    else $CUSTODY_CASE, else the nearest parent holding custody.db.  A command that
+    only reads opens it with ``write=False``: read-only, nothing written to it."""
+    return Ledger.open(find_case_dir(case_dir), write=write)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

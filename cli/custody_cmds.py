@@ -30,6 +30,7 @@ from custody.writers import (
 )
 from custody_cli.common import (
     LINE,
+    LOOKUP,
     TEXT,
     case_option,
     echo_json,
@@ -43,9 +44,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 
 @click.command("transfer")
-@click.argument("items", nargs=-1, required=True, type=LINE)
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
 @click.option(
-    "--to", "to", required=True, type=LINE, help="Receiver: an attested key's name or fingerprint."
+    "--to",
+    "to",
+    required=True,
+    type=LOOKUP,
+    help="Receiver: an attested key's name or fingerprint.",
 )
 @click.option("--reason", required=True, type=TEXT, help="Why the items change hands.")
 @location_option
@@ -89,7 +94,7 @@ def transfer_cmd(
 
 
 @click.command("receive")
-@click.argument("transfer_id", type=LINE)
+@click.argument("transfer_id", type=LOOKUP)
 @location_option
 @click.option("--note", default="", type=TEXT, help="A remark for the receipt.")
 @json_option
@@ -137,7 +142,7 @@ def receive_cmd(
 
 @click.command("event")
 @click.argument("action", type=click.Choice(LIFECYCLE_EVENTS))
-@click.argument("items", nargs=-1, required=True, type=LINE)
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
 @click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")
 @location_option
 @click.option("--purge", is_flag=True, help="dispose only: also delete the stored bytes.")
@@ -257,7 +262,7 @@ def _events_for(ledger: Ledger, what: str) -> list[Event]:
 
 
 @prove.command("inclusion")
-@click.argument("what", metavar="ITEM|EVENT", type=LINE)
+@click.argument("what", metavar="ITEM|EVENT", type=LOOKUP)
 @click.option(
     "--checkpoint",
     "cp_path",
@@ -272,7 +277,7 @@ def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path 
     checkpoint signs.  The tree is recomputed from the event bodies; a ledger whose
     events or stored tree fail that is refused (exit 1).  Every proof printed has
     been verified."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         cp = load_for_ledger(ledger, cp_path)
         proofs = prove_inclusion(ledger, cp, _events_for(ledger, what))
     if as_json:
@@ -304,7 +309,7 @@ def prove_consistency_cmd(old: Path, new: Path, as_json: bool, case_dir: Path | 
     """Prove that checkpoint NEW extends checkpoint OLD (history only grew), from
     the tree recomputed from the event bodies.  Exit 1 if it does not, or if the
     ledger's events or stored tree fail that recomputation."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         result = prove_consistency(
             ledger, load_for_ledger(ledger, old), load_for_ledger(ledger, new)
         )
@@ -358,7 +363,7 @@ def key_rotate(
 
 
 @click.command("revoke")
-@click.argument("who", metavar="FINGERPRINT|NAME", type=LINE)
+@click.argument("who", metavar="FINGERPRINT|NAME", type=LOOKUP)
 @click.option("--reason", required=True, type=TEXT, help="Why the key is revoked.")
 @case_option
 @key_options
@@ -380,12 +385,12 @@ def key_revoke(
 
 
 @click.command("reassign")
-@click.argument("items", nargs=-1, required=True, type=LINE)
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
 @click.option(
     "--to",
     "to",
     required=True,
-    type=LINE,
+    type=LOOKUP,
     help="The new custodian: an attested key's name or fingerprint.",
 )
 @click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")

@@ -45,6 +45,7 @@ from custody.views import (
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
     LINE,
+    LOOKUP,
     NAME_LINE,
     TEXT,
     CustodyGroup,
@@ -224,7 +225,7 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
     """Every key the case knows, from its signed records: holder, role, standing
     (owner, recovery, delegate, attested, or SELF-ASSERTED: nobody vouched for
     it), who attested it, and whether it is active, revoked or replaced."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         book = case_keybook(ledger)
         cards = [book.card(fp) for fp in book.fingerprints()]
         if as_json:
@@ -299,7 +300,7 @@ def _key_json(book: KeyBook, card: KeyCard) -> dict[str, Any]:
 
 
 @key.command("import")
-@click.argument("pubfile", metavar="PUBFILE|VKEY", type=LINE)
+@click.argument("pubfile", metavar="PUBFILE|VKEY", type=LOOKUP)
 @click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
 @click.option("--role", required=True, type=NAME_LINE, help="The key holder's role.")
 @click.option(
@@ -460,7 +461,7 @@ def _item_json(ledger: Ledger, row: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of items.")
 def list_cmd(case_dir: Path | None, as_json: bool) -> None:
     """Items recorded in the case."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         rows = ledger.artifacts()
         if as_json:
             echo_json([_item_json(ledger, r) for r in rows])
@@ -541,7 +542,7 @@ def _event_summary(ev: Event) -> str:
 
 
 @cli.command()
-@click.argument("item", required=False, type=LINE)
+@click.argument("item", required=False, type=LOOKUP)
 @case_option
 @click.option(
     "--json",
@@ -551,7 +552,7 @@ def _event_summary(ev: Event) -> str:
 )
 def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
     """The custody events, oldest first (optionally only those of ITEM)."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         if item is not None:
             item = ledger.artifact(item)["id"]
         book = case_keybook(ledger)
@@ -589,7 +590,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("item", type=LINE)
+@click.argument("item", type=LOOKUP)
 @case_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
@@ -599,7 +600,7 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     verification run now ('verify --quick': the store is not re-hashed).  If the
     item's events fail it, or the ledger's history does (case header, missing
     events, a checkpoint), the first line says so and the exit status is 1."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         report = verify_ledger(ledger, quick=True)
         view = case_item_view(ledger, item, verification=report)
     verdict = show_verdict(view, report)
@@ -690,7 +691,7 @@ def verify(
 ) -> None:
     """Re-hash the store, recompute every event hash and the chain, check every
     signature; report every problem found.  Exit 0 if all is well, 1 if not."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         show = show_progress(quiet) and not quick
         with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
             report = verify_ledger(
