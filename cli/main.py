@@ -300,7 +300,7 @@ def _key_json(book: KeyBook, card: KeyCard) -> dict[str, Any]:
 
 
 @key.command("import")
-@click.argument("pubfile", metavar="PUBFILE|VKEY", type=LOOKUP)
+@click.argument("pubfile", metavar="PUBFILE|VKEY")
 @click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
 @click.option("--role", required=True, type=NAME_LINE, help="The key holder's role.")
 @click.option(
@@ -364,6 +364,7 @@ def key_import(
     "hash_spec",
     default="md5,sha1,sha256",
     show_default=True,
+    type=LOOKUP,
     help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")

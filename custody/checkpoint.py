@@ -44,7 +44,7 @@ def checkpoint_origin(case_id: str) -> str:
         note.Checkpoint(origin=origin, size=0, root=bytes(note.ROOT_SIZE))
     except note.MalformedCheckpointError as e:
         raise UsageError(
-            f"this case's id {case_id!r} cannot name a checkpoint ({e}): the case can be"
+            f"this case's id '{case_id}' cannot name a checkpoint ({e}): the case can be"
             " read and verified, but not checkpointed or exported"
         ) from None
     return origin
