@@ -309,3 +309,21 @@ def test_hostile_option_values_never_break_the_contract(counsel: Case, tmp_path:
         assert check.returncode == 0, (args, check.stdout, check.stderr)
 
     run()
+
+
+def test_abort_at_a_prompt_exits_130_not_1() -> None:
+    """exit-codes.md: Ctrl-C / Ctrl-D at a prompt (click.Abort) is `custody: aborted`,
+    exit 130; it was listed as a known deviation (exit 1) after it was fixed."""
+    from click.testing import CliRunner
+
+    from custody_cli.common import CustodyGroup
+
+    group = CustodyGroup(name="custody")
+
+    @group.command("ask")
+    def ask() -> None:
+        click.prompt("Key passphrase", hide_input=True)
+
+    result = CliRunner().invoke(group, ["ask"], input="")
+    assert result.exit_code == 130
+    assert result.stderr.endswith("custody: aborted\n")
