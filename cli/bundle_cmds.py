@@ -10,6 +10,9 @@ import click
 from custody.display import shown
 from custody.errors import UsageError
 from custody_cli.common import (
+    LINE,
+    LOOKUP,
+    NAME_LINE,
     case_option,
     echo_json,
     key_options,
@@ -26,7 +29,7 @@ def bundle() -> None:
 
 
 @bundle.command("export")
-@click.argument("items", nargs=-1)
+@click.argument("items", nargs=-1, type=LOOKUP)
 @click.option("--all", "all_items", is_flag=True, help="Export every item of the case.")
 @click.option(
     "--out",
@@ -34,11 +37,14 @@ def bundle() -> None:
     type=click.Path(path_type=Path),
     help="A new folder, or a file ending in .tar, .tar.gz or .zip.",
 )
-@click.option("--organization", default="custody", help="bag-info.txt Source-Organization.")
+@click.option(
+    "--organization", default="custody", type=NAME_LINE, help="bag-info.txt Source-Organization."
+)
 @click.option(
     "--tsa",
     "tsa_url",
     metavar="URL",
+    type=LINE,
     help="Also get an RFC 3161 time-stamp on the export's checkpoint from this"
     " authority; it is recorded in the ledger and carried in the bundle.",
 )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -121,6 +122,83 @@ def progress_bar(
 # -- shared options ---------------------------------------------------------------
 
 
+#: characters a one-line value may not hold: C0 and C1 controls, DEL, the line and
+#: paragraph separators and the bidi controls (a case id, title, name, role or
+#: organization becomes a header, note or bag-info line, and is a label)
+_NOT_IN_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+#: characters free text (a reason, a note) may not hold: NUL, and the lone
+#: surrogates that carry bytes that are not UTF-8 (checked first, by encoding)
+_NOT_IN_TEXT = re.compile("\x00")
+LINE_MAX = 1024
+TEXT_MAX = 65536
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str]
+else:  # generic from click 8.2; setup.cfg allows 8.1
+    _ParamType = click.ParamType
+
+
+class TextType(_ParamType):
+    """Text the user gives that custody records or looks up: checked once, here, at
+    the CLI boundary, so the library never sees it wrong.  It must be valid UTF-8
+    (an argument of bytes that are not arrives as lone surrogates and is refused);
+    a one-line value (``multiline=False``) holds no control, separator or bidi
+    character; free text holds no NUL.  A refusal is a :class:`UsageError`: one
+    ``custody: error:`` line, exit 2."""
+
+    name = "text"
+
+    def __init__(self, *, multiline: bool = False, empty_ok: bool = True) -> None:
+        self.multiline = multiline
+        self.empty_ok = empty_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = value if isinstance(value, str) else str(value)
+        what = _param_label(param)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise UsageError(
+                f"{what} is not valid UTF-8 text (at character {e.start + 1}): {text[:80]}"
+            ) from None
+        limit = TEXT_MAX if self.multiline else LINE_MAX
+        if len(text) > limit:
+            raise UsageError(f"{what} is too long ({len(text)} characters; at most {limit})")
+        if not self.empty_ok and not text.strip():
+            raise UsageError(f"{what} must not be empty")
+        bad = (_NOT_IN_TEXT if self.multiline else _NOT_IN_LINE).search(text)
+        if bad is not None:
+            kind = "free text" if self.multiline else "a single line"
+            raise UsageError(
+                f"{what} must be {kind} without control characters"
+                f" (U+{ord(bad.group()):04X} at character {bad.start() + 1}): {text[:80]}"
+            )
+        return text
+
+
+def _param_label(param: click.Parameter | None) -> str:
+    if param is None:
+        return "a value"
+    if isinstance(param, click.Option) and param.opts:
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+#: one line of text: a title, a location, a URL
+LINE = TextType()
+#: one line that must not be empty (case id, key holder's name and role)
+NAME_LINE = TextType(empty_ok=False)
+#: free text, several lines allowed: a reason, a note
+TEXT = TextType(multiline=True)
+#: what names something the case already holds (an item, an event, a key's name or
+#: fingerprint, a file): looked up, never recorded, so only valid UTF-8 is asked (a
+#: key registered under a hostile name is still found by it)
+LOOKUP = TextType(multiline=True)
+
+
 def _inherit_case(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
     """A command's --case, else the group's: ``custody --case DIR COMMAND`` works as
     well as ``custody COMMAND --case DIR`` for every command that takes --case."""
@@ -205,10 +283,11 @@ def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool
     return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
 
 
-def open_case(case_dir: Path | None) -> Ledger:
+def open_case(case_dir: Path | None, *, write: bool = True) -> Ledger:
     """The case of --case (the command's or the group's, see :func:`case_option`),
-    else $CUSTODY_CASE, else the nearest parent holding custody.db."""
-    return Ledger.open(find_case_dir(case_dir))
+    else $CUSTODY_CASE, else the nearest parent holding custody.db.  A command that
+    only reads opens it with ``write=False``: read-only, nothing written to it."""
+    return Ledger.open(find_case_dir(case_dir), write=write)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

@@ -29,6 +29,9 @@ from custody.writers import (
     transfer,
 )
 from custody_cli.common import (
+    LINE,
+    LOOKUP,
+    TEXT,
     case_option,
     echo_json,
     key_options,
@@ -36,14 +39,20 @@ from custody_cli.common import (
     open_case,
 )
 
-location_option = click.option("--location", default="", help="Where this happens.")
+location_option = click.option("--location", default="", type=LINE, help="Where this happens.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.command("transfer")
-@click.argument("items", nargs=-1, required=True)
-@click.option("--to", "to", required=True, help="Receiver: an attested key's name or fingerprint.")
-@click.option("--reason", required=True, help="Why the items change hands.")
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=LOOKUP,
+    help="Receiver: an attested key's name or fingerprint.",
+)
+@click.option("--reason", required=True, type=TEXT, help="Why the items change hands.")
 @location_option
 @json_option
 @case_option
@@ -85,9 +94,9 @@ def transfer_cmd(
 
 
 @click.command("receive")
-@click.argument("transfer_id")
+@click.argument("transfer_id", type=LOOKUP)
 @location_option
-@click.option("--note", default="", help="A remark for the receipt.")
+@click.option("--note", default="", type=TEXT, help="A remark for the receipt.")
 @json_option
 @case_option
 @key_options
@@ -133,8 +142,8 @@ def receive_cmd(
 
 @click.command("event")
 @click.argument("action", type=click.Choice(LIFECYCLE_EVENTS))
-@click.argument("items", nargs=-1, required=True)
-@click.option("--reason", required=True, help="Why (recorded and signed).")
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
+@click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")
 @location_option
 @click.option("--purge", is_flag=True, help="dispose only: also delete the stored bytes.")
 @click.option("--yes", is_flag=True, help="Confirm --purge without a prompt.")
@@ -185,6 +194,7 @@ def event_cmd(
     "--tsa",
     "tsa_url",
     metavar="URL",
+    type=LINE,
     help="Also get an RFC 3161 time-stamp token over it from this authority.",
 )
 @json_option
@@ -251,7 +261,7 @@ def _events_for(ledger: Ledger, what: str) -> list[Event]:
 
 
 @prove.command("inclusion")
-@click.argument("what", metavar="ITEM|EVENT")
+@click.argument("what", metavar="ITEM|EVENT", type=LOOKUP)
 @click.option(
     "--checkpoint",
     "cp_path",
@@ -266,7 +276,7 @@ def prove_inclusion_cmd(what: str, cp_path: Path, as_json: bool, case_dir: Path 
     checkpoint signs.  The tree is recomputed from the event bodies; a ledger whose
     events or stored tree fail that is refused (exit 1).  Every proof printed has
     been verified."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         cp = load_for_ledger(ledger, cp_path)
         proofs = prove_inclusion(ledger, cp, _events_for(ledger, what))
     if as_json:
@@ -298,7 +308,7 @@ def prove_consistency_cmd(old: Path, new: Path, as_json: bool, case_dir: Path | 
     """Prove that checkpoint NEW extends checkpoint OLD (history only grew), from
     the tree recomputed from the event bodies.  Exit 1 if it does not, or if the
     ledger's events or stored tree fail that recomputation."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         result = prove_consistency(
             ledger, load_for_ledger(ledger, old), load_for_ledger(ledger, new)
         )
@@ -352,8 +362,8 @@ def key_rotate(
 
 
 @click.command("revoke")
-@click.argument("who", metavar="FINGERPRINT|NAME")
-@click.option("--reason", required=True, help="Why the key is revoked.")
+@click.argument("who", metavar="FINGERPRINT|NAME", type=LOOKUP)
+@click.option("--reason", required=True, type=TEXT, help="Why the key is revoked.")
 @case_option
 @key_options
 def key_revoke(
@@ -374,14 +384,15 @@ def key_revoke(
 
 
 @click.command("reassign")
-@click.argument("items", nargs=-1, required=True)
+@click.argument("items", nargs=-1, required=True, type=LOOKUP)
 @click.option(
     "--to",
     "to",
     required=True,
+    type=LOOKUP,
     help="The new custodian: an attested key's name or fingerprint.",
 )
-@click.option("--reason", required=True, help="Why (recorded and signed).")
+@click.option("--reason", required=True, type=TEXT, help="Why (recorded and signed).")
 @json_option
 @case_option
 @key_options

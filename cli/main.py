@@ -45,6 +45,10 @@ from custody.views import (
 )
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
+    LINE,
+    LOOKUP,
+    NAME_LINE,
+    TEXT,
     CustodyGroup,
     case_option,
     echo_json,
@@ -86,8 +90,8 @@ def cli(case_dir: Path | None) -> None:
 @click.argument(
     "directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".")
 )
-@click.option("--case-id", required=True, help="Case identifier, e.g. 2026-017.")
-@click.option("--title", required=True, help="Case title.")
+@click.option("--case-id", required=True, type=NAME_LINE, help="Case identifier, e.g. 2026-017.")
+@click.option("--title", required=True, type=LINE, help="Case title.")
 @click.option(
     "--recovery-key",
     "recovery_key",
@@ -161,8 +165,10 @@ def key() -> None:
 
 
 @key.command("new")
-@click.option("--name", required=True, help="The key holder's full name.")
-@click.option("--role", required=True, help="Role, e.g. collector, examiner, counsel.")
+@click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
+@click.option(
+    "--role", required=True, type=NAME_LINE, help="Role, e.g. collector, examiner, counsel."
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -220,7 +226,7 @@ def key_list(case_dir: Path | None, as_json: bool) -> None:
     """Every key the case knows, from its signed records: holder, role, standing
     (owner, recovery, delegate, attested, or SELF-ASSERTED: nobody vouched for
     it), who attested it, and whether it is active, revoked or replaced."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         book = case_keybook(ledger)
         cards = [book.card(fp) for fp in book.fingerprints()]
         if as_json:
@@ -296,8 +302,8 @@ def _key_json(book: KeyBook, card: KeyCard) -> dict[str, Any]:
 
 @key.command("import")
 @click.argument("pubfile", metavar="PUBFILE|VKEY")
-@click.option("--name", required=True, help="The key holder's full name.")
-@click.option("--role", required=True, help="The key holder's role.")
+@click.option("--name", required=True, type=NAME_LINE, help="The key holder's full name.")
+@click.option("--role", required=True, type=NAME_LINE, help="The key holder's role.")
 @click.option(
     "--delegate",
     is_flag=True,
@@ -342,7 +348,7 @@ def key_import(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--reason", default="", help="Why these items are collected.")
+@click.option("--reason", default="", type=TEXT, help="Why these items are collected.")
 @click.option(
     "--resume",
     is_flag=True,
@@ -359,6 +365,7 @@ def key_import(
     "hash_spec",
     default="md5,sha1,sha256",
     show_default=True,
+    type=LOOKUP,
     help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
@@ -447,6 +454,7 @@ def collect(
 @click.option(
     "--source",
     metavar="SOURCE",
+    type=LOOKUP,
     help="Only the items of this source: a label (NC-001@3fa9c2), a source case id"
     " (every source of that case id), or '-' for the case's own items.",
 )
@@ -454,7 +462,7 @@ def collect(
 def list_cmd(case_dir: Path | None, source: str | None, as_json: bool) -> None:
     """Items recorded in the case: its own, then those imported from bundles
     (SOURCE names the case each came from, by case id and case header hash)."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         items = case_items(ledger, source)
         if as_json:
             echo_json(items)
@@ -541,7 +549,7 @@ def _event_summary(ev: Event, labels: Mapping[str, str]) -> str:
 
 
 @cli.command()
-@click.argument("item", required=False)
+@click.argument("item", required=False, type=LOOKUP)
 @case_option
 @click.option(
     "--json",
@@ -552,7 +560,7 @@ def _event_summary(ev: Event, labels: Mapping[str, str]) -> str:
 def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
     """The custody events, oldest first (optionally only those of ITEM; of an
     imported item, from the import that brought it into the case)."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         if item is not None:
             item, events = item_log(ledger, item)
         else:
@@ -591,7 +599,7 @@ def log(item: str | None, case_dir: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("item")
+@click.argument("item", type=LOOKUP)
 @case_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item: str, case_dir: Path | None, as_json: bool) -> None:
@@ -603,7 +611,7 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
     verification run now ('verify --quick': the store is not re-hashed).  If the
     item's events fail it, or the ledger's history does (case header, missing
     events, a checkpoint), the first line says so and the exit status is 1."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         report = verify_ledger(ledger, quick=True)
         view = case_item_view(ledger, item, verification=report)
     verdict = show_verdict(view, report)
@@ -709,7 +717,7 @@ def verify(
 ) -> None:
     """Re-hash the store, recompute every event hash and the chain, check every
     signature; report every problem found.  Exit 0 if all is well, 1 if not."""
-    with open_case(case_dir) as ledger:
+    with open_case(case_dir, write=False) as ledger:
         show = show_progress(quiet) and not quick
         with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
             report = verify_ledger(

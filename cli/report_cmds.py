@@ -12,11 +12,11 @@ import click
 from custody.display import shown
 from custody.errors import UsageError
 from custody.render import FORMATS, render
-from custody_cli.common import case_option, open_case, read_tsa_roots, tsa_cert_option
+from custody_cli.common import LOOKUP, case_option, open_case, read_tsa_roots, tsa_cert_option
 
 
 @click.command("report")
-@click.argument("items", nargs=-1)
+@click.argument("items", nargs=-1, type=LOOKUP)
 @click.option(
     "--format",
     "fmt",
@@ -68,7 +68,7 @@ def report(
     else:
         if trust:
             raise UsageError("--trust applies to --bundle reports")
-        with open_case(case_dir) as ledger:
+        with open_case(case_dir, write=False) as ledger:
             model = case_report(ledger, items, tsa_roots=roots)
     data = render(model, fmt)
     if str(out) == "-":

@@ -34,6 +34,31 @@ def origin_of(case_id: str) -> str:
     return f"custody/{case_id}"
 
 
+def checkpoint_origin(case_id: str) -> str:
+    """The origin line of a new checkpoint of the case ``case_id``, or a
+    :class:`UsageError` (exit 2) when the case id cannot be one: a case made before
+    ``custody init`` refused a case id that is not one line of text can be read and
+    verified, but never checkpointed or exported."""
+    origin = origin_of(case_id)
+    try:
+        note.Checkpoint(origin=origin, size=0, root=bytes(note.ROOT_SIZE))
+    except note.MalformedCheckpointError as e:
+        raise UsageError(
+            f"this case's id '{case_id}' cannot name a checkpoint ({e}): the case can be"
+            " read and verified, but not checkpointed or exported"
+        ) from None
+    return origin
+
+
+def registered_name(ledger: Ledger, signer: Signer) -> str:
+    """The name the ledger registers ``signer``'s key under (§5.1 of
+    docs/ledger-format.md), which is the name every signed text custody writes uses
+    for it (the checkpoint note's key name, bag-info.txt's ``Contact-Name``); the
+    name in the key file only for a key the ledger does not know yet."""
+    known = ledger.identities().get(signer.fingerprint, {})
+    return str(known.get("name", signer.identity.name))
+
+
 def note_key_name(name: str) -> str:
     """A signed-note key name for a person: their name, lower-case, runs of
     anything but letters and digits turned into ``-``."""
@@ -120,13 +145,12 @@ def make_checkpoint(ledger: Ledger, signer: Signer) -> tuple[str, Event]:
     """Sign a checkpoint of the ledger as it is now and record it.  Size and root
     are taken inside the write lock, so they describe exactly the events before
     the checkpoint event."""
-    origin = origin_of(ledger.case.case_id)
+    origin = checkpoint_origin(ledger.case.case_id)
     ledger.ensure_registered(signer)  # so the checkpoint covers every event before it
     # the note's key name comes from the name the ledger knows this key by, so
     # verifiers built from the ledger (custody.checkpoint.verifiers) find it
-    known = ledger.identities().get(signer.fingerprint, {})
     ident = Identity(
-        str(known.get("name", signer.identity.name)),
+        registered_name(ledger, signer),
         signer.identity.role,
         signer.identity.public_raw,
     )

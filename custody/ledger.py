@@ -41,7 +41,7 @@ from custody.errors import (
 )
 from custody.keys import Identity, Signer
 from custody.merkle import TreeCache, leaf_hash, node_hash
-from custody.migrations import migrate
+from custody.migrations import migrate, pending
 from custody.store import make_private_dirs, open_private
 
 DB_NAME = "custody.db"
@@ -137,22 +137,43 @@ def find_case_dir(explicit: str | os.PathLike[str] | None, start: Path | None = 
 
 
 def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection that writes nothing yet: for writers (``read_only`` false) the
+    pragmas that may write (WAL mode) are applied by :func:`_writer_pragmas`, after
+    :func:`_refuse_unknown_schema` has read what the file holds."""
     if read_only:
-        # Read-only media (a write-blocked drive): WAL mode would need to create
-        # custody.db-shm, so open the file as immutable.  Only safe when no
-        # unmerged write-ahead log is left beside it.
+        return _connect_read_only(db_path)
+    conn = sqlite3.connect(
+        db_path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """A connection that cannot write the ledger (SQLite ``mode=ro``).  On read-only
+    media (a write-blocked drive), WAL mode would need to create custody.db-shm, so
+    the file is opened as immutable: only safe when no unmerged write-ahead log is
+    left beside it."""
+    path = urllib.parse.quote(str(db_path.resolve()))
+    medium_read_only = not os.access(db_path.parent, os.W_OK) or not os.access(db_path, os.W_OK)
+    if medium_read_only:
         wal = db_path.with_name(db_path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             raise OperationalError(
                 f"{db_path} has an unmerged write-ahead log and the medium is read-only;"
                 " copy the case directory to writable storage first"
             )
-        uri = "file:" + urllib.parse.quote(str(db_path.resolve())) + "?mode=ro&immutable=1"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        uri = f"file:{path}?mode=ro&immutable=1"
+    else:
+        uri = f"file:{path}?mode=ro"
     conn = sqlite3.connect(
-        db_path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _writer_pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -160,7 +181,6 @@ def _connect(db_path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     # recursive triggers on: without it, INSERT OR REPLACE would overwrite a
     # recorded row past the append-only triggers
     conn.execute("PRAGMA recursive_triggers = ON")
-    return conn
 
 
 class Ledger:
@@ -171,6 +191,7 @@ class Ledger:
         self.conn = conn
         self._case: CaseInfo | None = None
         self.read_only = False
+        self.for_reading = False  # opened by a command that only reads
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
         self._rules: Any = None
         self._wrote_by: Signer | None = None  # last signer of a committed append
@@ -213,6 +234,7 @@ class Ledger:
             make_private_dirs(store, store)  # 0700: the evidence is the owner's alone
             os.close(open_private(db_path, os.O_WRONLY))
             conn = _connect(db_path)
+            _writer_pragmas(conn)
         except OSError as e:
             raise OperationalError(f"cannot create case in {case_dir}: {e.strerror}") from e
         except sqlite3.Error as e:
@@ -241,18 +263,39 @@ class Ledger:
         return ledger
 
     @classmethod
-    def open(cls, case_dir: Path) -> Ledger:
+    def open(cls, case_dir: Path, *, write: bool = True) -> Ledger:
+        """Open the case in ``case_dir``.  Before anything is written, what the file
+        holds is read: a database custody did not make, a schema or a case header
+        from a newer custody is refused (exit 2) and left byte for byte as it was.
+        With ``write`` false (every command that only reads) the ledger is opened
+        read-only (SQLite ``mode=ro``) and never written; otherwise pending schema
+        migrations are applied.  On read-only media it is opened read-only either
+        way, and recording is refused (:meth:`require_writable`)."""
         db_path = case_dir / DB_NAME
         if not db_path.is_file():
             raise NotACaseError(f"not a custody case (no {DB_NAME}): {case_dir}")
-        read_only = not os.access(case_dir, os.W_OK) or not os.access(db_path, os.W_OK)
+        medium_read_only = not os.access(case_dir, os.W_OK) or not os.access(db_path, os.W_OK)
+        read_only = medium_read_only or not write
         try:
             conn = _connect(db_path, read_only=read_only)
-            _refuse_unknown_rules(conn, db_path)
-            if not read_only:
-                migrate(conn)
+            try:
+                todo = _refuse_unknown_schema(conn, db_path)
+                if read_only and todo:
+                    raise UsageError(
+                        f"ledger {db_path} has an older schema (missing"
+                        f" {', '.join(todo)}); run a command that records (e.g. 'custody"
+                        " checkpoint') with this custody on writable storage to upgrade it"
+                    )
+                if not read_only:
+                    _writer_pragmas(conn)
+                    if todo:
+                        migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
             ledger = cls(case_dir, conn)
             ledger.read_only = read_only
+            ledger.for_reading = not write
             ledger.case  # noqa: B018 - validates the header exists
         except sqlite3.DatabaseError as e:
             error = sqlite_error_class(e, CorruptLedgerError)
@@ -372,7 +415,10 @@ class Ledger:
     # -- writing ------------------------------------------------------------
 
     def require_writable(self) -> None:
-        """Refuse, before any work starts, to record into a case on read-only media."""
+        """Refuse, before any work starts, to record into a case on read-only media
+        (or through a ledger opened for reading only)."""
+        if self.for_reading:
+            raise UsageError("this command only reads the case: it cannot record")
         if self.read_only:
             raise UsageError(
                 f"case {self.case_dir} is on read-only media: nothing can be recorded there"
@@ -770,10 +816,23 @@ def _owner_fp(draft: EventDraft) -> object:
     return owner.get("fingerprint") if isinstance(owner, dict) else None
 
 
+def is_event_version(value: object) -> bool:
+    """True when ``value`` (an event body's or case header's ``v``) is the format
+    version this custody writes and reads: the integer, not ``true`` (a bool is an
+    int in Python, and ``True == 1``) nor ``1.0``."""
+    return type(value) is int and value == EVENT_VERSION
+
+
+def is_known_rules(value: object) -> bool:
+    """True when ``value`` (a ``rules`` field) names custody rules this version knows:
+    an integer, not ``true`` nor ``2.0``."""
+    return type(value) is int and value in KNOWN_RULES
+
+
 def header_rules(header: dict[str, Any]) -> int:
     """The custody rules version a case header declares (1 before it was recorded)."""
     rules = header.get("rules", 1)
-    if header.get("v", EVENT_VERSION) != EVENT_VERSION or rules not in KNOWN_RULES:
+    if not is_event_version(header.get("v", EVENT_VERSION)) or not is_known_rules(rules):
         raise UsageError(
             f"this case was made by a newer custody (header v={header.get('v')!r},"
             f" rules={rules!r}); this version knows rules {', '.join(map(str, KNOWN_RULES))}"
@@ -782,22 +841,21 @@ def header_rules(header: dict[str, Any]) -> int:
     return int(rules)
 
 
-def _refuse_unknown_rules(conn: sqlite3.Connection, db_path: Path) -> None:
-    """Refuse (exit 2) a case whose header declares rules this version does not
-    know, before anything is written to it."""
+def _refuse_unknown_schema(conn: sqlite3.Connection, db_path: Path) -> list[str]:
+    """Read (never write) what ``db_path`` holds and refuse (exit 2) a database
+    custody did not make, a schema migration or a case header from a newer custody.
+    Returns the known migrations still to apply."""
+    todo = pending(conn, db_path)
     try:
         row = conn.execute("SELECT header FROM case_info WHERE id = 1").fetchone()
     except sqlite3.OperationalError:
-        return  # no header table yet: migrate makes it, or open reports what is wrong
+        return todo  # no header table yet: migrate makes it, or open reports what is wrong
     if row is None:
-        return
+        return todo
     try:
         h = parse_strict(row[0])
     except ValueError:
-        return  # reported as a corrupt header when read
+        return todo  # reported as a corrupt header when read
     if isinstance(h, dict):
-        try:
-            header_rules(h)
-        except UsageError:
-            conn.close()
-            raise
+        header_rules(h)
+    return todo

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from custody.canonical import now_rfc3339
+from custody.errors import NotACaseError, UsageError
 from custody.merkle import TreeCache, leaf_hash
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None]]
@@ -151,12 +152,42 @@ def ensure_migrations_table(conn: sqlite3.Connection) -> None:
 
 
 def applied(conn: sqlite3.Connection) -> set[str]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_custody_migrations'"
-    ).fetchone()
-    if not exists:
+    if not applied_table(conn):
         return set()
     return {row[0] for row in conn.execute("SELECT name FROM _custody_migrations")}
+
+
+def pending(conn: sqlite3.Connection, db_path: object) -> list[str]:
+    """The migrations this custody knows that the ledger has not had, found by
+    reading only.  Refuses (exit 2) a database custody did not make (empty, or one
+    without custody's migration record) and one made by a newer custody (a
+    migration this version does not know), before anything is written to it."""
+    if not applied_table(conn):
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        what = "an empty database" if not tables else "a database of something else"
+        raise NotACaseError(
+            f"{db_path} is not a custody ledger ({what}, without custody's schema);"
+            " custody leaves it as it is"
+        )
+    done = applied(conn)
+    known = [name for name, _ in MIGRATIONS]
+    unknown = sorted(done - set(known))
+    if unknown:
+        raise UsageError(
+            f"ledger {db_path} was made by a newer custody (schema migration"
+            f" {', '.join(unknown)}, unknown to this version); this version will"
+            " neither read nor write it"
+        )
+    return [name for name in known if name not in done]
+
+
+def applied_table(conn: sqlite3.Connection) -> bool:
+    """True when the database has custody's migration record."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_custody_migrations'"
+        ).fetchone()
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

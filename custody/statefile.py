@@ -125,14 +125,13 @@ def write_latest(ledger: Ledger, signer: Signer) -> list[Path]:
     """Sign a checkpoint of the ledger as it is now (no event recorded) and write
     it to every place; a note there that the ledger does not extend is kept under
     another name first.  Returns the files written."""
-    from custody.checkpoint import note_key_name, origin_of
+    from custody.checkpoint import note_key_name, origin_of, registered_name
 
     origin = origin_of(ledger.case.case_id)
     tree = ledger.tree()
     size = len(tree)
     root = tree.root(size)
-    known = ledger.identities().get(signer.fingerprint, {})
-    key_name = note_key_name(str(known.get("name", signer.identity.name)))
+    key_name = note_key_name(registered_name(ledger, signer))
     cp = note.Checkpoint(origin=origin, size=size, root=root, extensions=[])
     text = note.sign_note(
         note.format_checkpoint(cp), key_name, signer.sign, signer.identity.public_raw

@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import Case, cli, new_key, ok_json
+from conftest import PASSPHRASE, Case, cli, new_key, ok_json, one_error_line
 
 from custody.display import (
     formula_guarded,
@@ -25,6 +25,8 @@ from custody.display import (
     shown_bytes,
     shown_model,
 )
+from custody.keys import Identity, load_public_key, load_signer
+from custody.ledger import Ledger
 from custody.render.csv_form import COLUMNS, DISPLAY_COLUMNS
 
 BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
@@ -134,7 +136,16 @@ def hostile(case: Case, tmp_path: Path) -> Case:
     assert not raw_unsafe(proc.stdout), proc.stdout
     assert shown(str(ev / NAME)) in proc.stdout
     new_key(case.run, tmp_path / "m.pem", "Mallory", "examiner", default=False)
+    # the CLI refuses such a name and role (cli/common.py TextType, issue 15), but a
+    # ledger written by an earlier custody or by another tool may hold them
     proc = cli(case, "key", "import", tmp_path / "m.pub", "--name", KEY_NAME, "--role", "x\ty")
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith("custody: error: --name must be a single line")
+    with Ledger.open(case.dir) as ledger:
+        owner = load_signer(case.key, PASSPHRASE.encode())
+        other = Identity(KEY_NAME, "x\ty", load_public_key(tmp_path / "m.pub"))
+        assert ledger.register_identity(owner, other) is not None
+    proc = cli(case, "key", "list")
     assert proc.returncode == 0, proc.stderr
     assert not raw_unsafe(proc.stdout) and KEY_NAME_SHOWN in proc.stdout, proc.stdout
     return case

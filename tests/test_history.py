@@ -602,3 +602,42 @@ def test_recorded_checkpoint_forged_by_key_holder(hist: Hist, claim: str) -> Non
             f["detail"] == f"commits to {CP1_SIZE + 1} events but was recorded as event 6"
             for f in report["findings"]
         )
+
+
+def test_recorded_checkpoint_of_a_prefix_is_accepted(hist: Hist) -> None:
+    """ledger-format §9.1: a verifier MUST accept a checkpoint event whose size n is
+    below its own seq (earlier custody versions recorded n = seq − 1); the prefix it
+    names is still checked against its root (issue 15)."""
+
+    def edit(seq: int, body: dict[str, Any], leaves: list[bytes]) -> None:
+        if seq == 6:
+            size = CP1_SIZE - 1
+            root = merkle.root(leaves[:size])
+            body["data"].update(
+                size=size, root=b64(root), note=signed_checkpoint(hist.signer(), size, root)
+            )
+
+    rewrite_history(hist.case.dir, hist.signer(), 6, edit)
+    rc, report = verify(hist.case)
+    assert (rc, report["findings"]) == (0, [])
+
+
+@pytest.mark.parametrize("version", [True, 2, "1"])
+def test_event_version_must_be_the_integer_1(hist: Hist, version: object) -> None:
+    """An event body whose "v" is true (a bool is an int in Python: True == 1),
+    2 or "1" is not format version 1: an event-body finding (issue 15)."""
+
+    def edit(seq: int, body: dict[str, Any], leaves: list[bytes]) -> None:
+        if seq == EVENTS - 1:
+            body["v"] = version
+
+    rewrite_history(hist.case.dir, hist.signer(), EVENTS - 1, edit)
+    rc, report = verify(hist.case)
+    assert rc == 1
+    assert report["findings"] == [
+        {
+            "kind": "event-body",
+            "subject": f"event {EVENTS - 1}",
+            "detail": f"unknown event format version {version!r}",
+        }
+    ]

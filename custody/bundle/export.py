@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 import zipfile
@@ -28,7 +29,12 @@ from custody.bundle.shapes import (
     export_time,
 )
 from custody.canonical import parse_strict
-from custody.checkpoint import make_checkpoint, timestamp_checkpoint
+from custody.checkpoint import (
+    checkpoint_origin,
+    make_checkpoint,
+    registered_name,
+    timestamp_checkpoint,
+)
 from custody.errors import CustodyError, IntegrityError, UsageError
 from custody.hashing import hash_file
 from custody.ledger import (
@@ -113,11 +119,18 @@ def _identities(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[st
     return out
 
 
+def _info_value(text: str) -> str:
+    """``text`` as one bag-info.txt value: each control or line-separator character
+    (a title or name recorded before custody refused them) becomes a space."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)
+
+
 def _bag_files(
     ledger: Ledger, signer: Any, items: list[str], organization: str, tsa: str | None
 ) -> tuple[dict[str, bytes | Path], int, int, int]:
     """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
     store = Store(ledger.store_dir)
+    checkpoint_origin(ledger.case.case_id)  # refused before anything is written
     ledger.ensure_registered(signer)
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
@@ -233,12 +246,12 @@ def _bag_files(
     files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     info = [
         ("Source-Organization", organization),
-        ("Contact-Name", signer.identity.name),
+        ("Contact-Name", _info_value(registered_name(ledger, signer))),
         ("External-Identifier", ledger.case.case_id),
         ("Bagging-Date", datetime.now(tz=UTC).strftime("%Y-%m-%d")),
         ("Payload-Oxum", f"{payload_bytes}.{payload_files}"),
         ("Custody-Schema-Version", str(SCHEMA_VERSION)),
-        ("Custody-Case-Title", ledger.case.title.replace("\n", " ")),
+        ("Custody-Case-Title", _info_value(ledger.case.title)),
         ("Custody-Items", " ".join(items)),
         ("Custody-Checkpoint-Size", str(size)),
     ]
