@@ -24,11 +24,11 @@ from custody.checkpoint import vkey_of
 from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_runs
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
-from custody.config import remember_default_key, resolve_key_path
+from custody.config import default_key, has_usable_default, remember_default_key, resolve_key_path
 from custody.display import path_text, shown, shown_path
 from custody.errors import KeyLoadError, UsageError
 from custody.hashing import parse_algorithms
-from custody.keys import Identity, generate_key, load_public_key, public_key_b64
+from custody.keys import Identity, generate_key, load_public_key, load_signer, public_key_b64
 from custody.ledger import Event, Ledger
 from custody.render.signers import STANDING_WORDS, attester_text, short_fp
 from custody.runs import RUNNING, run_statuses
@@ -173,6 +173,12 @@ def key() -> None:
     help="Read the new passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
 )
 @click.option(
+    "--default",
+    "make_default",
+    is_flag=True,
+    help="Make this key the default signing key even if there is one already.",
+)
+@click.option(
     "--no-default", is_flag=True, help="Do not remember this key as the default signing key."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
@@ -181,18 +187,26 @@ def key_new(
     role: str,
     out: Path | None,
     passphrase_file: Path | None,
+    make_default: bool,
     no_default: bool,
     as_json: bool,
 ) -> None:
-    """Create an Ed25519 key, encrypted PKCS#8 PEM (0600), and its .pub beside it."""
+    """Create an Ed25519 key, encrypted PKCS#8 PEM (0600), and its .pub beside it.
+    It becomes the default signing key only if there is none yet (or with
+    --default): a key made for someone else never replaces yours.  Switch the
+    default with 'custody key use FILE'."""
+    if make_default and no_default:
+        raise UsageError("--default and --no-default contradict each other")
     if out is None:
         slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "key"
         out = Path(f"{slug}.pem")
     passphrase = read_passphrase(passphrase_file, confirm=True)
     signer, pub = generate_key(name, role, passphrase, out)
-    if not no_default:
+    became_default = make_default or (not no_default and not has_usable_default())
+    if became_default:
         remember_default_key(out)
     ident = signer.identity
+    current = default_key()
     if as_json:
         echo_json(
             {
@@ -202,6 +216,8 @@ def key_new(
                 "public_key": ident.public_b64,
                 "private_key_file": str(out),
                 "public_key_file": str(pub),
+                "default": became_default,
+                "default_key_file": str(current) if current is not None else None,
             }
         )
     else:
@@ -210,6 +226,38 @@ def key_new(
             f" (public key: {shown(pub)})"
         )
         click.echo(f"Fingerprint: {ident.fingerprint}")
+        if became_default:
+            click.echo("This is now your default signing key.")
+        elif current is not None:
+            click.echo(
+                f"Your default signing key is still {shown(current)}"
+                f" (switch with 'custody key use {shown(out)}')."
+            )
+
+
+@key.command("use")
+@click.argument("keyfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
+)
+@click.option(
+    "--insecure-key",
+    is_flag=True,
+    help="Accept an unencrypted or group/world-readable private key.",
+)
+def key_use(keyfile: Path, passphrase_file: Path | None, insecure_key: bool) -> None:
+    """Make KEYFILE the default signing key (used when neither --key nor
+    $CUSTODY_KEY is given).  The key is opened first, with its passphrase, so a
+    file that is not your private key is refused and the default stays as it was."""
+    signer = load_signer(keyfile, read_passphrase(passphrase_file), insecure=insecure_key)
+    remember_default_key(keyfile)
+    ident = signer.identity
+    click.echo(
+        f"Default signing key is now {shown(keyfile)}: {shown(ident.name)}"
+        f" ({shown(ident.role)}), {ident.fingerprint}"
+    )
 
 
 @key.command("list")
