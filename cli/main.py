@@ -21,7 +21,15 @@ import click
 
 from custody import __version__, note
 from custody.checkpoint import vkey_of
-from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_runs
+from custody.collect import (
+    RUN_START_EVENT,
+    CollectSummary,
+    WalkRules,
+    check_paths,
+    check_reason,
+    estimate,
+    unfinished_runs,
+)
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
 from custody.config import default_key, has_usable_default, remember_default_key, resolve_key_path
@@ -387,9 +395,30 @@ def key_import(
 # -- collect --------------------------------------------------------------------
 
 
+#: Up to this many items, collect lists each one; above it, only with --verbose.
+LIST_ITEMS_UP_TO = 20
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--reason", default="", help="Why these items are collected.")
+@click.option(
+    "--reason",
+    default=None,
+    help="Why these items are collected (required; asked for on a terminal).",
+)
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out walked paths whose name, or path relative to the named directory,"
+    " matches GLOB (repeatable; recorded as excluded, not descended into).",
+)
+@click.option(
+    "--one-file-system",
+    is_flag=True,
+    help="Do not cross into other file systems (mount points are recorded as excluded).",
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -408,17 +437,31 @@ def key_import(
     show_default=True,
     help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help=f"List every item (default: only when there are at most {LIST_ITEMS_UP_TO}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
+)
+@click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
 @case_option
 @key_options
 def collect(
     paths: tuple[str, ...],
-    reason: str,
+    reason: str | None,
+    exclude: tuple[str, ...],
+    one_file_system: bool,
     resume: bool,
     no_selftest: bool,
     hash_spec: str,
+    verbose: bool,
     as_json: bool,
+    jsonl: bool,
     quiet: bool,
     case_dir: Path | None,
     key_path: Path | None,
@@ -426,12 +469,39 @@ def collect(
     insecure_key: bool,
 ) -> None:
     """Hash, copy into the read-only store, and record PATHS (files, directories,
-    block devices or images named explicitly)."""
+    block devices or images named explicitly).  The case's own folder is never
+    collected: met in a walk (or named), it is recorded as excluded.  The summary
+    line comes last; 'custody list' shows every item.  Ctrl-C stops the run with
+    what it recorded kept (exit 130): 'custody collect --resume' finishes it."""
     algorithms = parse_algorithms(hash_spec)
-    if resume and paths:
-        raise UsageError("--resume takes no paths: it finishes the interrupted collection's own")
-    if not resume:
+    if as_json and jsonl:
+        raise UsageError("--json and --jsonl are alternatives: give one")
+    if verbose and quiet:
+        raise UsageError("--verbose and --quiet are alternatives: give one")
+    if resume:
+        if paths:
+            raise UsageError(
+                "--resume takes no paths: it finishes the interrupted collection's own"
+            )
+        if reason is not None or exclude or one_file_system:
+            raise UsageError(
+                "--resume keeps the interrupted collection's reason, --exclude and"
+                " --one-file-system: give none of them"
+            )
+    else:
         check_paths(paths)  # bad paths are refused before anything is asked or written
+        if reason is None:
+            if not sys.stdin.isatty():
+                raise UsageError("--reason is required: say why these items are collected")
+            reason = click.prompt("Reason for this collection", err=True, default="")
+        reason = check_reason(reason or "")
+        WalkRules(exclude)  # a bad glob is refused before anything is asked
+    on_item = None
+    if jsonl:
+
+        def on_item(item: dict[str, Any]) -> None:
+            click.echo(json.dumps(item, ensure_ascii=False))
+
     with open_case(case_dir) as ledger:
         run = None
         if resume:
@@ -440,27 +510,41 @@ def collect(
                 raise UsageError("no interrupted collection to resume in this case")
             run = pending[-1]
             paths = tuple(os.fsdecode(bytes.fromhex(p["hex"])) for p in run.paths)
+            exclude, one_file_system = tuple(run.exclude), run.one_file_system
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
-        total = estimate(paths)[0] if show else 0
+        rules = WalkRules(exclude, one_file_system, os.fsencode(os.path.abspath(ledger.case_dir)))
+        total = estimate(paths, rules)[0] if show else 0
         with progress_bar(total, show, "collect") as cb:
             if run is not None:
                 summary = resume_collection(
-                    ledger, signer, run, progress=cb, selftest=not no_selftest
+                    ledger, signer, run, progress=cb, selftest=not no_selftest, on_item=on_item
                 )
             else:
                 summary = run_collect(
                     ledger,
                     signer,
                     paths,
-                    reason=reason,
+                    reason=reason or "",
                     algorithms=algorithms,
                     progress=cb,
                     selftest=not no_selftest,
+                    exclude=exclude,
+                    one_file_system=one_file_system,
+                    on_item=on_item,
                 )
     if as_json:
         echo_json(summary.as_json())
         return
+    if jsonl:
+        click.echo(json.dumps({"summary": summary.totals()}, ensure_ascii=False))
+        return
+    _collect_text(summary, verbose=verbose, quiet=quiet)
+
+
+def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> None:
+    """collect's report for people: notes, the items (a few, or all with
+    --verbose), and the summary line last, where the terminal leaves it."""
     if summary.selftest is not None:
         click.echo(f"Self-test passed and recorded as event {summary.selftest}.")
     if summary.cleanup is not None:
@@ -475,15 +559,31 @@ def collect(
             f"Resumed collection {summary.resumed}: {summary.skipped} path(s) already"
             " recorded were not collected again."
         )
+    items = summary.items
+    listed = verbose or (not quiet and len(items) <= LIST_ITEMS_UP_TO)
+    if listed:
+        for it in items:
+            sha = (it["sha256"] or "")[:16]
+            path = shown_path(it["path"], it.get("path_hex"))
+            click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
+    elif not quiet:
+        click.echo(
+            f"  ({len(items)} items not listed: 'custody list' shows them,"
+            " 'collect --verbose' lists them as they are recorded)"
+        )
+    for it in items:
+        if (it.get("excluded_by") or {}).get("rule") == "case-folder":
+            click.echo(
+                f"Note: {shown_path(it['path'], it.get('path_hex'))} lies in this case's own folder:"
+                f" not collected (recorded as {shown(it['id'])}, excluded)."
+            )
+    if summary.untyped is not None:
+        click.echo(f"Note: items were recorded without a MIME type: {shown(summary.untyped)}.")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
-        f"Recorded {len(summary.items)} items ({counts}); {summary.bytes} bytes,"
+        f"Recorded {len(items)} items ({counts}); {summary.bytes} bytes,"
         f" {summary.new_objects} new store objects, {summary.deduplicated} already stored."
     )
-    for it in summary.items:
-        sha = (it["sha256"] or "")[:16]
-        path = shown_path(it["path"], it.get("path_hex"))
-        click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
 
 
 # -- list / show / log --------------------------------------------------------------

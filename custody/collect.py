@@ -8,8 +8,8 @@ error), ``vanished`` (gone before it could be opened), ``symlink`` (target
 recorded, never followed), ``special`` (FIFO, socket or device met in a walk:
 recorded, never opened), ``directory``, ``excluded`` (not collected, and not
 descended into: the case's own folder, always; a path matched by an ``--exclude``
-glob; a mount point with ``--one-file-system``) and ``failed`` (the store could not take it: the run stops
-there, with every earlier item kept).
+glob; a mount point with ``--one-file-system``) and ``failed`` (the store could
+not take it: the run stops there, with every earlier item kept).
 """
 
 from __future__ import annotations
