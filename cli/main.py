@@ -574,8 +574,8 @@ def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> Non
     for it in items:
         if (it.get("excluded_by") or {}).get("rule") == "case-folder":
             click.echo(
-                f"Note: {shown_path(it['path'], it.get('path_hex'))} lies in this case's own folder:"
-                f" not collected (recorded as {shown(it['id'])}, excluded)."
+                f"Note: {shown_path(it['path'], it.get('path_hex'))} lies in this case's own"
+                f" folder: not collected (recorded as {shown(it['id'])}, excluded)."
             )
     if summary.untyped is not None:
         click.echo(f"Note: items were recorded without a MIME type: {shown(summary.untyped)}.")
