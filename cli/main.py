@@ -244,7 +244,7 @@ def key_new(
 
 
 @key.command("use")
-@click.argument("keyfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("keyfile", type=click.Path(path_type=Path))
 @click.option(
     "--passphrase-file",
     type=click.Path(dir_okay=False, path_type=Path),
