@@ -61,11 +61,9 @@ class CollectionInterruptedError(CustodyError):
 
 
 def check_reason(reason: str) -> str:
-    """A collection's reason: required, not blank, one line."""
+    """A collection's reason: required, and not blank."""
     if not reason.strip():
         raise UsageError("--reason is required: say why these items are collected")
-    if "\n" in reason or "\r" in reason:
-        raise UsageError("--reason must be a single line")
     return reason
 
 
@@ -661,6 +659,7 @@ class Collector:
 
         self.ledger.append(self.signer, checked)
         error: StoreError | None = None
+        interrupted = False
         try:
             for entry in _walk(roots, self.rules):
                 self._one(entry)
@@ -671,8 +670,6 @@ class Collector:
             self.summary.status = "failed"
         except KeyboardInterrupt:
             interrupted = True
-        else:
-            interrupted = False
         finally:
             self._flush()
             self._typer.close()

@@ -250,12 +250,6 @@ def test_collect_without_a_reason_is_refused(
     assert not [b for b in bodies(case) if b["type"].startswith("collect")]
 
 
-def test_a_multi_line_reason_is_refused(case: Case, tmp_path: Path) -> None:
-    proc = cli(case, "collect", tree(tmp_path), "--reason", "a\nb")
-    assert proc.returncode == 2
-    assert one_error_line(proc) == "custody: error: --reason must be a single line"
-
-
 def test_the_library_refuses_a_blank_reason(case: Case, tmp_path: Path) -> None:
     from custody.keys import load_signer
 

@@ -831,7 +831,7 @@ def test_resume_usage_errors(case: Case, tmp_path: Path) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert NOTHING_TO_RESUME in one_error_line(proc)
 
-    assert case("collect", f, "--quiet").returncode == 0
+    assert case("collect", "--reason", "test", f, "--quiet").returncode == 0
     proc = case("collect", "--resume")  # the only run completed
     assert proc.returncode == 2
     assert NOTHING_TO_RESUME in one_error_line(proc)
@@ -872,7 +872,9 @@ def test_two_concurrent_resumes_finish_the_run_once(case: Case, tmp_path: Path) 
     with open(ev / "zz-disk.img", "wb") as f:  # walked last: killed while copying it
         for _ in range(64):
             f.write(os.urandom(1 << 20))
-    assert case("collect", ev / "sub" / "note0.txt", "--quiet").returncode == 0  # self-test
+    assert (
+        case("collect", "--reason", "test", ev / "sub" / "note0.txt", "--quiet").returncode == 0
+    )  # self-test
 
     out = tmp_path / "killed.txt"
     p = spawn(case.dir, env, ["collect", "--reason", "test", str(ev), "--quiet"], out)
@@ -882,7 +884,7 @@ def test_two_concurrent_resumes_finish_the_run_once(case: Case, tmp_path: Path) 
     # an unrelated collection cleans what the kill left, so neither resumer needs to
     other = tmp_path / "other.txt"
     other.write_text("other\n")
-    assert case("collect", other, "--quiet").returncode == 0
+    assert case("collect", "--reason", "test", other, "--quiet").returncode == 0
     with Ledger.open(case.dir) as ledger:
         assert [r.run for r in unfinished_runs(ledger)] == [run]
 
