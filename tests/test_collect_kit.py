@@ -549,3 +549,37 @@ def test_eta_with_no_progress_is_not_shown() -> None:
     clock.t += 60
     m.add(0)
     assert m.eta() is None
+
+
+class _TtyStdin:
+    def isatty(self) -> bool:
+        return True
+
+
+class _Sys:
+    """custody_cli.main's view of sys with a terminal on stdin (the prompt itself
+    reads what the test feeds it)."""
+
+    stdin = _TtyStdin()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys, name)
+
+
+@pytest.mark.parametrize(("typed", "code"), [("seized under warrant 42\n", 0), ("   \n", 2)])
+def test_reason_is_asked_for_on_a_terminal(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str, code: int
+) -> None:
+    import custody_cli.main as main
+
+    monkeypatch.setattr(main, "sys", _Sys())
+    ev = tree(tmp_path)
+    proc = case("collect", ev / "a.txt", "--no-selftest", input=typed)
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    if code == 0:
+        (start,) = [b["data"] for b in bodies(case) if b["type"] == "collection.start"]
+        assert start["reason"] == "seized under warrant 42"
+    else:
+        assert proc.stderr.splitlines()[-1] == (
+            "custody: error: --reason is required: say why these items are collected"
+        )
