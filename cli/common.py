@@ -112,6 +112,8 @@ class EtaMeter:
         self.samples: deque[tuple[float, int]] = deque([(self.start, 0)])
 
     def add(self, n: int) -> None:
+        if n <= 0:
+            return  # a file counted, no bytes: nothing for the rate (and no sample to keep)
         now = self.clock()
         self.done += n
         self.samples.append((now, self.done))
