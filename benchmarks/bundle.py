@@ -79,7 +79,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        t_collect = timed([*custody, "collect", "--quiet", str(src)], env)
+        t_collect = timed([*custody, "collect", "--reason", "test", "--quiet", str(src)], env)
         total = args.files * per
         bundle = work / "bundle"
         t_export = timed([*custody, "bundle", "export", "--all", "--out", str(bundle)], env)

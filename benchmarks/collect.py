@@ -210,6 +210,8 @@ class Custody:
         return [
             self.exe,
             "collect",
+            "--reason",
+            "test",
             "--quiet",
             "--key",
             str(self.key),

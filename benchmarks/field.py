@@ -237,7 +237,17 @@ class Custody:
         )
 
     def collect(self, case: Path, path: Path, *extra: str) -> list[str]:
-        return [*self.cmd, "--case", str(case), "collect", "--quiet", *extra, str(path)]
+        return [
+            *self.cmd,
+            "--case",
+            str(case),
+            "collect",
+            "--reason",
+            "test",
+            "--quiet",
+            *extra,
+            str(path),
+        ]
 
     def verify(self, case: Path) -> list[str]:
         return [*self.cmd, "--case", str(case), "verify", "--quiet"]

@@ -8,6 +8,8 @@ import os
 import re
 import sqlite3
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,10 +90,76 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+class EtaMeter:
+    """Rate and time left from a moving window of progress samples: the rate is
+    measured over the last ``window`` seconds (not since the start, and not from
+    one burst), and no estimate is given before ``warmup`` seconds of data.
+    ``clock`` is injectable so the behaviour can be tested without waiting."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        window: float = 10.0,
+        warmup: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.window = window
+        self.warmup = warmup
+        self.clock = clock
+        self.done = 0
+        self.start = clock()
+        self.samples: deque[tuple[float, int]] = deque([(self.start, 0)])
+
+    def add(self, n: int) -> None:
+        if n <= 0:
+            return  # a file counted, no bytes: nothing for the rate (and no sample to keep)
+        now = self.clock()
+        self.done += n
+        self.samples.append((now, self.done))
+        # keep one sample at or before the window's start, so the window is full
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
+            self.samples.popleft()
+
+    def rate(self) -> float | None:
+        """Units per second over the window; None until ``warmup`` seconds passed."""
+        now = self.clock()
+        if now - self.start < self.warmup:
+            return None
+        t0, d0 = self.samples[0]
+        if now - t0 <= 0:
+            return None
+        return (self.done - d0) / (now - t0)
+
+    def eta(self) -> float | None:
+        """Seconds left at the moving rate, or None (too early, or no progress)."""
+        r = self.rate()
+        if r is None or r <= 0:
+            return None
+        return max(0.0, (self.total - self.done) / r)
+
+
+def _clock_text(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 @contextmanager
 def progress_bar(
     total: int, enabled: bool, desc: str
 ) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr.  Its rate and ETA come from :class:`EtaMeter`
+    (a moving window, shown only after a few seconds of data), not tqdm's own."""
     if not enabled:
         yield None
         return
@@ -105,14 +173,26 @@ def progress_bar(
         desc=desc,
         file=sys.stderr,
         dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
     ) as bar:
         files = 0
+        meter = EtaMeter(total)
+        shown_at = 0.0
 
         def cb(nbytes: int, nfiles: int) -> None:
-            nonlocal files
-            if nfiles:
-                files += nfiles
-                bar.set_postfix(files=files, refresh=False)
+            nonlocal files, shown_at
+            files += nfiles
+            meter.add(nbytes)
+            now = meter.clock()
+            if now - shown_at >= 0.5:
+                shown_at = now
+                parts = [f"{files} files"] if files else []
+                rate, eta = meter.rate(), meter.eta()
+                if rate is not None:
+                    parts.append(f"{_bytes_text(rate)}/s")
+                if eta is not None:
+                    parts.append(f"{_clock_text(eta)} left")
+                bar.set_postfix_str(", ".join(parts), refresh=False)
             if nbytes:
                 bar.update(nbytes)
 

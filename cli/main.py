@@ -11,6 +11,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -21,14 +22,22 @@ import click
 
 from custody import __version__, note
 from custody.checkpoint import vkey_of
-from custody.collect import RUN_START_EVENT, check_paths, estimate, unfinished_runs
+from custody.collect import (
+    RUN_START_EVENT,
+    CollectSummary,
+    WalkRules,
+    check_paths,
+    check_reason,
+    estimate,
+    unfinished_runs,
+)
 from custody.collect import collect as run_collect
 from custody.collect import resume as resume_collection
-from custody.config import remember_default_key, resolve_key_path
+from custody.config import default_key, has_usable_default, remember_default_key, resolve_key_path
 from custody.display import path_text, shown, shown_path
 from custody.errors import KeyLoadError, UsageError
 from custody.hashing import parse_algorithms
-from custody.keys import Identity, generate_key, load_public_key, public_key_b64
+from custody.keys import Identity, generate_key, load_public_key, load_signer, public_key_b64
 from custody.ledger import Event, Ledger
 from custody.render.signers import STANDING_WORDS, attester_text, short_fp
 from custody.runs import RUNNING, run_statuses
@@ -180,6 +189,12 @@ def key() -> None:
     help="Read the new passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
 )
 @click.option(
+    "--default",
+    "make_default",
+    is_flag=True,
+    help="Make this key the default signing key even if there is one already.",
+)
+@click.option(
     "--no-default", is_flag=True, help="Do not remember this key as the default signing key."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
@@ -188,18 +203,26 @@ def key_new(
     role: str,
     out: Path | None,
     passphrase_file: Path | None,
+    make_default: bool,
     no_default: bool,
     as_json: bool,
 ) -> None:
-    """Create an Ed25519 key, encrypted PKCS#8 PEM (0600), and its .pub beside it."""
+    """Create an Ed25519 key, encrypted PKCS#8 PEM (0600), and its .pub beside it.
+    It becomes the default signing key only if there is none yet (or with
+    --default): a key made for someone else never replaces yours.  Switch the
+    default with 'custody key use FILE'."""
+    if make_default and no_default:
+        raise UsageError("--default and --no-default contradict each other")
     if out is None:
         slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "key"
         out = Path(f"{slug}.pem")
     passphrase = read_passphrase(passphrase_file, confirm=True)
     signer, pub = generate_key(name, role, passphrase, out)
-    if not no_default:
+    became_default = make_default or (not no_default and not has_usable_default())
+    if became_default:
         remember_default_key(out)
     ident = signer.identity
+    current = default_key()
     if as_json:
         echo_json(
             {
@@ -209,6 +232,8 @@ def key_new(
                 "public_key": ident.public_b64,
                 "private_key_file": str(out),
                 "public_key_file": str(pub),
+                "default": became_default,
+                "default_key_file": str(current) if current is not None else None,
             }
         )
     else:
@@ -217,6 +242,38 @@ def key_new(
             f" (public key: {shown(pub)})"
         )
         click.echo(f"Fingerprint: {ident.fingerprint}")
+        if became_default:
+            click.echo("This is now your default signing key.")
+        elif current is not None:
+            click.echo(
+                f"Your default signing key is still {shown(current)}"
+                f" (switch with 'custody key use {shown(out)}')."
+            )
+
+
+@key.command("use")
+@click.argument("keyfile", type=click.Path(path_type=Path))
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the key passphrase from this file (else $CUSTODY_PASSPHRASE, else a prompt).",
+)
+@click.option(
+    "--insecure-key",
+    is_flag=True,
+    help="Accept an unencrypted or group/world-readable private key.",
+)
+def key_use(keyfile: Path, passphrase_file: Path | None, insecure_key: bool) -> None:
+    """Make KEYFILE the default signing key (used when neither --key nor
+    $CUSTODY_KEY is given).  The key is opened first, with its passphrase, so a
+    file that is not your private key is refused and the default stays as it was."""
+    signer = load_signer(keyfile, read_passphrase(passphrase_file), insecure=insecure_key)
+    remember_default_key(keyfile)
+    ident = signer.identity
+    click.echo(
+        f"Default signing key is now {shown(keyfile)}: {shown(ident.name)}"
+        f" ({shown(ident.role)}), {ident.fingerprint}"
+    )
 
 
 @key.command("list")
@@ -346,9 +403,32 @@ def key_import(
 # -- collect --------------------------------------------------------------------
 
 
+#: Up to this many items, collect lists each one; above it, only with --verbose.
+LIST_ITEMS_UP_TO = 20
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--reason", default="", type=TEXT, help="Why these items are collected.")
+@click.option(
+    "--reason",
+    default=None,
+    type=TEXT,
+    help="Why these items are collected (required; asked for on a terminal).",
+)
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="GLOB",
+    type=LOOKUP,
+    help="Leave out walked paths whose name, or path relative to the named directory,"
+    " matches GLOB (repeatable; recorded as excluded, not descended into).",
+)
+@click.option(
+    "--one-file-system",
+    is_flag=True,
+    help="Do not cross into other file systems (mount points are recorded as excluded).",
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -368,17 +448,31 @@ def key_import(
     type=LOOKUP,
     help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help=f"List every item (default: only when there are at most {LIST_ITEMS_UP_TO}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
+)
+@click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
 @case_option
 @key_options
 def collect(
     paths: tuple[str, ...],
-    reason: str,
+    reason: str | None,
+    exclude: tuple[str, ...],
+    one_file_system: bool,
     resume: bool,
     no_selftest: bool,
     hash_spec: str,
+    verbose: bool,
     as_json: bool,
+    jsonl: bool,
     quiet: bool,
     case_dir: Path | None,
     key_path: Path | None,
@@ -386,12 +480,39 @@ def collect(
     insecure_key: bool,
 ) -> None:
     """Hash, copy into the read-only store, and record PATHS (files, directories,
-    block devices or images named explicitly)."""
+    block devices or images named explicitly).  The case's own folder is never
+    collected: met in a walk (or named), it is recorded as excluded.  The summary
+    line comes last; 'custody list' shows every item.  Ctrl-C stops the run with
+    what it recorded kept (exit 130): 'custody collect --resume' finishes it."""
     algorithms = parse_algorithms(hash_spec)
-    if resume and paths:
-        raise UsageError("--resume takes no paths: it finishes the interrupted collection's own")
-    if not resume:
+    if as_json and jsonl:
+        raise UsageError("--json and --jsonl are alternatives: give one")
+    if verbose and quiet:
+        raise UsageError("--verbose and --quiet are alternatives: give one")
+    if resume:
+        if paths:
+            raise UsageError(
+                "--resume takes no paths: it finishes the interrupted collection's own"
+            )
+        if reason is not None or exclude or one_file_system:
+            raise UsageError(
+                "--resume keeps the interrupted collection's reason, --exclude and"
+                " --one-file-system: give none of them"
+            )
+    else:
         check_paths(paths)  # bad paths are refused before anything is asked or written
+        if reason is None:
+            if not sys.stdin.isatty():
+                raise UsageError("--reason is required: say why these items are collected")
+            reason = click.prompt("Reason for this collection", err=True, default="")
+        reason = check_reason(reason or "")
+        WalkRules(exclude)  # a bad glob is refused before anything is asked
+    on_item = None
+    if jsonl:
+
+        def on_item(item: dict[str, Any]) -> None:
+            click.echo(json.dumps(item, ensure_ascii=False))
+
     with open_case(case_dir) as ledger:
         run = None
         if resume:
@@ -400,27 +521,41 @@ def collect(
                 raise UsageError("no interrupted collection to resume in this case")
             run = pending[-1]
             paths = tuple(os.fsdecode(bytes.fromhex(p["hex"])) for p in run.paths)
+            exclude, one_file_system = tuple(run.exclude), run.one_file_system
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
-        total = estimate(paths)[0] if show else 0
+        rules = WalkRules(exclude, one_file_system, os.fsencode(os.path.abspath(ledger.case_dir)))
+        total = estimate(paths, rules)[0] if show else 0
         with progress_bar(total, show, "collect") as cb:
             if run is not None:
                 summary = resume_collection(
-                    ledger, signer, run, progress=cb, selftest=not no_selftest
+                    ledger, signer, run, progress=cb, selftest=not no_selftest, on_item=on_item
                 )
             else:
                 summary = run_collect(
                     ledger,
                     signer,
                     paths,
-                    reason=reason,
+                    reason=reason or "",
                     algorithms=algorithms,
                     progress=cb,
                     selftest=not no_selftest,
+                    exclude=exclude,
+                    one_file_system=one_file_system,
+                    on_item=on_item,
                 )
     if as_json:
         echo_json(summary.as_json())
         return
+    if jsonl:
+        click.echo(json.dumps({"summary": summary.totals()}, ensure_ascii=False))
+        return
+    _collect_text(summary, verbose=verbose, quiet=quiet)
+
+
+def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> None:
+    """collect's report for people: notes, the items (a few, or all with
+    --verbose), and the summary line last, where the terminal leaves it."""
     if summary.selftest is not None:
         click.echo(f"Self-test passed and recorded as event {summary.selftest}.")
     if summary.cleanup is not None:
@@ -435,15 +570,31 @@ def collect(
             f"Resumed collection {summary.resumed}: {summary.skipped} path(s) already"
             " recorded were not collected again."
         )
+    items = summary.items
+    listed = verbose or (not quiet and len(items) <= LIST_ITEMS_UP_TO)
+    if listed:
+        for it in items:
+            sha = (it["sha256"] or "")[:16]
+            path = shown_path(it["path"], it.get("path_hex"))
+            click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
+    elif not quiet:
+        click.echo(
+            f"  ({len(items)} items not listed: 'custody list' shows them,"
+            " 'collect --verbose' lists them as they are recorded)"
+        )
+    for it in items:
+        if (it.get("excluded_by") or {}).get("rule") == "case-folder":
+            click.echo(
+                f"Note: {shown_path(it['path'], it.get('path_hex'))} lies in this case's own"
+                f" folder: not collected (recorded as {shown(it['id'])}, excluded)."
+            )
+    if summary.untyped is not None:
+        click.echo(f"Note: items were recorded without a MIME type: {shown(summary.untyped)}.")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
-        f"Recorded {len(summary.items)} items ({counts}); {summary.bytes} bytes,"
+        f"Recorded {len(items)} items ({counts}); {summary.bytes} bytes,"
         f" {summary.new_objects} new store objects, {summary.deduplicated} already stored."
     )
-    for it in summary.items:
-        sha = (it["sha256"] or "")[:16]
-        path = shown_path(it["path"], it.get("path_hex"))
-        click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
 
 
 # -- list / show / log --------------------------------------------------------------

@@ -6,14 +6,17 @@ Outcomes: ``collected``, ``unstable`` (size/mtime/inode changed while read; the
 bytes read are kept and both stat snapshots recorded), ``unreadable`` (with the OS
 error), ``vanished`` (gone before it could be opened), ``symlink`` (target
 recorded, never followed), ``special`` (FIFO, socket or device met in a walk:
-recorded, never opened), ``directory`` and ``failed`` (the store could not take
-it: the run stops there, with every earlier item kept).
+recorded, never opened), ``directory``, ``excluded`` (not collected, and not
+descended into: the case's own folder, always; a path matched by an ``--exclude``
+glob; a mount point with ``--one-file-system``) and ``failed`` (the store could
+not take it: the run stops there, with every earlier item kept).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import fnmatch
 import grp
 import json
 import os
@@ -32,7 +35,13 @@ from typing import Any
 
 from custody import __version__, filetype
 from custody.canonical import rfc3339_ns
-from custody.errors import BadPathError, OperationalError, StoreError, UsageError
+from custody.errors import (
+    BadPathError,
+    CustodyError,
+    OperationalError,
+    StoreError,
+    UsageError,
+)
 from custody.hashing import SourceReadError, hash_file
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
@@ -43,12 +52,28 @@ class SelftestFailedError(OperationalError):
     """The self-test before a case's first collection failed (exit 3)."""
 
 
+class CollectionInterruptedError(CustodyError):
+    """Ctrl-C (SIGINT) stopped a collection after its start was recorded: what was
+    recorded stays; ``collect --resume`` finishes the run (exit 130, as a shell
+    reports a process ended by SIGINT)."""
+
+    exit_code = 130
+
+
+def check_reason(reason: str) -> str:
+    """A collection's reason: required, and not blank."""
+    if not reason.strip():
+        raise UsageError("--reason is required: say why these items are collected")
+    return reason
+
+
 RUN_START_EVENT = "collection.start"
 RUN_END_EVENT = "collection.end"
 FLUSH_ITEMS = 256
 FLUSH_SECONDS = 1.0
 
 ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
+ItemFn = Callable[[dict[str, Any]], None]  # an item as recorded (summary.items' form)
 
 
 def display_path(raw: bytes) -> str:
@@ -142,10 +167,13 @@ def _unstable(before: os.stat_result, after: os.stat_result, read: int | None) -
 
 
 class _Typer:
-    """File type detection (libmagic) off the main thread, one handle per thread."""
+    """File type detection (libmagic) off the main thread, one handle per thread.
+    Without libmagic (:func:`custody.filetype.unavailable`) nothing is typed: items
+    are recorded without ``mime`` and ``magic``."""
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self.missing = filetype.unavailable()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="custody-magic")
 
     def _detect(self, path: str) -> tuple[str, str]:
@@ -154,9 +182,11 @@ class _Typer:
             m = self._local.pair = filetype.open_handles()
         return filetype.detect(path, m)
 
-    def submit(self, stored_copy: str) -> Future[tuple[str, str]]:
+    def submit(self, stored_copy: str) -> Future[tuple[str, str]] | None:
         """Type the read-only store copy, not the source: the source is read once,
         and libmagic's ELF and other analyses need a real file, not a buffer."""
+        if self.missing is not None:
+            return None
         return self._pool.submit(self._detect, stored_copy)
 
     def close(self) -> None:
@@ -177,6 +207,14 @@ class CollectSummary:
     skipped: int = 0  # paths already recorded by the resumed run
     cleanup: Event | None = None  # orphans of interrupted runs removed first
     selftest: int | None = None  # seq of the self-test this run recorded (first in a case)
+    untyped: str | None = None  # why items were recorded without a MIME type (no libmagic)
+
+    def totals(self) -> dict[str, Any]:
+        """The summary without its item list (``collect --jsonl``'s last line)."""
+        out = self.as_json()
+        del out["items"]
+        out["items"] = len(self.items)
+        return out
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +229,7 @@ class CollectSummary:
             "bytes": self.bytes,
             "new_objects": self.new_objects,
             "deduplicated": self.deduplicated,
+            "untyped": self.untyped,
             "items": self.items,
         }
 
@@ -200,7 +239,7 @@ class _Link:
     path: bytes
     before: os.stat_result
     extra: dict[str, Any]
-    typing: Future[tuple[str, str]]
+    typing: Future[tuple[str, str]] | None
 
 
 @dataclass
@@ -221,6 +260,7 @@ class _Entry:
     st: os.stat_result | OSError
     explicit: bool
     list_error: OSError | None = None  # a directory that could not be listed
+    excluded: dict[str, str] | None = None  # why it was not collected nor descended into
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -243,22 +283,87 @@ def _open_dir(dir_fd: int | None, name: bytes) -> tuple[int, list[bytes]] | OSEr
     return fd, names
 
 
-def _walk(roots: Sequence[bytes]) -> Iterator[_Entry]:
+@dataclass(frozen=True)
+class WalkRules:
+    """What a walk leaves out.  Every path left out is still reached and recorded
+    (outcome ``excluded``, with the rule), and a directory left out is not
+    descended into.
+
+    * the case's own folder (``case_dir``, resolved): always, whether named or met;
+    * ``exclude``: shell globs (``fnmatch``: ``*`` and ``?`` match any characters,
+      ``/`` included; ``[...]`` a set; case-sensitive), each tried against a walked
+      path's name (its last component) and against its path relative to the
+      directory named on the command line (``logs/*.gz``); a path named on the
+      command line itself is never excluded by a glob;
+    * ``one_file_system``: paths on another file system (device) than the named
+      path they were reached from (mount points are recorded, not descended into).
+    """
+
+    exclude: tuple[str, ...] = ()
+    one_file_system: bool = False
+    case_dir: bytes | None = None
+
+    def __post_init__(self) -> None:
+        for g in self.exclude:
+            if not g or "\x00" in g:
+                raise UsageError(f"--exclude needs a non-empty glob, got {g!r}")
+        object.__setattr__(self, "_globs", tuple(os.fsencode(g) for g in self.exclude))
+        ident: tuple[int, int] | None = None
+        if self.case_dir is not None:
+            try:
+                cst = os.stat(self.case_dir)
+                ident = (cst.st_dev, cst.st_ino)
+            except OSError:
+                ident = None
+        object.__setattr__(self, "_case_ident", ident)
+
+    def _in_case(self, st: os.stat_result) -> bool:
+        ident: tuple[int, int] | None = getattr(self, "_case_ident", None)
+        return ident is not None and stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == ident
+
+    def root_excluded(self, root: bytes, st: os.stat_result) -> dict[str, str] | None:
+        """A named path inside the case's own folder (or the folder itself)."""
+        if self.case_dir is None:
+            return None
+        parent, name = os.path.split(root.rstrip(b"/") or b"/")
+        real = os.path.join(os.path.realpath(parent or b"."), name) if name else root
+        case = os.path.realpath(self.case_dir)
+        if self._in_case(st) or real == case or real.startswith(case.rstrip(b"/") + b"/"):
+            return {"rule": "case-folder"}
+        return None
+
+    def excluded(
+        self, rel: bytes, name: bytes, st: os.stat_result, root_dev: int
+    ) -> dict[str, str] | None:
+        """Why a walked path (``rel`` to its named root) is left out, or None."""
+        if self._in_case(st):
+            return {"rule": "case-folder"}
+        globs: tuple[bytes, ...] = getattr(self, "_globs", ())
+        for g, text in zip(globs, self.exclude, strict=True):
+            if fnmatch.fnmatchcase(name, g) or fnmatch.fnmatchcase(rel, g):
+                return {"rule": "exclude", "pattern": text}
+        if self.one_file_system and st.st_dev != root_dev:
+            return {"rule": "one-file-system"}
+        return None
+
+
+def _walk(roots: Sequence[bytes], rules: WalkRules | None = None) -> Iterator[_Entry]:
     """Every path under ``roots``, depth first, directories before their entries,
-    never following symlinks.  An entry's ``dir_fd`` stays open until the
-    consumer asks for the next entry.  Iterative: any depth works."""
+    never following symlinks nor descending into what ``rules`` exclude.  An
+    entry's ``dir_fd`` stays open until the consumer asks for the next entry.
+    Iterative: any depth works."""
     for root in roots:
-        yield from _walk_root(root)
+        yield from _walk_root(root, rules or WalkRules())
 
 
-def _walk_root(root: bytes) -> Iterator[_Entry]:
+def _walk_root(root: bytes, rules: WalkRules) -> Iterator[_Entry]:
     try:
         st = os.lstat(root)
     except OSError as e:
         yield _Entry(root, None, root, e, True)
         return
-    top = _Entry(root, None, root, st, True)
-    if not stat.S_ISDIR(st.st_mode):
+    top = _Entry(root, None, root, st, True, excluded=rules.root_excluded(root, st))
+    if not stat.S_ISDIR(st.st_mode) or top.excluded is not None:
         yield top
         return
     opened = _open_dir(None, root)
@@ -266,6 +371,8 @@ def _walk_root(root: bytes) -> Iterator[_Entry]:
         top.list_error = opened
         yield top
         return
+    base_len = len(root.rstrip(b"/")) + 1
+    root_dev = st.st_dev
     frames: list[tuple[int, bytes, Iterator[bytes]]] = [
         (opened[0], root.rstrip(b"/"), iter(opened[1]))
     ]
@@ -285,7 +392,8 @@ def _walk_root(root: bytes) -> Iterator[_Entry]:
                 yield _Entry(path, fd, name, e, False)
                 continue
             entry = _Entry(path, fd, name, st, False)
-            if stat.S_ISDIR(st.st_mode):
+            entry.excluded = rules.excluded(path[base_len:], name, st, root_dev)
+            if stat.S_ISDIR(st.st_mode) and entry.excluded is None:
                 sub = _open_dir(fd, name)
                 if isinstance(sub, OSError):
                     entry.list_error = sub
@@ -327,11 +435,11 @@ def check_paths(paths: Sequence[str | bytes]) -> list[bytes]:
     return raw
 
 
-def estimate(paths: Sequence[str | bytes]) -> tuple[int, int]:
+def estimate(paths: Sequence[str | bytes], rules: WalkRules | None = None) -> tuple[int, int]:
     """(bytes, files) a collection of ``paths`` will read, for progress bars."""
     total_bytes = total_files = 0
-    for e in _walk([os.fsencode(p) for p in paths]):
-        if isinstance(e.st, OSError):
+    for e in _walk([os.fsencode(p) for p in paths], rules):
+        if isinstance(e.st, OSError) or e.excluded is not None:
             continue
         total_files += 1
         if stat.S_ISREG(e.st.st_mode) or (e.explicit and stat.S_ISBLK(e.st.st_mode)):
@@ -349,11 +457,18 @@ class Collector:
         algorithms: Sequence[str],
         progress: ProgressFn | None = None,
         selftest: bool = True,
+        exclude: Sequence[str] = (),
+        one_file_system: bool = False,
+        on_item: ItemFn | None = None,
     ) -> None:
         self.ledger = ledger
         self.selftest = selftest
         self.signer = signer
         self.reason = reason
+        self.rules = WalkRules(
+            tuple(exclude), one_file_system, os.fsencode(os.path.abspath(ledger.case_dir))
+        )
+        self.on_item = on_item
         self.algorithms = tuple(algorithms)
         self.progress = progress
         self.store = Store(ledger.store_dir, deferred_sync=True)
@@ -364,9 +479,12 @@ class Collector:
             "tool": f"custody {__version__}",
         }
         self.summary = CollectSummary(run=self.run, case_id=ledger.case.case_id)
+        self._started = False
         self._pending: list[_Pending] = []
         self._last_flush = time.monotonic()
         self._typer = _Typer()
+        if self._typer.missing is not None:
+            self.summary.untyped = self._typer.missing
         self._skip: set[str] = set()
         self._links: dict[tuple[int, int], _Link] = {}  # (device, inode) read this run
         raise_fd_limit()
@@ -389,22 +507,29 @@ class Collector:
             if ev.type != COLLECT_EVENT:
                 continue
             d = ev.data
-            self.summary.items.append(
-                {
-                    "id": ev.item,
-                    "path": d["path"]["display"],
-                    "path_hex": d["path"]["hex"],
-                    "outcome": d["outcome"],
-                    "size": d.get("size"),
-                    "sha256": d.get("digests", {}).get("sha256"),
-                    "event": ev.hash,
-                }
-            )
+            item = {
+                "id": ev.item,
+                "path": d["path"]["display"],
+                "path_hex": d["path"]["hex"],
+                "outcome": d["outcome"],
+                "size": d.get("size"),
+                "sha256": d.get("digests", {}).get("sha256"),
+                "event": ev.hash,
+            }
+            if "excluded_by" in d:
+                item["excluded_by"] = d["excluded_by"]
+            self.summary.items.append(item)
+            if self.on_item is not None:
+                self.on_item(item)
         self._pending.clear()
         self._last_flush = time.monotonic()
 
     def _record(
-        self, path: bytes, outcome: str, typing: Future[tuple[str, str]] | None = None, **extra: Any
+        self,
+        path: bytes,
+        outcome: str,
+        typing: Future[tuple[str, str]] | None = None,
+        **extra: Any,
     ) -> None:
         data: dict[str, Any] = {
             "run": self.run,
@@ -432,6 +557,7 @@ class Collector:
         else:
             # absolute (never symlink-resolved) paths: what was typed is ambiguous later
             roots = [os.path.abspath(p) for p in check_paths(paths)]
+            check_reason(self.reason)  # a resumed run keeps the reason it was started with
         self.ledger.require_writable()
         from custody.selftest import case_has_selftest  # here: its vectors cost start-up
 
@@ -474,6 +600,10 @@ class Collector:
             "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
             **self.context,
         }
+        if self.rules.exclude:
+            start["exclude"] = list(self.rules.exclude)
+        if self.rules.one_file_system:
+            start["one_file_system"] = True
         if resume is not None:
             chain = _resume_chain(self.ledger, resume)
             self._skip = {
@@ -529,17 +659,25 @@ class Collector:
 
         self.ledger.append(self.signer, checked)
         error: StoreError | None = None
+        interrupted = False
         try:
-            for entry in _walk(roots):
+            for entry in _walk(roots, self.rules):
                 self._one(entry)
                 if self.progress is not None:
                     self.progress(0, 1)
         except StoreError as e:
             error = e
             self.summary.status = "failed"
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             self._flush()
             self._typer.close()
+        if interrupted:  # no end event: the run is unfinished, and resumable
+            raise CollectionInterruptedError(
+                f"interrupted: collection {self.run} stopped after {len(self.summary.items)}"
+                " item(s), all recorded; run 'custody collect --resume' to finish it"
+            )
         end: dict[str, Any] = {
             "run": self.run,
             "status": self.summary.status,
@@ -548,6 +686,8 @@ class Collector:
         }
         if error is not None:
             end["error"] = error.message
+        if self.summary.untyped is not None:
+            end["untyped"] = self.summary.untyped
         self.ledger.append(self.signer, [EventDraft(type=RUN_END_EVENT, data=end)])
         if error is not None:
             raise error
@@ -557,6 +697,9 @@ class Collector:
         path, st = e.path, e.st
         if self._skip and path.hex() in self._skip:
             return  # recorded by the run this one resumes
+        if e.excluded is not None and not isinstance(st, OSError):
+            self._record(path, "excluded", source=stat_record(st), excluded_by=e.excluded)
+            return
         if isinstance(st, FileNotFoundError):
             self._record(path, "vanished", error=error_record(st))
             return
@@ -722,11 +865,24 @@ def collect(
     algorithms: Sequence[str],
     progress: ProgressFn | None = None,
     selftest: bool = True,
+    exclude: Sequence[str] = (),
+    one_file_system: bool = False,
+    on_item: ItemFn | None = None,
 ) -> CollectSummary:
     """Collect ``paths``.  The first collection of a case runs the self-test and
-    records it (unless ``selftest`` is False); a failed self-test stops it."""
+    records it (unless ``selftest`` is False); a failed self-test stops it.
+    ``exclude`` and ``one_file_system`` are :class:`WalkRules`; ``on_item`` is
+    called with each item as it is recorded."""
     return Collector(
-        ledger, signer, reason=reason, algorithms=algorithms, progress=progress, selftest=selftest
+        ledger,
+        signer,
+        reason=reason,
+        algorithms=algorithms,
+        progress=progress,
+        selftest=selftest,
+        exclude=exclude,
+        one_file_system=one_file_system,
+        on_item=on_item,
     ).collect(paths)
 
 
@@ -736,8 +892,10 @@ def resume(
     run: Run,
     progress: ProgressFn | None = None,
     selftest: bool = True,
+    on_item: ItemFn | None = None,
 ) -> CollectSummary:
-    """Finish the interrupted ``run`` with its own reason and algorithms."""
+    """Finish the interrupted ``run`` with its own reason, algorithms and walk
+    rules."""
     return Collector(
         ledger,
         signer,
@@ -745,6 +903,9 @@ def resume(
         algorithms=run.algorithms,
         progress=progress,
         selftest=selftest,
+        exclude=run.exclude,
+        one_file_system=run.one_file_system,
+        on_item=on_item,
     ).collect([], resume=run)
 
 
@@ -832,6 +993,8 @@ class Run:
     algorithms: list[str]
     resumes: str | None
     status: str | None  # None: no end event (unfinished)
+    exclude: list[str] = field(default_factory=list)
+    one_file_system: bool = False
 
 
 def runs(ledger: Ledger) -> list[Run]:
@@ -852,6 +1015,8 @@ def runs(ledger: Ledger) -> list[Run]:
                 list(d.get("algorithms") or []),
                 d.get("resumes"),
                 None,
+                [str(g) for g in d.get("exclude") or []],
+                d.get("one_file_system") is True,
             )
         elif run in out:
             out[run].status = str(d.get("status"))

@@ -1,8 +1,10 @@
 """Per-user settings: where the default signing key is remembered.
 
-``custody key new`` remembers the key it wrote as the default, so that a
-collector can ``cd`` into a case and ``custody collect`` without repeating
-``--key``.  Order of precedence: ``--key``, ``$CUSTODY_KEY``, the default.
+``custody key new`` remembers the key it wrote as the default when there is
+none yet (or with ``--default``), and ``custody key use FILE`` switches it, so
+that a collector can ``cd`` into a case and ``custody collect`` without repeating
+``--key``, and making a key for someone else does not take the collector's
+place.  Order of precedence: ``--key``, ``$CUSTODY_KEY``, the default.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def remember_default_key(path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, dest)
+
+
+def has_usable_default() -> bool:
+    """A default key is remembered and its file is still there (a default whose
+    file is gone counts as none: ``key new`` may take its place)."""
+    path = default_key()
+    return path is not None and path.is_file()
 
 
 def default_key() -> Path | None:

@@ -11,6 +11,23 @@ from typing import Any
 
 Handles = tuple[Any, Any]  # (MIME handle, description handle)
 
+#: What to install where libmagic is missing (Debian and Ubuntu package names).
+INSTALL_HINT = "install the libmagic1 package (apt-get install libmagic1)"
+
+
+def unavailable() -> str | None:
+    """Why files cannot be typed on this machine (libmagic, or its Python binding
+    python-magic, cannot be loaded), or None when they can.  Without it the
+    collector records items without a MIME type and the self-test skips its
+    libmagic checks."""
+    try:
+        import magic  # noqa: F401  (python-magic loads libmagic when imported)
+    except ImportError as e:
+        return f"libmagic is not available ({e}); {INSTALL_HINT}"
+    except OSError as e:  # a libmagic that is present but cannot be loaded
+        return f"libmagic cannot be loaded ({e}); {INSTALL_HINT}"
+    return None
+
 
 def open_handles() -> Handles:
     """A (MIME, description) pair of libmagic handles for one thread."""

@@ -192,7 +192,9 @@ def load_signer(path: Path, passphrase: bytes | None, *, insecure: bool = False)
         raise KeyLoadError(f"a passphrase is needed to unlock {path}") from None
     except ValueError as e:
         msg = str(e).lower()
-        if "password" in msg or "decrypt" in msg:
+        # a wrong passphrase now and then "decrypts" to bytes that pass the padding
+        # check and then fail as ASN.1: for an encrypted key, that is the passphrase too
+        if "password" in msg or "decrypt" in msg or (encrypted and "asn.1" in msg):
             raise KeyLoadError(f"wrong passphrase for key {path}") from None
         raise KeyLoadError(f"cannot load key {path}: {e}") from None
     except UnsupportedAlgorithm as e:

@@ -126,8 +126,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "evidence").mkdir()
     for n in (1, 2):
         (root / "evidence" / f"file-{n}.txt").write_text(f"evidence {n}\n")
-    w.ok("collect", "--no-selftest", "--quiet", root / "evidence" / "file-1.txt")
-    w.ok("collect", "--no-selftest", "--quiet", root / "evidence" / "file-2.txt")
+    w.ok(
+        "collect", "--reason", "test", "--no-selftest", "--quiet", root / "evidence" / "file-1.txt"
+    )
+    w.ok(
+        "collect", "--reason", "test", "--no-selftest", "--quiet", root / "evidence" / "file-2.txt"
+    )
     w.ok("key", "import", w.pub("lee"), "--name", "Lee Okafor", "--role", "counsel")
     w.ok("key", "import", w.pub("kim"), "--name", "Kim Ng", "--role", "examiner")
     return root

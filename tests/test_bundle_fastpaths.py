@@ -50,7 +50,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCHEMA = json.loads(resources.files("custody.schemas").joinpath("bundle.schema.json").read_text())
 ITEM_VALIDATOR = Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/item"})
-OUTCOMES = ["collected", "unstable", "unreadable", "vanished", "symlink", "special", "directory"]
+OUTCOMES = [
+    "collected",
+    "unstable",
+    "unreadable",
+    "vanished",
+    "symlink",
+    "special",
+    "directory",
+    "excluded",
+]
 SHA = "0123456789abcdef" * 4
 
 STORED: dict[str, Any] = {

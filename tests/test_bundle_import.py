@@ -73,7 +73,7 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
 
 def test_a_bundle_that_fails_verification_is_refused(case: Case, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("alpha\n")
-    case("collect", tmp_path / "a.txt", check=True)
+    case("collect", "--reason", "test", tmp_path / "a.txt", check=True)
     bundle = tmp_path / "b"
     case("bundle", "export", "ITEM-1", "--out", bundle, check=True)
     payload = next((bundle / "data" / "ITEM-1").iterdir())

@@ -23,7 +23,7 @@ local_pki = tsa_helper.local_pki
 @pytest.fixture
 def stamped(case: Case, local_tsa: tsa_helper.TSA, tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "e.txt").write_text("evidence\n")
-    case("collect", tmp_path / "e.txt", check=True)
+    case("collect", "--reason", "test", tmp_path / "e.txt", check=True)
     bag = tmp_path / "to-counsel"
     case("bundle", "export", "--all", "--tsa", local_tsa.url, "--out", bag, check=True)
     ca = tmp_path / "tsa-ca.pem"
@@ -87,7 +87,7 @@ def test_token_swapped_for_one_over_other_data_fails(
     manifest re-written to match: caught by the imprint, not by the manifest."""
     bag, ca = stamped
     (tmp_path / "f.txt").write_text("other\n")
-    case("collect", tmp_path / "f.txt", check=True)
+    case("collect", "--reason", "test", tmp_path / "f.txt", check=True)
     other_bag = tmp_path / "other-bag"
     case("bundle", "export", "ITEM-2", "--tsa", local_tsa.url, "--out", other_bag, check=True)
     tsr = bag / "custody" / "checkpoint.tsr"

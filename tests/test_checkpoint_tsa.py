@@ -31,7 +31,7 @@ def test_checkpoint_with_trusted_time(
     case: Case, local_tsa: tsa_helper.TSA, tmp_path: Path
 ) -> None:
     (tmp_path / "e.txt").write_text("evidence\n")
-    case("collect", tmp_path / "e.txt", check=True)
+    case("collect", "--reason", "test", tmp_path / "e.txt", check=True)
     proc = case("checkpoint", "--tsa", local_tsa.url, "--json", check=True)
     out = json.loads(proc.stdout)
     assert out["timestamp_event"] == out["event"] + 1

@@ -56,7 +56,16 @@ def test_selftest_records_into_the_case_given_to_the_group(case: Path) -> None:
 
 def test_group_case_reaches_commands_of_nested_groups(case: Path, tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_text("x\n")
-    ok_here("--case", case, "collect", tmp_path / "f.txt", "--no-selftest", "--quiet")
+    ok_here(
+        "--case",
+        case,
+        "collect",
+        "--reason",
+        "test",
+        tmp_path / "f.txt",
+        "--no-selftest",
+        "--quiet",
+    )
     assert [i["id"] for i in json.loads(ok_here("--case", case, "list", "--json").stdout)] == [
         "ITEM-1"
     ]

@@ -114,7 +114,7 @@ def sample_files(tmp_path: Path) -> dict[str, Path]:
 
 def test_default_digests_match_coreutils(case: Case, sample_files: dict[str, Path]) -> None:
     paths = list(sample_files.values())
-    summary = ok_json(case, "collect", *paths, "--json")
+    summary = ok_json(case, "collect", "--reason", "test", *paths, "--json")
     assert summary["status"] == "complete"
     assert summary["counts"] == {"collected": len(paths)}
     assert summary["bytes"] == sum(p.stat().st_size for p in paths)
@@ -147,7 +147,7 @@ def test_default_digests_match_coreutils(case: Case, sample_files: dict[str, Pat
 
 def test_sha512_and_blake2b_match_coreutils(case: Case, sample_files: dict[str, Path]) -> None:
     paths = [sample_files["kib"], sample_files["big"], sample_files["empty"]]
-    ok_json(case, "collect", *paths, "--hash", "sha512,blake2b", "--json")
+    ok_json(case, "collect", "--reason", "test", *paths, "--hash", "sha512,blake2b", "--json")
     items = by_raw_path(list_items(case))
     for p in paths:
         it = items[os.fsencode(p)]
@@ -166,7 +166,7 @@ def test_mime_matches_file_command(case: Case, tmp_path: Path) -> None:
     (ev / "logs.gz").write_bytes(gzip.compress(b"Jan 1 sshd[1]: Accepted password\n" * 50))
     shutil.copyfile("/bin/true", ev / "true.elf")
     (ev / "empty").write_bytes(b"")
-    ok_json(case, "collect", ev, "--json")
+    ok_json(case, "collect", "--reason", "test", ev, "--json")
     items = by_raw_path(list_items(case))
     names = ["notes.txt", "pixel.png", "logs.gz", "true.elf", "empty"]
     expected = {n: file_mime(ev / n) for n in names}
@@ -187,7 +187,7 @@ def test_store_object_is_read_only_copy(case: Case, tmp_path: Path) -> None:
     data = os.urandom(5000)
     src = tmp_path / "disk.bin"
     src.write_bytes(data)
-    ok_json(case, "collect", src, "--json")
+    ok_json(case, "collect", "--reason", "test", src, "--json")
     (it,) = list_items(case)
     hexd = hashlib.sha256(data).hexdigest()
     assert it["sha256"] == hexd
@@ -208,7 +208,7 @@ def test_identical_content_is_stored_once(case: Case, tmp_path: Path) -> None:
     for p in (a, b):
         p.parent.mkdir()
         p.write_bytes(data)
-    summary = ok_json(case, "collect", a, b, "--json")
+    summary = ok_json(case, "collect", "--reason", "test", a, b, "--json")
     assert summary["new_objects"] == 1
     assert summary["deduplicated"] == 1
     items = by_raw_path(list_items(case))
@@ -221,7 +221,7 @@ def test_identical_content_is_stored_once(case: Case, tmp_path: Path) -> None:
     (obj,) = store_objects(case)
     assert obj.read_bytes() == data
     # collecting it again later still adds no object but records a new item
-    summary2 = ok_json(case, "collect", a, "--json")
+    summary2 = ok_json(case, "collect", "--reason", "test", a, "--json")
     assert (summary2["new_objects"], summary2["deduplicated"]) == (0, 1)
     assert len(list_items(case)) == 3
     assert len(store_objects(case)) == 1
@@ -303,7 +303,7 @@ def _check_hostile_walk(
 
 def test_walk_of_special_files_completes(case: Case, hostile_tree: Any) -> None:
     root, expected = hostile_tree
-    summary = ok_json(case, "collect", root, "--json", timeout=60)
+    summary = ok_json(case, "collect", "--reason", "test", root, "--json", timeout=60)
     _check_hostile_walk(case, root, expected, summary)
 
 
@@ -332,7 +332,9 @@ def test_walk_with_unreadable_entries(case: Case, hostile_tree: Any, tmp_path: P
     else:
         preexec = None
     try:
-        summary = ok_json(case, "collect", root, "--json", timeout=60, preexec_fn=preexec)
+        summary = ok_json(
+            case, "collect", "--reason", "test", root, "--json", timeout=60, preexec_fn=preexec
+        )
         items = _check_hostile_walk(case, root, expected, summary)
         events = {e["item"]: json.loads(e["body"])["data"] for e in log_events(case) if e["item"]}
         for name in (b"/shadow", b"/locked"):
@@ -354,7 +356,7 @@ def test_bad_input_is_usage_error_and_records_nothing(case: Case, tmp_path: Path
     # in a fresh case: nothing beyond the case's opening event (written by init)
     opened = log_events(case)
     assert [e["type"] for e in opened] == ["case.open"]
-    proc = cli(case, "collect", missing, "--json")
+    proc = cli(case, "collect", "--reason", "test", missing, "--json")
     assert proc.returncode == 2, proc.stderr
     assert str(missing) in one_error_line(proc)
     assert proc.stdout == ""
@@ -362,10 +364,10 @@ def test_bad_input_is_usage_error_and_records_nothing(case: Case, tmp_path: Path
 
     present = tmp_path / "present.txt"
     present.write_text("here\n")
-    ok_json(case, "collect", present, "--json")
+    ok_json(case, "collect", "--reason", "test", present, "--json")
     log_before = log_events(case)
     for args in ([missing], [present, missing], [present, "--hash", "md4"]):
-        proc = cli(case, "collect", *args)
+        proc = cli(case, "collect", "--reason", "test", *args)
         assert proc.returncode == 2, (args, proc.stderr)
         line = one_error_line(proc)
         if missing in args:
@@ -462,7 +464,7 @@ def test_atime_is_preserved(case: Case, tmp_path: Path) -> None:
     if os.stat(control).st_atime_ns == old:
         pytest.skip("this filesystem does not update atime on read; the test would prove nothing")
     mtime_before = os.stat(target).st_mtime_ns
-    ok_json(case, "collect", ev, "--json")
+    ok_json(case, "collect", "--reason", "test", ev, "--json")
     (it,) = [i for i in list_items(case) if bytes.fromhex(i["path_hex"]) == os.fsencode(target)]
     assert it["outcome"] == "collected"
     st = os.stat(target)

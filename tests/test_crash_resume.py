@@ -513,7 +513,7 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
     new_case(calib, "CALIB")
     out = tmp_path / "calibration.txt"
     t0 = time.monotonic()
-    p = spawn(calib, env, ["collect", str(tree), "--quiet"], out)
+    p = spawn(calib, env, ["collect", "--reason", "test", str(tree), "--quiet"], out)
     t_start = None
     while p.poll() is None:
         if t_start is None and has_start(calib):
@@ -542,7 +542,7 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
             steps_total += 1
             assert step <= 40, f"seed {SEED} round {rounds}: no progress after 40 steps"
             args = ["collect", "--quiet"]
-            args += ["--resume"] if pre.unfinished else [str(tree)]
+            args += ["--resume"] if pre.unfinished else ["--reason", "test", str(tree)]
             # every delay lies in [0, 1.2 x full]; most start late enough to miss the
             # interpreter's start-up, which no kill can harm, some from 0 anyway
             finish = rng.random() < FINISH_PROBABILITY or kills >= MIN_KILLS
@@ -631,7 +631,7 @@ def test_planted_orphan_is_a_finding_then_kept_and_logged(case: Case, tmp_path: 
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
     one.write_bytes(b"first exhibit\n")
     two.write_bytes(b"second exhibit\n")
-    proc = case("collect", one, "--quiet")
+    proc = case("collect", "--reason", "test", one, "--quiet")
     assert proc.returncode == 0, proc.stderr
 
     orphan_bytes = b"copied by a run killed before it recorded this"
@@ -651,7 +651,7 @@ def test_planted_orphan_is_a_finding_then_kept_and_logged(case: Case, tmp_path: 
     assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("object-unrecorded", rel)]
     assert not [n for n in rep["notes"] if ORPHAN_NOTE in n], rep["notes"]
 
-    proc = case("collect", two, "--quiet")
+    proc = case("collect", "--reason", "test", two, "--quiet")
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("Store tidied")]
     assert len(lines) == 1, proc.stdout
@@ -683,7 +683,7 @@ def test_planted_orphan_is_a_finding_then_kept_and_logged(case: Case, tmp_path: 
     rep = json.loads(proc.stdout)
     assert [(f["kind"], f["subject"]) for f in rep["findings"]] == [("object-unrecorded", rel)]
     # and the next collect has nothing to record again
-    proc = case("collect", one, "--quiet")
+    proc = case("collect", "--reason", "test", one, "--quiet")
     assert proc.returncode == 0 and "Store tidied" not in proc.stdout, proc.stdout
     events = json.loads(case("log", "--json", check=True).stdout)
     assert len([e for e in events if e["type"] == CLEANUP_EVENT]) == 1
@@ -708,11 +708,13 @@ def test_live_run_is_not_unfinished(case: Case, tmp_path: Path) -> None:
         for _ in range(64):
             f.write(os.urandom(1 << 20))
     (ev / "small.txt").write_text("small\n")
-    proc = case("collect", ev / "small.txt", "--quiet")  # the self-test, out of the way
+    proc = case(
+        "collect", "--reason", "test", ev / "small.txt", "--quiet"
+    )  # the self-test, out of the way
     assert proc.returncode == 0, proc.stderr
 
     out = tmp_path / "live.txt"
-    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    p = spawn(case.dir, env, ["collect", "--reason", "test", str(ev), "--quiet"], out)
     try:
         run = wait_mid_copy(case.dir, p, out)
         # freeze it mid-copy: alive, holding its locks, with no end event (and not
@@ -764,11 +766,11 @@ def test_log_shows_the_killed_run_until_resumed(case: Case, tmp_path: Path) -> N
     with open(ev / "zz-disk.img", "wb") as f:  # walked last: the kill lands mid-copy
         for _ in range(64):
             f.write(os.urandom(1 << 20))
-    proc = case("collect", ev / "sub" / "note0.txt", "--quiet")  # the self-test
+    proc = case("collect", "--reason", "test", ev / "sub" / "note0.txt", "--quiet")  # the self-test
     assert proc.returncode == 0, proc.stderr
 
     out = tmp_path / "killed.txt"
-    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    p = spawn(case.dir, env, ["collect", "--reason", "test", str(ev), "--quiet"], out)
     run = wait_mid_copy(case.dir, p, out)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -829,7 +831,7 @@ def test_resume_usage_errors(case: Case, tmp_path: Path) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert NOTHING_TO_RESUME in one_error_line(proc)
 
-    assert case("collect", f, "--quiet").returncode == 0
+    assert case("collect", "--reason", "test", f, "--quiet").returncode == 0
     proc = case("collect", "--resume")  # the only run completed
     assert proc.returncode == 2
     assert NOTHING_TO_RESUME in one_error_line(proc)
@@ -870,17 +872,19 @@ def test_two_concurrent_resumes_finish_the_run_once(case: Case, tmp_path: Path) 
     with open(ev / "zz-disk.img", "wb") as f:  # walked last: killed while copying it
         for _ in range(64):
             f.write(os.urandom(1 << 20))
-    assert case("collect", ev / "sub" / "note0.txt", "--quiet").returncode == 0  # self-test
+    assert (
+        case("collect", "--reason", "test", ev / "sub" / "note0.txt", "--quiet").returncode == 0
+    )  # self-test
 
     out = tmp_path / "killed.txt"
-    p = spawn(case.dir, env, ["collect", str(ev), "--quiet"], out)
+    p = spawn(case.dir, env, ["collect", "--reason", "test", str(ev), "--quiet"], out)
     run = wait_mid_copy(case.dir, p, out)
     p.send_signal(signal.SIGKILL)
     p.wait()
     # an unrelated collection cleans what the kill left, so neither resumer needs to
     other = tmp_path / "other.txt"
     other.write_text("other\n")
-    assert case("collect", other, "--quiet").returncode == 0
+    assert case("collect", "--reason", "test", other, "--quiet").returncode == 0
     with Ledger.open(case.dir) as ledger:
         assert [r.run for r in unfinished_runs(ledger)] == [run]
 

@@ -43,7 +43,16 @@ def handed_over(custody_env: dict[str, str], tmp_path: Path) -> Path:
     case = tmp_path / "case"
     ok_here("init", case, "--case-id", "2026-017", "--title", "Payroll server breach")
     (tmp_path / "memo.txt").write_text("payroll memo\n")
-    ok_here("collect", tmp_path / "memo.txt", "--no-selftest", "--quiet", "--case", case)
+    ok_here(
+        "collect",
+        "--reason",
+        "test",
+        tmp_path / "memo.txt",
+        "--no-selftest",
+        "--quiet",
+        "--case",
+        case,
+    )
     ok_here(
         "key",
         "import",

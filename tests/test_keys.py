@@ -101,12 +101,12 @@ def opened_only(case: Case) -> None:
 
 
 def test_wrong_passphrase_is_one_clear_line(case: Case, evidence: Path) -> None:
-    proc = case("collect", evidence, env={"CUSTODY_PASSPHRASE": "wrong horse"})
+    proc = case("collect", "--reason", "test", evidence, env={"CUSTODY_PASSPHRASE": "wrong horse"})
     assert proc.returncode == 2
     assert "wrong passphrase" in one_error_line(proc)
     pw = case.dir.parent / "pw.txt"
     pw.write_text("also wrong\n")
-    proc = case("collect", evidence, "--passphrase-file", pw)
+    proc = case("collect", "--reason", "test", evidence, "--passphrase-file", pw)
     assert proc.returncode == 2
     assert "wrong passphrase" in one_error_line(proc)
     opened_only(case)
@@ -115,11 +115,11 @@ def test_wrong_passphrase_is_one_clear_line(case: Case, evidence: Path) -> None:
 def test_group_or_world_readable_key_is_refused(case: Case, evidence: Path) -> None:
     for mode in (0o644, 0o640):
         case.key.chmod(mode)
-        proc = case("collect", evidence)
+        proc = case("collect", "--reason", "test", evidence)
         assert proc.returncode == 2, oct(mode)
         one_error_line(proc)
     opened_only(case)
-    proc = case("collect", evidence, "--insecure-key")
+    proc = case("collect", "--reason", "test", evidence, "--insecure-key")
     assert proc.returncode == 0, proc.stderr
 
 
@@ -134,7 +134,7 @@ def test_unencrypted_key_is_refused(case: Case, evidence: Path, tmp_path: Path) 
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     assert stat.S_IMODE(plain.stat().st_mode) == 0o600
-    proc = case("collect", evidence, "--key", plain)
+    proc = case("collect", "--reason", "test", evidence, "--key", plain)
     assert proc.returncode == 2
     one_error_line(proc)
     opened_only(case)
@@ -147,7 +147,7 @@ def test_unencrypted_key_is_refused(case: Case, evidence: Path, tmp_path: Path) 
     )
     proc = case("key", "import", plain_pub, "--name", "Plain Key", "--role", "collector")
     assert proc.returncode == 0, proc.stderr
-    proc = case("collect", evidence, "--key", plain, "--insecure-key")
+    proc = case("collect", "--reason", "test", evidence, "--key", plain, "--insecure-key")
     assert proc.returncode == 0, proc.stderr
 
 
@@ -171,7 +171,7 @@ def test_owner_identity_is_recorded_when_the_case_is_made(case: Case, evidence: 
     assert ident["event_seq"] == 0
     assert (ident["standing"], ident["attested_by"], ident["status"]) == ("owner", fp, "active")
 
-    ok_json(case, "collect", evidence, "--json")
+    ok_json(case, "collect", "--reason", "test", evidence, "--json")
     assert ok_json(case, "key", "list", "--json") == [ident]
     events = ok_json(case, "log", "--json")
     first = events[0]
@@ -196,7 +196,7 @@ def test_owner_identity_is_recorded_when_the_case_is_made(case: Case, evidence: 
         assert ev["prev"] == prev["hash"]
 
     # a second collection does not register the identity again
-    ok_json(case, "collect", evidence, "--json")
+    ok_json(case, "collect", "--reason", "test", evidence, "--json")
     types = [e["type"] for e in ok_json(case, "log", "--json")]
     assert types.count("case.open") == 1 and types.count("identity") == 0
 
@@ -207,7 +207,7 @@ def test_signer_identity_is_recorded_on_first_signature(
     """A key the case does not know registers itself, signed by itself, before its
     first signature (here a note, all a key nobody attested may sign), and is shown
     as self-asserted."""
-    ok_json(case, "collect", evidence, "--json")
+    ok_json(case, "collect", "--reason", "test", evidence, "--json")
     sam = tmp_path / "sam.pem"
     case.run("key", "new", "--name", "Sam Ito", "--role", "examiner", "--out", sam, "--no-default")
     raw = raw_public(sam.with_suffix(".pub"))

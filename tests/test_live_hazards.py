@@ -299,6 +299,8 @@ def test_store_full_mid_copy_cli(case: Case, tmp_path: Path) -> None:
     proc = cli(
         case,
         "collect",
+        "--reason",
+        "test",
         ev,
         "--no-selftest",
         argv0=[sys.executable, str(script)],
@@ -344,7 +346,7 @@ def test_store_full_on_a_real_small_filesystem(
     }
     for name, data in contents.items():
         (ev / name).write_bytes(data)
-    proc = cli(case, "collect", ev, "--no-selftest", timeout=HANG_LIMIT)
+    proc = cli(case, "collect", "--reason", "test", ev, "--no-selftest", timeout=HANG_LIMIT)
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     line = one_error_line(proc)
     m = NEED_FREE.search(line)
@@ -403,7 +405,17 @@ def test_fresh_read_only_case_refused_before_any_work(case: Case, tmp_path: Path
         before = _tree_snapshot(case.dir)
         if how == "chmod-case-dir":
             case.dir.chmod(0o555)
-        proc = cli(case, "collect", src, "--case", target, preexec_fn=preexec, timeout=HANG_LIMIT)
+        proc = cli(
+            case,
+            "collect",
+            "--reason",
+            "test",
+            src,
+            "--case",
+            target,
+            preexec_fn=preexec,
+            timeout=HANG_LIMIT,
+        )
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
         assert one_error_line(proc) == (
             f"custody: error: case {target} is on read-only media: nothing can be recorded there"
@@ -428,7 +440,7 @@ def test_read_only_store_refused_before_any_work(case: Case, tmp_path: Path) -> 
     store = case.dir / "store"
     store.chmod(0o555)
     try:
-        proc = cli(case, "collect", src, preexec_fn=preexec, timeout=HANG_LIMIT)
+        proc = cli(case, "collect", "--reason", "test", src, preexec_fn=preexec, timeout=HANG_LIMIT)
     finally:
         store.chmod(0o755)
     assert not (store / ".writers.lock").exists()
@@ -837,7 +849,7 @@ def test_hostile_names_survive_listing_and_csv_report(case: Case, tmp_path: Path
     for name, data in HOSTILE.items():
         with open(rb + b"/" + name, "wb") as f:
             f.write(data)
-    ok_json(case, "collect", d, "--json", "--no-selftest", timeout=HANG_LIMIT)
+    ok_json(case, "collect", "--reason", "test", d, "--json", "--no-selftest", timeout=HANG_LIMIT)
 
     # the JSON listing
     items = items_by_raw(case)

@@ -185,7 +185,9 @@ def test_edited_import_tables_then_collect_delete_nothing(case: Case, tmp_path: 
     (src / "b.txt").write_text("beta from host1\n")
     host = tmp_path / "hostcase"
     case.run("init", host, "--case-id", "HOST-1", "--title", "host", check=True)
-    case.run("collect", src / "a.txt", src / "b.txt", "--case", host, check=True)
+    case.run(
+        "collect", "--reason", "test", src / "a.txt", src / "b.txt", "--case", host, check=True
+    )
     bundle = tmp_path / "host1.tar"
     case.run("bundle", "export", "--all", "--out", bundle, "--case", host, check=True)
     case("bundle", "import", bundle, check=True)
@@ -211,7 +213,7 @@ def test_purge_spares_an_object_an_imported_item_names(case: Case, tmp_path: Pat
     shared.write_text("the same bytes on two machines\n")
     host = tmp_path / "hostcase"
     case.run("init", host, "--case-id", "HOST-1", "--title", "host", check=True)
-    case.run("collect", shared, "--case", host, check=True)
+    case.run("collect", "--reason", "test", shared, "--case", host, check=True)
     bundle = tmp_path / "host1.tar"
     case.run("bundle", "export", "--all", "--out", bundle, "--case", host, check=True)
     case("bundle", "import", bundle, check=True)

@@ -41,7 +41,7 @@ def test_collect_refused_on_read_only_media(case: Case, ro_case: Path, tmp_path:
     before = case.run("log", "--json", "--case", ro_case, check=True).stdout
     f = tmp_path / "more.txt"
     f.write_text("more\n")
-    proc = case.run("collect", f, "--case", ro_case)
+    proc = case.run("collect", "--reason", "test", f, "--case", ro_case)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"custody: error: case {ro_case} is on read-only media: nothing can be recorded there"

@@ -35,7 +35,9 @@ def case(custody_cwd: dict[str, str], tmp_path: Path) -> Path:
     d = tmp_path / "case"
     ok_here("init", d, "--case-id", "2026-017", "--title", "Payroll server breach")
     (tmp_path / "f.txt").write_text("evidence\n")
-    ok_here("collect", tmp_path / "f.txt", "--no-selftest", "--quiet", "--case", d)
+    ok_here(
+        "collect", "--reason", "test", tmp_path / "f.txt", "--no-selftest", "--quiet", "--case", d
+    )
     return d
 
 
