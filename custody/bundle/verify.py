@@ -627,7 +627,7 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
         for e in events
         if isinstance(e["seq"], int)
     ]
-    r = replay(sorted(rows), case_id, report.rules)
+    r = replay(sorted(rows), case_id, report.rules, partial=True)
     for f in r.violations:
         if f.item is not None and f.item not in r.items:
             continue  # a hand-over that also moved items not disclosed here
