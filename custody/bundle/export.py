@@ -26,6 +26,7 @@ from custody.bundle.shapes import (
     SCHEMA_VERSION,
     TIMESTAMP_FILE,
     _payload_name,
+    encode_manifest_path,
     export_time,
 )
 from custody.canonical import parse_strict
@@ -171,9 +172,11 @@ def _identities(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[st
 
 
 def _info_value(text: str) -> str:
-    """``text`` as one bag-info.txt value: each control or line-separator character
-    (a title or name recorded before custody refused them) becomes a space."""
-    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)
+    """``text`` as one bag-info.txt value that a BagIt reader reads back exactly:
+    each control or line-separator character (a title or name recorded before
+    custody refused them; bagit.py splits lines where str.splitlines does) becomes a
+    space, and white space at either end, which readers strip, is dropped."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text).strip()
 
 
 def _bag_files(
@@ -297,9 +300,9 @@ def _bag_files(
     files["custody/keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
     files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     info = [
-        ("Source-Organization", organization),
+        ("Source-Organization", _info_value(organization)),
         ("Contact-Name", _info_value(registered_name(ledger, signer))),
-        ("External-Identifier", ledger.case.case_id),
+        ("External-Identifier", _info_value(ledger.case.case_id)),
         ("Bagging-Date", datetime.now(tz=UTC).strftime("%Y-%m-%d")),
         ("Payload-Oxum", f"{payload_bytes}.{payload_files}"),
         ("Custody-Schema-Version", str(SCHEMA_VERSION)),
@@ -349,11 +352,11 @@ def export_bundle(
     digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
     for alg in ("sha256", "sha512"):
         files[f"manifest-{alg}.txt"] = "".join(
-            f"{digests[n][alg]}  {n}\n" for n in sorted(payload)
+            f"{digests[n][alg]}  {encode_manifest_path(n)}\n" for n in sorted(payload)
         ).encode()
     tags = sorted(n for n in files if not n.startswith("data/"))
     files["tagmanifest-sha256.txt"] = "".join(
-        f"{_digest(files[n], ('sha256',))['sha256']}  {n}\n" for n in tags
+        f"{_digest(files[n], ('sha256',))['sha256']}  {encode_manifest_path(n)}\n" for n in tags
     ).encode()
     _write(files, out)
     events_blob = files["custody/events.jsonl"]
