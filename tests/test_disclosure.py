@@ -20,7 +20,7 @@ from typing import Any
 import docverify
 import pytest
 from conftest import PASSPHRASE, Run, new_key, template_case
-from tampering import read_events, retag, write_events
+from tampering import append_unchecked, read_events, retag, write_events
 
 from custody.errors import CustodyRuleError
 from custody.keys import load_signer
@@ -272,6 +272,8 @@ def test_identity_from_a_fuller_bundle_added_is_caught(
     assert proc.returncode == 1
     kinds = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
     assert ("event-extra", f"event {kim['seq']}") in kinds
+    rc, found = docverify.verify(bag)  # the independent verifier, from the page alone
+    assert (rc, set(found)) == (1, kinds)
 
 
 def test_derived_tables_edited_without_a_key_change_nothing(
@@ -418,3 +420,36 @@ def test_receipt_must_carry_its_handover(handover_case: tuple[Path, Any, Any]) -
 
         with pytest.raises(CustodyRuleError, match="the receipt's hand-over"):
             _forced(led, lee, wrong)
+
+
+def test_verify_reports_a_handover_forged_past_the_gate(
+    handover_case: tuple[Path, Any, Any], run: Run
+) -> None:
+    """Dana's key, no CLI: the second part of a hand-over names another receiver
+    and reason.  ``custody verify`` reports it by the rule the gate applies, and a
+    one-item bundle of the first part alone still verifies (its partner withheld)."""
+    case, dana, _ = handover_case
+    with Ledger.open(case) as led:
+        n = led.event_count()
+        first, second = handover_drafts(
+            led.rules().current(), n, ["ITEM-1", "ITEM-2"], "Lee Okafor", REASON
+        )
+        append_unchecked(led, dana, TRANSFER_EVENT, first.data)
+        append_unchecked(led, dana, TRANSFER_EVENT, {**second.data, "reason": "to the press"})
+    proc = run("verify", "--json", cwd=case)
+    assert proc.returncode == 1
+    found = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
+    assert found == {("transfer", f"TRANSFER-{n + 1}")}
+    run("bundle", "export", "ITEM-1", "--out", case.parent / "b", cwd=case, check=True)
+    proc = run("bundle", "verify", case.parent / "b", "--trust", case.parent / "dana.pub")
+    assert proc.returncode == 0, proc.stdout
+    run("bundle", "export", "ITEM-2", "--out", case.parent / "b2", cwd=case, check=True)
+    proc = run("bundle", "verify", case.parent / "b2", "--json")
+    found = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
+    # ITEM-2's part alone: compared with nothing, so nothing to report...
+    assert (proc.returncode, found) == (0, set())
+    run("bundle", "export", "ITEM-1", "ITEM-2", "--out", case.parent / "b3", cwd=case, check=True)
+    proc = run("bundle", "verify", case.parent / "b3", "--json")
+    found = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
+    # ...both parts: the same finding as the case's own verify
+    assert (proc.returncode, found) == (1, {("transfer", f"TRANSFER-{n + 1}")})
