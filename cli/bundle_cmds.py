@@ -80,7 +80,10 @@ def bundle_export(
         "events": result.events,
         "bytes": result.bytes,
         "checkpoint_size": result.checkpoint_size,
+        "warnings": result.warnings,
     }
+    for w in result.warnings:
+        click.echo(f"Warning: {shown(w)}", err=True)
     if as_json:
         echo_json(summary)
     else:

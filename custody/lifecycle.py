@@ -115,10 +115,13 @@ class Transfer:
     receipt: int | None = None
     receipt_time: str | None = None
     mismatches: list[str] = field(default_factory=list)
+    handover: str | None = None  # the hand-over id grouping one event per item
 
     @property
     def id(self) -> str:
-        return transfer_id(self.seq)
+        """The id people use: the hand-over's (its first transfer's) for every transfer
+        of a hand-over, else ``TRANSFER-<seq>``."""
+        return self.handover or transfer_id(self.seq)
 
 
 @dataclass
@@ -143,6 +146,19 @@ class Replay:
     # imported sources (custody.sources): label -> header hash, header hash -> label
     sources: dict[str, str] = field(default_factory=dict)
     source_labels: dict[str, str] = field(default_factory=dict)
+    # a replay of a bundle's disclosed events, not of a whole ledger: a hand-over's
+    # members for other items are withheld, so only those present are compared
+    partial: bool = False
+    handover_last: dict[str, int] = field(default_factory=dict)  # hand-over -> last member
+
+    def group(self, t: Transfer) -> list[Transfer]:
+        """The transfers of ``t``'s hand-over (one per item), in order; ``[t]`` alone
+        for a transfer written before hand-overs were split by item."""
+        if t.handover is None:
+            return [t]
+        return sorted(
+            (u for u in self.transfers.values() if u.handover == t.handover), key=lambda u: u.seq
+        )
 
     def violate(
         self, kind: Kind, seq: int, detail: str, *, item: str | None = None, subject: str = ""
@@ -202,10 +218,15 @@ def _items_of(data: dict[str, Any]) -> list[str]:
 
 
 def replay(
-    events: Iterable[tuple[int, str, str, str, dict[str, Any]]], case_id: str, rules: int = 1
+    events: Iterable[tuple[int, str, str, str, dict[str, Any]]],
+    case_id: str,
+    rules: int = 1,
+    *,
+    partial: bool = False,
 ) -> Replay:
-    """Replay (seq, hash, type, signer, body) in order under custody rules ``rules``."""
-    r = Replay(rules=rules)
+    """Replay (seq, hash, type, signer, body) in order under custody rules ``rules``;
+    ``partial`` for the disclosed events of a bundle (:attr:`Replay.partial`)."""
+    r = Replay(rules=rules, partial=partial)
     for seq, ev_hash, type_, signer, body in events:
         step(r, case_id, seq, ev_hash, type_, signer, body)
     return r
@@ -525,8 +546,11 @@ def _transfer(
         reason=str(data.get("reason", "")),
         location=str(data.get("location", "")),
         time=str(body.get("time")),
+        handover=data.get("handover") if isinstance(data.get("handover"), str) else None,
     )
     r.transfers[seq] = t
+    if "handover" in data:
+        _handover_member(r, seq, t, data)
     if t.receiver not in r.keys:
         r.violate(
             Kind.TRANSFER, seq, f"receiver {t.receiver} is not a known identity", subject=subject
@@ -572,6 +596,60 @@ def _transfer(
         st.pending = seq
 
 
+def _handover_member(r: Replay, seq: int, t: Transfer, data: dict[str, Any]) -> None:
+    """A hand-over records one ``transfer`` per item, each naming the hand-over id
+    ``TRANSFER-<seq of its first member>``: consecutive events, one item each, the
+    same releaser, receiver, reason and location (ledger-format §7.2)."""
+    subject = transfer_id(seq)
+    h = data.get("handover")
+    try:
+        head_seq = parse_transfer_id(h) if isinstance(h, str) else None
+    except UsageError:
+        head_seq = None
+    if head_seq is None or h != transfer_id(head_seq) or head_seq > seq:
+        r.violate(
+            Kind.TRANSFER, seq, f"handover {h!r} is not an earlier transfer id", subject=subject
+        )
+        return
+    if len(t.items) != 1:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            "a hand-over's transfer event moves exactly one item",
+            subject=subject,
+        )
+    if head_seq == seq:
+        r.handover_last[str(h)] = seq
+        return
+    head = r.transfers.get(head_seq)
+    if head is None:
+        if not r.partial:
+            r.violate(Kind.TRANSFER, seq, f"hand-over {h} has no first transfer", subject=subject)
+        return
+    same = (head.handover, head.releaser, head.receiver, head.reason, head.location) == (
+        h,
+        t.releaser,
+        t.receiver,
+        t.reason,
+        t.location,
+    )
+    if not same:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            f"not the same hand-over as {h}: releaser, receiver, reason and location differ",
+            subject=subject,
+        )
+    elif not r.partial and r.handover_last.get(str(h)) != seq - 1:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            f"hand-over {h}'s transfers must be consecutive events",
+            subject=subject,
+        )
+    r.handover_last[str(h)] = seq
+
+
 def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[str, Any]) -> None:
     tseq = data.get("transfer_seq")
     t = r.transfers.get(tseq) if isinstance(tseq, int) else None
@@ -587,6 +665,14 @@ def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[
             seq,
             f"{t.id} is addressed to {r.who(r.current(t.receiver))}; only they may receive it,"
             f" not {r.who(signer)}",
+        )
+        return
+    if data.get("handover") != t.handover:
+        r.violate(
+            Kind.RECEIPT,
+            seq,
+            f"the receipt's hand-over {data.get('handover')!r} is not that of the transfer"
+            f" at event {t.seq} ({t.handover!r})",
         )
         return
     t.receipt, t.receipt_time = seq, str(body.get("time"))
