@@ -213,8 +213,8 @@ def bundle_import(
                     )
                 else:
                     click.echo(
-                        f"{shown(url or p)}: imported {len(r.items)} items and {r.events} signed events"
-                        f" as event {r.event_seq}"
+                        f"{shown(url or p)}: imported {len(r.items)} items and {r.events}"
+                        f" signed events as event {r.event_seq}"
                     )
     if as_json:
         echo_json(out)

@@ -190,6 +190,41 @@ def verify_cmd(
         raise SystemExit(IntegrityError.exit_code)
 
 
+@vault.command("sync-holds")
+@url_argument
+@endpoint_option
+@json_option
+@case_option
+@key_options
+def sync_holds_cmd(
+    url: str,
+    endpoint_url: str | None,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Make the S3 legal holds of the versions pushed to URL match the case's legal
+    holds (set for held items, released when their holds are released); record
+    the changes in a signed event."""
+    from custody.vault import sync_holds
+
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        seq, changes = sync_holds(ledger, signer, url, endpoint_url=endpoint_url)
+    if as_json:
+        echo_json({"event": seq, "changes": changes})
+        return
+    on = sum(1 for c in changes if c["legal_hold"])
+    if seq is None:
+        click.echo("The vault's legal holds already match the case's; nothing recorded")
+    else:
+        click.echo(
+            f"Set {on} and released {len(changes) - on} S3 legal holds; recorded as event {seq}"
+        )
+
+
 @vault.command("list")
 @url_argument
 @endpoint_option

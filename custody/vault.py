@@ -43,6 +43,9 @@ from custody.ledger import EventDraft, Ledger
 from custody.lifecycle import Replay, find_item, replay_ledger
 
 VAULT_PUSH_EVENT = "vault.push"
+#: the S3 legal holds custody set or released on pushed versions to match the
+#: case's legal holds (``vault sync-holds``)
+VAULT_HOLDS_EVENT = "vault.holds"
 #: objects this size and larger go multipart, in parts of this size
 PART_SIZE = 64 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -658,11 +661,13 @@ class VaultReport(Verdict):
         }
 
 
-def recorded_pushes(ledger: Ledger, url: VaultURL) -> list[tuple[int, dict[str, Any]]]:
-    """The signed vault.push events of this bucket and prefix, in order."""
+def recorded_pushes(
+    ledger: Ledger, url: VaultURL, type_: str = VAULT_PUSH_EVENT
+) -> list[tuple[int, dict[str, Any]]]:
+    """The signed vault.push (or vault.holds) events of this bucket and prefix, in order."""
     out = []
     for ev in ledger.events():
-        if ev.type != VAULT_PUSH_EVENT:
+        if ev.type != type_:
             continue
         d = ev.data
         if d.get("bucket") == url.bucket and d.get("prefix", "") == url.prefix:
@@ -715,6 +720,19 @@ def verify_vault(
                     seq,
                     d,
                     {**o, "legal_hold": False},
+                )
+
+    for seq, d in recorded_pushes(ledger, url, VAULT_HOLDS_EVENT):
+        if seq in failed:
+            report.notes.append(f"event {seq} failed verification: its records are not used")
+            continue
+        for ch in d.get("changes", []):
+            if isinstance(ch, dict) and (str(ch.get("key")), str(ch.get("version"))) in checks:
+                pseq, pd, o = checks[(str(ch.get("key")), str(ch.get("version")))]
+                checks[(str(ch.get("key")), str(ch.get("version")))] = (
+                    pseq,
+                    pd,
+                    {**o, "legal_hold": ch.get("legal_hold") is True},
                 )
 
     def one(item: tuple[int, dict[str, Any], dict[str, Any]]) -> Checked:
@@ -806,6 +824,56 @@ def _check_version(
                 (Kind.VAULT_RETENTION, subject, "legal hold recorded ON, the server says OFF")
             )
     return res
+
+
+# -- legal holds -------------------------------------------------------------------
+
+
+def sync_holds(
+    ledger: Ledger,
+    signer: Signer,
+    url_text: str,
+    *,
+    client: Any = None,
+    endpoint_url: str | None = None,
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Set the S3 legal hold on every pushed version whose item is under a legal
+    hold in the case, and release it on those whose holds were all released (a
+    version pushed with --legal-hold keeps it); record the changes in a signed
+    ``vault.holds`` event.  Returns (event seq or None when nothing changed, changes)."""
+    url = parse_url(url_text)
+    r = replay_ledger(ledger)
+    held = {str(r.items[i].digests.get("sha256", "")) for i in r.holds if i in r.items}
+    want: dict[tuple[str, str], tuple[str, bool, bool]] = {}  # -> (sha, pinned, expected)
+    for _, d in recorded_pushes(ledger, url):
+        pinned = d.get("legal_hold") is True
+        for o in d.get("objects", []):
+            if isinstance(o, dict):
+                k = (str(o.get("key")), str(o.get("version")))
+                want[k] = (str(o.get("sha256")), pinned, o.get("legal_hold") is True)
+    for _, d in recorded_pushes(ledger, url, VAULT_HOLDS_EVENT):
+        for ch in d.get("changes", []):
+            k = (str(ch.get("key")), str(ch.get("version"))) if isinstance(ch, dict) else ("", "")
+            if k in want:
+                want[k] = (want[k][0], want[k][1], ch.get("legal_hold") is True)
+    if not want:
+        raise UsageError(f"this case records no push to {url}")
+    client = client or connect(endpoint_url)
+    changes = []
+    with s3_errors(f"vault sync-holds {url}"):
+        for (key, version), (sha, pinned, expected) in sorted(want.items()):
+            on = pinned or sha in held
+            kw = {"Bucket": url.bucket, "Key": key, "VersionId": version}
+            status = client.get_object_legal_hold(**kw).get("LegalHold", {}).get("Status")
+            if (status == "ON") != on:
+                client.put_object_legal_hold(**kw, LegalHold={"Status": "ON" if on else "OFF"})
+            if expected != on or (status == "ON") != on:
+                changes.append({"key": key, "version": version, "sha256": sha, "legal_hold": on})
+    if not changes:
+        return None, []
+    data = {"bucket": url.bucket, "prefix": url.prefix, "changes": changes}
+    ev = ledger.append(signer, [EventDraft(VAULT_HOLDS_EVENT, data)])[-1]
+    return ev.seq, changes
 
 
 # -- list and fetch -------------------------------------------------------------------

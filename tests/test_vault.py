@@ -445,6 +445,28 @@ def test_holds_refuse_purge_and_set_the_s3_legal_hold(
     assert proc.returncode == 2 and "may not release the hold" in proc.stderr
     assert cli(vcase, "hold", "release", "ITEM-2", "--reason", "case closed").returncode == 0
     assert json.loads(cli(vcase, "hold", "list", "--json").stdout) == []
+    # the vault still holds it until the holds are synced; verify expects it on till then
+    heldo = objs[held]
+    assert vault(vcase, s3, "verify", f"s3://{bucket}").returncode == 0
+    out = json.loads(vault(vcase, s3, "sync-holds", f"s3://{bucket}", "--json").stdout)
+    assert [(c["sha256"], c["legal_hold"]) for c in out["changes"]] == [(held, False)]
+    lh = s3.client().get_object_legal_hold(
+        Bucket="evidence", Key=heldo["key"], VersionId=heldo["version"]
+    )
+    assert lh["LegalHold"]["Status"] == "OFF"
+    again = json.loads(vault(vcase, s3, "sync-holds", f"s3://{bucket}", "--json").stdout)
+    assert again == {"event": None, "changes": []}
+    assert vault(vcase, s3, "verify", f"s3://{bucket}").returncode == 0
+    # a hold set again after the push is carried to the vault by sync-holds
+    assert cli(vcase, "hold", "set", "ITEM-2", "--reason", "reopened").returncode == 0
+    out = json.loads(vault(vcase, s3, "sync-holds", f"s3://{bucket}", "--json").stdout)
+    assert [(c["sha256"], c["legal_hold"]) for c in out["changes"]] == [(held, True)]
+    s3.client().put_object_legal_hold(
+        Bucket="evidence", Key=heldo["key"], VersionId=heldo["version"], LegalHold={"Status": "OFF"}
+    )
+    proc = vault(vcase, s3, "verify", f"s3://{bucket}", "--json")
+    assert proc.returncode == 1
+    assert cli(vcase, "hold", "release", "ITEM-2", "--reason", "closed").returncode == 0
     assert (
         cli(vcase, "event", "dispose", "ITEM-2", "--reason", "x", "--purge", "--yes").returncode
         == 0
