@@ -325,17 +325,13 @@ def _hold(
     release: bool = False,
 ) -> None:
     from custody.errors import UsageError
-    from custody.lifecycle import replay_ledger
     from custody.writers import set_hold
 
     if bool(items) == all_items:
         raise UsageError("name ITEMS or give --all")
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        chosen = list(items)
-        if all_items and not release:
-            chosen = [i for i, st in replay_ledger(ledger).items.items() if st.store]
-        evs = set_hold(ledger, signer, chosen, reason, release=release)
+        evs = set_hold(ledger, signer, list(items), reason, release=release)
     held = [ev.data["items"][0] for ev in evs]
     if as_json:
         echo_json({"events": [ev.seq for ev in evs], "items": held, "hold": evs[0].data["hold"]})
@@ -352,11 +348,10 @@ def _hold(
 @case_option
 def hold_list(as_json: bool, case_dir: Path | None) -> None:
     """The legal holds standing, from the signed events."""
-    from custody.lifecycle import replay_ledger
+    from custody.writers import holds_standing
 
     with open_case(case_dir, write=False) as ledger:
-        r = replay_ledger(ledger)
-    rows = [(item, seq, r.who(fp)) for item, (seq, fp) in sorted(r.holds.items())]
+        rows = holds_standing(ledger)
     if as_json:
         echo_json([{"item": i, "event": s, "by": w} for i, s, w in rows])
         return

@@ -261,9 +261,14 @@ def hold_drafts(
     r: Replay, items: list[str], reason: str, release: bool, group: str
 ) -> list[EventDraft]:
     """One hold event per item (so that disclosing one item's custody reveals no
-    other item), grouped by the ``hold`` id they share.  Releasing with no items
-    releases every hold standing."""
-    wanted = list(r.holds) if release and not items else need_items(r, items)
+    other item), grouped by the ``hold`` id they share.  With no items: releasing
+    releases every hold standing; setting holds every item not yet held."""
+    if items:
+        wanted = need_items(r, items)
+    elif release:
+        wanted = list(r.holds)
+    else:
+        wanted = [i for i in r.items if i not in r.holds]
     if not wanted:
         raise UsageError("no legal hold stands" if release else "no items given")
     type_ = HOLD_RELEASE_EVENT if release else HOLD_SET_EVENT
@@ -282,3 +287,9 @@ def set_hold(
     return ledger.append(
         signer, lambda: hold_drafts(ledger.rules().current(), items, reason, release, group)
     )
+
+
+def holds_standing(ledger: Ledger) -> list[tuple[str, int, str]]:
+    """The legal holds standing, from the replay: (item, seq of hold.set, who set it)."""
+    r = replay_ledger(ledger)
+    return [(item, seq, r.who(fp)) for item, (seq, fp) in sorted(r.holds.items())]
