@@ -25,6 +25,7 @@ import base64
 import concurrent.futures
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -382,15 +383,28 @@ class _Pusher:
             if h.get("ObjectLockLegalHoldStatus") != "ON":
                 self.client.put_object_legal_hold(**kw, LegalHold={"Status": "ON"})
 
-    def push_object(self, sha: str, path: Path, size: int, held: bool) -> PushedObject:
+    def listed(self) -> set[str]:
+        """The content addresses the vault holds now (one listing instead of a
+        HEAD per object: only these need confirming)."""
+        out: set[str] = set()
+        with s3_errors(f"vault {self.url}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.url.bucket, Prefix=self.url.key("objects", "sha256") + "/"
+            )
+            for page in pages:
+                out.update(str(o["Key"]) for o in page.get("Contents", []))
+        return out
+
+    def push_object(
+        self, sha: str, path: Path, size: int, held: bool, present: bool = True
+    ) -> PushedObject:
         key = object_key(self.url, sha)
         with s3_errors(f"vault push of {sha[:16]}"):
-            expect, parts = _expected(path, size)
-            h = head(self.client, self.url.bucket, key)
+            h = head(self.client, self.url.bucket, key) if present else None
             planted = False
             if h is not None:
                 h["_key"] = key
-                if self._confirmed(h, sha, size, expect):
+                if self._confirmed(h, sha, size, _expected(path, size)[0]):
                     self._keep(h, key, held)
                     if self.progress:
                         self.progress(size)
@@ -405,7 +419,7 @@ class _Pusher:
                     )
                 planted = True
             if size >= PART_SIZE:
-                version, checksum = self._multipart(key, path, size, parts, held)
+                version, checksum = self._multipart(key, path, sha, held)
             else:
                 version, checksum = self._single(key, path, sha, size, held)
         return PushedObject(
@@ -436,9 +450,12 @@ class _Pusher:
             self.progress(size)
         return str(r.get("VersionId") or ""), str(r.get("ChecksumSHA256") or full)
 
-    def _multipart(
-        self, key: str, path: Path, size: int, parts: list[bytes], held: bool
-    ) -> tuple[str, str]:
+    def _multipart(self, key: str, path: Path, sha: str, held: bool) -> tuple[str, str]:
+        """Upload in parts, each with its SHA-256, resuming an upload the server
+        holds (a part it has with our digest, or our MD5 as ETag, is not sent
+        again).  The whole object is hashed as it is read; unless it has the
+        recorded SHA-256 the upload is aborted, so no other bytes are ever
+        completed under the content address."""
         c, bucket = self.client, self.url.bucket
         upload = None
         for u in c.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", []):
@@ -453,21 +470,25 @@ class _Pusher:
                 Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **self.ret.put_args(held)
             )["UploadId"]
         done = []
+        digests: list[bytes] = []
+        whole = hashlib.sha256()
         with _open_object(path) as f:
-            for n, digest in enumerate(parts, 1):
-                f.seek((n - 1) * PART_SIZE)
+            for n in itertools.count(1):
                 data = f.read(PART_SIZE)
-                if hashlib.sha256(data).digest() != digest:
-                    raise IntegrityError(f"store object {path.name[:16]}… changed while pushed")
+                if not data:
+                    break
+                whole.update(data)
+                digest = hashlib.sha256(data).digest()
+                digests.append(digest)
                 part_sum = b64(digest)
                 old = have.get(n)
-                md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
                 if (
                     old is not None
                     and int(old.get("Size", -1)) == len(data)
                     and (
                         old.get("ChecksumSHA256") == part_sum
-                        or str(old.get("ETag", "")).strip('"') == md5
+                        or str(old.get("ETag", "")).strip('"')
+                        == hashlib.md5(data, usedforsecurity=False).hexdigest()
                     )
                 ):
                     etag = old["ETag"]
@@ -484,10 +505,16 @@ class _Pusher:
                 done.append({"PartNumber": n, "ETag": etag, "ChecksumSHA256": part_sum})
                 if self.progress:
                     self.progress(len(data))
+        if whole.hexdigest() != sha:
+            c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise IntegrityError(
+                f"store object {sha[:16]}… does not have its recorded SHA-256: not pushed;"
+                " run custody verify"
+            )
         r = c.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
         )
-        expect = composite_checksum(parts)
+        expect = composite_checksum(digests)
         got = r.get("ChecksumSHA256")
         if got and got != expect:
             raise IntegrityError(
@@ -582,9 +609,17 @@ def push(
         sha: os.stat(store / rel, follow_symlinks=False).st_size for sha, (rel, _) in objs.items()
     }
     pushed: list[PushedObject] = []
+    there = pusher.listed()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futs = [
-            pool.submit(pusher.push_object, sha, store / rel, sizes[sha], sha in held_objects)
+            pool.submit(
+                pusher.push_object,
+                sha,
+                store / rel,
+                sizes[sha],
+                sha in held_objects,
+                object_key(url, sha) in there,
+            )
             for sha, (rel, _) in sorted(objs.items(), key=lambda kv: -sizes[kv[0]])
         ]
         for fut in futs:

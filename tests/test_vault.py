@@ -472,3 +472,35 @@ def test_holds_refuse_purge_and_set_the_s3_legal_hold(
         == 0
     )
     assert cli(vcase, "verify").returncode == 0
+
+
+@pytest.mark.parametrize("part_mib", [None, 5])
+def test_an_altered_store_object_is_never_pushed(
+    case: Case,
+    s3: S3Server,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    part_mib: int | None,
+) -> None:
+    """Bytes changed in the store after collection are refused: by the server's
+    checksum check for a single upload, by custody's whole-object hash before a
+    multipart upload is completed.  Nothing lands under the content address."""
+    case.run.env.update(s3.env)
+    if part_mib:
+        monkeypatch.setattr(v, "PART_SIZE", part_mib * 1024 * 1024)
+    f = tmp_path / "x.bin"
+    f.write_bytes(os.urandom(6 * 1024 * 1024))
+    cli(case, "collect", f, "--reason", "r", "--quiet").check_returncode()
+    sha = sha256sum(f)
+    obj = case.dir / "store" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj.chmod(0o600)
+    with open(obj, "r+b") as fh:
+        fh.seek(4 * 1024 * 1024 + 7)
+        fh.write(b"\x00")
+    proc = vault(case, s3, "push", f"s3://{bucket}", "--all", "--retain-days", "1")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and sha[:16] in proc.stderr
+    listed = s3.client().list_objects_v2(Bucket="evidence", Prefix=bucket.split("/")[1])
+    assert listed.get("KeyCount", 0) == 0
+    assert pushed_objects(case) == []
