@@ -43,6 +43,10 @@ REASSIGN_EVENT = "reassign"
 #: what a self-asserted key (one nobody attested) may sign under rules 2
 SELF_ASSERTED_MAY = frozenset({"note", "checkpoint", "timestamp"})
 LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
+#: a legal hold on one item (custody.vault, docs/vault.md): while it stands, the
+#: item's stored bytes may not be purged
+HOLD_SET_EVENT = "hold.set"
+HOLD_RELEASE_EVENT = "hold.release"
 TRANSFER_PREFIX = "TRANSFER-"
 #: an item's id in the case it was collected in (what an import event may import)
 SOURCE_ITEM = re.compile(r"ITEM-[1-9][0-9]*")
@@ -146,6 +150,8 @@ class Replay:
     # imported sources (custody.sources): label -> header hash, header hash -> label
     sources: dict[str, str] = field(default_factory=dict)
     source_labels: dict[str, str] = field(default_factory=dict)
+    # legal holds standing: item -> (seq of hold.set, fp that set it)
+    holds: dict[str, tuple[int, str]] = field(default_factory=dict)
     # a replay of a bundle's disclosed events, not of a whole ledger: a hand-over's
     # members for other items are withheld, so only those present are compared
     partial: bool = False
@@ -311,6 +317,8 @@ def step(
         _receive(r, seq, signer, body, data)
     elif type_ in LIFECYCLE_EVENTS:
         _lifecycle(r, seq, type_, signer, data)
+    elif type_ in (HOLD_SET_EVENT, HOLD_RELEASE_EVENT):
+        _hold(r, seq, type_, signer, data)
 
 
 def retired_why(r: Replay, fp: str, seq: int) -> str | None:
@@ -834,9 +842,56 @@ def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any
         if why:
             r.violate(Kind.LIFECYCLE, seq, why, item=item)
             continue
+        if type_ == "dispose" and data.get("purge") is True and item in r.holds:
+            r.violate(
+                Kind.LIFECYCLE,
+                seq,
+                f"{item} is under a legal hold since event {r.holds[item][0]}: its stored"
+                " bytes may not be purged until the hold is released",
+                item=item,
+            )
+            continue
         st.state = _STATE_AFTER[type_]
         if type_ == "dispose" and data.get("purge") is True:
             st.purged = True
+
+
+def _hold(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:
+    """A legal hold is set on one item by any key that may act (under rules 2: an
+    attested one) and released only by the key that set it or the case's owner."""
+    items = _items_of(data)
+    if len(items) != 1:
+        r.violate(Kind.LIFECYCLE, seq, f"{type_} must name exactly one item")
+        return
+    item = items[0]
+    if item not in r.items:
+        r.violate(Kind.LIFECYCLE, seq, f"{type_} of {item}, not an item of this case", item=item)
+        return
+    held = r.holds.get(item)
+    if type_ == HOLD_SET_EVENT:
+        if held is not None:
+            r.violate(
+                Kind.LIFECYCLE,
+                seq,
+                f"{item} is already under a hold since event {held[0]}",
+                item=item,
+            )
+            return
+        r.holds[item] = (seq, signer)
+        return
+    if held is None:
+        r.violate(Kind.LIFECYCLE, seq, f"{item} is not under a legal hold", item=item)
+        return
+    if signer not in (held[1], r.owner) and r.current(held[1]) != signer:
+        r.violate(
+            Kind.AUTHORITY,
+            seq,
+            f"{r.who(signer)} may not release the hold of event {held[0]}: only the key"
+            " that set it or the case's owner may",
+            item=item,
+        )
+        return
+    del r.holds[item]
 
 
 def replay_ledger(ledger: Ledger) -> Replay:

@@ -11,6 +11,7 @@ show that ``verify`` reports what a writer refuses.
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from custody.hashing import hash_file
 from custody.keys import Identity, Signer
 from custody.ledger import KEY_REVOKE_EVENT, KEY_ROTATE_EVENT, Event, EventDraft, Ledger
 from custody.lifecycle import (
+    HOLD_RELEASE_EVENT,
+    HOLD_SET_EVENT,
     LIFECYCLE_EVENTS,
     REASSIGN_EVENT,
     RECEIVE_EVENT,
@@ -328,3 +331,41 @@ def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: s
         raise UsageError("--reason is required")
 
     return append_checked(ledger, owner, lambda r: reassign_draft(r, items, to, reason))
+
+
+def hold_drafts(
+    r: Replay, items: list[str], reason: str, release: bool, group: str
+) -> list[EventDraft]:
+    """One hold event per item (so that disclosing one item's custody reveals no
+    other item), grouped by the ``hold`` id they share.  With no items: releasing
+    releases every hold standing; setting holds every item not yet held."""
+    if items:
+        wanted = need_items(r, items)
+    elif release:
+        wanted = list(r.holds)
+    else:
+        wanted = [i for i in r.items if i not in r.holds]
+    if not wanted:
+        raise UsageError("no legal hold stands" if release else "no items given")
+    type_ = HOLD_RELEASE_EVENT if release else HOLD_SET_EVENT
+    return [EventDraft(type_, {"items": [i], "hold": group, "reason": reason}) for i in wanted]
+
+
+def set_hold(
+    ledger: Ledger, signer: Signer, items: list[str], reason: str, *, release: bool = False
+) -> list[Event]:
+    """Record a legal hold on ``items`` (or release it).  The rules
+    (custody.lifecycle) refuse a purge of a held item, and ``vault push`` sets the
+    object store's legal hold on held items' objects."""
+    if not reason.strip():
+        raise UsageError("--reason is required")
+    group = "HOLD-" + secrets.token_hex(6)
+    return ledger.append(
+        signer, lambda: hold_drafts(ledger.rules().current(), items, reason, release, group)
+    )
+
+
+def holds_standing(ledger: Ledger) -> list[tuple[str, int, str]]:
+    """The legal holds standing, from the replay: (item, seq of hold.set, who set it)."""
+    r = replay_ledger(ledger)
+    return [(item, seq, r.who(fp)) for item, (seq, fp) in sorted(r.holds.items())]
