@@ -632,7 +632,7 @@ def push(
     ]
     bundle_rec: dict[str, Any] = {}
     if bundle:
-        bundle_rec = _push_bundle(ledger, signer, pusher, url, chosen)
+        bundle_rec = _push_bundle(ledger, signer, pusher, url, chosen, concurrency)
     data = {
         "url": f"s3://{url.bucket}/{url.prefix}".rstrip("/"),
         "bucket": url.bucket,
@@ -648,28 +648,31 @@ def push(
 
 
 def _push_bundle(
-    ledger: Ledger, signer: Signer, pusher: _Pusher, url: VaultURL, chosen: list[str]
+    ledger: Ledger,
+    signer: Signer,
+    pusher: _Pusher,
+    url: VaultURL,
+    chosen: list[str],
+    concurrency: int,
 ) -> dict[str, Any]:
-    """Export a bundle of ``chosen`` and upload its tag files; its payload is the
-    content-addressed objects already pushed."""
-    from custody.bundle.export import export_bundle
+    """Sign a bundle of ``chosen`` and upload its tag files; its payload is the
+    content-addressed objects already pushed (never written or sent twice)."""
+    from custody.bundle.export import bag_contents
 
     hdr = ledger.case.hash.split(":")[-1][:6]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"{_segment(ledger.case.case_id)}@{hdr}"
     prefix = url.key("bundles", name, f"{stamp}-{_segment(socket.gethostname())}")
-    tmp = Path(tempfile.mkdtemp(prefix=".vault-", dir=ledger.case_dir))
-    try:
-        out = tmp / "bundle"
-        export_bundle(ledger, signer, chosen, out)
-        files = []
-        for p in sorted(out.rglob("*")):
-            rel = p.relative_to(out).as_posix()
-            if p.is_dir() or rel.startswith("data/"):
-                continue
-            files.append({"name": rel, **pusher.put_bytes(f"{prefix}/{rel}", p.read_bytes())})
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    bag = bag_contents(ledger, signer, chosen)
+    tags = {n: b for n, b in sorted(bag.files.items()) if not n.startswith("data/")}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futs = {
+            n: pool.submit(
+                pusher.put_bytes, f"{prefix}/{n}", b if isinstance(b, bytes) else b.read_bytes()
+            )
+            for n, b in tags.items()
+        }
+        files = [{"name": n, **f.result()} for n, f in futs.items()]
     return {"prefix": prefix, "files": files}
 
 

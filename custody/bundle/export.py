@@ -320,6 +320,58 @@ def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
     return hash_file(src, algs).digests
 
 
+@dataclass
+class BagContents:
+    """Every file of a bundle: tag files as bytes, payload files as store paths."""
+
+    files: dict[str, bytes | Path]
+    chosen: list[str]
+    nbytes: int
+    size: int
+    warnings: list[str]
+
+    @property
+    def events(self) -> int:
+        blob = self.files["custody/events.jsonl"]
+        return blob.count(b"\n") if isinstance(blob, bytes) else 0
+
+
+def bag_contents(
+    ledger: Ledger,
+    signer: Any,
+    items: Sequence[str],
+    *,
+    organization: str = "custody",
+    tsa: str | None = None,
+) -> BagContents:
+    """Sign the export of ``items`` (all items if empty) and return the bundle's
+    files without writing them (``vault push`` uploads only the tag files)."""
+    known = list(_artifacts(_signed(ledger)))
+    chosen = [i.strip().upper() for i in items] or known
+    for raw, i in zip(items, chosen, strict=False):
+        if i not in known and is_imported_id(i):
+            raise UsageError(
+                f"{raw} is an imported item: bundle export does not re-export imported"
+                " items yet; the bundle it was imported from carries it"
+            )
+    for i in chosen:
+        if i not in known:
+            raise UsageError(f"no such item: {i}")
+    chosen = list(dict.fromkeys(chosen))
+    files, nbytes, _, size, warnings = _bag_files(ledger, signer, chosen, organization, tsa)
+    payload = {n: s for n, s in files.items() if n.startswith("data/")}
+    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
+    for alg in ("sha256", "sha512"):
+        files[f"manifest-{alg}.txt"] = "".join(
+            f"{digests[n][alg]}  {encode_manifest_path(n)}\n" for n in sorted(payload)
+        ).encode()
+    tags = sorted(n for n in files if not n.startswith("data/"))
+    files["tagmanifest-sha256.txt"] = "".join(
+        f"{_digest(files[n], ('sha256',))['sha256']}  {encode_manifest_path(n)}\n" for n in tags
+    ).encode()
+    return BagContents(files, chosen, nbytes, size, warnings)
+
+
 def export_bundle(
     ledger: Ledger,
     signer: Any,
@@ -333,35 +385,11 @@ def export_bundle(
     one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
     export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
     carried in the bundle as custody/checkpoint.tsr."""
-    known = list(_artifacts(_signed(ledger)))
-    chosen = [i.strip().upper() for i in items] or known
-    for raw, i in zip(items, chosen, strict=False):
-        if i not in known and is_imported_id(i):
-            raise UsageError(
-                f"{raw} is an imported item: bundle export does not re-export imported"
-                " items yet; the bundle it was imported from carries it"
-            )
-    for i in chosen:
-        if i not in known:
-            raise UsageError(f"no such item: {i}")
-    chosen = list(dict.fromkeys(chosen))
     if out.exists():
         raise UsageError(f"{out} already exists; refusing to overwrite")
-    files, nbytes, _, size, warnings = _bag_files(ledger, signer, chosen, organization, tsa)
-    payload = {n: s for n, s in files.items() if n.startswith("data/")}
-    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
-    for alg in ("sha256", "sha512"):
-        files[f"manifest-{alg}.txt"] = "".join(
-            f"{digests[n][alg]}  {encode_manifest_path(n)}\n" for n in sorted(payload)
-        ).encode()
-    tags = sorted(n for n in files if not n.startswith("data/"))
-    files["tagmanifest-sha256.txt"] = "".join(
-        f"{_digest(files[n], ('sha256',))['sha256']}  {encode_manifest_path(n)}\n" for n in tags
-    ).encode()
-    _write(files, out)
-    events_blob = files["custody/events.jsonl"]
-    events = events_blob.count(b"\n") if isinstance(events_blob, bytes) else 0
-    return ExportResult(out, chosen, events, nbytes, size, warnings)
+    bag = bag_contents(ledger, signer, items, organization=organization, tsa=tsa)
+    _write(bag.files, out)
+    return ExportResult(out, bag.chosen, bag.events, bag.nbytes, bag.size, bag.warnings)
 
 
 #: modes of everything a bundle export writes: the payload is evidence, the tag
