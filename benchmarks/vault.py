@@ -59,7 +59,10 @@ def main() -> None:
             "CUSTODY_CONFIG_DIR": str(work / "config"),
             "CUSTODY_PASSPHRASE": "bench",
         }
-        custody = shutil.which("custody") or sys.exit("custody is not installed")
+        beside = Path(sys.executable).parent / "custody"
+        custody = str(beside) if beside.exists() else shutil.which("custody")
+        if custody is None:
+            sys.exit("custody is not installed")
         ev = work / "evidence"
         (ev / "small").mkdir(parents=True)
         for i in range(args.small):
