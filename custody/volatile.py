@@ -67,8 +67,17 @@ def _pathname(raw: bytes) -> dict[str, str]:
 def read_capped(path: bytes | str, cap: int = PROC_FILE_CAP) -> tuple[bytes, bool]:
     """The bytes of a (``/proc``) file, read without blocking, at most ``cap`` of
     them; and whether the cap cut it short."""
+    data, cut, _ = read_with_stat(path, cap)
+    return data, cut
+
+
+def read_with_stat(
+    path: bytes | str, cap: int = PROC_FILE_CAP
+) -> tuple[bytes, bool, os.stat_result]:
+    """:func:`read_capped`, and the file's fstat taken as it was opened."""
     fd = os.open(path, _READ_FLAGS)
     try:
+        st = os.fstat(fd)
         parts: list[bytes] = []
         got = 0
         while got <= cap:
@@ -81,7 +90,7 @@ def read_capped(path: bytes | str, cap: int = PROC_FILE_CAP) -> tuple[bytes, boo
             parts.append(chunk)
             got += len(chunk)
         data = b"".join(parts)
-        return data[:cap], len(data) > cap
+        return data[:cap], len(data) > cap, st
     finally:
         os.close(fd)
 
@@ -271,7 +280,10 @@ def process_table_capture(rows: list[dict[str, Any]], digests: dict[str, str]) -
         if key is not None and key in digests:
             row["exe_sha256"] = digests[key]
     return Capture(
-        path=b"/proc", note="process table read from /proc (JSON)", doc={"processes": rows}
+        path=b"/proc",
+        note="process table read from /proc (JSON)",
+        source=os.lstat("/proc"),
+        doc={"processes": rows},
     )
 
 
@@ -299,12 +311,12 @@ def _raw_files(step: str, paths: list[str]) -> tuple[list[Capture], StepResult]:
     missing: list[dict[str, Any]] = []
     for p in paths:
         try:
-            data, cut = read_capped(p)
+            data, cut, st = read_with_stat(p)
         except OSError as e:
             missing.append({"path": p, "error": _error(e)})
             continue
         note = f"{p} as read ({step})" + (" — cut at the size cap" if cut else "")
-        caps.append(Capture(path=p.encode(), note=note, data=data))
+        caps.append(Capture(path=p.encode(), note=note, data=data, source=st))
     if missing:
         res.details["not_read"] = missing
         res.outcome = "partial" if caps else "skipped"
@@ -318,7 +330,7 @@ def sockets() -> tuple[list[Capture], StepResult]:
     return _raw_files("sockets", present)
 
 
-UTMP = struct.Struct("<h2xi32s4s32s256shhii2i4I20s")
+UTMP = struct.Struct("<h2xi32s4s32s256shhi2i4I20s")
 USER_PROCESS = 7
 
 
@@ -353,6 +365,7 @@ def users(utmp: str = "/run/utmp") -> tuple[list[Capture], StepResult]:
             Capture(
                 path=utmp.encode(),
                 note="logged-in users parsed from utmp (JSON)",
+                source=caps[0].source,
                 doc={"users": logged},
             )
         )
