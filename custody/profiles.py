@@ -23,6 +23,7 @@ then the matched paths are collected like named paths (``collect`` events).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fnmatch
 import hashlib
@@ -65,10 +66,11 @@ class Profile:
     source: str  # "built-in" or the file's path
     raw: bytes
     doc: dict[str, Any]
+    recorded_sha256: str | None = None  # a resumed run's: that of the file first read
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
+        return self.recorded_sha256 or hashlib.sha256(self.raw).hexdigest()
 
     @property
     def entries(self) -> list[dict[str, Any]]:
@@ -695,6 +697,7 @@ def profile_of_run(ledger: Ledger, run: Run) -> tuple[Profile, bytes] | None:
         d = json.loads(row[0])["data"]
         raw = json.dumps(d["document"], sort_keys=True).encode()
         prof = parse_profile(raw, str(d["profile"]), str(d["source"]))
+        prof = dataclasses.replace(prof, recorded_sha256=str(d["sha256"]))
         return prof, bytes.fromhex(str(d["root"]["hex"]))
     return None
 

@@ -484,3 +484,42 @@ def test_forged_profile_record_is_caught(case: Case, tmp_path: Path) -> None:
     kinds = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
     assert ("event-hash", f"event {ev.seq}") in kinds
     assert ("signature", f"event {ev.seq}") in kinds
+
+
+# -- an interrupted profile run is resumed with its own profile -----------------------------
+
+
+def test_resume_of_an_interrupted_profile_run(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vol = tmp_path / "vol"
+    (vol / "logs").mkdir(parents=True)
+    for i in range(3):
+        (vol / "logs" / f"{i}.log").write_text(str(i))
+    doc = profile_doc(
+        [_entry("logs", ["/logs/*.log"])], volatile=[{"step": "mounts"}, {"step": "routes"}]
+    )
+    prof = write_profile(tmp_path / "p.json", doc)
+    real = profiles_mod.ProfileRun.__call__
+
+    def interrupted(self: Any, c: Any, roots: list[bytes]) -> list[bytes]:
+        real(self, c, roots)
+        raise KeyboardInterrupt  # Ctrl-C after the entries were recorded, before any file
+
+    monkeypatch.setattr(profiles_mod.ProfileRun, "__call__", interrupted)
+    proc = cli(case, "collect", "--profile", str(prof), "--root", str(vol), "--reason", "r")
+    assert proc.returncode == 130 and "collect --resume" in proc.stderr
+    monkeypatch.undo()
+    (vol / "logs" / "0.log").unlink()  # gone meanwhile: no longer matched
+    proc = cli(case, "collect", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    got = collected(case)
+    assert set(got) == {f"{vol}/logs/1.log", f"{vol}/logs/2.log"}
+    runs = of_type(case, "profile.run")
+    assert [r["volatile"] for r in runs] == ["not run", "not run"]  # --root is not /
+    assert runs[0]["sha256"] == runs[1]["sha256"] == sha(prof.read_bytes())
+    assert runs[0]["document"] == runs[1]["document"] == doc
+    steps = of_type(case, "volatile.step")
+    assert [s["step"] for s in steps] == ["mounts", "routes"]  # not again on resume
+    assert {s["run"] for s in steps} == {runs[0]["run"]}
+    assert cli(case, "verify").returncode == 0
