@@ -42,7 +42,7 @@ from custody.errors import UsageError
 from custody.ledger import EventDraft
 
 if TYPE_CHECKING:
-    from custody.collect import Collector, Run
+    from custody.collect import Collector, Run, WalkRules
     from custody.ledger import Ledger
 
 PROFILE_RUN_EVENT = "profile.run"
@@ -241,6 +241,7 @@ class _Expander:
         common_exclude: list[str],
         case_ident: tuple[int, int] | None,
         now: float,
+        walk_rules: WalkRules | None = None,
     ) -> None:
         self.root = root.rstrip(b"/")
         self.entry = entry
@@ -253,6 +254,11 @@ class _Expander:
         days = entry.get("modified_within_days")
         self.since_ns = None if days is None else int((now - days * 86400) * 1e9)
         self.case_ident = case_ident
+        self.walk_rules = walk_rules
+        try:
+            self.root_dev = os.lstat(root or b"/").st_dev
+        except OSError:
+            self.root_dev = -1
         self.res = EntryResult(entry["name"])
         self._seen: set[bytes] = set()
         self._noted: set[bytes] = set()
@@ -260,11 +266,20 @@ class _Expander:
     def _full(self, parts: list[bytes]) -> bytes:
         return self.root + b"/" + b"/".join(parts) if parts else (self.root or b"/")
 
-    def _excluded_by(self, parts: list[bytes]) -> str | None:
+    def _excluded_by(self, parts: list[bytes], st: os.stat_result) -> str | None:
+        """The profile's exclude glob, or the collect command's --exclude or
+        --one-file-system (the walk's own rule, :class:`WalkRules`), that leaves
+        this path out."""
         key = [p.lower() for p in parts] if self.fold else parts
         for text, comps in self.excludes:
             if glob_matches(comps, key):
                 return str(text)
+        if self.walk_rules is not None and parts:
+            why = self.walk_rules.excluded(b"/".join(parts), parts[-1], st, self.root_dev)
+            if why is not None and why["rule"] == "exclude":
+                return f"--exclude {why['pattern']}"
+            if why is not None and why["rule"] == "one-file-system":
+                return "--one-file-system"
         return None
 
     def _lstat(self, parts: list[bytes]) -> os.stat_result | None:
@@ -358,7 +373,7 @@ class _Expander:
         if self._is_case(st):
             self._take(self._full(parts))
             return False
-        pattern = self._excluded_by(parts)
+        pattern = self._excluded_by(parts, st)
         if pattern is not None:
             self._exclude(parts, pattern)
             return False
@@ -382,7 +397,7 @@ class _Expander:
         st = self._lstat(parts)
         if st is None:
             return
-        pattern = self._excluded_by(parts)
+        pattern = self._excluded_by(parts, st)
         if pattern is not None:
             self._exclude(parts, pattern)
             return
@@ -401,7 +416,7 @@ class _Expander:
                 st = self._lstat(sub)
                 if st is None:
                     continue
-                pattern = self._excluded_by(sub)
+                pattern = self._excluded_by(sub, st)
                 if pattern is not None:
                     self._exclude(sub, pattern)
                 elif stat.S_ISDIR(st.st_mode):
@@ -464,8 +479,10 @@ def expand_entry(
     common_exclude: list[str] | None = None,
     case_dir: bytes | None = None,
     now: float | None = None,
+    walk_rules: WalkRules | None = None,
 ) -> EntryResult:
-    """The paths one entry matches under ``root`` (and what it left out)."""
+    """The paths one entry matches under ``root`` (and what it left out);
+    ``walk_rules``: the collect command's --exclude and --one-file-system."""
     ident = None
     if case_dir is not None:
         try:
@@ -473,9 +490,8 @@ def expand_entry(
             ident = (cst.st_dev, cst.st_ino)
         except OSError:
             ident = None
-    return _Expander(
-        root, entry, common_exclude or [], ident, time.time() if now is None else now
-    ).run()
+    when = time.time() if now is None else now
+    return _Expander(root, entry, common_exclude or [], ident, when, walk_rules).run()
 
 
 # -- the run ----------------------------------------------------------------------
@@ -656,7 +672,8 @@ class ProfileRun:
         case = os.fsencode(os.path.abspath(c.ledger.case_dir))
         drafts = []
         for entry in profile.entries:
-            got = expand_entry(root, entry, list(profile.doc.get("exclude") or []), case)
+            common = list(profile.doc.get("exclude") or [])
+            got = expand_entry(root, entry, common, case, walk_rules=c.rules)
             data = entry_event_data(c.run, entry, got)
             self.entries.append(data)
             drafts.append(EventDraft(PROFILE_ENTRY_EVENT, data))

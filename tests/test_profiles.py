@@ -523,3 +523,35 @@ def test_resume_of_an_interrupted_profile_run(
     assert [s["step"] for s in steps] == ["mounts", "routes"]  # not again on resume
     assert {s["run"] for s in steps} == {runs[0]["run"]}
     assert cli(case, "verify").returncode == 0
+
+
+def test_collect_exclude_applies_to_a_profile_run(case: Case, tmp_path: Path) -> None:
+    vol = tmp_path / "vol"
+    (vol / "logs" / "old").mkdir(parents=True)
+    (vol / "logs" / "a.log").write_text("a")
+    (vol / "logs" / "a.log.gz").write_text("gz")
+    (vol / "logs" / "old" / "b.log").write_text("b")
+    prof = write_profile(tmp_path / "p.json", profile_doc([_entry("logs", ["/logs"])]))
+    proc = cli(
+        case,
+        "collect",
+        "--profile",
+        str(prof),
+        "--root",
+        str(vol),
+        "--exclude",
+        "*.gz",
+        "--exclude",
+        "logs/old",
+        "--reason",
+        "r",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(collected(case)) == {f"{vol}/logs/a.log"}
+    (entry,) = of_type(case, "profile.entry")
+    assert sorted((x["path"]["display"], x["pattern"]) for x in entry["excluded"]["listed"]) == [
+        (f"{vol}/logs/a.log.gz", "--exclude *.gz"),
+        (f"{vol}/logs/old", "--exclude logs/old"),
+    ]
+    (start,) = of_type(case, "collection.start")
+    assert start["exclude"] == ["*.gz", "logs/old"]
