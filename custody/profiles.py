@@ -56,10 +56,6 @@ MAX_GLOBSTARS = 4
 PROFILE_FILE_CAP = 1 << 20
 
 
-class ProfileError(UsageError):
-    """A profile that cannot be used: unknown name, unreadable or invalid file (exit 2)."""
-
-
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -100,13 +96,13 @@ def check_glob(glob: str, where: str) -> None:
     """The syntax the schema cannot say: absolute, no empty, ``.`` or ``..``
     component, ``**`` only as a whole component (at most 4), brackets closed."""
     if not glob.startswith("/") or "\x00" in glob:
-        raise ProfileError(f"{where}: glob {glob!r} must be an absolute path pattern")
+        raise UsageError(f"{where}: glob {glob!r} must be an absolute path pattern")
     comps = glob[1:].split("/")
     for c in comps:
         if c in ("", ".", ".."):
-            raise ProfileError(f"{where}: glob {glob!r} has an empty, '.' or '..' component")
+            raise UsageError(f"{where}: glob {glob!r} has an empty, '.' or '..' component")
         if "**" in c and c != "**":
-            raise ProfileError(f"{where}: glob {glob!r}: '**' must be a whole component")
+            raise UsageError(f"{where}: glob {glob!r}: '**' must be a whole component")
         depth = 0
         for ch in c:
             if ch == "[":
@@ -114,9 +110,9 @@ def check_glob(glob: str, where: str) -> None:
             elif ch == "]" and depth:
                 depth -= 1
         if depth:
-            raise ProfileError(f"{where}: glob {glob!r} has an unclosed '['")
+            raise UsageError(f"{where}: glob {glob!r} has an unclosed '['")
     if comps.count("**") > MAX_GLOBSTARS:
-        raise ProfileError(f"{where}: glob {glob!r} has more than {MAX_GLOBSTARS} '**'")
+        raise UsageError(f"{where}: glob {glob!r} has more than {MAX_GLOBSTARS} '**'")
 
 
 def check_profile(doc: Any, label: str) -> dict[str, Any]:
@@ -126,12 +122,12 @@ def check_profile(doc: Any, label: str) -> dict[str, Any]:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "(top)"
         msg = e.message if len(e.message) <= 200 else e.message[:200] + "..."
-        raise ProfileError(f"profile {label}: {where}: {msg}")
+        raise UsageError(f"profile {label}: {where}: {msg}")
     assert isinstance(doc, dict)
     order = [volatile.STEP_ORDER.index(s["step"]) for s in doc.get("volatile") or []]
     if order != sorted(set(order)):
         names = [s["step"] for s in doc["volatile"]]
-        raise ProfileError(
+        raise UsageError(
             f"profile {label}: volatile steps {names} are not in order of volatility"
             f" (RFC 3227: {', '.join(volatile.STEP_ORDER)}), or one is repeated"
         )
@@ -140,7 +136,7 @@ def check_profile(doc: Any, label: str) -> dict[str, Any]:
         check_glob(g, f"profile {label}: exclude")
     for entry in doc["entries"]:
         if entry["name"] in seen:
-            raise ProfileError(f"profile {label}: entry name {entry['name']!r} is repeated")
+            raise UsageError(f"profile {label}: entry name {entry['name']!r} is repeated")
         seen.add(entry["name"])
         for g in [*entry["paths"], *entry.get("exclude", [])]:
             check_glob(g, f"profile {label}: entry {entry['name']}")
@@ -151,7 +147,7 @@ def parse_profile(raw: bytes, label: str, source: str) -> Profile:
     try:
         doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ProfileError(f"profile {label} is not JSON: {str(e)[:200]}") from e
+        raise UsageError(f"profile {label} is not JSON: {str(e)[:200]}") from e
     check_profile(doc, label)
     return Profile(str(doc["name"]), source, raw, doc)
 
@@ -165,7 +161,7 @@ def load_profile(spec: str) -> Profile:
     a '/' or ends in .json)."""
     if "/" not in spec and not spec.endswith(".json"):
         if spec not in builtin_names():
-            raise ProfileError(
+            raise UsageError(
                 f"no built-in profile named {spec!r} (built in: {', '.join(builtin_names())});"
                 " a profile file is named by its path"
             )
@@ -176,14 +172,14 @@ def load_profile(spec: str) -> Profile:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ProfileError(f"profile {spec}: not a regular file")
+                raise UsageError(f"profile {spec}: not a regular file")
             raw = os.read(fd, PROFILE_FILE_CAP + 1)
         finally:
             os.close(fd)
     except OSError as e:
-        raise ProfileError(f"cannot read profile {spec}: {e.strerror}") from e
+        raise UsageError(f"cannot read profile {spec}: {e.strerror}") from e
     if len(raw) > PROFILE_FILE_CAP:
-        raise ProfileError(f"profile {spec} is larger than {PROFILE_FILE_CAP} bytes")
+        raise UsageError(f"profile {spec} is larger than {PROFILE_FILE_CAP} bytes")
     return parse_profile(raw, spec, str(p.absolute()))
 
 
