@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from custody.display import shown, shown_path
+from custody.display import shown
 from custody.errors import UsageError
 from custody.profiles import ProfileRun, builtin_names, check_root, load_profile, profile_of_run
 from custody_cli.common import LOOKUP, echo_json
@@ -134,4 +134,4 @@ def profile_show(spec: str, as_json: bool) -> None:
         echo_json({"name": p.name, "source": p.source, "sha256": p.sha256, "document": p.doc})
         return
     for line in iter_summary(p):
-        click.echo(shown_path(line) if "\x1b" in line else line)
+        click.echo(shown(line))

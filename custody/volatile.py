@@ -228,7 +228,9 @@ def processes(
     rows = [read_process(pid, boot, hz) for pid in _pids() if pid != os.getpid()]
     captures: list[Capture] = []
     seen: dict[tuple[int, int], str] = {}
-    result = StepResult("processes", details={"processes": len(rows), "exe": exe})
+    result = StepResult(
+        "processes", details={"processes": len(rows), "exe": exe, "collector_pid": os.getpid()}
+    )
     skipped: list[dict[str, Any]] = []
     for row in rows:
         if exe == "none" or "exe" not in row:
@@ -438,10 +440,9 @@ def memory(
     st = os.fstat(fd)
     if cap is not None and st.st_size > cap:
         os.close(fd)
-        res.outcome, res.reason = (
-            "failed",
-            f"memory image of {st.st_size} bytes is over the step's max_bytes",
-        )
+        os.unlink(out_path)  # not left in the store's tmp: the profile's cap said no
+        res.outcome = "failed"
+        res.reason = f"memory image of {st.st_size} bytes is over the step's max_bytes: removed"
         return [], res
     if proc.returncode != 0:
         res.outcome = "partial"

@@ -555,3 +555,15 @@ def test_collect_exclude_applies_to_a_profile_run(case: Case, tmp_path: Path) ->
     ]
     (start,) = of_type(case, "collection.start")
     assert start["exclude"] == ["*.gz", "logs/old"]
+
+
+def test_show_escapes_hostile_text(run: Run, tmp_path: Path) -> None:
+    doc = profile_doc([_entry("e", ["/a"], reason="take \x1b[2J this\u202e")])
+    doc["description"] = "desc\x07 with\nnewline"
+    prof = write_profile(tmp_path / "p.json", doc)
+    out = run("profile", "show", str(prof), check=True).stdout
+    assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "take \\x1b[2J this\\u202e" in out
+    assert "desc\\x07 with\\nnewline" in out
+    listed = run("profile", "list", check=True).stdout.splitlines()
+    assert [line.split()[0] for line in listed] == BUILT_IN

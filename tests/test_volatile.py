@@ -282,3 +282,21 @@ def test_users_step_stores_raw_and_parsed(tmp_path: Path) -> None:
     assert caps[0].data == rec and caps[1].doc["users"][0]["user"] == "root"
     caps, res = volatile.users(str(tmp_path / "none"))
     assert caps == [] and res.outcome == "skipped" and "nothing could be read" in str(res.reason)
+
+
+def test_memory_image_over_the_cap_is_not_kept(case: Case, tmp_path: Path) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    avml = tools / "avml"
+    avml.write_text('#!/bin/sh\nhead -c 5000 /dev/zero > "$1"\n')
+    avml.chmod(0o755)
+    prof = profile(tmp_path, [{"step": "memory", "max_bytes": 4096}])
+    env = {"PATH": f"{tools}:{os.environ.get('PATH', '')}"}
+    run = cli(case, "collect", "--profile", str(prof), "--reason", "r", env=env)
+    assert run.returncode == 0, run.stderr
+    all_bodies = bodies(case)
+    (step,) = [b["data"] for b in all_bodies if b["type"] == "volatile.step"]
+    assert step["outcome"] == "failed"
+    assert step["reason"] == "memory image of 5000 bytes is over the step's max_bytes: removed"
+    assert not [b for b in all_bodies if b["type"] == "collect"]
+    assert not list((case.dir / "store" / "tmp").glob("memory-*"))
