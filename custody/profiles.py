@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from custody import volatile
 from custody.errors import UsageError
+from custody.hashing import SourceReadError
 from custody.ledger import EventDraft
 
 if TYPE_CHECKING:
@@ -585,44 +586,69 @@ def _step_event(c: Collector, order: int, res: volatile.StepResult, first: int) 
     c.ledger.append(c.signer, [EventDraft(VOLATILE_STEP_EVENT, data)])
 
 
+def _run_step(c: Collector, step: dict[str, Any]) -> volatile.StepResult:
+    name = step["step"]
+    cap = int(step.get("max_bytes", volatile.DEFAULT_CAP))
+    if name == "processes":
+        caps, res, rows = volatile.processes(step.get("exe", "all"), cap)
+        digests: dict[str, str] = {}
+        unread: list[dict[str, Any]] = []
+        for capture in caps:
+            try:
+                sha = _store_capture(c, capture)
+            except SourceReadError as e:  # e.g. EIO reading an executable's bytes
+                unread.append({"path": _pathname(capture.path), "error": volatile._error(e.err)})
+                continue
+            if sha is not None and capture.key is not None:
+                digests[capture.key] = sha
+        if unread:
+            res.details["exe_unreadable"] = unread
+        _store_capture(c, volatile.process_table_capture(rows, digests))
+        return res
+    if name == "memory":
+        c.store.make_tmp()
+        out = str(c.store.tmp / f"memory-{c.run}.lime")
+        mcap = step.get("max_bytes")
+        caps, res = volatile.memory(
+            out, list(step.get("acquirers", ["avml"])), None if mcap is None else int(mcap)
+        )
+        for capture in caps:
+            _store_capture(c, capture)
+        if caps:
+            Path(out).unlink(missing_ok=True)  # stored and recorded: the temp copy goes
+        return res
+    fn = {
+        "sockets": volatile.sockets,
+        "users": volatile.users,
+        "modules": volatile.modules,
+        "mounts": volatile.mounts,
+        "routes": volatile.routes,
+    }[name]
+    caps, res = fn()
+    for capture in caps:
+        _store_capture(c, capture)
+    return res
+
+
 def run_volatile(c: Collector, profile: Profile) -> list[volatile.StepResult]:
-    """The profile's volatile steps, in its order, each recorded as it ends."""
+    """The profile's volatile steps, in its order, each recorded as it ends.  A
+    step the system does not allow (no /proc, an error reading it) is recorded as
+    failed, with the error, and the next step runs."""
     done = []
     for order, step in enumerate(profile.steps, start=1):
         c._flush()
         first = len(c.summary.items)
-        name = step["step"]
-        cap = int(step.get("max_bytes", volatile.DEFAULT_CAP))
-        if name == "processes":
-            caps, res, rows = volatile.processes(step.get("exe", "all"), cap)
-            digests: dict[str, str] = {}
-            for capture in caps:
-                sha = _store_capture(c, capture)
-                if sha is not None and capture.key is not None:
-                    digests[capture.key] = sha
-            _store_capture(c, volatile.process_table_capture(rows, digests))
-        elif name == "memory":
-            c.store.make_tmp()
-            out = str(c.store.tmp / f"memory-{c.run}.lime")
-            mcap = step.get("max_bytes")
-            caps, res = volatile.memory(
-                out, list(step.get("acquirers", ["avml"])), None if mcap is None else int(mcap)
+        try:
+            res = _run_step(c, step)
+        except (OSError, SourceReadError) as e:
+            err = e.err if isinstance(e, SourceReadError) else e
+            where = f" ({os.fsdecode(err.filename)})" if err.filename else ""
+            res = volatile.StepResult(
+                step["step"],
+                "failed",
+                f"{err.strerror or err}{where}",
+                {"error": volatile._error(err)},
             )
-            for capture in caps:
-                _store_capture(c, capture)
-            if caps:
-                Path(out).unlink(missing_ok=True)  # stored and recorded: the temp copy goes
-        else:
-            fn = {
-                "sockets": volatile.sockets,
-                "users": volatile.users,
-                "modules": volatile.modules,
-                "mounts": volatile.mounts,
-                "routes": volatile.routes,
-            }[name]
-            caps, res = fn()
-            for capture in caps:
-                _store_capture(c, capture)
         _step_event(c, order, res, first)
         done.append(res)
     return done

@@ -300,3 +300,25 @@ def test_memory_image_over_the_cap_is_not_kept(case: Case, tmp_path: Path) -> No
     assert step["reason"] == "memory image of 5000 bytes is over the step's max_bytes: removed"
     assert not [b for b in all_bodies if b["type"] == "collect"]
     assert not list((case.dir / "store" / "tmp").glob("memory-*"))
+
+
+def test_a_step_the_system_refuses_is_recorded_failed(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_proc() -> Any:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/net")
+
+    monkeypatch.setattr(volatile, "sockets", no_proc)
+    prof = profile(tmp_path, [{"step": "sockets"}, {"step": "mounts"}])
+    run = cli(case, "collect", "--profile", str(prof), "--reason", "r")
+    assert run.returncode == 0, run.stderr
+    all_bodies = bodies(case)
+    steps = [b["data"] for b in all_bodies if b["type"] == "volatile.step"]
+    assert [(s["step"], s["outcome"]) for s in steps] == [
+        ("sockets", "failed"),
+        ("mounts", "recorded"),
+    ]
+    assert steps[0]["reason"] == "No such file or directory (/proc/net)"
+    assert steps[0]["details"]["error"]["name"] == "ENOENT"
+    (end,) = [b["data"] for b in all_bodies if b["type"] == "collection.end"]
+    assert end["status"] == "complete"
