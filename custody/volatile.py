@@ -27,10 +27,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import shutil
 import stat
 import struct
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,6 +218,53 @@ def read_process(pid: int, boot: int | None, hz: int) -> dict[str, Any]:
     return row
 
 
+PID_TIMEOUT = 2.0  # seconds one pid's /proc files may take (a D-state process can block them)
+READERS = 4
+
+
+def read_processes(pids: list[int], boot: int | None, hz: int) -> list[dict[str, Any]]:
+    """:func:`read_process` of each pid, by a few daemon threads, so that a pid
+    whose /proc files block (reading ``cmdline`` waits on the target's memory
+    lock) costs at most :data:`PID_TIMEOUT` and never hangs the run: it is
+    recorded with ``"timeout": true`` and the reader left behind."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for pid in pids:
+        todo.put(pid)
+    rows: dict[int, dict[str, Any]] = {}
+    started: dict[int, float] = {}
+
+    def reader() -> None:
+        while True:
+            try:
+                pid = todo.get_nowait()
+            except queue.Empty:
+                return
+            started[pid] = time.monotonic()
+            rows[pid] = read_process(pid, boot, hz)
+
+    threads = [
+        threading.Thread(target=reader, daemon=True, name="custody-proc")
+        for _ in range(min(READERS, max(1, len(pids))))
+    ]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        now = time.monotonic()
+        stuck = [p for p, t0 in list(started.items()) if p not in rows and now - t0 > PID_TIMEOUT]
+        if len(stuck) >= sum(t.is_alive() for t in threads):
+            break  # every live reader is blocked: what is left is recorded as not read
+        for t in threads:
+            t.join(0.05)
+    out = []
+    for pid in pids:
+        row = rows.get(pid)
+        if row is None:
+            why = "timeout" if pid in started else "not_read"
+            row = {"pid": pid, why: True}
+        out.append(row)
+    return out
+
+
 def processes(
     exe: str = "all", cap: int = DEFAULT_CAP
 ) -> tuple[list[Capture], StepResult, list[dict[str, Any]]]:
@@ -225,7 +274,7 @@ def processes(
     (:func:`process_table_capture`)."""
     hz = os.sysconf("SC_CLK_TCK")
     boot = _boot_time()
-    rows = [read_process(pid, boot, hz) for pid in _pids() if pid != os.getpid()]
+    rows = read_processes([pid for pid in _pids() if pid != os.getpid()], boot, hz)
     captures: list[Capture] = []
     seen: dict[tuple[int, int], str] = {}
     result = StepResult(
@@ -272,6 +321,8 @@ def processes(
     refused = [r["pid"] for r in rows if r.get("unreadable") or "exe_bytes" in r.get("errors", {})]
     result.details["gone"] = gone
     result.details["refused"] = refused
+    result.details["timed_out"] = [r["pid"] for r in rows if r.get("timeout")]
+    result.details["not_read"] = [r["pid"] for r in rows if r.get("not_read")]
     result.details["deleted_executables"] = [r["pid"] for r in rows if r.get("exe_deleted")]
     return captures, result, rows
 

@@ -322,3 +322,25 @@ def test_a_step_the_system_refuses_is_recorded_failed(
     assert steps[0]["details"]["error"]["name"] == "ENOENT"
     (end,) = [b["data"] for b in all_bodies if b["type"] == "collection.end"]
     assert end["status"] == "complete"
+
+
+def test_a_blocking_pid_does_not_hang_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+    real = volatile.read_process
+
+    def read(pid: int, boot: Any, hz: int) -> Any:
+        if pid == 2:
+            release.wait(30)  # as a read of /proc/PID/cmdline of a D-state process
+        return real(pid, boot, hz)
+
+    monkeypatch.setattr(volatile, "read_process", read)
+    monkeypatch.setattr(volatile, "PID_TIMEOUT", 0.2)
+    t0 = time.monotonic()
+    rows = volatile.read_processes([1, 2, os.getpid()], None, 100)
+    assert time.monotonic() - t0 < 5
+    release.set()
+    assert [r["pid"] for r in rows] == [1, 2, os.getpid()]
+    assert rows[1] == {"pid": 2, "timeout": True}
+    assert rows[2]["ppid"] == os.getppid()
