@@ -692,11 +692,19 @@ class ProfileRun:
         walk: list[bytes] = []
         taken: set[bytes] = set()
         case = os.fsencode(os.path.abspath(c.ledger.case_dir))
+        in_case = c.rules.root_excluded(root, os.stat(root)) is not None
+        if in_case:  # nothing of the case is evidence of itself: the root is recorded excluded
+            walk.append(root)
         drafts = []
         for entry in profile.entries:
             common = list(profile.doc.get("exclude") or [])
-            got = expand_entry(root, entry, common, case, walk_rules=c.rules)
+            if in_case:
+                got = EntryResult(entry["name"])
+            else:
+                got = expand_entry(root, entry, common, case, walk_rules=c.rules)
             data = entry_event_data(c.run, entry, got)
+            if in_case:
+                data["note"] = "--root lies in the case's own folder: nothing under it is taken"
             self.entries.append(data)
             drafts.append(EventDraft(PROFILE_ENTRY_EVENT, data))
             for p in got.paths:

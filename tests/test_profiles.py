@@ -567,3 +567,16 @@ def test_show_escapes_hostile_text(run: Run, tmp_path: Path) -> None:
     assert "desc\\x07 with\\nnewline" in out
     listed = run("profile", "list", check=True).stdout.splitlines()
     assert [line.split()[0] for line in listed] == BUILT_IN
+
+
+def test_root_inside_the_case_takes_nothing(case: Case, tmp_path: Path) -> None:
+    prof = write_profile(tmp_path / "p.json", profile_doc([_entry("all", ["/**"])]))
+    root = case.dir / "store"
+    proc = cli(case, "collect", "--profile", str(prof), "--root", str(root), "--reason", "r")
+    assert proc.returncode == 0, proc.stderr
+    got = collected(case)
+    assert list(got) == [str(root)]
+    assert got[str(root)]["outcome"] == "excluded"
+    assert got[str(root)]["excluded_by"] == {"rule": "case-folder"}
+    (entry,) = of_type(case, "profile.entry")
+    assert entry["outcome"] == "nothing matched" and "case's own folder" in entry["note"]
