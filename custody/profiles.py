@@ -579,7 +579,7 @@ def _step_event(c: Collector, order: int, res: volatile.StepResult, first: int) 
         "step": res.step,
         "order": order,
         "outcome": res.outcome,
-        "items": ids,
+        "captures": ids,  # not "items": a bundle of one capture must not disclose the step
         **({"reason": res.reason} if res.reason else {}),
         "details": res.details,
     }

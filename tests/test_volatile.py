@@ -103,7 +103,7 @@ def test_deleted_binary_bytes_are_collected(case: Case, tmp_path: Path) -> None:
     (step,) = [b["data"] for b in all_bodies if b["type"] == "volatile.step"]
     assert step["step"] == "processes" and step["outcome"] == "recorded"
     assert proc.pid in step["details"]["deleted_executables"]
-    assert step["items"][-1] == items["/proc"]["item"]
+    assert step["captures"][-1] == items["/proc"]["item"]
     for b in all_bodies:
         assert not [e.message for e in BODY.iter_errors(b)], b["type"]
     assert cli(case, "verify").returncode == 0
@@ -146,15 +146,15 @@ def test_steps_recorded_in_order_of_volatility_before_files(case: Case, tmp_path
     for i, b in enumerate(all_bodies):
         if b["type"] != "volatile.step":
             continue
-        assert all(prev < by_item[it] < i for it in b["data"]["items"])
+        assert all(prev < by_item[it] < i for it in b["data"]["captures"])
         prev = i
     by_step = {s["step"]: s for s in step_events}
-    assert by_step["processes"]["items"]  # the table, at least
+    assert by_step["processes"]["captures"]  # the table, at least
     assert by_step["sockets"]["outcome"] == "recorded"
     paths = {b["data"]["path"]["display"] for b in all_bodies if b["type"] == "collect"}
     assert {"/proc/net/tcp", "/proc/self/mountinfo", "/proc/net/route", "/proc/net/arp"} <= paths
     mem = by_step["memory"]
-    assert mem["outcome"] == "skipped" and mem["items"] == []
+    assert mem["outcome"] == "skipped" and mem["captures"] == []
     assert "no memory acquirer found on PATH (looked for: avml)" in mem["reason"]
     assert "Volatile step memory: skipped" in run.stdout
 
@@ -176,7 +176,7 @@ def test_memory_acquirer_runs_when_present(case: Case, tmp_path: Path) -> None:
     assert step["details"]["acquirer_path"] == str(avml)
     assert step["details"]["exit_status"] == 0
     (item,) = [b["data"] for b in all_bodies if b["type"] == "collect"]
-    assert item["digests"]["sha256"] == sha(b"LIME-IMAGE") and step["items"] == [item["item"]]
+    assert item["digests"]["sha256"] == sha(b"LIME-IMAGE") and step["captures"] == [item["item"]]
     assert "acquired by avml" in item["note"]
     assert not list((case.dir / "store" / "tmp").glob("memory-*"))  # temp copy gone once stored
 
@@ -344,3 +344,18 @@ def test_a_blocking_pid_does_not_hang_the_table(monkeypatch: pytest.MonkeyPatch)
     assert [r["pid"] for r in rows] == [1, 2, os.getpid()]
     assert rows[1] == {"pid": 2, "timeout": True}
     assert rows[2]["ppid"] == os.getppid()
+
+
+def test_a_bundle_of_one_capture_discloses_no_step(case: Case, tmp_path: Path) -> None:
+    from tampering import read_events
+
+    prof = profile(tmp_path, [{"step": "routes"}])
+    assert cli(case, "collect", "--profile", str(prof), "--reason", "r").returncode == 0
+    collects = [b["data"] for b in bodies(case) if b["type"] == "collect"]
+    first = collects[0]["item"]
+    proc = cli(case, "bundle", "export", first, "--out", tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr
+    assert "also names" not in proc.stdout + proc.stderr
+    types = [json.loads(r["body"])["type"] for r in read_events(tmp_path / "b")]
+    assert "collect" in types
+    assert not {"volatile.step", "profile.run", "profile.entry"} & set(types)
