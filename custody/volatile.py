@@ -293,6 +293,7 @@ def processes(
             row.setdefault("errors", {})["exe_bytes"] = _error(e)
             continue
         st = os.fstat(fd)
+        row["exe_nlink"] = st.st_nlink  # 0: no name on disk is left (link text aside)
         ident = (st.st_dev, st.st_ino)
         if ident in seen:  # the same executable (even deleted: its inode lives on)
             os.close(fd)
@@ -300,7 +301,8 @@ def processes(
             continue
         if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
             os.close(fd)
-            skipped.append({"pid": pid, "size": st.st_size, "why": "over the step's max_bytes"})
+            why = "over the step's max_bytes" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            skipped.append({"pid": pid, "size": st.st_size, "why": why})
             continue
         key = f"exe:{pid}"
         seen[ident] = key

@@ -97,6 +97,7 @@ def test_deleted_binary_bytes_are_collected(case: Case, tmp_path: Path) -> None:
     (row,) = [r for r in table["processes"] if r["pid"] == proc.pid]
     assert row["exe"]["display"] == f"{copy} (deleted)" and row["exe_deleted"] is True
     assert row["exe_sha256"] == sha(original)
+    assert row["exe_nlink"] == 0
     assert row["cmdline"] == [str(copy), "60"]
     assert row["ppid"] == os.getpid() and row["uids"][0] == os.getuid()
     assert row["start_time"].endswith("Z") and row["cwd"]["display"] == os.getcwd()
