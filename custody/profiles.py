@@ -586,11 +586,23 @@ def _step_event(c: Collector, order: int, res: volatile.StepResult, first: int) 
     c.ledger.append(c.signer, [EventDraft(VOLATILE_STEP_EVENT, data)])
 
 
-def _run_step(c: Collector, step: dict[str, Any]) -> volatile.StepResult:
+def _run_step(
+    c: Collector, step: dict[str, Any], seen: dict[tuple[int, int], str]
+) -> volatile.StepResult:
     name = step["step"]
     cap = int(step.get("max_bytes", volatile.DEFAULT_CAP))
+    if name == "executables":
+        caps, res = volatile.executables(cap, seen)
+        for capture in caps:
+            try:
+                _store_capture(c, capture)
+            except SourceReadError as e:
+                res.details.setdefault("unreadable", []).append(
+                    {"path": _pathname(capture.path), "error": volatile._error(e.err)}
+                )
+        return res
     if name == "processes":
-        caps, res, rows = volatile.processes(step.get("exe", "all"), cap)
+        caps, res, rows = volatile.processes(step.get("exe", "deleted"), cap, seen)
         digests: dict[str, str] = {}
         unread: list[dict[str, Any]] = []
         for capture in caps:
@@ -635,11 +647,12 @@ def run_volatile(c: Collector, profile: Profile) -> list[volatile.StepResult]:
     step the system does not allow (no /proc, an error reading it) is recorded as
     failed, with the error, and the next step runs."""
     done = []
+    seen: dict[tuple[int, int], str] = {}  # executables taken: each once in a run
     for order, step in enumerate(profile.steps, start=1):
         c._flush()
         first = len(c.summary.items)
         try:
-            res = _run_step(c, step)
+            res = _run_step(c, step, seen)
         except (OSError, SourceReadError) as e:
             err = e.err if isinstance(e, SourceReadError) else e
             where = f" ({os.fsdecode(err.filename)})" if err.filename else ""

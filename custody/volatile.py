@@ -46,6 +46,7 @@ STEP_ORDER: tuple[str, ...] = (
     "modules",
     "mounts",
     "routes",
+    "executables",
     "memory",
 )
 DEFAULT_CAP = 256 * 1024 * 1024
@@ -266,17 +267,19 @@ def read_processes(pids: list[int], boot: int | None, hz: int) -> list[dict[str,
 
 
 def processes(
-    exe: str = "all", cap: int = DEFAULT_CAP
+    exe: str = "deleted", cap: int = DEFAULT_CAP, seen: dict[tuple[int, int], str] | None = None
 ) -> tuple[list[Capture], StepResult, list[dict[str, Any]]]:
-    """The process table, and the executables' bytes (each distinct inode once;
-    ``exe='deleted'``: only those deleted from disk).  The table document is
-    built by the caller once the executables' digests are known
-    (:func:`process_table_capture`)."""
+    """The process table, and executables' bytes (each distinct inode once):
+    ``exe='deleted'`` (default) those deleted from disk, whose only copy is the
+    running image (the others are the ``executables`` step's, after the rest of
+    the live state); ``'all'`` every one; ``'none'`` none.  ``seen`` collects the
+    (device, inode) of each executable taken.  The table document is built by the
+    caller once the executables' digests are known (:func:`process_table_capture`)."""
     hz = os.sysconf("SC_CLK_TCK")
     boot = _boot_time()
     rows = read_processes([pid for pid in _pids() if pid != os.getpid()], boot, hz)
     captures: list[Capture] = []
-    seen: dict[tuple[int, int], str] = {}
+    seen = {} if seen is None else seen
     result = StepResult(
         "processes", details={"processes": len(rows), "exe": exe, "collector_pid": os.getpid()}
     )
@@ -438,6 +441,55 @@ def mounts() -> tuple[list[Capture], StepResult]:
 
 def routes() -> tuple[list[Capture], StepResult]:
     return _raw_files("routes", ["/proc/net/route", "/proc/net/ipv6_route", "/proc/net/arp"])
+
+
+def executables(
+    cap: int = DEFAULT_CAP, seen: dict[tuple[int, int], str] | None = None
+) -> tuple[list[Capture], StepResult]:
+    """The bytes of every running executable not taken yet (``seen``), each
+    distinct inode once, read through ``/proc/PID/exe``: the image the process
+    runs, even if the path now names another file."""
+    seen = {} if seen is None else seen
+    caps: list[Capture] = []
+    res = StepResult("executables")
+    taken: list[dict[str, Any]] = []
+    not_taken: list[dict[str, Any]] = []
+    for pid in _pids():
+        if pid == os.getpid():
+            continue
+        try:
+            target = os.readlink(f"/proc/{pid}/exe")
+            fd = os.open(f"/proc/{pid}/exe", _READ_FLAGS)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ESRCH):  # kernel threads, gone pids
+                not_taken.append({"pid": pid, "error": _error(e)})
+            continue
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            os.close(fd)
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
+            os.close(fd)
+            why = "over the step's max_bytes" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            not_taken.append({"pid": pid, "size": st.st_size, "why": why})
+            continue
+        seen[ident] = f"exe:{pid}"
+        taken.append({"pid": pid, "exe": target})
+        caps.append(
+            Capture(
+                path=f"/proc/{pid}/exe".encode(),
+                note=f"bytes of the executable of pid {pid} ({target}), read through /proc",
+                fd=fd,
+                source=st,
+                key=f"exe:{pid}",
+            )
+        )
+    res.details["taken"] = taken
+    if not_taken:
+        res.details["not_taken"] = not_taken
+        res.outcome = "partial"
+    return caps, res
 
 
 # -- memory ----------------------------------------------------------------------

@@ -108,6 +108,7 @@ def test_linux_triage_covers_the_issue() -> None:
         "modules",
         "mounts",
         "routes",
+        "executables",
         "memory",
     ]
     globs = {g for e in prof.entries for g in e["paths"]}
@@ -119,7 +120,7 @@ def test_profile_list_and_show(run: Run, tmp_path: Path) -> None:
     assert [r["name"] for r in rows] == BUILT_IN
     assert rows[1]["volatile"][0] == "processes"
     shown = run("profile", "show", "linux-triage", check=True).stdout
-    assert "1. processes" in shown and "7. memory" in shown
+    assert "1. processes" in shown and "7. executables" in shown and "8. memory" in shown
     assert shown.index("1. processes") < shown.index("auth-logs")
     mine = write_profile(tmp_path / "mine.json", profile_doc([_entry("e1", ["/x/*"])]))
     doc = ok_json(run, "profile", "show", str(mine), "--json")

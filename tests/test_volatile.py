@@ -113,8 +113,9 @@ def test_deleted_binary_bytes_are_collected(case: Case, tmp_path: Path) -> None:
 def test_steps_recorded_in_order_of_volatility_before_files(case: Case, tmp_path: Path) -> None:
     vol_file = tmp_path / "f.txt"
     vol_file.write_text("file")
-    steps = [{"step": s} for s in volatile.STEP_ORDER]
+    steps: list[dict[str, Any]] = [{"step": s} for s in volatile.STEP_ORDER]
     steps[0]["exe"] = "none"
+    steps[volatile.STEP_ORDER.index("executables")]["max_bytes"] = 0  # fast: take none
     entries = [{"name": "f", "reason": "a file", "paths": [str(vol_file)]}]
     prof = profile(tmp_path, steps, entries)
     run = cli(
@@ -131,7 +132,7 @@ def test_steps_recorded_in_order_of_volatility_before_files(case: Case, tmp_path
     types = [b["type"] for b in all_bodies]
     step_events = [b["data"] for b in all_bodies if b["type"] == "volatile.step"]
     assert [s["step"] for s in step_events] == list(volatile.STEP_ORDER)
-    assert [s["order"] for s in step_events] == list(range(1, 8))
+    assert [s["order"] for s in step_events] == list(range(1, len(volatile.STEP_ORDER) + 1))
     last_step = max(i for i, t in enumerate(types) if t == "volatile.step")
     assert types.index("profile.run") < types.index("volatile.step")
     assert last_step < types.index("profile.entry")
@@ -360,3 +361,42 @@ def test_a_bundle_of_one_capture_discloses_no_step(case: Case, tmp_path: Path) -
     types = [json.loads(r["body"])["type"] for r in read_events(tmp_path / "b")]
     assert "collect" in types
     assert not {"volatile.step", "profile.run", "profile.entry"} & set(types)
+
+
+def test_running_executables_are_taken_after_the_live_state(case: Case, tmp_path: Path) -> None:
+    original = Path(shutil.which("sleep") or "/bin/sleep").read_bytes()
+    copy = tmp_path / "tool"
+    copy.write_bytes(original + b"\0custody-test")  # a distinct inode and digest
+    copy.chmod(0o755)
+    proc = subprocess.Popen([str(copy), "60"])
+    try:
+        for _ in range(100):
+            if os.path.exists(f"/proc/{proc.pid}/exe") and os.readlink(
+                f"/proc/{proc.pid}/exe"
+            ) == str(copy):
+                break
+            time.sleep(0.02)
+        prof = profile(
+            tmp_path,
+            [
+                {"step": "processes"},
+                {"step": "routes"},
+                {"step": "executables", "max_bytes": 1 << 26},
+            ],
+        )
+        run = cli(case, "collect", "--profile", str(prof), "--reason", "r")
+        assert run.returncode == 0, run.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    all_bodies = bodies(case)
+    steps = {b["data"]["step"]: b["data"] for b in all_bodies if b["type"] == "volatile.step"}
+    items = {b["data"]["item"]: b["data"] for b in all_bodies if b["type"] == "collect"}
+    mine = [items[i] for i in steps["executables"]["captures"]]
+    (exe,) = [d for d in mine if d["path"]["display"] == f"/proc/{proc.pid}/exe"]
+    assert exe["digests"]["sha256"] == sha(original + b"\0custody-test")
+    assert {"pid": proc.pid, "exe": str(copy)} in steps["executables"]["details"]["taken"]
+    in_processes = [items[i]["path"]["display"] for i in steps["processes"]["captures"]]
+    assert f"/proc/{proc.pid}/exe" not in in_processes  # not deleted: not the first step's
+    seqs = [b["seq"] for b in all_bodies if b["type"] == "volatile.step"]
+    assert seqs == sorted(seqs)
