@@ -53,6 +53,7 @@ from custody.views import (
     verification_lines,
 )
 from custody_cli.bundle_cmds import bundle
+from custody_cli.capture_cmds import capture as capture_cmd
 from custody_cli.common import (
     LINE,
     LOOKUP,
@@ -909,6 +910,7 @@ cli.add_command(prove)
 cli.add_command(bundle)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
+cli.add_command(capture_cmd)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -1,0 +1,132 @@
+"""custody capture: run a live-response command and record its output as evidence."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from custody.collect import check_reason
+from custody.display import shown
+from custody.errors import UsageError
+from custody.hashing import parse_algorithms
+from custody_cli.common import (
+    LOOKUP,
+    TEXT,
+    case_option,
+    echo_json,
+    key_options,
+    load_key,
+    open_case,
+)
+
+#: seconds a captured command may run when --timeout is not given
+DEFAULT_TIMEOUT = 300.0
+
+
+@click.command("capture", context_settings={"allow_interspersed_args": False})
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
+@click.option(
+    "--reason",
+    default=None,
+    type=TEXT,
+    help="Why this command is run (required; asked for on a terminal).",
+)
+@click.option(
+    "--tools",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Run CMD from this folder of trusted binaries (the collector's media) instead"
+    " of the host's PATH: looked up there only, and the command's PATH is set to it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds before the command's whole process group is killed and the capture"
+    " recorded as timed out (0: no limit).",
+)
+@click.option(
+    "--hash",
+    "hash_spec",
+    default="md5,sha1,sha256",
+    show_default=True,
+    type=LOOKUP,
+    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
+)
+@click.option(
+    "--no-selftest",
+    is_flag=True,
+    help="Skip the self-test the first collection of a case runs and records.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the capture record as JSON.")
+@case_option
+@key_options
+def capture(
+    argv: tuple[str, ...],
+    reason: str | None,
+    tools: Path | None,
+    timeout: float,
+    hash_spec: str,
+    no_selftest: bool,
+    as_json: bool,
+    case_dir: Path | None,
+    key_path: Path | None,
+    passphrase_file: Path | None,
+    insecure_key: bool,
+) -> None:
+    """Run CMD and record it: argv, the executable's path and SHA-256, the
+    environment it ran with (secrets removed, their names listed), start and end
+    times, how it ended, and its stdout and stderr, streamed into the store as two
+    items (outcome captured).  Put '--' before CMD.  A command that is not found
+    is refused (exit 2) and nothing is recorded.  The exit status is custody's
+    (0: recorded), whatever the command's; a timeout kills its process group."""
+    from custody.capture import capture as run_capture
+
+    algorithms = parse_algorithms(hash_spec)
+    if reason is None:
+        if not sys.stdin.isatty():
+            raise UsageError("--reason is required: say why this command is captured")
+        reason = click.prompt("Reason for this capture", err=True, default="")
+    reason = check_reason(reason or "")
+    with open_case(case_dir) as ledger:
+        signer = load_key(key_path, passphrase_file, insecure_key)
+        result = run_capture(
+            ledger,
+            signer,
+            list(argv),
+            reason=reason,
+            tools=None if tools is None else str(tools),
+            timeout=timeout or None,
+            algorithms=algorithms,
+            selftest=not no_selftest,
+        )
+    if as_json:
+        echo_json(result.as_json())
+        return
+    rec = result.capture
+    exe = rec["executable"]
+    ended = rec["exit"]
+    how = {
+        "exited": f"exit code {ended.get('code')}",
+        "signaled": f"killed by {ended.get('signal')}",
+        "timed-out": f"TIMED OUT after {rec['timeout_ms'] / 1000:g} s, process group killed",
+    }[ended["status"]]
+    click.echo(f"Captured: {shown(rec['command'])}")
+    click.echo(
+        f"Executable: {shown(exe['path']['display'])} ({exe['resolved_in']})"
+        f" sha256 {exe['digests']['sha256']}"
+    )
+    click.echo(f"Ran {rec['duration_ms'] / 1000:.3f} s, {how}")
+    removed = rec["environment"]["removed"]
+    if removed:
+        click.echo(
+            f"Environment: {len(removed)} variable(s) removed before it ran: "
+            + shown(", ".join(r["name"] for r in removed))
+        )
+    if rec.get("note"):
+        click.echo(f"Note: {shown(rec['note'])}")
+    for it in result.as_json()["items"]:
+        click.echo(f"  {it['id']:<9} {it['stream']:<6} {it['size']:>12} bytes  {it['sha256']}")
