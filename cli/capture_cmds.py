@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -130,3 +131,32 @@ def capture(
         click.echo(f"Note: {shown(rec['note'])}")
     for it in result.as_json()["items"]:
         click.echo(f"  {it['id']:<9} {it['stream']:<6} {it['size']:>12} bytes  {it['sha256']}")
+
+
+def capture_lines(info: dict[str, Any]) -> list[str]:
+    """``custody show``'s lines for a captured item: the command, the executable and
+    its digest, how it ended, the environment removed, the other stream's item."""
+    rec = info.get("capture")
+    if not isinstance(rec, dict):
+        return []
+    exe = rec.get("executable") or {}
+    ended = rec.get("exit") or {}
+    items = rec.get("items") or {}
+    other = {"stdout": "stderr", "stderr": "stdout"}.get(str(info.get("stream")), "")
+    removed = (rec.get("environment") or {}).get("removed") or []
+    lines = [
+        f"{'Stream:':<11}{shown(info.get('stream'))} (the {other} is {shown(items.get(other))})",
+        f"{'Command:':<11}{shown(rec.get('command'))}",
+        f"{'Exe:':<11}{shown((exe.get('path') or {}).get('display'))}"
+        f" ({shown(exe.get('resolved_in'))}, ran by {shown(rec.get('ran'))})",
+        f"{'Exe hash:':<11}sha256 {shown((exe.get('digests') or {}).get('sha256'))}",
+        f"{'Ran:':<11}{shown(rec.get('started'))} .. {shown(rec.get('ended'))}",
+        f"{'Ended:':<11}{shown(ended.get('status'))} code {shown(ended.get('code'))}"
+        + (f" {shown(ended.get('signal'))}" if ended.get("signal") else ""),
+    ]
+    if removed:
+        names = ", ".join(str(r.get("name")) for r in removed if isinstance(r, dict))
+        lines.append(f"{'Env:':<11}removed before it ran, values not recorded: {shown(names)}")
+    if rec.get("note"):
+        lines.append(f"{'Note:':<11}{shown(rec.get('note'))}")
+    return lines

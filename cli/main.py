@@ -54,6 +54,7 @@ from custody.views import (
 )
 from custody_cli.bundle_cmds import bundle
 from custody_cli.capture_cmds import capture as capture_cmd
+from custody_cli.capture_cmds import capture_lines
 from custody_cli.common import (
     LINE,
     LOOKUP,
@@ -802,6 +803,8 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         )
     for alg, dig in info["digests"].items():
         click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
+    for line in capture_lines(info):
+        click.echo(line)
     click.echo(f"{'State:':<11}{shown(view.state)}")
     custodian = view.custodian_key
     click.echo(f"{'Custodian:':<11}{shown(custodian.text() if custodian else '')}")

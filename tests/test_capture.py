@@ -410,3 +410,23 @@ def test_stored_streams_are_read_only(case: Case) -> None:
     digest = out["items"][0]["sha256"]
     obj = case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest
     assert stat.S_IMODE(obj.stat().st_mode) == 0o400
+
+
+def test_show_tells_the_capture(case: Case, tmp_path: Path) -> None:
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    fake = script(evil / "ps", "echo 1 init\n")
+    env = {"PATH": f"{evil}:/usr/bin:/bin", "API_TOKEN": "tok-value"}
+    capture(case, "--reason", "r", "--", "ps", "-ef", env=env)
+    proc = cli(case, "show", "ITEM-2", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "Stream:    stderr (the stdout is ITEM-1)" in lines
+    assert "Command:   ps -ef" in lines
+    assert f"Exe:       {fake} (PATH, ran by path)" in lines
+    assert f"Exe hash:  sha256 {sha(fake.read_bytes())}" in lines
+    assert "Ended:     exited code 0" in lines
+    assert any(line.startswith("Env:") and "API_TOKEN" in line for line in lines)
+    shown_json = ok_json(case, "show", "ITEM-1", "--json")
+    assert shown_json["stream"] == "stdout"
+    assert shown_json["capture"]["items"] == {"stdout": "ITEM-1", "stderr": "ITEM-2"}
