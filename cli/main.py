@@ -55,6 +55,7 @@ from custody.views import (
 from custody_cli.bundle_cmds import bundle
 from custody_cli.capture_cmds import capture as capture_cmd
 from custody_cli.capture_cmds import capture_lines
+from custody_cli.collector_cmds import build_collector
 from custody_cli.common import (
     LINE,
     LOOKUP,
@@ -914,6 +915,7 @@ cli.add_command(bundle)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
 cli.add_command(capture_cmd)
+cli.add_command(build_collector)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 
