@@ -140,9 +140,19 @@ def fetch_wheels(
     machines: Sequence[str] = MACHINES,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Every wheel the targets need, from ``cache`` (offline) when it has them all,
-    else downloaded into it by pip from the configured package index."""
+    """Every wheel the targets need: those an earlier fetch of the same requirements
+    and targets listed (``lock-*.json`` in ``cache``, each wheel's SHA-256 checked),
+    else pip's choice from ``cache`` offline, else from the configured package index."""
     cache.mkdir(parents=True, exist_ok=True)
+    key = json.dumps([sorted(reqs), list(pythons), list(machines), list(MANYLINUX)])
+    lock = cache / f"lock-{_sha(key.encode())[:16]}.json"
+    try:
+        listed = json.loads(lock.read_text())
+        paths = [cache / name for name in sorted(listed)]
+        if all(_sha(p.read_bytes()) == listed[p.name] for p in paths):
+            return paths
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # no lock yet, or a wheel changed: ask pip
     chosen: dict[str, Path] = {}
     for target in pythons:
         for machine in machines:
@@ -156,7 +166,9 @@ def fetch_wheels(
             for n in names:
                 if (cache / n).is_file():
                     chosen[n] = cache / n
-    return [chosen[n] for n in sorted(chosen)]
+    found = [chosen[n] for n in sorted(chosen)]
+    lock.write_text(json.dumps({p.name: _sha(p.read_bytes()) for p in found}, indent=1))
+    return found
 
 
 def _package_dir(name: str) -> Path:
