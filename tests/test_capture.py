@@ -430,3 +430,50 @@ def test_show_tells_the_capture(case: Case, tmp_path: Path) -> None:
     shown_json = ok_json(case, "show", "ITEM-1", "--json")
     assert shown_json["stream"] == "stdout"
     assert shown_json["capture"]["items"] == {"stdout": "ITEM-1", "stderr": "ITEM-2"}
+
+
+def test_ctrl_c_kills_the_command_and_the_run_can_be_closed(case: Case, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "custody_cli.main",
+            "capture",
+            "--no-selftest",
+            "--reason",
+            "r",
+            "--",
+            "sh",
+            "-c",
+            f"echo $$ > {pidfile}; exec sleep 60",
+        ],
+        cwd=case.dir,
+        env=case.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.startswith("custody: error: interrupted: capture ") and err.count("\n") == 1
+    assert "custody collect --resume" in err
+    assert not _alive(child)
+    assert cli(case, "collect", "--resume", "--no-selftest").returncode == 0
+    bodies = events(case)
+    assert schema_errors(bodies) == []
+    assert [b["data"]["status"] for b in bodies if b["type"] == "collection.end"] == [
+        "interrupted",
+        "complete",
+    ]
+    assert cli(case, "verify").returncode == 0
