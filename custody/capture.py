@@ -476,9 +476,9 @@ def _run(
     algorithms: Sequence[str],
 ) -> CaptureResult:
     scrubbed = scrub_environment(env_in)
-    env = dict(scrubbed.env)
     if tools is not None:  # what the command runs in turn comes from the tools too
-        env[b"PATH"] = os.path.realpath(tools)
+        scrubbed.env[b"PATH"] = os.path.realpath(tools)
+    env = dict(scrubbed.env)  # exactly what is recorded
     by_fd = exe.shebang is None and os.path.isdir("/proc/self/fd")
     program = f"/proc/self/fd/{exe.fd}".encode() if by_fd else exe.path
     store = Store(ledger.store_dir)

@@ -132,6 +132,7 @@ def test_trojaned_ps_on_path_is_visible_and_tools_avoids_it(case: Case, tmp_path
     body = stored(case, out["items"][0]["sha256"])
     assert body == f"trusted\nPATH={tools}\n".encode()
     assert out["capture"]["tools"]["display"] == str(tools)
+    assert out["capture"]["environment"]["variables"]["PATH"] == str(tools.resolve())
 
 
 def test_secrets_never_reach_the_command_nor_the_ledger(case: Case) -> None:
