@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from custody.capture import MAX_TIMEOUT
 from custody.collect import check_reason
 from custody.display import shown
 from custody.errors import UsageError
@@ -43,11 +44,11 @@ DEFAULT_TIMEOUT = 300.0
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TIMEOUT,
+    type=LOOKUP,
+    default=f"{DEFAULT_TIMEOUT:g}",
     show_default=True,
     help="Seconds before the command's whole process group is killed and the capture"
-    " recorded as timed out (0: no limit).",
+    " recorded as timed out (0: no limit; at most a week).",
 )
 @click.option(
     "--hash",
@@ -69,7 +70,7 @@ def capture(
     argv: tuple[str, ...],
     reason: str | None,
     tools: Path | None,
-    timeout: float,
+    timeout: str,
     hash_spec: str,
     no_selftest: bool,
     as_json: bool,
@@ -87,6 +88,7 @@ def capture(
     from custody.capture import capture as run_capture
 
     algorithms = parse_algorithms(hash_spec)
+    seconds = _seconds(timeout)
     if reason is None:
         if not sys.stdin.isatty():
             raise UsageError("--reason is required: say why this command is captured")
@@ -100,7 +102,7 @@ def capture(
             list(argv),
             reason=reason,
             tools=None if tools is None else str(tools),
-            timeout=timeout or None,
+            timeout=seconds or None,
             algorithms=algorithms,
             selftest=not no_selftest,
         )
@@ -131,6 +133,19 @@ def capture(
         click.echo(f"Note: {shown(rec['note'])}")
     for it in result.as_json()["items"]:
         click.echo(f"  {it['id']:<9} {it['stream']:<6} {it['size']:>12} bytes  {it['sha256']}")
+
+
+def _seconds(text: str) -> float:
+    """--timeout: seconds, 0 for none, at most a week (one error line otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= MAX_TIMEOUT:  # nan fails too
+        raise UsageError(
+            f"--timeout takes seconds from 0 (no limit) to {MAX_TIMEOUT:g}, got {text!r}"
+        )
+    return value
 
 
 def capture_lines(info: dict[str, Any]) -> list[str]:

@@ -76,6 +76,7 @@ OUTCOME = "captured"
 GRACE = 2.0
 CHUNK = 1 << 20
 F_SETPIPE_SZ = 1031  # Linux fcntl
+MAX_TIMEOUT = 7 * 86400.0  # a week: longer is no live response (and must fit the record)
 
 
 class CommandNotFoundError(UsageError):
@@ -405,8 +406,10 @@ def _exit_record(code: int | None, timed_out: bool) -> dict[str, Any]:
 
 
 def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be more than 0 seconds, got {timeout}")
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(
+            f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {timeout}"
+        )
 
 
 def _tools_dir(tools: str | bytes | None) -> bytes | None:

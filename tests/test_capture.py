@@ -248,6 +248,10 @@ def test_reason_and_options_are_checked_first(case: Case, tmp_path: Path) -> Non
     assert proc.returncode == 2
     proc = cli(case, "capture", "--reason", "r", "--tools", tmp_path / "nope", "--", "true")
     assert proc.returncode == 2
+    for bad in ("inf", "nan", "-1", "1e300"):
+        proc = cli(case, "capture", "--reason", "r", "--timeout", bad, "--", "true")
+        assert proc.returncode == 2, (bad, proc.stderr)
+        one_error_line(proc)
     assert len(events(case)) == before
 
 
