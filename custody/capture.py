@@ -503,16 +503,14 @@ def _run(
     except OSError as e:
         raise CommandNotFoundError(f"cannot run {display_path(exe.path)}: {e.strerror or e}") from e
     assert proc.stdout is not None and proc.stderr is not None
-    out_fd, err_fd = os.dup(proc.stdout.fileno()), os.dup(proc.stderr.fileno())
-    proc.stdout.close()
-    proc.stderr.close()
-    streams = [
-        _Stream("stdout", out_fd, store, algorithms),
-        _Stream("stderr", err_fd, store, algorithms),
-    ]
+    streams: list[_Stream] = []
     timed_out = False
     group_killed = False
     try:
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            fd = os.dup(pipe.fileno())
+            pipe.close()
+            streams.append(_Stream(name, fd, store, algorithms))
         try:
             code: int | None = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -524,7 +522,7 @@ def _run(
         if not _wait_streams(streams, GRACE):  # a child of the command still writes
             group_killed = _kill_group(proc.pid) or group_killed
             _wait_streams(streams, GRACE)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C (wherever it lands), an error: the command dies too
         _kill_group(proc.pid)
         proc.wait()
         raise
