@@ -36,7 +36,7 @@ from custody.checkpoint import (
     timestamp_checkpoint,
 )
 from custody.errors import CustodyError, IntegrityError, UsageError
-from custody.hashing import hash_file
+from custody.hashing import hash_fd
 from custody.ledger import (
     COLLECT_EVENT,
     IDENTITY_EVENT,
@@ -50,6 +50,7 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
+from custody.safeio import NotRegularFileError, open_beneath, open_regular
 from custody.sources import is_imported_id
 from custody.store import Store
 
@@ -178,7 +179,9 @@ def _bag_files(
         if a["sha256"]:
             name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
             rel = f"data/{item}/{name}"
-            files[rel] = store.path_of(f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}")
+            obj = f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}"
+            _check_object(store, obj, item)
+            files[rel] = store.path_of(obj)
             entry["payload"] = rel
             entry["name_mapped"] = mapped
             payload_bytes += int(a["size"] or 0)
@@ -259,10 +262,31 @@ def _bag_files(
     return files, payload_bytes, payload_files, size
 
 
+def _check_object(store: Store, obj: str, item: str) -> None:
+    """A store object an export carries must be a regular file reached through no
+    link (else exit 1: ``custody verify`` reports it as object-not-regular)."""
+    try:
+        fd, _ = open_beneath(store.root, obj)
+    except NotRegularFileError as e:
+        raise IntegrityError(
+            f"store object of {item} ({obj}) is {e.what}, not a regular file; run 'custody verify'"
+        ) from None
+    except FileNotFoundError:
+        return  # reported where it is read, as before
+    os.close(fd)
+
+
+def _open_payload(src: Path) -> BinaryIO:
+    """A store object, opened without following a link or blocking on a FIFO."""
+    fd, _ = open_regular(src)
+    return os.fdopen(fd, "rb")
+
+
 def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
     if isinstance(src, bytes):
         return {a: hashlib.new(a, src).hexdigest() for a in algs}
-    return hash_file(src, algs).digests
+    with _open_payload(src) as f:
+        return hash_fd(f.fileno(), algs).digests
 
 
 def export_bundle(
@@ -360,7 +384,7 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
                     if isinstance(src, bytes):
                         fo.write(src)
                     else:
-                        with open(src, "rb") as fi:
+                        with _open_payload(src) as fi:
                             while chunk := fi.read(CHUNK):
                                 fo.write(chunk)
     except OSError as e:
@@ -400,7 +424,7 @@ def _write_zip(fo: BinaryIO, top: str, dirs: list[str], files: dict[str, bytes |
             if isinstance(src, bytes):
                 z.writestr(info, src)
             else:
-                with open(src, "rb") as fi, z.open(info, "w") as zo:
+                with _open_payload(src) as fi, z.open(info, "w") as zo:
                     while chunk := fi.read(CHUNK):
                         zo.write(chunk)
 
@@ -417,5 +441,5 @@ def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path, now: int) ->
         info.mode = FILE_MODE
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        with open(src, "rb") as f:
+        with _open_payload(src) as f:
             tar.addfile(info, f)
