@@ -27,6 +27,8 @@ from custody.safeio import NotRegularFileError, open_beneath, open_regular
 
 MAX_TAG_FILE = 64 << 20  # bytes of any one custody/ or bag tag file
 MAX_JSON_DEPTH = 64
+MAX_PATH_DEPTH = 64  # folders an entry may lie in (custody writes 3: data/ITEM-n/name)
+MAX_NAME_BYTES = 1024  # an entry's relative name, UTF-8
 MAX_TOTAL = 1 << 40  # 1 TiB of declared content
 MAX_RATIO = 1000  # declared size / archive size: beyond this, a decompression bomb
 CHUNK = 1 << 20
@@ -120,6 +122,10 @@ def path_is_dangerous(name: str) -> str | None:
         return "'..' in path"
     if any(p in ("", ".") for p in parts):  # a directory's trailing / is removed first
         return "empty or '.' path component"
+    if len(parts) > MAX_PATH_DEPTH:
+        return f"nested deeper than {MAX_PATH_DEPTH} folders"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"name longer than {MAX_NAME_BYTES} bytes"
     return None
 
 
@@ -166,12 +172,17 @@ def _strip_top(names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "", names
 
 
+def _short(name: str) -> str:
+    """An entry name as an error line shows it: at most 120 characters."""
+    return name if len(name) <= 120 else name[:60] + "..." + name[-57:]
+
+
 def _check_name(name: str, seen: set[str]) -> None:
     why = path_is_dangerous(name)
     if why:
-        raise HostileBundleError(f"unsafe entry {name!r}: {why}")
+        raise HostileBundleError(f"unsafe entry {_short(name)!r}: {why}")
     if name in seen:
-        raise HostileBundleError(f"duplicate entry {name!r}")
+        raise HostileBundleError(f"duplicate entry {_short(name)!r}")
     seen.add(name)
 
 
@@ -182,20 +193,31 @@ class _DirSource(_Source):
         todo = [("", os.fspath(root))]
         while todo:
             prefix, folder = todo.pop()
-            with os.scandir(folder) as entries:
-                for e in entries:
-                    rel = prefix + e.name
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as err:
+                raise OperationalError(
+                    f"cannot read bundle folder {_short(prefix) or root}: {err.strerror}"
+                ) from err
+            for e in entries:
+                rel = prefix + e.name
+                why = path_is_dangerous(rel)
+                if why:
+                    raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
+                try:
                     st = e.stat(follow_symlinks=False)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
-                    if stat.S_ISDIR(st.st_mode):
-                        todo.append((rel + "/", e.path))
-                    elif not stat.S_ISREG(st.st_mode):
-                        raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-                    elif st.st_nlink > 1:
-                        raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
-                    else:
-                        sizes[rel] = st.st_size
+                except OSError as err:
+                    raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
+                if stat.S_ISLNK(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
+                if stat.S_ISDIR(st.st_mode):
+                    todo.append((rel + "/", e.path))
+                elif not stat.S_ISREG(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+                elif st.st_nlink > 1:
+                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
+                else:
+                    sizes[rel] = st.st_size
         super().__init__(sizes)
 
     def open(self, name: str) -> IO[bytes]:
