@@ -314,8 +314,7 @@ def export_bundle(
         if i not in known:
             raise UsageError(f"no such item: {i}")
     chosen = list(dict.fromkeys(chosen))
-    if out.exists():
-        raise UsageError(f"{out} already exists; refusing to overwrite")
+    _check_out(out)
     files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization, tsa)
     payload = {n: s for n, s in files.items() if n.startswith("data/")}
     digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
@@ -331,6 +330,36 @@ def export_bundle(
     events_blob = files["custody/events.jsonl"]
     events = events_blob.count(b"\n") if isinstance(events_blob, bytes) else 0
     return ExportResult(out, chosen, events, nbytes, size)
+
+
+#: the archive suffixes ``--out`` may end in (any case: ``.TAR.GZ`` is ``.tar.gz``)
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+#: a suffix that names some file format (1-5 letters and digits, a letter among
+#: them): an archive custody does not write (``.7z``, ``.tar.xz``, ``.rar``) must
+#: not silently become a folder; ``case-2026.017`` is a folder
+_FORMAT_SUFFIX = re.compile(r"\.(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,5}\Z")
+
+
+def archive_kind(out: Path) -> str | None:
+    """The archive suffix ``out`` ends in (lower case), or None for a folder."""
+    name = out.name.lower()
+    return next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse (exit 2), before anything is signed: an existing ``out`` (even a
+    dangling link), a folder that does not exist to hold it, a suffix naming a
+    format custody does not write."""
+    if os.path.lexists(out):
+        raise UsageError(f"{out} already exists; refusing to overwrite")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write bundle {out}: folder {parent} does not exist")
+    if archive_kind(out) is None and _FORMAT_SUFFIX.search(out.name):
+        raise UsageError(
+            f"{out}: unknown bundle suffix; --out is a new folder (a name without a"
+            f" suffix) or a file ending in {', '.join(sorted(ARCHIVE_SUFFIXES))}"
+        )
 
 
 #: modes of everything a bundle export writes: the payload is evidence, the tag
@@ -365,15 +394,25 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
     name = out.name
     top = name.split(".")[0] or "bundle"
     dirs = _dirs_of(list(files))
+    kind = archive_kind(out)
     try:
-        if name.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
-            with _create(out) as fo:
-                if name.endswith(".zip"):
-                    _write_zip(fo, top, dirs, files)
-                else:
-                    _write_tar(fo, "w:gz" if name.endswith("gz") else "w", top, dirs, files)
+        if kind is not None:  # written aside, then linked to its new name: never partial
+            tmp = out.parent / f".{name}.custody-{os.urandom(6).hex()}.tmp"
+            try:
+                with _create(tmp) as fo:
+                    if kind == ".zip":
+                        _write_zip(fo, top, dirs, files)
+                    else:
+                        _write_tar(fo, "w:gz" if kind.endswith("gz") else "w", top, dirs, files)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+                try:
+                    os.link(tmp, out, follow_symlinks=False)
+                except FileExistsError:
+                    raise UsageError(f"{out} already exists; refusing to overwrite") from None
+            finally:
+                tmp.unlink(missing_ok=True)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.mkdir(DIR_MODE)
             for d in ["", *dirs]:  # BagIt needs data/ even with no payload
                 (out / d).mkdir(DIR_MODE, exist_ok=d == "")
