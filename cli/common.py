@@ -58,6 +58,10 @@ class CustodyGroup(click.Group):
         except click.Abort:  # Ctrl-C / Ctrl-D at a prompt: not an integrity finding
             click.echo("custody: aborted", err=True)
             ctx.exit(130)
+        except click.UsageError as e:  # a bad option or argument: one line too (issue 15)
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"custody: error: {shown(e.format_message())}{hint}", err=True)
+            ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except BrokenPipeError:  # `custody list | head`: the reader left, nothing to say
