@@ -156,11 +156,31 @@ def test_folder_nested_3000_deep_is_exit_2_short_line(
             fd = nxt
     finally:
         os.close(fd)
-    proc = _verify(run, bag)
+    try:
+        proc = _verify(run, bag)
+    finally:
+        _remove_chain(bag / "data" / "d")
     assert proc.returncode == 2, proc.stderr
     line = one_error_line(proc)
     assert f"nested deeper than {MAX_PATH_DEPTH} folders" in line
     assert len(line) < 300, len(line)
+
+
+def _remove_chain(top: Path) -> None:
+    """Remove a chain of folders ``d/d/d/...`` without recursion (pytest's own
+    clean-up, shutil.rmtree, would hit Python's recursion limit): each child is
+    moved up beside its parent, then the emptied parent removed."""
+    cur, n = top, 0
+    while cur.exists():
+        nxt = None
+        if (cur / "d").exists():
+            n += 1
+            nxt = top.parent / f"up-{n}"
+            (cur / "d").rename(nxt)
+        cur.rmdir()
+        if nxt is None:
+            break
+        cur = nxt
 
 
 def test_tar_entry_nested_too_deep_is_exit_2(
@@ -280,3 +300,24 @@ def test_hostile_bundle_never_passes_and_report_never_exits_3(
         else:
             assert proc.stderr == "", proc.stderr
             assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BUNDLES))
+def test_docverify_follows_the_page_on_hostile_bundles(hostile_bundles: Path, name: str) -> None:
+    """tests/docverify.py, written from bundle-format.md alone, reaches the same exit
+    code: the §11 rules for versions and lone surrogates are on the page."""
+    import docverify
+
+    got, _ = docverify.verify(hostile_bundles / name)
+    assert got == HOSTILE_BUNDLES[name][1]
+
+
+def test_docverify_refuses_a_tar_entry_nested_too_deep(tmp_path: Path, good: Path) -> None:
+    import docverify
+
+    path = _tar(tmp_path / "b.tar", good, "w")
+    with tarfile.open(path, "a") as tar:
+        info = tarfile.TarInfo(f"{TOP}/data/" + "d/" * MAX_PATH_DEPTH + "x")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert docverify.verify(path)[0] == 2
