@@ -116,11 +116,13 @@ def test_receive_records_the_item_as_not_matching(story: Case, how: str) -> None
 @pytest.mark.parametrize("how", HOSTILE)
 def test_bundle_export_refuses_a_hostile_object(story: Case, how: str) -> None:
     replace_object(story, how)
+    events = len(json.loads(_run(story, "log", "--json").stdout))
     out = story.dir.parent / "b.tar"
     proc = _run(story, "bundle", "export", "--all", "--out", out)
     assert proc.returncode == 1, proc.stderr
     assert "not a regular file" in one_error_line(proc)
     assert not out.exists()
+    assert len(json.loads(_run(story, "log", "--json").stdout)) == events  # nothing signed
 
 
 def test_an_intact_store_still_verifies(story: Case) -> None:

@@ -52,7 +52,7 @@ from custody.ledger import (
 )
 from custody.safeio import NotRegularFileError, open_beneath, open_regular
 from custody.sources import is_imported_id
-from custody.store import Store
+from custody.store import Store, object_relpath
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
 
@@ -136,6 +136,9 @@ def _bag_files(
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
     listed = _disclosed(signed, items)
+    for item in items:  # a store object that is no regular file: refused before signing
+        if sha := artifacts[item]["sha256"]:
+            _check_object(store, object_relpath(sha), item)
     # the exporter signs what the bundle discloses, so nothing can be left out later
     export_ev = next(
         e
@@ -179,9 +182,7 @@ def _bag_files(
         if a["sha256"]:
             name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
             rel = f"data/{item}/{name}"
-            obj = f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}"
-            _check_object(store, obj, item)
-            files[rel] = store.path_of(obj)
+            files[rel] = store.path_of(object_relpath(a["sha256"]))
             entry["payload"] = rel
             entry["name_mapped"] = mapped
             payload_bytes += int(a["size"] or 0)
