@@ -35,7 +35,7 @@ def bundle() -> None:
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="A new folder, or a file ending in .tar, .tar.gz or .zip.",
+    help="A new folder, or a file ending in .tar, .tar.gz, .tgz or .zip (any case).",
 )
 @click.option(
     "--organization", default="custody", type=NAME_LINE, help="bag-info.txt Source-Organization."

@@ -29,6 +29,13 @@ from custody.errors import (
 )
 from custody.keys import Signer, load_signer, public_key_pem
 from custody.ledger import Ledger, find_case_dir
+from custody.safeio import (
+    CAP_CERTIFICATE,
+    CAP_PASSPHRASE,
+    UnsafeFileError,
+    read_input,
+    read_input_text,
+)
 from custody.views import table_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +58,10 @@ class CustodyGroup(click.Group):
         except click.Abort:  # Ctrl-C / Ctrl-D at a prompt: not an integrity finding
             click.echo("custody: aborted", err=True)
             ctx.exit(130)
+        except click.UsageError as e:  # a bad option or argument: one line too (issue 15)
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"custody: error: {shown(e.format_message())}{hint}", err=True)
+            ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except BrokenPipeError:  # `custody list | head`: the reader left, nothing to say
@@ -333,11 +344,9 @@ def key_options(f: F) -> F:
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
     if passphrase_file is not None:
         try:
-            text = passphrase_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise KeyLoadError(
-                f"cannot read passphrase file {passphrase_file}: {e.strerror}"
-            ) from e
+            text = read_input_text(passphrase_file, "passphrase file", CAP_PASSPHRASE)
+        except UnsafeFileError as e:
+            raise KeyLoadError(e.message) from None
         return text.rstrip("\r\n").encode("utf-8")
     env = os.environ.get("CUSTODY_PASSPHRASE")
     if env is not None:
@@ -389,8 +398,5 @@ def read_tsa_roots(paths: tuple[Path, ...]) -> list[bytes]:
     chosen = list(paths) or ([Path(env)] if env else [])
     out = []
     for p in chosen:
-        try:
-            out.append(p.read_bytes())
-        except OSError as e:
-            raise UsageError(f"cannot read TSA certificate {p}: {e.strerror}") from e
+        out.append(read_input(p, "TSA certificate", CAP_CERTIFICATE)[0])
     return out

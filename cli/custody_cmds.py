@@ -18,6 +18,7 @@ from custody.display import shown
 from custody.errors import UsageError
 from custody.ledger import Event, Ledger
 from custody.lifecycle import LIFECYCLE_EVENTS, transfer_id
+from custody.safeio import check_output, write_atomic
 from custody.views import case_keybook, item_log
 from custody.writers import (
     lifecycle_event,
@@ -225,14 +226,13 @@ def checkpoint_cmd(
     is now, record it, and print it.  With --tsa, a trusted time-stamp over it is
     recorded too (if the authority fails, the checkpoint stays recorded: exit 3)."""
     stamp = None
+    if out is not None:
+        check_output(out, "checkpoint file")  # refused before anything is signed
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         text, ev = make_checkpoint(ledger, signer)
         if out is not None:
-            try:
-                out.write_text(text, encoding="utf-8")
-            except OSError as e:
-                raise UsageError(f"cannot write {out}: {e.strerror}") from e
+            write_atomic(out, text.encode("utf-8"), mode=0o644, what="checkpoint file")
         if tsa_url:
             stamp = timestamp_checkpoint(ledger, signer, ev, text, tsa_url)
     if as_json:

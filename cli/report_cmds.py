@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -12,6 +10,7 @@ import click
 from custody.display import shown
 from custody.errors import UsageError
 from custody.render import FORMATS, render
+from custody.safeio import write_atomic
 from custody_cli.common import LOOKUP, case_option, open_case, read_tsa_roots, tsa_cert_option
 
 
@@ -89,17 +88,4 @@ def report(
 
 
 def _write_atomically(out: Path, data: bytes) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as e:
-        raise UsageError(f"cannot write {out}: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {out}: {e.strerror}") from e
+    write_atomic(out, data, what="report")

@@ -25,6 +25,7 @@ from custody.errors import CorruptLedgerError, IntegrityError, UsageError
 from custody.keys import Identity, Signer, fingerprint
 from custody.ledger import Event, EventDraft, Ledger
 from custody.lifecycle import replay_ledger
+from custody.safeio import CAP_CHECKPOINT, read_input_text
 
 CHECKPOINT_EVENT = "checkpoint"
 TIMESTAMP_EVENT = "timestamp"
@@ -126,12 +127,7 @@ def open_checkpoint_text(
 
 
 def load_checkpoint_file(path: Path, origin: str, vs: Iterable[note.Verifier]) -> LoadedCheckpoint:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"checkpoint file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read checkpoint {path}: {e}") from e
+    text = read_input_text(path, "checkpoint file", CAP_CHECKPOINT)
     return open_checkpoint_text(text, origin, vs, source=str(path))
 
 

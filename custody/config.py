@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from custody.errors import UsageError
+from custody.safeio import CAP_CONFIG, read_input_text
+
 
 def config_dir() -> Path:
     env = os.environ.get("CUSTODY_CONFIG_DIR")
@@ -53,8 +56,8 @@ def has_usable_default() -> bool:
 
 def default_key() -> Path | None:
     try:
-        text = _default_key_file().read_text().strip()
-    except OSError:
+        text = read_input_text(_default_key_file(), "default key record", CAP_CONFIG).strip()
+    except UsageError:
         return None
     return Path(text) if text else None
 

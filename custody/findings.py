@@ -176,6 +176,12 @@ class Kind(enum.StrEnum):
     STORE_PATH = ("store-path", Step.STORE, "a store path that does not name the recorded sha256")
     OBJECT_MISSING = ("object-missing", Step.STORE, "a store object is missing")
     OBJECT_UNREADABLE = ("object-unreadable", Step.STORE, "a store object cannot be read")
+    OBJECT_NOT_REGULAR = (
+        "object-not-regular",
+        Step.STORE,
+        "a store object (or a folder above it) is a link, a directory, a FIFO or a device,"
+        " not a regular file",
+    )
     OBJECT_SIZE = ("object-size", Step.STORE, "a store object has another size than recorded")
     OBJECT_DIGEST = (
         "object-digest",

@@ -26,6 +26,7 @@ from typing import Any
 
 from custody import _libc
 from custody.errors import UsageError
+from custody.safeio import open_regular
 
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "blake2b")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
@@ -309,10 +310,13 @@ def _hash_threaded(
 def hash_file(
     path: str | os.PathLike[str], algorithms: Sequence[str], progress: Progress | None = None
 ) -> HashResult:
-    """Hash a file by path (used to re-hash store objects)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """Hash a regular file by path (used to re-hash store objects and a folder
+    bundle's payload): a link, a FIFO or a device there raises
+    :class:`custody.safeio.NotRegularFileError` (an ``OSError``) instead of
+    blocking or reading forever."""
+    fd, st = open_regular(path)
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size
         return hash_fd(fd, algorithms, size_hint=size, progress=progress)
     finally:
         os.close(fd)

@@ -31,6 +31,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from custody.errors import InsecureKeyError, KeyLoadError, UsageError
+from custody.safeio import (
+    CAP_KEY,
+    CAP_PUBLIC_KEY,
+    UnsafeFileError,
+    check_output,
+    read_input,
+    write_atomic,
+)
 
 FINGERPRINT_PREFIX = "sha256:"
 _NAME_HEADER = "Custody-Name:"
@@ -121,7 +129,8 @@ def generate_key(
         raise UsageError("refusing to write a private key with an empty passphrase")
     pub_path = out.with_suffix(".pub") if out.suffix == ".pem" else Path(str(out) + ".pub")
     for p in (out, pub_path):
-        if p.exists() and not overwrite:
+        check_output(p, "key file")  # a folder that exists; a new name or a regular file
+        if os.path.lexists(p) and not overwrite:
             raise UsageError(f"{p} already exists; refusing to overwrite a key file")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
@@ -130,22 +139,10 @@ def generate_key(
         serialization.BestAvailableEncryption(passphrase),
     )
     text = f"{_NAME_HEADER} {name}\n{_ROLE_HEADER} {role}\n".encode() + pem
-    out.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    if not overwrite:
-        flags |= os.O_EXCL
-    try:
-        fd = os.open(out, flags, 0o600)
-    except OSError as e:
-        raise UsageError(f"cannot write key file {out}: {e.strerror}") from e
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(out, text, mode=0o600, what="key file", replace=overwrite)
     signer = Signer(key, name, role)
-    pub_path.write_text(public_key_pem(signer.identity.public_raw))
+    pub = public_key_pem(signer.identity.public_raw).encode("ascii")
+    write_atomic(pub_path, pub, mode=0o644, what="public key file", replace=overwrite)
     return signer, pub_path
 
 
@@ -165,14 +162,9 @@ def load_signer(path: Path, passphrase: bytes | None, *, insecure: bool = False)
     """Load a private key file, refusing unencrypted or group/world-readable keys
     unless ``insecure``.  Raises KeyLoadError / InsecureKeyError with one clear line."""
     try:
-        st = os.stat(path)
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyLoadError(f"key file not found: {path}") from None
-    except OSError as e:
-        raise KeyLoadError(f"cannot read key file {path}: {e.strerror}") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyLoadError(f"key file is not a regular file: {path}")
+        data, st = read_input(path, "key file", CAP_KEY)
+    except UnsafeFileError as e:
+        raise KeyLoadError(e.message) from None
     if st.st_mode & 0o077 and not insecure:
         raise InsecureKeyError(
             f"key file {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
@@ -210,9 +202,9 @@ def load_signer(path: Path, passphrase: bytes | None, *, insecure: bool = False)
 def load_public_key(path: Path) -> bytes:
     """Raw 32-byte Ed25519 public key from a SubjectPublicKeyInfo PEM file."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise KeyLoadError(f"cannot read public key {path}: {e.strerror}") from e
+        data, _ = read_input(path, "public key file", CAP_PUBLIC_KEY)
+    except UnsafeFileError as e:
+        raise KeyLoadError(e.message) from None
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as e:

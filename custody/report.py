@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -387,6 +388,18 @@ def _case_info(case_id: str, title: str, created: str, header_hash: str) -> dict
     }
 
 
+_DECIMAL = re.compile(r"[0-9]{1,20}")  # ASCII digits only: "²".isdigit() is true
+
+
+def _b64_hex(text: str) -> str:
+    """Hex of the base64 ``text``, or "" when it is not base64 (a hostile bundle's
+    unverified checkpoint: its finding says so)."""
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except ValueError:
+        return ""
+
+
 def _latest_checkpoint(
     events: list[ViewEvent],
 ) -> dict[str, Any] | None:
@@ -396,7 +409,7 @@ def _latest_checkpoint(
             return {
                 "event": e.seq,
                 "size": d.get("size"),
-                "root": base64.b64decode(str(d.get("root", ""))).hex(),
+                "root": _b64_hex(str(d.get("root", ""))),
                 "signer": e.signer,
                 "time": str(e.body.get("time")),
                 "signature_verified": e.signature_verified,
@@ -435,8 +448,8 @@ def bundle_report(
         size, root = vr.checkpoint[0], vr.checkpoint[1].hex()
     else:  # its signature failed: say what its text claims, marked unverified below
         text = vr.checkpoint_text.split("\n")
-        size = int(text[1]) if len(text) > 1 and text[1].isdigit() else None
-        root = base64.b64decode(text[2]).hex() if len(text) > 2 else ""
+        size = int(text[1]) if len(text) > 1 and _DECIMAL.fullmatch(text[1]) else None
+        root = _b64_hex(text[2]) if len(text) > 2 else ""
     checkpoint = {
         "event": size,  # the checkpoint event follows the events it covers
         "size": size,

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from custody import note
 from custody.config import config_dir
+from custody.errors import UsageError
+from custody.safeio import CAP_CHECKPOINT, CAP_CONFIG, read_input_text
 from custody.store import PRIVATE_FILE_MODE, make_private_dirs, open_private
 
 if TYPE_CHECKING:
@@ -41,9 +43,10 @@ def state_root() -> Path | None:
     if env:
         return Path(env)
     try:
-        text = (config_dir() / STATE_DIR_FILE).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        text = read_input_text(config_dir() / STATE_DIR_FILE, "state-dir record", CAP_CONFIG)
+    except UsageError:  # missing, a FIFO, too large, not UTF-8: none configured
         return None
+    text = text.strip()
     return Path(text) if text else None
 
 
@@ -78,10 +81,10 @@ def found(ledger: Ledger) -> list[Path]:
 def _parse(path: Path, origin: str) -> note.Checkpoint | None:
     """The checkpoint body of a note file, its signature unchecked (None if
     unreadable or malformed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # never blocks on a FIFO, never reads past the cap
+        text = read_input_text(path, "checkpoint note", CAP_CHECKPOINT)
         cp = note.parse_checkpoint(text.split("\n\n", 1)[0] + "\n")
-    except (OSError, UnicodeDecodeError, note.NoteError):
+    except (UsageError, note.NoteError):
         return None
     return cp if cp.origin == origin else None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from custody import _libc
 from custody.errors import DiskFullError, StoreError
 from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
+from custody.safeio import open_beneath
 
 OBJECT_MODE = 0o400  # read-only, and for the case's owner alone
 DIR_MODE = 0o700  # the store and every directory in it: the owner's alone
@@ -192,13 +193,17 @@ class Store:
         return st.f_bavail * st.f_frsize
 
     def objects(self) -> Iterator[tuple[str, int]]:
-        """(relpath, size) of every object file under sha256/."""
-        base = self.root / "sha256"
-        if not base.is_dir():
-            return
-        for a in sorted(base.iterdir()):
-            for b in sorted(a.iterdir()) if a.is_dir() else []:
-                for obj in sorted(b.iterdir()) if b.is_dir() else []:
+        """(relpath, size) of every entry two folders under sha256/ (a link is
+        never followed: a linked folder is listed, not entered)."""
+
+        def entries(d: Path) -> list[Path]:
+            if d.is_symlink() or not d.is_dir():
+                return []
+            return sorted(d.iterdir())
+
+        for a in entries(self.root / "sha256"):
+            for b in entries(a):
+                for obj in entries(b):
                     yield obj.relative_to(self.root).as_posix(), obj.lstat().st_size
 
     def temp_files(self) -> list[Path]:
@@ -210,6 +215,21 @@ class Store:
 
     def path_of(self, relpath: str) -> Path:
         return self.root / relpath
+
+    def hash_object(
+        self, relpath: str, algorithms: Sequence[str], progress: Progress | None = None
+    ) -> HashResult:
+        """Re-hash the object at ``relpath`` without following a link anywhere
+        below the store's root and without opening a FIFO or a device there
+        (:func:`custody.safeio.open_beneath`): an object replaced by a link, a
+        directory, a FIFO or a device raises
+        :class:`~custody.safeio.NotRegularFileError` (an ``OSError``), a missing one
+        ``FileNotFoundError``."""
+        fd, st = open_beneath(self.root, relpath)
+        try:
+            return hash_fd(fd, algorithms, size_hint=st.st_size, progress=progress)
+        finally:
+            os.close(fd)
 
     def make_tmp(self) -> None:
         """Create ``tmp/`` (0700, like every directory of the store) if missing."""

@@ -53,7 +53,7 @@ from custody.checkpoint import (
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
 from custody.findings import Findings, Kind, Verdict
-from custody.hashing import ALGORITHMS, hash_file
+from custody.hashing import ALGORITHMS
 from custody.keys import fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
@@ -66,6 +66,7 @@ from custody.ledger import (
     is_event_version,
 )
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
+from custody.safeio import CAP_CHECKPOINT, NotRegularFileError, read_input_text
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
 
@@ -568,7 +569,16 @@ def check_imports(
             subject = f"imported {item_id or it.get('source_item')} ({rel})"
             if str(rel) not in rehashed:
                 try:
-                    got = hash_file(store.path_of(rel), ["sha256"])
+                    got = store.hash_object(str(rel), ["sha256"])
+                except NotRegularFileError as e:
+                    report.add(
+                        Kind.OBJECT_NOT_REGULAR,
+                        subject,
+                        f"store object of an imported item is {e.what}, not a regular file",
+                        item=item_id,
+                        obj=str(rel),
+                    )
+                    continue
                 except OSError:
                     report.add(
                         Kind.OBJECT_MISSING,
@@ -697,18 +707,13 @@ def check_checkpoints(
         if body.get("type") == CHECKPOINT_EVENT
     ]
     for f in files:  # given on the command line: unreadable or malformed is bad input
-        try:
-            sources.append((str(f), f.read_text(encoding="utf-8"), None))
-        except FileNotFoundError:
-            raise UsageError(f"checkpoint file not found: {f}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read checkpoint {f}: {e}") from e
+        sources.append((str(f), read_input_text(f, "checkpoint file", CAP_CHECKPOINT), None))
     kept_notes: set[str] = set()
     for f in found:  # custody's own copies: unreadable or malformed is a finding
         try:
-            sources.append((str(f), f.read_text(encoding="utf-8"), None))
+            sources.append((str(f), read_input_text(f, "checkpoint note", CAP_CHECKPOINT), None))
             kept_notes.add(str(f))
-        except (OSError, UnicodeDecodeError) as e:
+        except UsageError as e:
             report.add(Kind.CHECKPOINT, str(f), f"cannot read the checkpoint note: {e}")
     for subject, text, seq in sources:
         try:
@@ -782,7 +787,17 @@ def check_store(
         path = store.path_of(rel)
         subject = f"{item} ({rel})"
         try:
-            got = hash_file(path, sorted(digests), progress=_bytes_only(progress))
+            got = store.hash_object(rel, sorted(digests), progress=_bytes_only(progress))
+        except NotRegularFileError as e:
+            report.add(
+                Kind.OBJECT_NOT_REGULAR,
+                subject,
+                f"store object is {e.what}, not a regular file: its bytes were not read"
+                f" (expected sha256 {digests.get('sha256')})",
+                item=item,
+                obj=rel,
+            )
+            continue
         except FileNotFoundError:
             if rel in purged:
                 report.notes.append(f"{subject}: stored bytes purged by a recorded disposal")
@@ -826,7 +841,10 @@ def check_store(
                     item=item,
                     obj=rel,
                 )
-        mode = os.stat(path).st_mode
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # gone since it was read: the next verify reports it
+            mode = 0o400
         if mode & 0o222:
             report.add(
                 Kind.OBJECT_WRITABLE,

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from custody.errors import UsageError
-from custody.hashing import hash_file
 from custody.keys import Identity, Signer
 from custody.ledger import KEY_REVOKE_EVENT, KEY_ROTATE_EVENT, Event, EventDraft, Ledger
 from custody.lifecycle import (
@@ -198,8 +197,8 @@ def receive_events(
             error = None
             if st.stored and st.store:
                 try:
-                    found = hash_file(store.path_of(st.store), sorted(expected)).digests
-                except OSError as e:
+                    found = store.hash_object(st.store, sorted(expected)).digests
+                except OSError as e:  # a link, FIFO or device there is not read either
                     error = f"store object unreadable: {e.strerror}"
             out[item] = {
                 "expected": expected,

@@ -110,6 +110,17 @@ def strict_json(data: bytes, limit: int | None = 64) -> Any:
     return doc
 
 
+def unicode_only(o: Any) -> bool:
+    """§11: no string, key or value, holds a lone surrogate escape."""
+    if isinstance(o, str):
+        return not any(0xD800 <= ord(c) <= 0xDFFF for c in o)
+    if isinstance(o, dict):
+        return all(unicode_only(k) and unicode_only(v) for k, v in o.items())
+    if isinstance(o, list):
+        return all(unicode_only(v) for v in o)
+    return True
+
+
 def safe_name(name: str) -> bool:
     """§11 entry-name rules (for entries and for paths inside files)."""
     if not name or "\0" in name or "\\" in name or name.startswith("/"):
@@ -117,6 +128,8 @@ def safe_name(name: str) -> bool:
     if len(name) > 1 and name[1] == ":":
         return False
     parts = name.split("/")
+    if len(parts) > 65 or len(name.encode("utf-8", "surrogateescape")) > 1024:
+        return False  # nested deeper than 64 folders, or a name over 1024 bytes
     return all(p not in ("", ".", "..") for p in parts)
 
 
@@ -424,8 +437,14 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
     meta = strict_json(read("custody/bundle.json"))
     keys_doc = strict_json(read("custody/keys.json"))
     proofs_doc = strict_json(read("custody/proofs.json"))
-    if not isinstance(meta, dict) or meta.get("schema_version") != 1:
+    if not all(unicode_only(d) for d in (meta, keys_doc, proofs_doc)):
+        raise NotABundle("a JSON string holds a lone surrogate")  # §11 JSON
+    if not isinstance(meta, dict) or type(meta.get("schema_version")) is not int:
+        raise NotABundle("schema_version")  # §11: the JSON integer 1, not 1.0 or true
+    if meta["schema_version"] != 1:
         raise NotABundle("schema_version")
+    if type(meta.get("rules", 1)) is not int or meta.get("rules", 1) not in (1, 2):
+        raise NotABundle("rules")
     for doc, schema in ((meta, "bundle"), (keys_doc, "bundle-keys"), (proofs_doc, "bundle-proofs")):
         if not matches_schema(doc, schema):
             raise NotABundle(f"{schema} does not match its schema")

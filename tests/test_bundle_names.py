@@ -61,6 +61,7 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     c("collect", "--reason", "awkward names", *(ev / n for n in AWKWARD), check=True)
     items = {i["id"]: i for i in json.loads(c("list", "--json", check=True).stdout)}
     out = root / "out"
+    out.mkdir()  # bundle export writes into a folder that exists (issue 15)
     for name in ("b", "b.tar", "b.zip"):
         c(
             "bundle",

@@ -50,6 +50,7 @@ def evidence(tmp_path: Path) -> Path:
 
 def test_key_new_writes_encrypted_pkcs8_and_spki(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "keys" / "dana.pem"
+    out.parent.mkdir()  # key new writes into a folder that exists (issue 15)
     info = ok_json(
         run, "key", "new", "--name", "Dana Reyes", "--role", "collector", "--out", out, "--json"
     )

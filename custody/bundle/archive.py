@@ -9,20 +9,26 @@ here too.
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, cast
 
-from custody.errors import UsageError
+from custody.errors import CustodyError, OperationalError, UsageError
+from custody.safeio import NotRegularFileError, open_beneath, open_regular
 
 MAX_TAG_FILE = 64 << 20  # bytes of any one custody/ or bag tag file
 MAX_JSON_DEPTH = 64
+MAX_PATH_DEPTH = 64  # folders an entry may lie in (custody writes 3: data/ITEM-n/name)
+MAX_NAME_BYTES = 1024  # an entry's relative name, UTF-8
 MAX_TOTAL = 1 << 40  # 1 TiB of declared content
 MAX_RATIO = 1000  # declared size / archive size: beyond this, a decompression bomb
 CHUNK = 1 << 20
@@ -30,6 +36,77 @@ CHUNK = 1 << 20
 
 class HostileBundleError(UsageError):
     """Not a bundle custody will read: unsafe entries, bombs, malformed metadata."""
+
+
+#: what reading an archive raises when its bytes are damaged, whatever the format
+#: and compression: tarfile's and zipfile's own errors, each decompressor's
+#: (zlib, gzip's BadGzipFile and bz2's "Invalid data stream" are OSErrors without
+#: an errno, lzma's LZMAError), a truncated stream (EOFError), a header field that
+#: is no number (ValueError), an unsupported method or an encrypted member
+#: (NotImplementedError, RuntimeError)
+DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line if len(line) <= 200 else line[:200] + "..."
+
+
+def damaged(where: object, e: BaseException) -> CustodyError:
+    """The error for ``e``, raised while reading archive ``where``: a real I/O
+    error of the medium (an ``OSError`` with an errno) is operational (exit 3);
+    anything a decoder raised means damaged input (exit 2, one short line)."""
+    if isinstance(e, CustodyError):
+        return e
+    if isinstance(e, OSError) and e.errno is not None and not isinstance(e, NotRegularFileError):
+        return OperationalError(f"cannot read {where}: {e.strerror or e}")
+    return HostileBundleError(f"{where} is damaged: {_first_line(e)}")
+
+
+class _Guarded:
+    """A member's stream whose every decoder error becomes :func:`damaged`."""
+
+    def __init__(self, raw: IO[bytes], where: str) -> None:
+        self.raw = raw
+        self.where = where
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.raw.read(n)
+        except DECODER_ERRORS as e:
+            raise damaged(self.where, e) from e
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except DECODER_ERRORS as e:
+            raise damaged(self.where, e) from e
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def __enter__(self) -> _Guarded:
+        return self
+
+    def __exit__(
+        self,
+        t: type[BaseException] | None,
+        v: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def path_is_dangerous(name: str) -> str | None:
@@ -45,6 +122,10 @@ def path_is_dangerous(name: str) -> str | None:
         return "'..' in path"
     if any(p in ("", ".") for p in parts):  # a directory's trailing / is removed first
         return "empty or '.' path component"
+    if len(parts) > MAX_PATH_DEPTH:
+        return f"nested deeper than {MAX_PATH_DEPTH} folders"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"name longer than {MAX_NAME_BYTES} bytes"
     return None
 
 
@@ -91,12 +172,17 @@ def _strip_top(names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "", names
 
 
+def _short(name: str) -> str:
+    """An entry name as an error line shows it: at most 120 characters."""
+    return name if len(name) <= 120 else name[:60] + "..." + name[-57:]
+
+
 def _check_name(name: str, seen: set[str]) -> None:
     why = path_is_dangerous(name)
     if why:
-        raise HostileBundleError(f"unsafe entry {name!r}: {why}")
+        raise HostileBundleError(f"unsafe entry {_short(name)!r}: {why}")
     if name in seen:
-        raise HostileBundleError(f"duplicate entry {name!r}")
+        raise HostileBundleError(f"duplicate entry {_short(name)!r}")
     seen.add(name)
 
 
@@ -107,34 +193,56 @@ class _DirSource(_Source):
         todo = [("", os.fspath(root))]
         while todo:
             prefix, folder = todo.pop()
-            with os.scandir(folder) as entries:
-                for e in entries:
-                    rel = prefix + e.name
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as err:
+                raise OperationalError(
+                    f"cannot read bundle folder {_short(prefix) or root}: {err.strerror}"
+                ) from err
+            for e in entries:
+                rel = prefix + e.name
+                why = path_is_dangerous(rel)
+                if why:
+                    raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
+                try:
                     st = e.stat(follow_symlinks=False)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
-                    if stat.S_ISDIR(st.st_mode):
-                        todo.append((rel + "/", e.path))
-                    elif not stat.S_ISREG(st.st_mode):
-                        raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-                    elif st.st_nlink > 1:
-                        raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
-                    else:
-                        sizes[rel] = st.st_size
+                except OSError as err:
+                    raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
+                if stat.S_ISLNK(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
+                if stat.S_ISDIR(st.st_mode):
+                    todo.append((rel + "/", e.path))
+                elif not stat.S_ISREG(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+                elif st.st_nlink > 1:
+                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
+                else:
+                    sizes[rel] = st.st_size
         super().__init__(sizes)
 
     def open(self, name: str) -> IO[bytes]:
-        return open(self.root / name, "rb")
+        try:  # never a link, a FIFO or a device put there since the scan
+            fd, _ = open_beneath(self.root, name)
+        except NotRegularFileError as e:
+            raise HostileBundleError(f"unsafe entry {name!r}: {e.what}") from None
+        except OSError as e:
+            raise OperationalError(f"cannot read {self.root / name}: {e.strerror}") from e
+        return os.fdopen(fd, "rb")
 
 
 class _TarSource(_Source):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fo: IO[bytes]) -> None:
+        self.path = path
+        self.fo = fo
         try:
-            self.tar = tarfile.open(path, "r:*")
-        except (tarfile.TarError, OSError, EOFError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise HostileBundleError(f"{path} is not a bundle (folder, tar or zip): {first}") from e
-        archive = max(path.stat().st_size, 1)
+            self.tar = tarfile.open(fileobj=fo, mode="r:*")
+        except DECODER_ERRORS as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise damaged(path, e) from e
+            raise HostileBundleError(
+                f"{path} is not a bundle (folder, tar or zip): {_first_line(e)}"
+            ) from e
+        archive = max(os.fstat(fo.fileno()).st_size, 1)
         members: dict[str, tarfile.TarInfo] = {}
         seen: set[str] = set()
         total = 0
@@ -155,31 +263,42 @@ class _TarSource(_Source):
                         f" ({archive} bytes): refusing a decompression bomb"
                     )
                 members[name] = m
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise HostileBundleError(f"{path} is a damaged tar archive: {e}") from e
+        except DECODER_ERRORS as e:
+            self.tar.close()
+            raise damaged(path, e) from e
         self.top, self.members = _strip_top(members)
         super().__init__({n: m.size for n, m in self.members.items()})
 
     def open(self, name: str) -> IO[bytes]:
-        f = self.tar.extractfile(self.members[name])
+        try:
+            f = self.tar.extractfile(self.members[name])
+        except DECODER_ERRORS as e:
+            raise damaged(f"{self.path} ({name})", e) from e
         if f is None:
             raise HostileBundleError(f"cannot read {name}")
-        return f
+        return cast(IO[bytes], _Guarded(f, f"{self.path} ({name})"))
 
     def _release(self) -> None:
         self.tar.close()
+        self.fo.close()
 
 
 class _ZipSource(_Source):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fo: IO[bytes]) -> None:
+        self.path = path
+        self.fo = fo
         try:
-            self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise HostileBundleError(f"{path} is not a readable zip archive: {e}") from e
+            self.zip = zipfile.ZipFile(fo)
+        except DECODER_ERRORS as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise damaged(path, e) from e
+            raise HostileBundleError(
+                f"{path} is not a readable zip archive: {_first_line(e)}"
+            ) from e
         infos: dict[str, zipfile.ZipInfo] = {}
         seen: set[str] = set()
         total = 0
-        archive = max(path.stat().st_size, 1)
+        archive = max(os.fstat(fo.fileno()).st_size, 1)
         for i in self.zip.infolist():
             name = i.filename.rstrip("/") if i.is_dir() else i.filename
             _check_name(name, seen)
@@ -199,17 +318,46 @@ class _ZipSource(_Source):
         super().__init__({n: i.file_size for n, i in self.infos.items()})
 
     def open(self, name: str) -> IO[bytes]:
-        return self.zip.open(self.infos[name])
+        try:
+            f = self.zip.open(self.infos[name])
+        except DECODER_ERRORS as e:
+            raise damaged(f"{self.path} ({name})", e) from e
+        return cast(IO[bytes], _Guarded(f, f"{self.path} ({name})"))
 
     def _release(self) -> None:
         self.zip.close()
+        self.fo.close()
 
 
 def open_source(path: Path) -> _Source:
-    if not path.exists():
-        raise UsageError(f"no such bundle: {path}")
-    if path.is_dir():
+    """The bundle at ``path``: a folder, else a regular file holding a zip or a
+    tar (a link the user names is followed; a FIFO, a device or a socket is
+    refused before it is opened for reading, so nothing blocks on it)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"no such bundle: {path}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(
+            f"cannot read bundle {path}: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
         return _DirSource(path)
-    if zipfile.is_zipfile(path):
-        return _ZipSource(path)
-    return _TarSource(path)
+    try:
+        fd, _ = open_regular(os.path.realpath(path))
+    except NotRegularFileError as e:
+        raise HostileBundleError(
+            f"{path} is {e.what}, not a bundle (a folder, a tar or a zip file)"
+        ) from None
+    except OSError as e:
+        raise UsageError(f"cannot read bundle {path}: {e.strerror}") from None
+    fo = os.fdopen(fd, "rb")
+    try:
+        if zipfile.is_zipfile(fo):
+            fo.seek(0)
+            return _ZipSource(path, fo)
+        fo.seek(0)
+        return _TarSource(path, fo)
+    except BaseException:
+        fo.close()
+        raise

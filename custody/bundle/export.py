@@ -37,7 +37,7 @@ from custody.checkpoint import (
     timestamp_checkpoint,
 )
 from custody.errors import CustodyError, IntegrityError, UsageError
-from custody.hashing import hash_file
+from custody.hashing import hash_fd
 from custody.ledger import (
     COLLECT_EVENT,
     IDENTITY_EVENT,
@@ -52,8 +52,9 @@ from custody.ledger import (
     identity_index_rows,
 )
 from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT
+from custody.safeio import NotRegularFileError, open_beneath, open_regular
 from custody.sources import is_imported_id
-from custody.store import Store
+from custody.store import Store, object_relpath
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
 
@@ -190,6 +191,9 @@ def _bag_files(
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
     listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules)
+    for item in items:  # a store object that is no regular file: refused before signing
+        if sha := artifacts[item]["sha256"]:
+            _check_object(store, object_relpath(sha), item)
     # the exporter signs what the bundle discloses, so nothing can be left out later
     export_ev = next(
         e
@@ -233,7 +237,7 @@ def _bag_files(
         if a["sha256"]:
             name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
             rel = f"data/{item}/{name}"
-            files[rel] = store.path_of(f"sha256/{a['sha256'][:2]}/{a['sha256'][2:4]}/{a['sha256']}")
+            files[rel] = store.path_of(object_relpath(a["sha256"]))
             entry["payload"] = rel
             entry["name_mapped"] = mapped
             payload_bytes += int(a["size"] or 0)
@@ -314,10 +318,31 @@ def _bag_files(
     return files, payload_bytes, payload_files, size, warnings
 
 
+def _check_object(store: Store, obj: str, item: str) -> None:
+    """A store object an export carries must be a regular file reached through no
+    link (else exit 1: ``custody verify`` reports it as object-not-regular)."""
+    try:
+        fd, _ = open_beneath(store.root, obj)
+    except NotRegularFileError as e:
+        raise IntegrityError(
+            f"store object of {item} ({obj}) is {e.what}, not a regular file; run 'custody verify'"
+        ) from None
+    except FileNotFoundError:
+        return  # reported where it is read, as before
+    os.close(fd)
+
+
+def _open_payload(src: Path) -> BinaryIO:
+    """A store object, opened without following a link or blocking on a FIFO."""
+    fd, _ = open_regular(src)
+    return os.fdopen(fd, "rb")
+
+
 def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
     if isinstance(src, bytes):
         return {a: hashlib.new(a, src).hexdigest() for a in algs}
-    return hash_file(src, algs).digests
+    with _open_payload(src) as f:
+        return hash_fd(f.fileno(), algs).digests
 
 
 @dataclass
@@ -385,11 +410,40 @@ def export_bundle(
     one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
     export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
     carried in the bundle as custody/checkpoint.tsr."""
-    if out.exists():
-        raise UsageError(f"{out} already exists; refusing to overwrite")
+    _check_out(out)  # before anything is signed
     bag = bag_contents(ledger, signer, items, organization=organization, tsa=tsa)
     _write(bag.files, out)
     return ExportResult(out, bag.chosen, bag.events, bag.nbytes, bag.size, bag.warnings)
+
+
+#: the archive suffixes ``--out`` may end in (any case: ``.TAR.GZ`` is ``.tar.gz``)
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+#: a suffix that names some file format (1-5 letters and digits, a letter among
+#: them): an archive custody does not write (``.7z``, ``.tar.xz``, ``.rar``) must
+#: not silently become a folder; ``case-2026.017`` is a folder
+_FORMAT_SUFFIX = re.compile(r"\.(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,5}\Z")
+
+
+def archive_kind(out: Path) -> str | None:
+    """The archive suffix ``out`` ends in (lower case), or None for a folder."""
+    name = out.name.lower()
+    return next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse (exit 2), before anything is signed: an existing ``out`` (even a
+    dangling link), a folder that does not exist to hold it, a suffix naming a
+    format custody does not write."""
+    if os.path.lexists(out):
+        raise UsageError(f"{out} already exists; refusing to overwrite")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write bundle {out}: folder {parent} does not exist")
+    if archive_kind(out) is None and _FORMAT_SUFFIX.search(out.name):
+        raise UsageError(
+            f"{out}: unknown bundle suffix; --out is a new folder (a name without a"
+            f" suffix) or a file ending in {', '.join(sorted(ARCHIVE_SUFFIXES))}"
+        )
 
 
 #: modes of everything a bundle export writes: the payload is evidence, the tag
@@ -424,15 +478,25 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
     name = out.name
     top = name.split(".")[0] or "bundle"
     dirs = _dirs_of(list(files))
+    kind = archive_kind(out)
     try:
-        if name.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
-            with _create(out) as fo:
-                if name.endswith(".zip"):
-                    _write_zip(fo, top, dirs, files)
-                else:
-                    _write_tar(fo, "w:gz" if name.endswith("gz") else "w", top, dirs, files)
+        if kind is not None:  # written aside, then linked to its new name: never partial
+            tmp = out.parent / f".{name}.custody-{os.urandom(6).hex()}.tmp"
+            try:
+                with _create(tmp) as fo:
+                    if kind == ".zip":
+                        _write_zip(fo, top, dirs, files)
+                    else:
+                        _write_tar(fo, "w:gz" if kind.endswith("gz") else "w", top, dirs, files)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+                try:
+                    os.link(tmp, out, follow_symlinks=False)
+                except FileExistsError:
+                    raise UsageError(f"{out} already exists; refusing to overwrite") from None
+            finally:
+                tmp.unlink(missing_ok=True)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.mkdir(DIR_MODE)
             for d in ["", *dirs]:  # BagIt needs data/ even with no payload
                 (out / d).mkdir(DIR_MODE, exist_ok=d == "")
@@ -443,7 +507,7 @@ def _write(files: dict[str, bytes | Path], out: Path) -> None:
                     if isinstance(src, bytes):
                         fo.write(src)
                     else:
-                        with open(src, "rb") as fi:
+                        with _open_payload(src) as fi:
                             while chunk := fi.read(CHUNK):
                                 fo.write(chunk)
     except OSError as e:
@@ -483,7 +547,7 @@ def _write_zip(fo: BinaryIO, top: str, dirs: list[str], files: dict[str, bytes |
             if isinstance(src, bytes):
                 z.writestr(info, src)
             else:
-                with open(src, "rb") as fi, z.open(info, "w") as zo:
+                with _open_payload(src) as fi, z.open(info, "w") as zo:
                     while chunk := fi.read(CHUNK):
                         zo.write(chunk)
 
@@ -500,5 +564,5 @@ def _tar_add(tar: tarfile.TarFile, arcname: str, src: bytes | Path, now: int) ->
         info.mode = FILE_MODE
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        with open(src, "rb") as f:
+        with _open_payload(src) as f:
             tar.addfile(info, f)

@@ -200,12 +200,12 @@ def _json(src: _Source, name: str) -> Any:
     _check_depth(value, name)
     if name == "custody/bundle.json" and isinstance(value, dict):
         v = value.get("schema_version")
-        if v != SCHEMA_VERSION:
+        if type(v) is not int or v != SCHEMA_VERSION:  # 1.0 and true are no version
             raise HostileBundleError(
                 f"unknown bundle schema version {v!r}; this custody reads {SCHEMA_VERSION}"
             )
         rules = value.get("rules", 1)
-        if rules not in KNOWN_RULES:
+        if type(rules) is not int or rules not in KNOWN_RULES:
             raise HostileBundleError(
                 f"bundle made under custody rules {rules!r}; this custody knows rules"
                 f" {', '.join(map(str, KNOWN_RULES))}"
@@ -255,14 +255,28 @@ def _proofs_shape(doc: Any) -> None:
 
 
 def _check_depth(value: Any, name: str, depth: int = 0) -> None:
+    """No deeper than MAX_JSON_DEPTH, and every string (key or value) valid
+    Unicode: a lone surrogate escape (``"\\udc80"``) is not (RFC 7493 I-JSON)."""
     if depth > MAX_JSON_DEPTH:
         raise HostileBundleError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH}")
-    if isinstance(value, dict):
-        for v in value.values():
+    if isinstance(value, str):
+        _check_unicode(value, name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_unicode(k, name)
             _check_depth(v, name, depth + 1)
     elif isinstance(value, list):
         for v in value:
             _check_depth(v, name, depth + 1)
+
+
+def _check_unicode(text: str, name: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HostileBundleError(
+            f"{name}: a string holds a lone surrogate escape, which is not Unicode text"
+        ) from None
 
 
 def _lines(text: str) -> list[str]:
