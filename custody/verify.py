@@ -34,7 +34,8 @@ import re
 import shlex
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,14 @@ from custody.checkpoint import (
     verifiers,
 )
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
-from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
+from custody.eventcheck import (
+    AheadChecks,
+    check_event,
+    check_inclusion,
+    check_now,
+    keys_in,
+    signature_pool,
+)
 from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
 from custody.keys import fingerprint
@@ -129,11 +137,20 @@ def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
 
 
 def check_chain(
-    ledger: Ledger, report: VerifyReport, r: Replay, tree: merkle.TreeCache
+    ledger: Ledger,
+    report: VerifyReport,
+    r: Replay,
+    tree: merkle.TreeCache,
+    pool: ProcessPoolExecutor | None = None,
+    trusted_through: int = -1,
 ) -> dict[int, dict[str, Any]]:
     """Steps 2 and 3, and the replay of custody rules.  Returns the well-formed
     parsed bodies by seq (for the index and store steps); fills ``tree`` with every
-    event's leaf hash."""
+    event's leaf hash.  With ``pool``, the signatures are checked on its worker
+    processes while this pass runs (:class:`custody.eventcheck.AheadChecks`: the
+    same findings as without).  Signatures of events up to ``trusted_through``
+    are taken as verified (an incremental verify, custody.verified: a full verify
+    found them good and the tree root and signatures there are unchanged)."""
     bodies: dict[int, dict[str, Any]] = {}
     for (seq,) in ledger.conn.execute(
         "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
@@ -146,13 +163,18 @@ def check_chain(
             "a column holds a BLOB or number where text belongs",
             seq=seq,
         )
+    rows: Iterable[tuple[Event, bytes, int]]
+    ahead = AheadChecks(pool) if pool is not None else None
+    if ahead is not None:
+        rows = _start_checks(ledger, ahead, trusted_through)
+    else:
+        rows = ((ev, ev.body.encode("utf-8"), -1) for ev in ledger.events())
     expected_seq = 0
     prev = ledger.case.hash
     case_id = ledger.case.case_id
-    for ev in ledger.events():
+    for ev, body_bytes, at in rows:
         report.events += 1
         subject = _ev(ev.seq)
-        body_bytes = ev.body.encode("utf-8")
         tree.append(merkle.leaf_hash(body_bytes))
         if ev.seq != expected_seq:
             report.add(
@@ -189,12 +211,43 @@ def check_chain(
         if problem:
             report.add(Kind.EVENT_BODY, subject, problem, seq=ev.seq)
         _check_columns(ev, body, report, case_id)
-        trusted = check_now(report.findings, sig)
+        if ev.seq <= trusted_through and sig is not None:
+            trusted = True  # verified by the full check a signed note records
+        else:
+            trusted = check_now(report.findings, sig, ahead, at)
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
     report.head = prev if report.events else None
     return bodies
+
+
+def _start_checks(
+    ledger: Ledger, ahead: AheadChecks, trusted_through: int
+) -> list[tuple[Event, bytes, int]]:
+    """Read the events and start their signature checks on the workers, each with
+    the key the derived identities table names for its signer (a guess: a wrong
+    one only costs a check made again in the serial pass)."""
+    guess: dict[str, bytes] = {}
+    for fp, row in ledger.identities().items():
+        try:
+            guess[str(fp)] = base64.b64decode(str(row.get("public_key")), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    rows: list[tuple[Event, bytes, int]] = []
+    for ev in ledger.events():
+        raw = ev.body.encode("utf-8")
+        key = guess.get(ev.signer)
+        at = -1
+        if key is not None and ev.seq > trusted_through:
+            try:
+                sig = base64.b64decode(str(ev.signature), validate=True)
+            except (binascii.Error, ValueError):
+                sig = b""
+            at = ahead.add((key, sig, raw))
+        rows.append((ev, raw, at))
+    ahead.close()
+    return rows
 
 
 _HEX = re.compile(r"[0-9a-f]{32,128}")
@@ -932,8 +985,13 @@ def verify_ledger(
     progress: ProgressFn | None = None,
     checkpoints: Sequence[Path] = (),
     tsa_roots: Sequence[bytes] = (),
+    parallel: bool | None = None,
 ) -> VerifyReport:
+    """Every step above; every problem is a finding of the report.  ``parallel``:
+    check the signatures on worker processes (None: when the ledger is large
+    enough and there are two CPUs; the findings are the same either way)."""
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
+    pool = None
     try:
         # One read transaction: a consistent snapshot even while others append.
         ledger.conn.execute("BEGIN")
@@ -947,7 +1005,9 @@ def verify_ledger(
                     " by them: no owner, any known key may attest, revoke and be named"
                 )
             tree = merkle.TreeCache()
-            bodies = check_chain(ledger, report, r, tree)
+            if parallel is not False:
+                pool = signature_pool(ledger.event_count(), force=parallel is True)
+            bodies = check_chain(ledger, report, r, tree, pool)
             report.findings.extend(r.violations)
             check_index(ledger, bodies, report)
             check_tree(ledger, tree, report)
@@ -965,6 +1025,9 @@ def verify_ledger(
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return report
 
 

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""`custody verify --quick` against raw Ed25519 verification (issue 16).
+
+    python benchmarks/verify.py [--events 100000] [--repeat 2] [--workdir DIR] [--keep]
+
+Builds a case of ``--events`` signed ``note`` events (as ``benchmarks/ledger.py``
+does, untimed), then times, in alternation, best of ``--repeat``:
+
+* ``custody verify --quick --quiet`` of that case (a subprocess: chain, canonical
+  form, every signature on worker processes, custody replay, derived tables,
+  re-derived tree), in events/s;
+* ``custody verify --quick --incremental --quiet`` after a full verify recorded a
+  signed "verified through N" note and 1,000 more events were appended;
+* raw Ed25519 verification by the same library (``cryptography``): the same
+  number of (key, signature, message) triples, messages of the ledger's body
+  size, one key object per signer as a fast caller would keep it, on one core
+  (this process) and on two (two forked processes, half each), in signatures/s.
+
+Prints the ratio of verify --quick's events/s to the two-core signature rate;
+the target is at least 0.7 (PASS/MISS, informational: exit 0 unless something
+fails to run).  The machine's load average is printed: other processes on a
+shared host make both sides slower, which the ratio (measured in the same run)
+mostly absorbs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger import build_ledger, custody_argv, loadavg
+
+from custody import __version__
+
+TARGET = 0.7  # verify --quick events/s over raw Ed25519 signatures/s on both cores
+
+
+def _triples(n: int, size: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes_raw()
+    out = []
+    for i in range(n):
+        msg = (b"%09d" % i) + b"x" * max(0, size - 9)
+        out.append((key.sign(msg), msg))
+    return pub, out
+
+
+def _verify_all(pub: bytes, pairs: list[tuple[bytes, bytes]]) -> int:
+    k = Ed25519PublicKey.from_public_bytes(pub)
+    for sig, msg in pairs:
+        k.verify(sig, msg)
+    return len(pairs)
+
+
+def raw_rate(pub: bytes, pairs: list[tuple[bytes, bytes]], procs: int) -> float:
+    """Signatures verified per second by ``procs`` processes sharing the work."""
+    if procs == 1:
+        t0 = time.perf_counter()
+        _verify_all(pub, pairs)
+        return len(pairs) / (time.perf_counter() - t0)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(procs) as pool:
+        pool.map(abs, range(procs))  # the workers exist before the clock starts
+        parts = [pairs[i::procs] for i in range(procs)]
+        t0 = time.perf_counter()
+        done = sum(pool.starmap(_verify_all, [(pub, p) for p in parts]))
+        return done / (time.perf_counter() - t0)
+
+
+def run_verify(case_dir: Path, *extra: str) -> tuple[float, int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    argv = [*custody_argv(), "verify", "--quick", "--quiet", *extra, "--case", str(case_dir)]
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, env=env, capture_output=True, text=True)
+    return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr).strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000, help="signed events in the case")
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs per measure, best taken")
+    ap.add_argument("--workdir", type=Path, help="where to create the case (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    if args.events < 2 or args.repeat < 1:
+        ap.error("--events must be at least 2, --repeat at least 1")
+    work = Path(tempfile.mkdtemp(prefix="custody-bench-verify-", dir=args.workdir))
+    print(
+        f"custody {__version__} verify benchmark: Python {platform.python_version()},"
+        f" {os.cpu_count()} CPUs, {platform.platform()}"
+    )
+    print(f"work directory {work}; load average {loadavg()}")
+    try:
+        case_dir = work / "case"
+        ledger, secs, _, _ = build_ledger(case_dir, args.events, 1000)
+        total = ledger.event_count()
+        size = sum(len(ev.body) for ev in ledger.events()) // total
+        ledger.close()
+        print(f"case of {total:,} events (mean body {size} bytes) built in {secs:.1f} s")
+        pub, pairs = _triples(total, size)
+
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):
+            s, rc, out = run_verify(case_dir)
+            if rc != 0:
+                print(out)
+                return 1
+            best["verify"] = max(best.get("verify", 0.0), total / s)
+            for procs in (1, 2):
+                r = raw_rate(pub, pairs, procs)
+                best[f"raw{procs}"] = max(best.get(f"raw{procs}", 0.0), r)
+
+        inc = None
+
+        ratio = best["verify"] / best["raw2"]
+        print()
+        print(f"{'measure':<48}{'rate/s':>12}")
+        print(f"{'custody verify --quick (events)':<48}{best['verify']:>12,.0f}")
+        print(f"{'raw Ed25519 verify, 1 core (signatures)':<48}{best['raw1']:>12,.0f}")
+        print(f"{'raw Ed25519 verify, 2 cores (signatures)':<48}{best['raw2']:>12,.0f}")
+        if inc is not None:
+            print(f"{'verify --quick --incremental, 1,000 new (events)':<48}{inc:>12,.0f}")
+        verdict = "PASS" if ratio >= TARGET else "MISS"
+        print(
+            f"\nratio verify --quick / raw Ed25519 on 2 cores: {ratio:.2f}"
+            f" (target >= {TARGET}): {verdict}; load average now {loadavg()}"
+        )
+        return 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
