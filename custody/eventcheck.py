@@ -178,9 +178,9 @@ class AheadChecks:
     verdict only when it asks for that very triple, else it checks at once, so
     the findings are those of the serial path whatever the guess was."""
 
-    def __init__(self, pool: ProcessPoolExecutor, batch: int = SIG_BATCH) -> None:
+    def __init__(self, pool: ProcessPoolExecutor, batch: int | None = None) -> None:
         self.pool = pool
-        self.batch = batch
+        self.batch = batch or SIG_BATCH
         self._triples: list[Triple] = []
         self._futures: list[Future[list[bool]]] = []
 
