@@ -62,7 +62,7 @@ from custody.eventcheck import (
 )
 from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS, hash_file
-from custody.keys import fingerprint
+from custody.keys import Identity, fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
@@ -76,6 +76,7 @@ from custody.ledger import (
 from custody.lifecycle import Replay, purgeable, self_registered_key, step
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
+from custody.verified import Through, latest_note, signatures_digest
 
 ProgressFn = Callable[[int, int], None]
 
@@ -95,6 +96,13 @@ class VerifyReport(Verdict):
     head: str | None = None
     # what the store check found, per store object: {rel: {alg: hex}} (reports use it)
     found_digests: dict[str, dict[str, str]] = field(default_factory=dict)
+    # an incremental verification (custody.verified): the events whose signatures a
+    # note covered (through), and what a new note needs (root, signatures)
+    incremental: bool = False
+    through: int | None = None
+    note: int | None = None
+    root: bytes | None = None
+    signatures: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -110,7 +118,7 @@ class VerifyReport(Verdict):
             "bytes_checked": self.bytes_checked,
             "head": self.head,
             "findings": [f.as_json() for f in self.findings],
-        }
+        } | ({"signatures_trusted_through": self.through} if self.incremental else {})
 
 
 def _ev(seq: int) -> str:
@@ -986,41 +994,38 @@ def verify_ledger(
     checkpoints: Sequence[Path] = (),
     tsa_roots: Sequence[bytes] = (),
     parallel: bool | None = None,
+    verifier: Identity | None = None,
 ) -> VerifyReport:
     """Every step above; every problem is a finding of the report.  ``parallel``:
     check the signatures on worker processes (None: when the ledger is large
-    enough and there are two CPUs; the findings are the same either way)."""
+    enough and there are two CPUs; the findings are the same either way).
+
+    ``verifier``: an incremental verification (custody.verified): the signatures
+    of the events the latest verified-through note of this key covers are not
+    checked again, once the note's own signature verifies with this key; the tree
+    root and signatures below it must still be the note's, else a
+    ``verified-note`` finding and the whole ledger is checked in full.  The report
+    then carries what a new note needs (``root``, ``signatures``)."""
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     pool = None
     try:
         # One read transaction: a consistent snapshot even while others append.
         ledger.conn.execute("BEGIN")
         try:
-            check_case_header(ledger, report)
-            check_case_perms(ledger, report)
-            r = Replay(rules=ledger.case.rules)
-            if r.rules < 2:
-                report.notes.append(
-                    f"this case was made under custody rules version {r.rules} and is judged"
-                    " by them: no owner, any known key may attest, revoke and be named"
-                )
-            tree = merkle.TreeCache()
+            note = None
+            if verifier is not None:
+                report.incremental = True
+                note, problem = latest_note(ledger, verifier.fingerprint, verifier.public_raw)
+                if problem is not None:
+                    report.add(Kind.VERIFIED_NOTE, _ev(problem[0]), problem[1], seq=problem[0])
             if parallel is not False:
                 pool = signature_pool(ledger.event_count(), force=parallel is True)
-            bodies = check_chain(ledger, report, r, tree, pool)
-            report.findings.extend(r.violations)
-            check_index(ledger, bodies, report)
-            check_tree(ledger, tree, report)
-            check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
-            check_timestamps(bodies, report, tsa_roots)
-            check_import_records(ledger, bodies, report)
-            report.imported = sum(1 for st in r.items.values() if st.source is not None)
-            report.artifacts += report.imported
-            check_imports(ledger, report, quick, bodies, r)
-            if not quick:
-                check_store(
-                    ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies)
-                )
+            steps = (ledger, quick, progress, checkpoints, tsa_roots, pool)
+            if not _verify_steps(report, *steps, note=note, verifier=verifier):
+                held = report.findings[-1:]  # the verified-note finding: check again, in full
+                report = VerifyReport(case_id=ledger.case.case_id, quick=quick, incremental=True)
+                report.findings.extend(held)
+                _verify_steps(report, *steps, note=None, verifier=verifier)
         finally:
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
@@ -1029,6 +1034,75 @@ def verify_ledger(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return report
+
+
+def _verify_steps(
+    report: VerifyReport,
+    ledger: Ledger,
+    quick: bool,
+    progress: ProgressFn | None,
+    checkpoints: Sequence[Path],
+    tsa_roots: Sequence[bytes],
+    pool: ProcessPoolExecutor | None,
+    *,
+    note: Through | None,
+    verifier: Identity | None,
+) -> bool:
+    """The steps, into ``report``; False (and a finding) when ``note`` turns out
+    not to hold: the caller then runs them again without it."""
+    check_case_header(ledger, report)
+    check_case_perms(ledger, report)
+    r = Replay(rules=ledger.case.rules)
+    if r.rules < 2:
+        report.notes.append(
+            f"this case was made under custody rules version {r.rules} and is judged"
+            " by them: no owner, any known key may attest, revoke and be named"
+        )
+    tree = merkle.TreeCache()
+    bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1)
+    if note is not None:
+        why = _note_broken(ledger, note, tree)
+        if why:
+            report.add(Kind.VERIFIED_NOTE, _ev(note.seq), why, seq=note.seq)
+            return False
+        report.through, report.note = note.through, note.seq
+        report.notes.append(
+            f"signatures of events 0-{note.through} not checked again: the verified-through"
+            f" note of your key (event {note.seq}) covers them, and their tree root and"
+            " signatures are unchanged"
+        )
+    if verifier is not None and report.events:
+        report.root = tree.root()
+        report.signatures = signatures_digest(ledger, report.events - 1)
+    report.findings.extend(r.violations)
+    check_index(ledger, bodies, report)
+    check_tree(ledger, tree, report)
+    check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
+    check_timestamps(bodies, report, tsa_roots)
+    check_import_records(ledger, bodies, report)
+    report.imported = sum(1 for st in r.items.values() if st.source is not None)
+    report.artifacts += report.imported
+    check_imports(ledger, report, quick, bodies, r)
+    if not quick:
+        check_store(ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies))
+    return True
+
+
+def _note_broken(ledger: Ledger, note: Through, tree: merkle.TreeCache) -> str | None:
+    """What makes ``note`` not hold for this ledger (None: it holds)."""
+    if len(tree) <= note.through:
+        return (
+            f"names event {note.through}, but the ledger has {len(tree)} events: it was"
+            " truncated or rewritten"
+        )
+    if tree.root(note.through + 1) != note.root:
+        return (
+            f"the tree root of events 0-{note.through} is not the one the note signed: the"
+            " ledger was rewritten below it"
+        )
+    if signatures_digest(ledger, note.through) != note.signatures:
+        return f"the signatures of events 0-{note.through} are not those the note signed"
+    return None
 
 
 def store_bytes(ledger: Ledger) -> int:
