@@ -24,7 +24,7 @@ from typing import Any
 from custody import merkle
 from custody.canonical import content_hash, parse_canonical, parse_strict
 from custody.findings import Finding, Findings, Kind
-from custody.keys import verify_signature
+from custody.keys import signature_checker, verify_signature
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,16 @@ PARALLEL_MIN_CHECKS = 2 * SIG_BATCH
 
 
 def verify_batch(triples: Sequence[Triple]) -> list[bool]:
-    """Ed25519 verdicts of (public key, signature, message) triples, in order."""
-    return [verify_signature(k, sig, msg) for k, sig, msg in triples]
+    """Ed25519 verdicts of (public key, signature, message) triples, in order
+    (:func:`custody.keys.verify_signature`, each key loaded once per batch)."""
+    loaded: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+    out = []
+    for k, sig, msg in triples:
+        check = loaded.get(k)
+        if check is None:
+            check = loaded[k] = signature_checker(k)
+        out.append(check(sig, msg))
+    return out
 
 
 def signature_pool(checks: int, *, force: bool = False) -> ProcessPoolExecutor | None:
