@@ -189,37 +189,42 @@ class AheadChecks:
     def __init__(self, pool: ProcessPoolExecutor, batch: int | None = None) -> None:
         self.pool = pool
         self.batch = batch or SIG_BATCH
-        self._triples: list[Triple] = []
-        self._futures: list[Future[list[bool]]] = []
+        self._pending: list[Triple] = []
+        self._sent: dict[int, tuple[list[Triple], Future[list[bool]]]] = {}
+        self._count = 0  # triples added
+        self._low = 0  # batches below this one are dropped (verdicts come in order)
 
     def add(self, triple: Triple) -> int:
-        """Start the check of ``triple``; returns its position."""
-        self._triples.append(triple)
-        if len(self._triples) % self.batch == 0:
+        """Start the check of ``triple`` (once its batch is full); returns its position."""
+        self._pending.append(triple)
+        self._count += 1
+        if len(self._pending) == self.batch:
             self._submit()
-        return len(self._triples) - 1
+        return self._count - 1
 
     def close(self) -> None:
         """Start the checks of a last, short batch."""
-        if len(self._futures) * self.batch < len(self._triples):
+        if self._pending:
             self._submit()
 
     def _submit(self) -> None:
-        b = len(self._futures)
-        part = self._triples[b * self.batch : (b + 1) * self.batch]
-        self._futures.append(self.pool.submit(verify_batch, part))
+        b = (self._count - 1) // self.batch
+        part, self._pending = self._pending, []
+        self._sent[b] = (part, self.pool.submit(verify_batch, part))
 
     def verdict(self, at: int, check: SignatureCheck) -> bool:
         """The verdict of ``check``: that of position ``at`` if it is the very
         triple started there, else checked now."""
         triple = check.triple()
-        if not 0 <= at < len(self._triples) or self._triples[at] != triple:
-            return verify_signature(*triple)  # no guess, or a wrong one
         b = at // self.batch
-        if b >= len(self._futures):
-            self.close()
+        while self._low < b:  # earlier batches are done with: free their messages
+            self._sent.pop(self._low, None)
+            self._low += 1
+        sent = self._sent.get(b) if at >= 0 else None
+        if sent is None or sent[0][at % self.batch] != triple:
+            return verify_signature(*triple)  # no guess, not started, or a wrong guess
         try:
-            return self._futures[b].result()[at % self.batch]
+            return sent[1].result()[at % self.batch]
         except (BrokenProcessPool, CancelledError):  # a worker died: check it here
             return verify_signature(*triple)
 

@@ -34,7 +34,8 @@ import re
 import shlex
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,17 +233,20 @@ def check_chain(
 
 def _start_checks(
     ledger: Ledger, ahead: AheadChecks, trusted_through: int
-) -> list[tuple[Event, bytes, int]]:
-    """Read the events and start their signature checks on the workers, each with
-    the key the derived identities table names for its signer (a guess: a wrong
-    one only costs a check made again in the serial pass)."""
+) -> Iterator[tuple[Event, bytes, int]]:
+    """The events, each with its body's bytes and its position in ``ahead``,
+    read a few batches ahead of the caller: each event's signature check is
+    started on the workers with the key the derived identities table names for
+    its signer (a guess: a wrong one only costs a check made again in the serial
+    pass)."""
     guess: dict[str, bytes] = {}
     for fp, row in ledger.identities().items():
         try:
             guess[str(fp)] = base64.b64decode(str(row.get("public_key")), validate=True)
         except (binascii.Error, ValueError):
             continue
-    rows: list[tuple[Event, bytes, int]] = []
+    lead = ahead.batch * max(2, os.cpu_count() or 2) * 4
+    window: deque[tuple[Event, bytes, int]] = deque()
     for ev in ledger.events():
         raw = ev.body.encode("utf-8")
         key = guess.get(ev.signer)
@@ -253,9 +257,11 @@ def _start_checks(
             except (binascii.Error, ValueError):
                 sig = b""
             at = ahead.add((key, sig, raw))
-        rows.append((ev, raw, at))
+        window.append((ev, raw, at))
+        if len(window) > lead:
+            yield window.popleft()
     ahead.close()
-    return rows
+    yield from window
 
 
 _HEX = re.compile(r"[0-9a-f]{32,128}")

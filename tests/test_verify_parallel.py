@@ -45,13 +45,14 @@ def _note(text: str) -> EventDraft:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A case with an owner, an attested examiner and a self-registered counsel,
-    each signing notes: 3 + 3*4 + 1 events."""
+    each signing notes: 37 events, more than the verifier reads ahead with
+    batches of 2 (the window then moves)."""
     root = tmp_path_factory.mktemp("par") / "case"
     owner = _signer("Olive Owner", "owner")
     exam = _signer("Eli Examiner", "examiner")
     with Ledger.create(root, "PAR-1", "parallel", owner=owner) as led:
         led.register_identity(owner, exam.identity)
-        for i in range(4):
+        for i in range(15):
             led.append(owner, [_note(f"owner {i}")])
             led.append(exam, [_note(f"examiner {i}")])
         counsel = _signer("Cy Counsel", "counsel")
@@ -204,3 +205,26 @@ def test_forged_event_by_an_unknown_key(
     found = _kinds(_both(case, monkeypatch))
     assert ("unknown-signer", seq) in found or ("signature", seq) in found
     assert ("event-mismatch", seq) in found
+
+
+def test_workers_check_every_signature_of_a_clean_ledger(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the right guesses, no signature is checked in this process (each
+    verdict comes from a worker), and a ledger read in several windows still
+    gets every verdict in order."""
+    case = _copy(template, tmp_path)
+    here: list[bytes] = []
+    real = eventcheck.verify_signature
+
+    def counted(k: bytes, s: bytes, m: bytes) -> bool:
+        here.append(m)
+        return real(k, s, m)
+
+    monkeypatch.setattr(eventcheck, "verify_signature", counted)
+    monkeypatch.setattr(eventcheck, "SIG_BATCH", 2)
+    with Ledger.open(case, write=False) as led:
+        report = verify_ledger(led, quick=True, parallel=True)
+    assert report.ok, report.findings
+    assert report.events == 37
+    assert here == []
