@@ -74,7 +74,7 @@ from custody.ledger import (
     identity_index_rows,
     is_event_version,
 )
-from custody.lifecycle import Replay, purgeable, self_registered_key, step
+from custody.lifecycle import Replay, purgeable, retired_why, self_registered_key, step
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
 from custody.verified import Through, latest_note, signatures_digest
@@ -1081,6 +1081,9 @@ def _verify_steps(
     bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1)
     if note is not None:
         why = _note_broken(ledger, note, tree)
+        retired = retired_why(r, verifier.fingerprint, note.seq) if verifier else None
+        if retired and not why:  # a stolen key, revoked since, must not vouch for anything
+            why = f"signed by a retired key: {retired}"
         if why:
             report.add(Kind.VERIFIED_NOTE, _ev(note.seq), why, seq=note.seq)
             return False

@@ -17,9 +17,9 @@ import pytest
 from custody import verify as verify_mod
 from custody.keys import load_signer
 from custody.ledger import EventDraft, Ledger
-from custody.verified import VERIFIED_EVENT, latest_note
+from custody.verified import VERIFIED_EVENT, latest_note, note_draft
 from tests.conftest import PASSPHRASE, Case, cli, new_key
-from tests.tampering import bypass, q, sqlite_ok
+from tests.tampering import append_unchecked, bypass, q, sqlite_ok
 
 
 def _verify(case: Case, *extra: str | Path) -> tuple[int, dict[str, Any]]:
@@ -232,3 +232,44 @@ def test_self_asserted_key_records_no_note(checked: Case, tmp_path: Path) -> Non
     assert r.stderr.startswith("custody: no verified-through note recorded: ")
     assert len(r.stderr.strip().splitlines()) == 1
     assert sqlite_ok(checked.dir / "custody.db", "SELECT count(*) FROM events;") == before
+
+
+def test_note_by_a_revoked_key_is_not_trusted(
+    checked: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lee's key is stolen and revoked; the thief, with write access, appends a
+    note by it past every writer check, covering events it never verified.  The
+    note's signature and root hold, but its key was retired before it: a finding,
+    and every signature is checked."""
+    lee = tmp_path / "lee.pem"
+    new_key(checked, lee, "Lee Okafor", "counsel", default=False)
+    checked(
+        "key",
+        "import",
+        lee.with_suffix(".pub"),
+        "--name",
+        "Lee Okafor",
+        "--role",
+        "counsel",
+        check=True,
+    )
+    checked("key", "revoke", "Lee Okafor", "--reason", "laptop stolen", check=True)
+    thief = load_signer(lee, PASSPHRASE.encode(), insecure=False)
+    with Ledger.open(checked.dir, write=False) as led:
+        report = verify_mod.verify_ledger(led, quick=True, verifier=thief.identity)
+        assert report.ok and report.root is not None and report.signatures is not None
+        through, root, sigs = report.events - 1, report.root, report.signatures
+    with Ledger.open(checked.dir) as led:
+        data = note_draft(through, root, sigs).data
+        forged = append_unchecked(led, thief, VERIFIED_EVENT, data)
+    seen = _spy_checks(monkeypatch)
+    rc, out = _verify(checked, "--key", lee)
+    assert rc == 1
+    first = out["findings"][0]
+    assert (first["kind"], first["subject"]) == ("verified-note", f"event {forged}")
+    assert "retired key" in first["detail"]
+    assert ("revoked-key", f"event {forged}") in [
+        (f["kind"], f["subject"]) for f in out["findings"]
+    ]
+    assert out["signatures_trusted_through"] is None
+    assert set(range(forged)) <= set(seen)
