@@ -151,9 +151,11 @@ class LazyGroup(CustodyGroup):
 
     @property
     def commands(self) -> dict[str, click.Command]:
-        """Every command, all loaded (for code that walks the tree: docs, tests)."""
-        for name in self.lazy:
-            self._load(name)
+        """Every command, all loaded, in COMMANDS order whatever was loaded first
+        (for code that walks the tree: docs, tests); added ones after them."""
+        ordered = {name: self._load(name) for name in self.lazy}
+        ordered.update(self._loaded)
+        self._loaded = {name: cmd for name, cmd in ordered.items() if cmd is not None}
         return self._loaded
 
     @commands.setter

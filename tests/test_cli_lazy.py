@@ -103,3 +103,12 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_registration_is_documented_at_the_top_of_main() -> None:
     text = Path(cli_main.__file__).read_text(encoding="utf-8")
     assert "TO ADD A COMMAND" in text.split("COMMANDS: dict")[0]
+
+
+def test_commands_walk_in_table_order_whatever_ran_first() -> None:
+    """docs/cli-reference.md walks ``commands``: its order must not depend on which
+    command a test ran first."""
+    fresh = cli_main.LazyGroup(name="custody", lazy=cli_main.COMMANDS)
+    fresh.get_command(click.Context(fresh), "verify")
+    fresh.get_command(click.Context(fresh), "event")
+    assert list(fresh.commands) == list(cli_main.COMMANDS)
