@@ -138,6 +138,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "libmagic on built-in samples, the store."
         ),
     ),
+    "vault": (
+        "custody_cli.vault_cmds:vault",
+        "Keep the case's evidence in S3-compatible object storage under Object Lock.",
+    ),
+    "hold": (
+        "custody_cli.vault_cmds:hold",
+        (
+            "Legal holds: while an item is held, its stored bytes may not be purged, and "
+            "'vault push' sets the S3 legal hold on its object."
+        ),
+    ),
 }
 
 
