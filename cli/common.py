@@ -27,8 +27,6 @@ from custody.errors import (
     UsageError,
     sqlite_error_class,
 )
-from custody.keys import Signer, load_signer, public_key_pem
-from custody.ledger import Ledger, find_case_dir
 from custody.safeio import (
     CAP_CERTIFICATE,
     CAP_PASSPHRASE,
@@ -36,7 +34,10 @@ from custody.safeio import (
     read_input,
     read_input_text,
 )
-from custody.views import table_lines
+
+if TYPE_CHECKING:  # imported where used: `custody --help` loads no crypto or SQLite layer
+    from custody.keys import Signer
+    from custody.ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -369,6 +370,8 @@ def load_key(key_path: Path | None, passphrase_file: Path | None, insecure: bool
         )
     if not path.exists():
         raise KeyLoadError(f"key file not found: {path}")
+    from custody.keys import load_signer
+
     return load_signer(path, read_passphrase(passphrase_file), insecure=insecure)
 
 
@@ -376,10 +379,14 @@ def open_case(case_dir: Path | None, *, write: bool = True) -> Ledger:
     """The case of --case (the command's or the group's, see :func:`case_option`),
     else $CUSTODY_CASE, else the nearest parent holding custody.db.  A command that
     only reads opens it with ``write=False``: read-only, nothing written to it."""
+    from custody.ledger import Ledger, find_case_dir
+
     return Ledger.open(find_case_dir(case_dir), write=write)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    from custody.views import table_lines
+
     for line in table_lines(headers, rows):
         click.echo(line)
 
@@ -387,6 +394,8 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 def pem_or_none(b64: str | None) -> str | None:
     """PEM of a stored public key, or None if the stored value is not one
     (a tampered table; verify reports it)."""
+    from custody.keys import public_key_pem
+
     try:
         return public_key_pem(base64.b64decode(b64 or "", validate=True))
     except ValueError:

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from custody import merkle
 from custody.canonical import content_hash, parse_canonical, parse_strict
 from custody.findings import Finding, Findings, Kind
-from custody.keys import verify_signature
+from custody.keys import signature_checker, verify_signature
 
 
 @dataclass(frozen=True)
@@ -114,11 +118,115 @@ def settle(out: Findings, checks: Sequence[SignatureCheck], verdicts: Sequence[b
     return list(verdicts)
 
 
-def check_now(out: Findings, check: SignatureCheck | None) -> bool:
-    """Make one signature check at once (True if it verifies)."""
+def check_now(
+    out: Findings, check: SignatureCheck | None, ahead: AheadChecks | None = None, at: int = -1
+) -> bool:
+    """Make one signature check at once (True if it verifies), or take its verdict
+    from ``ahead`` when check ``at`` there is this very (key, signature, message)."""
     if check is None:
         return False
-    return settle(out, [check], [verify_signature(*check.triple())])[0]
+    ok = ahead.verdict(at, check) if ahead is not None else verify_signature(*check.triple())
+    return settle(out, [check], [ok])[0]
+
+
+# -- signature checks on worker processes ------------------------------------------
+
+Triple = tuple[bytes, bytes, bytes]  # (public key, signature, message)
+
+#: Signature checks sent to a worker at a time.
+SIG_BATCH = 512
+#: Below this many checks, starting worker processes costs more than it saves.
+PARALLEL_MIN_CHECKS = 2 * SIG_BATCH
+
+
+def verify_batch(triples: Sequence[Triple]) -> list[bool]:
+    """Ed25519 verdicts of (public key, signature, message) triples, in order
+    (:func:`custody.keys.verify_signature`, each key loaded once per batch)."""
+    loaded: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+    out = []
+    for k, sig, msg in triples:
+        check = loaded.get(k)
+        if check is None:
+            check = loaded[k] = signature_checker(k)
+        out.append(check(sig, msg))
+    return out
+
+
+def signature_pool(checks: int, *, force: bool = False) -> ProcessPoolExecutor | None:
+    """Forked worker processes, one per CPU, for ``checks`` signature checks; None
+    when there is one CPU or too few checks to be worth it (``force``: always).  A
+    signature check holds the GIL, so threads would not help.  The workers only
+    verify signatures: they touch no file and no database."""
+    cpus = os.cpu_count() or 1
+    if not force and (cpus < 2 or checks < PARALLEL_MIN_CHECKS):
+        return None
+    return ProcessPoolExecutor(
+        max_workers=max(cpus, 2), mp_context=multiprocessing.get_context("fork")
+    )
+
+
+def verdicts(
+    triples: Sequence[Triple], pool: ProcessPoolExecutor | None, batch: int = SIG_BATCH
+) -> list[bool]:
+    """:func:`verify_batch` of all ``triples``, on ``pool`` in batches when given."""
+    if pool is None or len(triples) < 2 * batch:
+        return verify_batch(triples)
+    futures = [
+        pool.submit(verify_batch, triples[i : i + batch]) for i in range(0, len(triples), batch)
+    ]
+    return [ok for f in futures for ok in f.result()]
+
+
+class AheadChecks:
+    """Signature checks started on worker processes ahead of the one serial pass
+    that needs their verdicts in order (the ledger verifier: a verdict decides
+    whether an event's key registration counts, and so which key the next events
+    are checked with).  The triple started for a position is a guess made before
+    that pass (the key the derived identities table names); the pass takes the
+    verdict only when it asks for that very triple, else it checks at once, so
+    the findings are those of the serial path whatever the guess was."""
+
+    def __init__(self, pool: ProcessPoolExecutor, batch: int | None = None) -> None:
+        self.pool = pool
+        self.batch = batch or SIG_BATCH
+        self._pending: list[Triple] = []
+        self._sent: dict[int, tuple[list[Triple], Future[list[bool]]]] = {}
+        self._count = 0  # triples added
+        self._low = 0  # batches below this one are dropped (verdicts come in order)
+
+    def add(self, triple: Triple) -> int:
+        """Start the check of ``triple`` (once its batch is full); returns its position."""
+        self._pending.append(triple)
+        self._count += 1
+        if len(self._pending) == self.batch:
+            self._submit()
+        return self._count - 1
+
+    def close(self) -> None:
+        """Start the checks of a last, short batch."""
+        if self._pending:
+            self._submit()
+
+    def _submit(self) -> None:
+        b = (self._count - 1) // self.batch
+        part, self._pending = self._pending, []
+        self._sent[b] = (part, self.pool.submit(verify_batch, part))
+
+    def verdict(self, at: int, check: SignatureCheck) -> bool:
+        """The verdict of ``check``: that of position ``at`` if it is the very
+        triple started there, else checked now."""
+        triple = check.triple()
+        b = at // self.batch
+        while self._low < b:  # earlier batches are done with: free their messages
+            self._sent.pop(self._low, None)
+            self._low += 1
+        sent = self._sent.get(b) if at >= 0 else None
+        if sent is None or sent[0][at % self.batch] != triple:
+            return verify_signature(*triple)  # no guess, not started, or a wrong guess
+        try:
+            return sent[1].result()[at % self.batch]
+        except (BrokenProcessPool, CancelledError):  # a worker died: check it here
+            return verify_signature(*triple)
 
 
 def check_inclusion(

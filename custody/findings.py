@@ -105,6 +105,12 @@ class Kind(enum.StrEnum):
         "an event signed by a key the ledger or bundle does not know",
     )
     SIGNATURE = ("signature", Step.SIGNATURES, "an Ed25519 signature that does not verify")
+    VERIFIED_NOTE = (
+        "verified-note",
+        Step.SIGNATURES,
+        "a verified-through note that is forged, edited or names a ledger rewritten below it"
+        " (every signature is then checked)",
+    )
     KEY = ("key", Step.SIGNATURES, "a bundle key that is not a well-formed Ed25519 public key")
     # -- custody rules (the replay, custody.lifecycle)
     REVOKED_KEY = ("revoked-key", Step.CUSTODY, "an event signed by a revoked or rotated-out key")

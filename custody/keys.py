@@ -19,6 +19,7 @@ import base64
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +75,23 @@ def verify_signature(public_raw: bytes, signature: bytes, message: bytes) -> boo
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def signature_checker(public_raw: bytes) -> Callable[[bytes, bytes], bool]:
+    """:func:`verify_signature` with ``public_raw`` loaded once, for many checks."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(public_raw)
+    except ValueError:
+        return lambda _signature, _message: False
+
+    def check(signature: bytes, message: bytes) -> bool:
+        try:
+            key.verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ import re
 import shlex
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,10 +53,17 @@ from custody.checkpoint import (
     verifiers,
 )
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
-from custody.eventcheck import check_event, check_inclusion, check_now, keys_in
+from custody.eventcheck import (
+    AheadChecks,
+    check_event,
+    check_inclusion,
+    check_now,
+    keys_in,
+    signature_pool,
+)
 from custody.findings import Findings, Kind, Verdict
 from custody.hashing import ALGORITHMS
-from custody.keys import fingerprint
+from custody.keys import Identity, fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
@@ -65,10 +74,11 @@ from custody.ledger import (
     identity_index_rows,
     is_event_version,
 )
-from custody.lifecycle import Replay, purgeable, self_registered_key, step
+from custody.lifecycle import Replay, purgeable, retired_why, self_registered_key, step
 from custody.safeio import CAP_CHECKPOINT, NotRegularFileError, read_input_text
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
+from custody.verified import Through, latest_note, signatures_digest
 
 ProgressFn = Callable[[int, int], None]
 
@@ -88,6 +98,13 @@ class VerifyReport(Verdict):
     head: str | None = None
     # what the store check found, per store object: {rel: {alg: hex}} (reports use it)
     found_digests: dict[str, dict[str, str]] = field(default_factory=dict)
+    # an incremental verification (custody.verified): the events whose signatures a
+    # note covered (through), and what a new note needs (root, signatures)
+    incremental: bool = False
+    through: int | None = None
+    note: int | None = None
+    root: bytes | None = None
+    signatures: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +120,7 @@ class VerifyReport(Verdict):
             "bytes_checked": self.bytes_checked,
             "head": self.head,
             "findings": [f.as_json() for f in self.findings],
-        }
+        } | ({"signatures_trusted_through": self.through} if self.incremental else {})
 
 
 def _ev(seq: int) -> str:
@@ -130,11 +147,20 @@ def check_case_header(ledger: Ledger, report: VerifyReport) -> None:
 
 
 def check_chain(
-    ledger: Ledger, report: VerifyReport, r: Replay, tree: merkle.TreeCache
+    ledger: Ledger,
+    report: VerifyReport,
+    r: Replay,
+    tree: merkle.TreeCache,
+    pool: ProcessPoolExecutor | None = None,
+    trusted_through: int = -1,
 ) -> dict[int, dict[str, Any]]:
     """Steps 2 and 3, and the replay of custody rules.  Returns the well-formed
     parsed bodies by seq (for the index and store steps); fills ``tree`` with every
-    event's leaf hash."""
+    event's leaf hash.  With ``pool``, the signatures are checked on its worker
+    processes while this pass runs (:class:`custody.eventcheck.AheadChecks`: the
+    same findings as without).  Signatures of events up to ``trusted_through``
+    are taken as verified (an incremental verify, custody.verified: a full verify
+    found them good and the tree root and signatures there are unchanged)."""
     bodies: dict[int, dict[str, Any]] = {}
     for (seq,) in ledger.conn.execute(
         "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
@@ -147,13 +173,18 @@ def check_chain(
             "a column holds a BLOB or number where text belongs",
             seq=seq,
         )
+    rows: Iterable[tuple[Event, bytes, int]]
+    ahead = AheadChecks(pool) if pool is not None else None
+    if ahead is not None:
+        rows = _start_checks(ledger, ahead, trusted_through)
+    else:
+        rows = ((ev, ev.body.encode("utf-8"), -1) for ev in ledger.events())
     expected_seq = 0
     prev = ledger.case.hash
     case_id = ledger.case.case_id
-    for ev in ledger.events():
+    for ev, body_bytes, at in rows:
         report.events += 1
         subject = _ev(ev.seq)
-        body_bytes = ev.body.encode("utf-8")
         tree.append(merkle.leaf_hash(body_bytes))
         if ev.seq != expected_seq:
             report.add(
@@ -190,12 +221,48 @@ def check_chain(
         if problem:
             report.add(Kind.EVENT_BODY, subject, problem, seq=ev.seq)
         _check_columns(ev, body, report, case_id)
-        trusted = check_now(report.findings, sig)
+        if ev.seq <= trusted_through and sig is not None:
+            trusted = True  # verified by the full check a signed note records
+        else:
+            trusted = check_now(report.findings, sig, ahead, at)
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
     report.head = prev if report.events else None
     return bodies
+
+
+def _start_checks(
+    ledger: Ledger, ahead: AheadChecks, trusted_through: int
+) -> Iterator[tuple[Event, bytes, int]]:
+    """The events, each with its body's bytes and its position in ``ahead``,
+    read a few batches ahead of the caller: each event's signature check is
+    started on the workers with the key the derived identities table names for
+    its signer (a guess: a wrong one only costs a check made again in the serial
+    pass)."""
+    guess: dict[str, bytes] = {}
+    for fp, row in ledger.identities().items():
+        try:
+            guess[str(fp)] = base64.b64decode(str(row.get("public_key")), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    lead = ahead.batch * max(2, os.cpu_count() or 2) * 4
+    window: deque[tuple[Event, bytes, int]] = deque()
+    for ev in ledger.events():
+        raw = ev.body.encode("utf-8")
+        key = guess.get(ev.signer)
+        at = -1
+        if key is not None and ev.seq > trusted_through:
+            try:
+                sig = base64.b64decode(str(ev.signature), validate=True)
+            except (binascii.Error, ValueError):
+                sig = b""
+            at = ahead.add((key, sig, raw))
+        window.append((ev, raw, at))
+        if len(window) > lead:
+            yield window.popleft()
+    ahead.close()
+    yield from window
 
 
 _HEX = re.compile(r"[0-9a-f]{32,128}")
@@ -227,6 +294,17 @@ def malformed(body: dict[str, Any]) -> str | None:
 
 
 def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_id: str) -> None:
+    data = body.get("data")
+    g = body.get
+    if (
+        (g("seq"), g("prev"), g("type"), g("time"), g("signer"), g("case"))
+        == (ev.seq, ev.prev, ev.type, ev.time, ev.signer, case_id)
+        and isinstance(data, dict)
+        and data.get("item") == ev.item
+        and is_event_version(g("v"))
+    ):
+        return  # all agree: the same comparisons as below, at once
+
     def mismatch(detail: str) -> None:
         report.add(Kind.EVENT_MISMATCH, _ev(ev.seq), detail, seq=ev.seq)
 
@@ -663,6 +741,8 @@ def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> 
         for lv, i, h in ledger.conn.execute("SELECT level, idx, hash FROM merkle_nodes")
     }
     derived = {(lv, i): h for lv, i, h in tree.complete_nodes()}
+    if derived == stored:
+        return
     wrong = sorted(k for k in derived.keys() & stored.keys() if derived[k] != stored[k])
     missing = sorted(derived.keys() - stored.keys())
     extra = sorted(stored.keys() - derived.keys())
@@ -950,40 +1030,119 @@ def verify_ledger(
     progress: ProgressFn | None = None,
     checkpoints: Sequence[Path] = (),
     tsa_roots: Sequence[bytes] = (),
+    parallel: bool | None = None,
+    verifier: Identity | None = None,
 ) -> VerifyReport:
+    """Every step above; every problem is a finding of the report.  ``parallel``:
+    check the signatures on worker processes (None: when the ledger is large
+    enough and there are two CPUs; the findings are the same either way).
+
+    ``verifier``: an incremental verification (custody.verified): the signatures
+    of the events the latest verified-through note of this key covers are not
+    checked again, once the note's own signature verifies with this key; the tree
+    root and signatures below it must still be the note's, else a
+    ``verified-note`` finding and the whole ledger is checked in full.  The report
+    then carries what a new note needs (``root``, ``signatures``)."""
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
+    pool = None
     try:
         # One read transaction: a consistent snapshot even while others append.
         ledger.conn.execute("BEGIN")
         try:
-            check_case_header(ledger, report)
-            check_case_perms(ledger, report)
-            r = Replay(rules=ledger.case.rules)
-            if r.rules < 2:
-                report.notes.append(
-                    f"this case was made under custody rules version {r.rules} and is judged"
-                    " by them: no owner, any known key may attest, revoke and be named"
-                )
-            tree = merkle.TreeCache()
-            bodies = check_chain(ledger, report, r, tree)
-            report.findings.extend(r.violations)
-            check_index(ledger, bodies, report)
-            check_tree(ledger, tree, report)
-            check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
-            check_timestamps(bodies, report, tsa_roots)
-            check_import_records(ledger, bodies, report)
-            report.imported = sum(1 for st in r.items.values() if st.source is not None)
-            report.artifacts += report.imported
-            check_imports(ledger, report, quick, bodies, r)
-            if not quick:
-                check_store(
-                    ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies)
-                )
+            note = None
+            if verifier is not None:
+                report.incremental = True
+                note, problem = latest_note(ledger, verifier.fingerprint, verifier.public_raw)
+                if problem is not None:
+                    report.add(Kind.VERIFIED_NOTE, _ev(problem[0]), problem[1], seq=problem[0])
+            if parallel is not False:
+                pool = signature_pool(ledger.event_count(), force=parallel is True)
+            steps = (ledger, quick, progress, checkpoints, tsa_roots, pool)
+            if not _verify_steps(report, *steps, note=note, verifier=verifier):
+                held = report.findings[-1:]  # the verified-note finding: check again, in full
+                report = VerifyReport(case_id=ledger.case.case_id, quick=quick, incremental=True)
+                report.findings.extend(held)
+                _verify_steps(report, *steps, note=None, verifier=verifier)
         finally:
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return report
+
+
+def _verify_steps(
+    report: VerifyReport,
+    ledger: Ledger,
+    quick: bool,
+    progress: ProgressFn | None,
+    checkpoints: Sequence[Path],
+    tsa_roots: Sequence[bytes],
+    pool: ProcessPoolExecutor | None,
+    *,
+    note: Through | None,
+    verifier: Identity | None,
+) -> bool:
+    """The steps, into ``report``; False (and a finding) when ``note`` turns out
+    not to hold: the caller then runs them again without it."""
+    check_case_header(ledger, report)
+    check_case_perms(ledger, report)
+    r = Replay(rules=ledger.case.rules)
+    if r.rules < 2:
+        report.notes.append(
+            f"this case was made under custody rules version {r.rules} and is judged"
+            " by them: no owner, any known key may attest, revoke and be named"
+        )
+    tree = merkle.TreeCache()
+    bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1)
+    if note is not None:
+        why = _note_broken(ledger, note, tree)
+        retired = retired_why(r, verifier.fingerprint, note.seq) if verifier else None
+        if retired and not why:  # a stolen key, revoked since, must not vouch for anything
+            why = f"signed by a retired key: {retired}"
+        if why:
+            report.add(Kind.VERIFIED_NOTE, _ev(note.seq), why, seq=note.seq)
+            return False
+        report.through, report.note = note.through, note.seq
+        report.notes.append(
+            f"signatures of events 0-{note.through} not checked again: the verified-through"
+            f" note of your key (event {note.seq}) covers them, and their tree root and"
+            " signatures are unchanged"
+        )
+    if verifier is not None and report.events:
+        report.root = tree.root()
+        report.signatures = signatures_digest(ledger, report.events - 1)
+    report.findings.extend(r.violations)
+    check_index(ledger, bodies, report)
+    check_tree(ledger, tree, report)
+    check_checkpoints(ledger, bodies, tree, r, report, checkpoints, statefile.found(ledger))
+    check_timestamps(bodies, report, tsa_roots)
+    check_import_records(ledger, bodies, report)
+    report.imported = sum(1 for st in r.items.values() if st.source is not None)
+    report.artifacts += report.imported
+    check_imports(ledger, report, quick, bodies, r)
+    if not quick:
+        check_store(ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies))
+    return True
+
+
+def _note_broken(ledger: Ledger, note: Through, tree: merkle.TreeCache) -> str | None:
+    """What makes ``note`` not hold for this ledger (None: it holds)."""
+    if len(tree) <= note.through:
+        return (
+            f"names event {note.through}, but the ledger has {len(tree)} events: it was"
+            " truncated or rewritten"
+        )
+    if tree.root(note.through + 1) != note.root:
+        return (
+            f"the tree root of events 0-{note.through} is not the one the note signed: the"
+            " ledger was rewritten below it"
+        )
+    if signatures_digest(ledger, note.through) != note.signatures:
+        return f"the signatures of events 0-{note.through} are not those the note signed"
+    return None
 
 
 def store_bytes(ledger: Ledger) -> int:

@@ -480,7 +480,7 @@ def mode_run(monkeypatch: pytest.MonkeyPatch) -> Any:
         report = verify_bundle(bag).as_json()
         if mode == "workers":
             # 6 payload files in jobs of 4; 8 signatures in batches of 2
-            assert SpyPool.submitted == ["_hash_job"] * 2 + ["_verify_batch"] * 4
+            assert SpyPool.submitted == ["_hash_job"] * 2 + ["verify_batch"] * 4
         else:
             assert SpyPool.submitted == []
         return report

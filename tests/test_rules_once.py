@@ -136,8 +136,9 @@ def test_rotate_twice_and_revoke_twice_refused_alike(
 def test_every_kind_has_one_documented_step() -> None:
     listed = [k for _, kinds in steps() for k in kinds]
     assert sorted(listed) == sorted(Kind)  # each kind in exactly one step
-    assert len(Kind) == 52  # 45 in issue 11, authority and name in 12, object-unrecorded in 13,
-    # vault-missing, vault-content and vault-retention in 18, object-not-regular in 15
+    assert len(Kind) == 53  # 45 in issue 11, authority and name in 12, object-unrecorded in 13,
+    # vault-missing, vault-content and vault-retention in 18, object-not-regular in 15,
+    # verified-note in 16
     assert [s.value for s, _ in steps()] == [s.value for s in Step]
     # the four kinds the report's step table once missed
     for k in ("event", "event-duplicate", "event-extra", "event-withheld"):

@@ -43,10 +43,10 @@ from custody.bundle.shapes import (
 from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError, UsageError
-from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle
+from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle, verdicts
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
-from custody.keys import fingerprint, load_public_key, verify_signature
+from custody.keys import fingerprint, load_public_key
 from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row, identity_index_rows
 from custody.lifecycle import Replay, replay
 from custody.timestamp import TimestampError, verify_token
@@ -183,19 +183,8 @@ _SIG_BATCH = 512
 
 def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
-    worker processes when it has them (a signature check holds the GIL)."""
-    if src.pool is None or len(checks) < 2 * _SIG_BATCH:
-        return _verify_batch(checks)
-    pool = src.pool
-    batches = [
-        pool.submit(_verify_batch, checks[i : i + _SIG_BATCH])
-        for i in range(0, len(checks), _SIG_BATCH)
-    ]
-    return [ok for f in batches for ok in f.result()]
-
-
-def _verify_batch(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    return [verify_signature(k, sig, msg) for k, sig, msg in checks]
+    worker processes when it has them (custody.eventcheck.verdicts)."""
+    return verdicts(checks, src.pool, _SIG_BATCH)
 
 
 def _check_tags(src: _Source, report: BundleReport) -> None:
