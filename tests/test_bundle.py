@@ -458,7 +458,8 @@ def test_trust_argument_that_is_neither_file_nor_fingerprint(bundles: Path, run:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == (
-        "custody: error: --trust 'nobody.pub': neither a public key file nor a fingerprint\n"
+        "custody: error: --trust 'nobody.pub': neither a public key file, a verifier key nor"
+        " a fingerprint\n"
     )
 
 
