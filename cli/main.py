@@ -84,6 +84,7 @@ from custody_cli.custody_cmds import (
 )
 from custody_cli.report_cmds import report as report_cmd
 from custody_cli.selftest_cmd import selftest as selftest_cmd
+from custody_cli.trust_cmds import trust
 
 # -- the group ------------------------------------------------------------------
 
@@ -907,6 +908,7 @@ cli.add_command(event_cmd)
 cli.add_command(checkpoint_cmd)
 cli.add_command(prove)
 cli.add_command(bundle)
+cli.add_command(trust)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
 key.add_command(key_rotate)

@@ -371,3 +371,40 @@ def verdict_banner(verdict: str, findings: int) -> str:
     if verdict == UNCONFIRMED:
         return "INTACT, SIGNERS UNCONFIRMED"
     return f"VERIFICATION FAILED: {findings} finding{'' if findings == 1 else 's'}"
+
+
+# -- the case's trust anchors (writers) ------------------------------------------
+
+
+def add_anchor(ledger: Any, signer: Any, key: TrustKey, name: str = "") -> Any:
+    """Sign a ``trust.add`` event: the owner makes ``key`` a trust anchor of the
+    case (the replay refuses any other signer)."""
+    from custody.ledger import EventDraft
+    from custody.lifecycle import append_checked
+
+    if key.public_raw is None:
+        raise UsageError("a trust anchor is recorded with its public key, not a fingerprint")
+    data = {
+        "fingerprint": key.fingerprint,
+        "public_key": key.public_b64,
+        "name": name or key.name,
+    }
+    return append_checked(ledger, signer, lambda _r: EventDraft(TRUST_ADD_EVENT, data))
+
+
+def remove_anchor(ledger: Any, signer: Any, fp: str) -> Any:
+    """Sign a ``trust.remove`` event (the owner only)."""
+    from custody.ledger import EventDraft
+    from custody.lifecycle import append_checked
+
+    return append_checked(
+        ledger, signer, lambda _r: EventDraft(TRUST_REMOVE_EVENT, {"fingerprint": fp})
+    )
+
+
+def anchor_rows(r: Replay) -> list[dict[str, Any]]:
+    """The case's trust anchors as the signed events leave them."""
+    return [
+        {"fingerprint": fp, "name": name, "event": seq}
+        for fp, (_, name, seq) in sorted(r.anchors.items(), key=lambda kv: kv[1][2])
+    ]
