@@ -77,11 +77,10 @@ def trust_remove(
 @case_option
 def trust_list(as_json: bool, case_dir: Path | None) -> None:
     """The case's trust anchors, as its signed trust events leave them."""
-    from custody.lifecycle import replay_ledger
     from custody.trust import anchor_rows
 
     with open_case(case_dir, write=False) as ledger:
-        rows = anchor_rows(replay_ledger(ledger))
+        rows = anchor_rows(ledger)
     if as_json:
         echo_json(rows)
         return

@@ -402,8 +402,11 @@ def remove_anchor(ledger: Any, signer: Any, fp: str) -> Any:
     )
 
 
-def anchor_rows(r: Replay) -> list[dict[str, Any]]:
-    """The case's trust anchors as the signed events leave them."""
+def anchor_rows(ledger: Any) -> list[dict[str, Any]]:
+    """The case's trust anchors as its signed events leave them (a fresh replay)."""
+    from custody.lifecycle import replay_ledger
+
+    r = replay_ledger(ledger)
     return [
         {"fingerprint": fp, "name": name, "event": seq}
         for fp, (_, name, seq) in sorted(r.anchors.items(), key=lambda kv: kv[1][2])

@@ -226,7 +226,7 @@ def test_bag_info_and_checkpoint_use_the_registered_name(counsel: Case, tmp_path
     info = dict(line.split(": ", 1) for line in (out / "bag-info.txt").read_text().splitlines())
     assert info["Contact-Name"] == "Kim Registered"
     assert "\n— kim-registered " in (out / "custody" / "checkpoint.txt").read_text()
-    assert cli(counsel, "bundle", "verify", out).returncode == 0
+    assert cli(counsel, "bundle", "verify", out, "--accept-self-asserted").returncode == 0
 
 
 # -- property: hostile values for every text option ----------------------------------
