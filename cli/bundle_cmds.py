@@ -95,10 +95,12 @@ def bundle_export(
 @click.option(
     "--trust",
     multiple=True,
-    metavar="PUBFILE|FINGERPRINT",
-    help="A key you trust, as a public key file or sha256:FINGERPRINT (repeatable). Every"
-    " event signer must then be such a key, or attested under a trusted owner of the"
-    " source case; any other signer fails the bundle (untrusted-key).",
+    metavar="PUBFILE|VKEY|FINGERPRINT",
+    type=LINE,
+    help="A key you trust, as a public key file, a verifier key or sha256:FINGERPRINT"
+    " (repeatable). Every event signer must then be such a key, or attested under a"
+    " trusted owner of the source case; any other signer fails the bundle"
+    " (untrusted-key). Without it the bundle is at best INTACT, SIGNERS UNCONFIRMED.",
 )
 @click.option(
     "--require-trusted",
