@@ -96,7 +96,6 @@ def bundle_export(
     "--trust",
     multiple=True,
     metavar="PUBFILE|VKEY|FINGERPRINT",
-    type=LINE,
     help="A key you trust, as a public key file, a verifier key or sha256:FINGERPRINT"
     " (repeatable). Every event signer must then be such a key, or attested under a"
     " trusted owner of the source case; any other signer fails the bundle"
@@ -191,7 +190,6 @@ def bundle_verify(
     "--trust",
     multiple=True,
     metavar="PUBFILE|VKEY|FINGERPRINT",
-    type=LINE,
     help="A key you trust, as a public key file, a verifier key or sha256:FINGERPRINT"
     " (repeatable), besides the case's own anchors ('custody trust add'). Every signer"
     " of the bundle must be such a key or attested under a trusted owner of its case.",

@@ -8,7 +8,6 @@ import click
 
 from custody.display import shown
 from custody_cli.common import (
-    LINE,
     NAME_LINE,
     case_option,
     echo_json,
@@ -25,7 +24,7 @@ def trust() -> None:
 
 
 @trust.command("add")
-@click.argument("key", metavar="PUBFILE|VKEY", type=LINE)
+@click.argument("key", metavar="PUBFILE|VKEY")
 @click.option("--name", type=NAME_LINE, help="Who the key belongs to (shown, never trusted).")
 @case_option
 @key_options
@@ -51,7 +50,7 @@ def trust_add(
 
 
 @trust.command("remove")
-@click.argument("key", metavar="PUBFILE|VKEY|FINGERPRINT", type=LINE)
+@click.argument("key", metavar="PUBFILE|VKEY|FINGERPRINT")
 @case_option
 @key_options
 def trust_remove(

@@ -35,7 +35,14 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 
 #: a public key file's name or a key string: a file name may be any bytes, and the
 #: value is only read (load_public_key / a fingerprint match), never recorded
-FILE_OR_KEY = ["bundle verify trust", "key import pubfile", "report trust"]
+FILE_OR_KEY = [
+    "bundle import trust",
+    "bundle verify trust",
+    "key import pubfile",
+    "report trust",
+    "trust add key",
+    "trust remove key",
+]
 
 
 def test_every_text_parameter_is_checked() -> None:
