@@ -16,15 +16,16 @@ import json
 import os
 import shutil
 import stat
+import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from custody import trust as trust_rules
-from custody.bundle.archive import CHUNK, HostileBundleError, open_source
+from custody.bundle.archive import CHUNK, HostileBundleError, _DirSource, _Source, open_source
 from custody.bundle.shapes import _json, _lines
 from custody.bundle.verify import BundleReport, verify_bundle
 from custody.canonical import canonical_json, content_hash, parse_strict
@@ -104,53 +105,73 @@ def import_bundle(
 
 @contextmanager
 def _staged(case_dir: Path, path: Path) -> Iterator[Path]:
-    """A private copy of the bundle (a folder copied file by file, an archive as
-    one file) in a new 0700 folder inside the case folder, removed afterwards."""
+    """A private copy of the bundle in a new 0700 folder inside the case folder,
+    removed afterwards: an archive copied as one file, a folder copied into one
+    uncompressed tar (one file to write and remove, however many it holds)."""
     if not path.exists():
         raise UsageError(f"no such bundle: {path}")
     tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=case_dir))
     try:
         os.chmod(tmp, 0o700)
         if path.is_dir():
-            dest = tmp / "bundle"
-            _copy_tree(path, dest)
+            dest = tmp / "bundle.tar"
+            _tar_tree(path, dest)
         else:
             dest = tmp / ("bundle" + "".join(path.suffixes[-2:]))
-            _copy_file(path, dest, follow=True)
+            _copy_file(path, dest)
         yield dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_tree(src: Path, dest: Path) -> None:
-    """Copy a folder bag: regular files and folders only (what the bundle reader
-    accepts); a link or special file is refused as the reader refuses it."""
-    os.mkdir(dest, 0o700)
-    todo = [("", src, dest)]
-    while todo:
-        prefix, folder, out = todo.pop()
-        with os.scandir(folder) as entries:
-            for e in entries:
+def _tar_tree(src: Path, dest: Path) -> None:
+    """Copy a folder bag into an uncompressed tar: regular files only (what the
+    bundle reader accepts); a link or special file is refused as the reader
+    refuses it, and a file that changes while it is copied is refused."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with (
+        open(fd, "wb") as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        todo = [("", src)]
+        while todo:
+            prefix, folder = todo.pop()
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+            for e in listed:
                 rel = prefix + e.name
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
                     raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
                 if stat.S_ISDIR(st.st_mode):
-                    os.mkdir(out / e.name, 0o700)
-                    todo.append((rel + "/", Path(e.path), out / e.name))
+                    todo.append((rel + "/", Path(e.path)))
                 elif not stat.S_ISREG(st.st_mode):
                     raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
                 elif st.st_nlink > 1:
                     raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
                 else:
-                    _copy_file(Path(e.path), out / e.name, follow=False)
+                    _add_file(tar, Path(e.path), rel)
 
 
-def _copy_file(src: Path, dest: Path, *, follow: bool) -> None:
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(src, flags)
+def _add_file(tar: tarfile.TarFile, path: Path, rel: str) -> None:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+        info = tarfile.TarInfo(rel)
+        info.size, info.mode = st.st_size, 0o600
+        try:
+            tar.addfile(info, f)
+        except OSError as e:
+            raise IntegrityError(f"{shown(str(path))} changed while it was staged: {e}") from e
+        if f.read(1):
+            raise IntegrityError(f"{shown(str(path))} changed while it was staged: it grew")
+
+
+def _copy_file(src: Path, dest: Path) -> None:
+    fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise HostileBundleError(f"{shown(str(src))} is not a regular file")
@@ -249,8 +270,7 @@ def _import_verified(
                 "sha256": signed["sha256"],
             }
             if it.get("payload"):
-                with src.open(it["payload"]) as f:
-                    stored = _ingest_stream(store, f)
+                stored = _ingest(store, src, it["payload"])
                 if stored.result.digests["sha256"] != signed["sha256"]:
                     raise IntegrityError(f"{it['payload']} changed while it was imported")
                 entry["store"] = stored.relpath
@@ -313,11 +333,19 @@ def _standings(report: BundleReport, anchors: set[str]) -> dict[str, str]:
     return trust_rules.standings(r, anchors, signers | set(report.checkpoint_signers))
 
 
-def _ingest_stream(store: Store, f: IO[bytes]) -> Any:
-    """Store a stream's bytes (a pipe-less copy through a temp file descriptor)."""
-    with tempfile.TemporaryFile() as tmp:
+def _ingest(store: Store, src: _Source, name: str) -> Any:
+    """Store the staged payload file ``name``: a folder's file read directly, an
+    archive member through a temporary file."""
+    size = src.sizes.get(name)
+    if isinstance(src, _DirSource):
+        fd = os.open(src.root / name, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            return store.ingest(fd, ["sha256"], size_hint=size)
+        finally:
+            os.close(fd)
+    with src.open(name) as f, tempfile.TemporaryFile() as tmp:
         while chunk := f.read(CHUNK):
             tmp.write(chunk)
         tmp.flush()
         tmp.seek(0)
-        return store.ingest(tmp.fileno(), ["md5", "sha1", "sha256"])
+        return store.ingest(tmp.fileno(), ["sha256"], size_hint=size)
