@@ -562,3 +562,19 @@ def test_report_banner_without_a_trust_anchor(w: World, fmt: str) -> None:
     )  # fmt: skip
     assert "verification VERIFICATION PASSED" in proc.stdout
     assert "UNCONFIRMED" not in trusted.read_text().upper()
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_pdf_report_banner_without_a_trust_anchor(w: World) -> None:
+    def text(*trust: Any) -> str:
+        out = w.root / f"r{len(trust)}.pdf"
+        cmd = ("report", "--bundle", w.root / "b1", "--format", "pdf", "--out", out, *trust)
+        assert w.run(*cmd).returncode == 0
+        return subprocess.run(
+            ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+        ).stdout
+
+    plain = text()
+    assert "INTACT, SIGNERS UNCONFIRMED" in plain and "VERIFICATION PASSED" not in plain
+    trusted = text("--trust", w.pub("dana"))
+    assert "VERIFICATION PASSED" in trusted and "UNCONFIRMED" not in trusted
