@@ -80,7 +80,10 @@ def bundle_export(
         "events": result.events,
         "bytes": result.bytes,
         "checkpoint_size": result.checkpoint_size,
+        "warnings": result.warnings,
     }
+    for w in result.warnings:
+        click.echo(f"Warning: {shown(w)}", err=True)
     if as_json:
         echo_json(summary)
     else:
@@ -201,6 +204,12 @@ def bundle_verify(
     " event records that you accepted them on their own word.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option(
+    "--endpoint-url",
+    type=LINE,
+    default=None,
+    help="The S3 server of s3:// bundles (docs/vault.md), for servers other than AWS.",
+)
 @case_option
 @key_options
 def bundle_import(
@@ -208,6 +217,7 @@ def bundle_import(
     trust: tuple[str, ...],
     accept_self_asserted: bool,
     as_json: bool,
+    endpoint_url: str | None,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -218,19 +228,27 @@ def bundle_import(
     Each bundle is copied into private staging and the staged bytes are verified
     and imported.  A bundle that fails verification, whose signers no key you
     trust vouches for, or that does not extend what an earlier import of its source
-    pinned, is refused (exit 1) and nothing is written."""
+    pinned, is refused (exit 1) and nothing is written.  A path
+    s3://BUCKET/PREFIX/bundles/… imports a bundle from an evidence vault."""
     from custody.bundle import import_bundle
+    from custody.vault import staged_bundle, vault_url_of
 
     out = []
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         for p in paths:
-            r = import_bundle(
-                ledger, signer, p, trust=trust, accept_self_asserted=accept_self_asserted
-            )
+            url = vault_url_of(str(p))
+            accept = accept_self_asserted
+            if url is None:
+                r = import_bundle(ledger, signer, p, trust=trust, accept_self_asserted=accept)
+            else:
+                with staged_bundle(ledger.case_dir, url, endpoint_url) as staged:
+                    r = import_bundle(
+                        ledger, signer, staged, trust=trust, accept_self_asserted=accept
+                    )
             out.append(
                 {
-                    "bundle": str(p),
+                    "bundle": url or str(p),
                     "id": r.bundle,
                     "already_imported": r.already,
                     "source": r.label,
@@ -242,12 +260,14 @@ def bundle_import(
             )
             if not as_json:
                 if r.already:
-                    click.echo(f"{shown(p)}: already imported ({shown(r.bundle)}); nothing changed")
+                    click.echo(
+                        f"{shown(url or p)}: already imported ({shown(r.bundle)}); nothing changed"
+                    )
                 else:
                     loose = sorted(fp for fp, s in (r.signers or {}).items() if s != "trusted")
                     click.echo(
-                        f"{shown(p)}: imported {len(r.items)} items of {shown(r.label)} and"
-                        f" {r.events} signed events as event {r.event_seq}"
+                        f"{shown(url or p)}: imported {len(r.items)} items of {shown(r.label)}"
+                        f" and {r.events} signed events as event {r.event_seq}"
                         + (
                             f"; accepted self-asserted signer(s) {', '.join(loose)}"
                             if loose

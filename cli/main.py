@@ -85,6 +85,7 @@ from custody_cli.custody_cmds import (
 from custody_cli.report_cmds import report as report_cmd
 from custody_cli.selftest_cmd import selftest as selftest_cmd
 from custody_cli.trust_cmds import trust
+from custody_cli.vault_cmds import hold, vault
 
 # -- the group ------------------------------------------------------------------
 
@@ -911,6 +912,8 @@ cli.add_command(bundle)
 cli.add_command(trust)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
+cli.add_command(vault)
+cli.add_command(hold)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 
