@@ -52,7 +52,11 @@ from custody.views import (
     show_verdict,
     verification_lines,
 )
+from custody_cli import profile_cmds
 from custody_cli.bundle_cmds import bundle
+from custody_cli.capture_cmds import capture as capture_cmd
+from custody_cli.capture_cmds import capture_lines
+from custody_cli.collector_cmds import build_collector
 from custody_cli.common import (
     LINE,
     LOOKUP,
@@ -462,6 +466,7 @@ LIST_ITEMS_UP_TO = 20
     help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
 )
 @click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
+@profile_cmds.profile_options
 @case_option
 @key_options
 def collect(
@@ -476,6 +481,8 @@ def collect(
     as_json: bool,
     jsonl: bool,
     quiet: bool,
+    profile: str | None,
+    root: str | None,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -491,6 +498,8 @@ def collect(
         raise UsageError("--json and --jsonl are alternatives: give one")
     if verbose and quiet:
         raise UsageError("--verbose and --quiet are alternatives: give one")
+    plan = profile_cmds.plan(profile, root, paths, resume)
+    paths = plan.paths if plan else paths
     if resume:
         if paths:
             raise UsageError(
@@ -527,11 +536,18 @@ def collect(
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
         rules = WalkRules(exclude, one_file_system, os.fsencode(os.path.abspath(ledger.case_dir)))
-        total = estimate(paths, rules)[0] if show else 0
+        hook = plan.hook if plan else profile_cmds.resume_hook(ledger, run) if run else None
+        total = estimate(paths, rules)[0] if show and hook is None else 0
         with progress_bar(total, show, "collect") as cb:
             if run is not None:
                 summary = resume_collection(
-                    ledger, signer, run, progress=cb, selftest=not no_selftest, on_item=on_item
+                    ledger,
+                    signer,
+                    run,
+                    progress=cb,
+                    selftest=not no_selftest,
+                    on_item=on_item,
+                    pre_walk=hook,
                 )
             else:
                 summary = run_collect(
@@ -545,6 +561,7 @@ def collect(
                     exclude=exclude,
                     one_file_system=one_file_system,
                     on_item=on_item,
+                    pre_walk=hook,
                 )
     if as_json:
         echo_json(summary.as_json())
@@ -552,6 +569,7 @@ def collect(
     if jsonl:
         click.echo(json.dumps({"summary": summary.totals()}, ensure_ascii=False))
         return
+    profile_cmds.report(hook)
     _collect_text(summary, verbose=verbose, quiet=quiet)
 
 
@@ -803,6 +821,8 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         )
     for alg, dig in info["digests"].items():
         click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
+    for line in capture_lines(info):
+        click.echo(line)
     click.echo(f"{'State:':<11}{shown(view.state)}")
     custodian = view.custodian_key
     click.echo(f"{'Custodian:':<11}{shown(custodian.text() if custodian else '')}")
@@ -914,6 +934,9 @@ cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
 cli.add_command(vault)
 cli.add_command(hold)
+cli.add_command(profile_cmds.profile_group)
+cli.add_command(capture_cmd)
+cli.add_command(build_collector)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

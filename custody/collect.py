@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody import __version__, filetype
+from custody.buildcollector import collector_fields
 from custody.canonical import rfc3339_ns
 from custody.errors import (
     BadPathError,
@@ -74,6 +75,9 @@ FLUSH_SECONDS = 1.0
 
 ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
 ItemFn = Callable[[dict[str, Any]], None]  # an item as recorded (summary.items' form)
+#: Called after the run's start is recorded, before the walk, with the roots; returns
+#: the roots to walk instead (custody.profiles uses it).
+PreWalkFn = Callable[["Collector", list[bytes]], list[bytes]]
 
 
 def display_path(raw: bytes) -> str:
@@ -460,8 +464,10 @@ class Collector:
         exclude: Sequence[str] = (),
         one_file_system: bool = False,
         on_item: ItemFn | None = None,
+        pre_walk: PreWalkFn | None = None,
     ) -> None:
         self.ledger = ledger
+        self.pre_walk = pre_walk  # e.g. a profile run: volatile steps, then its paths
         self.selftest = selftest
         self.signer = signer
         self.reason = reason
@@ -599,6 +605,7 @@ class Collector:
             "algorithms": list(self.algorithms),
             "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
             **self.context,
+            **collector_fields(),  # the collector zipapp's own sha256, when run from one
         }
         if self.rules.exclude:
             start["exclude"] = list(self.rules.exclude)
@@ -661,6 +668,8 @@ class Collector:
         error: StoreError | None = None
         interrupted = False
         try:
+            if self.pre_walk is not None:
+                roots = self.pre_walk(self, roots)
             for entry in _walk(roots, self.rules):
                 self._one(entry)
                 if self.progress is not None:
@@ -868,6 +877,7 @@ def collect(
     exclude: Sequence[str] = (),
     one_file_system: bool = False,
     on_item: ItemFn | None = None,
+    pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Collect ``paths``.  The first collection of a case runs the self-test and
     records it (unless ``selftest`` is False); a failed self-test stops it.
@@ -883,6 +893,7 @@ def collect(
         exclude=exclude,
         one_file_system=one_file_system,
         on_item=on_item,
+        pre_walk=pre_walk,
     ).collect(paths)
 
 
@@ -893,6 +904,7 @@ def resume(
     progress: ProgressFn | None = None,
     selftest: bool = True,
     on_item: ItemFn | None = None,
+    pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Finish the interrupted ``run`` with its own reason, algorithms and walk
     rules."""
@@ -906,6 +918,7 @@ def resume(
         exclude=run.exclude,
         one_file_system=run.one_file_system,
         on_item=on_item,
+        pre_walk=pre_walk,
     ).collect([], resume=run)
 
 

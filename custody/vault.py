@@ -31,12 +31,14 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from custody.bundle.export import BagContents, bag_contents
 from custody.errors import IntegrityError, OperationalError, UsageError
 from custody.findings import Kind, Verdict
 from custody.keys import Signer
@@ -47,8 +49,10 @@ VAULT_PUSH_EVENT = "vault.push"
 #: the S3 legal holds custody set or released on pushed versions to match the
 #: case's legal holds (``vault sync-holds``)
 VAULT_HOLDS_EVENT = "vault.holds"
-#: objects this size and larger go multipart, in parts of this size
-PART_SIZE = 64 * 1024 * 1024
+#: objects this size and larger go multipart, in parts of at least this size (more
+#: for objects over ~140 GiB: S3 allows 10,000 parts), several parts in flight
+PART_SIZE = 16 * 1024 * 1024
+MAX_PARTS = 9000
 CHUNK = 1024 * 1024
 MODES = ("COMPLIANCE", "GOVERNANCE")
 #: a tag file of a vault bundle is small; a bigger one is refused
@@ -323,23 +327,32 @@ def _open_object(path: Path) -> BinaryIO:
     return f
 
 
+def part_size_for(size: int) -> int:
+    """The part size custody uses for an object of ``size`` bytes: it fixes the
+    object's COMPOSITE checksum, so it depends on the size alone."""
+    need = -(-size // MAX_PARTS)
+    mib = 1024 * 1024
+    return max(PART_SIZE, -(-need // mib) * mib)
+
+
 def _expected(path: Path, size: int) -> tuple[str, list[bytes]]:
     """The checksum S3 reports for these bytes as custody uploads them (full
     SHA-256 below PART_SIZE, composite above), and the parts' digests."""
     if size < PART_SIZE:
         return "", []
+    ps = part_size_for(size)
     parts = []
     with _open_object(path) as f:
         while True:
             h = hashlib.sha256()
-            left = PART_SIZE
+            left = ps
             while left:
                 b = f.read(min(CHUNK, left))
                 if not b:
                     break
                 h.update(b)
                 left -= len(b)
-            if left == PART_SIZE:
+            if left == ps:
                 break
             parts.append(h.digest())
             if left:
@@ -349,13 +362,20 @@ def _expected(path: Path, size: int) -> tuple[str, list[bytes]]:
 
 class _Pusher:
     def __init__(
-        self, client: Any, url: VaultURL, ret: Retention, progress: ProgressFn | None
+        self,
+        client: Any,
+        url: VaultURL,
+        ret: Retention,
+        progress: ProgressFn | None,
+        concurrency: int = 8,
     ) -> None:
         self.client = client
         self.url = url
         self.ret = ret
         self.progress = progress
+        self.concurrency = max(1, concurrency)
         self.sent = 0
+        self.lock = threading.Lock()
 
     def _confirmed(self, h: dict[str, Any], sha: str, size: int, expect: str) -> bool:
         """Do the bytes stored under this address have our SHA-256?"""
@@ -445,7 +465,8 @@ class _Pusher:
                         " the recorded SHA-256; run custody verify"
                     ) from e
                 raise
-        self.sent += size
+        with self.lock:
+            self.sent += size
         if self.progress:
             self.progress(size)
         return str(r.get("VersionId") or ""), str(r.get("ChecksumSHA256") or full)
@@ -469,12 +490,33 @@ class _Pusher:
             upload = c.create_multipart_upload(
                 Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **self.ret.put_args(held)
             )["UploadId"]
-        done = []
+        done: list[dict[str, Any]] = []
         digests: list[bytes] = []
         whole = hashlib.sha256()
-        with _open_object(path) as f:
+        pending: list[concurrent.futures.Future[dict[str, Any]]] = []
+
+        def send(n: int, data: bytes, part_sum: str) -> dict[str, Any]:
+            etag = c.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload,
+                PartNumber=n,
+                Body=data,
+                ChecksumSHA256=part_sum,
+            )["ETag"]
+            with self.lock:
+                self.sent += len(data)
+            if self.progress:
+                self.progress(len(data))
+            return {"PartNumber": n, "ETag": etag, "ChecksumSHA256": part_sum}
+
+        with (
+            _open_object(path) as f,
+            concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool,
+        ):
+            ps = part_size_for(os.fstat(f.fileno()).st_size)
             for n in itertools.count(1):
-                data = f.read(PART_SIZE)
+                data = f.read(ps)
                 if not data:
                     break
                 whole.update(data)
@@ -491,20 +533,14 @@ class _Pusher:
                         == hashlib.md5(data, usedforsecurity=False).hexdigest()
                     )
                 ):
-                    etag = old["ETag"]
-                else:
-                    etag = c.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload,
-                        PartNumber=n,
-                        Body=data,
-                        ChecksumSHA256=part_sum,
-                    )["ETag"]
-                    self.sent += len(data)
-                done.append({"PartNumber": n, "ETag": etag, "ChecksumSHA256": part_sum})
-                if self.progress:
-                    self.progress(len(data))
+                    done.append({"PartNumber": n, "ETag": old["ETag"], "ChecksumSHA256": part_sum})
+                    continue
+                # at most `concurrency` parts in memory: wait for the oldest first
+                while len(pending) >= self.concurrency:
+                    done.append(pending.pop(0).result())
+                pending.append(pool.submit(send, n, data, part_sum))
+            done.extend(p.result() for p in pending)
+        done.sort(key=lambda d: int(d["PartNumber"]))
         if whole.hexdigest() != sha:
             c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             raise IntegrityError(
@@ -538,7 +574,8 @@ class _Pusher:
                 ChecksumSHA256=b64(digest),
                 **self.ret.put_args(False),
             )
-        self.sent += len(data)
+        with self.lock:
+            self.sent += len(data)
         return {
             "key": key,
             "version": str(r.get("VersionId") or ""),
@@ -604,12 +641,13 @@ def push(
         )
     held_objects = {str(r.items[i].digests.get("sha256", "")) for i in r.holds if r.items[i].store}
     store = ledger.store_dir
-    pusher = _Pusher(client, url, ret, progress)
+    pusher = _Pusher(client, url, ret, progress, concurrency)
     sizes = {
         sha: os.stat(store / rel, follow_symlinks=False).st_size for sha, (rel, _) in objs.items()
     }
     pushed: list[PushedObject] = []
     there = pusher.listed()
+    bag = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futs = [
             pool.submit(
@@ -622,6 +660,10 @@ def push(
             )
             for sha, (rel, _) in sorted(objs.items(), key=lambda kv: -sizes[kv[0]])
         ]
+        # the bundle is signed while the objects upload (its hashing overlaps the
+        # network); a push that fails after this leaves that export event, not a push
+        if bundle:
+            bag = bag_contents(ledger, signer, chosen)
         for fut in futs:
             pushed.append(fut.result())
     pushed.sort(key=lambda o: o.sha256)
@@ -630,9 +672,7 @@ def push(
         for o in pushed
         if o.planted
     ]
-    bundle_rec: dict[str, Any] = {}
-    if bundle:
-        bundle_rec = _push_bundle(ledger, signer, pusher, url, chosen, concurrency)
+    bundle_rec = _push_bundle(ledger, pusher, url, bag, concurrency) if bag else {}
     data = {
         "url": f"s3://{url.bucket}/{url.prefix}".rstrip("/"),
         "bucket": url.bucket,
@@ -648,22 +688,14 @@ def push(
 
 
 def _push_bundle(
-    ledger: Ledger,
-    signer: Signer,
-    pusher: _Pusher,
-    url: VaultURL,
-    chosen: list[str],
-    concurrency: int,
+    ledger: Ledger, pusher: _Pusher, url: VaultURL, bag: BagContents, concurrency: int
 ) -> dict[str, Any]:
-    """Sign a bundle of ``chosen`` and upload its tag files; its payload is the
-    content-addressed objects already pushed (never written or sent twice)."""
-    from custody.bundle.export import bag_contents
-
+    """Upload a signed bundle's tag files; its payload is the content-addressed
+    objects already pushed (never written or sent twice)."""
     hdr = ledger.case.hash.split(":")[-1][:6]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"{_segment(ledger.case.case_id)}@{hdr}"
     prefix = url.key("bundles", name, f"{stamp}-{_segment(socket.gethostname())}")
-    bag = bag_contents(ledger, signer, chosen)
     tags = {n: b for n, b in sorted(bag.files.items()) if not n.startswith("data/")}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futs = {
