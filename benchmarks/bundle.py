@@ -83,7 +83,10 @@ def main() -> None:
         total = args.files * per
         bundle = work / "bundle"
         t_export = timed([*custody, "bundle", "export", "--all", "--out", str(bundle)], env)
-        t_verify = min(timed([*custody, "bundle", "verify", str(bundle)], env) for _ in range(2))
+        trust = ["--trust", str(key.with_suffix(".pub"))]  # without a key: never VERIFIED, exit 1
+        t_verify = min(
+            timed([*custody, "bundle", "verify", str(bundle), *trust], env) for _ in range(2)
+        )
         bagit = shutil.which("bagit.py")
         t_bagit = (
             min(timed([bagit, "--validate", str(bundle)], env) for _ in range(2)) if bagit else None

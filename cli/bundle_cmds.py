@@ -98,15 +98,23 @@ def bundle_export(
 @click.option(
     "--trust",
     multiple=True,
-    metavar="PUBFILE|FINGERPRINT",
-    help="A key you trust, as a public key file or sha256:FINGERPRINT (repeatable). Every"
-    " event signer must then be such a key, or attested under a trusted owner of the"
-    " source case; any other signer fails the bundle (untrusted-key).",
+    metavar="PUBFILE|VKEY|FINGERPRINT",
+    help="A key you trust, as a public key file, a verifier key or sha256:FINGERPRINT"
+    " (repeatable). Every event signer must then be such a key, or attested under a"
+    " trusted owner of the source case; any other signer fails the bundle"
+    " (untrusted-key). Without it the bundle is at best INTACT, SIGNERS UNCONFIRMED.",
 )
 @click.option(
     "--require-trusted",
     is_flag=True,
-    help="Without --trust: fail if any signer's key came only with the bundle.",
+    help="Without --trust: list each signer's key that came only with the bundle as a"
+    " finding (untrusted-key).",
+)
+@click.option(
+    "--accept-self-asserted",
+    is_flag=True,
+    help="Exit 0 for an intact bundle whose signers no key you trust vouches for"
+    " (it is still reported as INTACT, SIGNERS UNCONFIRMED, never VERIFIED).",
 )
 @tsa_cert_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
@@ -114,12 +122,15 @@ def bundle_verify(
     path: Path,
     trust: tuple[str, ...],
     require_trusted: bool,
+    accept_self_asserted: bool,
     tsa_certs: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Verify a bundle offline: bag completeness and every payload digest, every
-    event signature and inclusion proof, the checkpoint, the hand-overs.
-    Exit 0 ok, 1 integrity problem, 2 not a bundle or unreadable."""
+    event signature and inclusion proof, the checkpoint, the hand-overs, and that
+    a key you trust (--trust) vouches for every signer.  Exit 0 verified, 1
+    integrity problem or (without --accept-self-asserted) signers unconfirmed, 2 not
+    a bundle or unreadable."""
     from custody.bundle import verify_bundle
 
     report = verify_bundle(
@@ -128,14 +139,28 @@ def bundle_verify(
         require_trusted=require_trusted,
         tsa_roots=read_tsa_roots(tsa_certs),
     )
+    from custody.trust import UNCONFIRMED, VERIFIED
+
+    code = 0 if report.verdict == VERIFIED else 1
+    if report.verdict == UNCONFIRMED and accept_self_asserted:
+        code = 0
     if as_json:
         echo_json(report.as_json())
-        sys.exit(0 if report.ok else 1)
-    if report.ok:
+        sys.exit(code)
+    counts = (
+        f" {len(report.items)} items, {report.payload_files} files, {report.events}"
+        " signed events, each proven to be in the signed checkpoint."
+    )
+    if report.verdict == VERIFIED:
         click.echo(
-            f"VERIFIED: this bundle of case {shown(report.case_id)} is complete and unaltered."
-            f" {len(report.items)} items, {report.payload_files} files, {report.events}"
-            " signed events, each proven to be in the signed checkpoint."
+            f"VERIFIED: this bundle of case {shown(report.case_id)} is complete and unaltered,"
+            f" and keys you trust vouch for every signer.{counts}"
+        )
+    elif report.verdict == UNCONFIRMED:
+        click.echo(
+            f"INTACT, SIGNERS UNCONFIRMED: this bundle of case {shown(report.case_id)} is"
+            " complete and unaltered as its own keys say, but no key you trust vouches for"
+            f" its signers (give --trust with the case owner's public key).{counts}"
         )
     else:
         click.echo(
@@ -159,11 +184,25 @@ def bundle_verify(
             )
     for w in report.warnings:
         click.echo(f"Warning: {shown(w)}")
-    sys.exit(0 if report.ok else 1)
+    sys.exit(code)
 
 
 @bundle.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="PUBFILE|VKEY|FINGERPRINT",
+    help="A key you trust, as a public key file, a verifier key or sha256:FINGERPRINT"
+    " (repeatable), besides the case's own anchors ('custody trust add'). Every signer"
+    " of the bundle must be such a key or attested under a trusted owner of its case.",
+)
+@click.option(
+    "--accept-self-asserted",
+    is_flag=True,
+    help="Import even when no key you trust vouches for a signer; the signed import"
+    " event records that you accepted them on their own word.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option(
     "--endpoint-url",
@@ -175,6 +214,8 @@ def bundle_verify(
 @key_options
 def bundle_import(
     paths: tuple[Path, ...],
+    trust: tuple[str, ...],
+    accept_self_asserted: bool,
     as_json: bool,
     endpoint_url: str | None,
     case_dir: Path | None,
@@ -184,7 +225,10 @@ def bundle_import(
 ) -> None:
     """Verify, then merge collectors' bundles into this case: payload into the
     store, their signed events kept byte for byte, an import event signed by you.
-    A bundle that fails verification is refused and nothing is written.  A path
+    Each bundle is copied into private staging and the staged bytes are verified
+    and imported.  A bundle that fails verification, whose signers no key you
+    trust vouches for, or that does not extend what an earlier import of its source
+    pinned, is refused (exit 1) and nothing is written.  A path
     s3://BUCKET/PREFIX/bundles/… imports a bundle from an evidence vault."""
     from custody.bundle import import_bundle
     from custody.vault import staged_bundle, vault_url_of
@@ -194,16 +238,21 @@ def bundle_import(
         signer = load_key(key_path, passphrase_file, insecure_key)
         for p in paths:
             url = vault_url_of(str(p))
+            accept = accept_self_asserted
             if url is None:
-                r = import_bundle(ledger, signer, p)
+                r = import_bundle(ledger, signer, p, trust=trust, accept_self_asserted=accept)
             else:
                 with staged_bundle(ledger.case_dir, url, endpoint_url) as staged:
-                    r = import_bundle(ledger, signer, staged)
+                    r = import_bundle(
+                        ledger, signer, staged, trust=trust, accept_self_asserted=accept
+                    )
             out.append(
                 {
                     "bundle": url or str(p),
                     "id": r.bundle,
                     "already_imported": r.already,
+                    "source": r.label,
+                    "signers": r.signers,
                     "items": r.items,
                     "events": r.events,
                     "event": r.event_seq,
@@ -215,9 +264,15 @@ def bundle_import(
                         f"{shown(url or p)}: already imported ({shown(r.bundle)}); nothing changed"
                     )
                 else:
+                    loose = sorted(fp for fp, s in (r.signers or {}).items() if s != "trusted")
                     click.echo(
-                        f"{shown(url or p)}: imported {len(r.items)} items and {r.events}"
-                        f" signed events as event {r.event_seq}"
+                        f"{shown(url or p)}: imported {len(r.items)} items of {shown(r.label)}"
+                        f" and {r.events} signed events as event {r.event_seq}"
+                        + (
+                            f"; accepted self-asserted signer(s) {', '.join(loose)}"
+                            if loose
+                            else "; every signer trusted"
+                        )
                     )
     if as_json:
         echo_json(out)

@@ -122,6 +122,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "custody_cli.bundle_cmds:bundle",
         "Evidence bundles: export for counsel, verify offline.",
     ),
+    "trust": (
+        "custody_cli.trust_cmds:trust",
+        "The case's trust anchors: keys whose bundles 'bundle import' accepts.",
+    ),
     "report": (
         "custody_cli.report_cmds:report",
         (

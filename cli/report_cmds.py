@@ -77,6 +77,8 @@ def report(
         _write_atomically(out, data)
     v = model["verification"]
     verdict = "PASSED" if v["ok"] else f"FAILED ({len(v['findings'])} finding(s))"
+    if v.get("banner"):  # a bundle's verdict (custody.trust.verdict_banner)
+        verdict = str(v["banner"])
     state = model["ledger_state"]
     click.echo(
         f"Report {shown(out)} ({fmt}): {len(model['items'])} item(s), verification {verdict},"

@@ -8,6 +8,7 @@ would, and tells each step through a ``say`` callback (the CLI prints the lines)
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable
@@ -16,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custody import __version__
+from custody.display import shown
 from custody.errors import UsageError
 
 if TYPE_CHECKING:
+    from custody.keys import Signer
+    from custody.ledger import Ledger
     from custody.verify import VerifyReport
 
 # 1x1 transparent PNG: exercises MIME detection of a binary format.
@@ -84,10 +88,24 @@ class DemoResult:
     selftest_ok: bool = False
     verification: VerifyReport | None = None  # the last one, None if the story stopped
     report: Path | None = None
+    bundle: Path | None = None  # counsel's part: the bundle, verified with --trust
+    bundle_verified: bool = False
+    tamper_caught: bool = False  # a copy with one flipped byte failed (exit 1)
+    lab_dir: Path | None = None  # the lab's part: the case that imported the bundle
+    lab_verification: VerifyReport | None = None
+    lab_report: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return self.selftest_ok and self.verification is not None and self.verification.ok
+        return (
+            self.selftest_ok
+            and self.verification is not None
+            and self.verification.ok
+            and self.bundle_verified
+            and self.tamper_caught
+            and self.lab_verification is not None
+            and self.lab_verification.ok
+        )
 
 
 def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
@@ -205,6 +223,10 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
         result.report = root / "report.html"
         result.report.write_bytes(html)
         say(f"   {result.report}  SHA-256 {document_digest(html)}")
+        say("")
+        _counsel(ledger, signer, root, result, say)
+    if result.bundle is not None:
+        _lab(root, key_file.with_suffix(".pub"), passphrase, result, say)
     say("")
     say("Try it yourself:")
     say(
@@ -213,4 +235,92 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> DemoResult:
     )
     say("  custody log; custody show ITEM-1; custody verify --json")
     say(f"  custody prove inclusion ITEM-1 --checkpoint {cp2}")
+    if result.bundle is not None and result.lab_dir is not None:
+        say(f"  custody bundle verify {result.bundle} --trust {key_file.with_suffix('.pub')}")
+        say(f"  custody list --case {result.lab_dir}")
     return result
+
+
+def _counsel(
+    ledger: Ledger, signer: Signer, root: Path, result: DemoResult, say: Callable[[str], None]
+) -> None:
+    """Counsel's part: a bundle, verified offline with the collector's public key
+    (obtained out of band), and a copy with one flipped byte caught."""
+    from custody.bundle import export_bundle, verify_bundle
+    from custody.trust import VERIFIED
+
+    bundle = root / f"bundle-{CASE_ID}"
+    pub = result.key_file.with_suffix(".pub")
+    say("Counsel, months later, on their own laptop (offline):")
+    say(f"13. custody bundle export --all --out {bundle.name}   (the collector)")
+    exported = export_bundle(ledger, signer, [], bundle)
+    say(f"   {len(exported.items)} items, {exported.events} signed events, {exported.bytes} bytes")
+    say(f"14. custody bundle verify {bundle.name} --trust {pub.name}")
+    report = verify_bundle(bundle, trust=[str(pub)])
+    result.bundle = bundle
+    result.bundle_verified = report.verdict == VERIFIED
+    if result.bundle_verified:
+        say(
+            f"   VERIFIED: {len(report.items)} items, {report.events} signed events, every"
+            " signer vouched for by the key given"
+        )
+    else:
+        say(f"   NOT VERIFIED: {len(report.findings)} problem(s)")
+    copy = root / f"bundle-{CASE_ID}-tampered"
+    shutil.copytree(bundle, copy)
+    target = sorted(p for p in (copy / "data").rglob("*") if p.is_file() and p.stat().st_size)[0]
+    target.chmod(0o600)
+    data = bytearray(target.read_bytes())
+    data[0] ^= 0x01
+    target.write_bytes(bytes(data))
+    say(f"15. one byte of {target.relative_to(copy)} flipped in a copy; custody bundle verify")
+    bad = verify_bundle(copy, trust=[str(pub)])
+    result.tamper_caught = not bad.ok
+    say(f"   NOT VERIFIED (exit 1): {len(bad.findings)} problem(s) found")
+    for f in bad.findings:
+        say(f"     [{shown(f.kind)}] {shown(f.subject)}: {shown(f.detail)}")
+
+
+def _lab(
+    root: Path, pub: Path, passphrase: bytes, result: DemoResult, say: Callable[[str], None]
+) -> None:
+    """The lab's part: a case that trusts the collector's key, imports the bundle,
+    lists the imported items and reports on them."""
+    from custody.bundle import import_bundle
+    from custody.keys import generate_key
+    from custody.ledger import Ledger
+    from custody.render import render
+    from custody.report import case_report, document_digest
+    from custody.trust import add_anchor, read_trust_key
+    from custody.verify import verify_ledger
+    from custody.views import case_items, table_lines
+
+    assert result.bundle is not None
+    lab_dir = root / "case-LAB-001"
+    say("The lab, merging collectors' bundles into one case:")
+    say("16. custody key new --name 'Demo Lab' --role examiner; custody init --case-id LAB-001")
+    lab, _ = generate_key("Demo Lab", "examiner", passphrase, root / "demo-lab.pem")
+    with Ledger.create(lab_dir, "LAB-001", "Demo: the lab's case", owner=lab) as ledger:
+        say(f"17. custody trust add {pub.name}   (the lab's owner trusts the collector's key)")
+        add_anchor(ledger, lab, read_trust_key(str(pub)), "Demo Collector")
+        say(f"18. custody bundle import {result.bundle.name}")
+        imported = import_bundle(ledger, lab, result.bundle)
+        say(
+            f"   {len(imported.items)} items of {imported.label} and {imported.events} signed"
+            " events imported; every signer trusted"
+        )
+        say("19. custody list")
+        rows = case_items(ledger)
+        for line in table_lines(
+            ["ITEM", "OUTCOME", "SHA256"],
+            [[str(r["id"]), str(r["outcome"]), str(r["sha256"] or "")[:16]] for r in rows],
+        ):
+            say(line)
+        result.lab_dir = lab_dir
+        result.lab_verification = verify_ledger(ledger)
+        say("20. custody report --format html --out report-lab.html")
+        html = render(case_report(ledger, verify=result.lab_verification), "html")
+        result.lab_report = root / "report-lab.html"
+        result.lab_report.write_bytes(html)
+        ok = "OK" if result.lab_verification.ok else "FAILED"
+        say(f"   {result.lab_report}  SHA-256 {document_digest(html)}; verify: {ok}")

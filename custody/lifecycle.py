@@ -36,6 +36,14 @@ from custody.ledger import (
     recovery_identity,
 )
 from custody.sources import imported_id, source_label
+from custody.trust import (
+    TRUST_ADD_EVENT,
+    TRUST_REMOVE_EVENT,
+    Pin,
+    advance,
+    basis_problem,
+    pin_problem,
+)
 
 TRANSFER_EVENT = "transfer"
 RECEIVE_EVENT = "receive"
@@ -150,6 +158,9 @@ class Replay:
     # imported sources (custody.sources): label -> header hash, header hash -> label
     sources: dict[str, str] = field(default_factory=dict)
     source_labels: dict[str, str] = field(default_factory=dict)
+    # the case's trust anchors (custody.trust): fp -> (raw key, name, seq of trust.add)
+    anchors: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)
+    pins: dict[str, Pin] = field(default_factory=dict)  # source header hash -> its pin
     # legal holds standing: item -> (seq of hold.set, fp that set it)
     holds: dict[str, tuple[int, str]] = field(default_factory=dict)
     # a replay of a bundle's disclosed events, not of a whole ledger: a hand-over's
@@ -309,6 +320,8 @@ def step(
         )
     elif type_ == IMPORT_EVENT:
         _import(r, seq, signer, data)
+    elif type_ in (TRUST_ADD_EVENT, TRUST_REMOVE_EVENT):
+        _trust(r, seq, type_, signer, data)
     elif type_ == TRANSFER_EVENT:
         _transfer(r, seq, ev_hash, signer, body, data)
     elif type_ == REASSIGN_EVENT and r.rules >= 2:
@@ -775,6 +788,15 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
     if not isinstance(case, str) or not isinstance(header, str) or not isinstance(items, list):
         r.violate(Kind.IMPORT, seq, "import event names no source case, header or items")
         return
+    if isinstance(data.get("trust"), dict):  # its trust basis, and the source's pin
+        why = basis_problem(data["trust"], None)
+        pin = r.pins.get(header)
+        if why is None and pin is not None:
+            why = pin_problem(pin, data)
+        if why:
+            r.violate(Kind.IMPORT, seq, f"import refused: {why}")
+            return  # an import outside the rules has no effect
+    advance(r.pins, header, seq, data)
     label = r.source_labels.get(header)
     if label is None:
         label = source_label(case, header, r.sources)
@@ -814,6 +836,45 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
             source=label,
             imported_at=seq,
         )
+
+
+def _trust(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:
+    """``trust.add`` / ``trust.remove``: the case's trust anchors, kept by its owner
+    alone (docs/custody-model.md, "Trust anchors")."""
+    if r.rules < 2 or r.owner is None:
+        r.violate(
+            Kind.AUTHORITY,
+            seq,
+            "trust anchors are kept by the case's owner; this case (custody rules 1) has none",
+        )
+        return
+    if signer != r.owner:
+        r.violate(
+            Kind.AUTHORITY,
+            seq,
+            f"{r.who(signer)} may not change the case's trust anchors: only the case's owner,"
+            f" {r.who(r.owner)}, may",
+        )
+        return
+    if type_ == TRUST_ADD_EVENT:
+        key = _key_of(data)
+        if key is None:
+            r.violate(Kind.IDENTITY, seq, "trust.add: fingerprint does not match its public key")
+            return
+        if key[1] in r.anchors:
+            r.violate(
+                Kind.IDENTITY,
+                seq,
+                f"{key[1]} is already a trust anchor (event {r.anchors[key[1]][2]})",
+            )
+            return
+        r.anchors[key[1]] = (key[0], str(data.get("name", "")), seq)
+        return
+    fp = str(data.get("fingerprint"))
+    if fp not in r.anchors:
+        r.violate(Kind.IDENTITY, seq, f"trust.remove: {fp} is not a trust anchor of the case")
+        return
+    del r.anchors[fp]
 
 
 def find_item(r: Replay, raw: str) -> str | None:

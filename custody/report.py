@@ -35,6 +35,7 @@ from custody.findings import Finding, Kind
 from custody.findings import steps as verification_steps
 from custody.ledger import COLLECT_EVENT, Ledger
 from custody.lifecycle import RECEIVE_EVENT, TRANSFER_EVENT, Replay, find_item, transfer_id
+from custody.trust import verdict_banner
 from custody.verify import VerifyReport, verify_ledger
 from custody.views import (
     ItemView,
@@ -472,6 +473,9 @@ def bundle_report(
         wanted=wanted or [str(i.get("id")) for i in meta.get("items", [])],
         verification={
             "verified_at": generated_time(),
+            # the one wording of a bundle's verdict (custody.trust), for every format
+            "verdict": vr.verdict,
+            "banner": verdict_banner(vr.verdict, len(vr.findings)),
             "events": vr.events,
             "items": len(vr.items),
             "objects_checked": vr.payload_files,

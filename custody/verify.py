@@ -67,6 +67,7 @@ from custody.keys import Identity, fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
+    KNOWN_RULES,
     Event,
     Ledger,
     artifact_index_row,
@@ -74,7 +75,7 @@ from custody.ledger import (
     identity_index_rows,
     is_event_version,
 )
-from custody.lifecycle import Replay, purgeable, retired_why, self_registered_key, step
+from custody.lifecycle import Replay, purgeable, replay, retired_why, self_registered_key, step
 from custody.safeio import CAP_CHECKPOINT, NotRegularFileError, read_input_text
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
@@ -591,6 +592,7 @@ def check_imports(
         label = _source_label(r, sign[1]) if sign is not None else None
         collected: dict[str, Any] = {}  # source item -> sha256 its signed collect event says
         first_prev: Any = None
+        src_rows: list[tuple[int, str, str, str, dict[str, Any]]] = []  # for the trust rule
         for seq, ev_hash, signer, body, sig, proof in ledger.conn.execute(
             "SELECT seq, hash, signer, body, signature, proof FROM imported_events"
             " WHERE bundle = ? ORDER BY seq",
@@ -602,6 +604,9 @@ def check_imports(
                 ev_body = None
             if isinstance(ev_body, dict) and isinstance(ev_body.get("data"), dict):
                 ev_data = ev_body["data"]
+                src_rows.append(
+                    (int(seq), str(ev_hash), str(ev_body.get("type")), str(signer), ev_body)
+                )
                 if ev_body.get("seq") == 0:
                     first_prev = ev_body.get("prev")
                 if ev_body.get("type") == COLLECT_EVENT:
@@ -636,6 +641,10 @@ def check_imports(
                 report.add(Kind.IMPORT, subject, f"{f.kind}: {f.detail}")
         if sign is not None:
             _check_source(sign, first_prev, collected, label, short, report)
+            if isinstance(sign[1].get("trust"), dict):
+                _check_trust_basis(
+                    sign, src_rows, cp.signed_by_keys, str(source_case), short, report
+                )
         if quick:
             continue
         store = Store(ledger.store_dir)
@@ -678,6 +687,39 @@ def check_imports(
                     item=item_id,
                     obj=str(rel),
                 )
+
+
+def _check_trust_basis(
+    sign: tuple[int, dict[str, Any]],
+    rows: list[tuple[int, str, str, str, dict[str, Any]]],
+    cp_signers: Sequence[str],
+    case_id: str,
+    short: str,
+    report: VerifyReport,
+) -> None:
+    """The trust basis a signed import event records holds: by the anchors it
+    records, the trust rule (custody.trust) applied to the source's signed events
+    as kept (each verified above) gives every signer the standing recorded, and a
+    self-asserted one was accepted (docs/custody-model.md, "Trust anchors")."""
+    from custody.trust import basis_problem, standings
+
+    seq, data = sign
+    recorded = data["trust"]
+    rules = next(
+        (
+            b["data"].get("rules", 1)
+            for *_, b in rows
+            if b.get("type") == "export" and b["data"].get("rules", 1) in KNOWN_RULES
+        ),
+        1,
+    )
+    anchors = recorded.get("anchors") if isinstance(recorded.get("anchors"), list) else []
+    assert isinstance(anchors, list)
+    r = replay(sorted(rows), case_id, rules)
+    found = standings(r, {str(a) for a in anchors}, {row[3] for row in rows} | set(cp_signers))
+    why = basis_problem(recorded, found)
+    if why:
+        report.add(Kind.IMPORT, short, f"signed {_ev(seq)}: {why}", seq=seq)
 
 
 def _source_label(r: Replay | None, data: dict[str, Any]) -> str | None:

@@ -149,7 +149,8 @@ def bundles(template: dict[str, Any], tmp_path: Path) -> Path:
 
 
 def verify(run: Run, path: Path, *flags: str | Path) -> tuple[int, dict[str, Any]]:
-    proc = run("bundle", "verify", path, "--json", *flags)
+    """``bundle verify --json``, accepting self-asserted signers (exit 0 when intact)."""
+    proc = run("bundle", "verify", path, "--json", "--accept-self-asserted", *flags)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 1), (proc.returncode, proc.stderr)
     return proc.returncode, json.loads(proc.stdout)
@@ -328,6 +329,7 @@ def test_folder_layout_and_payload(template: dict[str, Any], bundles: Path) -> N
         "bagit.txt",
         "custody/bundle.json",
         "custody/checkpoint.txt",
+        "custody/consistency.json",
         "custody/events.jsonl",
         "custody/keys.json",
         "custody/proofs.json",
@@ -375,16 +377,36 @@ def test_folder_layout_and_payload(template: dict[str, Any], bundles: Path) -> N
 def test_every_format_verifies(
     template: dict[str, Any], bundles: Path, run: Run, name: str
 ) -> None:
+    # without a key you trust: intact, but never VERIFIED, and exit 1
     proc = run("bundle", "verify", bundles / name)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stderr == ""
-    assert proc.stdout.startswith(f"VERIFIED: this bundle of case {CASE_ID} is complete and")
+    assert proc.stdout.startswith(
+        f"INTACT, SIGNERS UNCONFIRMED: this bundle of case {CASE_ID} is complete and unaltered"
+        " as its own keys say, but no key you trust vouches for its signers"
+    )
+    assert "VERIFIED" not in proc.stdout.replace("UNCONFIRMED", "")
     dana, lee = template["keys"]["Dana Reyes"], template["keys"]["Lee Okafor"]
     warnings = [line for line in proc.stdout.splitlines() if line.startswith("Warning:")]
     assert sorted(warnings) == sorted(
         f"Warning: key of {who} is self-asserted: it came only with the bundle"
         for who in (f"Dana Reyes (collector) {dana}", f"Lee Okafor (counsel) {lee}")
     )
+    # --accept-self-asserted: exit 0, the same words
+    accepted = run("bundle", "verify", bundles / name, "--accept-self-asserted")
+    assert (accepted.returncode, accepted.stdout) == (0, proc.stdout)
+    out = json.loads(run("bundle", "verify", bundles / name, "--json").stdout)
+    assert (out["ok"], out["verdict"], out["signers_confirmed"]) == (True, "unconfirmed", False)
+    # the case owner's key, obtained out of band: VERIFIED
+    proc = run("bundle", "verify", bundles / name, "--trust", bundles.parent / "dana.pub")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"VERIFIED: this bundle of case {CASE_ID} is complete and")
+    out = json.loads(
+        run(
+            "bundle", "verify", bundles / name, "--json", "--trust", bundles.parent / "dana.pub"
+        ).stdout
+    )
+    assert (out["ok"], out["verdict"], out["signers_confirmed"]) == (True, "verified", True)
 
     rc, report = verify(run, bundles / name)
     assert (rc, report["ok"], report["findings"]) == (0, True, [])
@@ -466,7 +488,8 @@ def test_trust_argument_that_is_neither_file_nor_fingerprint(bundles: Path, run:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == (
-        "custody: error: --trust 'nobody.pub': neither a public key file nor a fingerprint\n"
+        "custody: error: --trust 'nobody.pub': neither a public key file, a verifier key nor"
+        " a fingerprint\n"
     )
 
 

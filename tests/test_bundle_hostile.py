@@ -147,7 +147,7 @@ def refused(run: Run, bundle: Path, cwd: Path, expected: str, *flags: str) -> st
 
 
 def verified(run: Run, bundle: Path, cwd: Path) -> dict[str, Any]:
-    proc = run("bundle", "verify", bundle, "--json", cwd=cwd)
+    proc = run("bundle", "verify", bundle, "--json", "--accept-self-asserted", cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
 

@@ -12,6 +12,11 @@ from pathlib import Path
 from conftest import Case
 
 
+def _trust(case: Case) -> list[str]:
+    """--trust with the collector's (the source case owner's) public key."""
+    return ["--trust", str(case.key.with_suffix(".pub"))]
+
+
 def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = sqlite3.connect(db)
     try:
@@ -33,12 +38,14 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
     case("collect", tmp_path / "a.txt", tmp_path / "b.bin", "--reason", "r", check=True)
     bundle = tmp_path / "host1.tar"
     case("bundle", "export", "--all", "--out", bundle, check=True)
-    assert case("bundle", "verify", bundle).returncode == 0
+    assert case("bundle", "verify", bundle, *_trust(case)).returncode == 0
 
     lab = tmp_path / "lab"
     case.run("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
     out = json.loads(
-        case.run("bundle", "import", bundle, "--json", "--case", lab, check=True).stdout
+        case.run(
+            "bundle", "import", bundle, "--json", "--case", lab, *_trust(case), check=True
+        ).stdout
     )
     assert out[0]["already_imported"] is False
     assert out[0]["events"] > 0
@@ -57,7 +64,9 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
     # the same bundle again: nothing changes
     before = (_rows(lab / "custody.db"), _store_files(lab))
     again = json.loads(
-        case.run("bundle", "import", bundle, "--json", "--case", lab, check=True).stdout
+        case.run(
+            "bundle", "import", bundle, "--json", "--case", lab, *_trust(case), check=True
+        ).stdout
     )
     assert again[0]["already_imported"] is True
     assert (_rows(lab / "custody.db"), _store_files(lab)) == before
@@ -82,7 +91,7 @@ def test_a_bundle_that_fails_verification_is_refused(case: Case, tmp_path: Path)
     lab = tmp_path / "lab"
     case.run("init", lab, "--case-id", "LAB-2", "--title", "lab", check=True)
     before = (_rows(lab / "custody.db"), _store_files(lab))
-    proc = case.run("bundle", "import", bundle, "--case", lab)
+    proc = case.run("bundle", "import", bundle, "--case", lab, *_trust(case))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "failed verification" in proc.stderr and "nothing was imported" in proc.stderr

@@ -124,7 +124,7 @@ def test_import_restores_the_recorded_paths(
     """The lab imports the bundle: every imported item has the path its signed collect
     event records, byte for byte, not the mapped payload name."""
     lab = template_case(tmp_path)
-    proc = lab("bundle", "import", named["out"] / "b.zip", "--json")
+    proc = lab("bundle", "import", named["out"] / "b.zip", "--json", "--accept-self-asserted")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     items = json.loads(lab("list", "--json", check=True).stdout)
     got = sorted(i["path"] for i in items)

@@ -32,7 +32,7 @@ def stamped(case: Case, local_tsa: tsa_helper.TSA, tmp_path: Path) -> tuple[Path
 
 
 def _verify(case: Case, *args: object) -> tuple[int, dict]:  # type: ignore[type-arg]
-    proc = case("bundle", "verify", *args, "--json")
+    proc = case("bundle", "verify", *args, "--json", "--trust", case.key.with_suffix(".pub"))
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -54,7 +54,7 @@ def test_time_stamped_export_verifies_with_the_authority_root(
     code, rep = _verify(case, bag, "--tsa-cert", ca)
     assert code == 0, rep["findings"]
     assert rep["timestamp"]["time"].endswith("Z") and rep["timestamp"]["serial"]
-    human = case("bundle", "verify", bag, "--tsa-cert", ca)
+    human = case("bundle", "verify", bag, "--tsa-cert", ca, "--trust", case.key.with_suffix(".pub"))
     assert human.returncode == 0
     assert "per the RFC 3161 time-stamp of" in human.stdout
 

@@ -323,13 +323,16 @@ def test_swapped_store_object_and_bundle_payload_are_found(case: Case, tmp_path:
     digest = out["items"][0]["sha256"]
     bag = tmp_path / "bag"
     assert cli(case, "bundle", "export", "ITEM-1", "ITEM-2", "--out", bag).returncode == 0
-    assert cli(case, "bundle", "verify", bag).returncode == 0
+    assert (
+        cli(case, "bundle", "verify", bag, "--trust", case.key.with_suffix(".pub")).returncode == 0
+    )
     payload = next((bag / "data" / "ITEM-1").iterdir())
     assert payload.read_bytes() == b"original\n"
     payload.chmod(0o600)
     payload.write_bytes(b"forged!!\n")
-    proc = cli(case, "bundle", "verify", bag)
+    proc = cli(case, "bundle", "verify", bag, "--trust", case.key.with_suffix(".pub"))
     assert proc.returncode == 1
+    assert proc.stdout.startswith("NOT VERIFIED: ")
     obj = case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest
     obj.chmod(0o600)
     obj.write_bytes(b"forged!!\n")

@@ -330,7 +330,9 @@ def test_collect_without_libmagic_records_a_skipped_check_and_untyped_items(
     assert {it["mime"] for it in listed} == {None}
     out = tmp_path / "b.zip"
     assert cli(case, "bundle", "export", "--out", out, "ITEM-2").returncode == 0
-    assert cli(case, "bundle", "verify", out).returncode == 0
+    assert (
+        cli(case, "bundle", "verify", out, "--trust", case.key.with_suffix(".pub")).returncode == 0
+    )
 
 
 def test_selftest_command_without_libmagic_passes_with_skips(

@@ -20,8 +20,8 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
         run("verify", "--json", "--case", case, "--checkpoint", root / "checkpoint-1.txt").stdout
     )
     assert report["ok"] is True
-    # two recorded in the ledger + the file + the case folder's checkpoint.latest
-    assert report["checkpoints_checked"] == 4
+    # three recorded in the ledger (the export's too) + the file + checkpoint.latest
+    assert report["checkpoints_checked"] == 5
     assert (case / "checkpoint.latest").is_file()
     items = json.loads(run("list", "--json", "--case", case).stdout)
     raw = {bytes.fromhex(i["path_hex"]) for i in items}
@@ -31,6 +31,30 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
     assert show["custodian"] == "Demo Counsel (counsel)"
     assert show["handovers"][0]["release_signature_verified"] is True
     assert show["handovers"][0]["receipt_signature_verified"] is True
+    # counsel's part: the bundle verifies offline with the collector's public key,
+    # and the copy with one flipped byte does not (exit 1, the finding shown)
+    assert "VERIFIED: 9 items, 15 signed events, every signer vouched for" in proc.stdout
+    assert "   NOT VERIFIED (exit 1): 3 problem(s) found\n" in proc.stdout
+    assert "     [payload-digest] ITEM-1: sha256: collected as " in proc.stdout
+    pub = root / "demo-collector.pub"
+    verified = run("bundle", "verify", root / "bundle-DEMO-001", "--trust", pub)
+    assert verified.returncode == 0 and verified.stdout.startswith("VERIFIED: ")
+    tampered = run("bundle", "verify", root / "bundle-DEMO-001-tampered", "--json", "--trust", pub)
+    assert tampered.returncode == 1
+    assert {f["kind"] for f in json.loads(tampered.stdout)["findings"]} == {"payload-digest"}
+    # the lab's part: imported with trust, first-class, verified and reported
+    lab = root / "case-LAB-001"
+    lab_items = json.loads(run("list", "--json", "--case", lab).stdout)
+    assert len(lab_items) == 9 and all(i["source"] for i in lab_items)
+    assert {i["sha256"] for i in lab_items} == {i["sha256"] for i in items}
+    assert json.loads(run("verify", "--json", "--case", lab).stdout)["ok"] is True
+    (imp,) = [
+        json.loads(e["body"])["data"]
+        for e in json.loads(run("log", "--json", "--case", lab).stdout)
+        if e["type"] == "import"
+    ]
+    assert set(imp["trust"]["signers"].values()) == {"trusted"}
+    assert (root / "report-lab.html").read_text().count("DEMO-001@") >= 9
     # a second demo into the same place is refused, nothing overwritten
     again = run("demo", root)
     assert again.returncode == 2

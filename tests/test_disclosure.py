@@ -444,7 +444,7 @@ def test_verify_reports_a_handover_forged_past_the_gate(
     proc = run("bundle", "verify", case.parent / "b", "--trust", case.parent / "dana.pub")
     assert proc.returncode == 0, proc.stdout
     run("bundle", "export", "ITEM-2", "--out", case.parent / "b2", cwd=case, check=True)
-    proc = run("bundle", "verify", case.parent / "b2", "--json")
+    proc = run("bundle", "verify", case.parent / "b2", "--json", "--accept-self-asserted")
     found = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
     # ITEM-2's part alone: compared with nothing, so nothing to report...
     assert (proc.returncode, found) == (0, set())

@@ -332,7 +332,7 @@ def test_transfer_and_bundle_verify_messages(hostile: Case, tmp_path: Path) -> N
     out = tmp_path / "bundle"
     proc = cli(hostile, "bundle", "export", "ITEM-1", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    proc = cli(hostile, "bundle", "verify", out)
+    proc = cli(hostile, "bundle", "verify", out, "--accept-self-asserted")
     assert proc.returncode == 0, proc.stderr
     assert not raw_unsafe(proc.stdout), proc.stdout
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("  ITEM-1: released by")]

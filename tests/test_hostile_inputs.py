@@ -242,7 +242,7 @@ def test_bundle_export_archive_suffix_in_any_case(
     proc = _run(collected, "bundle", "export", "--all", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()  # an archive, not a folder
-    proc = _run(collected, "bundle", "verify", out)
+    proc = _run(collected, "bundle", "verify", out, "--accept-self-asserted")
     assert proc.returncode == 0, proc.stderr
 
 

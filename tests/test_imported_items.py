@@ -60,7 +60,7 @@ def lab_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, dict[s
     lab = root / "lab-case"
     c.run("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
     for b in bundles:
-        c.run("bundle", "import", b, cwd=lab, check=True)
+        c.run("bundle", "import", b, "--trust", c.key.with_suffix(".pub"), cwd=lab, check=True)
     new_key(c.run, root / "lee.pem", "Lee Okafor", "counsel", default=False)
     c.run(
         "key",

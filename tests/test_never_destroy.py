@@ -190,7 +190,7 @@ def test_edited_import_tables_then_collect_delete_nothing(case: Case, tmp_path: 
     )
     bundle = tmp_path / "host1.tar"
     case.run("bundle", "export", "--all", "--out", bundle, "--case", host, check=True)
-    case("bundle", "import", bundle, check=True)
+    case("bundle", "import", bundle, "--trust", case.key.with_suffix(".pub"), check=True)
     objects = _objects(case.dir)
     assert len(objects) == 2
     assert _verify(case)["ok"] is True
@@ -216,7 +216,7 @@ def test_purge_spares_an_object_an_imported_item_names(case: Case, tmp_path: Pat
     case.run("collect", "--reason", "test", shared, "--case", host, check=True)
     bundle = tmp_path / "host1.tar"
     case.run("bundle", "export", "--all", "--out", bundle, "--case", host, check=True)
-    case("bundle", "import", bundle, check=True)
+    case("bundle", "import", bundle, "--trust", case.key.with_suffix(".pub"), check=True)
     case("collect", shared, "--reason", "local copy", check=True)
     objects = _objects(case.dir)
     assert len(objects) == 1

@@ -304,11 +304,15 @@ def test_bundle_files_are_0600_and_directories_0700(case: Case, tmp_path: Path, 
         for n, (is_dir, mode) in members.items():
             assert mode == (0o700 if is_dir else 0o600), (n, oct(mode))
     # the bundle still verifies and imports (the import reads it, the export read 0400 objects)
-    assert cli(case, "bundle", "verify", out).returncode == 0
+    assert (
+        cli(case, "bundle", "verify", out, "--trust", case.key.with_suffix(".pub")).returncode == 0
+    )
     if name != "bundle":
         other = tmp_path / "other"
         assert cli(case, "init", other, "--case-id", "2026-018", "--title", "t").returncode == 0
-        proc = cli(case, "bundle", "import", out, "--case", other)
+        proc = cli(
+            case, "bundle", "import", out, "--case", other, "--trust", case.key.with_suffix(".pub")
+        )
         assert proc.returncode == 0, proc.stderr
         assert cli(case, "verify", "--quiet", "--case", other).returncode == 0
 
@@ -376,11 +380,22 @@ def test_another_local_user_cannot_read_the_stored_copy(case: Case, tmp_path: Pa
     (tmp_path / "out").mkdir()
     proc = cli(case, "bundle", "export", "--all", "--out", tmp_path / "out" / "b.tar", **owner)
     assert proc.returncode == 0, proc.stderr
-    proc = cli(case, "bundle", "verify", tmp_path / "out" / "b.tar", **owner)
+    pub = case.key.with_suffix(".pub")
+    proc = cli(case, "bundle", "verify", tmp_path / "out" / "b.tar", "--trust", pub, **owner)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     other = tmp_path / "other"
     assert cli(case, "init", other, "--case-id", "2026-018", "--title", "t").returncode == 0
-    proc = cli(case, "bundle", "import", tmp_path / "out" / "b.tar", "--case", other, **owner)
+    proc = cli(
+        case,
+        "bundle",
+        "import",
+        tmp_path / "out" / "b.tar",
+        "--case",
+        other,
+        "--trust",
+        pub,
+        **owner,
+    )
     assert proc.returncode == 0, proc.stderr
     assert cli(case, "verify", "--quiet", "--case", other, **owner).returncode == 0
     out = tmp_path / "out" / "r.json"

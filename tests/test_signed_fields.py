@@ -60,7 +60,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run("bundle", "export", "--all", "--out", root / "all", cwd=case, check=True)
     lab = root / "lab"
     run("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
-    run("bundle", "import", root / "all", "--case", lab, check=True)
+    run("bundle", "import", root / "all", "--case", lab, "--trust", root / "dana.pub", check=True)
     keys = {
         k["name"]: k["fingerprint"]
         for k in json.loads((root / "all/custody/keys.json").read_text())
@@ -80,7 +80,7 @@ def world(template: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 
 
 def _verify(run: Run, bag: Path, *flags: str) -> tuple[int, set[tuple[str, str]]]:
-    proc = run("bundle", "verify", bag, "--json", *flags)
+    proc = run("bundle", "verify", bag, "--json", "--accept-self-asserted", *flags)
     assert "Traceback" not in proc.stderr, proc.stderr
     out = json.loads(proc.stdout)
     return proc.returncode, {(f["kind"], f["subject"]) for f in out["findings"]}

@@ -35,7 +35,14 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 
 #: a public key file's name or a key string: a file name may be any bytes, and the
 #: value is only read (load_public_key / a fingerprint match), never recorded
-FILE_OR_KEY = ["bundle verify trust", "key import pubfile", "report trust"]
+FILE_OR_KEY = [
+    "bundle import trust",
+    "bundle verify trust",
+    "key import pubfile",
+    "report trust",
+    "trust add key",
+    "trust remove key",
+]
 
 
 def test_every_text_parameter_is_checked() -> None:
@@ -226,7 +233,7 @@ def test_bag_info_and_checkpoint_use_the_registered_name(counsel: Case, tmp_path
     info = dict(line.split(": ", 1) for line in (out / "bag-info.txt").read_text().splitlines())
     assert info["Contact-Name"] == "Kim Registered"
     assert "\n— kim-registered " in (out / "custody" / "checkpoint.txt").read_text()
-    assert cli(counsel, "bundle", "verify", out).returncode == 0
+    assert cli(counsel, "bundle", "verify", out, "--accept-self-asserted").returncode == 0
 
 
 # -- property: hostile values for every text option ----------------------------------

@@ -382,7 +382,16 @@ def test_list_and_import_from_the_vault_with_a_tampered_object_refused(
     lab = Case(dir=lab_root / "lab", key=lab_root / "lab.pem", run=run)
     lab.run.env.update(s3.env)
     lab.run.env["CUSTODY_KEY"] = str(lab.key)
-    proc = cli(lab, "bundle", "import", rows[0]["url"], "--endpoint-url", s3.endpoint, "--json")
+    proc = cli(
+        lab,
+        "bundle",
+        "import",
+        rows[0]["url"],
+        "--endpoint-url",
+        s3.endpoint,
+        "--json",
+        "--accept-self-asserted",
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)[0]["items"]) == 3
     # the same bundle again, after someone replaced an object's bytes in the vault

@@ -300,13 +300,16 @@ class _ZipSource(_Source):
         total = 0
         archive = max(os.fstat(fo.fileno()).st_size, 1)
         for i in self.zip.infolist():
-            name = i.filename.rstrip("/") if i.is_dir() else i.filename
+            is_dir = i.filename.endswith("/")  # ZipInfo.is_dir() fails on an empty name
+            name = i.filename.rstrip("/") if is_dir else i.filename
             _check_name(name, seen)
-            if i.is_dir():
+            if is_dir:  # bundle-format §11: a directory entry's mode is not looked at
                 continue
             kind = stat.S_IFMT(i.external_attr >> 16)
             if kind and kind != stat.S_IFREG:
-                raise HostileBundleError(f"unsafe entry {i.filename!r}: link or special file")
+                raise HostileBundleError(
+                    f"unsafe entry {_short(i.filename)!r}: link or special file"
+                )
             total += i.file_size
             if total > MAX_TOTAL or (total > (64 << 20) and total / archive > MAX_RATIO):
                 raise HostileBundleError(

@@ -55,6 +55,7 @@ from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT
 from custody.safeio import NotRegularFileError, open_beneath, open_regular
 from custody.sources import is_imported_id
 from custody.store import Store, object_relpath
+from custody.trust import CONSISTENCY_FILE, consistency_doc
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
 
@@ -302,6 +303,10 @@ def _bag_files(
     files["custody/checkpoint.txt"] = cp_text.encode()
     files["custody/proofs.json"] = (json.dumps(proofs, indent=2) + "\n").encode()
     files["custody/keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
+    earlier = [int(b["data"].get("size", 0)) for _, b in signed if b["type"] == "checkpoint"]
+    files[CONSISTENCY_FILE] = (
+        json.dumps(consistency_doc(tree, earlier, size), indent=2) + "\n"
+    ).encode()  # the importer's pin (custody.trust)
     files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     info = [
         ("Source-Organization", _info_value(organization)),

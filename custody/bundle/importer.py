@@ -1,24 +1,49 @@
 """Importing a verified bundle into a case: its payload into the store
 (deduplicated), the collector's events byte for byte with their checkpoint and
-proofs, and an ``import`` event signed by the importer."""
+proofs, and an ``import`` event signed by the importer.
+
+The bundle is first copied into a private staging folder (0700, inside the case
+folder); what is verified, and then imported, are the staged bytes, so a bundle
+changed after its check cannot slip other bytes in.  The import event records
+the trust basis (the anchors, each signer's standing, whether self-asserted
+signers were accepted) and, for a source imported before, the proof that its
+checkpoint extends the pinned one (custody.trust); the custody replay applies
+the same rules to it when it is written and when ``verify`` replays it."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
+import tarfile
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from custody.bundle.archive import CHUNK, open_source
+from custody import trust as trust_rules
+from custody.bundle.archive import CHUNK, HostileBundleError, _DirSource, _Source, open_source
 from custody.bundle.shapes import _json, _lines
 from custody.bundle.verify import BundleReport, verify_bundle
-from custody.canonical import content_hash, parse_strict
-from custody.errors import IntegrityError
+from custody.canonical import canonical_json, content_hash, parse_strict
+from custody.display import shown
+from custody.errors import IntegrityError, UsageError
+from custody.findings import Kind
 from custody.ledger import Event, EventDraft, Ledger, artifact_index_row
+from custody.lifecycle import replay
 from custody.store import Store, WritersLock
 
 IMPORT_EVENT = "import"
+#: findings about trust, decided by the import's own trust rule, not integrity
+TRUST_KINDS = frozenset({Kind.UNTRUSTED_KEY, Kind.UNTRUSTED_CHECKPOINT})
+STAGING_PREFIX = ".import-"
+
+
+class ImportRefusedError(IntegrityError):
+    """A bundle whose signers are not trusted, or that forks its pinned source (exit 1)."""
 
 
 @dataclass
@@ -28,55 +53,215 @@ class ImportResult:
     items: list[dict[str, Any]]
     events: int
     event_seq: int | None
+    label: str = ""  # the source's label (custody.sources)
+    signers: dict[str, str] | None = None  # fingerprint -> trusted / self-asserted
 
 
-def import_bundle(ledger: Ledger, signer: Any, path: Path) -> ImportResult:
-    """Verify, then merge a bundle: payload into the store (deduplicated), the
-    collector's events byte for byte with their checkpoint and proofs, and an
-    ``import`` event signed by the importer.  A bundle that fails verification is
-    refused with nothing written; importing the same bundle again changes nothing."""
-    report = verify_bundle(path)
-    if not report.ok:
-        first = report.findings[0]
-        raise IntegrityError(
-            f"bundle {path} failed verification ({len(report.findings)} problem(s), first:"
-            f" [{first.kind}] {first.subject}: {first.detail}); nothing was imported"
-        )
+def _after_staging(original: Path, staged: Path) -> None:
+    """Called once the bundle is staged and verified, before anything is read for
+    the import (a seam for the tests that change the original in between)."""
+
+
+def import_bundle(
+    ledger: Ledger,
+    signer: Any,
+    path: Path,
+    *,
+    trust: Sequence[str] = (),
+    accept_self_asserted: bool = False,
+) -> ImportResult:
+    """Stage, verify, then merge a bundle: payload into the store (deduplicated),
+    the collector's events byte for byte with their checkpoint and proofs, and an
+    ``import`` event signed by the importer.  Every signer of the bundle must be
+    trusted by the trust rule (docs/bundle-format.md §10.1) from ``trust`` (key
+    files, verifier keys, fingerprints) and the case's own anchors, unless
+    ``accept_self_asserted``.  A bundle that fails verification or trust is
+    refused with nothing written; importing the same signed content again
+    changes nothing."""
+    given = trust_rules.read_trust_keys(trust)
     ledger.require_writable()
-    writers = WritersLock(ledger.store_dir)  # objects land before the event names them
-    writers.acquire()
-    writers.share()
+    with _staged(ledger.case_dir, path) as staged:
+        anchors = {k.fingerprint for k in given} | set(ledger.rules().current().anchors)
+        report = verify_bundle(staged, trust=sorted(anchors))
+        problems = [f for f in report.findings if f.kind not in TRUST_KINDS]
+        if problems:
+            first = problems[0]
+            raise IntegrityError(
+                f"bundle {shown(str(path))} failed verification ({len(problems)} problem(s),"
+                f" first: [{first.kind}] {shown(first.subject)}: {shown(first.detail)});"
+                " nothing was imported"
+            )
+        _after_staging(path, staged)
+        writers = WritersLock(ledger.store_dir)  # objects land before the event names them
+        writers.acquire()
+        writers.share()
+        try:
+            return _import_verified(
+                ledger, signer, staged, path, report, anchors, accept_self_asserted
+            )
+        finally:
+            writers.release()
+
+
+@contextmanager
+def _staged(case_dir: Path, path: Path) -> Iterator[Path]:
+    """A private copy of the bundle in a new 0700 folder inside the case folder,
+    removed afterwards: an archive copied as one file, a folder copied into one
+    uncompressed tar (one file to write and remove, however many it holds)."""
+    if not path.exists():
+        raise UsageError(f"no such bundle: {path}")
+    tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=case_dir))
     try:
-        return _import_verified(ledger, signer, path, report)
+        os.chmod(tmp, 0o700)
+        if path.is_dir():
+            dest = tmp / "bundle.tar"
+            _tar_tree(path, dest)
+        else:
+            dest = tmp / ("bundle" + "".join(path.suffixes[-2:]))
+            _copy_file(path, dest)
+        yield dest
     finally:
-        writers.release()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleReport) -> ImportResult:
-    """What the import event records is taken from the verified bundle's signed
-    events (the case header, each item's collect event), never from bundle.json."""
-    src = open_source(path)
+def _tar_tree(src: Path, dest: Path) -> None:
+    """Copy a folder bag into an uncompressed tar: regular files only (what the
+    bundle reader accepts); a link or special file is refused as the reader
+    refuses it, and a file that changes while it is copied is refused."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with (
+        open(fd, "wb") as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        todo = [("", src)]
+        while todo:
+            prefix, folder = todo.pop()
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+            for e in listed:
+                rel = prefix + e.name
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
+                if stat.S_ISDIR(st.st_mode):
+                    todo.append((rel + "/", Path(e.path)))
+                elif not stat.S_ISREG(st.st_mode):
+                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+                elif st.st_nlink > 1:
+                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
+                else:
+                    _add_file(tar, Path(e.path), rel)
+
+
+def _add_file(tar: tarfile.TarFile, path: Path, rel: str) -> None:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
+        info = tarfile.TarInfo(rel)
+        info.size, info.mode = st.st_size, 0o600
+        try:
+            tar.addfile(info, f)
+        except OSError as e:
+            raise IntegrityError(f"{shown(str(path))} changed while it was staged: {e}") from e
+        if f.read(1):
+            raise IntegrityError(f"{shown(str(path))} changed while it was staged: it grew")
+
+
+def _copy_file(src: Path, dest: Path) -> None:
+    fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        tagmanifest = src.read("tagmanifest-sha256.txt")
-        bundle_id = content_hash(tagmanifest)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HostileBundleError(f"{shown(str(src))} is not a regular file")
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with open(fd, "rb", closefd=False) as r, open(out, "wb", closefd=False) as w:
+                shutil.copyfileobj(r, w, CHUNK)
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)
+
+
+def content_id(checkpoint: str, events: Sequence[tuple[int, str]]) -> str:
+    """A bundle's identity for idempotence: its signed content, the checkpoint and
+    the (seq, hash) of every event, never the tag files' bytes."""
+    return content_hash(
+        canonical_json({"checkpoint": checkpoint, "events": [list(e) for e in sorted(events)]})
+    )
+
+
+def _import_verified(
+    ledger: Ledger,
+    signer: Any,
+    staged: Path,
+    path: Path,
+    report: BundleReport,
+    anchors: set[str],
+    accept: bool,
+) -> ImportResult:
+    """What the import event records is taken from the verified bundle's signed
+    events (the case header, each item's collect event), never from bundle.json;
+    the bytes are the staged ones that were verified."""
+    src = open_source(staged)
+    try:
+        checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
+        lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
+        # the staged files are those verified (nobody else can write them)
+        verified = sorted((seq, h) for seq, h, _ in report.bodies)
+        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+        if checkpoint != report.checkpoint_text or read != verified:
+            raise IntegrityError(f"{shown(str(path))} changed while it was imported")
+        bundle_id = content_id(checkpoint, verified)
         if ledger.conn.execute(
             "SELECT 1 FROM imported_bundles WHERE bundle = ?", (bundle_id,)
         ).fetchone():
             return ImportResult(bundle_id, True, [], 0, None)
+        r = ledger.rules().current()
+        signers = _standings(report, anchors)
+        data: dict[str, Any] = {
+            "bundle": bundle_id,
+            "source_case": report.case_id,
+            "source_header": report.header_hash,  # names the source (custody.sources)
+            "checkpoint": checkpoint,
+            "trust": trust_rules.basis(anchors, signers, accept),
+        }
+        why = trust_rules.basis_problem(data["trust"], None)
+        if why:
+            raise ImportRefusedError(
+                f"bundle {shown(str(path))} refused: {why}. Give --trust with the public key"
+                " of the case's owner or collector (or add it with 'custody trust add'), or"
+                " --accept-self-asserted to import it on the signers' own word (recorded);"
+                " nothing was imported"
+            )
+        pin = r.pins.get(report.header_hash)
+        if pin is not None:
+            size = report.checkpoint[0] if report.checkpoint else 0
+            if size > pin.size:
+                doc = (
+                    _json(src, trust_rules.CONSISTENCY_FILE)
+                    if trust_rules.CONSISTENCY_FILE in src.sizes
+                    else None
+                )
+                proof = trust_rules.proof_from(doc, pin.size)
+                if proof is not None:
+                    data["consistency"] = {"size": pin.size, "proof": proof}
+            why = trust_rules.pin_problem(pin, data)
+            if why:
+                label = r.source_labels.get(report.header_hash, report.case_id)
+                raise ImportRefusedError(
+                    f"bundle {shown(str(path))} of source {shown(label)} refused: {shown(why)};"
+                    " nothing was imported"
+                )
         meta = _json(src, "custody/bundle.json")
         keys = _json(src, "custody/keys.json")
         proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
-        checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
-        lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
-        # read again: the files must still be those verified (a folder can change)
-        verified = sorted((seq, h) for seq, h, _ in report.bodies)
-        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
-        if checkpoint != report.checkpoint_text or read != verified:
-            raise IntegrityError(f"{path} changed while it was imported")
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
         if [str(it.get("id")) for it in meta["items"]] != report.items:
-            raise IntegrityError(f"{path} changed while it was imported")
+            raise IntegrityError(f"{shown(str(path))} changed while it was imported")
         for it in meta["items"]:
             signed = artifact_index_row(0, report.collected[str(it["id"])])
             entry = {
@@ -85,8 +270,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
                 "sha256": signed["sha256"],
             }
             if it.get("payload"):
-                with src.open(it["payload"]) as f:
-                    stored = _ingest_stream(store, f)
+                stored = _ingest(store, src, it["payload"])
                 if stored.result.digests["sha256"] != signed["sha256"]:
                     raise IntegrityError(f"{it['payload']} changed while it was imported")
                 entry["store"] = stored.relpath
@@ -94,22 +278,12 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
         store.sync()
     finally:
         src.close()
+    data["events"] = len(lines)
+    data["keys"] = sorted(k["fingerprint"] for k in keys)
+    data["items"] = items
 
     def drafts() -> list[EventDraft]:
-        return [
-            EventDraft(
-                IMPORT_EVENT,
-                {
-                    "bundle": bundle_id,
-                    "source_case": report.case_id,
-                    "source_header": report.header_hash,  # names the source (custody.sources)
-                    "checkpoint": checkpoint,
-                    "events": len(lines),
-                    "keys": sorted(k["fingerprint"] for k in keys),
-                    "items": items,
-                },
-            )
-        ]
+        return [EventDraft(IMPORT_EVENT, data)]
 
     def record(ev: Event) -> None:
         ledger.conn.execute(
@@ -143,14 +317,35 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
-    return ImportResult(bundle_id, False, items, len(lines), ev.seq)
+    label = ledger.rules().current().source_labels.get(report.header_hash, "")
+    return ImportResult(bundle_id, False, items, len(lines), ev.seq, label, signers)
 
 
-def _ingest_stream(store: Store, f: IO[bytes]) -> Any:
-    """Store a stream's bytes (a pipe-less copy through a temp file descriptor)."""
-    with tempfile.TemporaryFile() as tmp:
+def _standings(report: BundleReport, anchors: set[str]) -> dict[str, str]:
+    """Each signer of the bundle (its events' and its checkpoint's) trusted or
+    self-asserted by the trust rule, from the bundle's own signed key events."""
+    rows = sorted(
+        (seq, h, str(body.get("type")), str(body.get("signer")), body)
+        for seq, h, body in report.bodies
+    )
+    r = replay(rows, report.case_id, report.rules)
+    signers = {str(body.get("signer")) for _, _, body in report.bodies}
+    return trust_rules.standings(r, anchors, signers | set(report.checkpoint_signers))
+
+
+def _ingest(store: Store, src: _Source, name: str) -> Any:
+    """Store the staged payload file ``name``: a folder's file read directly, an
+    archive member through a temporary file."""
+    size = src.sizes.get(name)
+    if isinstance(src, _DirSource):
+        fd = os.open(src.root / name, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            return store.ingest(fd, ["sha256"], size_hint=size)
+        finally:
+            os.close(fd)
+    with src.open(name) as f, tempfile.TemporaryFile() as tmp:
         while chunk := f.read(CHUNK):
             tmp.write(chunk)
         tmp.flush()
         tmp.seek(0)
-        return store.ingest(tmp.fileno(), ["md5", "sha1", "sha256"])
+        return store.ingest(tmp.fileno(), ["sha256"], size_hint=size)

@@ -14,7 +14,7 @@ import hashlib
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,14 +42,15 @@ from custody.bundle.shapes import (
 )
 from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError
 from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle, verdicts
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
-from custody.keys import fingerprint, load_public_key
+from custody.keys import fingerprint
 from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row, identity_index_rows
 from custody.lifecycle import Replay, replay
 from custody.timestamp import TimestampError, verify_token
+from custody.trust import bundle_verdict, read_trust_keys, vouched_for
 
 BundleFinding = Finding  # the one finding type (custody.findings)
 
@@ -81,10 +82,24 @@ class BundleReport(Verdict):
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
     unused_keys: list[str] = field(default_factory=list)
+    anchored: bool = False  # trust anchors were given (--trust, or the case's)
+    checkpoint_signers: list[str] = field(default_factory=list)  # keys that verified on it
+
+    @property
+    def signers_confirmed(self) -> bool:
+        """Every key that signed is trusted by an anchor given (docs §10.1)."""
+        return self.anchored and not self.self_asserted_keys
+
+    @property
+    def verdict(self) -> str:
+        """``verified``, ``unconfirmed`` (intact, signers not confirmed) or ``failed``."""
+        return bundle_verdict(len(self.findings), self.signers_confirmed)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
+            "signers_confirmed": self.signers_confirmed,
             "case": self.case_id,
             "items": self.items,
             "events": self.events,
@@ -218,17 +233,8 @@ def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, st
 
 
 def _trust_set(trust: Sequence[str]) -> set[str]:
-    out = set()
-    for t in trust:
-        p = Path(t)
-        if p.exists():
-            out.add(fingerprint(load_public_key(p)))
-        else:
-            hexpart = t.strip().lower().removeprefix("sha256:")
-            if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
-                raise UsageError(f"--trust {t!r}: neither a public key file nor a fingerprint")
-            out.add("sha256:" + hexpart)
-    return out
+    """The fingerprints of the trust anchors given (custody.trust.read_trust_key)."""
+    return {k.fingerprint for k in read_trust_keys(trust)}
 
 
 def verify_bundle(
@@ -246,7 +252,7 @@ def verify_bundle(
     what is decided by key, never by name (:func:`_check_trust`)."""
     anchors = _trust_set(trust)
     src = open_source(path)
-    report = BundleReport()
+    report = BundleReport(anchored=bool(anchors))
     try:
         payload_checked = _check_bag(src, report)
         meta = _json(src, "custody/bundle.json")  # version and schema checked there
@@ -265,6 +271,7 @@ def verify_bundle(
             (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
         ]
         cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+        report.checkpoint_signers = list(cp_keys)
         payload_checked()
         _check_timestamp(src, meta, report, tsa_roots)
         _check_items(src, items, events, report)
@@ -817,31 +824,6 @@ def _check_signed_fields(
                 f"keys.json names it {name} ({role}), the signed key events"
                 f" {signed[0]} ({signed[1]})",
             )
-
-
-def vouched_for(r: Replay, anchors: set[str], keys: Iterable[str]) -> set[str]:
-    """Which of ``keys`` are trusted, given the trust anchors, by the bundle's own
-    signed key events (docs/bundle-format.md §10.1).
-
-    An anchor is trusted.  Under rules 1 nothing else is: there is no owner, and
-    anyone could register anyone.  Under rules 2 so is a key of an anchor's line
-    of rotations (a successor: the anchor, or the recovery key its owner named,
-    signed the rotation; a predecessor: the anchor co-signed it), and, when the
-    case's owner (after its rotations) is such a key, every key the replay counts
-    as attested (by the owner or a delegate the owner named; rotations carry it to
-    the new key) and the recovery key the owner named in the opening event."""
-    if not anchors:
-        return set()
-    trusted = set(anchors)
-    if r.rules < 2 or r.owner is None:
-        return trusted
-    ends = {r.current(a) for a in anchors}
-    trusted |= {fp for fp in keys if r.current(fp) in ends}
-    if r.current(r.owner) in ends:
-        trusted |= set(r.attested_by)
-        if r.recovery is not None:
-            trusted.add(r.recovery)
-    return trusted
 
 
 def _check_trust(

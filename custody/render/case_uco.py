@@ -524,6 +524,8 @@ def _verification(
 ) -> str:
     v = report.get("verification") or {}
     desc = [f"verification: {'passed' if v.get('ok') else 'FAILED'}"]
+    if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
+        desc = [f"verification: {v['banner']}"]
     for step in v.get("steps") or []:
         desc.append(
             f"step {step.get('step')}: "

@@ -117,8 +117,11 @@ def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str
     (unless ``formula_guard`` is false) and followed by its exact value."""
     out: list[list[str]] = []
     state = report.get("ledger_state") or {}
+    unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
     for item in report.get("items", []):
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
+        if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
+            integrity = "intact, signers unconfirmed"
         path = path_text(item.get("path"), item.get("path_hex"))
         description = describe({**item, "path": path})
         sha256 = _text(item.get("digests", {}).get("sha256"))

@@ -373,6 +373,9 @@ def _verification(report: Mapping[str, Any]) -> str:
         else f'<div class="banner failed" id="verdict">VERIFICATION FAILED: '
         f"{len(findings)} finding{'' if len(findings) == 1 else 's'}</div>"
     )
+    if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
+        css = "passed" if v.get("verdict") == "verified" else "failed"
+        banner = f'<div class="banner {css}" id="verdict">{_e(v["banner"])}</div>'
     steps = [
         [_e(s.get("step")), _yes(s.get("ok")), _e(s.get("findings"))] for s in v.get("steps") or []
     ]

@@ -430,7 +430,9 @@ def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
     v = report.get("verification") or {}
     findings = v.get("findings") or []
     pdf.heading("Verification summary", level=1)
-    if v.get("ok"):
+    if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
+        pdf.banner(str(v["banner"]), v.get("verdict") == "verified")
+    elif v.get("ok"):
         pdf.banner("VERIFICATION PASSED", True)
     else:
         pdf.banner(f"VERIFICATION FAILED - {len(findings)} finding(s)", False)
