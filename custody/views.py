@@ -363,7 +363,9 @@ def handovers(
     signers = signers or {}
     events = events or {}
     if transfers is None:
-        transfers = [t for t in sorted(r.transfers.values(), key=lambda t: t.seq) if item in t.items]
+        transfers = [
+            t for t in sorted(r.transfers.values(), key=lambda t: t.seq) if item in t.items
+        ]
     out = []
     for t in transfers:
         received = t.receipt is not None
