@@ -91,7 +91,7 @@ def report(
                 raise UsageError("--trust applies to --bundle reports")
             with open_case(case_dir, write=False) as ledger:
                 model = case_report(ledger, items, tsa_roots=roots, detail=detail, progress=cb)
-        data = render(model, fmt)
+        data = render(model, fmt, cb)
     if str(out) == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -42,9 +42,9 @@ from custody.views import (
     ViewEvent,
     case_events,
     imported_item_views,
+    item_metadata,
     item_views,
     replay_events,
-    item_metadata,
     unverified_events,
     who,
 )
