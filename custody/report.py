@@ -171,7 +171,7 @@ def _assemble(
     rules: int = 1,
     ledger: Ledger | None = None,
     named: Sequence[str] = (),
-    detail: str = "auto",
+    detail: str = "all",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """``events``: in seq order, each with the verification's signature verdict;
@@ -394,7 +394,7 @@ def case_report(
     *,
     tsa_roots: Sequence[bytes] = (),
     verify: VerifyReport | None = None,
-    detail: str = "auto",
+    detail: str = "all",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report of a case (all items, or ``items``), with a full verification
@@ -497,7 +497,7 @@ def bundle_report(
     *,
     trust: Sequence[str] = (),
     tsa_roots: Sequence[bytes] = (),
-    detail: str = "auto",
+    detail: str = "all",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report of an evidence bundle, from ``bundle verify`` run now."""

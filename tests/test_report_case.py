@@ -55,7 +55,7 @@ def _reports(rc: ReportCase) -> tuple[Path, dict[str, Any]]:
     proc, out = rc.report("case")
     assert proc.returncode == 1, proc.stderr  # ITEM-2's findings
     assert out.is_file()
-    jproc, jout = rc.report("json")
+    jproc, jout = rc.report("json", "--detail", "all")
     assert jproc.returncode == 1, jproc.stderr
     return out, json.loads(jout.read_text(encoding="utf-8"))
 

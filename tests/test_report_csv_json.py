@@ -212,7 +212,7 @@ def build_golden_case(
 def golden_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     ledger = build_golden_case(tmp_path, monkeypatch)
     try:
-        return case_report(ledger)
+        return case_report(ledger, detail="all")
     finally:
         ledger.close()
 
@@ -221,7 +221,7 @@ def golden_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, A
 def clean_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     ledger = build_golden_case(tmp_path, monkeypatch, tamper=False)
     try:
-        return case_report(ledger)
+        return case_report(ledger, detail="all")
     finally:
         ledger.close()
 
