@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = limit is None or (beyond < limit and (fmt in ("csv", "json") or rss * 1024 < GIB))
         target = "" if n < 100_000 or limit is None else ("PASS" if ok else "MISS")
         print(
-            f"{n:>7,}  {fmt:6} {beyond:9.1f} s  {rss / 1024:6.0f} MiB  {size / 1e6:7.1f} MB  {target}"
+            f"{n:>7,}  {fmt:6} {beyond:9.1f} s  {rss / 1024:6.0f} MiB"
+            f"  {size / 1e6:7.1f} MB  {target}"
         )
     by = {(n, f): rss for n, f, _t, _b, rss, _s, _r in rows}
     sizes = sorted(args.items)

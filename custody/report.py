@@ -410,7 +410,7 @@ def case_report(
         wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
     rows = list(ledger.events())
-    events = case_events(rows, report.findings)
+    events = case_events(rows, report.findings, report)
     tree = ledger.tree()
     size = len(tree)
     checkpoint = _latest_checkpoint(events)

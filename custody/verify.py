@@ -87,6 +87,9 @@ class VerifyReport(Verdict):
     head: str | None = None
     # what the store check found, per store object: {rel: {alg: hex}} (reports use it)
     found_digests: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the well-formed signed bodies this run parsed and checked, by seq (reports reuse them)
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    body_hashes: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -193,6 +196,7 @@ def check_chain(
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
+            report.body_hashes[ev.seq] = ev.hash
     report.head = prev if report.events else None
     return bodies
 
@@ -948,6 +952,7 @@ def verify_ledger(
                 )
             tree = merkle.TreeCache()
             bodies = check_chain(ledger, report, r, tree)
+            report.bodies = bodies
             report.findings.extend(r.violations)
             check_index(ledger, bodies, report)
             check_tree(ledger, tree, report)

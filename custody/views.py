@@ -88,14 +88,22 @@ class ViewEvent:
         return i if isinstance(i, str) else None
 
 
-def case_events(rows: Iterable[Event], findings: Iterable[Finding]) -> list[ViewEvent]:
+def case_events(
+    rows: Iterable[Event], findings: Iterable[Finding], verified: VerifyReport | None = None
+) -> list[ViewEvent]:
     """The ledger events ``rows`` (``Ledger.events()``) whose body parses, each with
-    the signature verdict of ``findings`` (a verification of that ledger)."""
+    the signature verdict of ``findings`` (a verification of that ledger).  The
+    bodies ``verified`` parsed and checked are used instead of parsing a row again
+    when the row still has the hash that verification saw; any other row is parsed."""
     bad = unverified_events(findings)
+    bodies = verified.bodies if verified is not None else {}
+    hashes = verified.body_hashes if verified is not None else {}
     out = []
     for ev in rows:
+        body = bodies.get(ev.seq) if hashes.get(ev.seq) == ev.hash else None
         try:
-            body = ev.parsed
+            if body is None:
+                body = ev.parsed
         except ValueError:
             continue  # verify reports it (event-body)
         out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev))
