@@ -436,8 +436,9 @@ def case_report(
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
-    rows = list(ledger.events())
-    events = case_events(rows, report.findings, report)
+    # the rows are read once and not kept: the report needs their parsed bodies only
+    events = case_events(ledger.events(), report.findings, report, keep_rows=False)
+    head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     tree = ledger.tree()
     size = len(tree)
     checkpoint = _latest_checkpoint(events)
@@ -477,7 +478,7 @@ def case_report(
         ledger_state={
             "size": size,
             "root": (tree.root(size) if size else merkle.EMPTY_ROOT).hex(),
-            "head": rows[-1].hash if rows else ledger.case.hash,
+            "head": str(head[0]) if head else ledger.case.hash,
             "checkpoint": checkpoint,
         },
         found_digests=report.found_digests,

@@ -89,12 +89,18 @@ class ViewEvent:
 
 
 def case_events(
-    rows: Iterable[Event], findings: Iterable[Finding], verified: VerifyReport | None = None
+    rows: Iterable[Event],
+    findings: Iterable[Finding],
+    verified: VerifyReport | None = None,
+    *,
+    keep_rows: bool = True,
 ) -> list[ViewEvent]:
     """The ledger events ``rows`` (``Ledger.events()``) whose body parses, each with
     the signature verdict of ``findings`` (a verification of that ledger).  The
     bodies ``verified`` parsed and checked are used instead of parsing a row again
-    when the row still has the hash that verification saw; any other row is parsed."""
+    when the row still has the hash that verification saw; any other row is parsed.
+    ``keep_rows=False``: the views do not keep the ledger rows (a report needs the
+    parsed bodies only), so a large ledger's raw rows are not all held at once."""
     bad = unverified_events(findings)
     bodies = verified.bodies if verified is not None else {}
     hashes = verified.body_hashes if verified is not None else {}
@@ -106,7 +112,7 @@ def case_events(
                 body = ev.parsed
         except ValueError:
             continue  # verify reports it (event-body)
-        out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev))
+        out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev if keep_rows else None))
     return out
 
 
