@@ -555,8 +555,8 @@ _COMPACT = (
     ("State", 0.11, False),
     ("Outcome", 0.1, False),
     ("Size (bytes)", 0.11, True),
-    ("Collected (UTC)", 0.15, True),
-    ("Source path", 0.29, False),
+    ("Collected (UTC)", 0.17, True),
+    ("Source path", 0.27, False),
 )
 
 
@@ -637,13 +637,22 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
             + " S"
         )
         base = y + line * 0.72
-        for n, (text, x, w) in enumerate(zip(cells, xs, widths, strict=True)):
+        # the first cell through fpdf (it keeps the page's font state), the others as
+        # text operators of the current font in one string
+        pdf.text(xs[0] + pdf.c_margin, base, pdf.t(cells[0]))
+        ops = []
+        for n in range(1, len(cells)):
+            text, x, w = cells[n], xs[n], widths[n]
             shown = pdf.t(text) if _COMPACT[n][2] else fit(text, w)
+            op = (
+                f"BT {(x + pdf.c_margin) * k:.2f} {(pdf.h - base) * k:.2f} Td"
+                f" {font.encode_text(pdf.normalize_text(shown))} ET"
+            )
             if n == 1:
-                pdf.set_text_color(*(_GREEN if ok else _RED))
-            pdf.text(x + pdf.c_margin, base, shown)
-            if n == 1:
-                pdf.set_text_color(0)
+                r, g, b = _GREEN if ok else _RED
+                op = f"q {r / 255:.3f} {g / 255:.3f} {b / 255:.3f} rg {op} Q"
+            ops.append(op)
+        pdf._out(" ".join(ops))
         pdf.set_y(y + line)
     pdf.ln(2)
 
