@@ -50,6 +50,7 @@ from custody.views import (
     case_items,
     case_keybook,
     item_log,
+    metadata_lines,
     show_verdict,
     verification_lines,
 )
@@ -799,6 +800,8 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         )
     for alg, dig in info["digests"].items():
         click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
+    for line in metadata_lines(info["metadata"]):
+        click.echo(line)
     for line in capture_lines(info):
         click.echo(line)
     click.echo(f"{'State:':<11}{shown(view.state)}")
@@ -824,6 +827,8 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         click.echo(f"  Reason:      {shown(h.reason)}")
         if h.location:
             click.echo(f"  Location:    {shown(h.location)}")
+        if h.receipt_location:
+            click.echo(f"  Received at: {shown(h.receipt_location)}")
         if h.mismatch:
             click.echo("  MISMATCH:    the item did not match its digests on receipt")
     if src is not None:

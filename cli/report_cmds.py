@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -43,6 +45,18 @@ from custody_cli.common import LOOKUP, case_option, open_case, read_tsa_roots, t
     metavar="PUBFILE|FINGERPRINT",
     help="With --bundle: a key you trust (repeatable).",
 )
+@click.option(
+    "--detail",
+    type=click.Choice(["auto", "all"]),
+    default=None,
+    help="Which items get detail pages (metadata, hand-overs, timeline): auto, the"
+    " failing items and those named (default for html, pdf, json); all, every item"
+    " (default for csv, case and certification, which list every event).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--progress", "force_progress", is_flag=True, help="A progress bar even when not a terminal."
+)
 @tsa_cert_option
 @case_option
 def report(
@@ -51,6 +65,9 @@ def report(
     out: Path,
     bundle_path: Path | None,
     trust: tuple[str, ...],
+    detail: str | None,
+    quiet: bool,
+    force_progress: bool,
     tsa_certs: tuple[Path, ...],
     case_dir: Path | None,
 ) -> None:
@@ -59,17 +76,22 @@ def report(
     keys involved.  The report's own SHA-256 is printed, and the report names the
     ledger state it was made from.  Exit 0 when the verification passed, 1 when
     the report records integrity findings (it is written either way)."""
-    from custody.report import bundle_report, case_report, document_digest
+    from custody.report import bundle_report, case_report, document_digest, gc_paused
 
     roots = read_tsa_roots(tsa_certs)
-    if bundle_path is not None:
-        model = bundle_report(bundle_path, items, trust=trust, tsa_roots=roots)
-    else:
-        if trust:
-            raise UsageError("--trust applies to --bundle reports")
-        with open_case(case_dir, write=False) as ledger:
-            model = case_report(ledger, items, tsa_roots=roots)
-    data = render(model, fmt)
+    detail = detail or ("auto" if fmt in ("html", "pdf", "json") else "all")
+    with _items_bar(not quiet and (force_progress or sys.stderr.isatty())) as cb:
+        if bundle_path is not None:
+            model = bundle_report(
+                bundle_path, items, trust=trust, tsa_roots=roots, detail=detail, progress=cb
+            )
+        else:
+            if trust:
+                raise UsageError("--trust applies to --bundle reports")
+            with open_case(case_dir, write=False) as ledger:
+                model = case_report(ledger, items, tsa_roots=roots, detail=detail, progress=cb)
+        with gc_paused():  # hundreds of thousands of small objects, none of them garbage
+            data = render(model, fmt, cb)
     if str(out) == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -87,6 +109,23 @@ def report(
     )
     click.echo(f"SHA-256 of the report: {document_digest(data)}", err=str(out) == "-")
     sys.exit(0 if v["ok"] else 1)
+
+
+@contextmanager
+def _items_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar of the items assembled, on stderr (only when ``enabled``)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm  # here: only a report that shows progress pays its import
+
+    with tqdm(total=0, unit=" items", desc="report", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def cb(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield cb
 
 
 def _write_atomically(out: Path, data: bytes) -> None:

@@ -18,11 +18,13 @@ ledger state gives byte-identical reports.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from custody.views import (
     ViewEvent,
     case_events,
     imported_item_views,
+    item_metadata,
     item_views,
     replay_events,
     unverified_events,
@@ -51,6 +54,13 @@ from custody.views import (
 )
 
 REPORT_VERSION = 1
+
+#: ``--detail``: which items get detail pages (metadata, hand-overs, timeline):
+#: ``auto``, the failing items and those named; ``all``, every item.
+DETAIL_MODES = ("auto", "all")
+
+#: Called as ``progress(done, total)`` while the items are assembled.
+Progress = Callable[[int, int], None]
 
 ACTIONS = {
     COLLECT_EVENT: "collected",
@@ -65,6 +75,20 @@ ACTIONS = {
     "export": "exported in a bundle",
     "import": "imported from a bundle",
 }
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (and restored as it was): the model of a
+    large case is hundreds of thousands of small dicts, none of them cyclic garbage,
+    and the collector's passes over them cost about a third of the assembly."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def generated_time() -> str:
@@ -83,7 +107,9 @@ def document_digest(data: bytes) -> str:
 # -- one event, in the words of a custody form ------------------------------------
 
 
-def _event_row(r: Replay, book: KeyBook, ev: ViewEvent) -> dict[str, Any]:
+def _event_row(
+    r: Replay, book: KeyBook, ev: ViewEvent, shared: _Shared | None = None
+) -> dict[str, Any]:
     data = ev.data
     seq, type_, signer = ev.seq, ev.type, ev.signer
     name, role = who(r, signer)
@@ -105,7 +131,7 @@ def _event_row(r: Replay, book: KeyBook, ev: ViewEvent) -> dict[str, Any]:
         "released_by": None,
         "received_by": None,
         "transfer": None,
-        "signer_key": book.card(signer).as_json(),
+        "signer_key": shared.card(book, signer) if shared else book.card(signer).as_json(),
     }
     if type_ == TRANSFER_EVENT:
         t = r.transfers.get(seq)
@@ -115,7 +141,10 @@ def _event_row(r: Replay, book: KeyBook, ev: ViewEvent) -> dict[str, Any]:
             to, to_role = who(r, t.receiver)
             row["action"] = f"released to {to} ({to_role}), {transfer_id(seq)}"
     elif type_ == RECEIVE_EVENT:
-        t = next((t for t in r.transfers.values() if t.receipt == seq), None)
+        if shared is not None and shared.r is r:
+            t = shared.receipts.get(seq)
+        else:
+            t = next((t for t in r.transfers.values() if t.receipt == seq), None)
         row["received_by"] = f"{name} ({role})"
         if t is not None:
             by, by_role = who(r, t.releaser)
@@ -127,10 +156,34 @@ def _event_row(r: Replay, book: KeyBook, ev: ViewEvent) -> dict[str, Any]:
     return row
 
 
+class _Shared:
+    """What the rows of one report share: each key card as JSON, made once and
+    shared by every row that names the key (rows are not mutated after assembly),
+    and each receipt's transfer by the receipt's seq."""
+
+    def __init__(self, r: Replay) -> None:
+        self.r = r
+        self.cards: dict[str, dict[str, Any]] = {}
+        self.receipts = {t.receipt: t for t in r.transfers.values() if t.receipt is not None}
+
+    def card(self, book: KeyBook, fp: str) -> dict[str, Any]:
+        if fp not in self.cards:
+            self.cards[fp] = book.card(fp).as_json()
+        return self.cards[fp]
+
+
 # -- assembling the model ----------------------------------------------------------
 
 
-def _assemble(
+def _assemble(**kw: Any) -> dict[str, Any]:
+    """:func:`_assemble_model` with the garbage collector paused."""
+    if kw.get("detail", "all") not in DETAIL_MODES:
+        raise UsageError(f"--detail must be one of {', '.join(DETAIL_MODES)}, not {kw['detail']!r}")
+    with gc_paused():
+        return _assemble_model(**kw)
+
+
+def _assemble_model(
     *,
     source: dict[str, Any],
     case: dict[str, Any],
@@ -143,20 +196,34 @@ def _assemble(
     objects: Mapping[str, str | None] | None = None,
     rules: int = 1,
     ledger: Ledger | None = None,
+    named: Sequence[str] = (),
+    detail: str = "all",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """``events``: in seq order, each with the verification's signature verdict;
     ``found_digests``: what verification re-hashed, by store object (a case) or by
     item (a bundle: the payload's SHA-256 and SHA-512); ``objects``: each item's
     store object or payload file, which findings name (default: the collect
     event's ``store``).  Every key is shown as the custody replay of ``events``
-    knows it (custody.views.KeyBook): standing, attester, status."""
+    knows it (custody.views.KeyBook): standing, attester, status.  ``named``: the
+    items named on the command line; with ``detail`` "auto" they and the failing
+    items carry their detail (metadata, hand-overs, timeline), with "all" every
+    item.  Failing items come first, then the others in collection order."""
     r = replay_events(events, str(case["id"]), rules)
     book = KeyBook(r, ((e.seq, e.body) for e in events))
     views = item_views(events, r, findings, objects=objects, book=book)
     if ledger is not None:  # a case: its imported items too, with their source chains
         views.update(imported_item_views(ledger, events, r, findings, book=book))
-    ids = list(wanted) if wanted else list(views)
-    items = [_item(views[i], found_digests) for i in ids if i in views]
+    ids = [i for i in (list(wanted) if wanted else list(views)) if i in views]
+    ids = [i for i in ids if not views[i].ok] + [i for i in ids if views[i].ok]
+    chosen = set(named)
+    shared = _Shared(r)
+    items = []
+    for n, i in enumerate(ids):
+        v = views[i]
+        items.append(_item(v, found_digests, detail == "all" or not v.ok or i in chosen, shared))
+        if progress is not None and (n % 500 == 0 or n == len(ids) - 1):
+            progress(n + 1, len(ids))
     signers = {e.signer for e in events}
     keys = []
     for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f)):
@@ -205,22 +272,55 @@ def _assemble(
         "tool": f"custody {__version__}",
         "generated": generated_time(),
         "source": source,
-        "scope": {"items": ids, "all_items": not wanted},
-        "case": {**case, "examiners": examiners},
         "verification": {
             **verification,
             "ok": not findings,
             "steps": steps,
             "findings": [f.as_json() for f in findings],
         },
+        "summary": summary(items),
+        "scope": {"items": list(named), "all_items": not named, "detail": detail},
+        "case": {**case, "examiners": examiners},
         "ledger_state": ledger_state,
         "items": items,
         "keys": keys,
     }
 
 
-def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """One item of the report, from its view (custody.views, as ``custody show``)."""
+def summary(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a report opens with, after the verification result: how many items,
+    how many fail (and which), and the counts by state and by outcome."""
+    by_state: dict[str, int] = {}
+    by_outcome: dict[str, int] = {}
+    failing = []
+    for i in items:
+        state = str(i.get("state") or "unknown")
+        outcome = str(i.get("outcome") or "unknown")
+        by_state[state] = by_state.get(state, 0) + 1
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+        if not (i.get("integrity") or {}).get("ok"):
+            failing.append(str(i.get("id")))
+    return {
+        "items": len(items),
+        "failing": len(failing),
+        "intact": len(items) - len(failing),
+        "failing_items": failing,
+        "detail_items": sum(1 for i in items if i.get("detail")),
+        "by_state": dict(sorted(by_state.items())),
+        "by_outcome": dict(sorted(by_outcome.items())),
+    }
+
+
+def _item(
+    view: ItemView,
+    found: dict[str, dict[str, str]],
+    detail: bool = True,
+    shared: _Shared | None = None,
+) -> dict[str, Any]:
+    """One item of the report, from its view (custody.views, as ``custody show``):
+    its compact facts always, its hand-overs and timeline (and an imported item's
+    source chain) only with ``detail``.  ``shared``: what the rows of the report
+    share (:class:`_Shared`)."""
     r = view.replay
     body = view.collect.body
     data = view.data
@@ -234,7 +334,7 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
         src_book = KeyBook(src.replay, ((e.seq, e.body) for e in src.events_all))
         name, role = who(src.replay, view.collect.signer)
         collector = src_book.card(view.collect.signer)
-    timeline = [_event_row(r, book, e) for e in view.events]
+    timeline = [_event_row(r, book, e, shared) for e in view.events] if detail else []
     handovers = [
         {
             "transfer": h.transfer,
@@ -252,13 +352,14 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
             "released_by_key": _card(h.released_by_key),
             "to_key": _card(h.to_key),
             "received_by_key": _card(h.received_by_key),
+            "receipt_location": h.receipt_location,
         }
-        for h in view.handovers
+        for h in (view.handovers if detail else [])
     ]
     digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
     assert isinstance(digests, dict)
     extra: dict[str, Any] = {}
-    if src is not None:
+    if src is not None and detail:
         extra["source"] = {
             "label": src.label,
             "case_id": src.case_id,
@@ -288,6 +389,7 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
         "path": str(path.get("display", "")),
         "path_hex": str(path.get("hex", "")),
         "host": str(data.get("host", "")),
+        "metadata": item_metadata(data),
         "outcome": str(data.get("outcome", "")),
         "size": data.get("size") if isinstance(data.get("size"), int) else None,
         "mime": data.get("mime") if isinstance(data.get("mime"), str) else None,
@@ -302,8 +404,9 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
         "custodian": view.custodian,
         "custodian_key": _card(view.custodian_key),
         "integrity": {"ok": view.ok, "findings": [f.as_json() for f in view.findings]},
-        "handovers": handovers,
-        "timeline": timeline,
+        "detail": detail,
+        "events": len(view.events),
+        **({"handovers": handovers, "timeline": timeline} if detail else {}),
     }
 
 
@@ -320,19 +423,24 @@ def case_report(
     *,
     tsa_roots: Sequence[bytes] = (),
     verify: VerifyReport | None = None,
+    detail: str = "all",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report of a case (all items, or ``items``), with a full verification
-    run now (pass ``verify`` to reuse one)."""
-    known = ledger.rules().current()
+    run now (pass ``verify`` to reuse one).  ``detail``: :data:`DETAIL_MODES`;
+    ``progress(done, total)`` is called while the items are assembled."""
+    known = ledger.rules().current() if items else None  # a replay: only to look names up
     wanted = []
     for i in items:
+        assert known is not None
         found = find_item(known, i)
         if found is None:
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
-    rows = list(ledger.events())
-    events = case_events(rows, report.findings)
+    # the rows are read once and not kept: the report needs their parsed bodies only
+    events = case_events(ledger.events(), report.findings, report, keep_rows=False)
+    head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     tree = ledger.tree()
     size = len(tree)
     checkpoint = _latest_checkpoint(events)
@@ -354,6 +462,9 @@ def case_report(
         ),
         events=events,
         wanted=wanted,
+        named=wanted,
+        detail=detail,
+        progress=progress,
         verification={
             "verified_at": generated_time(),
             "events": report.events,
@@ -369,7 +480,7 @@ def case_report(
         ledger_state={
             "size": size,
             "root": (tree.root(size) if size else merkle.EMPTY_ROOT).hex(),
-            "head": rows[-1].hash if rows else ledger.case.hash,
+            "head": str(head[0]) if head else ledger.case.hash,
             "checkpoint": checkpoint,
         },
         found_digests=report.found_digests,
@@ -428,6 +539,8 @@ def bundle_report(
     *,
     trust: Sequence[str] = (),
     tsa_roots: Sequence[bytes] = (),
+    detail: str = "all",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report of an evidence bundle, from ``bundle verify`` run now."""
     vr = verify_bundle(path, trust=trust, tsa_roots=tsa_roots)
@@ -471,6 +584,9 @@ def bundle_report(
         ),
         events=events,
         wanted=wanted or [str(i.get("id")) for i in meta.get("items", [])],
+        named=wanted,
+        detail=detail,
+        progress=progress,
         verification={
             "verified_at": generated_time(),
             # the one wording of a bundle's verdict (custody.trust), for every format

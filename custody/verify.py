@@ -106,6 +106,9 @@ class VerifyReport(Verdict):
     note: int | None = None
     root: bytes | None = None
     signatures: str | None = None
+    # the well-formed signed bodies this run parsed and checked, by seq (reports reuse them)
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    body_hashes: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -229,6 +232,8 @@ def check_chain(
         if not problem:
             step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
             bodies[ev.seq] = body
+            report.body_hashes[ev.seq] = ev.hash
+            report.body_hashes[ev.seq] = ev.hash
     report.head = prev if report.events else None
     return bodies
 
@@ -1139,6 +1144,7 @@ def _verify_steps(
         )
     tree = merkle.TreeCache()
     bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1)
+    report.bodies = bodies
     if note is not None:
         why = _note_broken(ledger, note, tree)
         retired = retired_why(r, verifier.fingerprint, note.seq) if verifier else None

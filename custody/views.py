@@ -40,7 +40,7 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
-from custody.lifecycle import Replay, find_item, replay
+from custody.lifecycle import RECEIVE_EVENT, Replay, Transfer, find_item, replay
 from custody.render.signers import signer_text
 from custody.sources import source_item_of
 from custody.verify import VerifyReport, verify_ledger
@@ -88,17 +88,31 @@ class ViewEvent:
         return i if isinstance(i, str) else None
 
 
-def case_events(rows: Iterable[Event], findings: Iterable[Finding]) -> list[ViewEvent]:
+def case_events(
+    rows: Iterable[Event],
+    findings: Iterable[Finding],
+    verified: VerifyReport | None = None,
+    *,
+    keep_rows: bool = True,
+) -> list[ViewEvent]:
     """The ledger events ``rows`` (``Ledger.events()``) whose body parses, each with
-    the signature verdict of ``findings`` (a verification of that ledger)."""
+    the signature verdict of ``findings`` (a verification of that ledger).  The
+    bodies ``verified`` parsed and checked are used instead of parsing a row again
+    when the row still has the hash that verification saw; any other row is parsed.
+    ``keep_rows=False``: the views do not keep the ledger rows (a report needs the
+    parsed bodies only), so a large ledger's raw rows are not all held at once."""
     bad = unverified_events(findings)
+    bodies = verified.bodies if verified is not None else {}
+    hashes = verified.body_hashes if verified is not None else {}
     out = []
     for ev in rows:
+        body = bodies.get(ev.seq) if hashes.get(ev.seq) == ev.hash else None
         try:
-            body = ev.parsed
+            if body is None:
+                body = ev.parsed
         except ValueError:
             continue  # verify reports it (event-body)
-        out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev))
+        out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev if keep_rows else None))
     return out
 
 
@@ -295,6 +309,7 @@ class Handover:
     released_by_key: KeyCard | None = None  # the key that signed the transfer
     to_key: KeyCard | None = None  # the key the transfer names
     received_by_key: KeyCard | None = None  # the key that signed the receipt
+    receipt_location: str | None = None  # where the receipt was signed (its signed location)
 
     def as_json(self) -> dict[str, Any]:
         """As ``custody show --json`` prints it."""
@@ -307,6 +322,7 @@ class Handover:
             "received": self.received,
             "reason": self.reason,
             "location": self.location,
+            "receipt_location": self.receipt_location,
             "status": self.status,
             "mismatch": self.mismatch,
             "release_event": self.release_event,
@@ -323,22 +339,49 @@ def _card_json(card: KeyCard | None) -> dict[str, Any] | None:
     return card.as_json() if card is not None else None
 
 
+def transfers_by_item(r: Replay) -> dict[str, list[Transfer]]:
+    """Every item's transfers in seq order: one pass over the replay's transfers,
+    so the hand-overs of many items cost no pass over every transfer per item."""
+    out: dict[str, list[Transfer]] = {}
+    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+        for i in dict.fromkeys(t.items):
+            out.setdefault(i, []).append(t)
+    return out
+
+
+def receipt_location(ev: ViewEvent | None) -> str | None:
+    """Where a receipt was signed: the ``location`` of the signed receive event
+    (None when the event is not in view or records none)."""
+    if ev is None:
+        return None
+    loc = ev.data.get("location")
+    return loc if isinstance(loc, str) and loc else None
+
+
 def handovers(
     r: Replay,
     item: str,
     verified: Mapping[int, bool],
     book: KeyBook | None = None,
     signers: Mapping[int, str] | None = None,
+    *,
+    transfers: Sequence[Transfer] | None = None,
+    events: Mapping[int, ViewEvent] | None = None,
 ) -> list[Handover]:
     """The hand-overs of ``item`` in order; ``verified`` is the signature verdict
     by seq of the events in view, ``signers`` their signing keys (a receipt's
-    signer; default: the key the transfer names, as it speaks now)."""
+    signer; default: the key the transfer names, as it speaks now); ``transfers``
+    the item's transfers (:func:`transfers_by_item`; default: found in ``r``);
+    ``events`` the events in view by seq (a receipt's signed location)."""
     book = book or KeyBook(r, ())
     signers = signers or {}
+    events = events or {}
+    if transfers is None:
+        transfers = [
+            t for t in sorted(r.transfers.values(), key=lambda t: t.seq) if item in t.items
+        ]
     out = []
-    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
-        if item not in t.items:
-            continue
+    for t in transfers:
         received = t.receipt is not None
         receipt_signer = (
             signers.get(t.receipt, r.current(t.receiver)) if t.receipt is not None else None
@@ -364,9 +407,85 @@ def handovers(
                 released_by_key=book.card(t.releaser),
                 to_key=book.card(t.receiver),
                 received_by_key=book.card(receipt_signer) if receipt_signer else None,
+                receipt_location=receipt_location(events.get(t.receipt))
+                if t.receipt is not None
+                else None,
             )
         )
     return out
+
+
+#: The recorded metadata of an item's source, in the order the views show it: the
+#: key in :func:`item_metadata`'s result and its label.
+METADATA_FIELDS: tuple[tuple[str, str], ...] = (
+    ("host", "Host"),
+    ("kind", "Kind"),
+    ("owner", "Owner"),
+    ("uid", "Owner id (uid)"),
+    ("group", "Group"),
+    ("gid", "Group id (gid)"),
+    ("mode", "Mode"),
+    ("size", "Size (bytes)"),
+    ("mtime", "Modified (mtime)"),
+    ("atime", "Accessed (atime)"),
+    ("ctime", "Changed (ctime)"),
+    ("birthtime", "Born (birth time)"),
+    ("inode", "Inode"),
+    ("device", "Device"),
+    ("nlink", "Links"),
+    ("symlink_target", "Symlink target"),
+    ("symlink_target_hex", "Symlink target (hex)"),
+)
+
+
+def item_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the signed collect event ``data`` recorded about the source, beside its
+    bytes: host, owner and group (names and ids), mode string, size, the MAC and
+    birth times, inode, device, links, and a symlink's target (as displayed and
+    its exact bytes in hex).  A field the event did not record is None.  One
+    extraction for ``show`` and every report."""
+    src = data.get("source") if isinstance(data.get("source"), dict) else {}
+    target = data.get("target") if isinstance(data.get("target"), dict) else {}
+    assert isinstance(src, dict) and isinstance(target, dict)
+
+    def text(v: Any) -> str | None:
+        return v if isinstance(v, str) else None
+
+    def num(v: Any) -> int | None:
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    return {
+        "host": text(data.get("host")),
+        "kind": text(src.get("kind")),
+        "owner": text(src.get("owner")),
+        "uid": num(src.get("uid")),
+        "group": text(src.get("group")),
+        "gid": num(src.get("gid")),
+        "mode": text(src.get("mode_str")),
+        "size": num(src.get("size")),
+        "mtime": text(src.get("mtime")),
+        "atime": text(src.get("atime")),
+        "ctime": text(src.get("ctime")),
+        "birthtime": text(src.get("birthtime")),
+        "inode": text(src.get("inode")),
+        "device": text(src.get("device")),
+        "nlink": num(src.get("nlink")),
+        "symlink_target": text(target.get("display")),
+        "symlink_target_hex": text(target.get("hex")),
+    }
+
+
+def metadata_lines(meta: Mapping[str, Any]) -> list[str]:
+    """The recorded metadata (:func:`item_metadata`) as ``show`` prints it: a
+    ``Metadata:`` line, then one indented ``Label: value`` line per recorded field
+    (host and kind are printed with the facts); every value by the display rule."""
+    out = []
+    for key, label in METADATA_FIELDS:
+        value = meta.get(key)
+        if key in ("host", "kind") or value is None:
+            continue
+        out.append(f"  {label + ':':<22}{shown(value)}")
+    return ["Metadata:", *out] if out else []
 
 
 def item_facts(seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -396,6 +515,7 @@ def item_facts(seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
         "host": data.get("host"),
         "reason": data.get("reason"),
         **extra,
+        "metadata": item_metadata(data),
     }
 
 
@@ -620,6 +740,8 @@ def imported_item_views(
     by_source_item: dict[str, dict[str, list[ViewEvent]]] = {}  # bundle -> item -> events
     index = _FindingIndex(findings)
     import_findings = [f for f in findings if f.kind == Kind.IMPORT]
+    tby = transfers_by_item(r)
+    receipts = {e.seq: e for e in events if e.type == RECEIVE_EVENT}
     views = {}
     for item, st in sorted(mine.items(), key=lambda kv: (kv[1].imported_at or 0, kv[0])):
         imp = by_seq.get(st.imported_at if st.imported_at is not None else -1)
@@ -689,6 +811,8 @@ def imported_item_views(
                 {e.seq: e.signature_verified for e in evs},
                 book,
                 {e.seq: e.signer for e in evs},
+                transfers=tby.get(item, []),
+                events=receipts,
             ),
             events=evs,
             findings=[*mine_f, *(f for f in extra if f not in mine_f)],
@@ -735,6 +859,8 @@ def item_views(
             if wanted is None or i in wanted:
                 per_item.setdefault(i, []).append(ev)
     index = _FindingIndex(findings)
+    tby = transfers_by_item(r)
+    receipts = {e.seq: e for e in events if e.type == RECEIVE_EVENT}
     views = {}
     for item, ev in collect.items():
         store = ev.data.get("store")
@@ -756,6 +882,8 @@ def item_views(
                 {e.seq: e.signature_verified for e in evs},
                 book,
                 {e.seq: e.signer for e in evs},
+                transfers=tby.get(item, []),
+                events=receipts,
             ),
             events=evs,
             findings=index.concerning(item, [e.seq for e in evs], obj),

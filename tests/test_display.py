@@ -230,7 +230,7 @@ def test_verify_human_output_has_no_raw_controls(hostile: Case) -> None:
 
 def _report(case: Case, fmt: str, tmp_path: Path) -> bytes:
     out = tmp_path / f"report.{fmt}"
-    proc = cli(case, "report", "--format", fmt, "--out", out)
+    proc = cli(case, "report", "--format", fmt, "--detail", "all", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert not raw_unsafe(proc.stdout)
     return out.read_bytes()

@@ -302,11 +302,13 @@ def test_reports_include_imported_items_in_every_format(
     out = {}
     for fmt in ("json", "html", "pdf", "csv", "case", "certification"):
         out[fmt] = tmp_path / f"report.{fmt}"
-        lab("report", "--format", fmt, "--out", out[fmt], check=True)
+        lab("report", "--format", fmt, "--detail", "all", "--out", out[fmt], check=True)
     model = json.loads(out["json"].read_text())
     schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
     Draft202012Validator(schema).validate(model)
-    assert model["scope"]["items"] == ids
+    # no item named: the whole case, and no list of every id (issue 16)
+    assert model["scope"] == {"items": [], "all_items": True, "detail": "all"}
+    assert [i["id"] for i in model["items"]] == ids
     assert model["verification"]["items"] == 4
     first = model["items"][0]
     assert first["source"]["label"] == labels["host1"]
@@ -347,7 +349,7 @@ def test_reports_include_imported_items_in_every_format(
             "\nReport"
         )[0]
     )
-    assert one["scope"] == {"items": [a], "all_items": False}
+    assert one["scope"] == {"items": [a], "all_items": False, "detail": "auto"}
     proc = lab("report", "NC-001@ffffff/ITEM-1", "--format", "json", "--out", tmp_path / "x")
     assert proc.returncode == 2
     assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"

@@ -397,6 +397,7 @@ def test_the_story(story: Story) -> None:
         "received": None,
         "reason": REASON,
         "location": LOCATION,
+        "receipt_location": None,  # not received yet
         "status": "in transit",
         "mismatch": False,
         "release_event": seq,

@@ -55,7 +55,7 @@ def _reports(rc: ReportCase) -> tuple[Path, dict[str, Any]]:
     proc, out = rc.report("case")
     assert proc.returncode == 1, proc.stderr  # ITEM-2's findings
     assert out.is_file()
-    jproc, jout = rc.report("json")
+    jproc, jout = rc.report("json", "--detail", "all")
     assert jproc.returncode == 1, jproc.stderr
     return out, json.loads(jout.read_text(encoding="utf-8"))
 
@@ -86,7 +86,7 @@ def _edge_model(model: dict[str, Any]) -> dict[str, Any]:
     m["verification"]["timestamps"] = [
         {"event": 10, "checkpoint": 9, "tsa": "https://tsa.example", "checked": False}
     ]
-    base = m["items"][0]
+    base = next(i for i in m["items"] if i["id"] == "ITEM-1")
     directory = {
         **copy.deepcopy(base),
         "id": "ITEM-7",
@@ -218,7 +218,7 @@ def test_case_report_validates_and_maps_the_case(
 
     # the hand-over: released by Dana (performer), to Lee (participant), then received
     actions = of_type("case-investigation:InvestigativeAction")
-    handover = model["items"][0]["handovers"][0]
+    handover = next(i for i in model["items"] if i["id"] == "ITEM-1")["handovers"][0]
     (release,) = [a for a in actions if "event type: transfer" in a["uco-core:description"]]
     assert release["uco-action:performer"] == {"@id": dana["@id"]}
     assert release["uco-action:participant"] == {"@id": lee["@id"]}
@@ -245,7 +245,10 @@ def test_case_report_validates_and_maps_the_case(
         and a["uco-core:name"] == "collected"
     ]
     assert collect1["uco-action:performer"] == {"@id": dana["@id"]}
-    assert collect1["uco-action:startTime"]["@value"] == model["items"][0]["collected"]
+    assert (
+        collect1["uco-action:startTime"]["@value"]
+        == next(i for i in model["items"] if i["id"] == "ITEM-1")["collected"]
+    )
     (seal,) = [a for a in actions if "event type: seal" in a["uco-core:description"]]
     assert seal["uco-action:performer"] == {"@id": lee["@id"]}
 

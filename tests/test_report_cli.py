@@ -52,7 +52,8 @@ def test_one_item_report_has_only_that_item(report_case: ReportCase) -> None:
     _, out = report_case.report("json", "item-1")
     model = json.loads(out.read_text())
     assert [i["id"] for i in model["items"]] == ["ITEM-1"]
-    assert model["scope"] == {"items": ["ITEM-1"], "all_items": False}
+    assert model["scope"] == {"items": ["ITEM-1"], "all_items": False, "detail": "auto"}
+    assert model["items"][0]["detail"] is True  # a named item has its detail
     item = model["items"][0]
     assert [e["type"] for e in item["timeline"]] == ["collect", "transfer", "receive", "seal"]
     (h,) = item["handovers"]
@@ -106,6 +107,8 @@ def test_report_of_a_bundle(report_case: ReportCase, tmp_path: Path) -> None:
         report_case.root / "dana.pub",
         "--trust",
         report_case.root / "lee.pub",
+        "--detail",
+        "all",
     )
     assert proc.returncode == 0, proc.stderr
     model = json.loads((tmp_path / "b.json").read_text())

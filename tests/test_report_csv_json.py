@@ -212,7 +212,7 @@ def build_golden_case(
 def golden_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     ledger = build_golden_case(tmp_path, monkeypatch)
     try:
-        return case_report(ledger)
+        return case_report(ledger, detail="all")
     finally:
         ledger.close()
 
@@ -221,7 +221,7 @@ def golden_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, A
 def clean_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     ledger = build_golden_case(tmp_path, monkeypatch, tamper=False)
     try:
-        return case_report(ledger)
+        return case_report(ledger, detail="all")
     finally:
         ledger.close()
 
@@ -375,15 +375,17 @@ def test_golden_files_read_back() -> None:
     rows = _csv_rows((GOLDEN / "report.csv").read_bytes())
     assert rows[0] == list(COLUMNS)
     body = [dict(zip(COLUMNS, r, strict=True)) for r in rows[1:]]
+    # the failing item first (issue 16), then the others in collection order
     assert [(r["item"], r["event_seq"]) for r in body] == [
+        ("ITEM-2", "3"),
+        ("ITEM-2", "10"),
         ("ITEM-1", "2"),
         ("ITEM-1", "6"),
         ("ITEM-1", "7"),
         ("ITEM-1", "8"),
         ("ITEM-1", "10"),
-        ("ITEM-2", "3"),
-        ("ITEM-2", "10"),
     ]
+    body = body[2:] + body[:2]  # ITEM-1's rows, as below
     for r in body:
         data = ITEM1_BYTES if r["item"] == "ITEM-1" else ITEM2_BYTES
         assert r["sha256"] == hashlib.sha256(data).hexdigest()
@@ -417,7 +419,7 @@ def test_golden_files_read_back() -> None:
             assert r[name] == formula_guarded(shown(r[f"{name}_exact"])), (name, r)
     report = json.loads((GOLDEN / "report.json").read_bytes())
     assert not _schema_errors(report)
-    assert report["items"][1]["integrity"]["ok"] is False
+    assert report["items"][0]["integrity"]["ok"] is False
 
 
 # -- CSV conventions -----------------------------------------------------------------------
@@ -479,17 +481,17 @@ def test_csv_guards_formula_like_display_cells_and_keeps_them_exact_beside(
 
 
 def test_csv_round_trips_commas_quotes_newlines_and_tabs(report_case: ReportCase) -> None:  # noqa: F811
-    proc, out = report_case.report("json")
+    proc, out = report_case.report("json", "--detail", "all")
     assert proc.returncode == 1, proc.stderr
     model = json.loads(out.read_text(encoding="utf-8"))
-    item = model["items"][0]
+    item = next(i for i in model["items"] if i["id"] == "ITEM-1")
     assert item["path"].endswith('/memo, "final".txt')
     item["path"] = '/ev/line one\nline two\ttabbed, "quoted".txt'
     item["timeline"][0]["reason"] = 'CR LF\r\nand a tab\there, "q"'
     item["timeline"][0]["location"] = "\n"
     item["path_hex"] = item["path"].encode().hex()
     rows = _csv_rows(render(model, "csv"))
-    row = dict(zip(COLUMNS, rows[1], strict=True))
+    row = next(dict(zip(COLUMNS, r, strict=True)) for r in rows[1:] if r[0] == "ITEM-1")
     assert row["description_exact"].startswith('/ev/line one\nline two\ttabbed, "quoted".txt (')
     assert row["description"].startswith('/ev/line one\\nline two\\ttabbed, "quoted".txt (')
     assert row["path"] == '/ev/line one\\nline two\\ttabbed, "quoted".txt'
@@ -575,7 +577,25 @@ def test_cli_json_of_the_shared_case_matches_schema(report_case: ReportCase) -> 
     report = json.loads(out.read_text(encoding="utf-8"))
     assert not _schema_errors(report), _schema_errors(report)
     assert report["verification"]["ok"] is False
-    assert [i["integrity"]["ok"] for i in report["items"]] == [True, False]
+    # the failing item first; only it has its detail (--detail auto, the default for json)
+    assert [(i["id"], i["integrity"]["ok"]) for i in report["items"]] == [
+        ("ITEM-2", False),
+        ("ITEM-1", True),
+    ]
+    assert [("timeline" in i, i["detail"]) for i in report["items"]] == [
+        (True, True),
+        (False, False),
+    ]
+    assert report["summary"] == {
+        "items": 2,
+        "failing": 1,
+        "intact": 1,
+        "failing_items": ["ITEM-2"],
+        "detail_items": 1,
+        "by_state": {"collected": 1, "sealed": 1},
+        "by_outcome": {"collected": 2},
+    }
+    assert report["scope"] == {"items": [], "all_items": True, "detail": "auto"}
 
 
 def test_clean_case_json_matches_schema(clean_model: dict[str, Any]) -> None:
@@ -609,8 +629,8 @@ def _set(path: str, value: Any) -> Mutation:
     "mutate",
     [
         _set("verification/ok", True),  # ok with findings
-        _set("items/1/integrity/ok", True),  # an item passing with findings
-        _set("items/0/integrity/ok", False),  # an item failing without any
+        _set("items/0/integrity/ok", True),  # an item passing with findings
+        _set("items/1/integrity/ok", False),  # an item failing without any
         _set("items/0/digests/sha256", "F" * 64),  # upper-case hex
         _set("items/0/digests/sha1", "0" * 64),  # wrong length for the algorithm
         _set("items/0/digests/crc32", "00000000"),  # unknown algorithm

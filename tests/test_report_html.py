@@ -98,7 +98,7 @@ def squash(text: str) -> str:
 
 
 def html_report(case: ReportCase) -> bytes:
-    proc, out = case.report("html")
+    proc, out = case.report("html", "--detail", "all")
     # the case has a tampered item: the report is written and the exit code is 1
     assert proc.returncode == 1, proc.stderr
     assert "verification FAILED" in proc.stdout
@@ -106,7 +106,7 @@ def html_report(case: ReportCase) -> bytes:
 
 
 def json_model(case: ReportCase) -> dict[str, Any]:
-    proc, out = case.report("json")
+    proc, out = case.report("json", "--detail", "all")
     assert proc.returncode == 1, proc.stderr
     model: dict[str, Any] = json.loads(out.read_text("utf-8"))
     return model
@@ -187,7 +187,7 @@ def test_hostile_values_are_escaped(report_case: ReportCase) -> None:  # noqa: F
     evil = "<script>alert(1)</script>"
     bad = copy.deepcopy(model)
     bad["case"]["title"] = evil
-    item = bad["items"][0]
+    item = next(i for i in bad["items"] if i["id"] == "ITEM-1")
     item["path"] = "/evidence/" + evil
     item["id"] = 'X" onmouseover="alert(2)'
     item["integrity"] = {"ok": False, "findings": [{"kind": evil, "subject": evil, "detail": evil}]}

@@ -55,14 +55,23 @@ def _flat(text: str) -> str:
 
 
 def _sections(text: str) -> tuple[str, str, str]:
-    """(before the items, ITEM-1's section, ITEM-2's section)."""
+    """(the summary and compact table before the detail pages, with the case,
+    verification and keys after them; ITEM-1's section; ITEM-2's section).  The
+    failing ITEM-2's detail page comes first (issue 16)."""
     assert text.count("Evidence item ITEM-1") == 1
     assert text.count("Evidence item ITEM-2") == 1
     i1 = text.index("Evidence item ITEM-1")
     i2 = text.index("Evidence item ITEM-2")
+    case = text.index("Case ID")
     keys = text.index("Keys and fingerprints")
-    assert i1 < i2 < keys
-    return text[:i1], text[i1:i2], text[i2:keys]
+    assert i2 < i1 < case < keys
+    return text[:i2] + text[case:], text[i1:case], text[i2:i1]
+
+
+def _item1(model: dict[str, Any]) -> dict[str, Any]:
+    """ITEM-1 (intact: after the failing ITEM-2 in the report's order)."""
+    item: dict[str, Any] = next(i for i in model["items"] if i["id"] == "ITEM-1")
+    return item
 
 
 def _digests(data: bytes) -> dict[str, str]:
@@ -82,13 +91,13 @@ def made(
     rc = ReportCase(mine / "case", mine, {**env, "CUSTODY_CONFIG_DIR": str(mine / "config")}, info)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
-        proc, out = rc.report("pdf")
+        proc, out = rc.report("pdf", "--detail", "all")
         assert proc.returncode == 1, proc.stderr  # the case has findings: exit 1, file written
         assert (
             f"SHA-256 of the report: sha256:{hashlib.sha256(out.read_bytes()).hexdigest()}"
             in proc.stdout
         )
-        jproc, jout = rc.report("json")
+        jproc, jout = rc.report("json", "--detail", "all")
         assert jproc.returncode == 1, jproc.stderr
     return rc, out, json.loads(jout.read_text(encoding="utf-8"))
 
@@ -180,7 +189,7 @@ def test_pdf_report_content(made: tuple[ReportCase, Path, dict[str, Any]]) -> No
         rf"^\s*(\d+)\s+{stamp}\s+Lee Okafor\s+sealed\s+sealed in bag 44", item1, re.M
     )
     assert len(seals) == 1
-    for event in model["items"][0]["timeline"]:
+    for event in _item1(model)["timeline"]:
         assert event["hash"] in _flat(item1)
 
     # keys and the tool version
@@ -241,7 +250,7 @@ def test_pdf_is_reproducible(report_case: ReportCase, monkeypatch: pytest.Monkey
 
 
 def _unicode_model(model: dict[str, Any]) -> dict[str, Any]:
-    item = model["items"][0]
+    item = _item1(model)
     item["path"] = "/evidence/Ωμέγα/测试/memo.txt"
     item["path_hex"] = item["path"].encode().hex()  # the path is shown from its bytes
     item["digests"]["sha512"] = hashlib.sha512(ITEM1_BYTES).hexdigest()
@@ -313,8 +322,8 @@ def test_pdf_long_text_goes_to_a_note(
 ) -> None:
     model = _model(made)
     words = [f"w{i}" for i in range(600)]
-    model["items"][0]["timeline"][0]["reason"] = " ".join(words)
-    assert len(model["items"][0]["timeline"]) == 4
+    _item1(model)["timeline"][0]["reason"] = " ".join(words)
+    assert len(_item1(model)["timeline"]) == 4
     out = tmp_path / "long.pdf"
     out.write_bytes(pdf_render.render(model))
     text = _text(out)

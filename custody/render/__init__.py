@@ -5,6 +5,8 @@ for the PDF library."""
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 FORMATS = {
@@ -17,8 +19,14 @@ FORMATS = {
 }
 
 
-def render(report: dict[str, Any], fmt: str) -> bytes:
-    """The report in format ``fmt`` (a key of FORMATS)."""
+def render(
+    report: dict[str, Any], fmt: str, progress: Callable[[int, int], None] | None = None
+) -> bytes:
+    """The report in format ``fmt`` (a key of FORMATS); ``progress(done, total)``
+    is called by the renderers that take long (the PDF's pages)."""
     module = importlib.import_module(FORMATS[fmt])
-    data: bytes = module.render(report)
+    if progress is not None and "progress" in inspect.signature(module.render).parameters:
+        data: bytes = module.render(report, progress=progress)
+    else:
+        data = module.render(report)
     return data

@@ -18,6 +18,7 @@ from typing import Any
 
 from custody.display import needs_escape, path_text, shown
 from custody.render.signers import STANDING_WORDS, holder_text, short_fp, standing_text
+from custody.views import METADATA_FIELDS
 
 # -- styles ----------------------------------------------------------------------
 
@@ -40,7 +41,10 @@ th, td { border: 1px solid var(--line); padding: 4px 6px; text-align: left;
 thead th { background: var(--head); }
 tbody th { background: var(--head); width: 13em; font-weight: 600; }
 tr, tbody.event { break-inside: avoid; page-break-inside: avoid; }
-td.nowrap { white-space: nowrap; }
+td.nowrap, .nowrap { white-space: nowrap; }
+td.num { text-align: right; }
+.counts-row { display: flex; gap: 16px; }
+.counts-row table { width: auto; min-width: 14em; }
 tr.event-hash td { border-top: none; padding-top: 0; }
 tbody.event tr:first-child td { border-bottom: none; }
 .mono, code, pre { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas,
@@ -250,7 +254,6 @@ def _display_path(item: Mapping[str, Any]) -> str:
 def _header(report: Mapping[str, Any]) -> str:
     case = report.get("case") or {}
     source = report.get("source") or {}
-    scope = report.get("scope") or {}
     examiners = case.get("examiners") or []
     ex_rows = [
         [
@@ -262,12 +265,9 @@ def _header(report: Mapping[str, Any]) -> str:
         ]
         for x in examiners
     ]
-    items_scope = ", ".join(str(i) for i in scope.get("items") or [])
-    scope_text = ("all items: " if scope.get("all_items") else "selected items: ") + items_scope
+    scope_text = _scope_text(report)
     return (
-        '<header class="report-head" id="case-header">'
-        '<div class="kicker">Chain-of-custody report</div>'
-        f'<h1>Case <span class="case-id">{_e(case.get("id"))}</span>: {_e(case.get("title"))}</h1>'
+        '<section class="case-info" id="case-header"><h2>Case</h2>'
         "<table><tbody>"
         + _rows(
             [
@@ -288,7 +288,127 @@ def _header(report: Mapping[str, Any]) -> str:
             if ex_rows
             else "<p class='muted'>No examiner identities recorded.</p>"
         )
-        + "</header>"
+        + "</section>"
+    )
+
+
+def _scope_text(report: Mapping[str, Any]) -> str:
+    """What the report covers, without listing every item: all items, or those
+    named; and which items have detail pages."""
+    scope = report.get("scope") or {}
+    named = ", ".join(str(i) for i in scope.get("items") or [])
+    what = "all items" if scope.get("all_items") else f"the items named: {named}"
+    if scope.get("detail") == "all":
+        return f"{what}; detail pages for every item"
+    extra = f" and those named ({named})" if named and scope.get("all_items") is False else ""
+    return f"{what}; detail pages for the failing items{extra}"
+
+
+def _title(report: Mapping[str, Any]) -> str:
+    case = report.get("case") or {}
+    return (
+        '<header class="report-head">'
+        '<div class="kicker">Chain-of-custody report</div>'
+        f'<h1>Case <span class="case-id">{_e(case.get("id"))}</span>: {_e(case.get("title"))}</h1>'
+        f'<p class="muted small">Generated {_e(report.get("generated"))} by'
+        f" {_e(report.get('tool'))}; covers {_e(_scope_text(report))}.</p>"
+        "</header>"
+    )
+
+
+def _num(n: Any) -> str:
+    """A count in a cell that never breaks."""
+    return f'<span class="nowrap">{_e(f"{n:,}" if isinstance(n, int) else n)}</span>'
+
+
+def _summary(report: Mapping[str, Any]) -> str:
+    """The answer first: the verification result, counts by state and outcome, the
+    failing items."""
+    v = report.get("verification") or {}
+    sm = report.get("summary") or {}
+    ok = bool(v.get("ok"))
+    findings = v.get("findings") or []
+    banner = (
+        '<div class="banner passed" id="verdict">VERIFICATION PASSED</div>'
+        if ok
+        else f'<div class="banner failed" id="verdict">VERIFICATION FAILED: '
+        f"{len(findings)} finding{'' if len(findings) == 1 else 's'}</div>"
+    )
+    if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
+        css = "passed" if v.get("verdict") == "verified" else "failed"
+        banner = f'<div class="banner {css}" id="verdict">{_e(v["banner"])}</div>'
+    counts = _rows(
+        [
+            ("Items", _num(sm.get("items"))),
+            ("Intact", f'<span class="ok">{_num(sm.get("intact"))}</span>'),
+            (
+                "Failing",
+                f'<span class="{"bad" if sm.get("failing") else "ok"}">'
+                f"{_num(sm.get('failing'))}</span>",
+            ),
+            ("Events verified", _num(v.get("events"))),
+        ]
+    )
+    by_state = _table(
+        ["State", "Items"],
+        [[_e(k), _num(n)] for k, n in (sm.get("by_state") or {}).items()],
+        "counts",
+        nowrap=(1,),
+    )
+    by_outcome = _table(
+        ["Outcome", "Items"],
+        [[_e(k), _num(n)] for k, n in (sm.get("by_outcome") or {}).items()],
+        "counts",
+        nowrap=(1,),
+    )
+    failing = sm.get("failing_items") or []
+    fail_html = (
+        "<p><strong class='bad'>Failing items:</strong> "
+        + ", ".join(f'<a class="nowrap" href="#item-{_e(i)}">{_e(i)}</a>' for i in failing)
+        + "</p>"
+        if failing
+        else ""
+    )
+    return (
+        '<section class="summary" id="summary">'
+        + banner
+        + f"<table><tbody>{counts}</tbody></table>"
+        + '<div class="counts-row">'
+        + by_state
+        + by_outcome
+        + "</div>"
+        + fail_html
+        + "</section>"
+    )
+
+
+def _overview(report: Mapping[str, Any]) -> str:
+    """One compact row per item, failing items first (the model's order)."""
+    items = report.get("items") or []
+    if not items:
+        return '<section id="items"><h2>Items</h2><p class="muted">No items.</p></section>'
+    th = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "Item", "Integrity", "State", "Outcome", "Size (bytes)", "Collected", "Source path"
+        )
+    )  # fmt: skip
+    rows = []
+    for i in items:
+        iid = _e(i.get("id"))
+        ident = f'<a href="#item-{iid}">{iid}</a>' if i.get("detail") else iid
+        size = i.get("size")
+        rows.append(
+            f'<tr><td class="nowrap">{ident}</td><td class="nowrap">{_integrity_word(i)}</td>'
+            f"<td>{_text(i.get('state'))}</td><td>{_text(i.get('outcome'))}</td>"
+            f'<td class="nowrap num">{_e(f"{size:,}") if isinstance(size, int) else "—"}</td>'
+            f'<td class="nowrap">{_e(str(i.get("collected") or "")[:19].replace("T", " "))}</td>'
+            f'<td><span class="mono path">{_e(i.get("path"))}</span></td></tr>'
+        )
+    return (
+        '<section id="items"><h2>Items</h2>'
+        f'<table class="overview small"><thead><tr>{th}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 
@@ -368,14 +488,13 @@ def _verification(report: Mapping[str, Any]) -> str:
     ok = bool(v.get("ok"))
     findings = v.get("findings") or []
     banner = (
-        '<div class="banner passed" id="verdict">VERIFICATION PASSED</div>'
+        '<p class="ok">Every step passed.</p>'
         if ok
-        else f'<div class="banner failed" id="verdict">VERIFICATION FAILED: '
-        f"{len(findings)} finding{'' if len(findings) == 1 else 's'}</div>"
+        else f'<p class="bad">{len(findings)} finding{"" if len(findings) == 1 else "s"}.</p>'
     )
     if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
-        css = "passed" if v.get("verdict") == "verified" else "failed"
-        banner = f'<div class="banner {css}" id="verdict">{_e(v["banner"])}</div>'
+        css = "ok" if v.get("verdict") == "verified" else "bad"
+        banner = f'<p class="{css}">{_e(v["banner"])}.</p>'
     steps = [
         [_e(s.get("step")), _yes(s.get("ok")), _e(s.get("findings"))] for s in v.get("steps") or []
     ]
@@ -397,22 +516,8 @@ def _verification(report: Mapping[str, Any]) -> str:
         f_html = "<p class='ok'>No findings.</p>"
     notes = "".join(f"<li>{_e(n)}</li>" for n in v.get("notes") or [])
     warns = "".join(f"<li>{_e(w)}</li>" for w in v.get("warnings") or [])
-    items = report.get("items") or []
-    overview = _table(
-        ["Item", "Description", "Source path", "State", "Integrity"],
-        [
-            [
-                f'<a href="#item-{_e(i.get("id"))}">{_e(i.get("id"))}</a>',
-                _e(i.get("description")),
-                _mono(i.get("path")),
-                _text(i.get("state")),
-                _integrity_word(i),
-            ]
-            for i in items
-        ],
-    )
     return (
-        '<section class="verification" id="verification"><h2>Verification summary</h2>'
+        '<section class="verification" id="verification"><h2>Verification</h2>'
         + banner
         + "<table><tbody>"
         + _rows(
@@ -435,8 +540,6 @@ def _verification(report: Mapping[str, Any]) -> str:
         + _checkpoint_rows(v.get("latest_checkpoint"))
         + "<h3>Time-stamps</h3>"
         + _timestamps(v.get("timestamps") or [])
-        + "<h3>Items in this report</h3>"
-        + (overview if items else "<p class='muted'>No items.</p>")
         + "</section>"
     )
 
@@ -528,6 +631,7 @@ def _handovers(item: Mapping[str, Any]) -> str:
                 _sig(h.get("receipt_signature_verified"), "not received"),
                 _text(h.get("reason")),
                 _text(h.get("location")),
+                _text(h.get("receipt_location")),
                 status,
             ]
         )
@@ -544,6 +648,7 @@ def _handovers(item: Mapping[str, Any]) -> str:
             "Receipt signature",
             "Reason",
             "Location",
+            "Received at",
             "Status",
         ],
         rows,
@@ -855,6 +960,12 @@ def _item(item: Mapping[str, Any]) -> str:
             *_source_rows(item),
         ]
     )
+    meta = item.get("metadata") or {}
+    meta_rows = _rows(
+        (label, _mono(value) if key.endswith("_hex") or key == "inode" else _e(value))
+        for key, label in METADATA_FIELDS
+        if (value := meta.get(key)) is not None
+    )
     return (
         f'<section class="item item-{status}" id="item-{_e(item.get("id"))}" '
         f'data-item="{_e(item.get("id"))}" data-integrity="{status}">'
@@ -862,7 +973,12 @@ def _item(item: Mapping[str, Any]) -> str:
         f'<span class="muted"> — {_e(item.get("description"))}</span></h2>'
         + _integrity_box(item)
         + f"<table><tbody>{details}</tbody></table>"
-        "<h3>Digests</h3>"
+        + (
+            f'<h3>Recorded metadata</h3><table class="metadata"><tbody>{meta_rows}</tbody></table>'
+            if meta_rows
+            else ""
+        )
+        + "<h3>Digests</h3>"
         + _digests(item)
         + _source_chain(item)
         + "<h3>Hand-overs</h3>"
@@ -941,10 +1057,13 @@ def render(report: dict[str, Any]) -> bytes:
     case = report.get("case") or {}
     title = f"Custody report — case {case.get('id')}: {case.get('title')}"
     body = (
-        _header(report)
-        + _ledger_state(report)
+        _title(report)
+        + _summary(report)
+        + _overview(report)
+        + "".join(_item(i) for i in report.get("items") or [] if i.get("detail", True))
         + _verification(report)
-        + "".join(_item(i) for i in report.get("items") or [])
+        + _ledger_state(report)
+        + _header(report)
         + _keys(report)
         + _footer(report)
     )

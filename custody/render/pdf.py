@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from fpdf.fonts import FontFace
 
 from custody.display import shown_model
 from custody.render.signers import attester_text, signer_text, standing_text
+from custody.views import METADATA_FIELDS
 
 #: Where to look for the DejaVu TrueType fonts.
 FONT_DIRS: tuple[Path, ...] = (
@@ -117,6 +119,8 @@ def _sanitizer(drawable: Callable[[int], bool]) -> Callable[[str], str]:
     (including control characters) replaced by a visible escape."""
 
     def clean(text: str) -> str:
+        if text.isascii() and text.isprintable():  # every font draws printable ASCII
+            return text
         if all(c == "\n" or drawable(ord(c)) for c in text):
             return text
         return "".join(c if c == "\n" or drawable(ord(c)) else _escape(c) for c in text)
@@ -175,9 +179,12 @@ class _Doc(FPDF):
     def fit(self, text: str, width: float) -> str:
         """``text`` (sanitized), shortened with "..." to fit on one line of ``width``."""
         text = self.t(text).replace("\n", " ")
-        if self.get_string_width(text) <= width - 2 * self.c_margin:
+        room = width - 2 * self.c_margin
+        full = self.get_string_width(text)
+        if full <= room:
             return text
-        while text and self.get_string_width(text + "...") > width - 2 * self.c_margin:
+        text = text[: max(0, int(len(text) * room / full) + 2)]  # near the cut, then by char
+        while text and self.get_string_width(text + "...") > room:
             text = text[:-1]
         return text + "..."
 
@@ -357,18 +364,16 @@ def _creation_date(generated: Any) -> datetime:
 
 def _title_block(pdf: _Doc, report: dict[str, Any]) -> None:
     case = report.get("case") or {}
-    pdf.set_font(pdf.sans, "B", 20)
-    pdf.multi_cell(0, 10, "Chain-of-Custody Report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font(pdf.sans, "", 12)
-    pdf.multi_cell(
-        0, 6, pdf.t(f"Case {_s(case.get('id'))}: {_s(case.get('title'))}"),
-        new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-    )  # fmt: skip
-    pdf.ln(3)
-    pdf.start_section("Case", level=0)
+    pdf.heading("Case", level=0)
     source = report.get("source") or {}
     scope = report.get("scope") or {}
-    items = ", ".join(str(i) for i in scope.get("items") or []) or "-"
+    named = ", ".join(str(i) for i in scope.get("items") or [])
+    items = "all items" if scope.get("all_items") else f"the items named: {named}"
+    items += (
+        "; detail pages for every item"
+        if scope.get("detail") == "all"
+        else "; detail pages for the failing items" + (f" and {named}" if named else "")
+    )
     pdf.kv(
         [
             ("Case ID", _s(case.get("id"))),
@@ -377,7 +382,7 @@ def _title_block(pdf: _Doc, report: dict[str, Any]) -> None:
             ("Case header hash", (_s(case.get("header_hash")), pdf.mono_face())),
             ("Report generated", _when(report.get("generated"))),
             ("Made from", f"{_s(source.get('kind'))} {_s(source.get('path'), '')}".strip()),
-            ("Items covered", f"{items}" + (" (all items)" if scope.get("all_items") else "")),
+            ("Items covered", items),
             ("Tool", f"{_s(report.get('tool'))}, report format {_s(report.get('report_version'))}"),
         ]
     )
@@ -512,25 +517,148 @@ def _verification(pdf: _Doc, report: dict[str, Any]) -> None:
         ]
     )
 
-    items = report.get("items") or []
-    pdf.heading(f"Items in this report ({len(items)})", level=2)
-    if items:
-        pdf.grid(
-            ("Item", "Source path", "State", "Custodian", "Integrity"),
-            [
-                (
-                    _s(i.get("id")),
-                    _s(i.get("path")),
-                    _s(i.get("state")),
-                    _who(i.get("custodian_key"), i.get("custodian")),
-                    _integrity_short(pdf, i),
-                )
-                for i in items
-            ],
-            (0.12, 0.36, 0.12, 0.22, 0.18),
-        )
+
+def _summary(pdf: _Doc, report: dict[str, Any]) -> None:
+    """The answer first: the verification result, the counts by state and outcome,
+    the failing items."""
+    v = report.get("verification") or {}
+    sm = report.get("summary") or {}
+    findings = v.get("findings") or []
+    if v.get("banner"):  # a bundle's verdict, worded once (custody.trust.verdict_banner)
+        pdf.banner(str(v["banner"]), v.get("verdict") == "verified")
+    elif v.get("ok"):
+        pdf.banner("VERIFICATION PASSED", True)
     else:
+        pdf.banner(f"VERIFICATION FAILED - {len(findings)} finding(s)", False)
+    failing = int(sm.get("failing") or 0)
+    pdf.kv(
+        [
+            ("Items", f"{int(sm.get('items') or 0):,}"),
+            ("Intact", f"{int(sm.get('intact') or 0):,}"),
+            ("Failing", (f"{failing:,}", pdf.status_face(not failing))),
+            ("Events verified", _s(v.get("events"))),
+            ("Verified at", _when(v.get("verified_at"))),
+        ]
+    )
+    for title, key in (("By state", "by_state"), ("By outcome", "by_outcome")):
+        counts = sm.get(key) or {}
+        pdf.para(
+            f"{title}: " + ", ".join(f"{k} {n:,}" for k, n in counts.items()) if counts else "-",
+            size=8.5,
+        )
+    ids = sm.get("failing_items") or []
+    if ids:
+        pdf.para("Failing items (detail pages follow the table): " + ", ".join(ids), size=8.5)
+    pdf.ln(2)
+
+
+#: The compact table: (heading, share of the width, never shortened).
+_COMPACT = (
+    ("Item", 0.13, True),
+    ("Integrity", 0.11, True),
+    ("State", 0.11, False),
+    ("Outcome", 0.1, False),
+    ("Size (bytes)", 0.11, True),
+    ("Collected (UTC)", 0.17, True),
+    ("Source path", 0.27, False),
+)
+
+
+def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
+    """One row per item, one line each, failing items first: drawn cell by cell
+    (not fpdf's wrapping table) so that 100,000 rows take seconds.  Ids, numbers
+    and times never break or shorten (their columns fit the widest); a long path is
+    shortened with "..." (the item's detail page, or the JSON, has it whole)."""
+    size = 7.5
+    pdf.heading(f"Items ({len(items):,})", level=1)
+    if not items:
         pdf.para("No items.")
+        return
+    pdf.set_font(pdf.sans, "", size)
+    widths = [share * pdf.epw for _h, share, _k in _COMPACT]
+    # the id column fits the widest id (ids never break); the path column gives way
+    widest = max(pdf.get_string_width(pdf.t(_s(i.get("id")))) for i in items) + 2 * pdf.c_margin
+    if widest > widths[0]:
+        widths[-1] -= widest - widths[0]
+        widths[0] = widest
+    line = size * 0.5
+
+    def head() -> None:
+        pdf.set_font(pdf.sans, "B", size)
+        pdf.set_fill_color(*_GREY)
+        for (h, _share, _k), w in zip(_COMPACT, widths, strict=True):
+            pdf.cell(w, line + 1, h, border=1, fill=True)
+        pdf.ln(line + 1)
+        pdf.set_font(pdf.sans, "", size)
+
+    head()
+    bottom = pdf.h - pdf.b_margin
+    font = pdf.current_font
+    assert font is not None
+    cw: Any = font.cw
+    k, pt = pdf.k, pdf.font_size_pt
+
+    def width(text: str) -> float:
+        try:
+            return float(sum(cw[ord(c)] for c in text)) * pt * 0.001 / k
+        except (KeyError, IndexError, TypeError):
+            return pdf.get_string_width(text)
+
+    def fit(text: str, w: float) -> str:
+        text = pdf.t(text).replace("\n", " ")
+        room = w - 2 * pdf.c_margin
+        full = width(text)
+        if full <= room:
+            return text
+        text = text[: max(0, int(len(text) * room / full) + 2)]
+        while text and width(text + "...") > room:
+            text = text[:-1]
+        return text + "..."
+
+    xs = [pdf.l_margin + sum(widths[:n]) for n in range(len(widths))]
+    for item in items:
+        if pdf.get_y() + line > bottom:
+            pdf.add_page()
+            head()
+        y = pdf.get_y()
+        ok = bool((item.get("integrity") or {}).get("ok"))
+        size_v = item.get("size")
+        cells = (
+            _s(item.get("id")),
+            "intact" if ok else "FAILING",
+            _s(item.get("state")),
+            _s(item.get("outcome")),
+            f"{size_v:,}" if isinstance(size_v, int) else "-",
+            _when(item.get("collected")).removesuffix(" UTC"),
+            _s(item.get("path")),
+        )
+        # the borders of the row's cells in one drawing operation
+        pdf._out(  # one operator string per row: fpdf cell() is too slow for 10^5 rows
+            " ".join(
+                f"{x * k:.2f} {(pdf.h - y) * k:.2f} {w * k:.2f} {-line * k:.2f} re"
+                for x, w in zip(xs, widths, strict=True)
+            )
+            + " S"
+        )
+        base = y + line * 0.72
+        # the first cell through fpdf (it keeps the page's font state), the others as
+        # text operators of the current font in one string
+        pdf.text(xs[0] + pdf.c_margin, base, pdf.t(cells[0]))
+        ops = []
+        for n in range(1, len(cells)):
+            text, x, w = cells[n], xs[n], widths[n]
+            shown = pdf.t(text) if _COMPACT[n][2] else fit(text, w)
+            op = (
+                f"BT {(x + pdf.c_margin) * k:.2f} {(pdf.h - base) * k:.2f} Td"
+                f" {font.encode_text(pdf.normalize_text(shown))} ET"
+            )
+            if n == 1:
+                r, g, b = _GREEN if ok else _RED
+                op = f"q {r / 255:.3f} {g / 255:.3f} {b / 255:.3f} rg {op} Q"
+            ops.append(op)
+        pdf._out(" ".join(ops))
+        pdf.set_y(y + line)
+    pdf.ln(2)
 
 
 def _integrity_short(pdf: _Doc, item: dict[str, Any]) -> tuple[str, FontFace]:
@@ -606,6 +734,15 @@ def _item(pdf: _Doc, item: dict[str, Any]) -> None:
             *_source_rows(item),
         ]
     )
+    meta = item.get("metadata") or {}
+    rows_meta: list[tuple[str, str | tuple[str, FontFace]]] = [
+        (label, (_s(value), pdf.mono_face(7)) if key.endswith("_hex") else _s(value))
+        for key, label in METADATA_FIELDS
+        if (value := meta.get(key)) is not None
+    ]
+    if rows_meta:
+        pdf.heading("Recorded metadata", level=2)
+        pdf.kv(rows_meta)
     _source_chain(pdf, item)
 
     pdf.heading("Digests", level=2)
@@ -719,6 +856,7 @@ def _handovers(pdf: _Doc, handovers: list[dict[str, Any]]) -> None:
         kv: list[tuple[str, str | tuple[str, FontFace]]] = [
             ("Reason", _s(h.get("reason"))),
             ("Location", _s(h.get("location"))),
+            ("Received at", _s(h.get("receipt_location"))),
         ]
         if h.get("mismatch_on_receipt"):
             kv.append(
@@ -810,7 +948,12 @@ def _keys(pdf: _Doc, report: dict[str, Any]) -> None:
     )
 
 
-def render(report: dict[str, Any], *, core_fonts: bool = False) -> bytes:
+def render(
+    report: dict[str, Any],
+    *,
+    core_fonts: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> bytes:
     """The PDF report.  ``core_fonts`` (or :data:`FORCE_CORE_FONTS`) uses the core
     PDF fonts even when a Unicode TrueType font is installed."""
     pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS)  # digest: the exact model
@@ -822,10 +965,28 @@ def render(report: dict[str, Any], *, core_fonts: bool = False) -> bytes:
     pdf.set_subject(pdf.t(_s(case.get("title"))))
     pdf.set_creator(pdf.t(_s(report.get("tool"))))
     pdf.set_lang("en")
-    pdf.add_page()
-    _title_block(pdf, report)
-    _verification(pdf, report)
-    for item in report.get("items") or []:
-        _item(pdf, item)
-    _keys(pdf, report)
-    return bytes(pdf.output())
+    with warnings.catch_warnings():  # fpdf2's warnings are not the user's business
+        warnings.simplefilter("ignore")
+        pdf.add_page()
+        pdf.set_font(pdf.sans, "B", 20)
+        pdf.multi_cell(0, 10, "Chain-of-Custody Report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(pdf.sans, "", 12)
+        pdf.multi_cell(
+            0, 6, pdf.t(f"Case {_s(case.get('id'))}: {_s(case.get('title'))}"),
+            new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+        )  # fmt: skip
+        pdf.ln(2)
+        pdf.start_section("Summary", level=0)
+        _summary(pdf, report)
+        items = report.get("items") or []
+        _compact_table(pdf, items)
+        for n, item in enumerate(items):
+            if item.get("detail", True):
+                _item(pdf, item)
+            if progress is not None and (n % 500 == 0 or n == len(items) - 1):
+                progress(n + 1, len(items))
+        pdf.add_page()
+        _title_block(pdf, report)
+        _verification(pdf, report)
+        _keys(pdf, report)
+        return bytes(pdf.output())
