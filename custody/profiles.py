@@ -38,6 +38,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,7 +164,9 @@ def check_profile(doc: Any, label: str) -> dict[str, Any]:
 
 def parse_profile(raw: bytes, label: str, source: str) -> Profile:
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        # a fraction (5.0 too) stays a Decimal, which the schema's integers refuse:
+        # the document is signed in profile.run, and signed bodies hold no floats
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=Decimal)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise UsageError(f"profile {label} is not JSON: {str(e)[:200]}") from e
     check_profile(doc, label)
@@ -625,7 +628,7 @@ def _run_command(c: Collector, step: dict[str, Any], tools: bytes | None) -> vol
             step["command"],
             reason=c.reason,
             run=c.run,
-            context={**c.context, "note": f"live-response command: {step['reason']}"},
+            context=c.context,
             tools=tools,
             timeout=timeout,
             algorithms=c.algorithms,
