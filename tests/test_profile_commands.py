@@ -173,10 +173,22 @@ def test_commands_recorded_in_order_between_proc_steps_and_files(
 
 def test_text_report_names_each_command(case: Case, tmp_path: Path) -> None:
     host = bin_dir(tmp_path, "host", here="echo hi\n")
-    prof = write_profile(tmp_path, [command(["here", "-v"]), command(["gone"])])
+    prof = write_profile(
+        tmp_path,
+        [command(["here", "-v"]), command(["gone"]), command(["here", "\x1b[2J\rfake"])],
+    )
     proc = cli(case, "collect", "--profile", prof, "--reason", "r", env={"PATH": str(host)})
     assert proc.returncode == 0, proc.stderr
     assert "Volatile step command here -v: captured\n" in proc.stdout
+    assert (
+        "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    )  # a hostile argument is shown escaped
+    (hostile,) = [
+        s
+        for s in steps_of(case)
+        if len(s["details"]["command"]) == 2 and s["details"]["command"][1].startswith("\x1b")
+    ]
+    assert hostile["outcome"] == "captured"
     assert "Volatile step command gone: not available: command not found on PATH: gone\n" in (
         proc.stdout
     )
