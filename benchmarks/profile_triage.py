@@ -16,7 +16,8 @@ and reports
   signed (target: under 5 s), and the same from the run's ``collection.start``;
   also until the ``routes`` step (the live state: process table and deleted
   executables, sockets, users, modules, mounts, routes), before the running
-  executables' bytes and memory;
+  executables' bytes and memory; and until the last live-response command
+  (``ps``, ``ss``, ``who`` ... run through custody capture);
 * what was taken (items, bytes, entries that matched nothing);
 
 beside peers measured in the same run, on the same data:
@@ -24,6 +25,8 @@ beside peers measured in the same run, on the same data:
 * volatile: a shell doing what a shell live response does (``ps -eo ...``,
   ``cat`` of the same /proc/net files, ``who``, /proc/modules, mountinfo, routes
   and ARP), nothing hashed, copied nor signed;
+* commands: the profile's own live-response commands run one after the other
+  with their output thrown away (nothing hashed, stored nor signed);
 * files: ``tar --no-recursion -cf OUT -T LIST`` then ``sha256sum`` of the very
   files the profile collected (a copy and a digest, nothing signed).
 
@@ -101,6 +104,8 @@ def one_run(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
     last_step = epoch(steps[-1]["time"]) if steps else float("nan")
     live = [s for s in steps if s["data"]["step"] == "routes"]
     live_done = epoch(live[0]["time"]) if live else float("nan")
+    cmds = [s for s in steps if s["data"]["step"] == "command"]
+    cmds_done = epoch(cmds[-1]["time"]) if cmds else float("nan")
     summary = json.loads(r.output[r.output.index("{") :])
     db.close()
     shutil.rmtree(case)  # gone before the next run: its store must not be triaged by it
@@ -109,6 +114,10 @@ def one_run(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
         "rss_kib": r.max_rss_kib,
         "volatile_from_launch": last_step - t0,
         "live_from_launch": live_done - t0,
+        "commands_time": cmds_done - live_done,
+        "commands": [
+            (" ".join(s["data"]["details"]["command"]), s["data"]["outcome"]) for s in cmds
+        ],
         "volatile_from_start": last_step - epoch(start["time"]),
         "steps": [(s["data"]["step"], s["data"]["outcome"]) for s in steps],
         "items": len(summary["items"]) if isinstance(summary["items"], list) else summary["items"],
@@ -116,6 +125,20 @@ def one_run(work: Path, env: dict[str, str], n: int) -> dict[str, object]:
         "nothing": [e["entry"] for e in entries if e["matched"] == 0],
         "files": files,
     }
+
+
+def command_peer() -> float:
+    """The linux-triage commands run in turn, output discarded."""
+    doc = json.loads(
+        (Path(__file__).resolve().parents[1] / "custody/profiles/linux-triage.json").read_text()
+    )
+    t0 = time.perf_counter()
+    for s in doc["volatile"]:
+        if s["step"] == "command" and shutil.which(s["command"][0]):
+            subprocess.run(
+                s["command"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+            )
+    return time.perf_counter() - t0
 
 
 def peers(work: Path, files: list[bytes]) -> tuple[float, float]:
@@ -181,6 +204,12 @@ def main() -> None:
                 f" {lv / live if live else float('nan'):>7.1f}  < {VOLATILE_TARGET_S:.0f} s "
                 + ("PASS" if lv < VOLATILE_TARGET_S else "MISS")
             )
+            ct, cpeer = float(res["commands_time"]), command_peer()  # type: ignore[arg-type]
+            print(
+                f"{'  of which live-response commands (s)':<52} {ct:>9.2f} {cpeer:>9.2f}"
+                f" {ct / cpeer if cpeer else float('nan'):>7.1f}"
+            )
+            print(f"  commands: {res['commands']}")
             print(
                 f"{'volatile steps, from collection.start (s)':<52}"
                 f" {float(res['volatile_from_start']):>9.2f}"  # type: ignore[arg-type]

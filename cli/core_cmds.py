@@ -462,6 +462,7 @@ def collect(
     quiet: bool,
     profile: str | None,
     root: str | None,
+    tools: str | None,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -477,7 +478,7 @@ def collect(
         raise UsageError("--json and --jsonl are alternatives: give one")
     if verbose and quiet:
         raise UsageError("--verbose and --quiet are alternatives: give one")
-    plan = profile_cmds.plan(profile, root, paths, resume)
+    plan = profile_cmds.plan(profile, root, paths, resume, tools)
     paths = plan.paths if plan else paths
     if resume:
         if paths:

@@ -4,6 +4,7 @@ command itself lives in cli/main.py and calls in here)."""
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,7 +13,14 @@ import click
 
 from custody.display import shown
 from custody.errors import UsageError
-from custody.profiles import ProfileRun, builtin_names, check_root, load_profile, profile_of_run
+from custody.profiles import (
+    ProfileRun,
+    builtin_names,
+    check_root,
+    check_tools,
+    load_profile,
+    profile_of_run,
+)
 from custody_cli.common import LOOKUP, echo_json
 
 if TYPE_CHECKING:
@@ -23,7 +31,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def profile_options(f: F) -> F:
-    """collect's --profile and --root."""
+    """collect's --profile, --root and --tools."""
+    f = click.option(
+        "--tools",
+        "tools",
+        default=None,
+        metavar="DIR",
+        type=LOOKUP,
+        help="With --profile: run its live-response commands from this folder of trusted"
+        " binaries (the collector's media) only, never the host's PATH; one not there is"
+        " recorded as not available.",
+    )(f)
     f = click.option(
         "--root",
         "root",
@@ -52,13 +70,19 @@ class ProfilePlan:
 
 
 def plan(
-    profile: str | None, root: str | None, paths: tuple[str, ...], resume: bool
+    profile: str | None,
+    root: str | None,
+    paths: tuple[str, ...],
+    resume: bool,
+    tools: str | None = None,
 ) -> ProfilePlan | None:
-    """Check collect's --profile/--root against its other arguments (before
-    anything is asked or written) and load the profile."""
+    """Check collect's --profile/--root/--tools against its other arguments
+    (before anything is asked or written) and load the profile."""
     if profile is None:
         if root is not None:
             raise UsageError("--root goes with --profile")
+        if tools is not None:
+            raise UsageError("--tools goes with --profile (for one command: custody capture)")
         return None
     if resume:
         raise UsageError(
@@ -70,7 +94,8 @@ def plan(
         )
     prof = load_profile(profile)
     raw_root = check_root(root if root is not None else "/")
-    return ProfilePlan((os.fsdecode(raw_root),), ProfileRun(prof, raw_root))
+    tools_dir = check_tools(tools)
+    return ProfilePlan((os.fsdecode(raw_root),), ProfileRun(prof, raw_root, tools=tools_dir))
 
 
 def resume_hook(ledger: Ledger, run: Run) -> PreWalkFn | None:
@@ -87,7 +112,9 @@ def report(hook: Any) -> None:
         return
     for s in hook.steps:
         why = f": {shown(s.reason)}" if s.reason else ""
-        click.echo(f"Volatile step {s.step}: {s.outcome}{why}")
+        cmd = s.details.get("command")
+        what = f"command {shown(shlex.join(cmd))}" if isinstance(cmd, list) else s.step
+        click.echo(f"Volatile step {what}: {s.outcome}{why}")
     for e in hook.entries:
         click.echo(f"Profile entry {shown(e['entry'])}: {e['outcome']} ({e['matched']} path(s))")
 

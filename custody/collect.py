@@ -508,7 +508,13 @@ class Collector:
                 p.data["mime"] = mime
                 p.data["magic"] = desc
             drafts.append(EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True))
-        events = self.ledger.append(self.signer, drafts)
+        self.noted(self.ledger.append(self.signer, drafts))
+        self._pending.clear()
+        self._last_flush = time.monotonic()
+
+    def noted(self, events: Sequence[Event]) -> None:
+        """The run's items just recorded (by :meth:`_flush`, or a capture inside the
+        run) into its summary, and to ``on_item``."""
         for ev in events:
             if ev.type != COLLECT_EVENT:
                 continue
@@ -527,8 +533,6 @@ class Collector:
             self.summary.items.append(item)
             if self.on_item is not None:
                 self.on_item(item)
-        self._pending.clear()
-        self._last_flush = time.monotonic()
 
     def _record(
         self,

@@ -11,8 +11,12 @@ which, before any file is read:
 
 1. ``profile.run`` records the profile document, its SHA-256 and the root;
 2. each volatile step stores its captures as items (``collect`` events) and is
-   recorded as a ``volatile.step`` event, in the profile's order; with a ``--root``
-   other than ``/`` (not the live system) each step is recorded as skipped;
+   recorded as a ``volatile.step`` event, in the profile's order; a ``command``
+   step runs a live-response command through :func:`custody.capture.run_capture`
+   (on PATH, or only inside ``--tools``) and records its outcome: ``captured``,
+   ``timed out``, ``not available`` (not found: the run goes on) or ``failed``;
+   with a ``--root`` other than ``/`` (not the live system) each step is recorded
+   as skipped;
 3. each entry's globs are expanded under the root and the entry's outcome is
    recorded as a ``profile.entry`` event: how many paths matched (``nothing
    matched`` included), which were left out and why (exclude glob, size cap,
@@ -29,18 +33,20 @@ import fnmatch
 import hashlib
 import json
 import os
+import shlex
 import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custody import volatile
-from custody.errors import UsageError
+from custody.errors import CustodyError, StoreError, UsageError
 from custody.hashing import SourceReadError
-from custody.ledger import EventDraft
+from custody.ledger import COLLECT_EVENT, EventDraft
 
 if TYPE_CHECKING:
     from custody.collect import Collector, Run, WalkRules
@@ -55,6 +61,16 @@ DEFAULT_MAX_FILES = 100_000
 LIST_CAP = 1000  # an entry event lists at most this many paths per kind (with the count)
 MAX_GLOBSTARS = 4
 PROFILE_FILE_CAP = 1 << 20
+COMMAND_STEP = "command"
+#: where steps may stand: volatile.STEP_ORDER, with live-response commands (any
+#: number, in the profile's own order) after the /proc reads of the same state and
+#: before the slow steps (every running executable, memory)
+RUN_ORDER: tuple[str, ...] = (
+    *volatile.STEP_ORDER[: volatile.STEP_ORDER.index("executables")],
+    COMMAND_STEP,
+    *volatile.STEP_ORDER[volatile.STEP_ORDER.index("executables") :],
+)
+DEFAULT_COMMAND_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -125,12 +141,14 @@ def check_profile(doc: Any, label: str) -> dict[str, Any]:
         msg = e.message if len(e.message) <= 200 else e.message[:200] + "..."
         raise UsageError(f"profile {label}: {where}: {msg}")
     assert isinstance(doc, dict)
-    order = [volatile.STEP_ORDER.index(s["step"]) for s in doc.get("volatile") or []]
-    if order != sorted(set(order)):
+    steps = doc.get("volatile") or []
+    order = [RUN_ORDER.index(s["step"]) for s in steps]
+    once = [o for o, s in zip(order, steps, strict=True) if s["step"] != COMMAND_STEP]
+    if order != sorted(order) or len(once) != len(set(once)):
         names = [s["step"] for s in doc["volatile"]]
         raise UsageError(
             f"profile {label}: volatile steps {names} are not in order of volatility"
-            f" (RFC 3227: {', '.join(volatile.STEP_ORDER)}), or one is repeated"
+            f" (RFC 3227: {', '.join(RUN_ORDER)}), or one other than command is repeated"
         )
     seen: set[str] = set()
     for g in doc.get("exclude") or []:
@@ -146,7 +164,9 @@ def check_profile(doc: Any, label: str) -> dict[str, Any]:
 
 def parse_profile(raw: bytes, label: str, source: str) -> Profile:
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        # a fraction (5.0 too) stays a Decimal, which the schema's integers refuse:
+        # the document is signed in profile.run, and signed bodies hold no floats
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=Decimal)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise UsageError(f"profile {label} is not JSON: {str(e)[:200]}") from e
     check_profile(doc, label)
@@ -586,10 +606,67 @@ def _step_event(c: Collector, order: int, res: volatile.StepResult, first: int) 
     c.ledger.append(c.signer, [EventDraft(VOLATILE_STEP_EVENT, data)])
 
 
+def _run_command(c: Collector, step: dict[str, Any], tools: bytes | None) -> volatile.StepResult:
+    """A live-response command, through :func:`custody.capture.run_capture` (its
+    conditions hold: the run's ``collection.start`` is written, the collector holds
+    the writers' lock shared, and every pending item is flushed here first)."""
+    from custody.capture import OUTCOME, CommandNotFoundError, run_capture
+
+    timeout = float(step.get("timeout", DEFAULT_COMMAND_TIMEOUT))
+    details: dict[str, Any] = {
+        "command": list(step["command"]),
+        "reason": step["reason"],
+        "timeout_ms": int(timeout * 1000),
+    }
+    if tools is not None:
+        details["tools"] = _pathname(tools)
+    c._flush()
+    try:
+        result = run_capture(
+            c.ledger,
+            c.signer,
+            step["command"],
+            reason=c.reason,
+            run=c.run,
+            context=c.context,
+            tools=tools,
+            timeout=timeout,
+            algorithms=c.algorithms,
+        )
+    except CommandNotFoundError as e:  # not on this host, or not in --tools: nothing ran
+        return volatile.StepResult(COMMAND_STEP, "not available", e.message, details)
+    except StoreError:
+        raise  # the store failed: the run fails, as for any item
+    except CustodyError as e:
+        return volatile.StepResult(COMMAND_STEP, "failed", e.message, details)
+    captured = [ev for ev in result.events if ev.type == COLLECT_EVENT]
+    c.summary.counts[OUTCOME] = c.summary.counts.get(OUTCOME, 0) + len(captured)
+    c.summary.bytes += sum(int(ev.data["size"]) for ev in captured)
+    c.noted(result.events)
+    rec = result.capture
+    exe = rec["executable"]
+    details["capture"] = rec["id"]
+    details["executable"] = {
+        "path": exe["path"],
+        "resolved_in": exe["resolved_in"],
+        "sha256": exe["digests"]["sha256"],
+    }
+    details["exit"] = rec["exit"]
+    if rec["exit"]["status"] == "timed-out":
+        why = f"killed after {timeout:g} s: what it printed until then is recorded"
+        return volatile.StepResult(COMMAND_STEP, "timed out", why, details)
+    return volatile.StepResult(COMMAND_STEP, OUTCOME, None, details)
+
+
 def _run_step(
-    c: Collector, step: dict[str, Any], seen: dict[tuple[int, int], str]
+    c: Collector,
+    step: dict[str, Any],
+    seen: dict[tuple[int, int], str],
+    tools: bytes | None = None,
 ) -> volatile.StepResult:
     name = step["step"]
+    if name == COMMAND_STEP:
+        return _run_command(c, step, tools)
     cap = int(step.get("max_bytes", volatile.DEFAULT_CAP))
     if name == "executables":
         caps, res = volatile.executables(cap, seen)
@@ -642,17 +719,20 @@ def _run_step(
     return res
 
 
-def run_volatile(c: Collector, profile: Profile) -> list[volatile.StepResult]:
+def run_volatile(
+    c: Collector, profile: Profile, tools: bytes | None = None
+) -> list[volatile.StepResult]:
     """The profile's volatile steps, in its order, each recorded as it ends.  A
     step the system does not allow (no /proc, an error reading it) is recorded as
-    failed, with the error, and the next step runs."""
+    failed, with the error, and the next step runs; so is a command not found
+    (``not available``).  ``tools``: commands run from that folder only."""
     done = []
     seen: dict[tuple[int, int], str] = {}  # executables taken: each once in a run
     for order, step in enumerate(profile.steps, start=1):
         c._flush()
         first = len(c.summary.items)
         try:
-            res = _run_step(c, step, seen)
+            res = _run_step(c, step, seen, tools)
         except (OSError, SourceReadError) as e:
             err = e.err if isinstance(e, SourceReadError) else e
             where = f" ({os.fsdecode(err.filename)})" if err.filename else ""
@@ -673,10 +753,13 @@ class ProfileRun:
     the paths to walk are the entries' matches.  Keeps what it recorded, for the
     caller's report (``steps``, ``entries``)."""
 
-    def __init__(self, profile: Profile, root: bytes, *, live: bool = True) -> None:
+    def __init__(
+        self, profile: Profile, root: bytes, *, live: bool = True, tools: bytes | None = None
+    ) -> None:
         self.profile = profile
         self.root = root
         self.live = live
+        self.tools = tools  # live-response commands run from this folder only
         self.steps: list[volatile.StepResult] = []
         self.entries: list[dict[str, Any]] = []
 
@@ -692,9 +775,11 @@ class ProfileRun:
             "root": _pathname(root),
             "volatile": "run" if live_here and profile.steps else "not run",
         }
+        if self.tools is not None:
+            run_data["tools"] = _pathname(self.tools)
         c.ledger.append(c.signer, [EventDraft(PROFILE_RUN_EVENT, run_data)])
         if live_here:
-            self.steps = run_volatile(c, profile)
+            self.steps = run_volatile(c, profile, self.tools)
         elif self.live:
             why = "--root is not /: the live system's volatile state is not that of the root"
             for order, step in enumerate(profile.steps, start=1):
@@ -740,6 +825,13 @@ def check_root(root: str) -> bytes:
     return os.path.normpath(raw) if raw != b"/" else raw
 
 
+def check_tools(tools: str | None) -> bytes | None:
+    """collect's --tools DIR: an existing folder (the rule custody capture applies)."""
+    from custody.capture import _tools_dir
+
+    return _tools_dir(tools)
+
+
 def profile_of_run(ledger: Ledger, run: Run) -> tuple[Profile, bytes] | None:
     """The profile (and root) an interrupted run was started with, from its signed
     ``profile.run`` event (or that of a run it resumed)."""
@@ -772,6 +864,11 @@ def iter_summary(profile: Profile) -> Iterator[str]:
     if profile.steps:
         yield "  volatile steps (in this order, before any file):"
         for i, s in enumerate(profile.steps, start=1):
+            if s["step"] == COMMAND_STEP:
+                secs = s.get("timeout", DEFAULT_COMMAND_TIMEOUT)
+                yield f"    {i}. command: {shlex.join(s['command'])} (timeout {secs:g} s)"
+                yield f"       {s['reason']}"
+                continue
             extra = "".join(f" {k}={v}" for k, v in sorted(s.items()) if k != "step")
             yield f"    {i}. {s['step']}{extra}"
     for g in d.get("exclude") or []:

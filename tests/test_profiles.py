@@ -101,7 +101,7 @@ def test_linux_triage_covers_the_issue() -> None:
         "recent-binaries",
     ):
         assert want in names
-    assert [s["step"] for s in prof.steps] == [
+    assert [s["step"] for s in prof.steps if s["step"] != "command"] == [
         "processes",
         "sockets",
         "users",
@@ -120,7 +120,8 @@ def test_profile_list_and_show(run: Run, tmp_path: Path) -> None:
     assert [r["name"] for r in rows] == BUILT_IN
     assert rows[1]["volatile"][0] == "processes"
     shown = run("profile", "show", "linux-triage", check=True).stdout
-    assert "1. processes" in shown and "7. executables" in shown and "8. memory" in shown
+    assert "1. processes" in shown and "18. executables" in shown and "19. memory" in shown
+    assert "7. command: ps auxwwf (timeout 15 s)" in shown
     assert shown.index("1. processes") < shown.index("auth-logs")
     mine = write_profile(tmp_path / "mine.json", profile_doc([_entry("e1", ["/x/*"])]))
     doc = ok_json(run, "profile", "show", str(mine), "--json")
@@ -273,7 +274,9 @@ def test_linux_triage_with_root_skips_volatile_steps(case: Case, tmp_path: Path)
     proc = cli(case, "collect", "--profile", "linux-triage", "--root", str(vol), "--reason", "r")
     assert proc.returncode == 0, proc.stderr
     steps = of_type(case, "volatile.step")
-    assert [s["step"] for s in steps] == list(profiles_mod.volatile.STEP_ORDER)
+    assert [s["step"] for s in steps] == [
+        s["step"] for s in profiles_mod.load_profile("linux-triage").steps
+    ]
     assert {s["outcome"] for s in steps} == {"skipped"}
     assert all("--root is not /" in s["reason"] for s in steps)
     assert set(collected(case)) == {f"{vol}/etc/shadow"}
