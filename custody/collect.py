@@ -25,11 +25,9 @@ import pwd
 import re
 import socket
 import stat
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,33 +164,6 @@ def _unstable(before: os.stat_result, after: os.stat_result, read: int | None) -
     return read is not None and stat.S_ISREG(before.st_mode) and read != before.st_size
 
 
-class _Typer:
-    """File type detection (libmagic) off the main thread, one handle per thread.
-    Without libmagic (:func:`custody.filetype.unavailable`) nothing is typed: items
-    are recorded without ``mime`` and ``magic``."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self.missing = filetype.unavailable()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="custody-magic")
-
-    def _detect(self, path: str) -> tuple[str, str]:
-        m = getattr(self._local, "pair", None)
-        if m is None:
-            m = self._local.pair = filetype.open_handles()
-        return filetype.detect(path, m)
-
-    def submit(self, stored_copy: str) -> Future[tuple[str, str]] | None:
-        """Type the read-only store copy, not the source: the source is read once,
-        and libmagic's ELF and other analyses need a real file, not a buffer."""
-        if self.missing is not None:
-            return None
-        return self._pool.submit(self._detect, stored_copy)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 @dataclass
 class CollectSummary:
     run: str
@@ -207,7 +178,9 @@ class CollectSummary:
     skipped: int = 0  # paths already recorded by the resumed run
     cleanup: Event | None = None  # orphans of interrupted runs removed first
     selftest: int | None = None  # seq of the self-test this run recorded (first in a case)
-    untyped: str | None = None  # why items were recorded without a MIME type (no libmagic)
+    untyped: str | None = None  # why stored objects were not typed (no libmagic)
+    described: int = 0  # store objects typed after the copy phase (describe events)
+    undescribed: list[str] = field(default_factory=list)  # objects that could not be typed
 
     def totals(self) -> dict[str, Any]:
         """The summary without its item list (``collect --jsonl``'s last line)."""
@@ -230,6 +203,8 @@ class CollectSummary:
             "new_objects": self.new_objects,
             "deduplicated": self.deduplicated,
             "untyped": self.untyped,
+            "described": self.described,
+            "undescribed": self.undescribed,
             "items": self.items,
         }
 
@@ -239,13 +214,11 @@ class _Link:
     path: bytes
     before: os.stat_result
     extra: dict[str, Any]
-    typing: Future[tuple[str, str]] | None
 
 
 @dataclass
 class _Pending:
     data: dict[str, Any]
-    typing: Future[tuple[str, str]] | None = None
 
 
 @dataclass
@@ -460,6 +433,7 @@ class Collector:
         exclude: Sequence[str] = (),
         one_file_system: bool = False,
         on_item: ItemFn | None = None,
+        describe: bool = True,
     ) -> None:
         self.ledger = ledger
         self.selftest = selftest
@@ -482,9 +456,10 @@ class Collector:
         self._started = False
         self._pending: list[_Pending] = []
         self._last_flush = time.monotonic()
-        self._typer = _Typer()
-        if self._typer.missing is not None:
-            self.summary.untyped = self._typer.missing
+        self.describe = describe
+        if describe:
+            self.summary.untyped = filetype.unavailable()
+        self._stored: dict[str, None] = {}  # SHA-256 of the objects this run stored
         self._skip: set[str] = set()
         self._links: dict[tuple[int, int], _Link] = {}  # (device, inode) read this run
         raise_fd_limit()
@@ -497,10 +472,6 @@ class Collector:
         self.store.sync()  # every object these events name is durable before they are
         drafts = []
         for p in self._pending:
-            if p.typing is not None:
-                mime, desc = p.typing.result()
-                p.data["mime"] = mime
-                p.data["magic"] = desc
             drafts.append(EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True))
         events = self.ledger.append(self.signer, drafts)
         for ev in events:
@@ -528,7 +499,6 @@ class Collector:
         self,
         path: bytes,
         outcome: str,
-        typing: Future[tuple[str, str]] | None = None,
         **extra: Any,
     ) -> None:
         data: dict[str, Any] = {
@@ -540,7 +510,7 @@ class Collector:
             **extra,
         }
         self.summary.counts[outcome] = self.summary.counts.get(outcome, 0) + 1
-        self._pending.append(_Pending(data, typing))
+        self._pending.append(_Pending(data))
         if (
             len(self._pending) >= FLUSH_ITEMS
             or time.monotonic() - self._last_flush >= FLUSH_SECONDS
@@ -613,6 +583,12 @@ class Collector:
                     (json.dumps(chain),),
                 )
             }
+            for (sha,) in self.ledger.conn.execute(  # typed after this run, as its own
+                "SELECT sha256 FROM artifacts WHERE sha256 IS NOT NULL AND run IN"
+                " (SELECT value FROM json_each(?))",
+                (json.dumps(chain),),
+            ):
+                self._stored[str(sha)] = None
             counts = dict(
                 self.ledger.conn.execute(
                     "SELECT outcome, count(*) FROM artifacts WHERE run = ? GROUP BY outcome"
@@ -672,7 +648,6 @@ class Collector:
             interrupted = True
         finally:
             self._flush()
-            self._typer.close()
         if interrupted:  # no end event: the run is unfinished, and resumable
             raise CollectionInterruptedError(
                 f"interrupted: collection {self.run} stopped after {len(self.summary.items)}"
@@ -691,7 +666,27 @@ class Collector:
         self.ledger.append(self.signer, [EventDraft(type=RUN_END_EVENT, data=end)])
         if error is not None:
             raise error
+        self._describe()
         return self.summary
+
+    def _describe(self) -> None:
+        """After the run is recorded: type the objects it stored that no describe
+        event types yet, in worker processes (custody.describe).  Ctrl-C here
+        loses no record: 'custody describe' types what is left."""
+        if not self.describe or self.summary.untyped is not None or not self._stored:
+            return
+        from custody.describe import describe_objects, undescribed
+
+        todo = undescribed(self.ledger, self._stored)
+        try:
+            n, problems = describe_objects(self.ledger, self.signer, todo)
+        except KeyboardInterrupt:
+            self.summary.undescribed.append(
+                "interrupted while typing stored objects: run 'custody describe' to finish"
+            )
+            return
+        self.summary.described = n
+        self.summary.undescribed.extend(problems)
 
     def _one(self, e: _Entry) -> None:
         path, st = e.path, e.st
@@ -825,10 +820,10 @@ class Collector:
             self.summary.deduplicated += 1
         else:
             self.summary.new_objects += 1
-        typing = self._typer.submit(str(self.store.path_of(stored.relpath)))
+        self._stored[result.digests["sha256"]] = None
         if not unstable and before.st_nlink > 1:
-            self._links[(before.st_dev, before.st_ino)] = _Link(path, before, extra, typing)
-        self._record(path, "unstable" if unstable else "collected", typing=typing, **extra)
+            self._links[(before.st_dev, before.st_ino)] = _Link(path, before, extra)
+        self._record(path, "unstable" if unstable else "collected", **extra)
 
     def _hard_link(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> bool:
         """A further name of an inode this run already read unchanged: recorded
@@ -848,7 +843,6 @@ class Collector:
         self._record(
             e.path,
             "collected",
-            typing=first.typing,
             source=src,
             **same,
             hard_link_of={"hex": first.path.hex(), "display": display_path(first.path)},
@@ -868,11 +862,13 @@ def collect(
     exclude: Sequence[str] = (),
     one_file_system: bool = False,
     on_item: ItemFn | None = None,
+    describe: bool = True,
 ) -> CollectSummary:
     """Collect ``paths``.  The first collection of a case runs the self-test and
     records it (unless ``selftest`` is False); a failed self-test stops it.
     ``exclude`` and ``one_file_system`` are :class:`WalkRules`; ``on_item`` is
-    called with each item as it is recorded."""
+    called with each item as it is recorded.  With ``describe`` (the default) the
+    objects stored are typed after the run is recorded (custody.describe)."""
     return Collector(
         ledger,
         signer,
@@ -883,6 +879,7 @@ def collect(
         exclude=exclude,
         one_file_system=one_file_system,
         on_item=on_item,
+        describe=describe,
     ).collect(paths)
 
 
@@ -893,6 +890,7 @@ def resume(
     progress: ProgressFn | None = None,
     selftest: bool = True,
     on_item: ItemFn | None = None,
+    describe: bool = True,
 ) -> CollectSummary:
     """Finish the interrupted ``run`` with its own reason, algorithms and walk
     rules."""
@@ -906,6 +904,7 @@ def resume(
         exclude=run.exclude,
         one_file_system=run.one_file_system,
         on_item=on_item,
+        describe=describe,
     ).collect([], resume=run)
 
 

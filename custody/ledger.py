@@ -61,6 +61,7 @@ KEY_ROTATE_EVENT = "key.rotate"
 KEY_REVOKE_EVENT = "key.revoke"
 COLLECT_EVENT = "collect"
 IMPORT_EVENT = "import"  # a bundle merged into the case (custody.bundle.importer)
+DESCRIBE_EVENT = "describe"  # a store object's type (custody.describe)
 
 
 @dataclass(frozen=True)
