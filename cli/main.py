@@ -82,6 +82,7 @@ from custody_cli.custody_cmds import (
     receive_cmd,
     transfer_cmd,
 )
+from custody_cli.describe_cmd import describe as describe_cmd
 from custody_cli.report_cmds import report as report_cmd
 from custody_cli.selftest_cmd import selftest as selftest_cmd
 
@@ -460,6 +461,7 @@ LIST_ITEMS_UP_TO = 20
     help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
 )
 @click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
+@click.option("--no-describe", is_flag=True, help="Do not type the stored objects afterwards.")
 @case_option
 @key_options
 def collect(
@@ -474,6 +476,7 @@ def collect(
     as_json: bool,
     jsonl: bool,
     quiet: bool,
+    no_describe: bool,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -529,7 +532,13 @@ def collect(
         with progress_bar(total, show, "collect") as cb:
             if run is not None:
                 summary = resume_collection(
-                    ledger, signer, run, progress=cb, selftest=not no_selftest, on_item=on_item
+                    ledger,
+                    signer,
+                    run,
+                    progress=cb,
+                    selftest=not no_selftest,
+                    on_item=on_item,
+                    describe=not no_describe,
                 )
             else:
                 summary = run_collect(
@@ -543,6 +552,7 @@ def collect(
                     exclude=exclude,
                     one_file_system=one_file_system,
                     on_item=on_item,
+                    describe=not no_describe,
                 )
     if as_json:
         echo_json(summary.as_json())
@@ -589,7 +599,9 @@ def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> Non
                 f" folder: not collected (recorded as {shown(it['id'])}, excluded)."
             )
     if summary.untyped is not None:
-        click.echo(f"Note: items were recorded without a MIME type: {shown(summary.untyped)}.")
+        click.echo(f"Note: stored objects were not typed: {shown(summary.untyped)}.")
+    for p in summary.undescribed:
+        click.echo(f"Note: {shown(p)}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
         f"Recorded {len(items)} items ({counts}); {summary.bytes} bytes,"
@@ -909,6 +921,7 @@ cli.add_command(prove)
 cli.add_command(bundle)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
+cli.add_command(describe_cmd)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -54,6 +54,15 @@ class Typing:
     seq: int | None  # the describe event (None: an old collect event's own fields)
 
 
+def check_available() -> None:
+    """Raise :class:`LibmagicMissingError` where libmagic cannot be loaded."""
+    missing = filetype.unavailable()
+    if missing is not None:
+        raise LibmagicMissingError(
+            f"cannot describe store objects: {missing} (custody loads it through python-magic)"
+        )
+
+
 def check_data(data: dict[str, Any]) -> str | None:
     """What is wrong with a describe event's data (None: well formed).  The writer
     builds only what passes, and ``verify`` reports what does not."""
@@ -90,6 +99,30 @@ def object_types(ledger: Ledger) -> dict[str, Typing]:
         if isinstance(data, dict) and check_data(data) is None:
             out[data["sha256"]] = Typing(data["mime"], data["description"], int(seq))
     return out
+
+
+def verified_types(events: Iterable[Any]) -> dict[str, Typing]:
+    """:func:`object_types` from events a verification just checked (views'
+    ``ViewEvent``: ``type``, ``seq``, ``body``, ``signature_verified``): only
+    describe events whose signature verified count."""
+    out: dict[str, Typing] = {}
+    for e in events:
+        data = e.body.get("data") if e.type == DESCRIBE_EVENT else None
+        if e.signature_verified and isinstance(data, dict) and check_data(data) is None:
+            out[data["sha256"]] = Typing(data["mime"], data["description"], e.seq)
+    return out
+
+
+def item_type(data: dict[str, Any], types: dict[str, Typing]) -> tuple[str | None, str | None]:
+    """(MIME type, description) of an item from its collect event's ``data``: the
+    fields an event written before 0.16 carries, else its object's describe event."""
+    mime, magic = data.get("mime"), data.get("magic")
+    if isinstance(mime, str):
+        return mime, magic if isinstance(magic, str) else None
+    digests = data.get("digests")
+    sha = digests.get("sha256") if isinstance(digests, dict) and "store" in data else None
+    t = types.get(sha) if isinstance(sha, str) else None
+    return (t.mime, t.description) if t is not None else (None, None)
 
 
 def fill_types(facts: Iterable[dict[str, Any]], types: dict[str, Typing]) -> None:
@@ -189,9 +222,7 @@ def describe_objects(
     number recorded and the problems met (an object missing from the store or
     libmagic failing on it: not recorded).  Raises :class:`LibmagicMissingError`
     where libmagic cannot be loaded."""
-    missing = filetype.unavailable()
-    if missing is not None:
-        raise LibmagicMissingError(f"cannot describe: {missing} (python-magic binds it)")
+    check_available()
     version = libmagic_version()
     store = ledger.store_dir
     todo = [s for s in dict.fromkeys(shas) if _SHA256.fullmatch(s)]

@@ -29,6 +29,7 @@ from custody import __version__, merkle
 from custody.bundle import verify_bundle
 from custody.canonical import rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
+from custody.describe import Typing, item_type, verified_types
 from custody.errors import UsageError
 from custody.findings import Finding, Kind
 from custody.findings import steps as verification_steps
@@ -154,7 +155,8 @@ def _assemble(
     if ledger is not None:  # a case: its imported items too, with their source chains
         views.update(imported_item_views(ledger, events, r, findings, book=book))
     ids = list(wanted) if wanted else list(views)
-    items = [_item(views[i], found_digests) for i in ids if i in views]
+    types = verified_types(events)
+    items = [_item(views[i], found_digests, types) for i in ids if i in views]
     signers = {e.signer for e in events}
     keys = []
     for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f)):
@@ -217,9 +219,12 @@ def _assemble(
     }
 
 
-def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _item(
+    view: ItemView, found: dict[str, dict[str, str]], types: dict[str, Typing]
+) -> dict[str, Any]:
     """One item of the report, from its view (custody.views, as ``custody show``)."""
     r = view.replay
+    mime, magic = item_type(view.data, types)
     body = view.collect.body
     data = view.data
     path = data.get("path") if isinstance(data.get("path"), dict) else {}
@@ -282,13 +287,13 @@ def _item(view: ItemView, found: dict[str, dict[str, str]]) -> dict[str, Any]:
     return {
         "id": view.id,
         **extra,
-        "description": str(data.get("magic") or data.get("outcome") or ""),
+        "description": str(magic or data.get("outcome") or ""),
         "path": str(path.get("display", "")),
         "path_hex": str(path.get("hex", "")),
         "host": str(data.get("host", "")),
         "outcome": str(data.get("outcome", "")),
         "size": data.get("size") if isinstance(data.get("size"), int) else None,
-        "mime": data.get("mime") if isinstance(data.get("mime"), str) else None,
+        "mime": mime,
         "digests": {str(k): str(v) for k, v in sorted(digests.items())},
         "verified_digests": found.get(view.id) or found.get(str(data.get("store"))),
         "collected": str(body.get("time", "")),
