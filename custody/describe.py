@@ -11,7 +11,7 @@ later, and ``bundle import`` types imported objects that lack a description.
 A ``describe`` event names one object only (``sha256``), never an item, so
 disclosing it reveals nothing about other items.  Views take an item's type from
 the latest describe event of its object (:func:`object_types`), or, for items
-recorded by custody before 0.16, from the ``mime``/``magic`` fields their collect
+recorded by custody up to 0.1.0, from the ``mime``/``magic`` fields their collect
 event carries (:func:`fill_types`).
 """
 
@@ -115,7 +115,7 @@ def verified_types(events: Iterable[Any]) -> dict[str, Typing]:
 
 def item_type(data: dict[str, Any], types: dict[str, Typing]) -> tuple[str | None, str | None]:
     """(MIME type, description) of an item from its collect event's ``data``: the
-    fields an event written before 0.16 carries, else its object's describe event."""
+    fields an event written by custody up to 0.1.0 carries, else its object's describe event."""
     mime, magic = data.get("mime"), data.get("magic")
     if isinstance(mime, str):
         return mime, magic if isinstance(magic, str) else None
@@ -127,7 +127,7 @@ def item_type(data: dict[str, Any], types: dict[str, Typing]) -> tuple[str | Non
 
 def fill_types(facts: Iterable[dict[str, Any]], types: dict[str, Typing]) -> None:
     """Give each item's facts (``mime``, ``magic``) its object's type, where its
-    own collect event carries none (events written since 0.16 never do)."""
+    own collect event carries none (events written after 0.1.0 never do)."""
     for f in facts:
         t = types.get(str(f.get("sha256")))
         if t is not None and not f.get("mime"):

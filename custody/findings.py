@@ -140,11 +140,6 @@ class Kind(enum.StrEnum):
         "an act by a key the rules do not allow to make it (attest, revoke, reassign, act"
         " while self-asserted)",
     )
-    DESCRIBE = (
-        "describe",
-        Step.CUSTODY,
-        "a describe event typing a store object no earlier event stored",
-    )
     NAME = ("name", Step.CUSTODY, "a name attested to a key while another active key holds it")
     UNTRUSTED_KEY = (
         "untrusted-key",

@@ -25,7 +25,6 @@ from custody.findings import Finding, Findings, Kind, event_subject
 from custody.keys import Signer, fingerprint, verify_signature
 from custody.ledger import (
     COLLECT_EVENT,
-    DESCRIBE_EVENT,
     IDENTITY_EVENT,
     IMPORT_EVENT,
     KEY_REVOKE_EVENT,
@@ -144,7 +143,6 @@ class Replay:
     # imported sources (custody.sources): label -> header hash, header hash -> label
     sources: dict[str, str] = field(default_factory=dict)
     source_labels: dict[str, str] = field(default_factory=dict)
-    objects: set[str] = field(default_factory=set)  # SHA-256 of every object stored
 
     def violate(
         self, kind: Kind, seq: int, detail: str, *, item: str | None = None, subject: str = ""
@@ -282,11 +280,6 @@ def step(
             digests=dict(digests),
             store=data.get("store"),
         )
-        if "store" in data:
-            r.objects.add(str(digests.get("sha256")))
-    elif type_ == DESCRIBE_EVENT:
-        if data.get("sha256") not in r.objects:
-            r.violate(Kind.DESCRIBE, seq, f"types {data.get('sha256')}, an object no event stored")
     elif type_ == IMPORT_EVENT:
         _import(r, seq, signer, data)
     elif type_ == TRANSFER_EVENT:
@@ -717,8 +710,6 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
                 )
             continue
         store = entry.get("store")
-        if isinstance(store, str) and isinstance(sha, str):
-            r.objects.add(sha)
         r.items[item] = ItemStatus(
             item=item,
             state=COLLECTED,
