@@ -252,3 +252,13 @@ def describe_objects(
             progress(len(results))
     flush()
     return done, problems
+
+
+def describe_missing(ledger: Ledger, signer: Signer, shas: Iterable[str]) -> int:
+    """Type those of ``shas`` no describe event types yet (what ``bundle import``
+    calls for the objects it brought in); nothing where libmagic is missing.
+    Returns the number of describe events recorded."""
+    if filetype.unavailable() is not None:
+        return 0
+    todo = undescribed(ledger, list(shas))
+    return describe_objects(ledger, signer, todo)[0] if todo else 0

@@ -143,6 +143,9 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
+    from custody.describe import describe_missing  # types objects no describe event types
+
+    describe_missing(ledger, signer, [str(i["sha256"]) for i in items if "store" in i])
     return ImportResult(bundle_id, False, items, len(lines), ev.seq)
 
 
