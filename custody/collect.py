@@ -527,8 +527,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_reader(root: str, algorithms: tuple[str, ...], parent: int) -> None:
+def _init_reader(
+    root: str, algorithms: tuple[str, ...], parent: int, lock_fds: tuple[int, ...]
+) -> None:
     global _worker
+    for fd in lock_fds:  # the collector's locks end with it, not with its readers
+        os.close(fd)
     _die_with_parent()
     if os.getppid() != parent:  # the collector died before the line above
         os._exit(1)
@@ -564,12 +568,14 @@ class _Job:
 
 class _ReaderPool:
     """Worker processes that open, read, hash and copy small files into the store
-    (``fork``ed: they start in milliseconds, and share the writers' lock, so no
-    other collector takes their objects for an interrupted run's).  The collector
-    records their answers in order and makes their objects durable (``syncfs``)
-    before it names them."""
+    (``fork``ed: they start in milliseconds).  They let go of the collector's
+    locks (the writers' and the run's: those end with the collector, whose death
+    kills them, ``PR_SET_PDEATHSIG``).  The collector records their answers in
+    order and makes their objects durable (``syncfs``) before it names them."""
 
-    def __init__(self, store: Store, algorithms: Sequence[str], workers: int) -> None:
+    def __init__(
+        self, store: Store, algorithms: Sequence[str], workers: int, lock_fds: tuple[int, ...]
+    ) -> None:
         import multiprocessing
 
         self.max_inflight = 2 * workers + 2
@@ -577,7 +583,7 @@ class _ReaderPool:
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_reader,
-            initargs=(os.fspath(store.root), tuple(algorithms), os.getpid()),
+            initargs=(os.fspath(store.root), tuple(algorithms), os.getpid(), lock_fds),
         )
 
     def submit(self, batch: list[_Queued]) -> _Job:
@@ -645,6 +651,7 @@ class Collector:
         self._skip: set[str] = set()
         self._links: dict[tuple[int, int], _Link] = {}  # (device, inode) read this run
         self._pool: _ReaderPool | None = None  # started once the walk meets small files
+        self._lock_fds: tuple[int, ...] = ()
         self._pool_workers = reader_workers()
         self._small = 0
         self._batch: list[_Queued] = []
@@ -727,7 +734,9 @@ class Collector:
                     self.summary.cleanup = clean_orphans(self.ledger, self.signer, self.store)
                 finally:
                     writers.share()
-            with _RunLock(self.store, self.run):
+            with _RunLock(self.store, self.run) as run_lock:
+                # the locks are this process's: a reader forked from it lets go of them
+                self._lock_fds = tuple(fd for fd in (writers.fd, run_lock.fd) if fd is not None)
                 return self._run(roots, resume)
         finally:
             writers.release()
@@ -1020,7 +1029,9 @@ class Collector:
             self._small += 1
             if self._small < POOL_AFTER or self._pool_workers < 1:
                 return False
-            self._pool = _ReaderPool(self.store, self.algorithms, self._pool_workers)
+            self._pool = _ReaderPool(
+                self.store, self.algorithms, self._pool_workers, self._lock_fds
+            )
         return True
 
     def _queue(self, path: bytes, st: os.stat_result) -> None:
