@@ -72,7 +72,7 @@ def check_reason(reason: str) -> str:
 
 RUN_START_EVENT = "collection.start"
 RUN_END_EVENT = "collection.end"
-FLUSH_ITEMS = 256
+FLUSH_ITEMS = 1024  # events per transaction (and per syncfs of the store before it)
 FLUSH_SECONDS = 1.0
 
 ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
