@@ -195,6 +195,7 @@ class Ledger:
         self.for_reading = False  # opened by a command that only reads
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
         self._tx_rows: dict[str, list[tuple[Any, ...]]] = {}
+        self._batching = False  # inside append: inserts wait for _write_rows
         self._rules: Any = None
         self._wrote_by: Signer | None = None  # last signer of a committed append
 
@@ -488,7 +489,10 @@ class Ledger:
         """An insert of this append's transaction, run with its kind in one
         ``executemany`` before the commit (:meth:`_write_rows`): nothing the append
         reads meanwhile is in these rows."""
-        self._tx_rows.setdefault(sql, []).append(row)
+        if self._batching:
+            self._tx_rows.setdefault(sql, []).append(row)
+        else:  # an insert outside append (a tool forcing an event in): now
+            self.conn.execute(sql, row)
 
     def _write_rows(self) -> None:
         for sql, rows in self._tx_rows.items():
@@ -517,6 +521,7 @@ class Ledger:
         self._begin()
         self._tx_nodes = {}
         self._tx_rows = {}
+        self._batching = True
         try:
             r = rules.current()
             rules.refuse_retired(signer)
@@ -550,12 +555,14 @@ class Ledger:
                 out.append(ev)
                 prev = ev.hash
             self._write_rows()
+            self._batching = False
             if after is not None and out:
                 after(out[-1])  # more rows, in the same transaction as the events
             self.conn.execute("COMMIT")
             if out:
                 self._wrote_by = signer
         except sqlite3.Error as e:
+            self._batching, self._tx_rows = False, {}
             self.conn.execute("ROLLBACK")
             rules.invalidate()
             error = sqlite_error_class(e, OperationalError)
@@ -563,6 +570,7 @@ class Ledger:
                 raise error(f"ledger is locked: {e}") from e
             raise error(f"could not write to the ledger: {e}") from e
         except BaseException:
+            self._batching, self._tx_rows = False, {}
             self.conn.execute("ROLLBACK")
             rules.invalidate()
             raise
