@@ -80,7 +80,10 @@ def bundle_export(
         "events": result.events,
         "bytes": result.bytes,
         "checkpoint_size": result.checkpoint_size,
+        "warnings": result.warnings,
     }
+    for w in result.warnings:
+        click.echo(f"Warning: {shown(w)}", err=True)
     if as_json:
         echo_json(summary)
     else:
@@ -162,11 +165,18 @@ def bundle_verify(
 @bundle.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option(
+    "--endpoint-url",
+    type=LINE,
+    default=None,
+    help="The S3 server of s3:// bundles (docs/vault.md), for servers other than AWS.",
+)
 @case_option
 @key_options
 def bundle_import(
     paths: tuple[Path, ...],
     as_json: bool,
+    endpoint_url: str | None,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -174,17 +184,24 @@ def bundle_import(
 ) -> None:
     """Verify, then merge collectors' bundles into this case: payload into the
     store, their signed events kept byte for byte, an import event signed by you.
-    A bundle that fails verification is refused and nothing is written."""
+    A bundle that fails verification is refused and nothing is written.  A path
+    s3://BUCKET/PREFIX/bundles/… imports a bundle from an evidence vault."""
     from custody.bundle import import_bundle
+    from custody.vault import staged_bundle, vault_url_of
 
     out = []
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
         for p in paths:
-            r = import_bundle(ledger, signer, p)
+            url = vault_url_of(str(p))
+            if url is None:
+                r = import_bundle(ledger, signer, p)
+            else:
+                with staged_bundle(ledger.case_dir, url, endpoint_url) as staged:
+                    r = import_bundle(ledger, signer, staged)
             out.append(
                 {
-                    "bundle": str(p),
+                    "bundle": url or str(p),
                     "id": r.bundle,
                     "already_imported": r.already,
                     "items": r.items,
@@ -194,11 +211,13 @@ def bundle_import(
             )
             if not as_json:
                 if r.already:
-                    click.echo(f"{shown(p)}: already imported ({shown(r.bundle)}); nothing changed")
+                    click.echo(
+                        f"{shown(url or p)}: already imported ({shown(r.bundle)}); nothing changed"
+                    )
                 else:
                     click.echo(
-                        f"{shown(p)}: imported {len(r.items)} items and {r.events} signed events"
-                        f" as event {r.event_seq}"
+                        f"{shown(url or p)}: imported {len(r.items)} items and {r.events}"
+                        f" signed events as event {r.event_seq}"
                     )
     if as_json:
         echo_json(out)

@@ -22,11 +22,11 @@ from custody.views import case_keybook, item_log
 from custody.writers import (
     lifecycle_event,
     reassign,
-    receive,
+    receive_events,
     replace_owner,
     revoke_key,
     rotate_key,
-    transfer,
+    transfer_events,
 )
 from custody_cli.common import (
     LINE,
@@ -72,13 +72,17 @@ def transfer_cmd(
     The items are in transit until the receiver runs 'custody receive'."""
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        ev = transfer(ledger, signer, list(items), to, reason, location)
+        evs = transfer_events(ledger, signer, list(items), to, reason, location)
+        ev = evs[0]  # the hand-over's id is its first transfer's
         receiver = case_keybook(ledger).card(ev.data["to"])
         out = {
             "id": transfer_id(ev.seq),
             "event": ev.seq,
             "hash": ev.hash,
-            "items": ev.data["items"],
+            "events": [
+                {"id": transfer_id(e.seq), "hash": e.hash, "item": e.data["items"][0]} for e in evs
+            ],
+            "items": [i for e in evs for i in e.data["items"]],
             "to": ev.data["to"],
             "to_name": ev.data["to_name"],
             "to_key": receiver.as_json(),
@@ -114,21 +118,29 @@ def receive_cmd(
     with any mismatch, is signed by you.  Exit 1 if an item does not match."""
     with open_case(case_dir) as ledger:
         signer = load_key(key_path, passphrase_file, insecure_key)
-        ev = receive(ledger, signer, transfer_id, location, note)
-    checks = ev.data["items"]
+        evs = receive_events(ledger, signer, transfer_id, location, note)
+    ev = evs[0]
+    checks = {i: c for e in evs for i, c in e.data["items"].items()}
     bad = sorted(i for i, c in checks.items() if not c["match"])
     if as_json:
         echo_json(
             {
-                "transfer": ev.data["transfer_id"],
+                "transfer": ev.data.get("handover", ev.data["transfer_id"]),
                 "event": ev.seq,
                 "hash": ev.hash,
+                "events": [
+                    {"event": e.seq, "hash": e.hash, "transfer": e.data["transfer_id"]} for e in evs
+                ],
                 "items": checks,
                 "ok": not bad,
             }
         )
     else:
-        click.echo(f"Received {shown(ev.data['transfer_id'])} as event {ev.seq}:")
+        seqs = ", ".join(str(e.seq) for e in evs)
+        click.echo(
+            f"Received {shown(ev.data.get('handover', ev.data['transfer_id']))}"
+            f" as event{'s' if len(evs) > 1 else ''} {seqs}:"
+        )
         for item, c in sorted(checks.items()):
             click.echo(f"  {shown(item)}: {'digests match' if c['match'] else 'MISMATCH'}")
     if bad:

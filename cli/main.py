@@ -52,6 +52,7 @@ from custody.views import (
     show_verdict,
     verification_lines,
 )
+from custody_cli import profile_cmds
 from custody_cli.bundle_cmds import bundle
 from custody_cli.common import (
     LINE,
@@ -85,6 +86,7 @@ from custody_cli.custody_cmds import (
 from custody_cli.describe_cmd import describe as describe_cmd
 from custody_cli.report_cmds import report as report_cmd
 from custody_cli.selftest_cmd import selftest as selftest_cmd
+from custody_cli.vault_cmds import hold, vault
 
 # -- the group ------------------------------------------------------------------
 
@@ -462,6 +464,7 @@ LIST_ITEMS_UP_TO = 20
 )
 @click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
 @click.option("--no-describe", is_flag=True, help="Do not type the stored objects afterwards.")
+@profile_cmds.profile_options
 @case_option
 @key_options
 def collect(
@@ -477,6 +480,8 @@ def collect(
     jsonl: bool,
     quiet: bool,
     no_describe: bool,
+    profile: str | None,
+    root: str | None,
     case_dir: Path | None,
     key_path: Path | None,
     passphrase_file: Path | None,
@@ -492,6 +497,8 @@ def collect(
         raise UsageError("--json and --jsonl are alternatives: give one")
     if verbose and quiet:
         raise UsageError("--verbose and --quiet are alternatives: give one")
+    plan = profile_cmds.plan(profile, root, paths, resume)
+    paths = plan.paths if plan else paths
     if resume:
         if paths:
             raise UsageError(
@@ -528,7 +535,8 @@ def collect(
         signer = load_key(key_path, passphrase_file, insecure_key)
         show = show_progress(quiet)
         rules = WalkRules(exclude, one_file_system, os.fsencode(os.path.abspath(ledger.case_dir)))
-        total = estimate(paths, rules)[0] if show else 0
+        hook = plan.hook if plan else profile_cmds.resume_hook(ledger, run) if run else None
+        total = estimate(paths, rules)[0] if show and hook is None else 0
         with progress_bar(total, show, "collect") as cb:
             if run is not None:
                 summary = resume_collection(
@@ -539,6 +547,7 @@ def collect(
                     selftest=not no_selftest,
                     on_item=on_item,
                     describe=not no_describe,
+                    pre_walk=hook,
                 )
             else:
                 summary = run_collect(
@@ -553,6 +562,7 @@ def collect(
                     one_file_system=one_file_system,
                     on_item=on_item,
                     describe=not no_describe,
+                    pre_walk=hook,
                 )
     if as_json:
         echo_json(summary.as_json())
@@ -560,6 +570,7 @@ def collect(
     if jsonl:
         click.echo(json.dumps({"summary": summary.totals()}, ensure_ascii=False))
         return
+    profile_cmds.report(hook)
     _collect_text(summary, verbose=verbose, quiet=quiet)
 
 
@@ -922,6 +933,9 @@ cli.add_command(bundle)
 cli.add_command(report_cmd)
 cli.add_command(selftest_cmd)
 cli.add_command(describe_cmd)
+cli.add_command(vault)
+cli.add_command(hold)
+cli.add_command(profile_cmds.profile_group)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -77,6 +77,9 @@ FLUSH_SECONDS = 1.0
 
 ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
 ItemFn = Callable[[dict[str, Any]], None]  # an item as recorded (summary.items' form)
+#: Called after the run's start is recorded, before the walk, with the roots; returns
+#: the roots to walk instead (custody.profiles uses it).
+PreWalkFn = Callable[["Collector", list[bytes]], list[bytes]]
 
 
 def display_path(raw: bytes) -> str:
@@ -622,8 +625,10 @@ class Collector:
         one_file_system: bool = False,
         on_item: ItemFn | None = None,
         describe: bool = True,
+        pre_walk: PreWalkFn | None = None,
     ) -> None:
         self.ledger = ledger
+        self.pre_walk = pre_walk  # e.g. a profile run: volatile steps, then its paths
         self.selftest = selftest
         self.signer = signer
         self.reason = reason
@@ -834,6 +839,8 @@ class Collector:
         interrupted = False
         try:
             try:
+                if self.pre_walk is not None:
+                    roots = self.pre_walk(self, roots)
                 for entry in _walk(roots, self.rules):
                     self._one(entry)
                     if self.progress is not None:
@@ -1112,6 +1119,7 @@ def collect(
     one_file_system: bool = False,
     on_item: ItemFn | None = None,
     describe: bool = True,
+    pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Collect ``paths``.  The first collection of a case runs the self-test and
     records it (unless ``selftest`` is False); a failed self-test stops it.
@@ -1129,6 +1137,7 @@ def collect(
         one_file_system=one_file_system,
         on_item=on_item,
         describe=describe,
+        pre_walk=pre_walk,
     ).collect(paths)
 
 
@@ -1140,6 +1149,7 @@ def resume(
     selftest: bool = True,
     on_item: ItemFn | None = None,
     describe: bool = True,
+    pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Finish the interrupted ``run`` with its own reason, algorithms and walk
     rules."""
@@ -1154,6 +1164,7 @@ def resume(
         one_file_system=run.one_file_system,
         on_item=on_item,
         describe=describe,
+        pre_walk=pre_walk,
     ).collect([], resume=run)
 
 

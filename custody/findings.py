@@ -189,6 +189,22 @@ class Kind(enum.StrEnum):
         "a complete store object no event names and no interrupted collection explains:"
         " evidence of lost events",
     )
+    VAULT_MISSING = (
+        "vault-missing",
+        Step.STORE,
+        "an object version the case recorded as pushed to a vault is not there",
+    )
+    VAULT_CONTENT = (
+        "vault-content",
+        Step.STORE,
+        "a vault object version has another size or checksum than recorded",
+    )
+    VAULT_RETENTION = (
+        "vault-retention",
+        Step.STORE,
+        "a vault object version is retained for less, in a weaker mode, or without the"
+        " legal hold recorded",
+    )
     PAYLOAD_MISSING = ("payload-missing", Step.STORE, "a bundle payload file is missing")
     PAYLOAD_EXTRA = (
         "payload-extra",

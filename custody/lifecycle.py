@@ -43,6 +43,10 @@ REASSIGN_EVENT = "reassign"
 #: what a self-asserted key (one nobody attested) may sign under rules 2
 SELF_ASSERTED_MAY = frozenset({"note", "checkpoint", "timestamp"})
 LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
+#: a legal hold on one item (custody.vault, docs/vault.md): while it stands, the
+#: item's stored bytes may not be purged
+HOLD_SET_EVENT = "hold.set"
+HOLD_RELEASE_EVENT = "hold.release"
 TRANSFER_PREFIX = "TRANSFER-"
 #: an item's id in the case it was collected in (what an import event may import)
 SOURCE_ITEM = re.compile(r"ITEM-[1-9][0-9]*")
@@ -115,10 +119,13 @@ class Transfer:
     receipt: int | None = None
     receipt_time: str | None = None
     mismatches: list[str] = field(default_factory=list)
+    handover: str | None = None  # the hand-over id grouping one event per item
 
     @property
     def id(self) -> str:
-        return transfer_id(self.seq)
+        """The id people use: the hand-over's (its first transfer's) for every transfer
+        of a hand-over, else ``TRANSFER-<seq>``."""
+        return self.handover or transfer_id(self.seq)
 
 
 @dataclass
@@ -143,6 +150,21 @@ class Replay:
     # imported sources (custody.sources): label -> header hash, header hash -> label
     sources: dict[str, str] = field(default_factory=dict)
     source_labels: dict[str, str] = field(default_factory=dict)
+    # legal holds standing: item -> (seq of hold.set, fp that set it)
+    holds: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # a replay of a bundle's disclosed events, not of a whole ledger: a hand-over's
+    # members for other items are withheld, so only those present are compared
+    partial: bool = False
+    handover_last: dict[str, int] = field(default_factory=dict)  # hand-over -> last member
+
+    def group(self, t: Transfer) -> list[Transfer]:
+        """The transfers of ``t``'s hand-over (one per item), in order; ``[t]`` alone
+        for a transfer written before hand-overs were split by item."""
+        if t.handover is None:
+            return [t]
+        return sorted(
+            (u for u in self.transfers.values() if u.handover == t.handover), key=lambda u: u.seq
+        )
 
     def violate(
         self, kind: Kind, seq: int, detail: str, *, item: str | None = None, subject: str = ""
@@ -202,10 +224,15 @@ def _items_of(data: dict[str, Any]) -> list[str]:
 
 
 def replay(
-    events: Iterable[tuple[int, str, str, str, dict[str, Any]]], case_id: str, rules: int = 1
+    events: Iterable[tuple[int, str, str, str, dict[str, Any]]],
+    case_id: str,
+    rules: int = 1,
+    *,
+    partial: bool = False,
 ) -> Replay:
-    """Replay (seq, hash, type, signer, body) in order under custody rules ``rules``."""
-    r = Replay(rules=rules)
+    """Replay (seq, hash, type, signer, body) in order under custody rules ``rules``;
+    ``partial`` for the disclosed events of a bundle (:attr:`Replay.partial`)."""
+    r = Replay(rules=rules, partial=partial)
     for seq, ev_hash, type_, signer, body in events:
         step(r, case_id, seq, ev_hash, type_, signer, body)
     return r
@@ -290,6 +317,8 @@ def step(
         _receive(r, seq, signer, body, data)
     elif type_ in LIFECYCLE_EVENTS:
         _lifecycle(r, seq, type_, signer, data)
+    elif type_ in (HOLD_SET_EVENT, HOLD_RELEASE_EVENT):
+        _hold(r, seq, type_, signer, data)
 
 
 def retired_why(r: Replay, fp: str, seq: int) -> str | None:
@@ -525,8 +554,11 @@ def _transfer(
         reason=str(data.get("reason", "")),
         location=str(data.get("location", "")),
         time=str(body.get("time")),
+        handover=data.get("handover") if isinstance(data.get("handover"), str) else None,
     )
     r.transfers[seq] = t
+    if "handover" in data:
+        _handover_member(r, seq, t, data)
     if t.receiver not in r.keys:
         r.violate(
             Kind.TRANSFER, seq, f"receiver {t.receiver} is not a known identity", subject=subject
@@ -572,6 +604,60 @@ def _transfer(
         st.pending = seq
 
 
+def _handover_member(r: Replay, seq: int, t: Transfer, data: dict[str, Any]) -> None:
+    """A hand-over records one ``transfer`` per item, each naming the hand-over id
+    ``TRANSFER-<seq of its first member>``: consecutive events, one item each, the
+    same releaser, receiver, reason and location (ledger-format §7.2)."""
+    subject = transfer_id(seq)
+    h = data.get("handover")
+    try:
+        head_seq = parse_transfer_id(h) if isinstance(h, str) else None
+    except UsageError:
+        head_seq = None
+    if head_seq is None or h != transfer_id(head_seq) or head_seq > seq:
+        r.violate(
+            Kind.TRANSFER, seq, f"handover {h!r} is not an earlier transfer id", subject=subject
+        )
+        return
+    if len(t.items) != 1:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            "a hand-over's transfer event moves exactly one item",
+            subject=subject,
+        )
+    if head_seq == seq:
+        r.handover_last[str(h)] = seq
+        return
+    head = r.transfers.get(head_seq)
+    if head is None:
+        if not r.partial:
+            r.violate(Kind.TRANSFER, seq, f"hand-over {h} has no first transfer", subject=subject)
+        return
+    same = (head.handover, head.releaser, head.receiver, head.reason, head.location) == (
+        h,
+        t.releaser,
+        t.receiver,
+        t.reason,
+        t.location,
+    )
+    if not same:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            f"not the same hand-over as {h}: releaser, receiver, reason and location differ",
+            subject=subject,
+        )
+    elif not r.partial and r.handover_last.get(str(h)) != seq - 1:
+        r.violate(
+            Kind.TRANSFER,
+            seq,
+            f"hand-over {h}'s transfers must be consecutive events",
+            subject=subject,
+        )
+    r.handover_last[str(h)] = seq
+
+
 def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[str, Any]) -> None:
     tseq = data.get("transfer_seq")
     t = r.transfers.get(tseq) if isinstance(tseq, int) else None
@@ -587,6 +673,14 @@ def _receive(r: Replay, seq: int, signer: str, body: dict[str, Any], data: dict[
             seq,
             f"{t.id} is addressed to {r.who(r.current(t.receiver))}; only they may receive it,"
             f" not {r.who(signer)}",
+        )
+        return
+    if data.get("handover") != t.handover:
+        r.violate(
+            Kind.RECEIPT,
+            seq,
+            f"the receipt's hand-over {data.get('handover')!r} is not that of the transfer"
+            f" at event {t.seq} ({t.handover!r})",
         )
         return
     t.receipt, t.receipt_time = seq, str(body.get("time"))
@@ -748,9 +842,56 @@ def _lifecycle(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any
         if why:
             r.violate(Kind.LIFECYCLE, seq, why, item=item)
             continue
+        if type_ == "dispose" and data.get("purge") is True and item in r.holds:
+            r.violate(
+                Kind.LIFECYCLE,
+                seq,
+                f"{item} is under a legal hold since event {r.holds[item][0]}: its stored"
+                " bytes may not be purged until the hold is released",
+                item=item,
+            )
+            continue
         st.state = _STATE_AFTER[type_]
         if type_ == "dispose" and data.get("purge") is True:
             st.purged = True
+
+
+def _hold(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:
+    """A legal hold is set on one item by any key that may act (under rules 2: an
+    attested one) and released only by the key that set it or the case's owner."""
+    items = _items_of(data)
+    if len(items) != 1:
+        r.violate(Kind.LIFECYCLE, seq, f"{type_} must name exactly one item")
+        return
+    item = items[0]
+    if item not in r.items:
+        r.violate(Kind.LIFECYCLE, seq, f"{type_} of {item}, not an item of this case", item=item)
+        return
+    held = r.holds.get(item)
+    if type_ == HOLD_SET_EVENT:
+        if held is not None:
+            r.violate(
+                Kind.LIFECYCLE,
+                seq,
+                f"{item} is already under a hold since event {held[0]}",
+                item=item,
+            )
+            return
+        r.holds[item] = (seq, signer)
+        return
+    if held is None:
+        r.violate(Kind.LIFECYCLE, seq, f"{item} is not under a legal hold", item=item)
+        return
+    if signer not in (held[1], r.owner) and r.current(held[1]) != signer:
+        r.violate(
+            Kind.AUTHORITY,
+            seq,
+            f"{r.who(signer)} may not release the hold of event {held[0]}: only the key"
+            " that set it or the case's owner may",
+            item=item,
+        )
+        return
+    del r.holds[item]
 
 
 def replay_ledger(ledger: Ledger) -> Replay:

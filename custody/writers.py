@@ -11,6 +11,7 @@ show that ``verify`` reports what a writer refuses.
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from custody.hashing import hash_file
 from custody.keys import Identity, Signer
 from custody.ledger import KEY_REVOKE_EVENT, KEY_ROTATE_EVENT, Event, EventDraft, Ledger
 from custody.lifecycle import (
+    HOLD_RELEASE_EVENT,
+    HOLD_SET_EVENT,
     LIFECYCLE_EVENTS,
     REASSIGN_EVENT,
     RECEIVE_EVENT,
@@ -34,6 +37,7 @@ from custody.lifecycle import (
     replay_ledger,
     resolve_identity,
     rotation_statement,
+    transfer_id,
 )
 from custody.store import Store
 
@@ -43,6 +47,8 @@ from custody.store import Store
 def transfer_draft(
     r: Replay, items: list[str], to: str, reason: str, location: str = ""
 ) -> EventDraft:
+    """One transfer event moving all ``items``: how hand-overs were recorded before
+    they were split by item (:func:`handover_drafts`); kept for tests."""
     wanted = need_items(r, items)
     receiver = resolve_identity(r, to)
     return EventDraft(
@@ -58,15 +64,52 @@ def transfer_draft(
     )
 
 
+def handover_drafts(
+    r: Replay, first_seq: int, items: list[str], to: str, reason: str, location: str = ""
+) -> list[EventDraft]:
+    """A hand-over of ``items``: one transfer event per item, so that no signed event
+    names another item or its digests (an export of one item discloses only its
+    own), grouped by the hand-over id ``TRANSFER-<first_seq>``, the seq the first of
+    them gets (ledger-format §7.2).  A hand-over of one item is one plain transfer."""
+    wanted = need_items(r, items)
+    if len(wanted) == 1:  # a hand-over of one item needs no group
+        return [transfer_draft(r, wanted, to, reason, location)]
+    receiver = resolve_identity(r, to)
+    hid = transfer_id(first_seq)
+    return [
+        EventDraft(
+            TRANSFER_EVENT,
+            {
+                "handover": hid,
+                "items": [i],
+                "to": receiver,
+                "to_name": r.names.get(receiver, ("", ""))[0],
+                "reason": reason,
+                "location": location,
+                "digests": {i: r.items[i].digests},
+            },
+        )
+        for i in wanted
+    ]
+
+
 def receive_draft(r: Replay, tid: str, location: str = "", note: str = "") -> EventDraft:
     """A receipt of transfer ``tid`` as if every item matched (the receive writer
     then fills in what it found on re-hashing)."""
     t = r.transfers.get(parse_transfer_id(tid))
     if t is None:
         raise UsageError(f"no such transfer: {tid}")
+    return receipt_draft(r, t, location, note)
+
+
+def receipt_draft(r: Replay, t: Transfer, location: str = "", note: str = "") -> EventDraft:
+    """The receipt of transfer event ``t`` (one item of a hand-over, or a whole
+    transfer written before hand-overs were split), as if every item matched."""
+    handover = {"handover": t.handover} if t.handover is not None else {}
     return EventDraft(
         RECEIVE_EVENT,
         {
+            **handover,
             "transfer": t.hash,
             "transfer_seq": t.seq,
             "transfer_id": t.id,
@@ -110,11 +153,38 @@ def reassign_draft(r: Replay, items: list[str], to: str, reason: str) -> EventDr
 def transfer(
     ledger: Ledger, signer: Signer, items: list[str], to: str, reason: str, location: str = ""
 ) -> Event:
-    return append_checked(ledger, signer, lambda r: transfer_draft(r, items, to, reason, location))
+    """Hand ``items`` over; the first event of the hand-over (its id is the
+    hand-over's, ``TRANSFER-<seq>``)."""
+    return transfer_events(ledger, signer, items, to, reason, location)[0]
+
+
+def transfer_events(
+    ledger: Ledger, signer: Signer, items: list[str], to: str, reason: str, location: str = ""
+) -> list[Event]:
+    """Hand ``items`` over to ``to``: one signed transfer event per item, consecutive,
+    grouped by the hand-over id (:func:`handover_drafts`)."""
+
+    def drafts() -> list[EventDraft]:
+        r = ledger.rules().current()
+        # the signer holds the items, so is registered: the first draft is next
+        return handover_drafts(r, ledger.event_count(), items, to, reason, location)
+
+    return [e for e in ledger.append(signer, drafts) if e.type == TRANSFER_EVENT]
 
 
 def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: str = "") -> Event:
-    tseq = parse_transfer_id(tid)
+    """Receive transfer ``tid``'s hand-over; the first receipt (see
+    :func:`receive_events`)."""
+    return receive_events(ledger, signer, tid, location, note)[0]
+
+
+def receive_events(
+    ledger: Ledger, signer: Signer, tid: str, location: str = "", note: str = ""
+) -> list[Event]:
+    """Receive the hand-over transfer ``tid`` belongs to: one signed receipt per
+    transfer of the hand-over not yet received (each item re-hashed), so that no
+    receipt names another item."""
+    parse_transfer_id(tid)
     store = Store(ledger.store_dir)
 
     def check_items(r: Replay, t: Transfer) -> dict[str, Any]:
@@ -142,14 +212,23 @@ def receive(ledger: Ledger, signer: Signer, tid: str, location: str = "", note: 
 
     def drafts() -> list[EventDraft]:
         r = ledger.rules().current()
-        probe = receive_draft(r, tid, location, note)
-        # who may receive, checked on a fresh replay before any item is re-hashed
-        check_draft(ledger, replay_ledger(ledger), signer, probe)
-        data = dict(probe.data)
-        data["items"] = check_items(r, r.transfers[tseq])
-        return [EventDraft(RECEIVE_EVENT, data)]  # the gate admits it; mismatches are facts
+        t = r.transfers.get(parse_transfer_id(tid))
+        if t is None:
+            raise UsageError(f"no such transfer: {tid}")
+        group = [u for u in r.group(t) if u.receipt is None] or [t]
+        out = []
+        probe_r = replay_ledger(ledger)
+        for u in group:
+            probe = receipt_draft(r, u, location, note)
+            # who may receive, checked on a fresh replay before any item is re-hashed
+            check_draft(ledger, probe_r, signer, probe)
+        for u in group:
+            data = dict(receipt_draft(r, u, location, note).data)
+            data["items"] = check_items(r, u)
+            out.append(EventDraft(RECEIVE_EVENT, data))
+        return out  # the gate admits each; mismatches are facts
 
-    return ledger.append(signer, drafts)[-1]
+    return [e for e in ledger.append(signer, drafts) if e.type == RECEIVE_EVENT]
 
 
 def lifecycle_event(
@@ -252,3 +331,41 @@ def reassign(ledger: Ledger, owner: Signer, items: list[str], to: str, reason: s
         raise UsageError("--reason is required")
 
     return append_checked(ledger, owner, lambda r: reassign_draft(r, items, to, reason))
+
+
+def hold_drafts(
+    r: Replay, items: list[str], reason: str, release: bool, group: str
+) -> list[EventDraft]:
+    """One hold event per item (so that disclosing one item's custody reveals no
+    other item), grouped by the ``hold`` id they share.  With no items: releasing
+    releases every hold standing; setting holds every item not yet held."""
+    if items:
+        wanted = need_items(r, items)
+    elif release:
+        wanted = list(r.holds)
+    else:
+        wanted = [i for i in r.items if i not in r.holds]
+    if not wanted:
+        raise UsageError("no legal hold stands" if release else "no items given")
+    type_ = HOLD_RELEASE_EVENT if release else HOLD_SET_EVENT
+    return [EventDraft(type_, {"items": [i], "hold": group, "reason": reason}) for i in wanted]
+
+
+def set_hold(
+    ledger: Ledger, signer: Signer, items: list[str], reason: str, *, release: bool = False
+) -> list[Event]:
+    """Record a legal hold on ``items`` (or release it).  The rules
+    (custody.lifecycle) refuse a purge of a held item, and ``vault push`` sets the
+    object store's legal hold on held items' objects."""
+    if not reason.strip():
+        raise UsageError("--reason is required")
+    group = "HOLD-" + secrets.token_hex(6)
+    return ledger.append(
+        signer, lambda: hold_drafts(ledger.rules().current(), items, reason, release, group)
+    )
+
+
+def holds_standing(ledger: Ledger) -> list[tuple[str, int, str]]:
+    """The legal holds standing, from the replay: (item, seq of hold.set, who set it)."""
+    r = replay_ledger(ledger)
+    return [(item, seq, r.who(fp)) for item, (seq, fp) in sorted(r.holds.items())]

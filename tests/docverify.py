@@ -378,7 +378,11 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
             if not line.strip():
                 continue
             digest, sp, rest = line.partition(" ")
-            name = rest.lstrip(" *")
+            name = re.sub(
+                "%(25|0[aAdD])",
+                lambda m: {"25": "%", "0a": "\n", "0d": "\r"}[m.group(1).lower()],
+                rest.lstrip(" *"),
+            )  # §4: %25, %0A, %0D decoded, in one pass
             if not sp or not name:
                 raise NotABundle(f"malformed line in {rel}")
             if not safe_name(name):
@@ -564,6 +568,9 @@ def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[t
         }
         if data.get("store") and digests is not None and isinstance(path_d.get("hex"), str):
             name, mapped = payload_name(iid, path_d["hex"])
+            old, old_mapped = payload_name(iid, path_d["hex"], earlier=True)
+            if (it.get("payload"), it.get("name_mapped")) == (f"data/{iid}/{old}", old_mapped):
+                name, mapped = old, old_mapped  # the earlier rule's name is accepted (§2)
             expect["payload"] = f"data/{iid}/{name}"
             expect["name_mapped"] = mapped
         if any(it.get(f) != v for f, v in expect.items()):
@@ -753,8 +760,9 @@ def trusted_keys(events: list[dict[str, Any]], anchors: set[str], rules: Any) ->
     return trusted
 
 
-def payload_name(item: str, path_hex: str) -> tuple[str, bool]:
-    """§2: the payload file's name and whether it was mapped."""
+def payload_name(item: str, path_hex: str, earlier: bool = False) -> tuple[str, bool]:
+    """§2: the payload file's name and whether it was mapped (``earlier``: by the
+    rule of bundles written before issue 14, which a verifier also accepts)."""
     try:
         raw = bytes.fromhex(path_hex)
     except ValueError:
@@ -764,11 +772,13 @@ def payload_name(item: str, path_hex: str) -> tuple[str, bool]:
         name = base.decode("utf-8")
     except UnicodeDecodeError:
         return f"{item}.bin", True
-    if (
-        name in ("", ".", "..")
-        or len(base) > 200
-        or any(ord(c) < 0x20 or c in "\x7f%\\" for c in name)
-    ):
+    if earlier:
+        bad = any(ord(c) < 0x20 or c in "\x7f%\\" for c in name)
+    else:
+        bad = any(
+            ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029%\\" for c in name
+        ) or (name != "" and name[-1].isspace())
+    if name in ("", ".", "..") or len(base) > 200 or bad:
         return f"{item}.bin", True
     return name, False
 

@@ -189,12 +189,19 @@ def body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def seq_of(bag: Path, type_: str, item: str | None = None) -> int:
-    (seq,) = [
+    # a hand-over of several items is one transfer (and one receipt) per item: the
+    # first of them, ITEM-1's, unless an item is named
+    seqs = [
         r["seq"]
         for r in read_events(bag)
-        if body(r)["type"] == type_ and (item is None or body(r)["data"].get("item") == item)
+        if body(r)["type"] == type_
+        and (
+            item is None
+            or body(r)["data"].get("item") == item
+            or item in (body(r)["data"].get("items") or ())
+        )
     ]
-    return int(seq)
+    return int(min(seqs))
 
 
 def writable(path: Path) -> Path:
@@ -290,9 +297,10 @@ def test_export_summaries_and_bag_info(template: dict[str, Any], bundles: Path) 
         # every export signs an export event, then a fresh checkpoint event over it: the
         # ledger grows by two each time and the checkpoint covers the export event
         assert s["checkpoint_size"] == n_events + 1 + 2 * i
-        # 3 collect, 2 identity, transfer, receive, this export (collection.start/end,
+        # 3 collect, 2 identity, a transfer and a receipt for each of ITEM-1 and ITEM-2
+        # (a hand-over is one event per item), this export (collection.start/end,
         # checkpoints and earlier exports: not about the items' custody, not disclosed)
-        assert s["events"] == 8
+        assert s["events"] == 10
     sub = template["summaries"]["item1"]
     assert (sub["items"], sub["bytes"]) == (["ITEM-1"], files[0].stat().st_size)
 
@@ -382,9 +390,9 @@ def test_every_format_verifies(
     assert (rc, report["ok"], report["findings"]) == (0, True, [])
     assert report["case"] == CASE_ID
     assert report["items"] == ["ITEM-1", "ITEM-2", "ITEM-3"]
-    # 7 events about the items and this bundle's own export event (earlier exports,
+    # 9 events about the items and this bundle's own export event (earlier exports,
     # which name other items, are never disclosed)
-    assert (report["events"], report["payload_files"]) == (8, 3)
+    assert (report["events"], report["payload_files"]) == (10, 3)
     assert report["trusted_keys"] == []
     assert sorted(report["self_asserted_keys"]) == [
         f"Dana Reyes (collector) {dana}",
@@ -820,11 +828,13 @@ def test_event_line_edited(bundles: Path, run: Run) -> None:
     ev = f"event {seq}"
     # the tag manifest covers custody/; the line's hash, its signature and its
     # inclusion proof all disagree with the edited body
+    # and ITEM-2's transfer of the same hand-over no longer agrees with it
     assert findings(report) == {
         ("tag-digest", "custody/events.jsonl"),
         ("event-hash", ev),
         ("signature", ev),
         ("proof", ev),
+        ("transfer", f"TRANSFER-{seq_of(bag, 'transfer', 'ITEM-2')}"),
     }
 
 
@@ -848,6 +858,7 @@ def test_event_line_edited_with_hash_and_tag_manifest_recomputed(bundles: Path, 
         ("signature", ev),
         ("proof", ev),
         ("receipt", f"event {seq_of(bag, 'receive')}"),
+        ("transfer", f"TRANSFER-{seq_of(bag, 'transfer', 'ITEM-2')}"),
         ("event-withheld", ev),
         ("event-extra", ev),
     }
@@ -996,7 +1007,7 @@ def test_events_line_that_is_not_json(bundles: Path, run: Run) -> None:
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("event", "events.jsonl line 9")}  # after the 8 events
+    assert findings(report) == {("event", "events.jsonl line 11")}  # after the 10 events
 
 
 # -- tampering: checkpoint -----------------------------------------------------------------
@@ -1058,7 +1069,7 @@ def test_public_key_swapped_without_resigning(
     rc, report = verify(run, bag)
     assert_failed(rc, report)
     dana_events = [r["seq"] for r in read_events(bag) if r["signer"] == dana]
-    assert len(dana_events) == 7  # her identity, 3 collects, the transfer, the export
+    assert len(dana_events) == 8  # her identity, 3 collects, 2 transfers, the export
     assert findings(report) == {("unknown-signer", f"event {s}") for s in dana_events} | {
         ("checkpoint", "custody/checkpoint.txt")
     }

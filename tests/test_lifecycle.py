@@ -413,7 +413,8 @@ def test_the_story(story: Story) -> None:
     proc = c("receive", tid, "--key", story.lee)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    assert f"Received {tid} as event {seq + 1}" in proc.stdout
+    # a hand-over of two items: one transfer and one receipt per item (seq, seq + 1)
+    assert f"Received {tid} as events {seq + 2}, {seq + 3}" in proc.stdout
 
     info = show(c, "ITEM-1")
     assert (info["state"], info["custodian"]) == ("collected", LEE)
@@ -422,7 +423,7 @@ def test_the_story(story: Story) -> None:
         "received",
         LEE,
         seq,
-        seq + 1,
+        seq + 2,  # ITEM-2 was transferred at seq + 1
     )
     assert h["release_signature_verified"] is True
     assert h["receipt_signature_verified"] is True
@@ -475,9 +476,16 @@ def test_the_story(story: Story) -> None:
     assert body["type"] == "receive"
     assert body["signer"] == story.fp["Lee Okafor"]
     assert body["data"]["transfer"] == transfer_ev["hash"]
-    for item in ("ITEM-1", "ITEM-2"):
-        d = story.items[item]["digests"]
-        assert body["data"]["items"][item] == {"expected": d, "found": d, "match": True}
+    d = story.items["ITEM-1"]["digests"]
+    # one receipt per item: ITEM-1's names ITEM-1 alone, both carry the hand-over id
+    assert body["data"]["items"] == {"ITEM-1": {"expected": d, "found": d, "match": True}}
+    assert body["data"]["handover"] == json.loads(transfer_ev["body"])["data"]["handover"] == tid
+    (_, t2, r2) = show(c, "ITEM-2")["events"]
+    body2 = json.loads(r2["body"])
+    d2 = story.items["ITEM-2"]["digests"]
+    assert body2["data"]["items"] == {"ITEM-2": {"expected": d2, "found": d2, "match": True}}
+    assert json.loads(t2["body"])["data"]["items"] == ["ITEM-2"]
+    assert (t2["seq"], r2["seq"], body2["data"]["handover"]) == (seq + 1, seq + 3, tid)
     rc, report = verify(c)
     assert (rc, report["findings"]) == (0, [])
 
@@ -623,7 +631,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     assert "ITEM-2" in proc.stderr and "did not match" in proc.stderr
     out = json.loads(proc.stdout)
     assert out["ok"] is False
-    assert out["event"] == tseq + 1
+    assert out["event"] == tseq + 2  # one transfer, then one receipt, per item
     d1 = story.items["ITEM-1"]["digests"]
     assert out["items"] == {
         "ITEM-1": {"expected": d1, "found": d1, "match": True},
@@ -638,7 +646,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     (h,) = info["handovers"]
     assert (h["status"], h["mismatch"], h["receipt_signature_verified"]) == ("received", True, True)
     last = info["events"][-1]
-    assert (last["seq"], last["type"], last["signer_name"]) == (tseq + 1, "receive", "Lee Okafor")
+    assert (last["seq"], last["type"], last["signer_name"]) == (tseq + 3, "receive", "Lee Okafor")
     assert json.loads(last["body"])["data"]["items"]["ITEM-2"]["match"] is False
 
     rc, report = verify(c)
@@ -646,7 +654,7 @@ def test_receive_modified_item_recorded_as_mismatch(story: Story) -> None:
     subject = f"ITEM-2 ({story.items['ITEM-2']['store']})"
     assert kinds(report) == {("receipt-mismatch", "ITEM-2"), ("object-digest", subject)}
     (rm,) = [f for f in report["findings"] if f["kind"] == "receipt-mismatch"]
-    assert rm["detail"].startswith(f"received in {tid} at event {tseq + 1} with digests ")
+    assert rm["detail"].startswith(f"received in {tid} at event {tseq + 3} with digests ")
     assert found["sha256"] in rm["detail"] and expected["sha256"] in rm["detail"]
     assert [f["detail"] for f in report["findings"] if f["kind"] == "object-digest"] == [
         f"{alg}: expected {expected[alg]}, found {found[alg]}" for alg in ("md5", "sha1", "sha256")

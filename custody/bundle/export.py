@@ -14,7 +14,7 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +26,7 @@ from custody.bundle.shapes import (
     SCHEMA_VERSION,
     TIMESTAMP_FILE,
     _payload_name,
+    encode_manifest_path,
     export_time,
 )
 from custody.canonical import parse_strict
@@ -50,6 +51,7 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
+from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT
 from custody.sources import is_imported_id
 from custody.store import Store
 
@@ -63,6 +65,7 @@ class ExportResult:
     events: int
     bytes: int
     checkpoint_size: int
+    warnings: list[str] = field(default_factory=list)  # what the bundle reveals beyond items
 
 
 def _signed(ledger: Ledger) -> list[tuple[Event, dict[str, Any]]]:
@@ -85,20 +88,69 @@ def _signed(ledger: Ledger) -> list[tuple[Event, dict[str, Any]]]:
     return out
 
 
-def _disclosed(signed: list[tuple[Event, dict[str, Any]]], items: list[str]) -> list[Event]:
-    """The events about ``items`` (by their signed ``item``/``items``) and every key
-    event."""
+def _disclosed(
+    signed: list[tuple[Event, dict[str, Any]]], items: list[str], exporter: str, rules: int
+) -> tuple[list[Event], list[str]]:
+    """What a bundle of ``items`` discloses (docs/bundle-format.md §6.1), by the
+    events' signed data: the events about ``items`` and, of the key events, event 0
+    and those about the keys the disclosed events need (their signers, the receivers
+    they name, the exporter, under rules 2 the owner; then, until nothing is added,
+    who registered, attested, rotated or revoked such a key).  No other event
+    leaves: not another item's, not another key's identity or revocation.
+
+    Also a warning per disclosed event that names other items: a transfer,
+    receipt or lifecycle event written for several items at once, which is signed
+    whole and so disclosed whole."""
     wanted = set(items)
-    return [
-        ev
-        for ev, b in signed
+    about: set[int] = set()
+    need = {exporter}
+    warnings = []
+    for ev, b in signed:
+        data = b["data"]
+        named = event_items(data.get("item"), data)
         # earlier exports name other items: they are not about these items' custody
-        if (
-            b["type"] != EXPORT_EVENT
-            and wanted & set(event_items(b["data"].get("item"), b["data"]))
-        )
-        or b["type"] in KEY_EVENTS
-    ]
+        if b["type"] in KEY_EVENTS or b["type"] == EXPORT_EVENT or not wanted & set(named):
+            continue
+        about.add(ev.seq)
+        need.add(str(b["signer"]))
+        if b["type"] in (TRANSFER_EVENT, REASSIGN_EVENT):
+            need.add(str(data.get("to")))
+        others = [i for i in named if i not in wanted]
+        if others:
+            digests = " and their digests" if b["type"] in (TRANSFER_EVENT, RECEIVE_EVENT) else ""
+            warnings.append(
+                f"event {ev.seq} ({b['type']}) also names {', '.join(others)}{digests}: it was"
+                " signed for several items at once, so it is disclosed whole"
+            )
+    keyed = [(ev, b) for ev, b in signed if b["type"] in KEY_EVENTS]
+    if rules >= 2:
+        for ev, b in keyed:
+            if ev.seq == 0 and b["type"] == OPEN_EVENT:
+                owner = b["data"].get("owner")
+                if isinstance(owner, dict):
+                    need.add(str(owner.get("fingerprint")))
+    keys_in: set[int] = {0}
+    grown = True
+    while grown:
+        grown = False
+        for ev, b in keyed:
+            if ev.seq in keys_in and ev.seq != 0:
+                continue
+            data = b["data"]
+            if b["type"] == KEY_ROTATE_EVENT:
+                concerns = {str(data.get("old")), str(data.get("new"))}
+            elif b["type"] == OPEN_EVENT:
+                concerns = set()
+            else:  # identity, key.revoke
+                concerns = {str(data.get("fingerprint"))}
+            if ev.seq == 0 or concerns & need:
+                before = len(need)
+                need |= concerns | {str(b["signer"])}
+                if ev.seq not in keys_in or len(need) != before:
+                    grown = True
+                keys_in.add(ev.seq)
+    listed = [ev for ev, _ in signed if ev.seq in about or ev.seq in keys_in]
+    return listed, warnings
 
 
 def _artifacts(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -120,21 +172,24 @@ def _identities(signed: list[tuple[Event, dict[str, Any]]]) -> dict[str, dict[st
 
 
 def _info_value(text: str) -> str:
-    """``text`` as one bag-info.txt value: each control or line-separator character
-    (a title or name recorded before custody refused them) becomes a space."""
-    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)
+    """``text`` as one bag-info.txt value that a BagIt reader reads back exactly:
+    each control or line-separator character (a title or name recorded before
+    custody refused them; bagit.py splits lines where str.splitlines does) becomes a
+    space, and white space at either end, which readers strip, is dropped."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text).strip()
 
 
 def _bag_files(
     ledger: Ledger, signer: Any, items: list[str], organization: str, tsa: str | None
-) -> tuple[dict[str, bytes | Path], int, int, int]:
-    """Every file of the bag (tag bytes or payload path), payload bytes, files, cp size."""
+) -> tuple[dict[str, bytes | Path], int, int, int, list[str]]:
+    """Every file of the bag (tag bytes or payload path), payload bytes, files, cp
+    size, and the warnings about what it discloses beyond the items."""
     store = Store(ledger.store_dir)
     checkpoint_origin(ledger.case.case_id)  # refused before anything is written
     ledger.ensure_registered(signer)
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
-    listed = _disclosed(signed, items)
+    listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules)
     # the exporter signs what the bundle discloses, so nothing can be left out later
     export_ev = next(
         e
@@ -245,9 +300,9 @@ def _bag_files(
     files["custody/keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
     files["bagit.txt"] = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     info = [
-        ("Source-Organization", organization),
+        ("Source-Organization", _info_value(organization)),
         ("Contact-Name", _info_value(registered_name(ledger, signer))),
-        ("External-Identifier", ledger.case.case_id),
+        ("External-Identifier", _info_value(ledger.case.case_id)),
         ("Bagging-Date", datetime.now(tz=UTC).strftime("%Y-%m-%d")),
         ("Payload-Oxum", f"{payload_bytes}.{payload_files}"),
         ("Custody-Schema-Version", str(SCHEMA_VERSION)),
@@ -256,13 +311,65 @@ def _bag_files(
         ("Custody-Checkpoint-Size", str(size)),
     ]
     files["bag-info.txt"] = "".join(f"{k}: {v}\n" for k, v in info).encode()
-    return files, payload_bytes, payload_files, size
+    return files, payload_bytes, payload_files, size, warnings
 
 
 def _digest(src: bytes | Path, algs: Sequence[str]) -> dict[str, str]:
     if isinstance(src, bytes):
         return {a: hashlib.new(a, src).hexdigest() for a in algs}
     return hash_file(src, algs).digests
+
+
+@dataclass
+class BagContents:
+    """Every file of a bundle: tag files as bytes, payload files as store paths."""
+
+    files: dict[str, bytes | Path]
+    chosen: list[str]
+    nbytes: int
+    size: int
+    warnings: list[str]
+
+    @property
+    def events(self) -> int:
+        blob = self.files["custody/events.jsonl"]
+        return blob.count(b"\n") if isinstance(blob, bytes) else 0
+
+
+def bag_contents(
+    ledger: Ledger,
+    signer: Any,
+    items: Sequence[str],
+    *,
+    organization: str = "custody",
+    tsa: str | None = None,
+) -> BagContents:
+    """Sign the export of ``items`` (all items if empty) and return the bundle's
+    files without writing them (``vault push`` uploads only the tag files)."""
+    known = list(_artifacts(_signed(ledger)))
+    chosen = [i.strip().upper() for i in items] or known
+    for raw, i in zip(items, chosen, strict=False):
+        if i not in known and is_imported_id(i):
+            raise UsageError(
+                f"{raw} is an imported item: bundle export does not re-export imported"
+                " items yet; the bundle it was imported from carries it"
+            )
+    for i in chosen:
+        if i not in known:
+            raise UsageError(f"no such item: {i}")
+    chosen = list(dict.fromkeys(chosen))
+    files, nbytes, _, size, warnings = _bag_files(ledger, signer, chosen, organization, tsa)
+    payload = {n: s for n, s in files.items() if n.startswith("data/")}
+    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
+    for alg in ("sha256", "sha512"):
+        files[f"manifest-{alg}.txt"] = "".join(
+            f"{digests[n][alg]}  {encode_manifest_path(n)}\n" for n in sorted(payload)
+        ).encode()
+    tags = sorted(n for n in files if not n.startswith("data/"))
+    files["tagmanifest-sha256.txt"] = "".join(
+        f"{_digest(files[n], ('sha256',))['sha256']}  {encode_manifest_path(n)}\n" for n in tags
+    ).encode()
+    return BagContents(files, chosen, nbytes, size, warnings)
 
 
 def export_bundle(
@@ -278,35 +385,11 @@ def export_bundle(
     one file ending in .tar, .tar.gz/.tgz or .zip.  With ``tsa`` (a URL), the
     export's checkpoint gets an RFC 3161 time-stamp, recorded in the ledger and
     carried in the bundle as custody/checkpoint.tsr."""
-    known = list(_artifacts(_signed(ledger)))
-    chosen = [i.strip().upper() for i in items] or known
-    for raw, i in zip(items, chosen, strict=False):
-        if i not in known and is_imported_id(i):
-            raise UsageError(
-                f"{raw} is an imported item: bundle export does not re-export imported"
-                " items yet; the bundle it was imported from carries it"
-            )
-    for i in chosen:
-        if i not in known:
-            raise UsageError(f"no such item: {i}")
-    chosen = list(dict.fromkeys(chosen))
     if out.exists():
         raise UsageError(f"{out} already exists; refusing to overwrite")
-    files, nbytes, _, size = _bag_files(ledger, signer, chosen, organization, tsa)
-    payload = {n: s for n, s in files.items() if n.startswith("data/")}
-    digests = {n: _digest(s, ("sha256", "sha512")) for n, s in payload.items()}
-    for alg in ("sha256", "sha512"):
-        files[f"manifest-{alg}.txt"] = "".join(
-            f"{digests[n][alg]}  {n}\n" for n in sorted(payload)
-        ).encode()
-    tags = sorted(n for n in files if not n.startswith("data/"))
-    files["tagmanifest-sha256.txt"] = "".join(
-        f"{_digest(files[n], ('sha256',))['sha256']}  {n}\n" for n in tags
-    ).encode()
-    _write(files, out)
-    events_blob = files["custody/events.jsonl"]
-    events = events_blob.count(b"\n") if isinstance(events_blob, bytes) else 0
-    return ExportResult(out, chosen, events, nbytes, size)
+    bag = bag_contents(ledger, signer, items, organization=organization, tsa=tsa)
+    _write(bag.files, out)
+    return ExportResult(out, bag.chosen, bag.events, bag.nbytes, bag.size, bag.warnings)
 
 
 #: modes of everything a bundle export writes: the payload is evidence, the tag

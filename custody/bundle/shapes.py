@@ -30,9 +30,38 @@ def export_time(event_time: str) -> str:
     return event_time[:19] + "Z"
 
 
+#: characters no payload name may hold: C0 and C1 controls (U+0085 among them), DEL,
+#: the line and paragraph separators (a reader that splits lines as Python's
+#: str.splitlines does, bagit.py among them, breaks a manifest line at each), and
+#: ``%`` and ``\\`` (BagIt's percent-encoding, and a Windows separator)
+_NOT_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029%\\\\]")
+
+
 def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
-    """The payload file name for an item: its original base name when that is
-    plain UTF-8 without separators or control characters, else a mapped name."""
+    """The payload file name for an item (docs/bundle-format.md §2): its original
+    base name when every BagIt reader reads it back exactly, else ``ITEM-<n>.bin``
+    (``name_mapped``; the original bytes are the signed ``path_hex``)."""
+    base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
+    try:
+        name = base.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{item}.bin", True
+    bad = (
+        not name
+        or name in (".", "..")
+        or len(base) > 200
+        or _NOT_IN_NAME.search(name) is not None
+        # a manifest reader strips white space (U+0020, U+00A0, U+3000 ...) at the
+        # end of a line: a name ending in it would lose it
+        or name[-1].isspace()
+    )
+    return (f"{item}.bin", True) if bad else (name, False)
+
+
+def _payload_name_0_1_0(raw: bytes, item: str) -> tuple[str, bool]:
+    """The payload name rule of bundles written by custody 0.1.0 before names were
+    kept to what every BagIt reader reads back (§2): a verifier accepts it too, so
+    a bundle written then still verifies."""
     base = raw.rstrip(b"/").rsplit(b"/", 1)[-1]
     try:
         name = base.decode("utf-8")
@@ -45,6 +74,21 @@ def _payload_name(raw: bytes, item: str) -> tuple[str, bool]:
         or any(ord(c) < 0x20 or c in "%\\\x7f" for c in name)
     )
     return (f"{item}.bin", True) if bad else (name, False)
+
+
+def encode_manifest_path(path: str) -> str:
+    """A path as a BagIt manifest line holds it (RFC 8493 §2.1.3): ``%``, CR and LF
+    percent-encoded, ``%`` first."""
+    return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+_PERCENT = re.compile("%(25|0[aAdD])")
+
+
+def decode_manifest_path(text: str) -> str:
+    """The path a manifest line's text names: ``%25``, ``%0A`` and ``%0D`` (either
+    case) decoded, in one pass, nothing else (RFC 8493 §2.1.3)."""
+    return _PERCENT.sub(lambda m: {"25": "%", "0a": "\n", "0d": "\r"}[m.group(1).lower()], text)
 
 
 _SCHEMAS = {
@@ -239,7 +283,7 @@ def _manifest(src: _Source, name: str) -> dict[str, str]:
         if not line.strip():
             continue
         digest, sep, path = line.partition(" ")
-        path = path.lstrip(" *")
+        path = decode_manifest_path(path.lstrip(" *"))
         if not sep or not path:
             raise HostileBundleError(f"{name} line {n} is malformed")
         why = path_is_dangerous(path)

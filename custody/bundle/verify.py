@@ -37,6 +37,7 @@ from custody.bundle.shapes import (
     _lines,
     _manifest,
     _payload_name,
+    _payload_name_0_1_0,
     export_time,
 )
 from custody.canonical import content_hash, parse_strict
@@ -627,7 +628,7 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
         for e in events
         if isinstance(e["seq"], int)
     ]
-    r = replay(sorted(rows), case_id, report.rules)
+    r = replay(sorted(rows), case_id, report.rules, partial=True)
     for f in r.violations:
         if f.item is not None and f.item not in r.items:
             continue  # a hand-over that also moved items not disclosed here
@@ -761,9 +762,13 @@ def _check_signed_fields(
         }
         if stored and isinstance(row["path_hex"], str):
             try:
-                name, mapped = _payload_name(bytes.fromhex(row["path_hex"]), item)
+                raw = bytes.fromhex(row["path_hex"])
+                name, mapped = _payload_name(raw, item)
+                old = _payload_name_0_1_0(raw, item)
             except ValueError:
-                name, mapped = f"{item}.bin", True
+                name, mapped = old = f"{item}.bin", True
+            if (it.get("payload"), it.get("name_mapped")) == (f"data/{item}/{old[0]}", old[1]):
+                name, mapped = old  # as custody 0.1.0 named it: as valid (§2)
             want["payload"] = f"data/{item}/{name}"
             want["name_mapped"] = mapped
         else:
