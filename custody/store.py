@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -194,7 +195,7 @@ class Store:
         self._dirty = False
         self._prefix = ""  # of this process's temp file names (made on first use)
         self._pid = 0
-        self._count = 0
+        self._count = itertools.count(1)
         self._can_link = True  # False where the file system has no hard links (FAT)
         self._exact_dirs = _umask_keeps(DIR_MODE)
 
@@ -246,9 +247,8 @@ class Store:
         if not self._prefix or os.getpid() != self._pid:
             self._pid = os.getpid()
             self._prefix = f"{self._tmp_s}/ingest-{self._pid}-{os.urandom(6).hex()}-"
-            self._count = 0
-        self._count += 1
-        return f"{self._prefix}{self._count}"
+            self._count = itertools.count(1)
+        return f"{self._prefix}{next(self._count)}"  # next(): atomic across threads
 
     def _publish(self, tmp_path: str, dest: str) -> bool:
         """Give the complete temp file ``tmp_path`` its name ``dest``; False when an
