@@ -54,6 +54,9 @@ from custody.views import (
 )
 from custody_cli import profile_cmds
 from custody_cli.bundle_cmds import bundle
+from custody_cli.capture_cmds import capture as capture_cmd
+from custody_cli.capture_cmds import capture_lines
+from custody_cli.collector_cmds import build_collector
 from custody_cli.common import (
     LINE,
     LOOKUP,
@@ -824,6 +827,8 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         )
     for alg, dig in info["digests"].items():
         click.echo(f"{shown(alg) + ':':<11}{shown(dig)}")
+    for line in capture_lines(info):
+        click.echo(line)
     click.echo(f"{'State:':<11}{shown(view.state)}")
     custodian = view.custodian_key
     click.echo(f"{'Custodian:':<11}{shown(custodian.text() if custodian else '')}")
@@ -936,6 +941,8 @@ cli.add_command(describe_cmd)
 cli.add_command(vault)
 cli.add_command(hold)
 cli.add_command(profile_cmds.profile_group)
+cli.add_command(capture_cmd)
+cli.add_command(build_collector)
 key.add_command(key_rotate)
 key.add_command(key_revoke)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from custody import __version__, filetype
+from custody.buildcollector import collector_fields
 from custody.canonical import rfc3339_ns
 from custody.errors import (
     BadPathError,
@@ -770,6 +771,7 @@ class Collector:
             "algorithms": list(self.algorithms),
             "cwd": {"hex": os.getcwdb().hex(), "display": display_path(os.getcwdb())},
             **self.context,
+            **collector_fields(),  # the collector zipapp's own sha256, when run from one
         }
         if self.rules.exclude:
             start["exclude"] = list(self.rules.exclude)

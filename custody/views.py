@@ -380,6 +380,7 @@ def item_facts(seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
     source = data.get("source") if isinstance(data.get("source"), dict) else {}
     digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
     assert isinstance(path, dict) and isinstance(source, dict) and isinstance(digests, dict)
+    extra = {k: data[k] for k in ("stream", "capture") if k in data}  # outcome captured
     return {
         "id": data.get("item"),
         "outcome": data.get("outcome"),
@@ -396,6 +397,7 @@ def item_facts(seq: int, body: Mapping[str, Any]) -> dict[str, Any]:
         "collected": body.get("time"),
         "host": data.get("host"),
         "reason": data.get("reason"),
+        **extra,
     }
 
 

@@ -59,6 +59,7 @@ OUTCOMES = [
     "special",
     "directory",
     "excluded",
+    "captured",
 ]
 SHA = "0123456789abcdef" * 4
 

@@ -137,6 +137,7 @@ _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _PAYLOAD = re.compile(r"data/ITEM-[1-9][0-9]*/[^/\\%\x00-\x1f\x7f]{1,200}")
 _OUTCOMES = {
+    "captured",
     "collected",
     "unstable",
     "unreadable",
