@@ -445,6 +445,7 @@ LIST_ITEMS_UP_TO = 20
     help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
 )
 @click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
+@click.option("--no-describe", is_flag=True, help="Do not type the stored objects afterwards.")
 @profile_cmds.profile_options
 @case_option
 @key_options
@@ -460,6 +461,7 @@ def collect(
     as_json: bool,
     jsonl: bool,
     quiet: bool,
+    no_describe: bool,
     profile: str | None,
     root: str | None,
     tools: str | None,
@@ -527,6 +529,7 @@ def collect(
                     progress=cb,
                     selftest=not no_selftest,
                     on_item=on_item,
+                    describe=not no_describe,
                     pre_walk=hook,
                 )
             else:
@@ -541,6 +544,7 @@ def collect(
                     exclude=exclude,
                     one_file_system=one_file_system,
                     on_item=on_item,
+                    describe=not no_describe,
                     pre_walk=hook,
                 )
     if as_json:
@@ -589,7 +593,9 @@ def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> Non
                 f" folder: not collected (recorded as {shown(it['id'])}, excluded)."
             )
     if summary.untyped is not None:
-        click.echo(f"Note: items were recorded without a MIME type: {shown(summary.untyped)}.")
+        click.echo(f"Note: stored objects were not typed: {shown(summary.untyped)}.")
+    for p in summary.undescribed:
+        click.echo(f"Note: {shown(p)}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     click.echo(
         f"Recorded {len(items)} items ({counts}); {summary.bytes} bytes,"

@@ -142,6 +142,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "libmagic on built-in samples, the store."
         ),
     ),
+    "describe": (
+        "custody_cli.describe_cmd:describe",
+        (
+            "Record the MIME type and libmagic description of store objects, one signed "
+            "'describe' event per object (it names the object's SHA-256, never an item)."
+        ),
+    ),
     "vault": (
         "custody_cli.vault_cmds:vault",
         "Keep the case's evidence in S3-compatible object storage under Object Lock.",

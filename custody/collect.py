@@ -23,14 +23,17 @@ import os
 import platform
 import pwd
 import re
+import signal
 import socket
 import stat
-import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from custody import __version__, filetype
@@ -46,7 +49,7 @@ from custody.errors import (
 from custody.hashing import SourceReadError, hash_file
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
-from custody.store import Store, WritersLock, lock_held, object_relpath, open_private
+from custody.store import Store, Stored, WritersLock, lock_held, object_relpath, open_private
 
 
 class SelftestFailedError(OperationalError):
@@ -70,7 +73,7 @@ def check_reason(reason: str) -> str:
 
 RUN_START_EVENT = "collection.start"
 RUN_END_EVENT = "collection.end"
-FLUSH_ITEMS = 256
+FLUSH_ITEMS = 1024  # events per transaction (and per syncfs of the store before it)
 FLUSH_SECONDS = 1.0
 
 ProgressFn = Callable[[int, int], None]  # (bytes, files) done since last call
@@ -170,33 +173,6 @@ def _unstable(before: os.stat_result, after: os.stat_result, read: int | None) -
     return read is not None and stat.S_ISREG(before.st_mode) and read != before.st_size
 
 
-class _Typer:
-    """File type detection (libmagic) off the main thread, one handle per thread.
-    Without libmagic (:func:`custody.filetype.unavailable`) nothing is typed: items
-    are recorded without ``mime`` and ``magic``."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self.missing = filetype.unavailable()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="custody-magic")
-
-    def _detect(self, path: str) -> tuple[str, str]:
-        m = getattr(self._local, "pair", None)
-        if m is None:
-            m = self._local.pair = filetype.open_handles()
-        return filetype.detect(path, m)
-
-    def submit(self, stored_copy: str) -> Future[tuple[str, str]] | None:
-        """Type the read-only store copy, not the source: the source is read once,
-        and libmagic's ELF and other analyses need a real file, not a buffer."""
-        if self.missing is not None:
-            return None
-        return self._pool.submit(self._detect, stored_copy)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 @dataclass
 class CollectSummary:
     run: str
@@ -211,7 +187,9 @@ class CollectSummary:
     skipped: int = 0  # paths already recorded by the resumed run
     cleanup: Event | None = None  # orphans of interrupted runs removed first
     selftest: int | None = None  # seq of the self-test this run recorded (first in a case)
-    untyped: str | None = None  # why items were recorded without a MIME type (no libmagic)
+    untyped: str | None = None  # why stored objects were not typed (no libmagic)
+    described: int = 0  # store objects typed after the copy phase (describe events)
+    undescribed: list[str] = field(default_factory=list)  # objects that could not be typed
 
     def totals(self) -> dict[str, Any]:
         """The summary without its item list (``collect --jsonl``'s last line)."""
@@ -234,6 +212,8 @@ class CollectSummary:
             "new_objects": self.new_objects,
             "deduplicated": self.deduplicated,
             "untyped": self.untyped,
+            "described": self.described,
+            "undescribed": self.undescribed,
             "items": self.items,
         }
 
@@ -243,13 +223,11 @@ class _Link:
     path: bytes
     before: os.stat_result
     extra: dict[str, Any]
-    typing: Future[tuple[str, str]] | None
 
 
 @dataclass
 class _Pending:
     data: dict[str, Any]
-    typing: Future[tuple[str, str]] | None = None
 
 
 @dataclass
@@ -451,6 +429,189 @@ def estimate(paths: Sequence[str | bytes], rules: WalkRules | None = None) -> tu
     return total_bytes, total_files
 
 
+# -- reading one file: here, or in a worker process ------------------------------
+
+#: regular files up to this size met in a walk are read by worker processes (a
+#: larger one is read here, its digests on threads of their own: custody.hashing)
+POOL_MAX_SIZE = 1 << 20
+POOL_AFTER = 64  # small files the walk meets before the pool starts
+POOL_BATCH = 64  # files per task handed to a worker
+POOL_MAX_PATH = 3072  # a longer path is opened through its directory's descriptor, here
+
+
+@dataclass
+class _Read:
+    """What reading one file into the store gave (picklable: a worker's answer)."""
+
+    opened: OSError | None = None  # open failed
+    before: os.stat_result | None = None  # fstat of the opened file
+    size: int = 0  # bytes to read (a block device: its size)
+    replaced: bool = False  # not the file the walk met (or no longer a file)
+    read_error: OSError | None = None  # reading the source failed
+    failure: StoreError | None = None  # the store could not take it
+    stored: Stored | None = None
+    after: os.stat_result | None = None  # fstat after reading
+    post: os.stat_result | None = None  # lstat of the path after reading
+
+
+def _open_source(dir_fd: int | None, name: bytes) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    noatime = getattr(os, "O_NOATIME", 0)
+    if noatime:
+        try:
+            return os.open(name, flags | noatime, dir_fd=dir_fd)
+        except PermissionError:
+            pass  # O_NOATIME needs ownership or CAP_FOWNER; fall back
+    return os.open(name, flags, dir_fd=dir_fd)
+
+
+def read_file(
+    store: Store,
+    algorithms: Sequence[str],
+    dir_fd: int | None,
+    name: bytes,
+    ident: tuple[int, int],
+    progress: Callable[[int], None] | None = None,
+) -> _Read:
+    """Open ``name`` (relative to ``dir_fd``) without following a symlink or
+    blocking, check it is the file the walk met (``ident``: inode, device), and
+    copy it into the store while hashing it (one read, the copy read back)."""
+    got = _Read()
+    try:
+        fd = _open_source(dir_fd, name)
+    except OSError as err:
+        got.opened = err
+        return got
+    try:
+        before = got.before = os.fstat(fd)
+        size = before.st_size
+        if stat.S_ISBLK(before.st_mode):
+            size = os.lseek(fd, 0, os.SEEK_END)
+            os.lseek(fd, 0, os.SEEK_SET)
+        got.size = size
+        if (
+            not (stat.S_ISREG(before.st_mode) or stat.S_ISBLK(before.st_mode))
+            or (
+                before.st_ino,
+                before.st_dev,
+            )
+            != ident
+        ):
+            got.replaced = True
+            return got
+        try:
+            got.stored = store.ingest(fd, algorithms, size_hint=size, progress=progress)
+        except SourceReadError as err:
+            got.read_error = err.err
+            return got
+        except StoreError as err:
+            got.failure = err
+            return got
+        got.after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    try:
+        got.post = os.lstat(name, dir_fd=dir_fd)
+    except OSError:
+        got.post = None
+    return got
+
+
+_worker: tuple[Store, tuple[str, ...]] | None = None
+
+
+def _die_with_parent() -> None:
+    """A worker ends when the collector does, even killed by ``kill -9``: it must
+    not hold the writers' lock (inherited) or write objects after its run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def _init_reader(
+    root: str, algorithms: tuple[str, ...], parent: int, lock_fds: tuple[int, ...]
+) -> None:
+    global _worker
+    for fd in lock_fds:  # the collector's locks end with it, not with its readers
+        os.close(fd)
+    _die_with_parent()
+    if os.getppid() != parent:  # the collector died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the collector's to handle
+    _worker = (Store(Path(root), deferred_sync=True), algorithms)
+
+
+def _read_batch(jobs: list[tuple[bytes, tuple[int, int]]]) -> list[_Read]:
+    """A worker's task: read each (full path, walk identity) into the store."""
+    assert _worker is not None
+    store, algorithms = _worker
+    return [read_file(store, algorithms, None, path, ident) for path, ident in jobs]
+
+
+_Queued = tuple[bytes, os.stat_result]  # path, the walk's stat
+
+
+@dataclass
+class _Job:
+    batch: list[_Queued]
+    future: Future[list[_Read]]
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def results(self) -> list[_Read]:
+        try:
+            got: list[_Read] = self.future.result()
+        except BrokenProcessPool as e:
+            raise StoreError(f"a reader process of the collection died: {e}") from e
+        return got
+
+
+class _ReaderPool:
+    """Worker processes that open, read, hash and copy small files into the store
+    (``fork``ed: they start in milliseconds).  They let go of the collector's
+    locks (the writers' and the run's: those end with the collector, whose death
+    kills them, ``PR_SET_PDEATHSIG``).  The collector records their answers in
+    order and makes their objects durable (``syncfs``) before it names them."""
+
+    def __init__(
+        self, store: Store, algorithms: Sequence[str], workers: int, lock_fds: tuple[int, ...]
+    ) -> None:
+        import multiprocessing
+
+        self.max_inflight = 2 * workers + 2
+        self._ex = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_reader,
+            initargs=(os.fspath(store.root), tuple(algorithms), os.getpid(), lock_fds),
+        )
+
+    def submit(self, batch: list[_Queued]) -> _Job:
+        jobs = [(path, (st.st_ino, st.st_dev)) for path, st in batch]
+        return _Job(batch, self._ex.submit(_read_batch, jobs))
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+
+def reader_workers() -> int:
+    """Worker processes for small files: one per CPU, at least two (they wait on
+    the file system as much as they compute); ``CUSTODY_READERS`` overrides (0: read
+    every file in the collector's own process)."""
+    env = os.environ.get("CUSTODY_READERS", "")
+    if env.isdigit():
+        return int(env)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(2, cpus)
+
+
 class Collector:
     def __init__(
         self,
@@ -464,6 +625,7 @@ class Collector:
         exclude: Sequence[str] = (),
         one_file_system: bool = False,
         on_item: ItemFn | None = None,
+        describe: bool = True,
         pre_walk: PreWalkFn | None = None,
     ) -> None:
         self.ledger = ledger
@@ -488,11 +650,18 @@ class Collector:
         self._started = False
         self._pending: list[_Pending] = []
         self._last_flush = time.monotonic()
-        self._typer = _Typer()
-        if self._typer.missing is not None:
-            self.summary.untyped = self._typer.missing
+        self.describe = describe
+        if describe:
+            self.summary.untyped = filetype.unavailable()
+        self._stored: dict[str, None] = {}  # SHA-256 of the objects this run stored
         self._skip: set[str] = set()
         self._links: dict[tuple[int, int], _Link] = {}  # (device, inode) read this run
+        self._pool: _ReaderPool | None = None  # started once the walk meets small files
+        self._lock_fds: tuple[int, ...] = ()
+        self._pool_workers = reader_workers()
+        self._small = 0
+        self._batch: list[_Queued] = []
+        self._inflight: deque[_Job] = deque()
         raise_fd_limit()
 
     # -- recording ----------------------------------------------------------
@@ -503,10 +672,6 @@ class Collector:
         self.store.sync()  # every object these events name is durable before they are
         drafts = []
         for p in self._pending:
-            if p.typing is not None:
-                mime, desc = p.typing.result()
-                p.data["mime"] = mime
-                p.data["magic"] = desc
             drafts.append(EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True))
         self.noted(self.ledger.append(self.signer, drafts))
         self._pending.clear()
@@ -538,7 +703,6 @@ class Collector:
         self,
         path: bytes,
         outcome: str,
-        typing: Future[tuple[str, str]] | None = None,
         **extra: Any,
     ) -> None:
         data: dict[str, Any] = {
@@ -550,7 +714,7 @@ class Collector:
             **extra,
         }
         self.summary.counts[outcome] = self.summary.counts.get(outcome, 0) + 1
-        self._pending.append(_Pending(data, typing))
+        self._pending.append(_Pending(data))
         if (
             len(self._pending) >= FLUSH_ITEMS
             or time.monotonic() - self._last_flush >= FLUSH_SECONDS
@@ -580,7 +744,9 @@ class Collector:
                     self.summary.cleanup = clean_orphans(self.ledger, self.signer, self.store)
                 finally:
                     writers.share()
-            with _RunLock(self.store, self.run):
+            with _RunLock(self.store, self.run) as run_lock:
+                # the locks are this process's: a reader forked from it lets go of them
+                self._lock_fds = tuple(fd for fd in (writers.fd, run_lock.fd) if fd is not None)
                 return self._run(roots, resume)
         finally:
             writers.release()
@@ -624,6 +790,12 @@ class Collector:
                     (json.dumps(chain),),
                 )
             }
+            for (sha,) in self.ledger.conn.execute(  # typed after this run, as its own
+                "SELECT sha256 FROM artifacts WHERE sha256 IS NOT NULL AND run IN"
+                " (SELECT value FROM json_each(?))",
+                (json.dumps(chain),),
+            ):
+                self._stored[str(sha)] = None
             counts = dict(
                 self.ledger.conn.execute(
                     "SELECT outcome, count(*) FROM artifacts WHERE run = ? GROUP BY outcome"
@@ -672,20 +844,25 @@ class Collector:
         error: StoreError | None = None
         interrupted = False
         try:
-            if self.pre_walk is not None:
-                roots = self.pre_walk(self, roots)
-            for entry in _walk(roots, self.rules):
-                self._one(entry)
-                if self.progress is not None:
-                    self.progress(0, 1)
+            try:
+                if self.pre_walk is not None:
+                    roots = self.pre_walk(self, roots)
+                for entry in _walk(roots, self.rules):
+                    self._one(entry)
+                    if self.progress is not None:
+                        self.progress(0, 1)
+                self._pool_finish(record=True)
+            except KeyboardInterrupt:
+                interrupted = True
+                self._pool_finish(record=True)  # what the workers copied is recorded
         except StoreError as e:
             error = e
             self.summary.status = "failed"
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            self._pool_finish(record=False)
             self._flush()
-            self._typer.close()
         if interrupted:  # no end event: the run is unfinished, and resumable
             raise CollectionInterruptedError(
                 f"interrupted: collection {self.run} stopped after {len(self.summary.items)}"
@@ -704,7 +881,27 @@ class Collector:
         self.ledger.append(self.signer, [EventDraft(type=RUN_END_EVENT, data=end)])
         if error is not None:
             raise error
+        self._describe()
         return self.summary
+
+    def _describe(self) -> None:
+        """After the run is recorded: type the objects it stored that no describe
+        event types yet, in worker processes (custody.describe).  Ctrl-C here
+        loses no record: 'custody describe' types what is left."""
+        if not self.describe or self.summary.untyped is not None or not self._stored:
+            return
+        from custody.describe import describe_objects, undescribed
+
+        todo = undescribed(self.ledger, self._stored)
+        try:
+            n, problems = describe_objects(self.ledger, self.signer, todo)
+        except KeyboardInterrupt:
+            self.summary.undescribed.append(
+                "interrupted while typing stored objects: run 'custody describe' to finish"
+            )
+            return
+        self.summary.described = n
+        self.summary.undescribed.extend(problems)
 
     def _one(self, e: _Entry) -> None:
         path, st = e.path, e.st
@@ -719,8 +916,11 @@ class Collector:
         if isinstance(st, OSError):
             self._record(path, "unreadable", error=error_record(st))
             return
-        src = stat_record(st)
         mode = st.st_mode
+        if stat.S_ISREG(mode):  # the walk's stat is recorded only if the read fails
+            self._copy(e, st)
+            return
+        src = stat_record(st)
         if stat.S_ISDIR(mode):
             if isinstance(e.list_error, FileNotFoundError):  # removed before it was opened
                 self._record(path, "vanished", source=src, error=error_record(e.list_error))
@@ -740,30 +940,37 @@ class Collector:
             except OSError as err:
                 self._record(path, "unreadable", source=src, error=error_record(err))
         elif stat.S_ISREG(mode) or (e.explicit and stat.S_ISBLK(mode)):
-            self._copy(e, st, src)
+            self._copy(e, st)
         else:
             self._record(path, "special", source=src, note="not opened: special file met in a walk")
 
-    def _open(self, e: _Entry) -> int:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        noatime = getattr(os, "O_NOATIME", 0)
-        if noatime:
-            try:
-                return os.open(e.name, flags | noatime, dir_fd=e.dir_fd)
-            except PermissionError:
-                pass  # O_NOATIME needs ownership or CAP_FOWNER; fall back
-        return os.open(e.name, flags, dir_fd=e.dir_fd)
-
-    def _copy(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> None:
-        path = e.path
-        if st.st_nlink > 1 and stat.S_ISREG(st.st_mode) and self._hard_link(e, st, src):
+    def _copy(self, e: _Entry, st: os.stat_result) -> None:
+        if st.st_nlink > 1 and stat.S_ISREG(st.st_mode) and self._hard_link(e, st):
             return
-        try:
-            fd = self._open(e)
-        except FileNotFoundError as err:
+        if self._use_pool(e, st):
+            self._queue(e.path, st)
+            return
+        progress = None
+        if self.progress is not None:
+            cb = self.progress
+
+            def progress(n: int) -> None:
+                cb(n, 0)
+
+        got = read_file(
+            self.store, self.algorithms, e.dir_fd, e.name, (st.st_ino, st.st_dev), progress
+        )
+        self._finish(e.path, st, got)
+
+    def _finish(self, path: bytes, st: os.stat_result, got: _Read) -> None:
+        """Record what reading ``path`` (``st``: the walk's stat) gave
+        (:func:`read_file`, here or in a worker)."""
+        src = stat_record(st) if got.stored is None else {}
+        err = got.opened
+        if isinstance(err, FileNotFoundError):
             self._record(path, "vanished", source=src, error=error_record(err))
             return
-        except OSError as err:
+        if err is not None:
             if err.errno == errno.ELOOP:
                 self._record(
                     path,
@@ -775,47 +982,26 @@ class Collector:
             else:
                 self._record(path, "unreadable", source=src, error=error_record(err))
             return
-        try:
-            before = os.fstat(fd)
-            size = before.st_size
-            if stat.S_ISBLK(before.st_mode):
-                size = os.lseek(fd, 0, os.SEEK_END)
-                os.lseek(fd, 0, os.SEEK_SET)
-            if not (stat.S_ISREG(before.st_mode) or stat.S_ISBLK(before.st_mode)) or (
-                before.st_ino,
-                before.st_dev,
-            ) != (st.st_ino, st.st_dev):
-                self._record(
-                    path,
-                    "unstable",
-                    source=src,
-                    after=stat_record(before),
-                    note="path was replaced between listing and opening; not read",
-                )
-                return
-            progress = None
-            if self.progress is not None:
-                cb = self.progress
-
-                def progress(n: int) -> None:
-                    cb(n, 0)
-
-            try:
-                stored = self.store.ingest(fd, self.algorithms, size_hint=size, progress=progress)
-            except SourceReadError as err:
-                self._record(path, "unreadable", source=src, error=error_record(err.err))
-                return
-            except StoreError as err:
-                # this path still gets its outcome before the run stops
-                self._record(path, "failed", source=src, failure=err.message)
-                raise
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        try:
-            post: os.stat_result | None = os.lstat(e.name, dir_fd=e.dir_fd)
-        except OSError:
-            post = None
+        before = got.before
+        assert before is not None
+        if got.replaced:
+            self._record(
+                path,
+                "unstable",
+                source=src,
+                after=stat_record(before),
+                note="path was replaced between listing and opening; not read",
+            )
+            return
+        if got.read_error is not None:
+            self._record(path, "unreadable", source=src, error=error_record(got.read_error))
+            return
+        if got.failure is not None:
+            # this path still gets its outcome before the run stops
+            self._record(path, "failed", source=src, failure=got.failure.message)
+            raise got.failure
+        stored, after, post = got.stored, got.after, got.post
+        assert stored is not None and after is not None
         result = stored.result
         unstable = _unstable(before, after, None if stat.S_ISBLK(before.st_mode) else result.size)
         if post is None or (post.st_ino, post.st_dev) != (before.st_ino, before.st_dev):
@@ -827,7 +1013,7 @@ class Collector:
             "store": stored.relpath,
         }
         if stat.S_ISBLK(before.st_mode):
-            extra["device_size"] = size
+            extra["device_size"] = got.size
         if unstable:
             extra["after"] = stat_record(after)
             if post is not None:
@@ -838,12 +1024,70 @@ class Collector:
             self.summary.deduplicated += 1
         else:
             self.summary.new_objects += 1
-        typing = self._typer.submit(str(self.store.path_of(stored.relpath)))
+        self._stored[result.digests["sha256"]] = None
         if not unstable and before.st_nlink > 1:
-            self._links[(before.st_dev, before.st_ino)] = _Link(path, before, extra, typing)
-        self._record(path, "unstable" if unstable else "collected", typing=typing, **extra)
+            self._links[(before.st_dev, before.st_ino)] = _Link(path, before, extra)
+        self._record(path, "unstable" if unstable else "collected", **extra)
 
-    def _hard_link(self, e: _Entry, st: os.stat_result, src: dict[str, Any]) -> bool:
+    # -- the reader pool: small files read, hashed and copied by worker processes --
+
+    def _use_pool(self, e: _Entry, st: os.stat_result) -> bool:
+        """Small regular files met in a walk go to the worker processes, once the
+        walk has met enough of them to pay for the pool's start."""
+        if not stat.S_ISREG(st.st_mode) or st.st_size > POOL_MAX_SIZE or e.dir_fd is None:
+            return False
+        if len(e.path) >= POOL_MAX_PATH:  # reached through dir_fd only: read here
+            return False
+        if self._pool is None:
+            self._small += 1
+            if self._small < POOL_AFTER or self._pool_workers < 1:
+                return False
+            self._pool = _ReaderPool(
+                self.store, self.algorithms, self._pool_workers, self._lock_fds
+            )
+        return True
+
+    def _queue(self, path: bytes, st: os.stat_result) -> None:
+        self._batch.append((path, st))
+        if len(self._batch) >= POOL_BATCH:
+            self._submit()
+        self._drain(block=False)
+
+    def _submit(self) -> None:
+        if self._pool is None or not self._batch:
+            return
+        self._inflight.append(self._pool.submit(self._batch))
+        self._batch = []
+        while len(self._inflight) > self._pool.max_inflight:
+            self._drain_one()
+
+    def _drain(self, *, block: bool) -> None:
+        while self._inflight and (block or self._inflight[0].done()):
+            self._drain_one()
+
+    def _drain_one(self) -> None:
+        job = self._inflight.popleft()
+        for (path, st), got in zip(job.batch, job.results(), strict=True):
+            if got.stored is not None:
+                if not got.stored.deduplicated:
+                    self.store.mark_dirty()  # a worker's object: durable before it is named
+                if self.progress is not None:
+                    self.progress(got.stored.result.size, 0)
+            self._finish(path, st, got)
+
+    def _pool_finish(self, *, record: bool) -> None:
+        """End of the walk (or Ctrl-C): record what the workers still hold, then stop
+        them."""
+        try:
+            if record:
+                self._submit()
+                self._drain(block=True)
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def _hard_link(self, e: _Entry, st: os.stat_result) -> bool:
         """A further name of an inode this run already read unchanged: recorded
         with the same bytes (one store object) and ``hard_link_of``, not re-read."""
         first = self._links.get((st.st_dev, st.st_ino))
@@ -861,8 +1105,7 @@ class Collector:
         self._record(
             e.path,
             "collected",
-            typing=first.typing,
-            source=src,
+            source=stat_record(st),
             **same,
             hard_link_of={"hex": first.path.hex(), "display": display_path(first.path)},
         )
@@ -881,12 +1124,14 @@ def collect(
     exclude: Sequence[str] = (),
     one_file_system: bool = False,
     on_item: ItemFn | None = None,
+    describe: bool = True,
     pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Collect ``paths``.  The first collection of a case runs the self-test and
     records it (unless ``selftest`` is False); a failed self-test stops it.
     ``exclude`` and ``one_file_system`` are :class:`WalkRules`; ``on_item`` is
-    called with each item as it is recorded."""
+    called with each item as it is recorded.  With ``describe`` (the default) the
+    objects stored are typed after the run is recorded (custody.describe)."""
     return Collector(
         ledger,
         signer,
@@ -897,6 +1142,7 @@ def collect(
         exclude=exclude,
         one_file_system=one_file_system,
         on_item=on_item,
+        describe=describe,
         pre_walk=pre_walk,
     ).collect(paths)
 
@@ -908,6 +1154,7 @@ def resume(
     progress: ProgressFn | None = None,
     selftest: bool = True,
     on_item: ItemFn | None = None,
+    describe: bool = True,
     pre_walk: PreWalkFn | None = None,
 ) -> CollectSummary:
     """Finish the interrupted ``run`` with its own reason, algorithms and walk
@@ -922,6 +1169,7 @@ def resume(
         exclude=run.exclude,
         one_file_system=run.one_file_system,
         on_item=on_item,
+        describe=describe,
         pre_walk=pre_walk,
     ).collect([], resume=run)
 

@@ -1,8 +1,8 @@
 """File type identification with libmagic, as the collector records it.
 
-The collector types every stored copy with :func:`detect` (on its own threads,
-one pair of handles each: a libmagic handle is not safe to share between
-threads), and the self-test checks the same function against known samples.
+Store objects are typed with :func:`detect` (custody.describe: in worker
+processes, one pair of handles each: a libmagic handle is not safe to share),
+and the self-test checks the same function against known samples.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ INSTALL_HINT = "install the libmagic1 package (apt-get install libmagic1)"
 
 def unavailable() -> str | None:
     """Why files cannot be typed on this machine (libmagic, or its Python binding
-    python-magic, cannot be loaded), or None when they can.  Without it the
-    collector records items without a MIME type and the self-test skips its
+    python-magic, cannot be loaded), or None when they can.  Without it stored
+    objects are left untyped (no describe events) and the self-test skips its
     libmagic checks."""
     try:
         import magic  # noqa: F401  (python-magic loads libmagic when imported)
@@ -30,7 +30,7 @@ def unavailable() -> str | None:
 
 
 def open_handles() -> Handles:
-    """A (MIME, description) pair of libmagic handles for one thread."""
+    """A (MIME, description) pair of libmagic handles for one process or thread."""
     import magic  # here: its import is paid by collections (and the self-test) only
 
     return (magic.Magic(mime=True), magic.Magic())

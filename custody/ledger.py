@@ -61,6 +61,7 @@ KEY_ROTATE_EVENT = "key.rotate"
 KEY_REVOKE_EVENT = "key.revoke"
 COLLECT_EVENT = "collect"
 IMPORT_EVENT = "import"  # a bundle merged into the case (custody.bundle.importer)
+DESCRIBE_EVENT = "describe"  # a store object's type (custody.describe)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,8 @@ class Ledger:
         self.read_only = False
         self.for_reading = False  # opened by a command that only reads
         self._tx_nodes: dict[tuple[int, int], bytes] = {}
+        self._tx_rows: dict[str, list[tuple[Any, ...]]] = {}
+        self._batching = False  # inside append: inserts wait for _write_rows
         self._rules: Any = None
         self._wrote_by: Signer | None = None  # last signer of a committed append
 
@@ -478,12 +481,26 @@ class Ledger:
             signature=base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
             _data=data,
         )
-        self.conn.execute(
+        self._later(
             "INSERT INTO events (seq, hash, prev, type, time, signer, item, body, signature)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ev.seq, ev.hash, ev.prev, ev.type, ev.time, ev.signer, ev.item, ev.body, ev.signature),
         )
         return ev
+
+    def _later(self, sql: str, row: tuple[Any, ...]) -> None:
+        """An insert of this append's transaction, run with its kind in one
+        ``executemany`` before the commit (:meth:`_write_rows`): nothing the append
+        reads meanwhile is in these rows."""
+        if self._batching:
+            self._tx_rows.setdefault(sql, []).append(row)
+        else:  # an insert outside append (a tool forcing an event in): now
+            self.conn.execute(sql, row)
+
+    def _write_rows(self) -> None:
+        for sql, rows in self._tx_rows.items():
+            self.conn.executemany(sql, rows)
+        self._tx_rows = {}
 
     def append(
         self,
@@ -506,6 +523,8 @@ class Ledger:
         rules = self.rules()
         self._begin()
         self._tx_nodes = {}
+        self._tx_rows = {}
+        self._batching = True
         try:
             r = rules.current()
             rules.refuse_retired(signer)
@@ -538,12 +557,15 @@ class Ledger:
                 self._index(ev, draft)
                 out.append(ev)
                 prev = ev.hash
+            self._write_rows()
+            self._batching = False
             if after is not None and out:
                 after(out[-1])  # more rows, in the same transaction as the events
             self.conn.execute("COMMIT")
             if out:
                 self._wrote_by = signer
         except sqlite3.Error as e:
+            self._batching, self._tx_rows = False, {}
             self.conn.execute("ROLLBACK")
             rules.invalidate()
             error = sqlite_error_class(e, OperationalError)
@@ -551,6 +573,7 @@ class Ledger:
                 raise error(f"ledger is locked: {e}") from e
             raise error(f"could not write to the ledger: {e}") from e
         except BaseException:
+            self._batching, self._tx_rows = False, {}
             self.conn.execute("ROLLBACK")
             rules.invalidate()
             raise
@@ -569,8 +592,15 @@ class Ledger:
         """Update every derived table for a new event (verify re-derives them)."""
         data = ev.data
         if draft.new_item:
-            self._insert_row("artifacts", artifact_index_row(ev.seq, data))
-        for row in identity_index_rows(ev.seq, ev.type, data):
+            row = artifact_index_row(ev.seq, data)
+            self._later(
+                f"INSERT INTO artifacts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 - fixed names
+                tuple(row.values()),
+            )
+        rows = identity_index_rows(ev.seq, ev.type, data)
+        if rows:
+            self._write_rows()  # the identities table refers to this event's row
+        for row in rows:
             # one row per key, from the first event that registered it (a later
             # attestation of a self-registered key changes its standing, not its row)
             if not self.conn.execute(
@@ -578,7 +608,7 @@ class Ledger:
             ).fetchone():
                 self._insert_row("identities", row)
         for item in event_items(ev.item, data):
-            self._insert_row("event_items", {"seq": ev.seq, "item": item})
+            self._later("INSERT INTO event_items (seq, item) VALUES (?, ?)", (ev.seq, item))
         self._tree_append(ev.seq, leaf_hash(ev.body.encode("utf-8")))
 
     def _tree_append(self, index: int, leaf: bytes) -> None:
@@ -587,7 +617,7 @@ class Ledger:
         level, i, h = 0, index, leaf
         while True:
             nodes[(level, i)] = h
-            self.conn.execute(
+            self._later(
                 "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, i, h)
             )
             if not i & 1:

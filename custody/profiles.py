@@ -586,8 +586,8 @@ def _store_capture(c: Collector, cap: volatile.Capture) -> str | None:
     }
     if cap.source is not None:
         extra["source"] = stat_record(cap.source)
-    typing = c._typer.submit(str(c.store.path_of(stored.relpath)))
-    c._record(cap.path, "collected", typing=typing, **extra)
+    c._stored[stored.result.digests["sha256"]] = None  # typed after the run (describe)
+    c._record(cap.path, "collected", **extra)
     return str(result.digests["sha256"])
 
 

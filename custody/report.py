@@ -32,6 +32,7 @@ from custody import __version__, merkle
 from custody.bundle import verify_bundle
 from custody.canonical import rfc3339_ns
 from custody.checkpoint import CHECKPOINT_EVENT, TIMESTAMP_EVENT
+from custody.describe import Typing, item_type, verified_types
 from custody.errors import UsageError
 from custody.findings import Finding, Kind
 from custody.findings import steps as verification_steps
@@ -218,10 +219,12 @@ def _assemble_model(
     ids = [i for i in ids if not views[i].ok] + [i for i in ids if views[i].ok]
     chosen = set(named)
     shared = _Shared(r)
+    types = verified_types(events)
     items = []
     for n, i in enumerate(ids):
         v = views[i]
-        items.append(_item(v, found_digests, detail == "all" or not v.ok or i in chosen, shared))
+        full = detail == "all" or not v.ok or i in chosen
+        items.append(_item(v, found_digests, types, full, shared))
         if progress is not None and (n % 500 == 0 or n == len(ids) - 1):
             progress(n + 1, len(ids))
     signers = {e.signer for e in events}
@@ -314,6 +317,7 @@ def summary(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _item(
     view: ItemView,
     found: dict[str, dict[str, str]],
+    types: dict[str, Typing],
     detail: bool = True,
     shared: _Shared | None = None,
 ) -> dict[str, Any]:
@@ -322,6 +326,7 @@ def _item(
     source chain) only with ``detail``.  ``shared``: what the rows of the report
     share (:class:`_Shared`)."""
     r = view.replay
+    mime, magic = item_type(view.data, types)
     body = view.collect.body
     data = view.data
     path = data.get("path") if isinstance(data.get("path"), dict) else {}
@@ -385,14 +390,14 @@ def _item(
     return {
         "id": view.id,
         **extra,
-        "description": str(data.get("magic") or data.get("outcome") or ""),
+        "description": str(magic or data.get("outcome") or ""),
         "path": str(path.get("display", "")),
         "path_hex": str(path.get("hex", "")),
         "host": str(data.get("host", "")),
         "metadata": item_metadata(data),
         "outcome": str(data.get("outcome", "")),
         "size": data.get("size") if isinstance(data.get("size"), int) else None,
-        "mime": data.get("mime") if isinstance(data.get("mime"), str) else None,
+        "mime": mime,
         "digests": {str(k): str(v) for k, v in sorted(digests.items())},
         "verified_digests": found.get(view.id) or found.get(str(data.get("store"))),
         "collected": str(body.get("time", "")),

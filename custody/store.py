@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -134,6 +135,16 @@ def make_private_dirs(base: str, d: str) -> None:
         os.chmod(path, DIR_MODE)  # exactly 0700, whatever the umask
 
 
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def _umask_keeps(mode: int) -> bool:
+    """Does the process umask leave ``mode`` intact (so mkdir needs no chmod)?"""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mode & ~mask == mode
+
+
 def object_relpath(sha256_hex: str) -> str:
     return f"sha256/{sha256_hex[0:2]}/{sha256_hex[2:4]}/{sha256_hex}"
 
@@ -183,6 +194,11 @@ class Store:
         self._tmp_s = os.fspath(self.tmp)
         self._dirs: set[str] = set()
         self._dirty = False
+        self._prefix = ""  # of this process's temp file names (made on first use)
+        self._pid = 0
+        self._count = itertools.count(1)
+        self._can_link = True  # False where the file system has no hard links (FAT)
+        self._exact_dirs = _umask_keeps(DIR_MODE)
 
     def free_bytes(self) -> int:
         """Bytes an unprivileged writer may still use in the store's file system."""
@@ -240,6 +256,69 @@ class Store:
             make_private_dirs(self._root_s, d)
             self._dirs.add(d)
 
+    def mark_dirty(self) -> None:
+        """Another process (a collector's reader) added an object: the next
+        :meth:`sync` must flush the file system."""
+        self._dirty = True
+
+    def _tmp_name(self) -> str:
+        """A new temp file name: this process's random prefix and a counter (no
+        getpid or getrandom call per object; a forked process gets its own)."""
+        if not self._prefix or os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._prefix = f"{self._tmp_s}/ingest-{self._pid}-{os.urandom(6).hex()}-"
+            self._count = itertools.count(1)
+        return f"{self._prefix}{next(self._count)}"  # next(): atomic across threads
+
+    def _publish(self, tmp_path: str, dest: str) -> bool:
+        """Give the complete temp file ``tmp_path`` its name ``dest``; False when an
+        object of that name exists already (never replaced: the temp is dropped).
+        Directories are made only when missing (one failed call, not a stat of
+        each)."""
+        made_parents = False
+        while True:
+            try:
+                if self._can_link:
+                    os.link(tmp_path, dest)  # fails, never overwrites, if dest exists
+                    os.unlink(tmp_path)
+                    return True
+                if os.path.lexists(dest):
+                    os.unlink(tmp_path)
+                    return False
+                os.replace(tmp_path, dest)
+                return True
+            except FileExistsError:
+                os.unlink(tmp_path)
+                return False
+            except FileNotFoundError:
+                if made_parents:
+                    raise
+                self._make_parents(os.path.dirname(dest))
+                made_parents = True
+            except OSError as e:
+                if not self._can_link or e.errno not in _NO_LINKS:
+                    raise
+                self._can_link = False  # a file system without hard links (FAT, exFAT)
+
+    def _make_parents(self, parent: str) -> None:
+        """Create ``sha256/ab/cd`` (and ``sha256/ab``) mode 0700: mkdir where
+        missing, chmod only where the umask would not give 0700 exactly."""
+        if not self._exact_dirs:
+            self._mkdir(parent)
+            return
+        todo = [parent]
+        while True:
+            try:
+                os.mkdir(todo[-1], DIR_MODE)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                todo.append(os.path.dirname(todo[-1]))
+                continue
+            todo.pop()
+            if not todo:
+                return
+
     def sync(self) -> None:
         """Make every object ingested since the last sync durable."""
         if self._dirty:
@@ -262,7 +341,7 @@ class Store:
         except OSError as e:
             raise StoreError(f"cannot create {self.tmp}: {e.strerror}") from e
         # plain strings, not Path objects: this runs once per file collected
-        tmp_path = f"{self._tmp_s}/ingest-{os.getpid()}-{os.urandom(6).hex()}"
+        tmp_path = self._tmp_name()
         try:
             out_fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as e:
@@ -285,18 +364,13 @@ class Store:
                     os.fsync(out_fd)
                 relpath = object_relpath(result.digests["sha256"])
                 dest = f"{self._root_s}/{relpath}"
-                parent = os.path.dirname(dest)
-                dedup = os.path.lexists(dest)
-                if dedup:
-                    os.unlink(tmp_path)
-                else:
-                    self._mkdir(parent)
-                    os.fchmod(out_fd, OBJECT_MODE)
-                    os.replace(tmp_path, dest)
+                os.fchmod(out_fd, OBJECT_MODE)  # before it has its name: never writable
+                dedup = not self._publish(tmp_path, dest)
+                if not dedup:
                     if self.deferred_sync:
                         self._dirty = True
                     else:
-                        _fsync_dir(parent)
+                        _fsync_dir(os.path.dirname(dest))
             finally:
                 os.close(out_fd)
         except OSError as e:

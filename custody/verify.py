@@ -52,6 +52,7 @@ from custody.checkpoint import (
     origin_of,
     verifiers,
 )
+from custody.describe import check_data as check_describe
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import (
     AheadChecks,
@@ -67,6 +68,7 @@ from custody.keys import Identity, fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
     DB_NAME,
+    DESCRIBE_EVENT,
     KNOWN_RULES,
     Event,
     Ledger,
@@ -280,6 +282,8 @@ def malformed(body: dict[str, Any]) -> str | None:
     data = body.get("data")
     if not isinstance(data, dict):
         return "data is not a JSON object"
+    if body.get("type") == DESCRIBE_EVENT:
+        return check_describe(data)
     if body.get("type") == COLLECT_EVENT:
         digests = data.get("digests", {})
         if not isinstance(digests, dict) or not all(

@@ -21,11 +21,13 @@ structured fields:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from custody.canonical import canonical_json, parse_strict
+from custody.describe import Typing, fill_types, item_type, object_types, verified_types
 from custody.display import shown
 from custody.errors import UsageError
 from custody.findings import SIGNATURE_KINDS, Finding, Kind
@@ -535,6 +537,7 @@ class ItemView:
     replay: Replay = field(compare=False, repr=False)
     keys: KeyBook | None = field(default=None, compare=False, repr=False)
     source: SourceChain | None = field(default=None, compare=False, repr=False)
+    types: dict[str, Typing] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def book(self) -> KeyBook:
@@ -591,6 +594,7 @@ class ItemView:
         this case, with its source (``source``, ``source_item``), the lab's store
         object and the import event as ``event_seq``."""
         facts = item_facts(self.collect.seq, self.collect.body)
+        facts["mime"], facts["magic"] = item_type(self.data, self.types)  # custody.describe
         if self.source is not None:
             facts.update(self.source.facts(self.id))
         return facts
@@ -936,7 +940,7 @@ def case_item_view(
         view = item_views(events, r, report.findings, only=[want]).get(want)
     if view is None:
         raise UsageError(f"no such item: {item}")
-    return view
+    return dataclasses.replace(view, types=verified_types(events))
 
 
 #: findings that put the whole recorded history in doubt, whatever item they name: a
@@ -1114,6 +1118,7 @@ def case_items(ledger: Ledger, source: str | None = None) -> list[dict[str, Any]
     source: a label (``NC-001@3fa9c2``), a source case id (every source of that
     case id), or the case's own case id or ``-`` for its own items."""
     items = _own_facts(ledger) + imported_facts(ledger)
+    fill_types(items, object_types(ledger))
     if source is None:
         return items
     case_id = ledger.case.case_id

@@ -313,7 +313,7 @@ def test_collect_without_libmagic_records_a_skipped_check_and_untyped_items(
     lines = proc.stdout.splitlines()
     assert lines[-1].startswith("Recorded 8 items (5 collected, 3 directory)")
     assert any(
-        "libmagic1" in ln and ln.startswith("Note: items were recorded without") for ln in lines
+        "libmagic1" in ln and ln.startswith("Note: stored objects were not typed") for ln in lines
     )
     (st,) = [b["data"] for b in bodies(case) if b["type"] == "selftest"]
     assert st["ok"] is True and st["failed"] == 0 and st["skipped"] >= 1

@@ -72,7 +72,12 @@ def check_ledger(
     # collect per file, and exactly one self-test: concurrent first collections
     # decide it inside the lock.
     assert [e["type"] for e in events].count("selftest") == 1
-    assert n == signers + 2 * len(summaries) + k + 1
+    # and the objects' types: one describe event per object a run stored (two runs
+    # that store the same bytes at once may both type them)
+    described = [e for e in events if e["type"] == "describe"]
+    assert n == signers + 2 * len(summaries) + k + 1 + len(described)
+    typed = {json.loads(e["body"])["data"]["sha256"] for e in described}
+    assert typed == {sha256sum(f) for f in all_files}
     assert [e["seq"] for e in events] == list(range(n))
     for before, after in itertools.pairwise(events):
         assert after["prev"] == before["hash"], after["seq"]
@@ -205,7 +210,9 @@ def test_four_collectors_and_a_verifier(case: Case, run: Any, tmp_path: Path) ->
     for before, after in itertools.pairwise(events):
         assert after["prev"] == before["hash"], after["seq"]
     assert [e["type"] for e in events].count("selftest") == 1
-    # the case's opening event and Lee's import, self-test, runs, items
-    assert len(events) == 2 + 1 + 2 * 4 + k
+    # the case's opening event and Lee's import, self-test, runs, items, their types
+    typed = {json.loads(e["body"])["data"]["sha256"] for e in events if e["type"] == "describe"}
+    assert typed == {sha256sum(f) for t in trees for f in t}
+    assert len(events) == 2 + 1 + 2 * 4 + k + len(typed)
     ids = sorted(int(e["item"].removeprefix("ITEM-")) for e in events if e["type"] == "collect")
     assert ids == list(range(1, k + 1))

@@ -513,7 +513,11 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
     new_case(calib, "CALIB")
     out = tmp_path / "calibration.txt"
     t0 = time.monotonic()
-    p = spawn(calib, env, ["collect", "--reason", "test", str(tree), "--quiet"], out)
+    # --no-describe: the delays are drawn over the collection itself (typing comes after
+    # its end event and would stretch the window past it)
+    p = spawn(
+        calib, env, ["collect", "--reason", "test", str(tree), "--quiet", "--no-describe"], out
+    )
     t_start = None
     while p.poll() is None:
         if t_start is None and has_start(calib):
@@ -541,7 +545,7 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
             step += 1
             steps_total += 1
             assert step <= 40, f"seed {SEED} round {rounds}: no progress after 40 steps"
-            args = ["collect", "--quiet"]
+            args = ["collect", "--quiet", "--no-describe"]
             args += ["--resume"] if pre.unfinished else ["--reason", "test", str(tree)]
             # every delay lies in [0, 1.2 x full]; most start late enough to miss the
             # interpreter's start-up, which no kill can harm, some from 0 anyway

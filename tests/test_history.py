@@ -194,7 +194,15 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         f = ev / f"exhibit-{i}.log"
         f.write_bytes(f"evidence {i}: user=svc-payroll src=10.0.0.{i}\n".encode() * (5 * i))
         files.append(f)
-    case("collect", "--no-selftest", "--reason", "suspected credential theft", *files, check=True)
+    case(  # no describe events: the history below is counted event by event
+        "collect",
+        "--no-selftest",
+        "--no-describe",
+        "--reason",
+        "suspected credential theft",
+        *files,
+        check=True,
+    )
     cp1 = case("checkpoint", "--out", root / "cp1.txt", check=True)
     signer = load_signer(root / "dana.pem", PASSPHRASE.encode())
     with Ledger.open(case.dir) as ledger:  # set-up only: the CLI runs this same code

@@ -240,7 +240,7 @@ def test_trust_anchors_are_the_owners_signed_events(w: World) -> None:
     # removed: a later bundle of the forger is judged without it, and the earlier
     # import keeps the basis it recorded
     proc = w.lab("trust", "remove", w.fp("dana"))
-    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 3\n"
+    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 5\n"
     assert w.lab_json("trust", "list") == []
     assert w.lab("trust", "remove", w.fp("dana")).returncode == 2
     assert w.lab("verify").returncode == 0
@@ -309,7 +309,7 @@ def test_a_fork_of_the_source_is_refused_and_named(w: World) -> None:
     line = one_error_line(proc)
     assert f"bundle {fork} of source {CASE_ID}@" in line
     assert f"refused: fork: its checkpoint of {b2_size} events has root " in line
-    assert "the one pinned at event 2 has root" in line
+    assert "the one pinned at event 4 has root" in line
     assert w.rows() == before
 
 

@@ -50,6 +50,7 @@ def lab_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, dict[s
             d / "notes.txt",
             "--reason",
             "r",
+            "--no-describe",  # the sources' event numbers as the tests below name them
             cwd=case_dir,
             check=True,
         )

@@ -576,14 +576,14 @@ def test_files_deleted_mid_walk_are_vanished(
             (root / "m_sub" / "inner.txt").unlink()
             (root / "m_sub").rmdir()
 
-    real_open = Collector._open
+    real_open = custody.collect._open_source
 
-    def open_after_delete(self: Collector, e: Any) -> int:
-        if e.name == b"c.txt":
-            os.unlink(e.name, dir_fd=e.dir_fd)
-        return real_open(self, e)
+    def open_after_delete(dir_fd: int | None, name: bytes) -> int:
+        if name == b"c.txt":
+            os.unlink(name, dir_fd=dir_fd)
+        return real_open(dir_fd, name)
 
-    monkeypatch.setattr(Collector, "_open", open_after_delete)
+    monkeypatch.setattr(custody.collect, "_open_source", open_after_delete)
     with Ledger.create(tmp_path / "case", "T-1", "vanished") as ledger:
         summary = collector(ledger, progress=progress).collect([str(root)])
         assert deleted

@@ -72,7 +72,8 @@ def test_certification_of_the_shared_case(report_case: ReportCase) -> None:  # n
     assert "Ed25519" in text and "SHA-256 hash of the event before it" in text
     assert "The result: **FAILED**: 3 finding(s) were recorded" in text
     assert "- stored bytes: **FAILED** (3 finding(s))" in text
-    assert re.search(r"made from the ledger at 12 event\(s\), Merkle root `[0-9a-f]{64}`", text)
+    # (12 events, and the describe events typing the two items' objects)
+    assert re.search(r"made from the ledger at 14 event\(s\), Merkle root `[0-9a-f]{64}`", text)
     assert "5. **Latest signed checkpoint.** None was recorded." in text
     # the custody chain, one line per item
     chain = [line for line in text.splitlines() if line.startswith("- **ITEM-")]

@@ -40,8 +40,8 @@ def test_objects_synced_before_the_events_that_name_them(
     monkeypatch.setattr(Store, "sync", sync)
     monkeypatch.setattr(Ledger, "append", append)
     collect(led, signer, [str(src)], reason="r", algorithms=["sha256"], selftest=False)
-    # start, then the batch of 6 items (synced first), then end
-    assert calls == ["append", "sync-dirty", "append", "append"]
+    # start, then the batch of 6 items (synced first), then end, then the objects' types
+    assert calls == ["append", "sync-dirty", "append", "append", "append"]
 
 
 @pytest.mark.parametrize("size", [8, 5 * (1 << 20) + 3])  # the serial and threaded paths

@@ -317,6 +317,9 @@ def _import_verified(
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
+    from custody.describe import describe_missing  # types objects no describe event types
+
+    describe_missing(ledger, signer, [str(i["sha256"]) for i in items if "store" in i])
     label = ledger.rules().current().source_labels.get(report.header_hash, "")
     return ImportResult(bundle_id, False, items, len(lines), ev.seq, label, signers)
 
