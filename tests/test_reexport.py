@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import docverify
 import pytest
 from conftest import Case, new_key, ok_json, template_case
 from tampering import retag
@@ -288,3 +289,37 @@ def test_a_hostile_section_is_refused_naming_it(story: dict[str, Any], bag: Path
     assert code == 1
     assert {"custody/sources/x", f"custody/sources/{sec.name}"} <= {s for _, s in _kinds(doc)}
     assert ("event-extra", "custody/sources/x") in _kinds(doc)
+
+
+def test_the_independent_verifier_refuses_what_it_does_not_implement(
+    story: dict[str, Any],
+) -> None:
+    """tests/docverify.py implements §1-§12, not §13's source sections: it refuses a
+    re-export rather than judge it without them (it would call the section's
+    payload extra, or pass a bundle whose section it never read)."""
+    assert docverify.verify(story["bag"]) == (2, [])
+
+
+def test_a_third_case_imports_the_reexport(story: dict[str, Any], tmp_path: Path) -> None:
+    """Counsel's case imports the lab's re-export: the item keeps the id its
+    original source's header hash gives it (not nested under the lab's), beside
+    an item of the same number from another source, and the case verifies."""
+    run = story["run"]
+    third = tmp_path / "third"
+    run("init", third, "--case-id", "CT-9", "--title", "court", check=True)
+    # another NC-001 source's ITEM-1 first: the ids must not collide
+    run("bundle", "import", story["root"] / "host2.tar", cwd=third, check=True)
+    proc = run("bundle", "import", story["bag"], cwd=third, check=True)
+    assert "imported 1 items" in proc.stdout
+    items = ok_json(run, "list", "--json", cwd=third)
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids)) == 2
+    assert story["item"] in ids
+    mine = next(i for i in items if i["id"] == story["item"])
+    assert mine["sha256"] == hashlib.sha256(EXHIBIT[1]).hexdigest()
+    verified = ok_json(run, "verify", "--json", cwd=third)
+    assert verified["ok"] is True
+    # importing it again changes nothing
+    again = run("bundle", "import", story["bag"], cwd=third, check=True)
+    assert "already" in again.stdout
+    assert len(ok_json(run, "list", "--json", cwd=third)) == 2

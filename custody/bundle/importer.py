@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from custody.bundle.archive import CHUNK, open_source
+from custody.bundle.reexport import read_sections, record_section
 from custody.bundle.shapes import _json, _lines
 from custody.bundle.verify import BundleReport, verify_bundle
 from custody.canonical import content_hash, parse_strict
@@ -75,7 +76,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
             raise IntegrityError(f"{path} changed while it was imported")
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
-        if [str(it.get("id")) for it in meta["items"]] != report.items:
+        if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones
             raise IntegrityError(f"{path} changed while it was imported")
         for it in meta["items"]:
             signed = artifact_index_row(0, report.collected[str(it["id"])])
@@ -91,6 +92,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
                     raise IntegrityError(f"{it['payload']} changed while it was imported")
                 entry["store"] = stored.relpath
             items.append(entry)
+        sections = read_sections(src, report, bundle_id, lambda f: _ingest_stream(store, f))
         store.sync()
     finally:
         src.close()
@@ -108,10 +110,14 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
                     "keys": sorted(k["fingerprint"] for k in keys),
                     "items": items,
                 },
-            )
+            ),
+            *(EventDraft(IMPORT_EVENT, sec.draft_data({"bundle": bundle_id})) for sec in sections),
         ]
 
-    def record(ev: Event) -> None:
+    def record(last: Event) -> None:
+        for i, sec in enumerate(sections):  # their import events follow the bundle's
+            record_section(ledger, sec, last.seq - len(sections) + 1 + i)
+        seq = last.seq - len(sections)
         ledger.conn.execute(
             "INSERT INTO imported_bundles (bundle, source_case, checkpoint, keys, items,"
             " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
@@ -121,7 +127,7 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
                 checkpoint,
                 json.dumps(keys),
                 json.dumps(items),
-                ev.seq,
+                seq,
             ),
         )
         ledger.conn.executemany(
@@ -143,7 +149,10 @@ def _import_verified(ledger: Ledger, signer: Any, path: Path, report: BundleRepo
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
-    return ImportResult(bundle_id, False, items, len(lines), ev.seq)
+    nested = [i for sec in sections for i in sec.items]
+    return ImportResult(
+        bundle_id, False, items + nested, len(lines) + sum(len(s.lines) for s in sections), ev.seq
+    )
 
 
 def _ingest_stream(store: Store, f: IO[bytes]) -> Any:

@@ -240,3 +240,118 @@ def section_files(
     keys = sorted(sec.keys, key=lambda k: str(k.get("fingerprint")))
     files[d + "keys.json"] = (json.dumps(keys, indent=2, ensure_ascii=False) + "\n").encode()
     return files, nbytes, nfiles
+
+
+@dataclass
+class ImportedSection:
+    """A source section of a re-export, as a third case imports it: the original
+    source's events, proofs, checkpoint and keys, and its items' payload stored."""
+
+    bundle: str  # the id the third case keeps it under (the re-export's id and section)
+    case_id: str
+    header_hash: str
+    checkpoint: str
+    keys: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    proofs: dict[int, list[str]]
+    items: list[dict[str, Any]]
+    via_event: int  # the lab's import event, in the re-export's main section
+
+    def draft_data(self, via: dict[str, Any]) -> dict[str, Any]:
+        """The data of the import event that brings this section's items in: the
+        original source (so the items keep the ids the source's header hash gives
+        them, whichever case they came through) and, under ``via``, the re-export
+        and the lab's import event they came through."""
+        return {
+            "bundle": self.bundle,
+            "source_case": self.case_id,
+            "source_header": self.header_hash,
+            "checkpoint": self.checkpoint,
+            "events": len(self.lines),
+            "keys": sorted(str(k["fingerprint"]) for k in self.keys),
+            "items": self.items,
+            "via": {**via, "import_event": self.via_event},
+        }
+
+
+def read_sections(
+    src: Any, report: Any, bundle_id: str, ingest: Callable[[Any], Any]
+) -> list[ImportedSection]:
+    """The verified source sections of a bundle being imported (``report`` is its
+    verification), read again and checked to be those verified; their payload goes
+    through ``ingest`` (a stream -> the stored object)."""
+    out = []
+    for n, seen in sorted(report.sections.items(), key=lambda kv: int(kv[0])):
+        d = f"{SOURCES_DIR}{n}/"
+        meta = json.loads(src.read(d + "source.json"))
+        keys = json.loads(src.read(d + "keys.json"))
+        proofs = {
+            int(p["seq"]): list(p["proof"])
+            for p in json.loads(src.read(d + "proofs.json"))["proofs"]
+        }
+        checkpoint = src.read(d + "checkpoint.txt").decode("utf-8")
+        lines = [parse_strict(x) for x in src.read(d + "events.jsonl").decode().splitlines()]
+        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+        if checkpoint != seen["checkpoint"] or read != seen["bodies"]:
+            raise IntegrityError(f"{d} changed while it was imported")
+        items = []
+        for it in meta["items"]:
+            signed = artifact_index_row(0, seen["collected"][str(it["id"])])
+            entry = {
+                "source_item": it["id"],
+                "path": signed["display_path"],
+                "sha256": signed["sha256"],
+            }
+            if it.get("payload"):
+                with src.open(SOURCES_DATA + n + "/" + str(it["payload"])[len("data/") :]) as f:
+                    stored = ingest(f)
+                if stored.result.digests["sha256"] != signed["sha256"]:
+                    raise IntegrityError(f"{it['payload']} of {d} changed while it was imported")
+                entry["store"] = stored.relpath
+            items.append(entry)
+        out.append(
+            ImportedSection(
+                content_hash(f"{bundle_id} {d}".encode()),
+                str(seen["case_id"]),
+                str(seen["header"]),
+                checkpoint,
+                keys,
+                lines,
+                proofs,
+                items,
+                int(meta["import_event"]),
+            )
+        )
+    return out
+
+
+def record_section(ledger: Ledger, sec: ImportedSection, seq: int) -> None:
+    """The imported-bundle rows of a section, as for any imported bundle."""
+    ledger.conn.execute(
+        "INSERT INTO imported_bundles (bundle, source_case, checkpoint, keys, items,"
+        " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            sec.bundle,
+            sec.case_id,
+            sec.checkpoint,
+            json.dumps(sec.keys),
+            json.dumps(sec.items),
+            seq,
+        ),
+    )
+    ledger.conn.executemany(
+        "INSERT INTO imported_events (bundle, seq, hash, signer, body, signature, proof)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                sec.bundle,
+                ln["seq"],
+                ln["hash"],
+                ln["signer"],
+                ln["body"],
+                ln["signature"],
+                json.dumps(sec.proofs.get(ln["seq"], [])),
+            )
+            for ln in sec.lines
+        ],
+    )

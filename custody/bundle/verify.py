@@ -90,6 +90,8 @@ class BundleReport(Verdict):
     trusted_keys: list[str] = field(default_factory=list)
     self_asserted_keys: list[str] = field(default_factory=list)
     unused_keys: list[str] = field(default_factory=list)
+    # source sections of a re-export (§13) as verified, for an import: n -> what was read
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -1129,6 +1131,13 @@ def _check_source(
     _check_key_names(sevents, keys, sr, sub)
     _check_trust(sevents, keys, cp_keys, sr, sub, anchors, require)
     _check_import(smeta, entry, events, view, collected, sub)
+    report.sections[n] = {
+        "checkpoint": sub.checkpoint_text,
+        "bodies": sorted((e["seq"], str(e["hash"])) for e in sevents if isinstance(e["seq"], int)),
+        "collected": collected,
+        "case_id": sub.case_id,
+        "header": header,
+    }
     label = r.source_labels.get(header) or f"{sub.case_id}@?"
     for f in sub.findings:
         report.findings.append(replace(f, subject=f"{label} {f.subject}"))
