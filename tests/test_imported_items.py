@@ -359,7 +359,9 @@ def test_bundle_export_of_an_imported_item_names_it_any_case(
     """Re-exports themselves are tested in test_reexport.py; an id in another
     letter case names the item, an unknown source is refused."""
     item = f"{labels['host1']}/ITEM-1"
-    lab("bundle", "export", item.lower(), "--out", tmp_path / "re", check=True)
+    proc = lab("bundle", "export", item.lower(), "--out", tmp_path / "re", check=True)
+    # the host's bundle had two items: its import event, signed whole, names both
+    assert f"(import) also names {labels['host1']}/ITEM-2" in proc.stderr
     pub = lab.key.with_suffix(".pub")  # the collectors' and the lab's key here
     verified = ok_json(lab, "bundle", "verify", tmp_path / "re", "--trust", pub, "--json")
     assert verified["items"] == [item]

@@ -1142,6 +1142,7 @@ def _check_source(
     for f in sub.findings:
         report.findings.append(replace(f, subject=f"{label} {f.subject}"))
     report.warnings += [f"{label}: {w}" for w in sub.warnings]
+    report.events += sub.events
     report.trusted_keys += sub.trusted_keys
     report.self_asserted_keys += sub.self_asserted_keys
     report.unused_keys += sub.unused_keys
