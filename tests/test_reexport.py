@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import docverify
 import pytest
-from conftest import Case, new_key, ok_json, template_case
-from tampering import retag
+from conftest import Case, new_key, ok_json, one_error_line, template_case
+from tampering import bypass, retag
 
 SECRETS = {  # in the source case, never exported by the collector
     "bravo-payroll-secret.csv": b"id,name,iban\n7,J. Doe,DE00\n",
@@ -323,3 +324,61 @@ def test_a_third_case_imports_the_reexport(story: dict[str, Any], tmp_path: Path
     again = run("bundle", "import", story["bag"], cwd=third, check=True)
     assert "already" in again.stdout
     assert len(ok_json(run, "list", "--json", cwd=third)) == 2
+
+
+@pytest.fixture
+def lab(story: dict[str, Any], tmp_path: Path) -> Case:
+    """A copy of the lab case, to tamper with."""
+    d = tmp_path / "lab"
+    shutil.copytree(story["lab"].dir, d)
+    return Case(dir=d, key=story["lab"].key, run=story["run"])
+
+
+def test_edited_imported_rows_are_refused_or_caught(
+    story: dict[str, Any], lab: Case, tmp_path: Path
+) -> None:
+    """Someone with write access to the lab case but no key: what the import kept
+    is what the export carries, and neither an edit nor a re-hash goes unnoticed."""
+    db = lab.dir / "custody.db"
+    item, env = story["item"], story["env"]
+    bypass(
+        db,
+        "imported_bundles",
+        "UPDATE imported_bundles SET checkpoint = checkpoint || ' ';",
+    )
+    proc = lab("bundle", "export", item, "--out", tmp_path / "a", env=env)
+    assert proc.returncode == 1
+    assert "not kept as it was imported" in one_error_line(proc)
+    assert not (tmp_path / "a").exists()
+    shutil.rmtree(lab.dir)
+    shutil.copytree(story["lab"].dir, lab.dir)
+    edit = 'replace(body, \'"reason":"r"\', \'"reason":"x"\')'
+    bypass(db, "imported_events", f"UPDATE imported_events SET body = {edit};")
+    proc = lab("bundle", "export", item, "--out", tmp_path / "b", env=env)
+    assert proc.returncode == 1
+    assert "does not hash; run `custody verify`" in one_error_line(proc)
+    # re-hashed too: exported, but the collector's signature no longer holds
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT bundle, seq, body FROM imported_events").fetchall()
+    conn.close()
+    sets = "".join(
+        f"UPDATE imported_events SET hash = 'sha256:{hashlib.sha256(b.encode()).hexdigest()}'"
+        f" WHERE bundle = '{bundle}' AND seq = {s};"
+        for bundle, s, b in rows
+    )
+    bypass(db, "imported_events", sets)
+    lab("bundle", "export", item, "--out", tmp_path / "c", env=env, check=True)
+    code, doc = _verify(story, tmp_path / "c", story["dana"], story["lara"])
+    assert code == 1
+    assert {k for k, _ in _kinds(doc)} == {"signature", "proof"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["NC-001@000000/ITEM-1", "../ITEM-1", "NC-001@/ITEM-1", "ITEM-1\nITEM-2", "ITEM-99"],
+)
+def test_hostile_item_ids_are_refused(lab: Case, raw: str, tmp_path: Path) -> None:
+    proc = lab("bundle", "export", raw, "--out", tmp_path / "x.tar")
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith("custody: error:")
+    assert not (tmp_path / "x.tar").exists()
