@@ -281,7 +281,7 @@ def read_sections(
     verification), read again and checked to be those verified; their payload goes
     through ``ingest`` (a stream -> the stored object)."""
     out = []
-    for n, seen in sorted(report.sections.items(), key=lambda kv: int(kv[0])):
+    for n, seen in sorted(report.sections.items(), key=lambda kv: (len(kv[0]), kv[0])):
         d = f"{SOURCES_DIR}{n}/"
         meta = json.loads(src.read(d + "source.json"))
         keys = json.loads(src.read(d + "keys.json"))
