@@ -12,8 +12,11 @@ signed note); 6-7 inclusion proofs (RFC 9162); 8 items and payload digests; 11 t
 by key (anchors, their rotation lines and, under rules 2, the keys the trusted owner
 attested, simplified: see ``trusted_keys``); 12 signed fields; 13, §12 disclosure
 against the export event.  Skipped: step 9 (the custody replay) and step 10 (the
-RFC 3161 time-stamp).  Every rule here is one the page states; where it says which
-of several lines counts, or what a finding's subject is, this follows it.
+RFC 3161 time-stamp).  Not implemented: §13's source sections of a re-export of
+imported items; a bundle with any file under ``custody/sources/`` or
+``data/sources/`` is refused as one this verifier cannot judge (exit 2).  Every
+rule here is one the page states; where it says which of several lines counts, or
+what a finding's subject is, this follows it.
 """
 
 from __future__ import annotations
@@ -358,6 +361,8 @@ def verify(
 
 def _verify(path: Path, trust: tuple[str, ...], require_trusted: bool) -> list[tuple[str, str]]:
     files = index_bundle(path)  # step 0
+    if any(n.startswith(("custody/sources/", "data/sources/")) for n in files):
+        raise NotABundle("a re-export with source sections (§13): not implemented here")
     found: list[tuple[str, str]] = []
 
     def add(kind: str, subject: str) -> None:

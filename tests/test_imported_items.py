@@ -356,17 +356,22 @@ def test_reports_include_imported_items_in_every_format(
     assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
 
 
-def test_bundle_export_of_an_imported_item_is_refused_clearly(
+def test_bundle_export_of_an_imported_item_names_it_any_case(
     lab: Case, labels: dict[str, str], tmp_path: Path
 ) -> None:
+    """Re-exports themselves are tested in test_reexport.py; an id in another
+    letter case names the item, an unknown source is refused."""
     item = f"{labels['host1']}/ITEM-1"
-    proc = lab("bundle", "export", item, "--out", tmp_path / "re.tar")
+    proc = lab("bundle", "export", item.lower(), "--out", tmp_path / "re", check=True)
+    # the host's bundle had two items: its import event, signed whole, names both
+    assert f"(import) also names {labels['host1']}/ITEM-2" in proc.stderr
+    pub = lab.key.with_suffix(".pub")  # the collectors' and the lab's key here
+    verified = ok_json(lab, "bundle", "verify", tmp_path / "re", "--trust", pub, "--json")
+    assert verified["items"] == [item]
+    proc = lab("bundle", "export", "NC-001@000000/ITEM-1", "--out", tmp_path / "x.tar")
     assert proc.returncode == 2
-    assert one_error_line(proc) == (
-        f"custody: error: {item} is an imported item: bundle export does not re-export"
-        " imported items yet; the bundle it was imported from carries it"
-    )
-    assert not (tmp_path / "re.tar").exists()
+    assert one_error_line(proc) == "custody: error: no such item: NC-001@000000/ITEM-1"
+    assert not (tmp_path / "x.tar").exists()
 
 
 def test_an_import_event_with_a_hostile_item_id_is_a_finding(lab: Case) -> None:

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from custody import __version__
 from custody.bundle.archive import CHUNK
+from custody.bundle.reexport import section_files, source_sections
 from custody.bundle.shapes import (
     EXPORT_EVENT,
     SCHEMA_VERSION,
@@ -51,9 +52,8 @@ from custody.ledger import (
     event_items,
     identity_index_rows,
 )
-from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT
+from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT, find_item
 from custody.safeio import NotRegularFileError, open_beneath, open_regular
-from custody.sources import is_imported_id
 from custody.store import Store, object_relpath
 from custody.trust import CONSISTENCY_FILE, consistency_doc
 
@@ -91,7 +91,11 @@ def _signed(ledger: Ledger) -> list[tuple[Event, dict[str, Any]]]:
 
 
 def _disclosed(
-    signed: list[tuple[Event, dict[str, Any]]], items: list[str], exporter: str, rules: int
+    signed: list[tuple[Event, dict[str, Any]]],
+    items: list[str],
+    exporter: str,
+    rules: int,
+    imports: dict[int, list[str]] | None = None,
 ) -> tuple[list[Event], list[str]]:
     """What a bundle of ``items`` discloses (docs/bundle-format.md §6.1), by the
     events' signed data: the events about ``items`` and, of the key events, event 0
@@ -101,15 +105,16 @@ def _disclosed(
     leaves: not another item's, not another key's identity or revocation.
 
     Also a warning per disclosed event that names other items: a transfer,
-    receipt or lifecycle event written for several items at once, which is signed
-    whole and so disclosed whole."""
+    receipt or lifecycle event written for several items at once, or an import
+    event that brought in several items (``imports``: import seq -> the case ids
+    of the items it brought in), which is signed whole and so disclosed whole."""
     wanted = set(items)
     about: set[int] = set()
     need = {exporter}
     warnings = []
     for ev, b in signed:
         data = b["data"]
-        named = event_items(data.get("item"), data)
+        named = event_items(data.get("item"), data) + (imports or {}).get(ev.seq, [])
         # earlier exports name other items: they are not about these items' custody
         if b["type"] in KEY_EVENTS or b["type"] == EXPORT_EVENT or not wanted & set(named):
             continue
@@ -191,10 +196,19 @@ def _bag_files(
     ledger.ensure_registered(signer)
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
-    listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules)
-    for item in items:  # a store object that is no regular file: refused before signing
+    r = ledger.rules().current()
+    imported = [i for i in items if i not in artifacts]
+    own = [i for i in items if i in artifacts]
+    imports: dict[int, list[str]] = {}
+    for i, st in r.items.items():
+        if st.source is not None and st.imported_at is not None:
+            imports.setdefault(st.imported_at, []).append(i)
+    listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules, imports)
+    for item in own:  # a store object that is no regular file: refused before signing
         if sha := artifacts[item]["sha256"]:
             _check_object(store, object_relpath(sha), item)
+    sections, more = source_sections(ledger, r, imported, _disclosed)
+    warnings += more
     # the exporter signs what the bundle discloses, so nothing can be left out later
     export_ev = next(
         e
@@ -204,12 +218,17 @@ def _bag_files(
                 EventDraft(
                     EXPORT_EVENT,
                     {
-                        "items": items,
+                        "items": own,
                         "payload": {
-                            i: artifacts[i]["sha256"] for i in items if artifacts[i]["sha256"]
+                            i: artifacts[i]["sha256"] for i in own if artifacts[i]["sha256"]
                         },
                         "events": [{"seq": e.seq, "hash": e.hash} for e in listed],
                         "rules": ledger.case.rules,
+                        **(
+                            {"sources": [sec.signed_entry() for sec in sections]}
+                            if sections
+                            else {}
+                        ),
                     },
                 )
             ],
@@ -225,7 +244,12 @@ def _bag_files(
     files: dict[str, bytes | Path] = {}
     meta_items = []
     payload_bytes = payload_files = 0
-    for item in items:
+    for sec in sections:
+        more_files, nb, nf = section_files(sec, lambda rel: store.path_of(rel))
+        files.update(more_files)
+        payload_bytes += nb
+        payload_files += nf
+    for item in own:
         a = artifacts[item]
         entry: dict[str, Any] = {
             "id": item,
@@ -377,16 +401,17 @@ def bag_contents(
     """Sign the export of ``items`` (all items if empty) and return the bundle's
     files without writing them (``vault push`` uploads only the tag files)."""
     known = list(_artifacts(_signed(ledger)))
-    chosen = [i.strip().upper() for i in items] or known
-    for raw, i in zip(items, chosen, strict=False):
-        if i not in known and is_imported_id(i):
-            raise UsageError(
-                f"{raw} is an imported item: bundle export does not re-export imported"
-                " items yet; the bundle it was imported from carries it"
-            )
-    for i in chosen:
+    r = ledger.rules().current()
+    chosen = []
+    for raw in items:
+        i = raw.strip().upper()
         if i not in known:
-            raise UsageError(f"no such item: {i}")
+            found = find_item(r, raw)
+            if found is None or r.items[found].source is None:
+                raise UsageError(f"no such item: {i}")
+            i = found
+        chosen.append(i)
+    chosen = chosen or known
     chosen = list(dict.fromkeys(chosen))
     files, nbytes, _, size, warnings = _bag_files(ledger, signer, chosen, organization, tsa)
     payload = {n: s for n, s in files.items() if n.startswith("data/")}

@@ -26,6 +26,7 @@ from typing import Any
 
 from custody import trust as trust_rules
 from custody.bundle.archive import CHUNK, HostileBundleError, _DirSource, _Source, open_source
+from custody.bundle.reexport import ImportedSection, read_sections, record_section
 from custody.bundle.shapes import _json, _lines
 from custody.bundle.verify import BundleReport, verify_bundle
 from custody.canonical import canonical_json, content_hash, parse_strict
@@ -260,7 +261,7 @@ def _import_verified(
         proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
-        if [str(it.get("id")) for it in meta["items"]] != report.items:
+        if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones
             raise IntegrityError(f"{shown(str(path))} changed while it was imported")
         for it in meta["items"]:
             signed = artifact_index_row(0, report.collected[str(it["id"])])
@@ -275,17 +276,42 @@ def _import_verified(
                     raise IntegrityError(f"{it['payload']} changed while it was imported")
                 entry["store"] = stored.relpath
             items.append(entry)
+        sections = read_sections(src, report, bundle_id, lambda f: _ingest_stream(store, f))
         store.sync()
     finally:
         src.close()
     data["events"] = len(lines)
     data["keys"] = sorted(k["fingerprint"] for k in keys)
     data["items"] = items
+    # a re-export's source sections: every signer of the original source's events
+    # is judged by the same trust rule, and the basis recorded in its import event
+    section_trust = []
+    for sec in sections:
+        basis = trust_rules.basis(anchors, _section_standings(sec, anchors), accept)
+        why = trust_rules.basis_problem(basis, None)
+        if why:
+            raise ImportRefusedError(
+                f"bundle {shown(str(path))} refused: its source section of"
+                f" {shown(sec.case_id)}: {why}; nothing was imported"
+            )
+        section_trust.append(basis)
 
     def drafts() -> list[EventDraft]:
-        return [EventDraft(IMPORT_EVENT, data)]
+        return [
+            EventDraft(IMPORT_EVENT, data),
+            *(
+                EventDraft(
+                    IMPORT_EVENT,
+                    {**sec.draft_data({"bundle": bundle_id}), "trust": section_trust[n]},
+                )
+                for n, sec in enumerate(sections)
+            ),
+        ]
 
-    def record(ev: Event) -> None:
+    def record(last: Event) -> None:
+        for i, sec in enumerate(sections):  # their import events follow the bundle's
+            record_section(ledger, sec, last.seq - len(sections) + 1 + i)
+        seq = last.seq - len(sections)
         ledger.conn.execute(
             "INSERT INTO imported_bundles (bundle, source_case, checkpoint, keys, items,"
             " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
@@ -295,7 +321,7 @@ def _import_verified(
                 checkpoint,
                 json.dumps(keys),
                 json.dumps(items),
-                ev.seq,
+                seq,
             ),
         )
         ledger.conn.executemany(
@@ -319,9 +345,33 @@ def _import_verified(
     ev = next(e for e in events if e.type == IMPORT_EVENT)
     from custody.describe import describe_missing  # types objects no describe event types
 
-    describe_missing(ledger, signer, [str(i["sha256"]) for i in items if "store" in i])
+    nested = [i for sec in sections for i in sec.items]
+    describe_missing(ledger, signer, [str(i["sha256"]) for i in items + nested if "store" in i])
     label = ledger.rules().current().source_labels.get(report.header_hash, "")
-    return ImportResult(bundle_id, False, items, len(lines), ev.seq, label, signers)
+    return ImportResult(
+        bundle_id,
+        False,
+        items + nested,
+        len(lines) + sum(len(s.lines) for s in sections),
+        ev.seq,
+        label,
+        signers,
+    )
+
+
+def _section_standings(sec: ImportedSection, anchors: set[str]) -> dict[str, str]:
+    """Each signer of a re-export's source section, trusted or self-asserted by
+    the trust rule, from the section's own signed key events."""
+    rows = []
+    for ln in sec.lines:
+        body = parse_strict(str(ln["body"]))
+        rows.append(
+            (int(ln["seq"]), str(ln["hash"]), str(body.get("type")), str(ln["signer"]), body)
+        )
+    rows.sort(key=lambda row: row[0])
+    rules = 2 if rows and rows[0][0] == 0 and rows[0][2] == "case.open" else 1
+    r = replay(rows, sec.case_id, rules)
+    return trust_rules.standings(r, anchors, {row[3] for row in rows})
 
 
 def _standings(report: BundleReport, anchors: set[str]) -> dict[str, str]:
@@ -334,6 +384,16 @@ def _standings(report: BundleReport, anchors: set[str]) -> dict[str, str]:
     r = replay(rows, report.case_id, report.rules)
     signers = {str(body.get("signer")) for _, _, body in report.bodies}
     return trust_rules.standings(r, anchors, signers | set(report.checkpoint_signers))
+
+
+def _ingest_stream(store: Store, f: Any) -> Any:
+    """Store a stream's bytes (a re-export section's payload) through a temporary file."""
+    with tempfile.TemporaryFile() as tmp:
+        while chunk := f.read(CHUNK):
+            tmp.write(chunk)
+        tmp.flush()
+        tmp.seek(0)
+        return store.ingest(tmp.fileno(), ["sha256"])
 
 
 def _ingest(store: Store, src: _Source, name: str) -> Any:

@@ -16,9 +16,9 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from custody.bundle.archive import (
     CHUNK,
@@ -28,11 +28,13 @@ from custody.bundle.archive import (
     open_source,
     path_is_dangerous,
 )
+from custody.bundle.reexport import IMPORT_EVENT, SOURCES_DATA, SOURCES_DIR
 from custody.bundle.shapes import (
     EXPORT_EVENT,
     TIMESTAMP_FILE,
     _check_depth,
     _event_line_shape,
+    _item_shape,
     _json,
     _lines,
     _manifest,
@@ -47,8 +49,15 @@ from custody.eventcheck import SignatureCheck, check_event, check_inclusion, set
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint
-from custody.ledger import COLLECT_EVENT, KNOWN_RULES, artifact_index_row, identity_index_rows
+from custody.ledger import (
+    COLLECT_EVENT,
+    KNOWN_RULES,
+    OPEN_EVENT,
+    artifact_index_row,
+    identity_index_rows,
+)
 from custody.lifecycle import Replay, replay
+from custody.sources import imported_id
 from custody.timestamp import TimestampError, verify_token
 from custody.trust import bundle_verdict, read_trust_keys, vouched_for
 
@@ -94,6 +103,9 @@ class BundleReport(Verdict):
     def verdict(self) -> str:
         """``verified``, ``unconfirmed`` (intact, signers not confirmed) or ``failed``."""
         return bundle_verdict(len(self.findings), self.signers_confirmed)
+
+    # source sections of a re-export (§13) as verified, for an import: n -> what was read
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -280,6 +292,7 @@ def verify_bundle(
         r = _check_custody(events, report, str(case.get("id", "")))
         _check_signed_fields(meta, items, events, keys, r, report)
         _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
+        _check_sources(src, meta, events, r, report, anchors, require_trusted)
     finally:
         src.close()
     return report
@@ -541,7 +554,8 @@ def _check_disclosure(
                 item=item,
             )
     expected = {p for p in payload_of.values() if p}
-    for n in sorted(n for n in src.sizes if n.startswith("data/") and n not in expected):
+    own = (n for n in src.sizes if n.startswith("data/") and not n.startswith(SOURCES_DATA))
+    for n in sorted(n for n in own if n not in expected):
         report.add(Kind.PAYLOAD_EXTRA, n, "a payload file that belongs to no exported item", obj=n)
 
 
@@ -630,23 +644,28 @@ def _check_custody(events: list[dict[str, Any]], report: BundleReport, case_id: 
             continue  # a hand-over that also moved items not disclosed here
         report.findings.append(f)
     for item in report.items:
-        chain = []
-        for t in sorted(r.transfers.values(), key=lambda t: t.seq):
-            if item in t.items:
-                chain.append(
-                    {
-                        "transfer": t.id,
-                        "released_by": r.names.get(t.releaser, (t.releaser, ""))[0],
-                        "received_by": r.names.get(t.receiver, (t.receiver, ""))[0]
-                        if t.receipt is not None
-                        else None,
-                        "released": t.time,
-                        "received": t.receipt_time,
-                        "reason": t.reason,
-                    }
-                )
-        report.handovers[item] = chain
+        report.handovers[item] = _handovers(r, item)
     return r
+
+
+def _handovers(r: Replay, item: str) -> list[dict[str, Any]]:
+    """An item's hand-overs as the replay ``r`` found them (chain-of-custody form)."""
+    chain = []
+    for t in sorted(r.transfers.values(), key=lambda t: t.seq):
+        if item in t.items:
+            chain.append(
+                {
+                    "transfer": t.id,
+                    "released_by": r.names.get(t.releaser, (t.releaser, ""))[0],
+                    "received_by": r.names.get(t.receiver, (t.receiver, ""))[0]
+                    if t.receipt is not None
+                    else None,
+                    "released": t.time,
+                    "received": t.receipt_time,
+                    "reason": t.reason,
+                }
+            )
+    return chain
 
 
 def _differ(
@@ -736,41 +755,7 @@ def _check_signed_fields(
                 f" {header.get('case_id')!r}",
                 seq=e["seq"] if isinstance(e["seq"], int) else None,
             )
-    collected = {
-        str(ev["body"]["data"].get("item")): ev["body"]["data"]
-        for ev in events
-        if ev["body"].get("type") == COLLECT_EVENT and isinstance(ev["body"].get("data"), dict)
-    }
-    report.collected = collected
-    for it in items:
-        if not isinstance(it, dict) or str(it.get("id")) not in collected:
-            continue  # no collect event: an ``item`` finding already
-        item = str(it.get("id"))
-        row = artifact_index_row(0, collected[item])
-        digests = collected[item].get("digests")
-        stored = isinstance(digests, dict) and bool(collected[item].get("store"))
-        want: dict[str, Any] = {
-            "path": row["display_path"],
-            "path_hex": row["path_hex"],
-            "outcome": row["outcome"],
-            "sha256": row["sha256"],
-            "size": row["size"],
-        }
-        if stored and isinstance(row["path_hex"], str):
-            try:
-                raw = bytes.fromhex(row["path_hex"])
-                name, mapped = _payload_name(raw, item)
-                old = _payload_name_0_1_0(raw, item)
-            except ValueError:
-                name, mapped = old = f"{item}.bin", True
-            if (it.get("payload"), it.get("name_mapped")) == (f"data/{item}/{old[0]}", old[1]):
-                name, mapped = old  # as custody 0.1.0 named it: as valid (§2)
-            want["payload"] = f"data/{item}/{name}"
-            want["name_mapped"] = mapped
-        else:
-            want["payload"] = want["name_mapped"] = None
-        for k, v in want.items():
-            _differ(report, Kind.ITEM, item, k, it.get(k), v, "its signed collect event", item=item)
+    report.collected = _check_item_fields(items, events, report)
     found_export = _export_event(meta, events)
     export = found_export["body"] if found_export is not None else None
     report.export = export
@@ -803,6 +788,60 @@ def _check_signed_fields(
             export_time(str(export.get("time"))),
             "the signed export event",
         )
+    _check_key_names(events, keys, r, report)
+
+
+def _check_item_fields(
+    items: list[Any], events: list[dict[str, Any]], report: BundleReport
+) -> dict[str, dict[str, Any]]:
+    """Each item's fields in bundle.json (or a source section's source.json) must
+    be those its signed collect event gives (docs/bundle-format.md §10 step 12);
+    returns item -> the signed collect event's data."""
+    collected = {
+        str(ev["body"]["data"].get("item")): ev["body"]["data"]
+        for ev in events
+        if ev["body"].get("type") == COLLECT_EVENT and isinstance(ev["body"].get("data"), dict)
+    }
+    for it in items:
+        if not isinstance(it, dict) or str(it.get("id")) not in collected:
+            continue  # no collect event: an ``item`` finding already
+        item = str(it.get("id"))
+        row = artifact_index_row(0, collected[item])
+        digests = collected[item].get("digests")
+        stored = isinstance(digests, dict) and bool(collected[item].get("store"))
+        want: dict[str, Any] = {
+            "path": row["display_path"],
+            "path_hex": row["path_hex"],
+            "outcome": row["outcome"],
+            "sha256": row["sha256"],
+            "size": row["size"],
+        }
+        if stored and isinstance(row["path_hex"], str):
+            try:
+                raw = bytes.fromhex(row["path_hex"])
+                name, mapped = _payload_name(raw, item)
+                old = _payload_name_0_1_0(raw, item)
+            except ValueError:
+                name, mapped = old = f"{item}.bin", True
+            if (it.get("payload"), it.get("name_mapped")) == (f"data/{item}/{old[0]}", old[1]):
+                name, mapped = old  # as custody 0.1.0 named it: as valid (§2)
+            want["payload"] = f"data/{item}/{name}"
+            want["name_mapped"] = mapped
+        else:
+            want["payload"] = want["name_mapped"] = None
+        for k, v in want.items():
+            _differ(report, Kind.ITEM, item, k, it.get(k), v, "its signed collect event", item=item)
+    return collected
+
+
+def _check_key_names(
+    events: list[dict[str, Any]],
+    keys: dict[str, tuple[bytes, str, str]],
+    r: Replay,
+    report: BundleReport,
+) -> None:
+    """Each key's name and role in keys.json are those the first signed event
+    registering it gives; a signer no signed event registers is a ``key`` finding."""
     named: dict[str, tuple[str, str]] = {}  # as the first signed event registering it
     for e in sorted((e for e in events if isinstance(e["seq"], int)), key=lambda e: e["seq"]):
         data = e["body"].get("data")
@@ -907,3 +946,243 @@ def _why_untrusted(r: Replay, fp: str, trusted: set[str]) -> str:
     if fp not in r.keys:
         return "no signed key event of the case registers it"
     return f"it is {r.standing(fp)}: neither the owner nor a delegate attested it"
+
+
+class _Section(_Source):
+    """A source section of a re-export (docs/bundle-format.md §13) read as a bundle
+    of its own: ``custody/X`` is ``custody/sources/<n>/X`` and ``data/Y`` is
+    ``data/sources/<n>/Y`` of the bag, with the digests already computed."""
+
+    def __init__(self, src: _Source, n: str) -> None:
+        self.src = src
+        self.names: dict[str, str] = {}
+        for name in src.sizes:
+            if name.startswith(f"{SOURCES_DIR}{n}/"):
+                self.names["custody/" + name[len(f"{SOURCES_DIR}{n}/") :]] = name
+            elif name.startswith(f"{SOURCES_DATA}{n}/"):
+                self.names["data/" + name[len(f"{SOURCES_DATA}{n}/") :]] = name
+        super().__init__({k: src.sizes[v] for k, v in self.names.items()})
+        self.digests = {k: src.digests[v] for k, v in self.names.items() if v in src.digests}
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.src.open(self.names[name])
+
+
+def _source_meta(view: _Section, where: str) -> dict[str, Any]:
+    """A section's source.json: not signed, so only its shape is checked here."""
+    meta = _json(view, "custody/source.json")
+    ok = (
+        isinstance(meta, dict)
+        and set(meta) == {"case_id", "header_hash", "import_event", "items"}
+        and isinstance(meta["case_id"], str)
+        and isinstance(meta["header_hash"], str)
+        and type(meta["import_event"]) is int
+        and isinstance(meta["items"], list)
+        and all(_item_shape(i) for i in meta["items"])
+    )
+    if not ok:
+        raise HostileBundleError(f"{where}source.json is not a source section's metadata")
+    assert isinstance(meta, dict)
+    return meta
+
+
+def _check_sources(
+    src: _Source,
+    meta: dict[str, Any],
+    events: list[dict[str, Any]],
+    r: Replay,
+    report: BundleReport,
+    anchors: set[str],
+    require: bool,
+) -> None:
+    """The source sections of a re-export of imported items (docs/bundle-format.md
+    §13): each must be one the lab's signed export event lists, and each verifies
+    on its own back to the source's keys (:func:`_check_source`)."""
+    export = _export_event(meta, events)
+    entries = export["body"]["data"].get("sources") if export is not None else None
+    listed = {
+        str(s.get("import_event")): s
+        for s in (entries if isinstance(entries, list) else [])
+        if isinstance(s, dict)
+    }
+    present = sorted(
+        {n[len(SOURCES_DIR) :].split("/", 1)[0] for n in src.sizes if n.startswith(SOURCES_DIR)}
+        | {n[len(SOURCES_DATA) :].split("/", 1)[0] for n in src.sizes if n.startswith(SOURCES_DATA)}
+    )
+    for n in sorted(set(listed) - set(present)):
+        report.add(
+            Kind.EVENT_WITHHELD,
+            f"{SOURCES_DIR}{n}",
+            "the signed export event lists this source section; the bundle does not carry it",
+        )
+    expected: set[str] = set()
+    for n in present:
+        if n not in listed:
+            report.add(
+                Kind.EVENT_EXTRA,
+                f"{SOURCES_DIR}{n}",
+                "a source section the signed export event does not list",
+            )
+            continue
+        if f"{SOURCES_DIR}{n}/source.json" not in src.sizes:
+            raise HostileBundleError(f"{SOURCES_DIR}{n}/ has no source.json")
+        try:
+            expected |= _check_source(src, n, listed[n], events, r, report, anchors, require)
+        except HostileBundleError as e:
+            raise HostileBundleError(f"{SOURCES_DIR}{n}/: {e}") from e
+    for name in sorted(src.sizes):
+        if name.startswith(SOURCES_DATA) and name not in expected:
+            report.add(
+                Kind.PAYLOAD_EXTRA,
+                name,
+                "a payload file that belongs to no exported item",
+                obj=name,
+            )
+
+
+def _check_source(
+    src: _Source,
+    n: str,
+    entry: dict[str, Any],
+    events: list[dict[str, Any]],
+    r: Replay,
+    report: BundleReport,
+    anchors: set[str],
+    require: bool,
+) -> set[str]:
+    """One source section, verified like a bundle (its events, signatures, checkpoint,
+    proofs, items and payload, custody replay and trust, by key) with the lab's
+    signed export event's entry as its list of what is disclosed, and bound to the
+    lab's signed import event (the source header and checkpoint it pins, each
+    item's digest).  Its findings are the bundle's, their subjects prefixed with
+    the source's label.  Returns the bag paths of its payload files."""
+    where = f"{SOURCES_DIR}{n}/"
+    view = _Section(src, n)
+    smeta = _source_meta(view, where)
+    sub = BundleReport()
+    sub.case_id = smeta["case_id"]
+    items = smeta["items"]
+    ids = [str(i["id"]) for i in items]
+    keys = _keys(_json(view, "custody/keys.json"), sub)
+    sevents = _events(view, sub, keys)
+    proofs = _json(view, "custody/proofs.json")
+    cp_keys = _check_checkpoint_and_proofs(view, proofs, sevents, keys, sub)
+    _check_items(view, items, sevents, sub)
+    header = smeta["header_hash"]
+    if ids != entry.get("items"):
+        sub.add(Kind.DISCLOSURE, "source.json", f"items {ids} differ from the export event's")
+    if header != entry.get("source_header"):
+        sub.add(Kind.DISCLOSURE, "source.json", f"source {header} is not the export event's")
+    signed = entry.get("events")
+    want = {
+        (d["seq"], d["hash"])
+        for d in (signed if isinstance(signed, list) else [])
+        if isinstance(d, dict) and type(d.get("seq")) is int and isinstance(d.get("hash"), str)
+    }
+    got = {(e["seq"], e["hash"]) for e in sevents}
+    for seq, h in sorted(want - got, key=str):
+        sub.add(Kind.EVENT_WITHHELD, f"event {seq}", f"listed by the export event ({h})", seq=seq)
+    for seq, h in sorted(got - want, key=str):
+        sub.add(Kind.EVENT_EXTRA, f"event {seq}", f"not listed by the export event ({h})")
+    payload_of = {str(i["id"]): i.get("payload") for i in items}
+    pay = entry.get("payload")
+    for item, sha in sorted((pay if isinstance(pay, dict) else {}).items()):
+        rel = payload_of.get(item)
+        if not rel or rel not in view.sizes:
+            sub.add(Kind.PAYLOAD_WITHHELD, item, f"the export event lists its bytes (sha256 {sha})")
+    by_seq = {e["seq"]: e for e in sevents}
+    first = by_seq.get(0)
+    if first is None or first["body"].get("prev") != header:
+        sub.add(Kind.DISCLOSURE, "source.json", f"signed event 0 does not follow header {header}")
+    for e in sevents:
+        if e["body"].get("case") != sub.case_id:
+            sub.add(Kind.DISCLOSURE, f"event {e['seq']}", f"not signed for case {sub.case_id!r}")
+    sub.rules = 2 if first is not None and first["body"].get("type") == OPEN_EVENT else 1
+    sr = _check_custody(sevents, sub, sub.case_id)
+    collected = _check_item_fields(items, sevents, sub)
+    _check_key_names(sevents, keys, sr, sub)
+    _check_trust(sevents, keys, cp_keys, sr, sub, anchors, require)
+    _check_import(smeta, entry, events, view, collected, sub)
+    report.sections[n] = {
+        "checkpoint": sub.checkpoint_text,
+        "bodies": sorted((e["seq"], str(e["hash"])) for e in sevents if isinstance(e["seq"], int)),
+        "collected": collected,
+        "case_id": sub.case_id,
+        "header": header,
+    }
+    label = r.source_labels.get(header) or f"{sub.case_id}@?"
+    for f in sub.findings:
+        report.findings.append(replace(f, subject=f"{label} {f.subject}"))
+    report.warnings += [f"{label}: {w}" for w in sub.warnings]
+    report.events += sub.events
+    report.trusted_keys += sub.trusted_keys
+    report.self_asserted_keys += sub.self_asserted_keys
+    report.unused_keys += sub.unused_keys
+    for i in ids:
+        item = imported_id(label, i)
+        report.items.append(item)
+        report.handovers[item] = _handovers(r, item)
+        if i in sub.item_digests:
+            report.item_digests[item] = sub.item_digests[i]
+    return {view.names[str(p)] for p in payload_of.values() if p and p in view.names}
+
+
+def _check_import(
+    smeta: dict[str, Any],
+    entry: dict[str, Any],
+    events: list[dict[str, Any]],
+    view: _Section,
+    collected: dict[str, dict[str, Any]],
+    sub: BundleReport,
+) -> None:
+    """The lab's signed import event (in the bundle's main section) must pin this
+    source: its header hash and its checkpoint, and each item with the digest the
+    source's collect event signed."""
+    seq = smeta["import_event"]
+    imp = next(
+        (
+            e
+            for e in events
+            if e["seq"] == seq
+            and e["body"].get("type") == IMPORT_EVENT
+            and isinstance(e["body"].get("data"), dict)
+        ),
+        None,
+    )
+    if imp is None or entry.get("import_event") != seq:
+        sub.add(Kind.IMPORT, "source.json", f"the signed import event {seq} is not in the bundle")
+        return
+    data = imp["body"]["data"]
+    if data.get("source_header") != smeta["header_hash"]:
+        sub.add(
+            Kind.IMPORT,
+            "source.json",
+            f"import event {seq} imported source {data.get('source_header')},"
+            f" this section is {smeta['header_hash']}",
+            seq=seq,
+        )
+    text = view.read("custody/checkpoint.txt").decode("utf-8", "replace")
+    if data.get("checkpoint") != text:
+        sub.add(
+            Kind.IMPORT,
+            "checkpoint.txt",
+            f"not the source checkpoint import event {seq} pinned",
+            seq=seq,
+        )
+    pinned = {
+        str(i.get("source_item")): i.get("sha256")
+        for i in data.get("items") or []
+        if isinstance(i, dict)
+    }
+    for it in smeta["items"]:
+        item = str(it["id"])
+        digests = (collected.get(item) or {}).get("digests")
+        sha = digests.get("sha256") if isinstance(digests, dict) else None
+        if item not in pinned or pinned[item] != sha:
+            sub.add(
+                Kind.IMPORT,
+                item,
+                f"import event {seq} imported it with sha256 {pinned.get(item)},"
+                f" its signed collect event says {sha}",
+                seq=seq,
+            )
