@@ -43,7 +43,7 @@ from custody.verify import verify_ledger
 
 SEED = int(os.environ.get("CUSTODY_CRASH_SEED", "20260617"))
 MIN_KILLS = int(os.environ.get("CUSTODY_CRASH_KILLS", "30"))
-MAX_ROUNDS = 60  # a safety net: each round ends in a completed collection
+MAX_ROUNDS = 90  # a safety net: each round ends in a completed collection
 #: kills that must land mid-run (an unfinished run left behind); the loop goes on
 #: until it has them, so a loaded machine (fewer mid-run landings) takes longer,
 #: not fails
@@ -555,11 +555,15 @@ def test_kill_nine_anywhere_then_verify_and_resume(case: Case, tmp_path: Path) -
             assert step <= 40, f"seed {SEED} round {rounds}: no progress after 40 steps"
             args = ["collect", "--quiet", "--no-describe"]
             args += ["--resume"] if pre.unfinished else ["--reason", "test", str(tree)]
-            # every delay lies in [0, 1.2 x full]; most start late enough to miss the
+            # every delay lies in [0, 1.2 x full] (later, inside the run when the mid-run
+            # kills are short); most start late enough to miss the
             # interpreter's start-up, which no kill can harm, some from 0 anyway
             finish = rng.random() < FINISH_PROBABILITY or enough()
             lo = 0.0 if rng.random() < EARLY_SHARE else 0.8 * t_start
-            delay = rng.uniform(lo, 1.2 * full)
+            hi = 1.2 * full
+            if kills >= MIN_KILLS:  # enough kills, too few mid-run: aim inside the run
+                lo, hi = t_start, max(full, t_start * 1.1)
+            delay = rng.uniform(lo, hi)
             what = "--resume" if pre.unfinished else "collect <tree>"
             ctx = (
                 f"seed {SEED} round {rounds} step {step} ({what},"
