@@ -382,6 +382,11 @@ def test_list_and_import_from_the_vault_with_a_tampered_object_refused(
     lab = Case(dir=lab_root / "lab", key=lab_root / "lab.pem", run=run)
     lab.run.env.update(s3.env)
     lab.run.env["CUSTODY_KEY"] = str(lab.key)
+    # the trust rules of a local bundle: refused on its signers' own word...
+    proc = cli(lab, "bundle", "import", rows[0]["url"], "--endpoint-url", s3.endpoint)
+    assert proc.returncode == 1
+    assert "self-asserted" in proc.stderr and "nothing was imported" in proc.stderr
+    # ...imported with the collector's key as the anchor
     proc = cli(
         lab,
         "bundle",
@@ -390,7 +395,8 @@ def test_list_and_import_from_the_vault_with_a_tampered_object_refused(
         "--endpoint-url",
         s3.endpoint,
         "--json",
-        "--accept-self-asserted",
+        "--trust",
+        vcase.key.with_suffix(".pub"),
     )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)[0]["items"]) == 3
