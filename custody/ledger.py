@@ -363,13 +363,19 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------
 
-    def events(self, item: str | None = None, *, after: int = -1) -> Iterator[Event]:
+    def events(
+        self, item: str | None = None, *, after: int = -1, types: Sequence[str] = ()
+    ) -> Iterator[Event]:
+        """Events in order: all, or those after ``after``, of ``item``, of ``types``."""
         sql = "SELECT seq, hash, prev, type, time, signer, item, body, signature FROM events"
         sql += " WHERE seq > ?"
         params: tuple[Any, ...] = (after,)
         if item is not None:
             sql += " AND seq IN (SELECT seq FROM event_items WHERE item = ?)"
-            params = (after, item)
+            params += (item,)
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params += tuple(types)
         for row in self.conn.execute(sql + " ORDER BY seq", params):
             if bytes not in map(type, row):  # the rule; checked fast (verify reads 10^5 rows)
                 yield Event(*row)

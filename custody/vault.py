@@ -44,6 +44,7 @@ from custody.findings import Kind, Verdict
 from custody.keys import Signer
 from custody.ledger import EventDraft, Ledger
 from custody.lifecycle import Replay, find_item, replay_ledger
+from custody.safeio import NotRegularFileError, open_beneath
 
 VAULT_PUSH_EVENT = "vault.push"
 #: the S3 legal holds custody set or released on pushed versions to match the
@@ -316,15 +317,17 @@ class PushResult:
         return sum(1 for o in self.objects if o.reused)
 
 
-def _open_object(path: Path) -> BinaryIO:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    f = os.fdopen(fd, "rb")
-    import stat
-
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
-        raise IntegrityError(f"store object {path} is not a regular file: run custody verify")
-    return f
+def _open_object(store: Path, rel: str) -> BinaryIO:
+    """A store object, opened as every reader of the store opens one
+    (:func:`custody.safeio.open_beneath`: no link anywhere in its path, never a
+    FIFO or device); anything else is exit 1, for ``custody verify`` to report."""
+    try:
+        fd, _ = open_beneath(store, rel)
+    except NotRegularFileError as e:
+        raise IntegrityError(
+            f"store object {rel} is {e.what}, not a regular file; run 'custody verify'"
+        ) from None
+    return os.fdopen(fd, "rb")
 
 
 def part_size_for(size: int) -> int:
@@ -335,14 +338,14 @@ def part_size_for(size: int) -> int:
     return max(PART_SIZE, -(-need // mib) * mib)
 
 
-def _expected(path: Path, size: int) -> tuple[str, list[bytes]]:
+def _expected(store: Path, rel: str, size: int) -> tuple[str, list[bytes]]:
     """The checksum S3 reports for these bytes as custody uploads them (full
     SHA-256 below PART_SIZE, composite above), and the parts' digests."""
     if size < PART_SIZE:
         return "", []
     ps = part_size_for(size)
     parts = []
-    with _open_object(path) as f:
+    with _open_object(store, rel) as f:
         while True:
             h = hashlib.sha256()
             left = ps
@@ -367,9 +370,11 @@ class _Pusher:
         url: VaultURL,
         ret: Retention,
         progress: ProgressFn | None,
+        store: Path,
         concurrency: int = 8,
     ) -> None:
         self.client = client
+        self.store = store
         self.url = url
         self.ret = ret
         self.progress = progress
@@ -416,7 +421,7 @@ class _Pusher:
         return out
 
     def push_object(
-        self, sha: str, path: Path, size: int, held: bool, present: bool = True
+        self, sha: str, rel: str, size: int, held: bool, present: bool = True
     ) -> PushedObject:
         key = object_key(self.url, sha)
         with s3_errors(f"vault push of {sha[:16]}"):
@@ -424,7 +429,7 @@ class _Pusher:
             planted = False
             if h is not None:
                 h["_key"] = key
-                if self._confirmed(h, sha, size, _expected(path, size)[0]):
+                if self._confirmed(h, sha, size, _expected(self.store, rel, size)[0]):
                     self._keep(h, key, held)
                     if self.progress:
                         self.progress(size)
@@ -439,16 +444,16 @@ class _Pusher:
                     )
                 planted = True
             if size >= PART_SIZE:
-                version, checksum = self._multipart(key, path, sha, held)
+                version, checksum = self._multipart(key, rel, sha, held)
             else:
-                version, checksum = self._single(key, path, sha, size, held)
+                version, checksum = self._single(key, rel, sha, size, held)
         return PushedObject(
             sha, key, version, checksum, size, held or self.ret.legal_hold, planted=planted
         )
 
-    def _single(self, key: str, path: Path, sha: str, size: int, held: bool) -> tuple[str, str]:
+    def _single(self, key: str, rel: str, sha: str, size: int, held: bool) -> tuple[str, str]:
         full = b64(bytes.fromhex(sha))
-        with _open_object(path) as f:
+        with _open_object(self.store, rel) as f:
             try:
                 r = self.client.put_object(
                     Bucket=self.url.bucket,
@@ -471,7 +476,7 @@ class _Pusher:
             self.progress(size)
         return str(r.get("VersionId") or ""), str(r.get("ChecksumSHA256") or full)
 
-    def _multipart(self, key: str, path: Path, sha: str, held: bool) -> tuple[str, str]:
+    def _multipart(self, key: str, rel: str, sha: str, held: bool) -> tuple[str, str]:
         """Upload in parts, each with its SHA-256, resuming an upload the server
         holds (a part it has with our digest, or our MD5 as ETag, is not sent
         again).  The whole object is hashed as it is read; unless it has the
@@ -511,7 +516,7 @@ class _Pusher:
             return {"PartNumber": n, "ETag": etag, "ChecksumSHA256": part_sum}
 
         with (
-            _open_object(path) as f,
+            _open_object(self.store, rel) as f,
             concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
             ps = part_size_for(os.fstat(f.fileno()).st_size)
@@ -641,7 +646,7 @@ def push(
         )
     held_objects = {str(r.items[i].digests.get("sha256", "")) for i in r.holds if r.items[i].store}
     store = ledger.store_dir
-    pusher = _Pusher(client, url, ret, progress, concurrency)
+    pusher = _Pusher(client, url, ret, progress, store, concurrency)
     sizes = {
         sha: os.stat(store / rel, follow_symlinks=False).st_size for sha, (rel, _) in objs.items()
     }
@@ -653,7 +658,7 @@ def push(
             pool.submit(
                 pusher.push_object,
                 sha,
-                store / rel,
+                rel,
                 sizes[sha],
                 sha in held_objects,
                 object_key(url, sha) in there,
@@ -731,18 +736,19 @@ class VaultReport(Verdict):
         }
 
 
-def recorded_pushes(
-    ledger: Ledger, url: VaultURL, type_: str = VAULT_PUSH_EVENT
-) -> list[tuple[int, dict[str, Any]]]:
-    """The signed vault.push (or vault.holds) events of this bucket and prefix, in order."""
-    out = []
-    for ev in ledger.events():
-        if ev.type != type_:
-            continue
+Records = list[tuple[int, dict[str, Any]]]
+
+
+def recorded(ledger: Ledger, url: VaultURL) -> tuple[Records, Records]:
+    """The signed ``vault.push`` and ``vault.holds`` events of this bucket and
+    prefix, each in order (one query over the events of those two types)."""
+    pushes: Records = []
+    holds: Records = []
+    for ev in ledger.events(types=(VAULT_PUSH_EVENT, VAULT_HOLDS_EVENT)):
         d = ev.data
         if d.get("bucket") == url.bucket and d.get("prefix", "") == url.prefix:
-            out.append((ev.seq, d))
-    return out
+            (pushes if ev.type == VAULT_PUSH_EVENT else holds).append((ev.seq, d))
+    return pushes, holds
 
 
 def verify_vault(
@@ -767,12 +773,12 @@ def verify_vault(
     led = verify_ledger(ledger, quick=True)
     report.findings.extend(led.findings)
     failed = {f.seq for f in led.findings if f.seq is not None}
-    pushes = []
-    for seq, d in recorded_pushes(ledger, url):
+    all_pushes, all_holds = recorded(ledger, url)
+    for seq, _ in sorted(all_pushes + all_holds):
         if seq in failed:
             report.notes.append(f"event {seq} failed verification: its records are not used")
-        else:
-            pushes.append((seq, d))
+    pushes = [e for e in all_pushes if e[0] not in failed]
+    holds = [e for e in all_holds if e[0] not in failed]
     report.pushes = len(pushes)
     if not pushes:
         report.notes.append(f"this case records no push to {url}")
@@ -792,10 +798,7 @@ def verify_vault(
                     {**o, "legal_hold": False},
                 )
 
-    for seq, d in recorded_pushes(ledger, url, VAULT_HOLDS_EVENT):
-        if seq in failed:
-            report.notes.append(f"event {seq} failed verification: its records are not used")
-            continue
+    for _, d in holds:
         for ch in d.get("changes", []):
             if isinstance(ch, dict) and (str(ch.get("key")), str(ch.get("version"))) in checks:
                 pseq, pd, o = checks[(str(ch.get("key")), str(ch.get("version")))]
@@ -915,13 +918,14 @@ def sync_holds(
     r = replay_ledger(ledger)
     held = {str(r.items[i].digests.get("sha256", "")) for i in r.holds if i in r.items}
     want: dict[tuple[str, str], tuple[str, bool, bool]] = {}  # -> (sha, pinned, expected)
-    for _, d in recorded_pushes(ledger, url):
+    pushes, holds = recorded(ledger, url)
+    for _, d in pushes:
         pinned = d.get("legal_hold") is True
         for o in d.get("objects", []):
             if isinstance(o, dict):
                 k = (str(o.get("key")), str(o.get("version")))
                 want[k] = (str(o.get("sha256")), pinned, o.get("legal_hold") is True)
-    for _, d in recorded_pushes(ledger, url, VAULT_HOLDS_EVENT):
+    for _, d in holds:
         for ch in d.get("changes", []):
             k = (str(ch.get("key")), str(ch.get("version"))) if isinstance(ch, dict) else ("", "")
             if k in want:

@@ -522,3 +522,24 @@ def test_an_altered_store_object_is_never_pushed(
     listed = s3.client().list_objects_v2(Bucket="evidence", Prefix=bucket.split("/")[1])
     assert listed.get("KeyCount", 0) == 0
     assert pushed_objects(case) == []
+
+
+def test_a_store_object_replaced_by_a_link_is_never_pushed(
+    vcase: Case, s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    """Read as every store reader reads (no link followed, no FIFO opened): a link
+    to a copy of the right bytes outside the store is exit 1 (the bundle's export
+    check says so first), and no push is recorded."""
+    sha = sha256sum(tmp_path / "evidence" / "passwd")
+    obj = vcase.dir / "store" / "sha256" / sha[:2] / sha[2:4] / sha
+    copy = tmp_path / "outside"
+    copy.write_bytes(obj.read_bytes())
+    obj.unlink()
+    obj.symlink_to(copy)
+    proc = vault(vcase, s3, "push", f"s3://{bucket}", "--all", "--retain-days", "1")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"custody: error: store object of ITEM-4 (sha256/{sha[:2]}/{sha[2:4]}/{sha}) is a"
+        " symbolic link, not a regular file; run 'custody verify'\n"
+    )
+    assert pushed_objects(vcase) == []
