@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,9 +105,7 @@ def canonical_json(value: Any) -> bytes:
         _locate(value)
         raise AssertionError("_locate found nothing _check refused") from None
     if ascii_keys:
-        return json.dumps(
-            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
+        return _dumps(value).encode("utf-8")
     return rfc8785.dumps(value)
 
 
@@ -161,23 +160,69 @@ def _exact_int(text: str) -> int:
     return value
 
 
+def _bad_constant(name: str) -> Any:
+    raise NonCanonicalValueError(f"non-finite number {name}")
+
+
+# The C scanner parses integers itself when no ``parse_int`` is given: the
+# callbacks below fire only on floats and NaN/Infinity, which are refused.
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_bad_constant)
+# The exact decoder: every integer goes through :func:`_exact_int` (2^53-1 bound).
+_EXACT_DECODER = json.JSONDecoder(
+    parse_float=_no_float, parse_int=_exact_int, parse_constant=_bad_constant
+)
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without building the C encoder on every call (it is
+    built once here; the pure-Python encoder if there is no C one, or if the C
+    one prints a sample differently)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    c_str = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or c_str is None:
+        return _ENCODER.encode
+    enc = make(None, _ENCODER.default, c_str, None, ":", ",", True, False, False)
+
+    def dumps(value: Any) -> str:
+        return "".join(enc(value, 0))
+
+    sample = {"b": [1, -2, None, True, False, '\u00e9\n"\\\x01'], "a": {"\u20ac": "x"}}
+    return dumps if dumps(sample) == _ENCODER.encode(sample) else _ENCODER.encode
+
+
+#: The sorted, compact, non-ASCII-escaping JSON text of a float-free value.
+_dumps = _make_dumps()
+# A body holds an integer beyond 2^53-1 only if it holds a run of 16 digits (in a
+# number, or in a string: a false alarm only costs the exact decoder).  Digits are
+# mapped to "0" and the run looked for as a substring (faster than a regex).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_DIGITS = b"0" * 16
+
+
 def parse_canonical(raw: bytes) -> Any:
     """Parse a signed body, raising ValueError unless ``raw`` is exactly its RFC 8785
-    form.  A duplicate key, a float, a huge integer, whitespace or a non-canonical
-    escape all make it fail.  For ASCII bodies one ``json.dumps`` decides (see
-    :func:`canonical_json`: with ASCII keys and no floats it is RFC 8785); other
-    bodies go through :func:`canonical_json`."""
+    form.  A duplicate key, a float, a huge integer, whitespace, a non-canonical
+    escape or bytes that are not UTF-8 all make it fail.
 
-    def bad_constant(name: str) -> Any:
-        raise NonCanonicalValueError(f"non-finite number {name}")
-
-    value = json.loads(
-        raw, parse_float=_no_float, parse_int=_exact_int, parse_constant=bad_constant
-    )
-    if raw.isascii():
-        again = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        same = again.encode("utf-8") == raw
-    else:
+    One ``json.dumps`` decides (see :func:`canonical_json`: with no floats and no
+    astral characters in object keys it is RFC 8785, since UTF-16 and code point
+    order then agree): the value must print back as exactly the decoded text (so
+    a later duplicate key, which replaces the earlier one, is refused).  A body
+    holding a character beyond U+FFFF goes through :func:`canonical_json` (the
+    ``rfc8785`` package sorts keys by UTF-16 code units).  Integers are parsed by
+    the C scanner unless a 16-digit run could hold one beyond 2^53-1."""
+    try:
+        text, utf8 = raw.decode("utf-8"), True
+    except UnicodeDecodeError:  # as json.loads reads bytes: canonical_json says why
+        text, utf8 = raw.decode("utf-8", "surrogatepass"), False
+    long_run = _SIXTEEN_DIGITS in raw.translate(_DIGITS_TO_ZERO)
+    value, _ = (_EXACT_DECODER if long_run else _DECODER).raw_decode(text)
+    if utf8 and (raw.isascii() or max(raw) < 0xF0):
+        same = _dumps(value) == text
+    else:  # an astral character (a 4-byte UTF-8 sequence): key order may differ
         same = canonical_json(value) == raw
     if not same:
         raise NonCanonicalValueError("not canonical JSON (RFC 8785)")
