@@ -18,8 +18,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from custody import merkle
 from custody.canonical import content_hash, parse_canonical, parse_strict
@@ -27,9 +26,9 @@ from custody.findings import Finding, Findings, Kind
 from custody.keys import signature_checker, verify_signature
 
 
-@dataclass(frozen=True)
-class SignatureCheck:
-    """An Ed25519 check still to make, and where its finding belongs."""
+class SignatureCheck(NamedTuple):
+    """An Ed25519 check still to make, and where its finding belongs (a named
+    tuple: one is made per event, and a tuple is the cheapest immutable record)."""
 
     public_key: bytes
     signature: bytes
@@ -126,6 +125,8 @@ def check_now(
     if check is None:
         return False
     ok = ahead.verdict(at, check) if ahead is not None else verify_signature(*check.triple())
+    if ok:
+        return True  # nothing to file
     return settle(out, [check], [ok])[0]
 
 
@@ -193,6 +194,7 @@ class AheadChecks:
         self._sent: dict[int, tuple[list[Triple], Future[list[bool]]]] = {}
         self._count = 0  # triples added
         self._low = 0  # batches below this one are dropped (verdicts come in order)
+        self._done: tuple[int, list[bool]] = (-1, [])  # the batch whose verdicts are at hand
 
     def add(self, triple: Triple) -> int:
         """Start the check of ``triple`` (once its batch is full); returns its position."""
@@ -215,18 +217,22 @@ class AheadChecks:
     def verdict(self, at: int, check: SignatureCheck) -> bool:
         """The verdict of ``check``: that of position ``at`` if it is the very
         triple started there, else checked now."""
-        triple = check.triple()
-        b = at // self.batch
+        b, i = divmod(at, self.batch)
         while self._low < b:  # earlier batches are done with: free their messages
             self._sent.pop(self._low, None)
             self._low += 1
         sent = self._sent.get(b) if at >= 0 else None
-        if sent is None or sent[0][at % self.batch] != triple:
-            return verify_signature(*triple)  # no guess, not started, or a wrong guess
-        try:
-            return sent[1].result()[at % self.batch]
-        except (BrokenProcessPool, CancelledError):  # a worker died: check it here
-            return verify_signature(*triple)
+        if sent is None:
+            return verify_signature(*check.triple())  # no guess, or not started
+        key, sig, msg = sent[0][i]
+        if key != check.public_key or sig != check.signature or msg != check.message:
+            return verify_signature(*check.triple())  # a wrong guess
+        if self._done[0] != b:
+            try:
+                self._done = (b, sent[1].result())
+            except (BrokenProcessPool, CancelledError):  # a worker died: check it here
+                return verify_signature(*check.triple())
+        return self._done[1][i]
 
 
 def check_inclusion(

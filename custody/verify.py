@@ -70,7 +70,6 @@ from custody.ledger import (
     DB_NAME,
     DESCRIBE_EVENT,
     KNOWN_RULES,
-    Event,
     Ledger,
     artifact_index_row,
     event_items,
@@ -166,7 +165,10 @@ def check_chain(
     processes while this pass runs (:class:`custody.eventcheck.AheadChecks`: the
     same findings as without).  Signatures of events up to ``trusted_through``
     are taken as verified (an incremental verify, custody.verified: a full verify
-    found them good and the tree root and signatures there are unchanged)."""
+    found them good and the tree root and signatures there are unchanged).
+
+    This pass runs once per event of the ledger, so it reads plain row tuples
+    (:meth:`Ledger.event_rows`) and keeps its per-event work to what it checks."""
     bodies: dict[int, dict[str, Any]] = {}
     for (seq,) in ledger.conn.execute(
         "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
@@ -179,71 +181,90 @@ def check_chain(
             "a column holds a BLOB or number where text belongs",
             seq=seq,
         )
-    rows: Iterable[tuple[Event, bytes, int]]
+    rows: Iterable[tuple[tuple[Any, ...], bytes, int]]
     ahead = AheadChecks(pool) if pool is not None else None
     if ahead is not None:
         rows = _start_checks(ledger, ahead, trusted_through)
     else:
-        rows = ((ev, ev.body.encode("utf-8"), -1) for ev in ledger.events())
+        rows = ((row, row[7].encode("utf-8"), -1) for row in ledger.event_rows())
     expected_seq = 0
     prev = ledger.case.hash
     case_id = ledger.case.case_id
-    for ev, body_bytes, at in rows:
-        report.events += 1
-        subject = _ev(ev.seq)
-        tree.append(merkle.leaf_hash(body_bytes))
-        if ev.seq != expected_seq:
+    findings = report.findings
+    body_hashes = report.body_hashes
+    keys = r.keys
+    leaves: list[bytes] = []
+    leaf_hash = merkle.leaf_hash
+
+    def key_of(signer: str, b: dict[str, Any]) -> bytes | None:
+        return keys.get(signer) or self_registered_key(b)
+
+    for row, body_bytes, at in rows:
+        seq, ev_hash, ev_prev, ev_type, ev_time, ev_signer, ev_item, _, signature = row
+        subject = _ev(seq)
+        leaves.append(leaf_hash(body_bytes))
+        if seq != expected_seq:
             report.add(
                 Kind.CHAIN_GAP,
                 subject,
-                f"expected event {expected_seq} next, found event {ev.seq}"
-                f" ({ev.seq - expected_seq} missing)"
-                if ev.seq > expected_seq
-                else f"expected event {expected_seq}, found {ev.seq}",
-                seq=ev.seq,
+                f"expected event {expected_seq} next, found event {seq}"
+                f" ({seq - expected_seq} missing)"
+                if seq > expected_seq
+                else f"expected event {expected_seq}, found {seq}",
+                seq=seq,
             )
-            expected_seq = ev.seq
+            expected_seq = seq
         expected_seq += 1
-        if ev.prev != prev:
+        if ev_prev != prev:
             report.add(
                 Kind.CHAIN_LINK,
                 subject,
-                f"prev is {ev.prev}, previous event's hash is {prev}",
-                seq=ev.seq,
+                f"prev is {ev_prev}, previous event's hash is {prev}",
+                seq=seq,
             )
-        prev = ev.hash
+        prev = ev_hash
         body, sig = check_event(
             body_bytes,
-            stated_hash=ev.hash,
-            signature=ev.signature,
-            key_of=lambda signer, b: r.keys.get(signer) or self_registered_key(b),
-            out=report.findings,
-            seq=ev.seq,
+            stated_hash=ev_hash,
+            signature=signature,
+            key_of=key_of,
+            out=findings,
+            seq=seq,
             subject=subject,
         )
         if body is None:
             continue
         problem = malformed(body)
         if problem:
-            report.add(Kind.EVENT_BODY, subject, problem, seq=ev.seq)
-        _check_columns(ev, body, report, case_id)
-        if ev.seq <= trusted_through and sig is not None:
+            report.add(Kind.EVENT_BODY, subject, problem, seq=seq)
+        g = body.get
+        data = g("data")
+        if not (
+            (g("seq"), g("prev"), g("type"), g("time"), g("signer"), g("case"))
+            == (seq, ev_prev, ev_type, ev_time, ev_signer, case_id)
+            and isinstance(data, dict)
+            and data.get("item") == ev_item
+            and is_event_version(g("v"))
+        ):  # not all agree: say which do not
+            _check_columns(row, body, report, case_id)
+        if seq <= trusted_through and sig is not None:
             trusted = True  # verified by the full check a signed note records
         else:
-            trusted = check_now(report.findings, sig, ahead, at)
+            trusted = check_now(findings, sig, ahead, at)
         if not problem:
-            step(r, case_id, ev.seq, ev.hash, ev.type, ev.signer, body, trusted=trusted)
-            bodies[ev.seq] = body
-            report.body_hashes[ev.seq] = ev.hash
-            report.body_hashes[ev.seq] = ev.hash
-    report.head = prev if report.events else None
+            step(r, case_id, seq, ev_hash, ev_type, ev_signer, body, trusted=trusted)
+            bodies[seq] = body
+            body_hashes[seq] = ev_hash
+    tree.extend(leaves)
+    report.events += len(leaves)
+    report.head = prev if leaves else None
     return bodies
 
 
 def _start_checks(
     ledger: Ledger, ahead: AheadChecks, trusted_through: int
-) -> Iterator[tuple[Event, bytes, int]]:
-    """The events, each with its body's bytes and its position in ``ahead``,
+) -> Iterator[tuple[tuple[Any, ...], bytes, int]]:
+    """The event rows, each with its body's bytes and its position in ``ahead``,
     read a few batches ahead of the caller: each event's signature check is
     started on the workers with the key the derived identities table names for
     its signer (a guess: a wrong one only costs a check made again in the serial
@@ -255,14 +276,14 @@ def _start_checks(
         except (binascii.Error, ValueError):
             continue
     lead = ahead.batch * max(2, os.cpu_count() or 2) * 4
-    window: deque[tuple[Event, bytes, int]] = deque()
-    for ev in ledger.events():
-        raw = ev.body.encode("utf-8")
-        key = guess.get(ev.signer)
+    window: deque[tuple[tuple[Any, ...], bytes, int]] = deque()
+    for ev in ledger.event_rows():
+        raw = ev[7].encode("utf-8")
+        key = guess.get(ev[5])
         at = -1
-        if key is not None and ev.seq > trusted_through:
+        if key is not None and ev[0] > trusted_through:
             try:
-                sig = base64.b64decode(str(ev.signature), validate=True)
+                sig = base64.b64decode(str(ev[8]), validate=True)
             except (binascii.Error, ValueError):
                 sig = b""
             at = ahead.add((key, sig, raw))
@@ -303,44 +324,39 @@ def malformed(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_columns(ev: Event, body: dict[str, Any], report: VerifyReport, case_id: str) -> None:
-    data = body.get("data")
-    g = body.get
-    if (
-        (g("seq"), g("prev"), g("type"), g("time"), g("signer"), g("case"))
-        == (ev.seq, ev.prev, ev.type, ev.time, ev.signer, case_id)
-        and isinstance(data, dict)
-        and data.get("item") == ev.item
-        and is_event_version(g("v"))
-    ):
-        return  # all agree: the same comparisons as below, at once
+def _check_columns(
+    row: tuple[Any, ...], body: dict[str, Any], report: VerifyReport, case_id: str
+) -> None:
+    """The row's columns (an :meth:`Ledger.event_rows` tuple) must be what the
+    signed body says; each that is not is a finding."""
+    seq, _, ev_prev, ev_type, ev_time, ev_signer, ev_item, *_ = row
 
     def mismatch(detail: str) -> None:
-        report.add(Kind.EVENT_MISMATCH, _ev(ev.seq), detail, seq=ev.seq)
+        report.add(Kind.EVENT_MISMATCH, _ev(seq), detail, seq=seq)
 
     if not is_event_version(body.get("v")):
         report.add(
             Kind.EVENT_BODY,
-            _ev(ev.seq),
+            _ev(seq),
             f"unknown event format version {body.get('v')!r}",
-            seq=ev.seq,
+            seq=seq,
         )
     if body.get("case") != case_id:
         mismatch(f"case: ledger is case {case_id!r}, signed body says {body.get('case')!r}")
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     assert isinstance(data, dict)
     expect = {
-        "seq": ev.seq,
-        "prev": ev.prev,
-        "type": ev.type,
-        "time": ev.time,
-        "signer": ev.signer,
+        "seq": seq,
+        "prev": ev_prev,
+        "type": ev_type,
+        "time": ev_time,
+        "signer": ev_signer,
     }
     for k, v in expect.items():
         if body.get(k) != v:
             mismatch(f"{k}: ledger row says {v!r}, signed body says {body.get(k)!r}")
-    if data.get("item") != ev.item:
-        mismatch(f"item: ledger row says {ev.item!r}, signed body says {data.get('item')!r}")
+    if data.get("item") != ev_item:
+        mismatch(f"item: ledger row says {ev_item!r}, signed body says {data.get('item')!r}")
 
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
