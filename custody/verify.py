@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import os
 import re
@@ -60,6 +61,7 @@ from custody.eventcheck import (
     check_inclusion,
     check_now,
     keys_in,
+    signature_bytes,
     signature_pool,
 )
 from custody.findings import Findings, Kind, Verdict
@@ -282,11 +284,7 @@ def _start_checks(
         key = guess.get(ev[5])
         at = -1
         if key is not None and ev[0] > trusted_through:
-            try:
-                sig = base64.b64decode(str(ev[8]), validate=True)
-            except (binascii.Error, ValueError):
-                sig = b""
-            at = ahead.add((key, sig, raw))
+            at = ahead.add((key, signature_bytes(ev[8]), raw))
         window.append((ev, raw, at))
         if len(window) > lead:
             yield window.popleft()
@@ -431,9 +429,7 @@ def check_timestamps(
     """Each RFC 3161 token must cover its checkpoint's note, chain to a trusted TSA
     root, and not be earlier than the time the checkpoint states (beyond the
     tolerance): a collector's clock set forward is caught here."""
-    for seq, body in sorted(bodies.items()):
-        if body.get("type") != TIMESTAMP_EVENT:
-            continue
+    for seq, body in sorted((s, b) for s, b in bodies.items() if b.get("type") == TIMESTAMP_EVENT):
         data = body["data"]
         subject = _ev(seq)
         cp_seq = data.get("checkpoint")
@@ -489,11 +485,8 @@ IMPORT_EVENT = "import"  # custody.bundle.importer's, not imported here (that lo
 
 def _signed_imports(bodies: dict[int, dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]:
     """bundle id -> (seq, data) of each signed ``import`` event."""
-    return {
-        str(b["data"].get("bundle")): (seq, b["data"])
-        for seq, b in sorted(bodies.items())
-        if b.get("type") == IMPORT_EVENT
-    }
+    found = sorted((seq, b) for seq, b in bodies.items() if b.get("type") == IMPORT_EVENT)
+    return {str(b["data"].get("bundle")): (seq, b["data"]) for seq, b in found}
 
 
 def check_import_records(
@@ -803,10 +796,12 @@ def _check_source(
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
     """Every stored Merkle node (they serve the proofs) must equal the node
     re-derived from the events."""
-    stored = {
-        (int(lv), int(i)): bytes(h)
-        for lv, i, h in ledger.conn.execute("SELECT level, idx, hash FROM merkle_nodes")
-    }
+    rows = ledger.conn.execute(
+        "SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx"
+    ).fetchall()
+    if rows == list(tree.complete_nodes()):
+        return  # the same nodes in the same order (both sorted by level, index)
+    stored = {(int(lv), int(i)): bytes(h) for lv, i, h in rows}
     derived = {(lv, i): h for lv, i, h in tree.complete_nodes()}
     if derived == stored:
         return
@@ -850,8 +845,9 @@ def check_checkpoints(
     vs = verifiers(r.keys, r.names)
     sources: list[tuple[str, str, int | None]] = [
         (_ev(seq), str(body["data"].get("note", "")), seq)
-        for seq, body in sorted(bodies.items())
-        if body.get("type") == CHECKPOINT_EVENT
+        for seq, body in sorted(
+            (s, b) for s, b in bodies.items() if b.get("type") == CHECKPOINT_EVENT
+        )
     ]
     for f in files:  # given on the command line: unreadable or malformed is bad input
         sources.append((str(f), read_input_text(f, "checkpoint file", CAP_CHECKPOINT), None))
@@ -1112,6 +1108,12 @@ def verify_ledger(
     then carries what a new note needs (``root``, ``signatures``)."""
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     pool = None
+    gc_was_on = gc.isenabled()
+    # Verify keeps every parsed body (10^5 small dicts and lists) while it makes
+    # more: the cyclic collector would walk all of them again and again, about
+    # half the cost of parsing.  Parsed JSON holds no cycles (reference counting
+    # frees it), so the collector is paused for the run and restored after it.
+    gc.disable()
     try:
         # One read transaction: a consistent snapshot even while others append.
         ledger.conn.execute("BEGIN")
@@ -1135,6 +1137,8 @@ def verify_ledger(
     except sqlite3.DatabaseError as e:
         raise CorruptLedgerError(f"ledger is unreadable: {e}") from e
     finally:
+        if gc_was_on:
+            gc.enable()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return report
