@@ -801,7 +801,7 @@ def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> 
     ).fetchall()
     if rows == list(tree.complete_nodes()):
         return  # the same nodes in the same order (both sorted by level, index)
-    stored = {(int(lv), int(i)): bytes(h) for lv, i, h in rows}
+    stored = {(int(lv), int(i)): h if isinstance(h, bytes) else str(h) for lv, i, h in rows}
     derived = {(lv, i): h for lv, i, h in tree.complete_nodes()}
     if derived == stored:
         return
