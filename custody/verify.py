@@ -277,19 +277,25 @@ def _start_checks(
             guess[str(fp)] = base64.b64decode(str(row.get("public_key")), validate=True)
         except (binascii.Error, ValueError):
             continue
-    lead = ahead.batch * max(2, os.cpu_count() or 2) * 4
-    window: deque[tuple[tuple[Any, ...], bytes, int]] = deque()
+    lead = max(2, os.cpu_count() or 2) * 4  # batches read ahead
+    window: deque[list[tuple[tuple[Any, ...], bytes, int]]] = deque()
+    chunk: list[tuple[tuple[Any, ...], bytes, int]] = []
     for ev in ledger.event_rows():
         raw = ev[7].encode("utf-8")
         key = guess.get(ev[5])
         at = -1
         if key is not None and ev[0] > trusted_through:
             at = ahead.add((key, signature_bytes(ev[8]), raw))
-        window.append((ev, raw, at))
-        if len(window) > lead:
-            yield window.popleft()
+        chunk.append((ev, raw, at))
+        if len(chunk) == ahead.batch:
+            window.append(chunk)
+            chunk = []
+            if len(window) > lead:
+                yield from window.popleft()
     ahead.close()
-    yield from window
+    for done in window:
+        yield from done
+    yield from chunk
 
 
 _HEX = re.compile(r"[0-9a-f]{32,128}")
