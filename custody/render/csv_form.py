@@ -26,9 +26,11 @@ UTF-8 with a byte-order mark so spreadsheet programs open it as UTF-8.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 from custody.display import formula_guarded, path_text, shown
 
@@ -111,24 +113,69 @@ def _cell(value: Any, guard: bool) -> str:
     return formula_guarded(text) if guard else text
 
 
+class _Cells:
+    """:func:`_cell` and :func:`shown` of each distinct text made once: a form's
+    cells repeat (the same actor, action and location on most rows)."""
+
+    def __init__(self, guard: bool) -> None:
+        self.guard = guard
+        self.cells: dict[str, str] = {}
+        self.plain: dict[str, str] = {}
+
+    def cell(self, text: str) -> str:
+        out = self.cells.get(text)
+        if out is None:
+            if len(self.cells) > 100_000:
+                self.cells.clear()
+            out = self.cells[text] = _cell(text, self.guard)
+        return out
+
+    def shown(self, text: str) -> str:
+        out = self.plain.get(text)
+        if out is None:
+            if len(self.plain) > 100_000:
+                self.plain.clear()
+            out = self.plain[text] = shown(text)
+        return out
+
+
 def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str]]:
     """The form's rows (without the header), as the CSV holds them: every cell
     shown by the display rule (custody.display), each display column formula-guarded
     (unless ``formula_guard`` is false) and followed by its exact value."""
-    out: list[list[str]] = []
+    return [row for _item, form in item_rows(report, formula_guard) for row in form]
+
+
+def item_rows(
+    report: dict[str, Any], formula_guard: bool = True
+) -> Iterator[tuple[dict[str, Any], list[list[str]]]]:
+    """Each item of the report with its rows of the form (:func:`rows`), one item
+    at a time."""
+    memo = _Cells(formula_guard)
+    cell, plain = memo.cell, memo.shown
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
+    size, root = _text(state.get("size")), _text(state.get("root"))
     for item in report.get("items", []):
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
         if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
             integrity = "intact, signers unconfirmed"
         path = path_text(item.get("path"), item.get("path_hex"))
         description = describe({**item, "path": path})
+        exact_description = describe(item)
         sha256 = _text(item.get("digests", {}).get("sha256"))
+        fixed = {
+            "item": plain(_text(item.get("id"))),
+            "sha256": plain(sha256),
+            "item_integrity": plain(integrity),
+            "path_hex": plain(_text(item.get("path_hex"))),
+            "ledger_events": plain(size),
+            "ledger_root": plain(root),
+        }
+        out = []
         for ev in [*_source_timeline(item), *item.get("timeline", [])]:
             key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
             exact = {
-                "description": describe(item),
                 "action": _text(ev.get("action")),
                 "released_by": _text(ev.get("released_by")),
                 "received_by": _text(ev.get("received_by")),
@@ -139,34 +186,27 @@ def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str
                 "signer_attested_by_name": _text(key.get("attested_by_name")),
             }
             cells = {
-                "item": _text(item.get("id")),
-                "description": description,
-                "sha256": sha256,
-                "date": _text(ev.get("date")),
-                "time_utc": _text(ev.get("time_utc")),
+                **fixed,
+                "date": plain(_text(ev.get("date"))),
+                "time_utc": plain(_text(ev.get("time_utc"))),
                 "signature_verified": "yes" if ev.get("signature_verified") is True else "NO",
-                "event_seq": _text(ev.get("seq")),
-                "item_integrity": integrity,
-                "path": path,
-                "path_hex": _text(item.get("path_hex")),
-                "ledger_events": _text(state.get("size")),
-                "ledger_root": _text(state.get("root")),
-                "signer": _text(ev.get("signer")),
-                "signer_standing": standing_cell(key),
-                "signer_attested_by": _text(key.get("attested_by")),
+                "event_seq": plain(_text(ev.get("seq"))),
+                "signer": plain(_text(ev.get("signer"))),
+                "signer_standing": plain(standing_cell(key)),
+                "signer_attested_by": plain(_text(key.get("attested_by"))),
             }
             row = []
             for name in _FORM:
                 if name == "description":  # the path in it shown from its exact bytes
-                    row += [_cell(description, formula_guard), exact[name]]
+                    row += [cell(description), exact_description]
                 elif name in DISPLAY_COLUMNS:
-                    row += [_cell(exact[name], formula_guard), exact[name]]
+                    row += [cell(exact[name]), exact[name]]
                 elif name == "path":
-                    row.append(_cell(path, formula_guard))
+                    row.append(cell(path))
                 else:
-                    row.append(shown(cells[name]))
+                    row.append(cells[name])
             out.append(row)
-    return out
+        yield item, out
 
 
 def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -198,9 +238,22 @@ def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render(report: dict[str, Any], *, formula_guard: bool = True) -> bytes:
+def write(report: dict[str, Any], out: IO[bytes], *, formula_guard: bool = True) -> None:
+    """Write the form to ``out`` as it goes: a few hundred items' rows at a time."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    out.write(codecs.BOM_UTF8)
     writer.writerow(COLUMNS)
-    writer.writerows(rows(report, formula_guard=formula_guard))
-    return buf.getvalue().encode("utf-8-sig")
+    for n, (_item, form) in enumerate(item_rows(report, formula_guard), 1):
+        writer.writerows(form)
+        if n % 256 == 0:
+            out.write(buf.getvalue().encode("utf-8"))
+            buf.seek(0)
+            buf.truncate()
+    out.write(buf.getvalue().encode("utf-8"))
+
+
+def render(report: dict[str, Any], *, formula_guard: bool = True) -> bytes:
+    buf = io.BytesIO()
+    write(report, buf, formula_guard=formula_guard)
+    return buf.getvalue()
