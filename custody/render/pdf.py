@@ -44,6 +44,7 @@ from fpdf.enums import Align, TableBordersLayout, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
 from custody.display import shown_model
+from custody.render import detailed_items
 from custody.render.signers import attester_text, signer_text, standing_text
 from custody.views import METADATA_FIELDS
 
@@ -70,11 +71,29 @@ _LINE = 0.5  # table line height, mm per font point
 _MAX_CELL_MM = 120.0  # a cell taller than this goes to a note after its table
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def model_digest(report: dict[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of the report model: sorted keys, no
-    whitespace, UTF-8.  Printed in every page footer as "report data SHA-256"."""
-    canonical = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    whitespace, UTF-8.  Printed in every page footer as "report data SHA-256".
+    Computed piece by piece (the items one at a time, a streamed model's as they
+    are made): the same bytes as ``json.dumps(report, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)``."""
+    h = hashlib.sha256(b"{")
+    for n, key in enumerate(sorted(report)):
+        value = report[key]
+        h.update(b"," if n else b"")
+        h.update(f"{_CANONICAL.encode(key)}:".encode())
+        if key == "items" and not isinstance(value, dict):
+            h.update(b"[")
+            for m, item in enumerate(value):
+                h.update(("," if m else "").encode() + _CANONICAL.encode(item).encode("utf-8"))
+            h.update(b"]")
+        else:
+            h.update(_CANONICAL.encode(value).encode("utf-8"))
+    h.update(b"}")
+    return h.hexdigest()
 
 
 # -- fonts and text ----------------------------------------------------------------
@@ -564,11 +583,12 @@ _COMPACT = (
 )
 
 
-def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
+def _compact_table(pdf: _Doc, items: Sequence[dict[str, Any]]) -> None:
     """One row per item, one line each, failing items first: drawn cell by cell
     (not fpdf's wrapping table) so that 100,000 rows take seconds.  Ids, numbers
     and times never break or shorten (their columns fit the widest); a long path is
-    shortened with "..." (the item's detail page, or the JSON, has it whole)."""
+    shortened with "..." (the item's detail page, or the JSON, has it whole).
+    ``items`` as the model has them (each drawn by the display rule)."""
     size = 7.5
     pdf.heading(f"Items ({len(items):,})", level=1)
     if not items:
@@ -577,7 +597,10 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
     pdf.set_font(pdf.sans, "", size)
     widths = [share * pdf.epw for _h, share, _k in _COMPACT]
     # the id column fits the widest id (ids never break); the path column gives way
-    widest = max(pdf.get_string_width(pdf.t(_s(i.get("id")))) for i in items) + 2 * pdf.c_margin
+    ids = getattr(items, "ids", None)  # a streamed model's: known without its items
+    if ids is None:
+        ids = [i.get("id") for i in items]
+    widest = max(pdf.get_string_width(pdf.t(_s(shown_model(i)))) for i in ids) + 2 * pdf.c_margin
     if widest > widths[0]:
         widths[-1] -= widest - widths[0]
         widths[0] = widest
@@ -616,7 +639,7 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
         return text + "..."
 
     xs = [pdf.l_margin + sum(widths[:n]) for n in range(len(widths))]
-    for item in items:
+    for item in map(shown_model, items):
         if pdf.get_y() + line > bottom:
             pdf.add_page()
             head()
@@ -936,7 +959,7 @@ def _keys(pdf: _Doc, report: dict[str, Any]) -> None:
         [
             ("Tool version", _s(report.get("tool"))),
             ("Report format version", _s(report.get("report_version"))),
-            ("Report data SHA-256", (model_digest(report), pdf.mono_face())),
+            ("Report data SHA-256", (pdf.digest, pdf.mono_face())),
         ]
     )
     pdf.para(
@@ -957,7 +980,9 @@ def render(
     """The PDF report.  ``core_fonts`` (or :data:`FORCE_CORE_FONTS`) uses the core
     PDF fonts even when a Unicode TrueType font is installed."""
     pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS)  # digest: the exact model
-    report = shown_model(report)  # what is drawn: every text by the display rule
+    items = report.get("items") or []
+    # what is drawn: every text by the display rule (the items as they are drawn)
+    report = shown_model({k: v for k, v in report.items() if k != "items"})
     case = report.get("case") or {}
     pdf.case_id = str(case.get("id", ""))
     pdf.set_creation_date(_creation_date(report.get("generated")))
@@ -978,13 +1003,14 @@ def render(
         pdf.ln(2)
         pdf.start_section("Summary", level=0)
         _summary(pdf, report)
-        items = report.get("items") or []
         _compact_table(pdf, items)
-        for n, item in enumerate(items):
-            if item.get("detail", True):
-                _item(pdf, item)
-            if progress is not None and (n % 500 == 0 or n == len(items) - 1):
-                progress(n + 1, len(items))
+        # a streamed model's items report their own progress (custody.report.ReportItems)
+        own = progress if isinstance(items, list) else None
+        pages = [i for i in items if i.get("detail", True)] if own is not None else None
+        for n, item in enumerate(detailed_items(items) if pages is None else pages, 1):
+            _item(pdf, shown_model(item))
+            if own is not None and pages is not None and (n % 500 == 1 or n == len(pages)):
+                own(n, len(pages))
         pdf.add_page()
         _title_block(pdf, report)
         _verification(pdf, report)
