@@ -79,6 +79,10 @@ COLUMNS = tuple(
     c for name in _FORM for c in ((name, f"{name}_exact") if name in DISPLAY_COLUMNS else (name,))
 )
 
+#: the display columns taken from the event row, in the form's order (item_rows
+#: builds each row in :data:`COLUMNS` order directly; tests check the two agree)
+_EVENT_TEXT = ("action", "released_by", "received_by", "reason", "location", "actor", "role")
+
 
 def describe(item: dict[str, Any]) -> str:
     """The form's description of an item: its source path, then what it is, its
@@ -155,7 +159,7 @@ def item_rows(
     cell, plain = memo.cell, memo.shown
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
-    size, root = _text(state.get("size")), _text(state.get("root"))
+    size, root = plain(_text(state.get("size"))), plain(_text(state.get("root")))
     for item in report.get("items", []):
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
         if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
@@ -164,47 +168,27 @@ def item_rows(
         description = describe({**item, "path": path})
         exact_description = describe(item)
         sha256 = _text(item.get("digests", {}).get("sha256"))
-        fixed = {
-            "item": plain(_text(item.get("id"))),
-            "sha256": plain(sha256),
-            "item_integrity": plain(integrity),
-            "path_hex": plain(_text(item.get("path_hex"))),
-            "ledger_events": plain(size),
-            "ledger_root": plain(root),
-        }
+        head = [plain(_text(item.get("id"))), cell(description), exact_description, plain(sha256)]
+        mid = [plain(integrity), cell(path), plain(_text(item.get("path_hex"))), size, root]
         out = []
         for ev in [*_source_timeline(item), *item.get("timeline", [])]:
-            key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
-            exact = {
-                "action": _text(ev.get("action")),
-                "released_by": _text(ev.get("released_by")),
-                "received_by": _text(ev.get("received_by")),
-                "reason": _text(ev.get("reason")),
-                "location": _text(ev.get("location")),
-                "actor": _text(ev.get("actor")),
-                "role": _text(ev.get("role")),
-                "signer_attested_by_name": _text(key.get("attested_by_name")),
-            }
-            cells = {
-                **fixed,
-                "date": plain(_text(ev.get("date"))),
-                "time_utc": plain(_text(ev.get("time_utc"))),
-                "signature_verified": "yes" if ev.get("signature_verified") is True else "NO",
-                "event_seq": plain(_text(ev.get("seq"))),
-                "signer": plain(_text(ev.get("signer"))),
-                "signer_standing": plain(standing_cell(key)),
-                "signer_attested_by": plain(_text(key.get("attested_by"))),
-            }
-            row = []
-            for name in _FORM:
-                if name == "description":  # the path in it shown from its exact bytes
-                    row += [cell(description), exact_description]
-                elif name in DISPLAY_COLUMNS:
-                    row += [cell(exact[name]), exact[name]]
-                elif name == "path":
-                    row.append(cell(path))
-                else:
-                    row.append(cells[name])
+            get = ev.get
+            key = get("signer_key")
+            if not isinstance(key, dict):
+                key = {}
+            row = [*head, plain(_text(get("date"))), plain(_text(get("time_utc")))]
+            for name in _EVENT_TEXT:  # display columns: shown, then exact
+                exact = _text(get(name))
+                row += [cell(exact), exact]
+            row += [
+                "yes" if get("signature_verified") is True else "NO",
+                plain(_text(get("seq"))),
+                *mid,
+                plain(_text(get("signer"))),
+                plain(standing_cell(key)),
+            ]
+            exact = _text(key.get("attested_by_name"))
+            row += [cell(exact), exact, plain(_text(key.get("attested_by")))]
             out.append(row)
         yield item, out
 
