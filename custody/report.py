@@ -45,12 +45,12 @@ from custody.views import (
     KeyBook,
     KeyCard,
     ViewEvent,
-    case_events,
     imported_item_views,
     item_metadata,
     item_views,
     replay_events,
     unverified_events,
+    verified_case_events,
     who,
 )
 
@@ -500,8 +500,8 @@ def case_report(
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
-    # the rows are read once and not kept: the report needs their parsed bodies only
-    events = case_events(ledger.events(), report.findings, report, keep_rows=False)
+    # the bodies the verification checked, where each event's hash is still the one it saw
+    events = verified_case_events(ledger, report)
     head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     tree = ledger.tree()
     size = len(tree)
