@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,10 +238,10 @@ def _assemble_model(
         }
         for i in ids
     ]
-    signers = {e.signer for e in events}
+    signed = Counter(e.signer for e in events)
     keys = []
     for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f)):
-        if fp not in signers and fp not in r.names:
+        if fp not in signed and fp not in r.names:
             continue
         card = book.card(fp)
         keys.append(
@@ -250,7 +251,7 @@ def _assemble_model(
                 "fingerprint": fp,
                 "public_key": base64.b64encode(r.keys[fp]).decode("ascii"),
                 "status": card.status,
-                "signed_events": sum(1 for e in events if e.signer == fp),
+                "signed_events": signed[fp],
                 "standing": card.standing,
                 "attested_by": card.attested_by,
                 "attested_by_name": card.attested_by_name,

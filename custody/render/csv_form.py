@@ -156,7 +156,7 @@ def item_rows(
     """Each item of the report with its rows of the form (:func:`rows`), one item
     at a time."""
     memo = _Cells(formula_guard)
-    cell, plain = memo.cell, memo.shown
+    cell, plain, known = memo.cell, memo.shown, memo.cells
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
     size, root = plain(_text(state.get("size"))), plain(_text(state.get("root")))
@@ -176,13 +176,16 @@ def item_rows(
             key = get("signer_key")
             if not isinstance(key, dict):
                 key = {}
-            row = [*head, plain(_text(get("date"))), plain(_text(get("time_utc")))]
+            row = [*head, plain(_text(get("date"))), shown(_text(get("time_utc")))]
             for name in _EVENT_TEXT:  # display columns: shown, then exact
-                exact = _text(get(name))
-                row += [cell(exact), exact]
+                value = get(name)
+                exact = "" if value is None else value if type(value) is str else str(value)
+                shown_cell = known.get(exact)
+                row.append(cell(exact) if shown_cell is None else shown_cell)
+                row.append(exact)
             row += [
                 "yes" if get("signature_verified") is True else "NO",
-                plain(_text(get("seq"))),
+                shown(_text(get("seq"))),
                 *mid,
                 plain(_text(get("signer"))),
                 plain(standing_cell(key)),
