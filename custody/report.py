@@ -307,7 +307,7 @@ class ReportItems:
     model's order (failing items first), with ``len()``; ``ids`` and ``detail``
     (which items carry their detail) are known without making the items, so a
     renderer can lay out a table or skip to the detail pages cheaply.  Each pass
-    calls ``progress(done, total)`` every 500 items."""
+    over every item calls ``progress(done, total)`` every 500 items."""
 
     def __init__(
         self,
@@ -331,14 +331,15 @@ class ReportItems:
         return self._make(self.ids[n])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self._each(self.ids)
+        return self._each(self.ids, self.progress)
 
     def detailed(self) -> Iterator[dict[str, Any]]:
-        """The items that carry their detail, in the model's order."""
-        return self._each([i for i in self.ids if self.detail[i]])
+        """The items that carry their detail, in the model's order (no progress:
+        the pass over every item reports it)."""
+        return self._each([i for i in self.ids if self.detail[i]], None)
 
-    def _each(self, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
-        total, progress = len(ids), self.progress
+    def _each(self, ids: Sequence[str], progress: Progress | None) -> Iterator[dict[str, Any]]:
+        total = len(ids)
         for n, i in enumerate(ids):
             yield self._make(i)
             if progress is not None and (n % 500 == 0 or n == total - 1):

@@ -227,3 +227,22 @@ def test_cli_digest_is_the_written_file(tmp_path: Path, monkeypatch: pytest.Monk
     digest = hashlib.sha256(proc.stdout.encode("utf-8")).hexdigest()
     assert json.loads(proc.stdout)["summary"]["failing_items"] == ["ITEM-2"]
     assert f"SHA-256 of the report: sha256:{digest}\n" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["html", "pdf", "csv", "json"])
+def test_progress_counts_every_item_once_per_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """The progress of a streamed report is that of its pass over every item: it
+    ends at all items, not at the detail pages' count."""
+    ledger = build_golden_case(tmp_path, monkeypatch)
+    seen: list[tuple[int, int]] = []
+    try:
+        model = case_report(
+            ledger, detail="auto", stream=True, progress=lambda d, t: seen.append((d, t))
+        )
+    finally:
+        ledger.close()
+    assert seen == []  # nothing is made before the renderer reads the items
+    render(model, fmt)
+    assert seen == [(1, 2), (2, 2)]
