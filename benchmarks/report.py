@@ -220,6 +220,7 @@ def in_process(case_dir: Path, formats: list[str]) -> list[tuple[str, float, int
         pid = os.fork()
         if pid == 0:  # the child: model and rendering only, written as it goes (as the CLI)
             os.close(r)
+            start_rss = _current_rss_kib()
             t, c = time.perf_counter(), time.process_time()
             detail = "auto" if fmt in ("html", "pdf", "json") else "all"
             model = case_report(ledger, verify=v, detail=detail, stream=True)
@@ -228,21 +229,34 @@ def in_process(case_dir: Path, formats: list[str]) -> list[tuple[str, float, int
                 write(model, fmt, f)
             took, cpu = time.perf_counter() - t, time.process_time() - c
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            os.write(w, f"{took} {cpu} {rss} {target.stat().st_size}".encode())
+            grew = max(0, rss - start_rss)
+            os.write(w, f"{took} {cpu} {rss} {target.stat().st_size} {grew}".encode())
             os._exit(0)
         os.close(w)
         with os.fdopen(r) as f:
-            took_s, cpu_s, rss_s, size_s = f.read().split()
+            took_s, cpu_s, rss_s, size_s, grew_s = f.read().split()
         os.waitpid(pid, 0)
         out.append((fmt, float(took_s), int(rss_s), int(size_s)))
         print(
             f"  {fmt:5} beyond verify {float(took_s):6.1f} s (CPU {float(cpu_s):6.1f} s),"
-            f" peak RSS {int(rss_s) / 1024:6.0f} MiB, {int(size_s) / 1e6:7.1f} MB;"
+            f" peak RSS {int(rss_s) / 1024:6.0f} MiB (+{int(grew_s) / 1024:.0f} MiB over the"
+            f" verification's), {int(size_s) / 1e6:7.1f} MB;"
             f" load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     ledger.close()
     return out
+
+
+def _current_rss_kib() -> int:
+    """This process's resident set now (KiB), from /proc (0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def custody_argv() -> list[str]:
