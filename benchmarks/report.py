@@ -17,6 +17,12 @@ For each size and format, ``custody report --format F`` runs in a child process
 unset; the time beyond verification is the child's total minus ``custody verify``
 of the same case (full: the store is re-hashed), timed in the same run.  Targets
 (issue 16): PDF and HTML < 60 s and < 1 GiB, CSV and JSON < 20 s, at 100,000 items.
+
+``--in-process`` verifies once and times each format's model and rendering in a
+forked child, streamed to a file as the CLI does; it prints CPU seconds and the load
+average beside each wall time (the machine may be shared: CPU seconds are the
+figure that load does not inflate much).  A child's peak RSS includes the memory
+of the verification it inherits.
 """
 
 from __future__ import annotations
@@ -194,46 +200,63 @@ def in_process(case_dir: Path, formats: list[str]) -> list[tuple[str, float, int
     child assembles the model from that verification and renders it: its time is
     the time beyond verification, its peak RSS includes the verification's memory
     (inherited).  Returns (format, seconds, peak RSS KiB, output bytes)."""
-    from custody.render import render
+    from custody.render import write
     from custody.report import case_report, gc_paused
     from custody.verify import verify_ledger
 
     ledger = Ledger.open(case_dir, write=False)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     v = verify_ledger(ledger)
     print(
-        f"  verify (in process): {time.perf_counter() - t0:.1f} s,"
-        f" peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+        f"  verify (in process): {time.perf_counter() - t0:.1f} s"
+        f" (CPU {time.process_time() - c0:.1f} s in this process),"
+        f" peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB;"
+        f" load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     out = []
     for fmt in formats:
         r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: model and rendering only
+        if pid == 0:  # the child: model and rendering only, written as it goes (as the CLI)
             os.close(r)
-            t = time.perf_counter()
+            start_rss = _current_rss_kib()
+            t, c = time.perf_counter(), time.process_time()
             detail = "auto" if fmt in ("html", "pdf", "json") else "all"
-            model = case_report(ledger, verify=v, detail=detail)
-            with gc_paused():
-                data = render(model, fmt)
-            (case_dir.parent / f"inproc.{fmt}").write_bytes(data)
-            took = time.perf_counter() - t
+            model = case_report(ledger, verify=v, detail=detail, stream=True)
+            target = case_dir.parent / f"inproc.{fmt}"
+            with gc_paused(), target.open("wb") as f:
+                write(model, fmt, f)
+            took, cpu = time.perf_counter() - t, time.process_time() - c
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            os.write(w, f"{took} {rss} {len(data)}".encode())
+            grew = max(0, rss - start_rss)
+            os.write(w, f"{took} {cpu} {rss} {target.stat().st_size} {grew}".encode())
             os._exit(0)
         os.close(w)
         with os.fdopen(r) as f:
-            took_s, rss_s, size_s = f.read().split()
+            took_s, cpu_s, rss_s, size_s, grew_s = f.read().split()
         os.waitpid(pid, 0)
         out.append((fmt, float(took_s), int(rss_s), int(size_s)))
         print(
-            f"  {fmt:5} beyond verify {float(took_s):6.1f} s,"
-            f" peak RSS {int(rss_s) / 1024:6.0f} MiB, {int(size_s) / 1e6:7.1f} MB",
+            f"  {fmt:5} beyond verify {float(took_s):6.1f} s (CPU {float(cpu_s):6.1f} s),"
+            f" peak RSS {int(rss_s) / 1024:6.0f} MiB (+{int(grew_s) / 1024:.0f} MiB over the"
+            f" verification's), {int(size_s) / 1e6:7.1f} MB;"
+            f" load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     ledger.close()
     return out
+
+
+def _current_rss_kib() -> int:
+    """This process's resident set now (KiB), from /proc (0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def custody_argv() -> list[str]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any, cast
 
 import click
 
 from custody.display import shown
 from custody.errors import UsageError
-from custody.render import FORMATS, render
-from custody.safeio import write_atomic
+from custody.render import FORMATS, write
 from custody_cli.common import LOOKUP, case_option, open_case, read_tsa_roots, tsa_cert_option
 
 
@@ -76,27 +79,40 @@ def report(
     keys involved.  The report's own SHA-256 is printed, and the report names the
     ledger state it was made from.  Exit 0 when the verification passed, 1 when
     the report records integrity findings (it is written either way)."""
-    from custody.report import bundle_report, case_report, document_digest, gc_paused
+    from custody.report import bundle_report, case_report, gc_paused
+    from custody.safeio import atomic_output
 
     roots = read_tsa_roots(tsa_certs)
     detail = detail or ("auto" if fmt in ("html", "pdf", "json") else "all")
-    with _items_bar(not quiet and (force_progress or sys.stderr.isatty())) as cb:
+    digest = hashlib.sha256()
+    with contextlib.ExitStack() as stack:
+        cb = stack.enter_context(_items_bar(not quiet and (force_progress or sys.stderr.isatty())))
         if bundle_path is not None:
             model = bundle_report(
-                bundle_path, items, trust=trust, tsa_roots=roots, detail=detail, progress=cb
+                bundle_path,
+                items,
+                trust=trust,
+                tsa_roots=roots,
+                detail=detail,
+                progress=cb,
+                stream=True,
             )
         else:
             if trust:
                 raise UsageError("--trust applies to --bundle reports")
-            with open_case(case_dir, write=False) as ledger:
-                model = case_report(ledger, items, tsa_roots=roots, detail=detail, progress=cb)
+            ledger = stack.enter_context(open_case(case_dir, write=False))
+            model = case_report(
+                ledger, items, tsa_roots=roots, detail=detail, progress=cb, stream=True
+            )
+        # the items are made as the renderer writes them, into the output as it goes
+        sink = (
+            sys.stdout.buffer
+            if str(out) == "-"
+            else stack.enter_context(atomic_output(out, what="report"))
+        )
         with gc_paused():  # hundreds of thousands of small objects, none of them garbage
-            data = render(model, fmt, cb)
-    if str(out) == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        _write_atomically(out, data)
+            write(model, fmt, cast(IO[bytes], _Hashed(sink, digest)), cb)
+        sink.flush()
     v = model["verification"]
     verdict = "PASSED" if v["ok"] else f"FAILED ({len(v['findings'])} finding(s))"
     if v.get("banner"):  # a bundle's verdict (custody.trust.verdict_banner)
@@ -107,7 +123,7 @@ def report(
         f" made from the ledger at {state['size']} events, root {state['root']}",
         err=str(out) == "-",
     )
-    click.echo(f"SHA-256 of the report: {document_digest(data)}", err=str(out) == "-")
+    click.echo(f"SHA-256 of the report: sha256:{digest.hexdigest()}", err=str(out) == "-")
     sys.exit(0 if v["ok"] else 1)
 
 
@@ -128,5 +144,17 @@ def _items_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield cb
 
 
-def _write_atomically(out: Path, data: bytes) -> None:
-    write_atomic(out, data, what="report")
+class _Hashed(io.RawIOBase):
+    """A binary output that also feeds what is written to a SHA-256."""
+
+    def __init__(self, out: IO[bytes], digest: Any) -> None:
+        super().__init__()
+        self.out, self.digest = out, digest
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.out.write(data)
+        return len(data)

@@ -391,6 +391,15 @@ class Ledger:
             # a BLOB where TEXT belongs is tampering; verify reports it (typeof check)
             yield tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row)
 
+    def event_hashes(self) -> Iterator[tuple[int, Any]]:
+        """Each event's seq and stated hash, in order, without its body: for a reader
+        that already holds the bodies a verification checked (custody.views)."""
+        yield from self.conn.execute("SELECT seq, hash FROM events ORDER BY seq")
+
+    def event_at(self, seq: int) -> Event | None:
+        """The event with this seq (as :meth:`events` reads it), or None."""
+        return next(self.events(after=seq - 1), None) if seq >= 0 else None
+
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 

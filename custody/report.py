@@ -23,7 +23,8 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,12 @@ from custody.views import (
     KeyBook,
     KeyCard,
     ViewEvent,
-    case_events,
     imported_item_views,
     item_metadata,
     item_views,
     replay_events,
     unverified_events,
+    verified_case_events,
     who,
 )
 
@@ -60,7 +61,7 @@ REPORT_VERSION = 1
 #: ``auto``, the failing items and those named; ``all``, every item.
 DETAIL_MODES = ("auto", "all")
 
-#: Called as ``progress(done, total)`` while the items are assembled.
+#: Called as ``progress(done, total)`` while the items are made.
 Progress = Callable[[int, int], None]
 
 ACTIONS = {
@@ -200,6 +201,7 @@ def _assemble_model(
     named: Sequence[str] = (),
     detail: str = "all",
     progress: Progress | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """``events``: in seq order, each with the verification's signature verdict;
     ``found_digests``: what verification re-hashed, by store object (a case) or by
@@ -209,7 +211,9 @@ def _assemble_model(
     knows it (custody.views.KeyBook): standing, attester, status.  ``named``: the
     items named on the command line; with ``detail`` "auto" they and the failing
     items carry their detail (metadata, hand-overs, timeline), with "all" every
-    item.  Failing items come first, then the others in collection order."""
+    item.  Failing items come first, then the others in collection order.
+    ``stream``: the model's ``items`` is a :class:`ReportItems` (each item made as
+    it is read) instead of a list."""
     r = replay_events(events, str(case["id"]), rules)
     book = KeyBook(r, ((e.seq, e.body) for e in events))
     views = item_views(events, r, findings, objects=objects, book=book)
@@ -220,17 +224,24 @@ def _assemble_model(
     chosen = set(named)
     shared = _Shared(r)
     types = verified_types(events)
-    items = []
-    for n, i in enumerate(ids):
-        v = views[i]
-        full = detail == "all" or not v.ok or i in chosen
-        items.append(_item(v, found_digests, types, full, shared))
-        if progress is not None and (n % 500 == 0 or n == len(ids) - 1):
-            progress(n + 1, len(ids))
-    signers = {e.signer for e in events}
+    full = {i: detail == "all" or not views[i].ok or i in chosen for i in ids}
+    items = ReportItems(
+        ids, full, lambda i: _item(views[i], found_digests, types, full[i], shared), progress
+    )
+    facts = [
+        {
+            "id": i,
+            "state": views[i].state,
+            "outcome": str(views[i].data.get("outcome", "")),
+            "integrity": {"ok": views[i].ok},
+            "detail": full[i],
+        }
+        for i in ids
+    ]
+    signed = Counter(e.signer for e in events)
     keys = []
     for fp in sorted(r.keys, key=lambda f: (r.names.get(f, ("", ""))[0], f)):
-        if fp not in signers and fp not in r.names:
+        if fp not in signed and fp not in r.names:
             continue
         card = book.card(fp)
         keys.append(
@@ -240,7 +251,7 @@ def _assemble_model(
                 "fingerprint": fp,
                 "public_key": base64.b64encode(r.keys[fp]).decode("ascii"),
                 "status": card.status,
-                "signed_events": sum(1 for e in events if e.signer == fp),
+                "signed_events": signed[fp],
                 "standing": card.standing,
                 "attested_by": card.attested_by,
                 "attested_by_name": card.attested_by_name,
@@ -281,16 +292,61 @@ def _assemble_model(
             "steps": steps,
             "findings": [f.as_json() for f in findings],
         },
-        "summary": summary(items),
+        "summary": summary(facts),
         "scope": {"items": list(named), "all_items": not named, "detail": detail},
         "case": {**case, "examiners": examiners},
         "ledger_state": ledger_state,
-        "items": items,
+        "items": items if stream else list(items),
         "keys": keys,
     }
 
 
-def summary(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+class ReportItems:
+    """The items of a report model, made one at a time as they are read (a large
+    case's items are not all held at once): iterable any number of times, in the
+    model's order (failing items first), with ``len()``; ``ids`` and ``detail``
+    (which items carry their detail) are known without making the items, so a
+    renderer can lay out a table or skip to the detail pages cheaply.  Each pass
+    over every item calls ``progress(done, total)`` every 500 items."""
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        detail: Mapping[str, bool],
+        make: Callable[[str], dict[str, Any]],
+        progress: Progress | None = None,
+    ) -> None:
+        self.ids = list(ids)
+        self.detail = detail
+        self._make = make
+        self.progress = progress
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+    def __getitem__(self, n: int) -> dict[str, Any]:
+        return self._make(self.ids[n])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._each(self.ids, self.progress)
+
+    def detailed(self) -> Iterator[dict[str, Any]]:
+        """The items that carry their detail, in the model's order (no progress:
+        the pass over every item reports it)."""
+        return self._each([i for i in self.ids if self.detail[i]], None)
+
+    def _each(self, ids: Sequence[str], progress: Progress | None) -> Iterator[dict[str, Any]]:
+        total = len(ids)
+        for n, i in enumerate(ids):
+            yield self._make(i)
+            if progress is not None and (n % 500 == 0 or n == total - 1):
+                progress(n + 1, total)
+
+
+def summary(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """What a report opens with, after the verification result: how many items,
     how many fail (and which), and the counts by state and by outcome."""
     by_state: dict[str, int] = {}
@@ -303,10 +359,11 @@ def summary(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
         if not (i.get("integrity") or {}).get("ok"):
             failing.append(str(i.get("id")))
+    count = sum(by_state.values())
     return {
-        "items": len(items),
+        "items": count,
         "failing": len(failing),
-        "intact": len(items) - len(failing),
+        "intact": count - len(failing),
         "failing_items": failing,
         "detail_items": sum(1 for i in items if i.get("detail")),
         "by_state": dict(sorted(by_state.items())),
@@ -430,10 +487,12 @@ def case_report(
     verify: VerifyReport | None = None,
     detail: str = "all",
     progress: Progress | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """The report of a case (all items, or ``items``), with a full verification
     run now (pass ``verify`` to reuse one).  ``detail``: :data:`DETAIL_MODES`;
-    ``progress(done, total)`` is called while the items are assembled."""
+    ``progress(done, total)`` is called while the items are made; ``stream``: the
+    items are a :class:`ReportItems`, made as a renderer reads them."""
     known = ledger.rules().current() if items else None  # a replay: only to look names up
     wanted = []
     for i in items:
@@ -443,8 +502,8 @@ def case_report(
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
     report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
-    # the rows are read once and not kept: the report needs their parsed bodies only
-    events = case_events(ledger.events(), report.findings, report, keep_rows=False)
+    # the bodies the verification checked, where each event's hash is still the one it saw
+    events = verified_case_events(ledger, report)
     head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     tree = ledger.tree()
     size = len(tree)
@@ -470,6 +529,7 @@ def case_report(
         named=wanted,
         detail=detail,
         progress=progress,
+        stream=stream,
         verification={
             "verified_at": generated_time(),
             "events": report.events,
@@ -546,8 +606,10 @@ def bundle_report(
     tsa_roots: Sequence[bytes] = (),
     detail: str = "all",
     progress: Progress | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
-    """The report of an evidence bundle, from ``bundle verify`` run now."""
+    """The report of an evidence bundle, from ``bundle verify`` run now (``detail``,
+    ``progress``, ``stream``: as :func:`case_report`)."""
     vr = verify_bundle(path, trust=trust, tsa_roots=tsa_roots)
     meta = vr.meta
     bad = unverified_events(vr.findings)
@@ -592,6 +654,7 @@ def bundle_report(
         named=wanted,
         detail=detail,
         progress=progress,
+        stream=stream,
         verification={
             "verified_at": generated_time(),
             # the one wording of a bundle's verdict (custody.trust), for every format

@@ -25,7 +25,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from custody.errors import OperationalError, UsageError
 
@@ -228,6 +231,22 @@ def write_atomic(
     or directory there is refused (exit 2) and left untouched.  Without
     ``replace`` an existing ``path`` is refused (exit 2): the temporary file is
     then hard-linked to the new name, which fails if anything took it meanwhile."""
+    with atomic_output(path, mode=mode, what=what, replace=replace) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike[str],
+    *,
+    mode: int = 0o600,
+    what: str = "output file",
+    replace: bool = True,
+) -> Iterator[IO[bytes]]:
+    """:func:`write_atomic` for a writer that writes as it goes: yields the
+    temporary file (binary); when the block ends normally it is fsynced and renamed
+    to ``path`` (the same rules), and if the block raises it is removed and
+    ``path`` is left as it was."""
     p = os.fspath(path)
     check_output(p, what)
     folder = os.path.dirname(os.path.abspath(p))
@@ -239,12 +258,13 @@ def write_atomic(
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
+        except OSError:
             os.close(fd)
+            raise
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         check_output(p, what)  # still a regular file or nothing, just before the swap
         if replace:
             os.replace(tmp, p)

@@ -104,11 +104,9 @@ def case_events(
     ``keep_rows=False``: the views do not keep the ledger rows (a report needs the
     parsed bodies only), so a large ledger's raw rows are not all held at once."""
     bad = unverified_events(findings)
-    bodies = verified.bodies if verified is not None else {}
-    hashes = verified.body_hashes if verified is not None else {}
     out = []
     for ev in rows:
-        body = bodies.get(ev.seq) if hashes.get(ev.seq) == ev.hash else None
+        body = _verified_body(verified, ev.seq, ev.hash)
         try:
             if body is None:
                 body = ev.parsed
@@ -116,6 +114,41 @@ def case_events(
             continue  # verify reports it (event-body)
         out.append(ViewEvent(ev.seq, ev.hash, body, ev.seq not in bad, ev if keep_rows else None))
     return out
+
+
+def verified_case_events(ledger: Ledger, verified: VerifyReport) -> list[ViewEvent]:
+    """:func:`case_events` of every event of ``ledger`` without keeping rows, read
+    cheaply: only each event's seq and hash are read, and the body ``verified``
+    checked is taken when the hash is still the one it saw; any other event's row
+    is read and parsed, and if it changed since that verification saw it, its
+    signature is not shown as verified (that verification did not check it)."""
+    bad = unverified_events(verified.findings)
+    out = []
+    for seq, h in ledger.event_hashes():
+        body = _verified_body(verified, seq, h)
+        if body is None:
+            ev = ledger.event_at(seq)
+            if ev is None:
+                continue
+            try:
+                body = ev.parsed
+            except ValueError:
+                continue  # verify reports it (event-body)
+            changed = verified.body_hashes.get(seq, ev.hash) != ev.hash
+            out.append(ViewEvent(seq, ev.hash, body, seq not in bad and not changed, None))
+            continue
+        out.append(ViewEvent(seq, h, body, seq not in bad, None))
+    return out
+
+
+def _verified_body(
+    verified: VerifyReport | None, seq: int, stated: object
+) -> dict[str, Any] | None:
+    """The body a verification parsed and checked for event ``seq``, when the
+    event's hash is still ``stated`` (the hash that verification saw), else None."""
+    if verified is None or verified.body_hashes.get(seq) != stated:
+        return None
+    return verified.bodies.get(seq)
 
 
 def replay_events(events: Iterable[ViewEvent], case_id: str, rules: int) -> Replay:

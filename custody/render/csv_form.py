@@ -26,9 +26,11 @@ UTF-8 with a byte-order mark so spreadsheet programs open it as UTF-8.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 from custody.display import formula_guarded, path_text, shown
 
@@ -77,6 +79,10 @@ COLUMNS = tuple(
     c for name in _FORM for c in ((name, f"{name}_exact") if name in DISPLAY_COLUMNS else (name,))
 )
 
+#: the display columns taken from the event row, in the form's order (item_rows
+#: builds each row in :data:`COLUMNS` order directly; tests check the two agree)
+_EVENT_TEXT = ("action", "released_by", "received_by", "reason", "location", "actor", "role")
+
 
 def describe(item: dict[str, Any]) -> str:
     """The form's description of an item: its source path, then what it is, its
@@ -111,62 +117,83 @@ def _cell(value: Any, guard: bool) -> str:
     return formula_guarded(text) if guard else text
 
 
+class _Cells:
+    """:func:`_cell` and :func:`shown` of each distinct text made once: a form's
+    cells repeat (the same actor, action and location on most rows)."""
+
+    def __init__(self, guard: bool) -> None:
+        self.guard = guard
+        self.cells: dict[str, str] = {}
+        self.plain: dict[str, str] = {}
+
+    def cell(self, text: str) -> str:
+        out = self.cells.get(text)
+        if out is None:
+            if len(self.cells) > 100_000:
+                self.cells.clear()
+            out = self.cells[text] = _cell(text, self.guard)
+        return out
+
+    def shown(self, text: str) -> str:
+        out = self.plain.get(text)
+        if out is None:
+            if len(self.plain) > 100_000:
+                self.plain.clear()
+            out = self.plain[text] = shown(text)
+        return out
+
+
 def rows(report: dict[str, Any], *, formula_guard: bool = True) -> list[list[str]]:
     """The form's rows (without the header), as the CSV holds them: every cell
     shown by the display rule (custody.display), each display column formula-guarded
     (unless ``formula_guard`` is false) and followed by its exact value."""
-    out: list[list[str]] = []
+    return [row for _item, form in item_rows(report, formula_guard) for row in form]
+
+
+def item_rows(
+    report: dict[str, Any], formula_guard: bool = True
+) -> Iterator[tuple[dict[str, Any], list[list[str]]]]:
+    """Each item of the report with its rows of the form (:func:`rows`), one item
+    at a time."""
+    memo = _Cells(formula_guard)
+    cell, plain, known = memo.cell, memo.shown, memo.cells
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
+    size, root = plain(_text(state.get("size"))), plain(_text(state.get("root")))
     for item in report.get("items", []):
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
         if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
             integrity = "intact, signers unconfirmed"
         path = path_text(item.get("path"), item.get("path_hex"))
         description = describe({**item, "path": path})
+        exact_description = describe(item)
         sha256 = _text(item.get("digests", {}).get("sha256"))
+        head = [plain(_text(item.get("id"))), cell(description), exact_description, plain(sha256)]
+        mid = [plain(integrity), cell(path), plain(_text(item.get("path_hex"))), size, root]
+        out = []
         for ev in [*_source_timeline(item), *item.get("timeline", [])]:
-            key = ev.get("signer_key") if isinstance(ev.get("signer_key"), dict) else {}
-            exact = {
-                "description": describe(item),
-                "action": _text(ev.get("action")),
-                "released_by": _text(ev.get("released_by")),
-                "received_by": _text(ev.get("received_by")),
-                "reason": _text(ev.get("reason")),
-                "location": _text(ev.get("location")),
-                "actor": _text(ev.get("actor")),
-                "role": _text(ev.get("role")),
-                "signer_attested_by_name": _text(key.get("attested_by_name")),
-            }
-            cells = {
-                "item": _text(item.get("id")),
-                "description": description,
-                "sha256": sha256,
-                "date": _text(ev.get("date")),
-                "time_utc": _text(ev.get("time_utc")),
-                "signature_verified": "yes" if ev.get("signature_verified") is True else "NO",
-                "event_seq": _text(ev.get("seq")),
-                "item_integrity": integrity,
-                "path": path,
-                "path_hex": _text(item.get("path_hex")),
-                "ledger_events": _text(state.get("size")),
-                "ledger_root": _text(state.get("root")),
-                "signer": _text(ev.get("signer")),
-                "signer_standing": standing_cell(key),
-                "signer_attested_by": _text(key.get("attested_by")),
-            }
-            row = []
-            for name in _FORM:
-                if name == "description":  # the path in it shown from its exact bytes
-                    row += [_cell(description, formula_guard), exact[name]]
-                elif name in DISPLAY_COLUMNS:
-                    row += [_cell(exact[name], formula_guard), exact[name]]
-                elif name == "path":
-                    row.append(_cell(path, formula_guard))
-                else:
-                    row.append(shown(cells[name]))
+            get = ev.get
+            key = get("signer_key")
+            if not isinstance(key, dict):
+                key = {}
+            row = [*head, plain(_text(get("date"))), shown(_text(get("time_utc")))]
+            for name in _EVENT_TEXT:  # display columns: shown, then exact
+                value = get(name)
+                exact = "" if value is None else value if type(value) is str else str(value)
+                shown_cell = known.get(exact)
+                row.append(cell(exact) if shown_cell is None else shown_cell)
+                row.append(exact)
+            row += [
+                "yes" if get("signature_verified") is True else "NO",
+                shown(_text(get("seq"))),
+                *mid,
+                plain(_text(get("signer"))),
+                plain(standing_cell(key)),
+            ]
+            exact = _text(key.get("attested_by_name"))
+            row += [cell(exact), exact, plain(_text(key.get("attested_by")))]
             out.append(row)
-    return out
+        yield item, out
 
 
 def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -198,9 +225,22 @@ def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render(report: dict[str, Any], *, formula_guard: bool = True) -> bytes:
+def write(report: dict[str, Any], out: IO[bytes], *, formula_guard: bool = True) -> None:
+    """Write the form to ``out`` as it goes: a few hundred items' rows at a time."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    out.write(codecs.BOM_UTF8)
     writer.writerow(COLUMNS)
-    writer.writerows(rows(report, formula_guard=formula_guard))
-    return buf.getvalue().encode("utf-8-sig")
+    for n, (_item, form) in enumerate(item_rows(report, formula_guard), 1):
+        writer.writerows(form)
+        if n % 256 == 0:
+            out.write(buf.getvalue().encode("utf-8"))
+            buf.seek(0)
+            buf.truncate()
+    out.write(buf.getvalue().encode("utf-8"))
+
+
+def render(report: dict[str, Any], *, formula_guard: bool = True) -> bytes:
+    buf = io.BytesIO()
+    write(report, buf, formula_guard=formula_guard)
+    return buf.getvalue()

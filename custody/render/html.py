@@ -11,12 +11,14 @@ control, bidi and separator characters and the backslash escaped), then escaped
 from __future__ import annotations
 
 import html
+import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from custody.display import needs_escape, path_text, shown
+from custody.render import detailed_items
 from custody.render.signers import STANDING_WORDS, holder_text, short_fp, standing_text
 from custody.views import METADATA_FIELDS
 
@@ -382,34 +384,35 @@ def _summary(report: Mapping[str, Any]) -> str:
     )
 
 
-def _overview(report: Mapping[str, Any]) -> str:
-    """One compact row per item, failing items first (the model's order)."""
+def _overview(report: Mapping[str, Any]) -> Iterator[str]:
+    """One compact row per item, failing items first (the model's order), as pieces
+    of HTML made as the items are read."""
     items = report.get("items") or []
     if not items:
-        return '<section id="items"><h2>Items</h2><p class="muted">No items.</p></section>'
+        yield '<section id="items"><h2>Items</h2><p class="muted">No items.</p></section>'
+        return
     th = "".join(
         f"<th>{h}</th>"
         for h in (
             "Item", "Integrity", "State", "Outcome", "Size (bytes)", "Collected", "Source path"
         )
     )  # fmt: skip
-    rows = []
+    yield (
+        '<section id="items"><h2>Items</h2>'
+        f'<table class="overview small"><thead><tr>{th}</tr></thead><tbody>'
+    )
     for i in items:
         iid = _e(i.get("id"))
         ident = f'<a href="#item-{iid}">{iid}</a>' if i.get("detail") else iid
         size = i.get("size")
-        rows.append(
+        yield (
             f'<tr><td class="nowrap">{ident}</td><td class="nowrap">{_integrity_word(i)}</td>'
             f"<td>{_text(i.get('state'))}</td><td>{_text(i.get('outcome'))}</td>"
             f'<td class="nowrap num">{_e(f"{size:,}") if isinstance(size, int) else "—"}</td>'
             f'<td class="nowrap">{_e(str(i.get("collected") or "")[:19].replace("T", " "))}</td>'
             f'<td><span class="mono path">{_e(i.get("path"))}</span></td></tr>'
         )
-    return (
-        '<section id="items"><h2>Items</h2>'
-        f'<table class="overview small"><thead><tr>{th}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></section>"
-    )
+    yield "</tbody></table></section>"
 
 
 # -- the verification summary ----------------------------------------------------
@@ -1052,27 +1055,43 @@ def _footer(report: Mapping[str, Any]) -> str:
 # -- the document ----------------------------------------------------------------
 
 
-def render(report: dict[str, Any]) -> bytes:
-    """The report as one self-contained HTML5 document, UTF-8."""
+def _pieces(report: dict[str, Any]) -> Iterator[str]:
+    """The document in order, piece by piece (the items as they are read)."""
     case = report.get("case") or {}
     title = f"Custody report — case {case.get('id')}: {case.get('title')}"
-    body = (
-        _title(report)
-        + _summary(report)
-        + _overview(report)
-        + "".join(_item(i) for i in report.get("items") or [] if i.get("detail", True))
-        + _verification(report)
-        + _ledger_state(report)
-        + _header(report)
-        + _keys(report)
-        + _footer(report)
-    )
-    doc = (
+    yield (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta name="generator" content="{_e(report.get("tool"))}">\n'
         f"<title>{_e(title)}</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"<style>{CSS}</style>\n</head>\n<body>\n"
     )
-    return doc.encode("utf-8")
+    yield _title(report)
+    yield _summary(report)
+    yield from _overview(report)
+    yield from (_item(i) for i in detailed_items(report.get("items") or []))
+    yield _verification(report)
+    yield _ledger_state(report)
+    yield _header(report)
+    yield _keys(report)
+    yield _footer(report)
+    yield "\n</body>\n</html>\n"
+
+
+def write(report: dict[str, Any], out: IO[bytes]) -> None:
+    """Write the report as one self-contained HTML5 document, UTF-8, as it goes."""
+    chunk: list[str] = []
+    for piece in _pieces(report):
+        chunk.append(piece)
+        if len(chunk) >= 512:
+            out.write("".join(chunk).encode("utf-8"))
+            chunk.clear()
+    out.write("".join(chunk).encode("utf-8"))
+
+
+def render(report: dict[str, Any]) -> bytes:
+    """The report as one self-contained HTML5 document, UTF-8."""
+    buf = io.BytesIO()
+    write(report, buf)
+    return buf.getvalue()

@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
-from fpdf.enums import Align, TableBordersLayout, WrapMode, XPos, YPos
+from fpdf.enums import Align, TableBordersLayout, TextMode, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
 from custody.display import shown_model
+from custody.render import detailed_items
 from custody.render.signers import attester_text, signer_text, standing_text
 from custody.views import METADATA_FIELDS
 
@@ -70,11 +71,34 @@ _LINE = 0.5  # table line height, mm per font point
 _MAX_CELL_MM = 120.0  # a cell taller than this goes to a note after its table
 
 
-def model_digest(report: dict[str, Any]) -> str:
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def model_digest(
+    report: dict[str, Any], each: Callable[[dict[str, Any]], object] | None = None
+) -> str:
     """SHA-256 (hex) of the canonical JSON of the report model: sorted keys, no
-    whitespace, UTF-8.  Printed in every page footer as "report data SHA-256"."""
-    canonical = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    whitespace, UTF-8.  Printed in every page footer as "report data SHA-256".
+    Computed piece by piece (the items one at a time, a streamed model's as they
+    are made): the same bytes as ``json.dumps(report, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)``.  ``each(item)`` is called with
+    every item as it is read (the PDF takes its compact rows from this pass)."""
+    h = hashlib.sha256(b"{")
+    for n, key in enumerate(sorted(report)):
+        value = report[key]
+        h.update(b"," if n else b"")
+        h.update(f"{_CANONICAL.encode(key)}:".encode())
+        if key == "items" and not isinstance(value, dict):
+            h.update(b"[")
+            for m, item in enumerate(value):
+                h.update(("," if m else "").encode() + _CANONICAL.encode(item).encode("utf-8"))
+                if each is not None:
+                    each(item)
+            h.update(b"]")
+        else:
+            h.update(_CANONICAL.encode(value).encode("utf-8"))
+    h.update(b"}")
+    return h.hexdigest()
 
 
 # -- fonts and text ----------------------------------------------------------------
@@ -136,10 +160,12 @@ def _latin1(cp: int) -> bool:
 
 
 class _Doc(FPDF):
-    def __init__(self, report: dict[str, Any], *, core_fonts: bool) -> None:
+    def __init__(
+        self, report: dict[str, Any], *, core_fonts: bool, digest: str | None = None
+    ) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.case_id = str((report.get("case") or {}).get("id", ""))
-        self.digest = model_digest(report)
+        self.digest = model_digest(report) if digest is None else digest
         fonts = None if core_fonts else find_unicode_fonts()
         if fonts is not None:
             self.add_font("DejaVu", "", str(fonts.sans))
@@ -564,11 +590,29 @@ _COMPACT = (
 )
 
 
-def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
+def _compact_cells(item: dict[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """An item's row of the compact table: its integrity and the cells' texts,
+    each shown by the display rule (as :func:`custody.display.shown_model` would)."""
+    ok = bool((item.get("integrity") or {}).get("ok"))
+    size_v = item.get("size")
+    path, path_hex = item.get("path"), item.get("path_hex")
+    return ok, (
+        _s(shown_model(item.get("id"))),
+        "intact" if ok else "FAILING",
+        _s(shown_model(item.get("state"))),
+        _s(shown_model(item.get("outcome"))),
+        f"{size_v:,}" if isinstance(size_v, int) else "-",
+        _when(shown_model(item.get("collected"))).removesuffix(" UTC"),
+        _s(shown_model({"path": path, "path_hex": path_hex}).get("path")),
+    )
+
+
+def _compact_table(pdf: _Doc, items: Sequence[tuple[bool, tuple[str, ...]]]) -> None:
     """One row per item, one line each, failing items first: drawn cell by cell
     (not fpdf's wrapping table) so that 100,000 rows take seconds.  Ids, numbers
     and times never break or shorten (their columns fit the widest); a long path is
-    shortened with "..." (the item's detail page, or the JSON, has it whole)."""
+    shortened with "..." (the item's detail page, or the JSON, has it whole).
+    ``items``: each item's :func:`_compact_cells`."""
     size = 7.5
     pdf.heading(f"Items ({len(items):,})", level=1)
     if not items:
@@ -577,13 +621,28 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
     pdf.set_font(pdf.sans, "", size)
     widths = [share * pdf.epw for _h, share, _k in _COMPACT]
     # the id column fits the widest id (ids never break); the path column gives way
-    widest = max(pdf.get_string_width(pdf.t(_s(i.get("id")))) for i in items) + 2 * pdf.c_margin
+    font = pdf.current_font
+    assert font is not None
+    cw: Any = font.cw
+    k, pt = pdf.k, pdf.font_size_pt
+
+    def width(text: str) -> float:
+        try:
+            return float(sum(map(cw.__getitem__, map(ord, text)))) * pt * 0.001 / k
+        except (KeyError, IndexError, TypeError):
+            return pdf.get_string_width(text)
+
+    widest = max(width(pdf.t(cells[0])) for _ok, cells in items) + 2 * pdf.c_margin
     if widest > widths[0]:
         widths[-1] -= widest - widths[0]
         widths[0] = widest
     line = size * 0.5
 
+    fresh_page = True  # the first row of a page through fpdf (it sets the page's font)
+
     def head() -> None:
+        nonlocal fresh_page
+        fresh_page = True
         pdf.set_font(pdf.sans, "B", size)
         pdf.set_fill_color(*_GREY)
         for (h, _share, _k), w in zip(_COMPACT, widths, strict=True):
@@ -593,16 +652,6 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
 
     head()
     bottom = pdf.h - pdf.b_margin
-    font = pdf.current_font
-    assert font is not None
-    cw: Any = font.cw
-    k, pt = pdf.k, pdf.font_size_pt
-
-    def width(text: str) -> float:
-        try:
-            return float(sum(cw[ord(c)] for c in text)) * pt * 0.001 / k
-        except (KeyError, IndexError, TypeError):
-            return pdf.get_string_width(text)
 
     def fit(text: str, w: float) -> str:
         text = pdf.t(text).replace("\n", " ")
@@ -616,22 +665,32 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
         return text + "..."
 
     xs = [pdf.l_margin + sum(widths[:n]) for n in range(len(widths))]
-    for item in items:
+    encoded: dict[str, str] = {}  # the few distinct states, outcomes and words, encoded once
+
+    def encode(text: str) -> str:
+        out = encoded.get(text)
+        if out is None:
+            out = str(font.encode_text(pdf.normalize_text(text)))
+            if len(encoded) < 10_000:
+                encoded[text] = out
+        return out
+
+    def plain_text() -> bool:  # nothing FPDF.text() would add beyond the text operator
+        return (
+            pdf.text_mode == TextMode.FILL
+            and not (pdf.underline or pdf.strikethrough or pdf._record_text_quad_points)
+            and pdf.current_font_is_set_on_page
+        )
+
+    def colour() -> str:
+        assert pdf.text_color is not None
+        return str(pdf.text_color.serialize().lower())
+
+    for ok, cells in items:
         if pdf.get_y() + line > bottom:
             pdf.add_page()
             head()
         y = pdf.get_y()
-        ok = bool((item.get("integrity") or {}).get("ok"))
-        size_v = item.get("size")
-        cells = (
-            _s(item.get("id")),
-            "intact" if ok else "FAILING",
-            _s(item.get("state")),
-            _s(item.get("outcome")),
-            f"{size_v:,}" if isinstance(size_v, int) else "-",
-            _when(item.get("collected")).removesuffix(" UTC"),
-            _s(item.get("path")),
-        )
         # the borders of the row's cells in one drawing operation
         pdf._out(  # one operator string per row: fpdf cell() is too slow for 10^5 rows
             " ".join(
@@ -641,17 +700,20 @@ def _compact_table(pdf: _Doc, items: list[dict[str, Any]]) -> None:
             + " S"
         )
         base = y + line * 0.72
-        # the first cell through fpdf (it keeps the page's font state), the others as
-        # text operators of the current font in one string
-        pdf.text(xs[0] + pdf.c_margin, base, pdf.t(cells[0]))
+        # the first cell of a page's first row through fpdf (it keeps the page's font
+        # state), every other cell as the text operators fpdf would write, in one string
+        if fresh_page or not plain_text():
+            pdf.text(xs[0] + pdf.c_margin, base, pdf.t(cells[0]))
+            fresh_page = False
+        else:
+            op = f"BT {(xs[0] + pdf.c_margin) * k:.2f} {(pdf.h - base) * k:.2f} Td"
+            op += f" {encode(pdf.t(cells[0]))} ET"
+            pdf._out(op if pdf.fill_color == pdf.text_color else f"q {colour()} {op} Q")
         ops = []
         for n in range(1, len(cells)):
             text, x, w = cells[n], xs[n], widths[n]
             shown = pdf.t(text) if _COMPACT[n][2] else fit(text, w)
-            op = (
-                f"BT {(x + pdf.c_margin) * k:.2f} {(pdf.h - base) * k:.2f} Td"
-                f" {font.encode_text(pdf.normalize_text(shown))} ET"
-            )
+            op = f"BT {(x + pdf.c_margin) * k:.2f} {(pdf.h - base) * k:.2f} Td {encode(shown)} ET"
             if n == 1:
                 r, g, b = _GREEN if ok else _RED
                 op = f"q {r / 255:.3f} {g / 255:.3f} {b / 255:.3f} rg {op} Q"
@@ -936,7 +998,7 @@ def _keys(pdf: _Doc, report: dict[str, Any]) -> None:
         [
             ("Tool version", _s(report.get("tool"))),
             ("Report format version", _s(report.get("report_version"))),
-            ("Report data SHA-256", (model_digest(report), pdf.mono_face())),
+            ("Report data SHA-256", (pdf.digest, pdf.mono_face())),
         ]
     )
     pdf.para(
@@ -956,8 +1018,13 @@ def render(
 ) -> bytes:
     """The PDF report.  ``core_fonts`` (or :data:`FORCE_CORE_FONTS`) uses the core
     PDF fonts even when a Unicode TrueType font is installed."""
-    pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS)  # digest: the exact model
-    report = shown_model(report)  # what is drawn: every text by the display rule
+    items = report.get("items") or []
+    # one pass over the items for the digest of the exact model and the compact rows
+    rows: list[tuple[bool, tuple[str, ...]]] = []
+    digest = model_digest(report, lambda item: rows.append(_compact_cells(item)))
+    pdf = _Doc(report, core_fonts=core_fonts or FORCE_CORE_FONTS, digest=digest)
+    # what is drawn: every text by the display rule (the items as they are drawn)
+    report = shown_model({k: v for k, v in report.items() if k != "items"})
     case = report.get("case") or {}
     pdf.case_id = str(case.get("id", ""))
     pdf.set_creation_date(_creation_date(report.get("generated")))
@@ -978,13 +1045,14 @@ def render(
         pdf.ln(2)
         pdf.start_section("Summary", level=0)
         _summary(pdf, report)
-        items = report.get("items") or []
-        _compact_table(pdf, items)
-        for n, item in enumerate(items):
-            if item.get("detail", True):
-                _item(pdf, item)
-            if progress is not None and (n % 500 == 0 or n == len(items) - 1):
-                progress(n + 1, len(items))
+        _compact_table(pdf, rows)
+        # a streamed model's items report their own progress (custody.report.ReportItems)
+        own = progress if isinstance(items, list) else None
+        pages = [i for i in items if i.get("detail", True)] if own is not None else None
+        for n, item in enumerate(detailed_items(items) if pages is None else pages, 1):
+            _item(pdf, shown_model(item))
+            if own is not None and pages is not None and (n % 500 == 1 or n == len(pages)):
+                own(n, len(pages))
         pdf.add_page()
         _title_block(pdf, report)
         _verification(pdf, report)
