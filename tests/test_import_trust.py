@@ -24,6 +24,7 @@ from tampering import append_unchecked, bypass
 
 from custody.keys import load_signer
 from custody.ledger import Ledger
+from custody.lifecycle import import_records
 
 CASE_ID = "2026-017"
 
@@ -88,8 +89,11 @@ class World:
         }
 
     def import_events(self) -> list[dict[str, Any]]:
+        """Each import as one record: the data of its first (bundle-level) event,
+        with ``items`` gathered from its items' events (custody.lifecycle)."""
         log = self.lab_json("log")
-        return [json.loads(e["body"])["data"] for e in log if e["type"] == "import"]
+        found = import_records((e["seq"], json.loads(e["body"])) for e in log)
+        return [data for _, data in sorted(found.values(), key=lambda x: x[0])]
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +244,7 @@ def test_trust_anchors_are_the_owners_signed_events(w: World) -> None:
     # removed: a later bundle of the forger is judged without it, and the earlier
     # import keeps the basis it recorded
     proc = w.lab("trust", "remove", w.fp("dana"))
-    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 5\n"
+    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 7\n"
     assert w.lab_json("trust", "list") == []
     assert w.lab("trust", "remove", w.fp("dana")).returncode == 2
     assert w.lab("verify").returncode == 0
@@ -309,7 +313,7 @@ def test_a_fork_of_the_source_is_refused_and_named(w: World) -> None:
     line = one_error_line(proc)
     assert f"bundle {fork} of source {CASE_ID}@" in line
     assert f"refused: fork: its checkpoint of {b2_size} events has root " in line
-    assert "the one pinned at event 4 has root" in line
+    assert "the one pinned at event 6 has root" in line  # b2's import: 1+2 events later
     assert w.rows() == before
 
 

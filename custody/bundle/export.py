@@ -96,6 +96,7 @@ def _disclosed(
     exporter: str,
     rules: int,
     imports: dict[int, list[str]] | None = None,
+    heads: dict[int, list[str]] | None = None,
 ) -> tuple[list[Event], list[str]]:
     """What a bundle of ``items`` discloses (docs/bundle-format.md §6.1), by the
     events' signed data: the events about ``items`` and, of the key events, event 0
@@ -107,13 +108,20 @@ def _disclosed(
     Also a warning per disclosed event that names other items: a transfer,
     receipt or lifecycle event written for several items at once, or an import
     event that brought in several items (``imports``: import seq -> the case ids
-    of the items it brought in), which is signed whole and so disclosed whole."""
+    of the items it brought in), which is signed whole and so disclosed whole.
+    An import recorded by item (``heads``: the seq of its bundle-level first
+    event -> the case ids of its items) discloses that first event, which names
+    no item, with the events of the wanted items only."""
     wanted = set(items)
     about: set[int] = set()
     need = {exporter}
     warnings = []
     for ev, b in signed:
         data = b["data"]
+        if wanted & set((heads or {}).get(ev.seq, [])):  # names none of the items
+            about.add(ev.seq)
+            need.add(str(b["signer"]))
+            continue
         named = event_items(data.get("item"), data) + (imports or {}).get(ev.seq, [])
         # earlier exports name other items: they are not about these items' custody
         if b["type"] in KEY_EVENTS or b["type"] == EXPORT_EVENT or not wanted & set(named):
@@ -199,11 +207,15 @@ def _bag_files(
     r = ledger.rules().current()
     imported = [i for i in items if i not in artifacts]
     own = [i for i in items if i in artifacts]
-    imports: dict[int, list[str]] = {}
+    imports: dict[int, list[str]] = {}  # whole-bundle import events
+    heads: dict[int, list[str]] = {}  # imports recorded by item
     for i, st in r.items.items():
         if st.source is not None and st.imported_at is not None:
-            imports.setdefault(st.imported_at, []).append(i)
-    listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules, imports)
+            group = imports if st.import_entry is None else heads
+            group.setdefault(st.imported_at, []).append(i)
+    listed, warnings = _disclosed(
+        signed, items, signer.fingerprint, ledger.case.rules, imports, heads
+    )
     for item in own:  # a store object that is no regular file: refused before signing
         if sha := artifacts[item]["sha256"]:
             _check_object(store, object_relpath(sha), item)

@@ -34,7 +34,8 @@ from custody.display import shown
 from custody.errors import IntegrityError, UsageError
 from custody.findings import Kind
 from custody.ledger import Event, EventDraft, Ledger, artifact_index_row
-from custody.lifecycle import replay
+from custody.lifecycle import import_id, replay
+from custody.sources import imported_id, source_label
 from custody.store import Store, WritersLock
 
 IMPORT_EVENT = "import"
@@ -296,22 +297,30 @@ def _import_verified(
             )
         section_trust.append(basis)
 
+    # the bundle's import, then each section's: a bundle-level first event and one
+    # event per item (ledger-format §7.6), so no signed event names two items
+    groups: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+        ({k: v for k, v in data.items() if k != "items"}, items),
+        *(
+            (
+                {k: v for k, v in sec.draft_data({"bundle": bundle_id}).items() if k != "items"}
+                | {"trust": section_trust[n]},
+                sec.items,
+            )
+            for n, sec in enumerate(sections)
+        ),
+    ]
+    heads: list[int] = []  # the first seq of each group, set when drafted
+    ledger.ensure_registered(signer)  # so the drafts are the next events
+
     def drafts() -> list[EventDraft]:
-        return [
-            EventDraft(IMPORT_EVENT, data),
-            *(
-                EventDraft(
-                    IMPORT_EVENT,
-                    {**sec.draft_data({"bundle": bundle_id}), "trust": section_trust[n]},
-                )
-                for n, sec in enumerate(sections)
-            ),
-        ]
+        heads.clear()
+        return import_drafts(ledger.rules().current(), ledger.event_count(), groups, heads)
 
     def record(last: Event) -> None:
         for i, sec in enumerate(sections):  # their import events follow the bundle's
-            record_section(ledger, sec, last.seq - len(sections) + 1 + i)
-        seq = last.seq - len(sections)
+            record_section(ledger, sec, heads[i + 1])
+        seq = heads[0]
         ledger.conn.execute(
             "INSERT INTO imported_bundles (bundle, source_case, checkpoint, keys, items,"
             " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
@@ -357,6 +366,41 @@ def _import_verified(
         label,
         signers,
     )
+
+
+def import_drafts(
+    r: Any,
+    first: int,
+    groups: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
+    heads: list[int],
+) -> list[EventDraft]:
+    """The events of imports recorded by item (ledger-format §7.6), the first of
+    them at seq ``first``: per group (bundle-level data, item entries) a first
+    event with the bundle-level data and its own id ``IMPORT-<seq>``, then one
+    event per item with the id, the item's id in this case (``<label>/ITEM-n``,
+    the label the replay ``r`` gives or will give its source) and the item's
+    entry.  The first seq of each group is appended to ``heads``."""
+    taken = dict(r.sources)
+    labels = dict(r.source_labels)
+    out: list[EventDraft] = []
+    for head, entries in groups:
+        header = str(head.get("source_header"))
+        label = labels.get(header)
+        if label is None:
+            label = source_label(str(head.get("source_case")), header, taken)
+            taken[label], labels[header] = header, label
+        seq = first + len(out)
+        heads.append(seq)
+        gid = import_id(seq)
+        out.append(EventDraft(IMPORT_EVENT, {**head, "import": gid}))
+        out += [
+            EventDraft(
+                IMPORT_EVENT,
+                {"import": gid, "item": imported_id(label, str(e["source_item"])), **e},
+            )
+            for e in entries
+        ]
+    return out
 
 
 def _section_standings(sec: ImportedSection, anchors: set[str]) -> dict[str, str]:

@@ -56,7 +56,7 @@ from custody.ledger import (
     artifact_index_row,
     identity_index_rows,
 )
-from custody.lifecycle import Replay, replay
+from custody.lifecycle import Replay, import_records, replay
 from custody.sources import imported_id
 from custody.timestamp import TimestampError, verify_token
 from custody.trust import bundle_verdict, read_trust_keys, vouched_for
@@ -1152,7 +1152,14 @@ def _check_import(
     if imp is None or entry.get("import_event") != seq:
         sub.add(Kind.IMPORT, "source.json", f"the signed import event {seq} is not in the bundle")
         return
-    data = imp["body"]["data"]
+    data = next(  # an import recorded by item: its items' events list them
+        (
+            d
+            for n, d in import_records(sorted((e["seq"], e["body"]) for e in events)).values()
+            if n == seq
+        ),
+        imp["body"]["data"],
+    )
     if data.get("source_header") != smeta["header_hash"]:
         sub.add(
             Kind.IMPORT,
