@@ -182,6 +182,11 @@ def bundle_verify(
                 f" received by {shown(h['received_by'] or '(not received)')}"
                 f" {shown(h['received'])} - {shown(h['reason'])}"
             )
+    for item, t in report.types.items():  # from signed describe events checked here
+        click.echo(
+            f"  {shown(item)}: type {shown(t['mime'])} ({shown(t['description'])}),"
+            f" describe event {t['describe_event']}"
+        )
     for w in report.warnings:
         click.echo(f"Warning: {shown(w)}")
     sys.exit(code)

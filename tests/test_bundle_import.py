@@ -59,7 +59,7 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
     report = json.loads(case.run("verify", "--json", "--case", lab).stdout)
     assert report["ok"] is True, report["findings"]
     log = json.loads(case.run("log", "--json", "--case", lab, check=True).stdout)
-    # then the imported objects' types (a bundle carries no describe event)
+    # then the imported objects' types (the lab types them itself: its own describe events)
     stored = {it["sha256"] for it in src_items if it["sha256"]}
     # one import event for the bundle, then one per item (none names another)
     assert [e["type"] for e in log] == ["case.open", "import"] + ["import"] * len(src_items) + [
