@@ -238,16 +238,20 @@ def _import_verified(
                 " --accept-self-asserted to import it on the signers' own word (recorded);"
                 " nothing was imported"
             )
+        size = report.checkpoint[0] if report.checkpoint else 0
+        doc = _consistency_doc(src)
+        earlier = trust_rules.recorded_proofs(doc, size)
+        if earlier:  # so an older bundle of the source, imported later, can be placed
+            data["consistency_from"] = earlier
         pin = r.pins.get(report.header_hash)
         if pin is not None:
-            size = report.checkpoint[0] if report.checkpoint else 0
             if size > pin.size:
-                doc = (
-                    _json(src, trust_rules.CONSISTENCY_FILE)
-                    if trust_rules.CONSISTENCY_FILE in src.sizes
-                    else None
-                )
                 proof = trust_rules.proof_from(doc, pin.size)
+                if proof is not None:
+                    data["consistency"] = {"size": pin.size, "proof": proof}
+            elif size < pin.size:  # older: the pinned bundle's proof from its size
+                pinned = {"proofs": _event_data(ledger, pin.seq).get("consistency_from")}
+                proof = trust_rules.proof_from(pinned, size)
                 if proof is not None:
                     data["consistency"] = {"size": pin.size, "proof": proof}
             why = trust_rules.pin_problem(pin, data)
@@ -401,6 +405,27 @@ def import_drafts(
             for e in entries
         ]
     return out
+
+
+def _consistency_doc(src: _Source) -> Any:
+    """The bundle's custody/consistency.json (unsigned: its proofs only ever fail
+    when wrong), or None when absent or not JSON custody reads."""
+    if trust_rules.CONSISTENCY_FILE not in src.sizes:
+        return None
+    try:
+        return _json(src, trust_rules.CONSISTENCY_FILE)
+    except HostileBundleError:
+        return None
+
+
+def _event_data(ledger: Ledger, seq: int) -> dict[str, Any]:
+    """The signed data of event ``seq`` ({} if it has none)."""
+    ev = next(ledger.events(after=seq - 1), None)
+    try:
+        data = ev.parsed.get("data") if ev is not None and ev.seq == seq else None
+    except ValueError:
+        data = None
+    return data if isinstance(data, dict) else {}
 
 
 def _section_standings(sec: ImportedSection, anchors: set[str]) -> dict[str, str]:
