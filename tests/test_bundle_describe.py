@@ -99,16 +99,50 @@ def test_a_forged_type_is_caught_and_not_shown(
     assert "image/png" not in proc.stdout.replace('"mime":"image/png"', "")
 
 
-def test_import_types_only_objects_lacking_a_type(
-    case: Case, world: dict[str, Any], tmp_path: Path
+def test_import_records_the_bundles_verified_type(
+    case: Case, world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The lab types what it imported (its own describe events), as before."""
+    """The lab records the type the bundle's verified describe event gives, as it
+    is, without typing the object again (libmagic is not run for it); an object
+    the case already types is left alone."""
+    from custody import describe
+
+    def no_libmagic(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("libmagic run for an object the bundle types")
+
+    monkeypatch.setattr(describe, "describe_objects", no_libmagic)
     lab = tmp_path / "lab"
     case("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
     pub = case.key.with_suffix(".pub")
     case("bundle", "import", world["bag"], "--trust", pub, "--case", lab, check=True)
     log = ok_json(case, "log", "--json", "--case", lab)
-    typed = [json.loads(e["body"])["data"]["sha256"] for e in log if e["type"] == "describe"]
-    assert typed == [world["items"]["ITEM-1"]["sha256"]]
+    typed = [json.loads(e["body"])["data"] for e in log if e["type"] == "describe"]
+    (carried,) = [
+        json.loads(r["body"])["data"]
+        for r in read_events(world["bag"])
+        if '"type":"describe"' in r["body"]
+    ]
+    assert typed == [carried]
+    (item,) = ok_json(case, "list", "--json", "--case", lab)
+    assert item["mime"] == "text/plain"
+    assert case("verify", "--case", lab).returncode == 0
+    again = tmp_path / "again"
+    case("bundle", "export", "ITEM-1", "--out", again, check=True)
+    case("bundle", "import", again, "--trust", pub, "--case", lab, check=True)
+    log = ok_json(case, "log", "--json", "--case", lab)
+    assert [e["type"] for e in log].count("describe") == 1  # already typed: nothing more
+
+
+def test_import_types_what_the_bundle_does_not(case: Case, tmp_path: Path) -> None:
+    """A bundle without describe events (custody before they travelled, or a
+    collection with --no-describe): the lab types its objects itself."""
+    (tmp_path / "a.log").write_bytes(TEXT)
+    case("collect", tmp_path / "a.log", "--reason", "r", "--no-describe", check=True)
+    case("bundle", "export", "ITEM-1", "--out", tmp_path / "b", check=True)
+    assert '"type":"describe"' not in (tmp_path / "b" / "custody" / "events.jsonl").read_text()
+    lab = tmp_path / "lab"
+    case("init", lab, "--case-id", "LAB-1", "--title", "lab", check=True)
+    pub = case.key.with_suffix(".pub")
+    case("bundle", "import", tmp_path / "b", "--trust", pub, "--case", lab, check=True)
     (item,) = ok_json(case, "list", "--json", "--case", lab)
     assert item["mime"] == "text/plain"

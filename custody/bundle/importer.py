@@ -33,7 +33,7 @@ from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.display import shown
 from custody.errors import IntegrityError, UsageError
 from custody.findings import Kind
-from custody.ledger import Event, EventDraft, Ledger, artifact_index_row
+from custody.ledger import DESCRIBE_EVENT, Event, EventDraft, Ledger, artifact_index_row
 from custody.lifecycle import import_id, replay
 from custody.sources import imported_id, source_label
 from custody.store import Store, WritersLock
@@ -356,10 +356,19 @@ def _import_verified(
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
-    from custody.describe import describe_missing  # types objects no describe event types
+    from custody.describe import describe_missing, undescribed
 
+    # the objects no describe event of the case types: the type the bundle's own
+    # verified describe event gives is recorded as it is (libmagic is not run
+    # again), the others are typed here
     nested = [i for sec in sections for i in sec.items]
-    describe_missing(ledger, signer, [str(i["sha256"]) for i in items + nested if "store" in i])
+    todo = undescribed(
+        ledger, dict.fromkeys(str(i["sha256"]) for i in items + nested if "store" in i)
+    )
+    carried = [report.described[s] for s in todo if s in report.described]
+    if carried:
+        ledger.append(signer, [EventDraft(DESCRIBE_EVENT, dict(d)) for d in carried])
+    describe_missing(ledger, signer, [s for s in todo if s not in report.described])
     label = ledger.rules().current().source_labels.get(report.header_hash, "")
     return ImportResult(
         bundle_id,

@@ -77,6 +77,8 @@ class BundleReport(Verdict):
     # item -> its object's type: the latest disclosed describe event of the object
     # that verified without a finding (mime, description, describe_event)
     types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # store object sha256 -> the data of that latest describe event (not output)
+    described: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what was read, for callers that go on from a verification (reports); not output
     meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
     bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
@@ -317,6 +319,7 @@ def _item_types(events: list[dict[str, Any]], report: BundleReport) -> None:
         if e["body"].get("type") != DESCRIBE_EVENT or e["seq"] in flagged:
             continue
         if isinstance(data, dict) and check_data(data) is None:
+            report.described[data["sha256"]] = data
             typed[data["sha256"]] = {
                 "mime": data["mime"],
                 "description": data["description"],
