@@ -278,3 +278,19 @@ def test_import_events_match_the_event_body_schema(
         {**member, "data": {**member["data"], "import": "IMPORT-01"}},
     ):
         assert list(v.iter_errors(bad))
+
+
+def test_a_stale_staging_folder_is_reported_and_kept(world: dict[str, Any], lab: Case) -> None:
+    """A crash mid-import leaves its private staging folder: the next import names
+    it on stderr and deletes nothing."""
+    stale = lab.dir / ".import-crashed"
+    stale.mkdir(mode=0o700)
+    (stale / "bundle.tar").write_bytes(b"half a bundle")
+    proc = lab("bundle", "import", world["bag"], *world["trust"], env=world["env"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        f"Warning: {stale} is a staging folder left by an interrupted import (or one running"
+        " now); custody does not delete it: look at it and remove it yourself\n"
+    )
+    assert (stale / "bundle.tar").read_bytes() == b"half a bundle"
+    assert [p.name for p in lab.dir.glob(".import-*")] == [stale.name]

@@ -59,6 +59,17 @@ class ImportResult:
     signers: dict[str, str] | None = None  # fingerprint -> trusted / self-asserted
 
 
+def stale_staging(case_dir: Path) -> list[Path]:
+    """The staging folders (``.import-*``) in the case folder: left by an import
+    that was killed (or belonging to one running now).  Never removed by custody:
+    they may hold the only copy of a bundle someone has yet to look at."""
+    try:
+        with os.scandir(case_dir) as entries:
+            return sorted(Path(e.path) for e in entries if e.name.startswith(STAGING_PREFIX))
+    except OSError:
+        return []
+
+
 def _after_staging(original: Path, staged: Path) -> None:
     """Called once the bundle is staged and verified, before anything is read for
     the import (a seam for the tests that change the original in between)."""
