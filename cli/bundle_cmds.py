@@ -182,6 +182,11 @@ def bundle_verify(
                 f" received by {shown(h['received_by'] or '(not received)')}"
                 f" {shown(h['received'])} - {shown(h['reason'])}"
             )
+    for item, t in report.types.items():  # from signed describe events checked here
+        click.echo(
+            f"  {shown(item)}: type {shown(t['mime'])} ({shown(t['description'])}),"
+            f" describe event {t['describe_event']}"
+        )
     for w in report.warnings:
         click.echo(f"Warning: {shown(w)}")
     sys.exit(code)
@@ -224,17 +229,27 @@ def bundle_import(
     insecure_key: bool,
 ) -> None:
     """Verify, then merge collectors' bundles into this case: payload into the
-    store, their signed events kept byte for byte, an import event signed by you.
-    Each bundle is copied into private staging and the staged bytes are verified
-    and imported.  A bundle that fails verification, whose signers no key you
-    trust vouches for, or that does not extend what an earlier import of its source
-    pinned, is refused (exit 1) and nothing is written.  A path
+    store, their signed events kept byte for byte, import events signed by you
+    (one for the bundle, one per item).  Each bundle is copied into private
+    staging (a .import-* folder in the case folder; one an interrupted import left
+    is named on stderr, never deleted) and the staged bytes are verified and
+    imported.  A bundle that fails verification, whose signers no key you trust
+    vouches for, or that is not proven consistent with what an earlier import of
+    its source pinned, is refused (exit 1) and nothing is written.  A path
     s3://BUCKET/PREFIX/bundles/… imports a bundle from an evidence vault."""
     from custody.bundle import import_bundle
+    from custody.bundle.importer import stale_staging
     from custody.vault import staged_bundle, vault_url_of
 
     out = []
     with open_case(case_dir) as ledger:
+        for stale in stale_staging(ledger.case_dir):
+            click.echo(
+                f"Warning: {shown(str(stale))} is a staging folder left by an interrupted"
+                " import (or one running now); custody does not delete it: look at it and"
+                " remove it yourself",
+                err=True,
+            )
         signer = load_key(key_path, passphrase_file, insecure_key)
         for p in paths:
             url = vault_url_of(str(p))

@@ -699,6 +699,10 @@ def _event_summary(ev: Event, labels: Mapping[str, str]) -> str:
         listed = d.get("items")
         entries: list[Any] = listed if isinstance(listed, list) else []
         names = [str(i.get("source_item")) for i in entries if isinstance(i, dict)]
+        if "import" in d and "source_case" not in d:  # one item's event of an import by item
+            return f"{d.get('item')} ({d.get('import')})"
+        if "import" in d:
+            return f"{d.get('import')} from {label or d.get('source_case')}"
         return f"from {label or d.get('source_case')}: {len(names)} items ({', '.join(names)})"
     if ev.type == "collection.end":
         return f"run {str(d.get('run'))[:8]} {d.get('status')}"

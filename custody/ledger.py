@@ -421,7 +421,9 @@ class Ledger:
                 continue
         for (body,) in self.conn.execute("SELECT body FROM events WHERE type = 'import'"):
             try:
-                lists.append(json.loads(body).get("data", {}).get("items"))
+                data = json.loads(body).get("data", {})
+                lists.append(data.get("items"))  # an import event listing every item
+                lists.append([data])  # an item's own import event (ledger-format §7.6)
             except (TypeError, ValueError, AttributeError):
                 continue
         return {

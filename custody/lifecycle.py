@@ -56,6 +56,12 @@ LIFECYCLE_EVENTS = ("access", "analysis", "note", "seal", "release", "dispose")
 HOLD_SET_EVENT = "hold.set"
 HOLD_RELEASE_EVENT = "hold.release"
 TRANSFER_PREFIX = "TRANSFER-"
+#: the id grouping an import's events: ``IMPORT-<seq of its first event>``
+IMPORT_PREFIX = "IMPORT-"
+_IMPORT_ID = re.compile(r"IMPORT-(0|[1-9][0-9]{0,17})")
+#: what an import's per-item event carries of its item (and a whole-bundle import
+#: event lists per item): the fields an ``items`` entry has
+IMPORT_ENTRY_FIELDS = ("source_item", "path", "sha256", "store")
 #: an item's id in the case it was collected in (what an import event may import)
 SOURCE_ITEM = re.compile(r"ITEM-[1-9][0-9]*")
 
@@ -86,6 +92,17 @@ def parse_transfer_id(text: str) -> int:
     raise UsageError(f"not a transfer id: {text!r} (expected {TRANSFER_PREFIX}N)")
 
 
+def import_id(seq: int) -> str:
+    """The id of the import whose first (bundle-level) event is ``seq``."""
+    return f"{IMPORT_PREFIX}{seq}"
+
+
+def import_group_seq(value: Any) -> int | None:
+    """The seq an import id names (``IMPORT-<seq>``, canonical decimal), or None."""
+    m = _IMPORT_ID.fullmatch(value) if isinstance(value, str) else None
+    return int(m.group(1)) if m else None
+
+
 def rotation_statement(case_id: str, old: str, new: str, public_key: str) -> bytes:
     """What the new key signs in a rotation (canonical JSON, see docs)."""
     return canonical_json(
@@ -111,7 +128,8 @@ class ItemStatus:
     pending: int | None = None  # seq of the transfer in flight
     purged: bool = False  # disposed with --purge: its stored bytes may be gone
     source: str | None = None  # an imported item: its source's label (custody.sources)
-    imported_at: int | None = None  # an imported item: the seq of the import event
+    imported_at: int | None = None  # an imported item: the seq of the (first) import event
+    import_entry: int | None = None  # the seq of its own import event (one per item)
 
 
 @dataclass
@@ -134,6 +152,18 @@ class Transfer:
         """The id people use: the hand-over's (its first transfer's) for every transfer
         of a hand-over, else ``TRANSFER-<seq>``."""
         return self.handover or transfer_id(self.seq)
+
+
+@dataclass
+class ImportGroup:
+    """An import recorded one event per item (ledger-format §7.6): its first,
+    bundle-level event, its signer and source, and the seq of its last event so far."""
+
+    seq: int
+    signer: str
+    label: str
+    last: int
+    refused: bool = False
 
 
 @dataclass
@@ -167,6 +197,7 @@ class Replay:
     # members for other items are withheld, so only those present are compared
     partial: bool = False
     handover_last: dict[str, int] = field(default_factory=dict)  # hand-over -> last member
+    imports: dict[int, ImportGroup] = field(default_factory=dict)  # first seq -> import
 
     def group(self, t: Transfer) -> list[Transfer]:
         """The transfers of ``t``'s hand-over (one per item), in order; ``[t]`` alone
@@ -781,10 +812,28 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
     ``<source label>/<source item>`` (custody.sources).  The source is its case id
     and case header hash (``source_header``; an import event written before it was
     recorded names its source by the bundle's hash).  An item a source already
-    brought into the case (a later bundle of the same source) keeps its state."""
+    brought into the case (a later bundle of the same source) keeps its state.
+
+    An import is recorded either as one event listing every item (``items``,
+    before import events were split by item), or as a group (ledger-format §7.6):
+    a bundle-level first event whose ``import`` is its own id ``IMPORT-<seq>`` and
+    that names no item, then one event per item, consecutive, signed by the same
+    key, each naming the group's id, its item's case id and that item's data."""
+    group = data.get("import")
+    if group is not None:
+        head = import_group_seq(group)
+        if head is None or head > seq:
+            r.violate(Kind.IMPORT, seq, f"import {group!r} is not an earlier import id")
+            return
+        if head != seq:
+            _import_member(r, seq, signer, head, data)
+            return
+        if "items" in data:
+            r.violate(Kind.IMPORT, seq, "the first event of an import by item lists no items")
+            return
     case = data.get("source_case")
     header = data.get("source_header", data.get("bundle"))
-    items = data.get("items")
+    items = data.get("items") if group is None else []
     if not isinstance(case, str) or not isinstance(header, str) or not isinstance(items, list):
         r.violate(Kind.IMPORT, seq, "import event names no source case, header or items")
         return
@@ -795,47 +844,122 @@ def _import(r: Replay, seq: int, signer: str, data: dict[str, Any]) -> None:
             why = pin_problem(pin, data)
         if why:
             r.violate(Kind.IMPORT, seq, f"import refused: {why}")
+            if group is not None:  # its items' events have no effect either
+                r.imports[seq] = ImportGroup(seq, signer, "", seq, refused=True)
             return  # an import outside the rules has no effect
     advance(r.pins, header, seq, data)
     label = r.source_labels.get(header)
     if label is None:
         label = source_label(case, header, r.sources)
         r.sources[label], r.source_labels[header] = header, label
+    if group is not None:
+        r.imports[seq] = ImportGroup(seq, signer, label, seq)
     for entry in items:
-        source_item = entry.get("source_item") if isinstance(entry, dict) else None
-        if not isinstance(entry, dict) or not isinstance(source_item, str):
-            r.violate(Kind.IMPORT, seq, "import event lists an item without its source id")
-            continue
-        if not SOURCE_ITEM.fullmatch(source_item):
-            r.violate(
-                Kind.IMPORT, seq, f"import event lists {source_item!r}, not an item id (ITEM-n)"
-            )
-            continue
-        item = imported_id(label, source_item)
-        sha = entry.get("sha256")
-        digests = {"sha256": sha} if isinstance(sha, str) else {}
-        known = r.items.get(item)
-        if known is not None:
-            if known.digests != digests:
-                r.violate(
-                    Kind.IMPORT,
-                    seq,
-                    f"{item} was imported at event {known.imported_at} with digests"
-                    f" {known.digests}, this import says {digests}",
-                    item=item,
-                )
-            continue
-        store = entry.get("store")
-        r.items[item] = ItemStatus(
-            item=item,
-            state=COLLECTED,
-            custodian=signer,
-            stored=isinstance(store, str),
-            digests=digests,
-            store=store if isinstance(store, str) else None,
-            source=label,
-            imported_at=seq,
+        _import_item(r, seq, signer, label, entry, None)
+
+
+def _import_member(r: Replay, seq: int, signer: str, head: int, data: dict[str, Any]) -> None:
+    """One item's event of an import recorded by item."""
+    g = r.imports.get(head)
+    if g is None:
+        r.violate(Kind.IMPORT, seq, f"import {import_id(head)} has no first event")
+        return
+    if g.refused:
+        return  # the refused import's finding says it
+    if signer != g.signer:
+        r.violate(
+            Kind.IMPORT,
+            seq,
+            f"not signed by the key that signed import {import_id(head)}'s first event",
         )
+        return
+    if not r.partial and g.last != seq - 1:
+        r.violate(Kind.IMPORT, seq, f"import {import_id(head)}'s events must be consecutive")
+    g.last = seq
+    if "items" in data:
+        r.violate(Kind.IMPORT, seq, "an item's import event lists no other items")
+        return
+    entry = {k: data[k] for k in IMPORT_ENTRY_FIELDS if k in data}
+    source_item = data.get("source_item")
+    want = imported_id(g.label, source_item) if isinstance(source_item, str) else None
+    if want is not None and SOURCE_ITEM.fullmatch(str(source_item)) and data.get("item") != want:
+        r.violate(
+            Kind.IMPORT,
+            seq,
+            f"import event names item {data.get('item')!r}, its source item is {want}",
+        )
+        return
+    _import_item(r, head, signer, g.label, entry, seq)
+
+
+def _import_item(
+    r: Replay, head: int, signer: str, label: str, entry: Any, own: int | None
+) -> None:
+    """Create the item an import's ``items`` entry (or an item's import event)
+    names, unless an earlier import of its source did."""
+    seq = head if own is None else own
+    source_item = entry.get("source_item") if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or not isinstance(source_item, str):
+        r.violate(Kind.IMPORT, seq, "import event lists an item without its source id")
+        return
+    if not SOURCE_ITEM.fullmatch(source_item):
+        r.violate(Kind.IMPORT, seq, f"import event lists {source_item!r}, not an item id (ITEM-n)")
+        return
+    item = imported_id(label, source_item)
+    sha = entry.get("sha256")
+    digests = {"sha256": sha} if isinstance(sha, str) else {}
+    known = r.items.get(item)
+    if known is not None:
+        if known.digests != digests:
+            r.violate(
+                Kind.IMPORT,
+                seq,
+                f"{item} was imported at event {known.imported_at} with digests"
+                f" {known.digests}, this import says {digests}",
+                item=item,
+            )
+        return
+    store = entry.get("store")
+    r.items[item] = ItemStatus(
+        item=item,
+        state=COLLECTED,
+        custodian=signer,
+        stored=isinstance(store, str),
+        digests=digests,
+        store=store if isinstance(store, str) else None,
+        source=label,
+        imported_at=head,
+        import_entry=own,
+    )
+
+
+def import_records(
+    bodies: Iterable[tuple[int, dict[str, Any]]],
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Bundle id -> (seq of its import event, its ``data``) of every signed
+    ``import`` event among ``bodies`` ((seq, parsed body), in seq order); an
+    import recorded by item is given as one event would list it: its first
+    event's data with ``items`` gathered from its items' events (their
+    :data:`IMPORT_ENTRY_FIELDS`).  Whether the group keeps the rules is the
+    replay's to say (:func:`_import`)."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    groups: dict[int, list[Any]] = {}
+    for seq, body in bodies:
+        if not isinstance(body, dict) or body.get("type") != IMPORT_EVENT:
+            continue
+        data = body.get("data")
+        if not isinstance(data, dict):
+            continue
+        head = import_group_seq(data.get("import")) if "import" in data else None
+        if head is None or "import" not in data:
+            out[str(data.get("bundle"))] = (seq, data)
+        elif head == seq:
+            merged = {k: v for k, v in data.items() if k != "import"}
+            merged["items"] = groups[seq] = []
+            out[str(data.get("bundle"))] = (seq, merged)
+        elif head in groups:
+            groups[head].append({k: data[k] for k in IMPORT_ENTRY_FIELDS if k in data})
+    return out
 
 
 def _trust(r: Replay, seq: int, type_: str, signer: str, data: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ SELF_ASSERTED = "self-asserted"
 #: a key file larger than this is not a key (a hostile file is never read whole)
 MAX_KEY_FILE = 64 * 1024
 CONSISTENCY_FILE = "custody/consistency.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,33 @@ def consistency_doc(tree: Any, earlier: Iterable[int], size: int) -> dict[str, A
     }
 
 
+#: at most this many consistency proofs of a bundle are recorded in its import event
+MAX_RECORDED_PROOFS = 4096
+
+
+def recorded_proofs(doc: Any, size: int) -> list[dict[str, Any]]:
+    """The well-formed proofs of a bundle's consistency.json (``size``: its
+    checkpoint's), to record in its import event (``consistency_from``): an older
+    bundle of the source imported later proves it is on this line by one of them.
+    Each proof is checked only when used, against signed roots."""
+    out: list[dict[str, Any]] = []
+    proofs = doc.get("proofs") if isinstance(doc, dict) else None
+    for p in proofs if isinstance(proofs, list) else []:
+        if len(out) >= MAX_RECORDED_PROOFS or not isinstance(p, dict):
+            break
+        s, proof = p.get("size"), p.get("proof")
+        if (
+            isinstance(s, int)
+            and not isinstance(s, bool)
+            and 0 < s < size
+            and isinstance(proof, list)
+            and len(proof) <= 128
+            and all(isinstance(h, str) and _HEX64.fullmatch(h) for h in proof)
+        ):
+            out.append({"size": s, "proof": list(proof)})
+    return out
+
+
 def proof_from(doc: Any, size: int) -> list[str] | None:
     """The proof from ``size`` in a bundle's consistency.json, as written."""
     if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
@@ -297,13 +326,31 @@ def pin_problem(pin: Pin, data: Mapping[str, Any]) -> str | None:
                 f" {pin.seq}, and no key you trust vouches for it: a different collector"
                 " key is imported only when trusted (give it with --trust)"
             )
-    if size < pin.size:
-        return (
-            f"its checkpoint ({size} events) is older than the one pinned at event"
-            f" {pin.seq} ({pin.size} events): import a source's bundles oldest first"
-        )
     cons = data.get("consistency")
     proof = cons.get("proof") if isinstance(cons, dict) else None
+    if size < pin.size:  # an older bundle, imported after a newer one
+        if (
+            not isinstance(cons, dict)
+            or cons.get("size") != pin.size
+            or not isinstance(proof, list)
+        ):
+            return (
+                f"its checkpoint ({size} events) is older than the one pinned at event"
+                f" {pin.seq} ({pin.size} events), and the pinned bundle proves no consistency"
+                f" from {size} events: it cannot be shown to be on the pinned line (a fork, or"
+                " a size the source never checkpointed)"
+            )
+        try:
+            merkle.verify_consistency(
+                size, pin.size, [bytes.fromhex(str(h)) for h in proof], root, pin.root
+            )
+        except (ValueError, TypeError) as e:
+            return (
+                f"fork: the checkpoint pinned at event {pin.seq} ({pin.size} events, root"
+                f" {pin.root.hex()}) does not extend its checkpoint ({size} events, root"
+                f" {root.hex()}): {e}"
+            )
+        return None
     if size == pin.size:
         if root != pin.root:
             return (

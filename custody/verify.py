@@ -78,7 +78,15 @@ from custody.ledger import (
     identity_index_rows,
     is_event_version,
 )
-from custody.lifecycle import Replay, purgeable, replay, retired_why, self_registered_key, step
+from custody.lifecycle import (
+    Replay,
+    import_records,
+    purgeable,
+    replay,
+    retired_why,
+    self_registered_key,
+    step,
+)
 from custody.safeio import CAP_CHECKPOINT, NotRegularFileError, read_input_text
 from custody.sources import imported_id
 from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
@@ -490,9 +498,11 @@ IMPORT_EVENT = "import"  # custody.bundle.importer's, not imported here (that lo
 
 
 def _signed_imports(bodies: dict[int, dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]:
-    """bundle id -> (seq, data) of each signed ``import`` event."""
-    found = sorted((seq, b) for seq, b in bodies.items() if b.get("type") == IMPORT_EVENT)
-    return {str(b["data"].get("bundle")): (seq, b["data"]) for seq, b in found}
+    """bundle id -> (seq, data) of each signed ``import`` event (an import recorded
+    by item: its first event, with the items of its items' events)."""
+    return import_records(
+        sorted((seq, b) for seq, b in bodies.items() if b.get("type") == IMPORT_EVENT)
+    )
 
 
 def check_import_records(

@@ -299,9 +299,10 @@ def test_export_summaries_and_bag_info(template: dict[str, Any], bundles: Path) 
         # ledger grows by two each time and the checkpoint covers the export event
         assert s["checkpoint_size"] == n_events + 1 + 2 * i
         # 3 collect, 2 identity, a transfer and a receipt for each of ITEM-1 and ITEM-2
-        # (a hand-over is one event per item), this export (collection.start/end,
-        # checkpoints and earlier exports: not about the items' custody, not disclosed)
-        assert s["events"] == 10
+        # (a hand-over is one event per item), the describe event typing each item's
+        # object, this export (collection.start/end, checkpoints and earlier exports:
+        # not about the items' custody, not disclosed)
+        assert s["events"] == 13
     sub = template["summaries"]["item1"]
     assert (sub["items"], sub["bytes"]) == (["ITEM-1"], files[0].stat().st_size)
 
@@ -412,9 +413,10 @@ def test_every_format_verifies(
     assert (rc, report["ok"], report["findings"]) == (0, True, [])
     assert report["case"] == CASE_ID
     assert report["items"] == ["ITEM-1", "ITEM-2", "ITEM-3"]
-    # 9 events about the items and this bundle's own export event (earlier exports,
-    # which name other items, are never disclosed)
-    assert (report["events"], report["payload_files"]) == (10, 3)
+    # 12 events about the items (3 of them their objects' describe events) and this
+    # bundle's own export event (earlier exports, which name other items, are never
+    # disclosed)
+    assert (report["events"], report["payload_files"]) == (13, 3)
     assert report["trusted_keys"] == []
     assert sorted(report["self_asserted_keys"]) == [
         f"Dana Reyes (collector) {dana}",
@@ -603,7 +605,8 @@ def test_subset_export_discloses_only_its_item(
     types = [body(r)["type"] for r in rows]
     # the events about ITEM-1, then this bundle's own export event (earlier exports of
     # other items too would disclose those items)
-    assert types == ["case.open", "collect", "identity", "transfer", "receive", "export"]
+    types_of = ["case.open", "collect", "describe", "identity", "transfer", "receive", "export"]
+    assert types == types_of
     export = body(rows[-1])["data"]
     assert export["items"] == ["ITEM-1"]
     assert export["payload"] == {"ITEM-1": template["items"]["ITEM-1"]["sha256"]}
@@ -613,6 +616,8 @@ def test_subset_export_discloses_only_its_item(
         about = items_of(b)
         if b["type"] in KEY_EVENTS:
             assert about == set(), b
+        elif b["type"] == "describe":  # it names ITEM-1's object only
+            assert b["data"]["sha256"] == template["items"]["ITEM-1"]["sha256"]
         elif b["type"] in HANDOVERS:
             assert "ITEM-1" in about, b  # a hand-over of ITEM-1 (with ITEM-2)
         else:
@@ -1030,7 +1035,7 @@ def test_events_line_that_is_not_json(bundles: Path, run: Run) -> None:
     retag(bag)
     rc, report = verify(run, bag)
     assert_failed(rc, report)
-    assert findings(report) == {("event", "events.jsonl line 11")}  # after the 10 events
+    assert findings(report) == {("event", "events.jsonl line 14")}  # after the 13 events
 
 
 # -- tampering: checkpoint -----------------------------------------------------------------
@@ -1092,7 +1097,8 @@ def test_public_key_swapped_without_resigning(
     rc, report = verify(run, bag)
     assert_failed(rc, report)
     dana_events = [r["seq"] for r in read_events(bag) if r["signer"] == dana]
-    assert len(dana_events) == 8  # her identity, 3 collects, 2 transfers, the export
+    # her identity, 3 collects, their 3 describes, 2 transfers, the export
+    assert len(dana_events) == 11
     assert findings(report) == {("unknown-signer", f"event {s}") for s in dana_events} | {
         ("checkpoint", "custody/checkpoint.txt")
     }

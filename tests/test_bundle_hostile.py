@@ -538,8 +538,8 @@ def test_event_line_absurdly_deep(good: Path, run: Run, where: tuple[Path, Path]
     with open(bag / "custody" / "events.jsonl", "a") as f:
         f.write("[" * 100_000 + "]" * 100_000 + "\n")
     retag(bag)
-    # after the good bundle's 4 events: identity, 2 collects, export
-    refused(run, bag, cwd, "custody/events.jsonl line 5 is nested too deep")
+    # after the good bundle's 6 events: identity, 2 collects, their 2 describes, export
+    refused(run, bag, cwd, "custody/events.jsonl line 7 is nested too deep")
 
 
 def test_events_file_not_utf8(good: Path, run: Run, where: tuple[Path, Path]) -> None:

@@ -59,9 +59,17 @@ def test_round_trip_into_a_fresh_case(case: Case, tmp_path: Path) -> None:
     report = json.loads(case.run("verify", "--json", "--case", lab).stdout)
     assert report["ok"] is True, report["findings"]
     log = json.loads(case.run("log", "--json", "--case", lab, check=True).stdout)
-    # then the imported objects' types (a bundle carries no describe event)
+    # then the imported objects' types (the lab types them itself: its own describe events)
     stored = {it["sha256"] for it in src_items if it["sha256"]}
-    assert [e["type"] for e in log] == ["case.open", "import"] + ["describe"] * len(stored)
+    # one import event for the bundle, then one per item (none names another)
+    assert [e["type"] for e in log] == ["case.open", "import"] + ["import"] * len(src_items) + [
+        "describe"
+    ] * len(stored)
+    head = json.loads(log[1]["body"])["data"]
+    assert head["import"] == "IMPORT-1" and "items" not in head
+    members = [json.loads(e["body"])["data"] for e in log[2 : 2 + len(src_items)]]
+    assert [m["source_item"] for m in members] == [it["id"] for it in src_items]
+    assert {m["import"] for m in members} == {"IMPORT-1"}
 
     # the same bundle again: nothing changes
     before = (_rows(lab / "custody.db"), _store_files(lab))

@@ -33,7 +33,7 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
     assert show["handovers"][0]["receipt_signature_verified"] is True
     # counsel's part: the bundle verifies offline with the collector's public key,
     # and the copy with one flipped byte does not (exit 1, the finding shown)
-    assert "VERIFIED: 9 items, 15 signed events, every signer vouched for" in proc.stdout
+    assert "VERIFIED: 9 items, 21 signed events, every signer vouched for" in proc.stdout
     assert "   NOT VERIFIED (exit 1): 3 problem(s) found\n" in proc.stdout
     assert "     [payload-digest] ITEM-1: sha256: collected as " in proc.stdout
     pub = root / "demo-collector.pub"
@@ -48,10 +48,10 @@ def test_demo_runs_the_whole_story(run: Run, tmp_path: Path) -> None:
     assert len(lab_items) == 9 and all(i["source"] for i in lab_items)
     assert {i["sha256"] for i in lab_items} == {i["sha256"] for i in items}
     assert json.loads(run("verify", "--json", "--case", lab).stdout)["ok"] is True
-    (imp,) = [
+    (imp,) = [  # the import's bundle-level event (then one import event per item)
         json.loads(e["body"])["data"]
         for e in json.loads(run("log", "--json", "--case", lab).stdout)
-        if e["type"] == "import"
+        if e["type"] == "import" and "trust" in json.loads(e["body"])["data"]
     ]
     assert set(imp["trust"]["signers"].values()) == {"trusted"}
     assert (root / "report-lab.html").read_text().count("DEMO-001@") >= 9

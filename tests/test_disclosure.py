@@ -201,8 +201,20 @@ def test_one_item_bundle_discloses_exactly_what_custody_needs(
     ]
     kinds = [t for t, _ in types]
     # case.open (the owner), Lee's identity (receiver, then signer), ITEM-1's collect,
-    # its transfer and receipt (one per item), its note, the export
-    assert kinds == ["case.open", "collect", "identity", "transfer", "receive", "note", "export"]
+    # its object's describe event (it names that object only), its transfer and
+    # receipt (one per item), its note, the export
+    assert kinds == [
+        "case.open",
+        "collect",
+        "describe",
+        "identity",
+        "transfer",
+        "receive",
+        "note",
+        "export",
+    ]
+    (typed,) = [d for t, d in types if t == "describe"]
+    assert set(typed) == {"sha256", "mime", "description", "libmagic"}
     (ident,) = [d for t, d in types if t == "identity"]
     assert ident["name"] == "Lee Okafor"
     (tr,) = [d for t, d in types if t == "transfer"]

@@ -24,6 +24,7 @@ from tampering import append_unchecked, bypass
 
 from custody.keys import load_signer
 from custody.ledger import Ledger
+from custody.lifecycle import import_records
 
 CASE_ID = "2026-017"
 
@@ -88,8 +89,11 @@ class World:
         }
 
     def import_events(self) -> list[dict[str, Any]]:
+        """Each import as one record: the data of its first (bundle-level) event,
+        with ``items`` gathered from its items' events (custody.lifecycle)."""
         log = self.lab_json("log")
-        return [json.loads(e["body"])["data"] for e in log if e["type"] == "import"]
+        found = import_records((e["seq"], json.loads(e["body"])) for e in log)
+        return [data for _, data in sorted(found.values(), key=lambda x: x[0])]
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +244,7 @@ def test_trust_anchors_are_the_owners_signed_events(w: World) -> None:
     # removed: a later bundle of the forger is judged without it, and the earlier
     # import keeps the basis it recorded
     proc = w.lab("trust", "remove", w.fp("dana"))
-    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 5\n"
+    assert proc.stdout == f"Trust anchor {w.fp('dana')} removed as event 7\n"
     assert w.lab_json("trust", "list") == []
     assert w.lab("trust", "remove", w.fp("dana")).returncode == 2
     assert w.lab("verify").returncode == 0
@@ -309,7 +313,7 @@ def test_a_fork_of_the_source_is_refused_and_named(w: World) -> None:
     line = one_error_line(proc)
     assert f"bundle {fork} of source {CASE_ID}@" in line
     assert f"refused: fork: its checkpoint of {b2_size} events has root " in line
-    assert "the one pinned at event 4 has root" in line
+    assert "the one pinned at event 6 has root" in line  # b2's import: 1+2 events later
     assert w.rows() == before
 
 
@@ -578,3 +582,92 @@ def test_pdf_report_banner_without_a_trust_anchor(w: World) -> None:
     assert "INTACT, SIGNERS UNCONFIRMED" in plain and "VERIFICATION PASSED" not in plain
     trusted = text("--trust", w.pub("dana"))
     assert "VERIFICATION PASSED" in trusted and "UNCONFIRMED" not in trusted
+
+
+# -- sources imported out of order ---------------------------------------------------
+
+
+def test_an_older_bundle_imported_after_a_newer_one_is_placed_by_its_proof(w: World) -> None:
+    """b2 (newer) first pins the source; b1 (older) then proves, by b2's consistency
+    proof from b1's checkpoint size, that it is on the pinned line: accepted."""
+    trust = ("--trust", w.pub("dana"))
+    b2 = _second_bundle(w)
+    assert w.lab("bundle", "import", b2, *trust).returncode == 0
+    out = w.lab_json("bundle", "import", w.root / "b1", *trust)
+    assert out[0]["already_imported"] is False
+    newer, older = w.import_events()
+    old_size = int(older["checkpoint"].split("\n")[1])
+    new_size = int(newer["checkpoint"].split("\n")[1])
+    assert old_size < new_size
+    assert [p["size"] for p in newer["consistency_from"]] == [old_size]
+    assert older["consistency"] == {
+        "size": new_size,
+        "proof": newer["consistency_from"][0]["proof"],
+    }
+    assert len(w.lab_json("list")) == 3  # b1's two items are b2's: kept, not doubled
+    assert w.lab("verify").returncode == 0
+    # the pin stays at the newer checkpoint: b2 again changes nothing
+    assert w.lab_json("bundle", "import", b2, *trust)[0]["already_imported"] is True
+
+
+def test_an_older_fork_imported_after_the_newer_bundle_is_refused_and_named(w: World) -> None:
+    """A copy of the source taken after b1 goes on differently and exports bf, of
+    b2's size but another root, older than the genuine b3 the lab pinned first:
+    b3's proof from that size does not take bf's root to b3's, a fork."""
+    trust = ("--trust", w.pub("dana"))
+    shutil.copytree(w.root / "case", w.root / "fork")
+    b2 = _second_bundle(w, "case", "b2")
+    w.src("event", "note", "ITEM-1", "--reason", "more", case="case", check=True)
+    w.src("bundle", "export", "--all", "--out", w.root / "b3", case="case", check=True)
+    fork = _second_bundle(w, "fork", "bf")
+    assert w.lab("bundle", "import", w.root / "b3", *trust).returncode == 0
+    before = w.rows()
+    proc = w.lab("bundle", "import", fork, *trust)
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert f"bundle {fork} of source {CASE_ID}@" in line
+    assert "refused: fork: the checkpoint pinned at event" in line
+    assert "does not extend its checkpoint" in line
+    assert w.rows() == before
+    # the genuine older bundles are placed
+    assert w.lab("bundle", "import", b2, *trust).returncode == 0
+    assert w.lab("bundle", "import", w.root / "b1", *trust).returncode == 0
+    assert w.lab("verify").returncode == 0
+
+
+def test_a_wrong_proof_for_an_older_bundle_is_a_fork(w: World) -> None:
+    """Written past the importer (the lab's key, no check): an older bundle's import
+    event whose proof does not take its root to the pinned one is an import finding."""
+    trust = ("--trust", w.pub("dana"))
+    b2 = _second_bundle(w)
+    assert w.lab("bundle", "import", b2, *trust).returncode == 0
+    (newer,) = w.import_events()
+    proof = list(newer["consistency_from"][0]["proof"])
+    proof[0] = "0" * 64
+    assert w.lab("bundle", "import", w.root / "b1", *trust).returncode == 0
+    _, older = w.import_events()
+    forged = {**older, "consistency": {**older["consistency"], "proof": proof}}
+    forged["bundle"] = "sha256:" + "2" * 64
+    with Ledger.open(w.root / "lab") as ledger:
+        append_unchecked(ledger, load_signer(w.key("lab"), PASSPHRASE.encode()), "import", forged)
+    out = json.loads(w.lab("verify", "--json").stdout)
+    details = [f["detail"] for f in out["findings"] if f["kind"] == "import"]
+    assert any(
+        d.startswith("import refused: fork: the checkpoint pinned at event") for d in details
+    )
+
+
+def test_an_older_bundle_without_a_proof_is_refused() -> None:
+    """The rule itself (custody.trust, used by the importer and the replay)."""
+    import base64
+
+    from custody.trust import Pin, pin_problem
+
+    pin = Pin(seq=5, size=10, root=b"\x01" * 32, signers={"sha256:" + "a" * 64})
+    text = "custody/X\n4\n" + base64.b64encode(b"\x02" * 32).decode() + "\n"
+    why = pin_problem(pin, {"checkpoint": text, "trust": {"signers": {}}})
+    assert why == (
+        "its checkpoint (4 events) is older than the one pinned at event 5 (10 events), and"
+        " the pinned bundle proves no consistency from 4 events: it cannot be shown to be on"
+        " the pinned line (a fork, or a size the source never checkpointed)"
+    )

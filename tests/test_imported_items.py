@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import PASSPHRASE, Case, Run, new_key, ok_json, one_error_line, template_case
@@ -14,10 +15,19 @@ from tampering import append_unchecked, bypass
 
 from custody.keys import load_signer
 from custody.ledger import Ledger
-from custody.lifecycle import replay
+from custody.lifecycle import import_records, replay
 from custody.sources import source_label
 
 HOSTS = ("host1", "host2")
+
+
+def _first_import(lab: Case) -> dict[str, Any]:
+    """The lab's first import as one record (its first event's data with the
+    items of its items' events)."""
+    with Ledger.open(lab.dir) as ledger:
+        rows = ledger.conn.execute("SELECT seq, body FROM events WHERE type = 'import'")
+        found = import_records((int(seq), json.loads(body)) for seq, body in rows)
+    return min(found.values(), key=lambda x: x[0])[1]
 
 
 def _header(case_dir: Path) -> str:
@@ -132,7 +142,8 @@ def test_show_gives_the_whole_chain(lab: Case, labels: dict[str, str]) -> None:
     assert chain["source_header"].removeprefix("sha256:").startswith(labels["host1"][7:])
     assert [e["type"] for e in chain["events"]] == ["collect", "export"]
     assert all(e["signature_verified"] for e in chain["events"])
-    assert [e["type"] for e in out["events"]] == ["import", "access"]
+    # the import's bundle-level event, then the item's own import event
+    assert [e["type"] for e in out["events"]] == ["import", "import", "access"]
     assert out["verification"]["ok"] is True
     assert out["custodian_key"]["name"] == "Dana Reyes"
     text = lab("show", item, check=True).stdout
@@ -143,9 +154,15 @@ def test_show_gives_the_whole_chain(lab: Case, labels: dict[str, str]) -> None:
 def test_log_of_an_imported_item(lab: Case, labels: dict[str, str]) -> None:
     item = f"{labels['host2']}/ITEM-2"
     lab("event", "seal", item, "--reason", "sealed", check=True)
-    assert [e["type"] for e in ok_json(lab, "log", "--json", item)] == ["import", "seal"]
+    log = ok_json(lab, "log", "--json", item)
+    assert [e["type"] for e in log] == ["import", "import", "seal"]
+    head, own = (json.loads(e["body"])["data"] for e in log[:2])
+    assert own["item"] == item and own["source_item"] == "ITEM-2"
+    assert own["import"] == head["import"] == f"IMPORT-{log[0]['seq']}"
+    assert "items" not in head and "item" not in head
     whole = lab("log", check=True).stdout
-    assert f"from {labels['host1']}: 2 items (ITEM-1, ITEM-2)" in whole
+    assert f"IMPORT-{log[0]['seq']} from {labels['host2']}" in whole
+    assert f"{item} (IMPORT-{log[0]['seq']})" in whole
     proc = lab("log", "NC-001@ffffff/ITEM-1")
     assert proc.returncode == 2
     assert one_error_line(proc) == "custody: error: no such item: NC-001@ffffff/ITEM-1"
@@ -183,6 +200,7 @@ def test_transfer_receive_and_lifecycle_of_imported_items(
     lab("event", "note", b, "--reason", "looked", env=_lee(lab), check=True)
     assert ok_json(lab, "show", a, "--json")["state"] == "sealed"
     assert [e["type"] for e in ok_json(lab, "log", "--json", a)] == [
+        "import",
         "import",
         "transfer",
         "receive",
@@ -248,11 +266,7 @@ def test_an_import_event_naming_the_wrong_source_is_a_finding(
 ) -> None:
     """A signed import event whose source header or item digests are not those of
     the source's signed events is a verify finding."""
-    with Ledger.open(lab.dir) as ledger:
-        (body,) = ledger.conn.execute(
-            "SELECT body FROM events WHERE type = 'import' ORDER BY seq LIMIT 1"
-        ).fetchone()
-    data = json.loads(body)["data"]
+    data = _first_import(lab)  # forged as one whole-bundle event, the older form
     data["source_header"] = "sha256:" + "f" * 64
     data["items"][0]["sha256"] = "0" * 64
     with Ledger.open(lab.dir) as ledger:
@@ -317,7 +331,7 @@ def test_reports_include_imported_items_in_every_format(
     assert [e["type"] for e in first["source"]["events"]] == ["collect", "export"]
     assert first["collected_by"] == "Dana Reyes (collector)"
     assert first["verified_digests"]["sha256"] == first["digests"]["sha256"]
-    assert [t["type"] for t in first["timeline"]] == ["import", "transfer"]
+    assert [t["type"] for t in first["timeline"]] == ["import", "import", "transfer"]
     assert first["state"] == "in transit"
     html = out["html"].read_text()
     for i in ids:
@@ -329,10 +343,12 @@ def test_reports_include_imported_items_in_every_format(
     assert [r["action_exact"] for r in mine] == [
         f"collected (in source {labels['host1']}, its event 3)",
         f"exported in a bundle (in source {labels['host1']}, its event 6)",
-        "imported from a bundle",
-        mine[3]["action_exact"],
+        "imported from a bundle",  # the import's bundle-level event
+        "imported from a bundle",  # and the item's own
+        mine[4]["action_exact"],
     ]
     assert mine[0]["event_seq"] == "" and mine[2]["event_seq"] == "1"
+    assert mine[3]["event_seq"] == "2"
     case_ld = out["case"].read_text()
     assert f"imported from source {labels['host1']} (case NC-001" in case_ld
     assert all(i in out["certification"].read_text() for i in ids)
@@ -363,8 +379,11 @@ def test_bundle_export_of_an_imported_item_names_it_any_case(
     letter case names the item, an unknown source is refused."""
     item = f"{labels['host1']}/ITEM-1"
     proc = lab("bundle", "export", item.lower(), "--out", tmp_path / "re", check=True)
-    # the host's bundle had two items: its import event, signed whole, names both
-    assert f"(import) also names {labels['host1']}/ITEM-2" in proc.stderr
+    # the host's bundle had two items: imported one event per item, so nothing
+    # of the other is disclosed, and nothing is warned
+    assert "also names" not in proc.stderr
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "re").rglob("*") if p.is_file())
+    assert f"{labels['host1']}/ITEM-2".encode() not in blob
     pub = lab.key.with_suffix(".pub")  # the collectors' and the lab's key here
     verified = ok_json(lab, "bundle", "verify", tmp_path / "re", "--trust", pub, "--json")
     assert verified["items"] == [item]
@@ -375,11 +394,7 @@ def test_bundle_export_of_an_imported_item_names_it_any_case(
 
 
 def test_an_import_event_with_a_hostile_item_id_is_a_finding(lab: Case) -> None:
-    with Ledger.open(lab.dir) as ledger:
-        (body,) = ledger.conn.execute(
-            "SELECT body FROM events WHERE type = 'import' ORDER BY seq LIMIT 1"
-        ).fetchone()
-    data = json.loads(body)["data"]
+    data = _first_import(lab)  # forged as one whole-bundle event, the older form
     data["source_header"] = "sha256:" + "e" * 64
     data["items"] = [{**data["items"][0], "source_item": "ITEM-1/../ITEM-2"}]
     with Ledger.open(lab.dir) as ledger:
@@ -418,6 +433,7 @@ def test_prove_inclusion_of_an_imported_item(
     lab("checkpoint", "--out", cp, check=True)
     out = ok_json(lab, "prove", "inclusion", item.lower(), "--checkpoint", cp, "--json")
     assert [(p["type"], p["included"]) for p in out["proofs"]] == [
+        ("import", True),
         ("import", True),
         ("note", True),
     ]

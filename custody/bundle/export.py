@@ -41,6 +41,7 @@ from custody.errors import CustodyError, IntegrityError, UsageError
 from custody.hashing import hash_fd
 from custody.ledger import (
     COLLECT_EVENT,
+    DESCRIBE_EVENT,
     IDENTITY_EVENT,
     KEY_REVOKE_EVENT,
     KEY_ROTATE_EVENT,
@@ -96,6 +97,8 @@ def _disclosed(
     exporter: str,
     rules: int,
     imports: dict[int, list[str]] | None = None,
+    heads: dict[int, list[str]] | None = None,
+    objects: set[str] | None = None,
 ) -> tuple[list[Event], list[str]]:
     """What a bundle of ``items`` discloses (docs/bundle-format.md §6.1), by the
     events' signed data: the events about ``items`` and, of the key events, event 0
@@ -107,13 +110,32 @@ def _disclosed(
     Also a warning per disclosed event that names other items: a transfer,
     receipt or lifecycle event written for several items at once, or an import
     event that brought in several items (``imports``: import seq -> the case ids
-    of the items it brought in), which is signed whole and so disclosed whole."""
+    of the items it brought in), which is signed whole and so disclosed whole.
+    An import recorded by item (``heads``: the seq of its bundle-level first
+    event -> the case ids of its items) discloses that first event, which names
+    no item, with the events of the wanted items only.  Of the ``describe`` events
+    typing a store object in ``objects`` (the exported items' sha256), the latest
+    of each: it names that object only (ledger-format §6.6)."""
     wanted = set(items)
     about: set[int] = set()
     need = {exporter}
     warnings = []
+    latest: dict[str, int] = {}
+    for ev, b in signed:
+        sha = b["data"].get("sha256") if b["type"] == DESCRIBE_EVENT else None
+        if isinstance(sha, str) and sha in (objects or ()):
+            latest[sha] = ev.seq
+    described = set(latest.values())
     for ev, b in signed:
         data = b["data"]
+        if ev.seq in described:
+            about.add(ev.seq)
+            need.add(str(b["signer"]))
+            continue
+        if wanted & set((heads or {}).get(ev.seq, [])):  # names none of the items
+            about.add(ev.seq)
+            need.add(str(b["signer"]))
+            continue
         named = event_items(data.get("item"), data) + (imports or {}).get(ev.seq, [])
         # earlier exports name other items: they are not about these items' custody
         if b["type"] in KEY_EVENTS or b["type"] == EXPORT_EVENT or not wanted & set(named):
@@ -199,11 +221,19 @@ def _bag_files(
     r = ledger.rules().current()
     imported = [i for i in items if i not in artifacts]
     own = [i for i in items if i in artifacts]
-    imports: dict[int, list[str]] = {}
+    imports: dict[int, list[str]] = {}  # whole-bundle import events
+    heads: dict[int, list[str]] = {}  # imports recorded by item
     for i, st in r.items.items():
         if st.source is not None and st.imported_at is not None:
-            imports.setdefault(st.imported_at, []).append(i)
-    listed, warnings = _disclosed(signed, items, signer.fingerprint, ledger.case.rules, imports)
+            group = imports if st.import_entry is None else heads
+            group.setdefault(st.imported_at, []).append(i)
+    objects = {str(artifacts[i]["sha256"]) for i in own if artifacts[i]["sha256"]}
+    objects |= {
+        str(r.items[i].digests.get("sha256")) for i in imported if r.items[i].stored
+    }  # their types (describe events) travel with them
+    listed, warnings = _disclosed(
+        signed, items, signer.fingerprint, ledger.case.rules, imports, heads, objects
+    )
     for item in own:  # a store object that is no regular file: refused before signing
         if sha := artifacts[item]["sha256"]:
             _check_object(store, object_relpath(sha), item)

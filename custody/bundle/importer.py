@@ -33,8 +33,9 @@ from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.display import shown
 from custody.errors import IntegrityError, UsageError
 from custody.findings import Kind
-from custody.ledger import Event, EventDraft, Ledger, artifact_index_row
-from custody.lifecycle import replay
+from custody.ledger import DESCRIBE_EVENT, Event, EventDraft, Ledger, artifact_index_row
+from custody.lifecycle import import_id, replay
+from custody.sources import imported_id, source_label
 from custody.store import Store, WritersLock
 
 IMPORT_EVENT = "import"
@@ -56,6 +57,17 @@ class ImportResult:
     event_seq: int | None
     label: str = ""  # the source's label (custody.sources)
     signers: dict[str, str] | None = None  # fingerprint -> trusted / self-asserted
+
+
+def stale_staging(case_dir: Path) -> list[Path]:
+    """The staging folders (``.import-*``) in the case folder: left by an import
+    that was killed (or belonging to one running now).  Never removed by custody:
+    they may hold the only copy of a bundle someone has yet to look at."""
+    try:
+        with os.scandir(case_dir) as entries:
+            return sorted(Path(e.path) for e in entries if e.name.startswith(STAGING_PREFIX))
+    except OSError:
+        return []
 
 
 def _after_staging(original: Path, staged: Path) -> None:
@@ -237,16 +249,20 @@ def _import_verified(
                 " --accept-self-asserted to import it on the signers' own word (recorded);"
                 " nothing was imported"
             )
+        size = report.checkpoint[0] if report.checkpoint else 0
+        doc = _consistency_doc(src)
+        earlier = trust_rules.recorded_proofs(doc, size)
+        if earlier:  # so an older bundle of the source, imported later, can be placed
+            data["consistency_from"] = earlier
         pin = r.pins.get(report.header_hash)
         if pin is not None:
-            size = report.checkpoint[0] if report.checkpoint else 0
             if size > pin.size:
-                doc = (
-                    _json(src, trust_rules.CONSISTENCY_FILE)
-                    if trust_rules.CONSISTENCY_FILE in src.sizes
-                    else None
-                )
                 proof = trust_rules.proof_from(doc, pin.size)
+                if proof is not None:
+                    data["consistency"] = {"size": pin.size, "proof": proof}
+            elif size < pin.size:  # older: the pinned bundle's proof from its size
+                pinned = {"proofs": _event_data(ledger, pin.seq).get("consistency_from")}
+                proof = trust_rules.proof_from(pinned, size)
                 if proof is not None:
                     data["consistency"] = {"size": pin.size, "proof": proof}
             why = trust_rules.pin_problem(pin, data)
@@ -296,22 +312,30 @@ def _import_verified(
             )
         section_trust.append(basis)
 
+    # the bundle's import, then each section's: a bundle-level first event and one
+    # event per item (ledger-format §7.6), so no signed event names two items
+    groups: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+        ({k: v for k, v in data.items() if k != "items"}, items),
+        *(
+            (
+                {k: v for k, v in sec.draft_data({"bundle": bundle_id}).items() if k != "items"}
+                | {"trust": section_trust[n]},
+                sec.items,
+            )
+            for n, sec in enumerate(sections)
+        ),
+    ]
+    heads: list[int] = []  # the first seq of each group, set when drafted
+    ledger.ensure_registered(signer)  # so the drafts are the next events
+
     def drafts() -> list[EventDraft]:
-        return [
-            EventDraft(IMPORT_EVENT, data),
-            *(
-                EventDraft(
-                    IMPORT_EVENT,
-                    {**sec.draft_data({"bundle": bundle_id}), "trust": section_trust[n]},
-                )
-                for n, sec in enumerate(sections)
-            ),
-        ]
+        heads.clear()
+        return import_drafts(ledger.rules().current(), ledger.event_count(), groups, heads)
 
     def record(last: Event) -> None:
         for i, sec in enumerate(sections):  # their import events follow the bundle's
-            record_section(ledger, sec, last.seq - len(sections) + 1 + i)
-        seq = last.seq - len(sections)
+            record_section(ledger, sec, heads[i + 1])
+        seq = heads[0]
         ledger.conn.execute(
             "INSERT INTO imported_bundles (bundle, source_case, checkpoint, keys, items,"
             " import_seq) VALUES (?, ?, ?, ?, ?, ?)",
@@ -343,10 +367,19 @@ def _import_verified(
 
     events = ledger.append(signer, drafts, after=record)
     ev = next(e for e in events if e.type == IMPORT_EVENT)
-    from custody.describe import describe_missing  # types objects no describe event types
+    from custody.describe import describe_missing, undescribed
 
+    # the objects no describe event of the case types: the type the bundle's own
+    # verified describe event gives is recorded as it is (libmagic is not run
+    # again), the others are typed here
     nested = [i for sec in sections for i in sec.items]
-    describe_missing(ledger, signer, [str(i["sha256"]) for i in items + nested if "store" in i])
+    todo = undescribed(
+        ledger, dict.fromkeys(str(i["sha256"]) for i in items + nested if "store" in i)
+    )
+    carried = [report.described[s] for s in todo if s in report.described]
+    if carried:
+        ledger.append(signer, [EventDraft(DESCRIBE_EVENT, dict(d)) for d in carried])
+    describe_missing(ledger, signer, [s for s in todo if s not in report.described])
     label = ledger.rules().current().source_labels.get(report.header_hash, "")
     return ImportResult(
         bundle_id,
@@ -357,6 +390,62 @@ def _import_verified(
         label,
         signers,
     )
+
+
+def import_drafts(
+    r: Any,
+    first: int,
+    groups: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
+    heads: list[int],
+) -> list[EventDraft]:
+    """The events of imports recorded by item (ledger-format §7.6), the first of
+    them at seq ``first``: per group (bundle-level data, item entries) a first
+    event with the bundle-level data and its own id ``IMPORT-<seq>``, then one
+    event per item with the id, the item's id in this case (``<label>/ITEM-n``,
+    the label the replay ``r`` gives or will give its source) and the item's
+    entry.  The first seq of each group is appended to ``heads``."""
+    taken = dict(r.sources)
+    labels = dict(r.source_labels)
+    out: list[EventDraft] = []
+    for head, entries in groups:
+        header = str(head.get("source_header"))
+        label = labels.get(header)
+        if label is None:
+            label = source_label(str(head.get("source_case")), header, taken)
+            taken[label], labels[header] = header, label
+        seq = first + len(out)
+        heads.append(seq)
+        gid = import_id(seq)
+        out.append(EventDraft(IMPORT_EVENT, {**head, "import": gid}))
+        out += [
+            EventDraft(
+                IMPORT_EVENT,
+                {"import": gid, "item": imported_id(label, str(e["source_item"])), **e},
+            )
+            for e in entries
+        ]
+    return out
+
+
+def _consistency_doc(src: _Source) -> Any:
+    """The bundle's custody/consistency.json (unsigned: its proofs only ever fail
+    when wrong), or None when absent or not JSON custody reads."""
+    if trust_rules.CONSISTENCY_FILE not in src.sizes:
+        return None
+    try:
+        return _json(src, trust_rules.CONSISTENCY_FILE)
+    except HostileBundleError:
+        return None
+
+
+def _event_data(ledger: Ledger, seq: int) -> dict[str, Any]:
+    """The signed data of event ``seq`` ({} if it has none)."""
+    ev = next(ledger.events(after=seq - 1), None)
+    try:
+        data = ev.parsed.get("data") if ev is not None and ev.seq == seq else None
+    except ValueError:
+        data = None
+    return data if isinstance(data, dict) else {}
 
 
 def _section_standings(sec: ImportedSection, anchors: set[str]) -> dict[str, str]:

@@ -51,12 +51,13 @@ from custody.hashing import hash_file
 from custody.keys import fingerprint
 from custody.ledger import (
     COLLECT_EVENT,
+    DESCRIBE_EVENT,
     KNOWN_RULES,
     OPEN_EVENT,
     artifact_index_row,
     identity_index_rows,
 )
-from custody.lifecycle import Replay, replay
+from custody.lifecycle import Replay, import_records, replay
 from custody.sources import imported_id
 from custody.timestamp import TimestampError, verify_token
 from custody.trust import bundle_verdict, read_trust_keys, vouched_for
@@ -73,6 +74,11 @@ class BundleReport(Verdict):
     warnings: list[str] = field(default_factory=list)
     timestamp: dict[str, str] | None = None  # the checkpoint's verified RFC 3161 time
     item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
+    # item -> its object's type: the latest disclosed describe event of the object
+    # that verified without a finding (mime, description, describe_event)
+    types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # store object sha256 -> the data of that latest describe event (not output)
+    described: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what was read, for callers that go on from a verification (reports); not output
     meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
     bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
@@ -122,6 +128,7 @@ class BundleReport(Verdict):
             "warnings": self.warnings,
             "timestamp": self.timestamp,
             "handovers": self.handovers,
+            "types": self.types,
             "findings": [f.as_json() for f in self.findings],
         }
 
@@ -293,9 +300,37 @@ def verify_bundle(
         _check_signed_fields(meta, items, events, keys, r, report)
         _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
         _check_sources(src, meta, events, r, report, anchors, require_trusted)
+        _item_types(events, report)
     finally:
         src.close()
     return report
+
+
+def _item_types(events: list[dict[str, Any]], report: BundleReport) -> None:
+    """Each item's type from the latest ``describe`` event of its store object
+    (ledger-format §6.6) that the bundle discloses and that no finding names
+    (signature, proof, body): what is shown comes from signed data checked here."""
+    from custody.describe import check_data
+
+    flagged = {f.seq for f in report.findings if f.seq is not None}
+    typed: dict[str, dict[str, Any]] = {}
+    for e in sorted(events, key=lambda e: e["seq"] if isinstance(e["seq"], int) else -1):
+        data = e["body"].get("data")
+        if e["body"].get("type") != DESCRIBE_EVENT or e["seq"] in flagged:
+            continue
+        if isinstance(data, dict) and check_data(data) is None:
+            report.described[data["sha256"]] = data
+            typed[data["sha256"]] = {
+                "mime": data["mime"],
+                "description": data["description"],
+                "describe_event": e["seq"],
+            }
+    for item in report.items:
+        digests = (report.collected.get(item) or {}).get("digests")
+        sha = digests.get("sha256") if isinstance(digests, dict) else None
+        sha = sha or report.item_digests.get(item, {}).get("sha256")
+        if isinstance(sha, str) and sha in typed:
+            report.types[item] = typed[sha]
 
 
 def _check_timestamp(
@@ -1152,7 +1187,14 @@ def _check_import(
     if imp is None or entry.get("import_event") != seq:
         sub.add(Kind.IMPORT, "source.json", f"the signed import event {seq} is not in the bundle")
         return
-    data = imp["body"]["data"]
+    data = next(  # an import recorded by item: its items' events list them
+        (
+            d
+            for n, d in import_records(sorted((e["seq"], e["body"]) for e in events)).values()
+            if n == seq
+        ),
+        imp["body"]["data"],
+    )
     if data.get("source_header") != smeta["header_hash"]:
         sub.add(
             Kind.IMPORT,
