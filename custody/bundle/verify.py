@@ -234,6 +234,9 @@ def _check_tags(src: _Source, report: BundleReport) -> None:
 def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, str]:
     if not algs:
         return {}
+    known = src.known.get(name)
+    if known is not None and all(a in known for a in algs):  # hashed as it was staged
+        return {a: known[a] for a in algs}
     if isinstance(src, _DirSource):  # a real file: the threaded hasher of custody.hashing
         return hash_file(src.root / name, algs).digests
     hs = {a: hashlib.new(a) for a in algs}
@@ -262,39 +265,51 @@ def verify_bundle(
     time-stamp; without them a time-stamp present is reported as not checked.
     ``trust`` are the trust anchors (public key files or fingerprints): who signed
     what is decided by key, never by name (:func:`_check_trust`)."""
-    anchors = _trust_set(trust)
     src = open_source(path)
-    report = BundleReport(anchored=bool(anchors))
     try:
-        payload_checked = _check_bag(src, report)
-        meta = _json(src, "custody/bundle.json")  # version and schema checked there
-        keys_doc = _json(src, "custody/keys.json")
-        proofs_doc = _json(src, "custody/proofs.json")
-        case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
-        assert isinstance(case, dict)
-        report.case_id = str(case.get("id", ""))
-        items = meta.get("items") if isinstance(meta.get("items"), list) else []
-        assert isinstance(items, list)
-        report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
-        report.meta = meta
-        keys = _keys(keys_doc, report)
-        events = _events(src, report, keys)
-        report.bodies = [
-            (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
-        ]
-        cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
-        report.checkpoint_signers = list(cp_keys)
-        payload_checked()
-        _check_timestamp(src, meta, report, tsa_roots)
-        _check_items(src, items, events, report)
-        _check_disclosure(src, meta, items, events, report)
-        _check_rules(meta, events, report)
-        r = _check_custody(events, report, str(case.get("id", "")))
-        _check_signed_fields(meta, items, events, keys, r, report)
-        _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
-        _check_sources(src, meta, events, r, report, anchors, require_trusted)
+        return verify_source(src, trust=trust, require_trusted=require_trusted, tsa_roots=tsa_roots)
     finally:
         src.close()
+
+
+def verify_source(
+    src: _Source,
+    *,
+    trust: Sequence[str] = (),
+    require_trusted: bool = False,
+    tsa_roots: Sequence[bytes] = (),
+) -> BundleReport:
+    """:func:`verify_bundle` of a bundle already open (an import's staged copy,
+    which it then imports from); the caller closes ``src``."""
+    anchors = _trust_set(trust)
+    report = BundleReport(anchored=bool(anchors))
+    payload_checked = _check_bag(src, report)
+    meta = _json(src, "custody/bundle.json")  # version and schema checked there
+    keys_doc = _json(src, "custody/keys.json")
+    proofs_doc = _json(src, "custody/proofs.json")
+    case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
+    assert isinstance(case, dict)
+    report.case_id = str(case.get("id", ""))
+    items = meta.get("items") if isinstance(meta.get("items"), list) else []
+    assert isinstance(items, list)
+    report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
+    report.meta = meta
+    keys = _keys(keys_doc, report)
+    events = _events(src, report, keys)
+    report.bodies = [
+        (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
+    ]
+    cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+    report.checkpoint_signers = list(cp_keys)
+    payload_checked()
+    _check_timestamp(src, meta, report, tsa_roots)
+    _check_items(src, items, events, report)
+    _check_disclosure(src, meta, items, events, report)
+    _check_rules(meta, events, report)
+    r = _check_custody(events, report, str(case.get("id", "")))
+    _check_signed_fields(meta, items, events, keys, r, report)
+    _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
+    _check_sources(src, meta, events, r, report, anchors, require_trusted)
     return report
 
 
