@@ -222,9 +222,13 @@ def _import_verified(
                 f"bundle {shown(str(path))} of source {shown(label)} refused: {shown(why)};"
                 " nothing was imported"
             )
-    meta = _json(src, "custody/bundle.json")
-    keys = _json(src, "custody/keys.json")
-    proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
+    if isinstance(src, StagedSource):  # tag files held in memory: those verified
+        meta, keys, proofs_doc = report.meta, report.keys_doc, report.proofs_doc
+    else:
+        meta = _json(src, "custody/bundle.json")
+        keys = _json(src, "custody/keys.json")
+        proofs_doc = _json(src, "custody/proofs.json")
+    proofs = {p["seq"]: p["proof"] for p in proofs_doc["proofs"]}
     store = Store(ledger.store_dir, deferred_sync=True)
     items = []
     if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import multiprocessing
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,6 +23,7 @@ from typing import IO, Any
 
 from custody.bundle.archive import (
     CHUNK,
+    MAX_JSON_DEPTH,
     HostileBundleError,
     _DirSource,
     _Source,
@@ -45,7 +47,14 @@ from custody.bundle.shapes import (
 from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError
-from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle, verdicts
+from custody.eventcheck import (
+    SignatureCheck,
+    check_event,
+    check_inclusion,
+    settle,
+    signature_pool,
+    verdicts,
+)
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint
@@ -75,6 +84,8 @@ class BundleReport(Verdict):
     item_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # as re-hashed
     # what was read, for callers that go on from a verification (reports); not output
     meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
+    keys_doc: Any = None  # custody/keys.json and custody/proofs.json as read
+    proofs_doc: Any = None
     bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
     checkpoint_text: str = ""
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
@@ -210,7 +221,12 @@ _SIG_BATCH = 512
 
 def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
-    worker processes when it has them (custody.eventcheck.verdicts)."""
+    worker processes when it has them, else on new ones when there are enough
+    checks to be worth it (custody.eventcheck.verdicts, signature_pool)."""
+    if src.pool is None:
+        pool = src.pool = signature_pool(len(checks))
+        if pool is not None:
+            src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
     return verdicts(checks, src.pool, _SIG_BATCH)
 
 
@@ -293,7 +309,7 @@ def verify_source(
     items = meta.get("items") if isinstance(meta.get("items"), list) else []
     assert isinstance(items, list)
     report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
-    report.meta = meta
+    report.meta, report.keys_doc, report.proofs_doc = meta, keys_doc, proofs_doc
     keys = _keys(keys_doc, report)
     events = _events(src, report, keys)
     report.bodies = [
@@ -387,7 +403,8 @@ def _events(
     for n, line in enumerate(_lines(text), 1):
         try:
             row = parse_strict(line)
-            _check_depth(row, "custody/events.jsonl")
+            if not _plain(line):
+                _check_depth(row, "custody/events.jsonl")
             _event_line_shape(row, n)
             raw = row["body"].encode("utf-8")
         except RecursionError as e:
@@ -424,6 +441,20 @@ def _events(
     settle(report.findings, checks, _signatures_valid(src, [c.triple() for c in checks]))
     report.events = len(out)
     return out
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _plain(text: str) -> bool:
+    """Can the JSON ``text`` hold neither nesting deeper than MAX_JSON_DEPTH (each
+    level opens with a bracket) nor a lone surrogate (only a ``\\uD800``-``\\uDFFF``
+    escape makes one)?  Then :func:`_check_depth` of its value has nothing to find
+    and its walk over every value is skipped; else it runs."""
+    return (
+        text.count("{") + text.count("[") <= MAX_JSON_DEPTH
+        and _SURROGATE_ESCAPE.search(text) is None
+    )
 
 
 def _check_checkpoint_and_proofs(
