@@ -9,6 +9,7 @@ here too.
 
 from __future__ import annotations
 
+import errno
 import io
 import lzma
 import os
@@ -391,6 +392,9 @@ class StagedSource(_Source):
         self.root = root
         self.tags: dict[str, bytes] = {}
         self.files: dict[str, str] = {}  # name -> the staged copy's path
+        # name -> (inode, size, mtime, ctime) of the staged copy once written: any
+        # later write, chmod or replacement of it changes one of them
+        self.stamps: dict[str, tuple[int, int, int, int]] = {}
         super().__init__({})
 
     def open(self, name: str) -> IO[bytes]:
@@ -402,6 +406,18 @@ class StagedSource(_Source):
     def staged_path(self, name: str) -> str | None:
         """The staged copy of payload file ``name`` (None for a tag file)."""
         return self.files.get(name)
+
+    def untouched(self, name: str) -> bool:
+        """Is the staged copy of ``name`` the very file written and hashed, unchanged?"""
+        try:
+            st = os.lstat(self.files[name])
+        except OSError:
+            return False
+        return _stamp(st) == self.stamps.get(name)
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def stage_folder(src: Path, root: Path) -> StagedSource:
@@ -439,7 +455,7 @@ def stage_folder(src: Path, root: Path) -> StagedSource:
             elif st.st_nlink > 1:
                 raise HostileBundleError(f"unsafe entry {_short(rel)!r}: hard link")
             else:
-                _stage_file(staged, e.path, rel, chmod)
+                _stage_file(staged, e.path, rel, chmod, len(staged.sizes))
     return staged
 
 
@@ -449,11 +465,13 @@ def _umask() -> int:
     return mask
 
 
-def _stage_file(staged: StagedSource, path: str, rel: str, chmod: bool) -> None:
+def _stage_file(staged: StagedSource, path: str, rel: str, chmod: bool, n: int) -> None:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
     except OSError as err:
+        if err.errno == errno.ELOOP:  # made a link since the folder was listed
+            raise HostileBundleError(f"unsafe entry {_short(rel)!r}: symbolic link") from None
         raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
     try:
         st = os.fstat(fd)
@@ -468,13 +486,14 @@ def _stage_file(staged: StagedSource, path: str, rel: str, chmod: bool) -> None:
                 raise IntegrityError(f"{_short(rel)} changed while it was staged")
             staged.tags[rel] = data
         else:
-            dest = f"{staged.root}/p{len(staged.files)}"
+            dest = f"{staged.root}/p{n}"
             out = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, STAGED_MODE)
             staged.files[rel] = dest
             try:
                 if chmod:
                     os.fchmod(out, STAGED_MODE)
                 got = hash_fd(fd, STAGED_ALGORITHMS, out_fd=out, size_hint=size)
+                staged.stamps[rel] = _stamp(os.fstat(out))
             finally:
                 os.close(out)
             if got.size != size:

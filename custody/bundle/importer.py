@@ -365,12 +365,16 @@ def _ingest_stream(store: Store, f: Any) -> Any:
 
 
 def _ingest(store: Store, src: _Source, name: str) -> Any:
-    """Store the staged payload file ``name``: a folder's file read directly, an
-    archive member through a temporary file."""
+    """Store the staged payload file ``name``: a staged folder's copy moved into
+    the store as it is (it was hashed as it was written), an archive member
+    through a temporary file."""
     size = src.sizes.get(name)
-    staged = src.staged_path(name) if isinstance(src, StagedSource) else None
-    if staged is not None and size is not None:  # hashed as it was staged: moved as it is
-        return store.adopt(staged, src.known[name], size)
+    if isinstance(src, StagedSource) and size is not None:
+        staged = src.staged_path(name)
+        if staged is not None:
+            if not src.untouched(name):
+                raise IntegrityError(f"{shown(name)} changed while it was imported")
+            return store.adopt(staged, src.known[name], size)
     if isinstance(src, _DirSource):
         fd = os.open(src.root / name, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         try:
