@@ -174,80 +174,83 @@ def _import_verified(
     """What the import event records is taken from the verified bundle's signed
     events (the case header, each item's collect event), never from bundle.json;
     the bytes are the staged ones that were verified (``src``, still open)."""
-    checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
-    lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
-    # the staged files are those verified (nobody else can write them)
-    verified = sorted((seq, h) for seq, h, _ in report.bodies)
-    read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
-    if checkpoint != report.checkpoint_text or read != verified:
-        raise IntegrityError(f"{shown(str(path))} changed while it was imported")
-    bundle_id = content_id(checkpoint, verified)
-    if ledger.conn.execute(
-        "SELECT 1 FROM imported_bundles WHERE bundle = ?", (bundle_id,)
-    ).fetchone():
-        return ImportResult(bundle_id, True, [], 0, None)
-    r = ledger.rules().current()
-    signers = _standings(report, anchors)
-    data: dict[str, Any] = {
-        "bundle": bundle_id,
-        "source_case": report.case_id,
-        "source_header": report.header_hash,  # names the source (custody.sources)
-        "checkpoint": checkpoint,
-        "trust": trust_rules.basis(anchors, signers, accept),
-    }
-    why = trust_rules.basis_problem(data["trust"], None)
-    if why:
-        raise ImportRefusedError(
-            f"bundle {shown(str(path))} refused: {why}. Give --trust with the public key"
-            " of the case's owner or collector (or add it with 'custody trust add'), or"
-            " --accept-self-asserted to import it on the signers' own word (recorded);"
-            " nothing was imported"
-        )
-    pin = r.pins.get(report.header_hash)
-    if pin is not None:
-        size = report.checkpoint[0] if report.checkpoint else 0
-        if size > pin.size:
-            doc = (
-                _json(src, trust_rules.CONSISTENCY_FILE)
-                if trust_rules.CONSISTENCY_FILE in src.sizes
-                else None
-            )
-            proof = trust_rules.proof_from(doc, pin.size)
-            if proof is not None:
-                data["consistency"] = {"size": pin.size, "proof": proof}
-        why = trust_rules.pin_problem(pin, data)
+    try:
+        checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
+        lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
+        # the staged files are those verified (nobody else can write them)
+        verified = sorted((seq, h) for seq, h, _ in report.bodies)
+        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+        if checkpoint != report.checkpoint_text or read != verified:
+            raise IntegrityError(f"{shown(str(path))} changed while it was imported")
+        bundle_id = content_id(checkpoint, verified)
+        if ledger.conn.execute(
+            "SELECT 1 FROM imported_bundles WHERE bundle = ?", (bundle_id,)
+        ).fetchone():
+            return ImportResult(bundle_id, True, [], 0, None)
+        r = ledger.rules().current()
+        signers = _standings(report, anchors)
+        data: dict[str, Any] = {
+            "bundle": bundle_id,
+            "source_case": report.case_id,
+            "source_header": report.header_hash,  # names the source (custody.sources)
+            "checkpoint": checkpoint,
+            "trust": trust_rules.basis(anchors, signers, accept),
+        }
+        why = trust_rules.basis_problem(data["trust"], None)
         if why:
-            label = r.source_labels.get(report.header_hash, report.case_id)
             raise ImportRefusedError(
-                f"bundle {shown(str(path))} of source {shown(label)} refused: {shown(why)};"
+                f"bundle {shown(str(path))} refused: {why}. Give --trust with the public key"
+                " of the case's owner or collector (or add it with 'custody trust add'), or"
+                " --accept-self-asserted to import it on the signers' own word (recorded);"
                 " nothing was imported"
             )
-    if isinstance(src, StagedSource):  # tag files held in memory: those verified
-        meta, keys, proofs_doc = report.meta, report.keys_doc, report.proofs_doc
-    else:
-        meta = _json(src, "custody/bundle.json")
-        keys = _json(src, "custody/keys.json")
-        proofs_doc = _json(src, "custody/proofs.json")
-    proofs = {p["seq"]: p["proof"] for p in proofs_doc["proofs"]}
-    store = Store(ledger.store_dir, deferred_sync=True)
-    items = []
-    if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones
-        raise IntegrityError(f"{shown(str(path))} changed while it was imported")
-    for it in meta["items"]:
-        signed = artifact_index_row(0, report.collected[str(it["id"])])
-        entry = {
-            "source_item": it["id"],
-            "path": signed["display_path"],
-            "sha256": signed["sha256"],
-        }
-        if it.get("payload"):
-            stored = _ingest(store, src, it["payload"])
-            if stored.result.digests["sha256"] != signed["sha256"]:
-                raise IntegrityError(f"{it['payload']} changed while it was imported")
-            entry["store"] = stored.relpath
-        items.append(entry)
-    sections = read_sections(src, report, bundle_id, lambda f: _ingest_stream(store, f))
-    store.sync()
+        pin = r.pins.get(report.header_hash)
+        if pin is not None:
+            size = report.checkpoint[0] if report.checkpoint else 0
+            if size > pin.size:
+                doc = (
+                    _json(src, trust_rules.CONSISTENCY_FILE)
+                    if trust_rules.CONSISTENCY_FILE in src.sizes
+                    else None
+                )
+                proof = trust_rules.proof_from(doc, pin.size)
+                if proof is not None:
+                    data["consistency"] = {"size": pin.size, "proof": proof}
+            why = trust_rules.pin_problem(pin, data)
+            if why:
+                label = r.source_labels.get(report.header_hash, report.case_id)
+                raise ImportRefusedError(
+                    f"bundle {shown(str(path))} of source {shown(label)} refused: {shown(why)};"
+                    " nothing was imported"
+                )
+        if isinstance(src, StagedSource):  # tag files held in memory: those verified
+            meta, keys, proofs_doc = report.meta, report.keys_doc, report.proofs_doc
+        else:
+            meta = _json(src, "custody/bundle.json")
+            keys = _json(src, "custody/keys.json")
+            proofs_doc = _json(src, "custody/proofs.json")
+        proofs = {p["seq"]: p["proof"] for p in proofs_doc["proofs"]}
+        store = Store(ledger.store_dir, deferred_sync=True)
+        items = []
+        if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones
+            raise IntegrityError(f"{shown(str(path))} changed while it was imported")
+        for it in meta["items"]:
+            signed = artifact_index_row(0, report.collected[str(it["id"])])
+            entry = {
+                "source_item": it["id"],
+                "path": signed["display_path"],
+                "sha256": signed["sha256"],
+            }
+            if it.get("payload"):
+                stored = _ingest(store, src, it["payload"])
+                if stored.result.digests["sha256"] != signed["sha256"]:
+                    raise IntegrityError(f"{it['payload']} changed while it was imported")
+                entry["store"] = stored.relpath
+            items.append(entry)
+        sections = read_sections(src, report, bundle_id, lambda f: _ingest_stream(store, f))
+        store.sync()
+    finally:
+        src.close()
     data["events"] = len(lines)
     data["keys"] = sorted(k["fingerprint"] for k in keys)
     data["items"] = items
