@@ -401,3 +401,47 @@ class Store:
                 f"{expected.digests['sha256']} ({expected.size} bytes), found "
                 f"{again.digests['sha256']} ({again.size} bytes)"
             )
+
+    def adopt(self, path: str, digests: dict[str, str], size: int) -> Stored:
+        """Make the complete file ``path`` the object named by ``digests["sha256"]``
+        without copying it: a private, read-only (0400) file the caller wrote on the
+        store's file system, read back as it was written and hashed from the bytes
+        it holds (a staged bundle's payload, custody.bundle.archive.StagedSource).
+        It is linked into place and its old name removed; when the object exists
+        already it is never replaced (the file is dropped and that object re-hashed,
+        as :meth:`ingest` does).  On another file system it is copied by
+        :meth:`ingest`, hashed again."""
+        relpath = object_relpath(digests["sha256"])
+        dest = f"{self._root_s}/{relpath}"
+        result = HashResult(dict(digests), size)
+        try:
+            if os.lstat(path).st_size != size:
+                raise StoreError(f"{path} holds other bytes than were hashed")
+            published = self._publish(path, dest)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise StoreError(f"cannot write to the store: {e.strerror}") from e
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                stored = self.ingest(fd, ["sha256"], size_hint=size)
+            finally:
+                os.close(fd)
+            self._check_copy(Path(dest), stored.result, result)
+            return stored
+        if published:
+            if self.deferred_sync:
+                self._dirty = True
+            else:
+                fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                _fsync_dir(os.path.dirname(dest))
+            return Stored(result=result, relpath=relpath, deduplicated=False)
+        try:  # the object already stored must still hold these bytes
+            again = hash_file(dest, ["sha256"])
+        except OSError as e:
+            raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
+        self._check_copy(Path(dest), again, result)
+        return Stored(result=result, relpath=relpath, deduplicated=True)

@@ -9,6 +9,8 @@ here too.
 
 from __future__ import annotations
 
+import errno
+import io
 import lzma
 import os
 import stat
@@ -22,7 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
-from custody.errors import CustodyError, OperationalError, UsageError
+from custody.errors import CustodyError, IntegrityError, OperationalError, UsageError
+from custody.hashing import CopyMismatchError, SourceReadError, hash_fd
 from custody.safeio import NotRegularFileError, open_beneath, open_regular
 
 MAX_TAG_FILE = 64 << 20  # bytes of any one custody/ or bag tag file
@@ -135,6 +138,9 @@ class _Source(ABC):
     def __init__(self, sizes: dict[str, int]) -> None:
         self.sizes = sizes
         self.digests: dict[str, dict[str, str]] = {}  # payload digests computed once
+        # digests of the very bytes a reader holds, computed as it made its private
+        # copy (a staged bundle): used instead of reading those bytes again
+        self.known: dict[str, dict[str, str]] = {}
         self.on_close: list[Callable[[], None]] = []
         self.pool: ProcessPoolExecutor | None = None  # workers, for a large folder bag
 
@@ -364,3 +370,143 @@ def open_source(path: Path) -> _Source:
     except BaseException:
         fo.close()
         raise
+
+
+#: the digests a staged payload file is hashed with as it is copied (every bag
+#: custody writes has exactly these two manifests)
+STAGED_ALGORITHMS = ("sha256", "sha512")
+STAGED_MODE = 0o400  # a staged payload file: read-only, the owner's alone, as in the store
+
+
+class StagedSource(_Source):
+    """A folder bundle copied into a private folder (0700) this process made:
+    the tag files (everything outside ``data/`` up to :data:`MAX_TAG_FILE`) held
+    in memory, every other file copied into its own read-only file (0400), each
+    copy read back and compared as it is written and hashed with
+    :data:`STAGED_ALGORITHMS` from the bytes copied (:attr:`known`).  What is
+    verified and then imported are these bytes: nobody else can write the folder,
+    and an import moves the staged payload files into the store as they are
+    (:meth:`custody.store.Store.adopt`), never reading the original again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tags: dict[str, bytes] = {}
+        self.files: dict[str, str] = {}  # name -> the staged copy's path
+        # name -> (inode, size, mtime, ctime) of the staged copy once written: any
+        # later write, chmod or replacement of it changes one of them
+        self.stamps: dict[str, tuple[int, int, int, int]] = {}
+        super().__init__({})
+
+    def open(self, name: str) -> IO[bytes]:
+        if name in self.tags:
+            return io.BytesIO(self.tags[name])
+        fd = os.open(self.files[name], os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        return os.fdopen(fd, "rb")
+
+    def staged_path(self, name: str) -> str | None:
+        """The staged copy of payload file ``name`` (None for a tag file)."""
+        return self.files.get(name)
+
+    def untouched(self, name: str) -> bool:
+        """Is the staged copy of ``name`` the very file written and hashed, unchanged?"""
+        try:
+            st = os.lstat(self.files[name])
+        except OSError:
+            return False
+        return _stamp(st) == self.stamps.get(name)
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def stage_folder(src: Path, root: Path) -> StagedSource:
+    """Copy the folder bag ``src`` into the private folder ``root`` (see
+    :class:`StagedSource`): regular files only, with the names and limits the
+    folder reader applies; a link, a hard link or a special file is refused as that
+    reader refuses it, and a file that changes while it is copied is refused."""
+    staged = StagedSource(root)
+    chmod = STAGED_MODE & ~_umask() != STAGED_MODE
+    todo = [("", os.fspath(src))]
+    while todo:
+        prefix, folder = todo.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            raise OperationalError(
+                f"cannot read bundle folder {_short(prefix) or src}: {err.strerror}"
+            ) from err
+        for e in entries:
+            rel = prefix + e.name
+            why = path_is_dangerous(rel)
+            if why:
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as err:
+                raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
+            if stat.S_ISLNK(st.st_mode):
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: symbolic link")
+            if stat.S_ISDIR(st.st_mode):
+                todo.append((rel + "/", e.path))
+            elif not stat.S_ISREG(st.st_mode):
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: not a regular file")
+            elif st.st_nlink > 1:
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: hard link")
+            else:
+                _stage_file(staged, e.path, rel, chmod, len(staged.sizes))
+    return staged
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _stage_file(staged: StagedSource, path: str, rel: str, chmod: bool, n: int) -> None:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # made a link since the folder was listed
+            raise HostileBundleError(f"unsafe entry {_short(rel)!r}: symbolic link") from None
+        raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise HostileBundleError(f"unsafe entry {_short(rel)!r}: not a regular file")
+        size = st.st_size
+        if not rel.startswith("data/") and size <= MAX_TAG_FILE:
+            data = b""
+            while len(data) <= size and (chunk := os.read(fd, size + 1 - len(data))):
+                data += chunk
+            if len(data) != size:
+                raise IntegrityError(f"{_short(rel)} changed while it was staged")
+            staged.tags[rel] = data
+        else:
+            dest = f"{staged.root}/p{n}"
+            out = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, STAGED_MODE)
+            staged.files[rel] = dest
+            try:
+                if chmod:
+                    os.fchmod(out, STAGED_MODE)
+                got = hash_fd(fd, STAGED_ALGORITHMS, out_fd=out, size_hint=size)
+                staged.stamps[rel] = _stamp(os.fstat(out))
+            finally:
+                os.close(out)
+            if got.size != size:
+                raise IntegrityError(f"{_short(rel)} changed while it was staged")
+            staged.known[rel] = got.digests
+        staged.sizes[rel] = size
+    except SourceReadError as err:
+        raise OperationalError(f"cannot read {_short(rel)}: {err.err.strerror}") from err
+    except CopyMismatchError as err:
+        raise OperationalError(f"cannot stage {_short(rel)}: {err}") from err
+    except OSError as err:
+        if isinstance(err, NotRegularFileError) or err.errno is None:
+            raise
+        raise OperationalError(f"cannot stage {_short(rel)}: {err.strerror}") from err
+    finally:
+        os.close(fd)

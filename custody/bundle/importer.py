@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import stat
-import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from custody import trust as trust_rules
-from custody.bundle.archive import CHUNK, HostileBundleError, _DirSource, _Source, open_source
+from custody.bundle.archive import (
+    CHUNK,
+    HostileBundleError,
+    StagedSource,
+    _DirSource,
+    _Source,
+    open_source,
+    stage_folder,
+)
 from custody.bundle.reexport import ImportedSection, read_sections, record_section
 from custody.bundle.shapes import _json, _lines
-from custody.bundle.verify import BundleReport, verify_bundle
+from custody.bundle.verify import BundleReport, verify_source
 from custody.canonical import canonical_json, content_hash, parse_strict
 from custody.display import shown
 from custody.errors import IntegrityError, UsageError
@@ -93,9 +100,9 @@ def import_bundle(
     changes nothing."""
     given = trust_rules.read_trust_keys(trust)
     ledger.require_writable()
-    with _staged(ledger.case_dir, path) as staged:
+    with _staged(ledger.case_dir, path) as (staged, src):
         anchors = {k.fingerprint for k in given} | set(ledger.rules().current().anchors)
-        report = verify_bundle(staged, trust=sorted(anchors))
+        report = verify_source(src, trust=sorted(anchors))
         problems = [f for f in report.findings if f.kind not in TRUST_KINDS]
         if problems:
             first = problems[0]
@@ -110,77 +117,38 @@ def import_bundle(
         writers.share()
         try:
             return _import_verified(
-                ledger, signer, staged, path, report, anchors, accept_self_asserted
+                ledger, signer, src, path, report, anchors, accept_self_asserted
             )
         finally:
             writers.release()
 
 
 @contextmanager
-def _staged(case_dir: Path, path: Path) -> Iterator[Path]:
+def _staged(case_dir: Path, path: Path) -> Iterator[tuple[Path, _Source]]:
     """A private copy of the bundle in a new 0700 folder inside the case folder,
-    removed afterwards: an archive copied as one file, a folder copied into one
-    uncompressed tar (one file to write and remove, however many it holds)."""
+    open for reading, removed afterwards: an archive copied as one file, a folder
+    file by file (custody.bundle.archive.stage_folder: its tag files in memory,
+    each payload file copied, read back and hashed once, later moved into the
+    store as it is)."""
     if not path.exists():
         raise UsageError(f"no such bundle: {path}")
     tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=case_dir))
+    src: _Source | None = None
     try:
         os.chmod(tmp, 0o700)
         if path.is_dir():
-            dest = tmp / "bundle.tar"
-            _tar_tree(path, dest)
+            src = stage_folder(path, tmp)
         else:
             dest = tmp / ("bundle" + "".join(path.suffixes[-2:]))
             _copy_file(path, dest)
-        yield dest
+            src = open_source(dest)
+        yield tmp, src
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _tar_tree(src: Path, dest: Path) -> None:
-    """Copy a folder bag into an uncompressed tar: regular files only (what the
-    bundle reader accepts); a link or special file is refused as the reader
-    refuses it, and a file that changes while it is copied is refused."""
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with (
-        open(fd, "wb") as out,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        todo = [("", src)]
-        while todo:
-            prefix, folder = todo.pop()
-            with os.scandir(folder) as entries:
-                listed = sorted(entries, key=lambda e: e.name)
-            for e in listed:
-                rel = prefix + e.name
-                st = e.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
-                if stat.S_ISDIR(st.st_mode):
-                    todo.append((rel + "/", Path(e.path)))
-                elif not stat.S_ISREG(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-                elif st.st_nlink > 1:
-                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
-                else:
-                    _add_file(tar, Path(e.path), rel)
-
-
-def _add_file(tar: tarfile.TarFile, path: Path, rel: str) -> None:
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-        info = tarfile.TarInfo(rel)
-        info.size, info.mode = st.st_size, 0o600
         try:
-            tar.addfile(info, f)
-        except OSError as e:
-            raise IntegrityError(f"{shown(str(path))} changed while it was staged: {e}") from e
-        if f.read(1):
-            raise IntegrityError(f"{shown(str(path))} changed while it was staged: it grew")
+            if src is not None:
+                src.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _copy_file(src: Path, dest: Path) -> None:
@@ -209,7 +177,7 @@ def content_id(checkpoint: str, events: Sequence[tuple[int, str]]) -> str:
 def _import_verified(
     ledger: Ledger,
     signer: Any,
-    staged: Path,
+    src: _Source,
     path: Path,
     report: BundleReport,
     anchors: set[str],
@@ -217,8 +185,7 @@ def _import_verified(
 ) -> ImportResult:
     """What the import event records is taken from the verified bundle's signed
     events (the case header, each item's collect event), never from bundle.json;
-    the bytes are the staged ones that were verified."""
-    src = open_source(staged)
+    the bytes are the staged ones that were verified (``src``, still open)."""
     try:
         checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
         lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
@@ -272,9 +239,13 @@ def _import_verified(
                     f"bundle {shown(str(path))} of source {shown(label)} refused: {shown(why)};"
                     " nothing was imported"
                 )
-        meta = _json(src, "custody/bundle.json")
-        keys = _json(src, "custody/keys.json")
-        proofs = {p["seq"]: p["proof"] for p in _json(src, "custody/proofs.json")["proofs"]}
+        if isinstance(src, StagedSource):  # tag files held in memory: those verified
+            meta, keys, proofs_doc = report.meta, report.keys_doc, report.proofs_doc
+        else:
+            meta = _json(src, "custody/bundle.json")
+            keys = _json(src, "custody/keys.json")
+            proofs_doc = _json(src, "custody/proofs.json")
+        proofs = {p["seq"]: p["proof"] for p in proofs_doc["proofs"]}
         store = Store(ledger.store_dir, deferred_sync=True)
         items = []
         if meta["items"] != report.meta.get("items"):  # report.items adds re-exported ones
@@ -486,9 +457,16 @@ def _ingest_stream(store: Store, f: Any) -> Any:
 
 
 def _ingest(store: Store, src: _Source, name: str) -> Any:
-    """Store the staged payload file ``name``: a folder's file read directly, an
-    archive member through a temporary file."""
+    """Store the staged payload file ``name``: a staged folder's copy moved into
+    the store as it is (it was hashed as it was written), an archive member
+    through a temporary file."""
     size = src.sizes.get(name)
+    if isinstance(src, StagedSource) and size is not None:
+        staged = src.staged_path(name)
+        if staged is not None:
+            if not src.untouched(name):
+                raise IntegrityError(f"{shown(name)} changed while it was imported")
+            return store.adopt(staged, src.known[name], size)
     if isinstance(src, _DirSource):
         fd = os.open(src.root / name, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         try:

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import multiprocessing
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,6 +23,7 @@ from typing import IO, Any
 
 from custody.bundle.archive import (
     CHUNK,
+    MAX_JSON_DEPTH,
     HostileBundleError,
     _DirSource,
     _Source,
@@ -45,7 +47,14 @@ from custody.bundle.shapes import (
 from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError
-from custody.eventcheck import SignatureCheck, check_event, check_inclusion, settle, verdicts
+from custody.eventcheck import (
+    SignatureCheck,
+    check_event,
+    check_inclusion,
+    settle,
+    signature_pool,
+    verdicts,
+)
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
 from custody.keys import fingerprint
@@ -81,6 +90,8 @@ class BundleReport(Verdict):
     described: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what was read, for callers that go on from a verification (reports); not output
     meta: dict[str, Any] = field(default_factory=dict)  # custody/bundle.json
+    keys_doc: Any = None  # custody/keys.json and custody/proofs.json as read
+    proofs_doc: Any = None
     bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
     checkpoint_text: str = ""
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
@@ -217,7 +228,12 @@ _SIG_BATCH = 512
 
 def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
-    worker processes when it has them (custody.eventcheck.verdicts)."""
+    worker processes when it has them, else on new ones when there are enough
+    checks to be worth it (custody.eventcheck.verdicts, signature_pool)."""
+    if src.pool is None:
+        pool = src.pool = signature_pool(len(checks))
+        if pool is not None:
+            src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
     return verdicts(checks, src.pool, _SIG_BATCH)
 
 
@@ -241,6 +257,9 @@ def _check_tags(src: _Source, report: BundleReport) -> None:
 def _stream_digest(src: _Source, name: str, algs: Sequence[str]) -> dict[str, str]:
     if not algs:
         return {}
+    known = src.known.get(name)
+    if known is not None and all(a in known for a in algs):  # hashed as it was staged
+        return {a: known[a] for a in algs}
     if isinstance(src, _DirSource):  # a real file: the threaded hasher of custody.hashing
         return hash_file(src.root / name, algs).digests
     hs = {a: hashlib.new(a) for a in algs}
@@ -269,40 +288,52 @@ def verify_bundle(
     time-stamp; without them a time-stamp present is reported as not checked.
     ``trust`` are the trust anchors (public key files or fingerprints): who signed
     what is decided by key, never by name (:func:`_check_trust`)."""
-    anchors = _trust_set(trust)
     src = open_source(path)
-    report = BundleReport(anchored=bool(anchors))
     try:
-        payload_checked = _check_bag(src, report)
-        meta = _json(src, "custody/bundle.json")  # version and schema checked there
-        keys_doc = _json(src, "custody/keys.json")
-        proofs_doc = _json(src, "custody/proofs.json")
-        case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
-        assert isinstance(case, dict)
-        report.case_id = str(case.get("id", ""))
-        items = meta.get("items") if isinstance(meta.get("items"), list) else []
-        assert isinstance(items, list)
-        report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
-        report.meta = meta
-        keys = _keys(keys_doc, report)
-        events = _events(src, report, keys)
-        report.bodies = [
-            (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
-        ]
-        cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
-        report.checkpoint_signers = list(cp_keys)
-        payload_checked()
-        _check_timestamp(src, meta, report, tsa_roots)
-        _check_items(src, items, events, report)
-        _check_disclosure(src, meta, items, events, report)
-        _check_rules(meta, events, report)
-        r = _check_custody(events, report, str(case.get("id", "")))
-        _check_signed_fields(meta, items, events, keys, r, report)
-        _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
-        _check_sources(src, meta, events, r, report, anchors, require_trusted)
-        _item_types(events, report)
+        return verify_source(src, trust=trust, require_trusted=require_trusted, tsa_roots=tsa_roots)
     finally:
         src.close()
+
+
+def verify_source(
+    src: _Source,
+    *,
+    trust: Sequence[str] = (),
+    require_trusted: bool = False,
+    tsa_roots: Sequence[bytes] = (),
+) -> BundleReport:
+    """:func:`verify_bundle` of a bundle already open (an import's staged copy,
+    which it then imports from); the caller closes ``src``."""
+    anchors = _trust_set(trust)
+    report = BundleReport(anchored=bool(anchors))
+    payload_checked = _check_bag(src, report)
+    meta = _json(src, "custody/bundle.json")  # version and schema checked there
+    keys_doc = _json(src, "custody/keys.json")
+    proofs_doc = _json(src, "custody/proofs.json")
+    case = meta.get("case") if isinstance(meta.get("case"), dict) else {}
+    assert isinstance(case, dict)
+    report.case_id = str(case.get("id", ""))
+    items = meta.get("items") if isinstance(meta.get("items"), list) else []
+    assert isinstance(items, list)
+    report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
+    report.meta, report.keys_doc, report.proofs_doc = meta, keys_doc, proofs_doc
+    keys = _keys(keys_doc, report)
+    events = _events(src, report, keys)
+    report.bodies = [
+        (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
+    ]
+    cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+    report.checkpoint_signers = list(cp_keys)
+    payload_checked()
+    _check_timestamp(src, meta, report, tsa_roots)
+    _check_items(src, items, events, report)
+    _check_disclosure(src, meta, items, events, report)
+    _check_rules(meta, events, report)
+    r = _check_custody(events, report, str(case.get("id", "")))
+    _check_signed_fields(meta, items, events, keys, r, report)
+    _check_trust(events, keys, cp_keys, r, report, anchors, require_trusted)
+    _check_sources(src, meta, events, r, report, anchors, require_trusted)
+    _item_types(events, report)
     return report
 
 
@@ -407,7 +438,8 @@ def _events(
     for n, line in enumerate(_lines(text), 1):
         try:
             row = parse_strict(line)
-            _check_depth(row, "custody/events.jsonl")
+            if not _plain(line):
+                _check_depth(row, "custody/events.jsonl")
             _event_line_shape(row, n)
             raw = row["body"].encode("utf-8")
         except RecursionError as e:
@@ -444,6 +476,20 @@ def _events(
     settle(report.findings, checks, _signatures_valid(src, [c.triple() for c in checks]))
     report.events = len(out)
     return out
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _plain(text: str) -> bool:
+    """Can the JSON ``text`` hold neither nesting deeper than MAX_JSON_DEPTH (each
+    level opens with a bracket) nor a lone surrogate (only a ``\\uD800``-``\\uDFFF``
+    escape makes one)?  Then :func:`_check_depth` of its value has nothing to find
+    and its walk over every value is skipped; else it runs."""
+    return (
+        text.count("{") + text.count("[") <= MAX_JSON_DEPTH
+        and _SURROGATE_ESCAPE.search(text) is None
+    )
 
 
 def _check_checkpoint_and_proofs(
