@@ -435,7 +435,7 @@ def estimate(paths: Sequence[str | bytes], rules: WalkRules | None = None) -> tu
 #: larger one is read here, its digests on threads of their own: custody.hashing)
 POOL_MAX_SIZE = 1 << 20
 POOL_AFTER = 64  # small files the walk meets before the pool starts
-POOL_BATCH = 64  # files per task handed to a worker
+POOL_BATCH = 256  # files per task handed to a worker (fewer, bigger messages)
 POOL_MAX_PATH = 3072  # a longer path is opened through its directory's descriptor, here
 
 
