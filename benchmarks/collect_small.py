@@ -16,6 +16,11 @@ Timed back to back in each run, on the same tree (page cache warm):
 * typing: ``custody describe --all`` on that case (objects/s) against libmagic
   alone (python-magic, custody's own two calls per file, one process per core).
 
+Each line also gives the CPU time the command used per file (its own and its
+children's, user + system): on a loaded machine wall times follow the cores
+left over, the CPU per file much less.  custody runs with its compiled modules
+cached (as an installed package has them), whatever PYTHONDONTWRITEBYTECODE says.
+
 Printed: files/s of each, custody's ratio to the peer per run, the median, and
 the target (>= 0.5x).  File creation on a shared disk is noisy: every run is
 shown, and the CPU other processes used meanwhile (cores) flags a disturbed run.
@@ -65,6 +70,11 @@ class Custody:
         self.env = {k: v for k, v in os.environ.items() if k not in ("CUSTODY_CASE", "CUSTODY_KEY")}
         self.env["CUSTODY_PASSPHRASE"] = PASSPHRASE
         self.env["CUSTODY_CONFIG_DIR"] = str(work / "config")
+        # compiled modules cached, as an installed package has them (the untimed set-up
+        # commands write them): a shell with PYTHONDONTWRITEBYTECODE would otherwise
+        # time the compilation of every module custody imports, on every run
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         self.key = work / "bench-key.pem"
         self.argv0 = [sys.executable, "-P", "-m", "custody_cli.main"]  # -P: not the cwd first
         if baseline is not None:  # its packages first on the path, under their installed names
@@ -76,6 +86,9 @@ class Custody:
                     link.symlink_to(baseline / target)
             self.env["PYTHONPATH"] = str(pkgs)
         self.n = 0
+        # a checkout from before typing moved after the run has no --no-describe
+        cli = (baseline or Path(__file__).resolve().parent.parent) / "cli"
+        self.describes = any("no-describe" in p.read_text() for p in cli.glob("*.py"))
 
     def __call__(self, *args: str) -> list[str]:
         return [*self.argv0, *args]
@@ -128,9 +141,10 @@ def rate(n: int, r: Run) -> float:
 def line(label: str, n: int, r: Run, peer: float | None = None) -> str:
     ratio = f"{rate(n, r) / peer:6.2f}x" if peer else "       "
     other = f"{r.other_cores:.2f}" if r.other_cores is not None else "?"
+    cpu = f"{r.cores * r.seconds / n * 1e6:5.0f}" if r.cores is not None and n else "    ?"
     return (
         f"  {label:<46} {r.seconds:8.2f} s {rate(n, r):9.0f} /s {ratio}"
-        f"  rss {r.max_rss_kib / 1024:6.0f} MiB  others {other} cores"
+        f"  cpu {cpu} us/file  rss {r.max_rss_kib / 1024:4.0f} MiB  others {other} cores"
     )
 
 
@@ -205,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warm(files)
                 r = checked(
                     run_timed(
-                        tool.collect(case, tree, *(["--no-describe"] if tool is cus else [])),
+                        tool.collect(case, tree, *(["--no-describe"] if tool.describes else [])),
                         env={**tool.env, **extra_env},
                     ),
                     label,

@@ -435,7 +435,7 @@ def estimate(paths: Sequence[str | bytes], rules: WalkRules | None = None) -> tu
 #: larger one is read here, its digests on threads of their own: custody.hashing)
 POOL_MAX_SIZE = 1 << 20
 POOL_AFTER = 64  # small files the walk meets before the pool starts
-POOL_BATCH = 64  # files per task handed to a worker
+POOL_BATCH = 256  # files per task handed to a worker (fewer, bigger messages)
 POOL_MAX_PATH = 3072  # a longer path is opened through its directory's descriptor, here
 
 
@@ -450,8 +450,11 @@ class _Read:
     read_error: OSError | None = None  # reading the source failed
     failure: StoreError | None = None  # the store could not take it
     stored: Stored | None = None
+    #: changed while read (:func:`_changed`); only then are the two stats after the
+    #: read kept (they are recorded): a worker's answer stays small
+    changed: bool = False
     after: os.stat_result | None = None  # fstat after reading
-    post: os.stat_result | None = None  # lstat of the path after reading
+    post: os.stat_result | None = None  # lstat of the path after reading (None: gone)
 
 
 def _open_source(dir_fd: int | None, name: bytes) -> int:
@@ -500,21 +503,34 @@ def read_file(
             got.replaced = True
             return got
         try:
-            got.stored = store.ingest(fd, algorithms, size_hint=size, progress=progress)
+            stored = got.stored = store.ingest(fd, algorithms, size_hint=size, progress=progress)
         except SourceReadError as err:
             got.read_error = err.err
             return got
         except StoreError as err:
             got.failure = err
             return got
-        got.after = os.fstat(fd)
+        after = os.fstat(fd)
     finally:
         os.close(fd)
     try:
-        got.post = os.lstat(name, dir_fd=dir_fd)
+        post: os.stat_result | None = os.lstat(name, dir_fd=dir_fd)
     except OSError:
-        got.post = None
+        post = None
+    if _changed(before, after, post, stored.result.size):
+        got.changed, got.after, got.post = True, after, post
     return got
+
+
+def _changed(
+    before: os.stat_result, after: os.stat_result, post: os.stat_result | None, read: int
+) -> bool:
+    """Did the file change while it was read (``before``/``after``: fstat of the
+    open file; ``post``: lstat of its path afterwards, None when gone; ``read``:
+    bytes read)?  A block device's size is not its stat's."""
+    if _unstable(before, after, None if stat.S_ISBLK(before.st_mode) else read):
+        return True
+    return post is None or (post.st_ino, post.st_dev) != (before.st_ino, before.st_dev)
 
 
 _worker: tuple[Store, tuple[str, ...]] | None = None
@@ -582,7 +598,9 @@ class _ReaderPool:
     ) -> None:
         import multiprocessing
 
-        self.max_inflight = 2 * workers + 2
+        # enough work queued that the readers go on while the collector records (and
+        # syncs) a whole transaction's items
+        self.max_inflight = max(2 * workers + 2, 2 * FLUSH_ITEMS // POOL_BATCH)
         self._ex = ProcessPoolExecutor(
             workers,
             mp_context=multiprocessing.get_context("fork"),
@@ -669,11 +687,11 @@ class Collector:
     def _flush(self) -> None:
         if not self._pending:
             return
-        self.store.sync()  # every object these events name is durable before they are
-        drafts = []
-        for p in self._pending:
-            drafts.append(EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True))
-        self.noted(self.ledger.append(self.signer, drafts))
+        # every object these events name is durable before they are: the syncfs runs
+        # while the events are signed, and the commit waits for it
+        synced = self.store.sync_begin()
+        drafts = [EventDraft(type=COLLECT_EVENT, data=p.data, new_item=True) for p in self._pending]
+        self.noted(self.ledger.append(self.signer, drafts, after=lambda _last: synced()))
         self._pending.clear()
         self._last_flush = time.monotonic()
 
@@ -1001,11 +1019,9 @@ class Collector:
             self._record(path, "failed", source=src, failure=got.failure.message)
             raise got.failure
         stored, after, post = got.stored, got.after, got.post
-        assert stored is not None and after is not None
+        assert stored is not None
         result = stored.result
-        unstable = _unstable(before, after, None if stat.S_ISBLK(before.st_mode) else result.size)
-        if post is None or (post.st_ino, post.st_dev) != (before.st_ino, before.st_dev):
-            unstable = True
+        unstable = got.changed
         extra: dict[str, Any] = {
             "source": stat_record(before),
             "size": result.size,
@@ -1015,6 +1031,7 @@ class Collector:
         if stat.S_ISBLK(before.st_mode):
             extra["device_size"] = got.size
         if unstable:
+            assert after is not None
             extra["after"] = stat_record(after)
             if post is not None:
                 extra["after_path"] = stat_record(post)

@@ -582,7 +582,9 @@ class Ledger:
             self._write_rows()
             self._batching = False
             if after is not None and out:
-                after(out[-1])  # more rows, in the same transaction as the events
+                # more rows, in the same transaction as the events, or a wait for what
+                # must be durable before they are (the collector's syncfs of the store)
+                after(out[-1])
             self.conn.execute("COMMIT")
             if out:
                 self._wrote_by = signer

@@ -15,7 +15,8 @@ import errno
 import fcntl
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +179,10 @@ def _syncfs(path: Path) -> None:
         os.close(fd)
 
 
+def _nothing() -> None:
+    pass
+
+
 class Store:
     """The content-addressed store.
 
@@ -327,6 +332,33 @@ class Store:
             except OSError as e:
                 raise StoreError(f"cannot flush the store to disk: {e.strerror}") from e
             self._dirty = False
+
+    def sync_begin(self) -> Callable[[], None]:
+        """Start :meth:`sync` on a thread of its own (``syncfs`` waits on the disk,
+        not the CPU: the caller signs meanwhile) and return the function that
+        waits for it to finish, raising its error.  Whatever names the objects
+        must be committed only after that function returned."""
+        if not self._dirty:
+            return _nothing
+        self._dirty = False  # objects ingested from now on wait for the next sync
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                _syncfs(self.root)
+            except OSError as e:  # handed to the waiter
+                self._dirty = True
+                failed.append(StoreError(f"cannot flush the store to disk: {e.strerror}"))
+
+        t = threading.Thread(target=run, name="custody-syncfs", daemon=True)
+        t.start()
+
+        def wait() -> None:
+            t.join()
+            if failed:
+                raise failed[0]
+
+        return wait
 
     def ingest(
         self,

@@ -4,12 +4,14 @@ them, and identical content is stored once (read back either way)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody import hashing
+from custody import store as store_mod
 from custody.collect import collect
 from custody.errors import StoreError
 from custody.keys import Signer
@@ -27,21 +29,20 @@ def test_objects_synced_before_the_events_that_name_them(
     for i in range(5):
         (src / f"f{i}").write_bytes(os.urandom(100))
     calls: list[str] = []
-    real_sync, real_append = Store.sync, Ledger.append
+    real_syncfs = store_mod._syncfs
 
-    def sync(self: Store) -> None:
-        calls.append("sync-dirty" if self._dirty else "sync-clean")
-        real_sync(self)
+    def slow_syncfs(path: Path) -> None:  # runs on its own thread while events are signed
+        time.sleep(0.3)
+        real_syncfs(path)
+        calls.append("syncfs done")
 
-    def append(self: Ledger, *a: object, **k: object) -> object:
-        calls.append("append")
-        return real_append(self, *a, **k)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Store, "sync", sync)
-    monkeypatch.setattr(Ledger, "append", append)
+    monkeypatch.setattr(store_mod, "_syncfs", slow_syncfs)
+    led.conn.set_trace_callback(lambda sql: calls.append(sql) if sql == "COMMIT" else None)
     collect(led, signer, [str(src)], reason="r", algorithms=["sha256"], selftest=False)
-    # start, then the batch of 6 items (synced first), then end, then the objects' types
-    assert calls == ["append", "sync-dirty", "append", "append", "append"]
+    # start, then the batch of 6 items (committed only once their objects are
+    # synced), then end, then the objects' types
+    assert calls[:4] == ["COMMIT", "syncfs done", "COMMIT", "COMMIT"]
+    assert calls.count("syncfs done") == 1
 
 
 @pytest.mark.parametrize("size", [8, 5 * (1 << 20) + 3])  # the serial and threaded paths
