@@ -294,3 +294,30 @@ def test_a_stale_staging_folder_is_reported_and_kept(world: dict[str, Any], lab:
     )
     assert (stale / "bundle.tar").read_bytes() == b"half a bundle"
     assert [p.name for p in lab.dir.glob(".import-*")] == [stale.name]
+
+
+def test_a_reexport_section_of_a_pinned_source_is_placed_like_a_direct_import(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A third case pinned the collector's source at a newer bundle than the one the
+    lab imported; the lab's re-export carries the older checkpoint in its section:
+    the newer bundle's recorded proof places it, as for a direct import."""
+    run, env = world["run"], world["env"]
+    newer = tmp_path / "newer.tar"
+    src = world["root"] / "src-case"
+    run("event", "note", "ITEM-1", "--reason", "later", cwd=src, check=True)
+    run("bundle", "export", "--all", "--out", newer, cwd=src, check=True)
+    third = tmp_path / "third"
+    run("init", third, "--case-id", "C-3", "--title", "t", env=env, check=True)
+    run("bundle", "import", newer, *world["trust"], cwd=third, env=env, check=True)
+    proc = run("bundle", "import", world["bag"], *world["trust"], cwd=third, env=env)
+    assert proc.returncode == 0, proc.stderr
+    log = ok_json(run, "log", "--json", cwd=third, env=env)
+    heads = [
+        json.loads(e["body"])["data"]
+        for e in log
+        if e["type"] == "import" and "trust" in json.loads(e["body"])["data"]
+    ]
+    section = next(h for h in heads if "via" in h)
+    assert section["consistency"]["size"] > int(section["checkpoint"].split("\n")[1])
+    assert run("verify", cwd=third, env=env).returncode == 0

@@ -272,29 +272,37 @@ def _import_verified(
     data["items"] = items
     # a re-export's source sections: every signer of the original source's events
     # is judged by the same trust rule, and the basis recorded in its import event
-    section_trust = []
+    # and, like a direct import, a section of a source the case pinned must be on
+    # the pinned line: an older one proven by the pinned import's recorded proof
+    section_data = []
     for sec in sections:
         basis = trust_rules.basis(anchors, _section_standings(sec, anchors), accept)
         why = trust_rules.basis_problem(basis, None)
+        sdata = {k: v for k, v in sec.draft_data({"bundle": bundle_id}).items() if k != "items"} | {
+            "trust": basis
+        }
+        pin = r.pins.get(sec.header_hash)
+        found = trust_rules.checkpoint_size_root(sec.checkpoint)
+        if why is None and pin is not None and found is not None:
+            if found[0] < pin.size:
+                pinned = {"proofs": _event_data(ledger, pin.seq).get("consistency_from")}
+                proof = trust_rules.proof_from(pinned, found[0])
+                if proof is not None:
+                    sdata["consistency"] = {"size": pin.size, "proof": proof}
+            why = trust_rules.pin_problem(pin, sdata)
         if why:
+            label = r.source_labels.get(sec.header_hash, sec.case_id)
             raise ImportRefusedError(
                 f"bundle {shown(str(path))} refused: its source section of"
-                f" {shown(sec.case_id)}: {why}; nothing was imported"
+                f" {shown(label)}: {shown(why)}; nothing was imported"
             )
-        section_trust.append(basis)
+        section_data.append(sdata)
 
     # the bundle's import, then each section's: a bundle-level first event and one
     # event per item (ledger-format §7.6), so no signed event names two items
     groups: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
         ({k: v for k, v in data.items() if k != "items"}, items),
-        *(
-            (
-                {k: v for k, v in sec.draft_data({"bundle": bundle_id}).items() if k != "items"}
-                | {"trust": section_trust[n]},
-                sec.items,
-            )
-            for n, sec in enumerate(sections)
-        ),
+        *((section_data[n], sec.items) for n, sec in enumerate(sections)),
     ]
     heads: list[int] = []  # the first seq of each group, set when drafted
     ledger.ensure_registered(signer)  # so the drafts are the next events
