@@ -199,6 +199,7 @@ class Store:
         self._tmp_s = os.fspath(self.tmp)
         self._dirs: set[str] = set()
         self._dirty = False
+        self._in_flight: Callable[[], None] | None = None  # sync_begin's waiter
         self._prefix = ""  # of this process's temp file names (made on first use)
         self._pid = 0
         self._count = itertools.count(1)
@@ -324,8 +325,20 @@ class Store:
             if not todo:
                 return
 
+    def _settle(self) -> None:
+        """Wait for a :meth:`sync_begin` still in flight (a caller interrupted while
+        waiting for it, e.g. by Ctrl-C): a later sync must not count on a flush
+        that has not finished.  Its failure left the store dirty again."""
+        wait, self._in_flight = self._in_flight, None
+        if wait is not None:
+            try:
+                wait()
+            except StoreError:
+                pass  # the store is dirty again: the caller's sync flushes it
+
     def sync(self) -> None:
         """Make every object ingested since the last sync durable."""
+        self._settle()
         if self._dirty:
             try:
                 _syncfs(self.root)
@@ -338,6 +351,7 @@ class Store:
         not the CPU: the caller signs meanwhile) and return the function that
         waits for it to finish, raising its error.  Whatever names the objects
         must be committed only after that function returned."""
+        self._settle()
         if not self._dirty:
             return _nothing
         self._dirty = False  # objects ingested from now on wait for the next sync
@@ -358,6 +372,7 @@ class Store:
             if failed:
                 raise failed[0]
 
+        self._in_flight = wait
         return wait
 
     def ingest(

@@ -8,15 +8,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Case, cli, one_error_line, sha256sum
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import custody.collect
 import custody.store
-from custody.collect import POOL_AFTER, _changed, read_file
+from custody.collect import POOL_AFTER, Collector, _changed, read_file
+from custody.keys import Signer
 from custody.ledger import Ledger
 from custody.store import Store, object_relpath
 
@@ -145,3 +148,49 @@ def test_changed_is_the_one_rule_for_both_paths(tmp_path: Path) -> None:
     assert _changed(st, st, None, 100)  # the path is gone
     other = os.lstat(tmp_path)
     assert _changed(st, st, other, 100)  # another inode at the path
+
+
+def test_ctrl_c_while_waiting_for_the_flush_commits_nothing_before_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C lands while the commit waits for the store's syncfs: the events the
+    run then records on its way out wait for that same flush to end (it cleared
+    the store's dirty mark when it started)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(100))
+    led = Ledger.create(tmp_path / "case", "S-1", "store")
+    signer = Signer(Ed25519PrivateKey.generate(), "S", "s")
+    calls: list[str] = []
+    real_syncfs, real_append = custody.store._syncfs, Ledger.append
+
+    def slow_syncfs(path: Path) -> None:
+        time.sleep(0.5)
+        real_syncfs(path)
+        calls.append("syncfs done")
+
+    def append(self: Ledger, *a: Any, **k: Any) -> Any:
+        if k.get("after") is not None and "interrupted" not in calls:
+            calls.append("interrupted")
+
+            def ctrl_c(_last: object) -> None:  # before the flush has ended
+                raise KeyboardInterrupt
+
+            k["after"] = ctrl_c
+        return real_append(self, *a, **k)
+
+    monkeypatch.setattr(custody.store, "_syncfs", slow_syncfs)
+    monkeypatch.setattr(Ledger, "append", append)
+    monkeypatch.setattr(custody.collect, "FLUSH_ITEMS", 2)  # a flush inside the walk
+    monkeypatch.setenv("CUSTODY_READERS", "0")
+    led.conn.set_trace_callback(lambda sql: calls.append(sql) if sql == "COMMIT" else None)
+    with pytest.raises(custody.collect.CollectionInterruptedError):
+        Collector(
+            led, signer, reason="r", algorithms=["sha256"], selftest=False, describe=False
+        ).collect([str(src)])
+    # the run's start; the interrupted batch (rolled back); then its items, committed
+    # only once the flush that was in flight has ended
+    assert calls == ["COMMIT", "interrupted", "syncfs done", "COMMIT"]
+    assert [e.type for e in led.events()].count("collect") == 2
+    led.close()
