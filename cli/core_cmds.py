@@ -1,11 +1,10 @@
 """The commands that were defined in cli/main.py before it became a lazy group:
 init, key (new, use, list, import; rotate and revoke from custody_cmds),
-collect, list, log, show, verify, demo.  Loaded on first use (cli/main.py)."""
+list, log, show, demo (collect and verify live in cli/collect_cmds.py and
+cli/verify_cmds.py).  Loaded on first use (cli/main.py)."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,22 +16,12 @@ from custody import note
 from custody.checkpoint import vkey_of
 from custody.collect import (
     RUN_START_EVENT,
-    CollectSummary,
-    WalkRules,
-    check_paths,
-    check_reason,
-    estimate,
-    unfinished_runs,
 )
-from custody.collect import collect as run_collect
-from custody.collect import resume as resume_collection
 from custody.config import default_key, has_usable_default, remember_default_key, resolve_key_path
-from custody.display import path_text, shown, shown_path
-from custody.errors import CustodyError, KeyLoadError, UsageError
-from custody.hashing import parse_algorithms
+from custody.display import path_text, shown
+from custody.errors import KeyLoadError, UsageError
 from custody.keys import (
     Identity,
-    Signer,
     generate_key,
     load_public_key,
     load_signer,
@@ -41,8 +30,7 @@ from custody.keys import (
 from custody.ledger import Event, Ledger
 from custody.render.signers import STANDING_WORDS, attester_text, short_fp
 from custody.runs import RUNNING, run_statuses
-from custody.verified import record_note
-from custody.verify import VerifyReport, store_bytes, verify_ledger
+from custody.verify import verify_ledger
 from custody.views import (
     KeyBook,
     KeyCard,
@@ -52,15 +40,12 @@ from custody.views import (
     item_log,
     metadata_lines,
     show_verdict,
-    verification_lines,
 )
-from custody_cli import profile_cmds
 from custody_cli.capture_cmds import capture_lines
 from custody_cli.common import (
     LINE,
     LOOKUP,
     NAME_LINE,
-    TEXT,
     case_option,
     echo_json,
     key_options,
@@ -68,11 +53,7 @@ from custody_cli.common import (
     open_case,
     pem_or_none,
     print_table,
-    progress_bar,
     read_passphrase,
-    read_tsa_roots,
-    show_progress,
-    tsa_cert_option,
 )
 from custody_cli.custody_cmds import (
     key_revoke,
@@ -385,224 +366,6 @@ def key_import(
         click.echo(f"Imported {shown(card.text())} as event {ev.seq}")
 
 
-# -- collect --------------------------------------------------------------------
-
-
-#: Up to this many items, collect lists each one; above it, only with --verbose.
-LIST_ITEMS_UP_TO = 20
-
-
-@click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option(
-    "--reason",
-    default=None,
-    type=TEXT,
-    help="Why these items are collected (required; asked for on a terminal).",
-)
-@click.option(
-    "--exclude",
-    "exclude",
-    multiple=True,
-    metavar="GLOB",
-    type=LOOKUP,
-    help="Leave out walked paths whose name, or path relative to the named directory,"
-    " matches GLOB (repeatable; recorded as excluded, not descended into).",
-)
-@click.option(
-    "--one-file-system",
-    is_flag=True,
-    help="Do not cross into other file systems (mount points are recorded as excluded).",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Finish the last interrupted collection (killed, crashed, unplugged): its paths"
-    " again, without recollecting what it already recorded.",
-)
-@click.option(
-    "--no-selftest",
-    is_flag=True,
-    help="Skip the self-test the first collection of a case runs and records.",
-)
-@click.option(
-    "--hash",
-    "hash_spec",
-    default="md5,sha1,sha256",
-    show_default=True,
-    type=LOOKUP,
-    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
-)
-@click.option(
-    "--verbose",
-    is_flag=True,
-    help=f"List every item (default: only when there are at most {LIST_ITEMS_UP_TO}).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
-@click.option(
-    "--jsonl",
-    is_flag=True,
-    help='Print one JSON object per item as it is recorded, then one {"summary": ...}.',
-)
-@click.option("--quiet", is_flag=True, help="No progress bar and no item lines.")
-@click.option("--no-describe", is_flag=True, help="Do not type the stored objects afterwards.")
-@profile_cmds.profile_options
-@case_option
-@key_options
-def collect(
-    paths: tuple[str, ...],
-    reason: str | None,
-    exclude: tuple[str, ...],
-    one_file_system: bool,
-    resume: bool,
-    no_selftest: bool,
-    hash_spec: str,
-    verbose: bool,
-    as_json: bool,
-    jsonl: bool,
-    quiet: bool,
-    no_describe: bool,
-    profile: str | None,
-    root: str | None,
-    tools: str | None,
-    case_dir: Path | None,
-    key_path: Path | None,
-    passphrase_file: Path | None,
-    insecure_key: bool,
-) -> None:
-    """Hash, copy into the read-only store, and record PATHS (files, directories,
-    block devices or images named explicitly).  The case's own folder is never
-    collected: met in a walk (or named), it is recorded as excluded.  The summary
-    line comes last; 'custody list' shows every item.  Ctrl-C stops the run with
-    what it recorded kept (exit 130): 'custody collect --resume' finishes it."""
-    algorithms = parse_algorithms(hash_spec)
-    if as_json and jsonl:
-        raise UsageError("--json and --jsonl are alternatives: give one")
-    if verbose and quiet:
-        raise UsageError("--verbose and --quiet are alternatives: give one")
-    plan = profile_cmds.plan(profile, root, paths, resume, tools)
-    paths = plan.paths if plan else paths
-    if resume:
-        if paths:
-            raise UsageError(
-                "--resume takes no paths: it finishes the interrupted collection's own"
-            )
-        if reason is not None or exclude or one_file_system:
-            raise UsageError(
-                "--resume keeps the interrupted collection's reason, --exclude and"
-                " --one-file-system: give none of them"
-            )
-    else:
-        check_paths(paths)  # bad paths are refused before anything is asked or written
-        if reason is None:
-            if not sys.stdin.isatty():
-                raise UsageError("--reason is required: say why these items are collected")
-            reason = click.prompt("Reason for this collection", err=True, default="")
-        reason = check_reason(reason or "")
-        WalkRules(exclude)  # a bad glob is refused before anything is asked
-    on_item = None
-    if jsonl:
-
-        def on_item(item: dict[str, Any]) -> None:
-            click.echo(json.dumps(item, ensure_ascii=False))
-
-    with open_case(case_dir) as ledger:
-        run = None
-        if resume:
-            pending = unfinished_runs(ledger)
-            if not pending:
-                raise UsageError("no interrupted collection to resume in this case")
-            run = pending[-1]
-            paths = tuple(os.fsdecode(bytes.fromhex(p["hex"])) for p in run.paths)
-            exclude, one_file_system = tuple(run.exclude), run.one_file_system
-        signer = load_key(key_path, passphrase_file, insecure_key)
-        show = show_progress(quiet)
-        rules = WalkRules(exclude, one_file_system, os.fsencode(os.path.abspath(ledger.case_dir)))
-        hook = plan.hook if plan else profile_cmds.resume_hook(ledger, run) if run else None
-        total = estimate(paths, rules)[0] if show and hook is None else 0
-        with progress_bar(total, show, "collect") as cb:
-            if run is not None:
-                summary = resume_collection(
-                    ledger,
-                    signer,
-                    run,
-                    progress=cb,
-                    selftest=not no_selftest,
-                    on_item=on_item,
-                    describe=not no_describe,
-                    pre_walk=hook,
-                )
-            else:
-                summary = run_collect(
-                    ledger,
-                    signer,
-                    paths,
-                    reason=reason or "",
-                    algorithms=algorithms,
-                    progress=cb,
-                    selftest=not no_selftest,
-                    exclude=exclude,
-                    one_file_system=one_file_system,
-                    on_item=on_item,
-                    describe=not no_describe,
-                    pre_walk=hook,
-                )
-    if as_json:
-        echo_json(summary.as_json())
-        return
-    if jsonl:
-        click.echo(json.dumps({"summary": summary.totals()}, ensure_ascii=False))
-        return
-    profile_cmds.report(hook)
-    _collect_text(summary, verbose=verbose, quiet=quiet)
-
-
-def _collect_text(summary: CollectSummary, *, verbose: bool, quiet: bool) -> None:
-    """collect's report for people: notes, the items (a few, or all with
-    --verbose), and the summary line last, where the terminal leaves it."""
-    if summary.selftest is not None:
-        click.echo(f"Self-test passed and recorded as event {summary.selftest}.")
-    if summary.cleanup is not None:
-        kept = summary.cleanup.data.get("kept") or []
-        click.echo(
-            f"Store tidied after an interrupted run: {summary.cleanup.data['temp_files']}"
-            f" temporary file(s) removed; {len(kept)} complete object(s) no event names"
-            f" KEPT as evidence (recorded as event {summary.cleanup.seq})."
-        )
-    if summary.resumed:
-        click.echo(
-            f"Resumed collection {summary.resumed}: {summary.skipped} path(s) already"
-            " recorded were not collected again."
-        )
-    items = summary.items
-    listed = verbose or (not quiet and len(items) <= LIST_ITEMS_UP_TO)
-    if listed:
-        for it in items:
-            sha = (it["sha256"] or "")[:16]
-            path = shown_path(it["path"], it.get("path_hex"))
-            click.echo(f"  {shown(it['id']):<9} {shown(it['outcome']):<10} {sha:<16} {path}")
-    elif not quiet:
-        click.echo(
-            f"  ({len(items)} items not listed: 'custody list' shows them,"
-            " 'collect --verbose' lists them as they are recorded)"
-        )
-    for it in items:
-        if (it.get("excluded_by") or {}).get("rule") == "case-folder":
-            click.echo(
-                f"Note: {shown_path(it['path'], it.get('path_hex'))} lies in this case's own"
-                f" folder: not collected (recorded as {shown(it['id'])}, excluded)."
-            )
-    if summary.untyped is not None:
-        click.echo(f"Note: stored objects were not typed: {shown(summary.untyped)}.")
-    for p in summary.undescribed:
-        click.echo(f"Note: {shown(p)}")
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
-    click.echo(
-        f"Recorded {len(items)} items ({counts}); {summary.bytes} bytes,"
-        f" {summary.new_objects} new store objects, {summary.deduplicated} already stored."
-    )
-
-
 # -- list / show / log --------------------------------------------------------------
 
 
@@ -856,99 +619,6 @@ def show(item: str, case_dir: Path | None, as_json: bool) -> None:
         by = shown(view.book.card(e.signer).text())
         click.echo(f"  {shown(e.time)}  {shown(e.type):<16} by {by}{mark}")
     sys.exit(code)
-
-
-# -- verify ---------------------------------------------------------------------
-
-
-@click.command()
-@click.option("--quick", is_flag=True, help="Skip re-hashing the store objects.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"ok": ..., "findings": [...], ...}.')
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option(
-    "--checkpoint",
-    "checkpoints",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also check the ledger against this signed checkpoint (repeatable).",
-)
-@click.option(
-    "--incremental",
-    is_flag=True,
-    help="Check again only the signatures past your key's last signed 'verified through"
-    " N' note (everything else in full), then record a new note if all is well.",
-)
-@tsa_cert_option
-@case_option
-@key_options
-def verify(
-    quick: bool,
-    as_json: bool,
-    quiet: bool,
-    checkpoints: tuple[Path, ...],
-    incremental: bool,
-    tsa_certs: tuple[Path, ...],
-    case_dir: Path | None,
-    key_path: Path | None,
-    passphrase_file: Path | None,
-    insecure_key: bool,
-) -> None:
-    """Re-hash the store, recompute every event hash and the chain, check every
-    signature; report every problem found.  Exit 0 if all is well, 1 if not.
-    With --incremental, your key (--key, else the default) signs a note of what
-    it verified, and the next --incremental run does not check those signatures
-    again once the note, the tree root and the signatures below it hold."""
-    signer = load_key(key_path, passphrase_file, insecure_key) if incremental else None
-    with open_case(case_dir, write=False) as ledger:
-        show = show_progress(quiet) and not quick
-        with progress_bar(store_bytes(ledger) if show else 0, show, "verify") as cb:
-            report = verify_ledger(
-                ledger,
-                quick=quick,
-                progress=cb,
-                checkpoints=checkpoints,
-                tsa_roots=read_tsa_roots(tsa_certs),
-                verifier=signer.identity if signer is not None else None,
-            )
-    recorded, why = _record_verified(case_dir, signer, report)
-    if as_json:
-        out = report.as_json()
-        if signer is not None:
-            out["verified_note_recorded"] = recorded.seq if recorded is not None else None
-        echo_json(out)
-    else:
-        for line in verification_lines(report):
-            click.echo(line)
-        if recorded is not None:
-            click.echo(
-                f"Recorded event {recorded.seq}: your key's signed note that events"
-                f" 0-{recorded.data['through']} verified."
-            )
-    if why:
-        click.echo(f"custody: no verified-through note recorded: {shown(why)}", err=True)
-    sys.exit(0 if report.ok else 1)
-
-
-def _record_verified(
-    case_dir: Path | None, signer: Signer | None, report: VerifyReport
-) -> tuple[Event | None, str]:
-    """After an --incremental run that found nothing wrong, the new note (or why
-    none could be recorded: the verification's result stands either way)."""
-    if signer is None or not report.ok or report.root is None or report.signatures is None:
-        return None, ""
-    try:
-        with open_case(case_dir) as ledger:
-            ev = record_note(
-                ledger,
-                signer,
-                events=report.events,
-                root=report.root,
-                signatures=report.signatures,
-                note=report.note,
-            )
-    except CustodyError as e:
-        return None, e.message
-    return ev, ""
 
 
 # -- demo -----------------------------------------------------------------------

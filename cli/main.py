@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "key": ("custody_cli.core_cmds:key", "Signing identities (Ed25519 keys)."),
     "collect": (
-        "custody_cli.core_cmds:collect",
+        "custody_cli.collect_cmds:collect",
         (
             "Hash, copy into the read-only store, and record PATHS (files, directories, block "
             "devices or images named explicitly)."
@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         ),
     ),
     "verify": (
-        "custody_cli.core_cmds:verify",
+        "custody_cli.verify_cmds:verify",
         (
             "Re-hash the store, recompute every event hash and the chain, check every signature; "
             "report every problem found."

@@ -55,7 +55,9 @@ def test_a_command_loads_only_when_used() -> None:
     rc, out, mods = _modules_after(["verify", "--help"])
     assert rc == 0
     assert "--quick" in out
-    assert "custody_cli.core_cmds" in mods
+    assert "custody_cli.verify_cmds" in mods
+    assert "custody_cli.collect_cmds" not in mods  # nor the collector, profiles, capture
+    assert "custody.collect" not in mods
     assert "custody_cli.report_cmds" not in mods  # nor the PDF library it brings
     assert "fpdf" not in mods
 

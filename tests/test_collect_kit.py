@@ -559,7 +559,7 @@ class _TtyStdin:
 
 
 class _Sys:
-    """custody_cli.core_cmds's view of sys with a terminal on stdin (the prompt itself
+    """custody_cli.collect_cmds's view of sys with a terminal on stdin (the prompt itself
     reads what the test feeds it)."""
 
     stdin = _TtyStdin()
@@ -572,7 +572,7 @@ class _Sys:
 def test_reason_is_asked_for_on_a_terminal(
     case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str, code: int
 ) -> None:
-    import custody_cli.core_cmds as main
+    import custody_cli.collect_cmds as main
 
     monkeypatch.setattr(main, "sys", _Sys())
     ev = tree(tmp_path)

@@ -15,7 +15,7 @@ import pytest
 from conftest import invoke_here, ok_here, one_error_line
 
 import custody.ledger
-import custody_cli.core_cmds
+import custody_cli.verify_cmds
 from custody.errors import (
     EXIT_INTEGRITY,
     EXIT_OPERATIONAL,
@@ -126,7 +126,7 @@ def test_the_code_decides_not_the_message(
     def fail(*_a: object, **_k: object) -> None:
         raise error
 
-    monkeypatch.setattr(custody_cli.core_cmds, "verify_ledger", fail)
+    monkeypatch.setattr(custody_cli.verify_cmds, "verify_ledger", fail)
     r = invoke_here("verify", "--case", case)
     assert r.returncode == exit_code
     line = one_error_line(r)
