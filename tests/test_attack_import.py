@@ -1,0 +1,94 @@
+"""Attacks on imports recorded by item (r17): someone who can write the case's
+files but holds no key edits rows of custody.db with sqlite3 (re-points an item's
+import event to another group, drops the bundle-level event, gives fields hostile
+types, changes an imported source event), swaps a store object; an insider with
+another registered key forges a member of a group.  Each attack: the exit code
+and finding kind a user sees, never a traceback, and no item the attack names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Case, ok_json
+from tampering import bypass, q, sqlite_ok
+from test_import_by_item import _import_bodies, _world
+
+from custody.canonical import content_hash
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _world(tmp_path_factory.mktemp("attack_import"))
+
+
+@pytest.fixture
+def lab(world: dict[str, Any], tmp_path: Path) -> Case:
+    d = tmp_path / "lab"
+    shutil.copytree(world["lab"].dir, d)
+    return Case(dir=d, key=world["lab"].key, run=world["run"])
+
+
+def _db(lab: Case) -> Path:
+    return lab.dir / "custody.db"
+
+
+def _verify(lab: Case) -> tuple[int, list[tuple[str, str]], str]:
+    proc = lab("verify", "--json")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout, (proc.returncode, proc.stderr)
+    doc = json.loads(proc.stdout)
+    return proc.returncode, [(f["kind"], f["subject"]) for f in doc["findings"]], proc.stdout
+
+
+def _body(lab: Case, seq: int) -> str:
+    return sqlite_ok(_db(lab), f"SELECT body FROM events WHERE seq = {seq};").rstrip("\n")
+
+
+def _edit(lab: Case, seq: int, new_body: str, *, rehash: bool = False) -> None:
+    """Rewrite event ``seq``'s body without the key (and, with ``rehash``, its hash
+    column too, as a careful forger would)."""
+    sets = f"body = {q(new_body)}"
+    if rehash:
+        sets += f", hash = {q(content_hash(new_body.encode()))}"
+    bypass(_db(lab), "events", f"UPDATE events SET {sets} WHERE seq = {seq};")
+
+
+# how a member's body is rewritten (GID: its group's id "IMPORT-<h>"; SEQ: its own seq)
+MEMBER_EDITS = {
+    "re-pointed to a non-import event": ('"import":"GID"', '"import":"IMPORT-0"'),
+    "re-pointed to itself": ('"import":"GID"', '"import":"IMPORT-SEQ"'),
+    "re-pointed to a later event": ('"import":"GID"', '"import":"IMPORT-99"'),
+    "import id with Arabic-Indic digits": ('"import":"GID"', '"import":"IMPORT-\u0661"'),
+    "import id a list": ('"import":"GID"', '"import":["GID"]'),
+    "import id an integer": ('"import":"GID"', '"import":1'),
+    "item an integer": ('"item":"', '"item":5,"x":"'),
+    "item a list": ('"item":"', '"item":["a"],"x":"'),
+    "item an object": ('"item":"', '"item":{"a":1},"x":"'),
+    "source item null": ('"source_item":"', '"source_item":null,"x":"'),
+    "store a path out of the store": ('"store":"', '"store":"../../../../../etc/passwd","x":"'),
+    "sha256 an object": ('"sha256":"', '"sha256":{"a":1},"x":"'),
+}
+
+
+@pytest.mark.parametrize(("old", "new"), MEMBER_EDITS.values(), ids=MEMBER_EDITS.keys())
+@pytest.mark.parametrize("rehash", [False, True], ids=["hash kept", "hash recomputed"])
+def test_an_item_import_event_edited_without_the_key(
+    lab: Case, world: dict[str, Any], old: str, new: str, rehash: bool
+) -> None:
+    (head_seq, _), (seq, _), *_ = _import_bodies(lab)
+    gid = f"IMPORT-{head_seq}"
+    body = _body(lab, seq)
+    old, new = (x.replace("GID", gid).replace("SEQ", str(seq)) for x in (old, new))
+    assert old in body
+    _edit(lab, seq, body.replace(old, new, 1), rehash=rehash)
+    code, kinds, _ = _verify(lab)  # no traceback, no internal error (exit 3)
+    assert code == 1
+    assert ("signature", f"event {seq}") in kinds
+    assert rehash or ("event-hash", f"event {seq}") in kinds, kinds
+    assert all(isinstance(s, str) for _, s in kinds)  # verify-report.schema: a string
+    names = {i["id"] for i in ok_json(lab, "list", "--json")}
+    assert names <= {world["item"], *world["others"]} and len(names) >= 2  # no new name
