@@ -951,8 +951,10 @@ def import_records(
         if not isinstance(data, dict):
             continue
         head = import_group_seq(data.get("import")) if "import" in data else None
-        if head is None or "import" not in data:
+        if "import" not in data:
             out[str(data.get("bundle"))] = (seq, data)
+        elif head is None or (head == seq and not isinstance(data.get("bundle"), str)):
+            continue  # no import id, or a first event naming no bundle: the replay's finding
         elif head == seq:
             merged = {k: v for k, v in data.items() if k != "import"}
             merged["items"] = groups[seq] = []

@@ -90,5 +90,6 @@ def test_an_item_import_event_edited_without_the_key(
     assert ("signature", f"event {seq}") in kinds
     assert rehash or ("event-hash", f"event {seq}") in kinds, kinds
     assert all(isinstance(s, str) for _, s in kinds)  # verify-report.schema: a string
+    assert not [k for k in kinds if k[1] == "None"]  # no bundle 'None' the event never named
     names = {i["id"] for i in ok_json(lab, "list", "--json")}
     assert names <= {world["item"], *world["others"]} and len(names) >= 2  # no new name
