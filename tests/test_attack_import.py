@@ -93,3 +93,36 @@ def test_an_item_import_event_edited_without_the_key(
     assert not [k for k in kinds if k[1] == "None"]  # no bundle 'None' the event never named
     names = {i["id"] for i in ok_json(lab, "list", "--json")}
     assert names <= {world["item"], *world["others"]} and len(names) >= 2  # no new name
+
+
+ROOT = "A" * 43 + "="  # base64 of 32 bytes
+HEAD_EDITS = {
+    "checkpoint size in superscript digits": ("checkpoint", f"custody/NC-001\n\u00b2\n{ROOT}\n"),
+    "checkpoint size in Arabic-Indic digits": ("checkpoint", f"custody/NC-001\n\u0663\n{ROOT}\n"),
+    "checkpoint size of 5000 digits": ("checkpoint", f"custody/NC-001\n{'9' * 5000}\n{ROOT}\n"),
+    "checkpoint an integer": ("checkpoint", 5),
+    "trust a list": ("trust", []),
+    "trust signers a list": ("trust", {"anchors": [], "signers": ["x"]}),
+    "consistency_from garbage": ("consistency_from", [{"size": "x", "proof": 5}]),
+    "consistency garbage": ("consistency", {"size": 10**30, "proof": ["zz"]}),
+    "keys an integer": ("keys", 5),
+    "events a string": ("events", "3"),
+    "source_case a list": ("source_case", ["NC-001"]),
+    "items added": ("items", [{"source_item": "ITEM-9", "sha256": "0" * 64}]),
+}
+
+
+@pytest.mark.parametrize(("field", "value"), HEAD_EDITS.values(), ids=HEAD_EDITS.keys())
+def test_the_bundle_level_import_event_edited_without_the_key(
+    lab: Case, world: dict[str, Any], field: str, value: Any
+) -> None:
+    ((head_seq, _), *_) = _import_bodies(lab)
+    body = json.loads(_body(lab, head_seq))
+    body["data"][field] = value
+    _edit(lab, head_seq, json.dumps(body, separators=(",", ":"), sort_keys=True), rehash=True)
+    code, kinds, _ = _verify(lab)
+    assert code == 1
+    assert ("signature", f"event {head_seq}") in kinds
+    assert all(isinstance(s, str) for _, s in kinds)
+    names = {i["id"] for i in ok_json(lab, "list", "--json")}
+    assert names <= {world["item"], *world["others"]}
