@@ -944,6 +944,7 @@ def import_records(
     replay's to say (:func:`_import`)."""
     out: dict[str, tuple[int, dict[str, Any]]] = {}
     groups: dict[int, list[Any]] = {}
+    signers: dict[int, Any] = {}  # the key that signed each group's first event
     for seq, body in bodies:
         if not isinstance(body, dict) or body.get("type") != IMPORT_EVENT:
             continue
@@ -958,8 +959,9 @@ def import_records(
         elif head == seq:
             merged = {k: v for k, v in data.items() if k != "import"}
             merged["items"] = groups[seq] = []
+            signers[seq] = body.get("signer")
             out[str(data.get("bundle"))] = (seq, merged)
-        elif head in groups:
+        elif head in groups and body.get("signer") == signers[head]:  # else not its member
             groups[head].append({k: data[k] for k in IMPORT_ENTRY_FIELDS if k in data})
     return out
 

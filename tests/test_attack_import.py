@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Case, ok_json
-from tampering import bypass, q, sqlite_ok
+from conftest import PASSPHRASE, Case, new_key, ok_json
+from tampering import append_unchecked, bypass, q, sqlite_ok
 from test_import_by_item import _import_bodies, _world
 
 from custody.canonical import content_hash
+from custody.keys import load_signer
+from custody.ledger import Ledger
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +128,64 @@ def test_the_bundle_level_import_event_edited_without_the_key(
     assert all(isinstance(s, str) for _, s in kinds)
     names = {i["id"] for i in ok_json(lab, "list", "--json")}
     assert names <= {world["item"], *world["others"]}
+
+
+def test_the_bundle_level_event_dropped_without_the_key(lab: Case, world: dict[str, Any]) -> None:
+    """The row goes: the chain breaks there, and the items' events have no group
+    (each one a finding), so no imported item is shown."""
+    ((head_seq, _), *members) = _import_bodies(lab)
+    bypass(_db(lab), "events", f"DELETE FROM events WHERE seq = {head_seq};")
+    code, kinds, _ = _verify(lab)
+    assert code == 1
+    assert ("chain-gap", f"event {head_seq + 1}") in kinds
+    assert {("import", f"event {seq}") for seq, _ in members} <= set(kinds)
+    assert ok_json(lab, "list", "--json") == []
+
+
+def test_an_imported_object_swapped_in_the_store(lab: Case, world: dict[str, Any]) -> None:
+    item = next(i for i in ok_json(lab, "list", "--json") if i["id"] == world["item"])
+    obj = lab.dir / "store" / item["store"]
+    obj.chmod(0o600)
+    obj.write_bytes(b"Jan 12 03:14:07 sshd: nothing happened\n")
+    code, kinds, _ = _verify(lab)
+    assert (code, kinds) == (1, [("object-digest", f"imported {world['item']} ({item['store']})")])
+
+
+def test_an_imported_source_event_edited_without_the_key(lab: Case, world: dict[str, Any]) -> None:
+    """The source's collect event as kept in imported_events, its path changed."""
+    rows = sqlite_ok(
+        _db(lab),
+        "SELECT seq, body FROM imported_events WHERE body LIKE '%exhibit-auth%'"
+        ' AND body LIKE \'%"type":"collect"%\';',
+    )
+    seq, _, body = rows.strip().partition("|")
+    new = body.replace("exhibit-auth.log", "exhibit-auth.lob")
+    bypass(
+        _db(lab),
+        "imported_events",
+        f"UPDATE imported_events SET body = {q(new)} WHERE seq = {seq};",
+    )
+    code, kinds, _ = _verify(lab)
+    assert code == 1
+    assert kinds and all(
+        k == "import" and s.startswith(f"imported event {seq} of ") for k, s in kinds
+    )
+
+
+def test_a_member_forged_by_another_key(lab: Case, world: dict[str, Any], tmp_path: Path) -> None:
+    """Someone with a key of their own (unknown to the case) appends an item's
+    event to the import's group, consecutive, naming a fourth item."""
+    (_, *members) = _import_bodies(lab)
+    mallory = tmp_path / "mallory.pem"
+    new_key(lab.run, mallory, "Mallory", "collector", default=False)
+    member = members[-1][1]
+    label = member["item"].rpartition("/")[0]
+    forged = {**member, "source_item": "ITEM-4", "item": label + "/ITEM-4"}
+    with Ledger.open(lab.dir) as ledger:
+        seq = append_unchecked(ledger, load_signer(mallory, PASSPHRASE.encode()), "import", forged)
+    code, kinds, _ = _verify(lab)
+    assert code == 1
+    assert ("unknown-signer", f"event {seq}") in kinds
+    # the group's first event, signed by the lab's key, is not said to import ITEM-4
+    assert [k for k in kinds if k[0] == "import"] == []
+    assert len(ok_json(lab, "list", "--json")) == 3
