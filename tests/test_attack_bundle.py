@@ -146,3 +146,66 @@ def test_a_consistency_json_that_lies(w: World, doc: str, newer_first: bool) -> 
     assert line.startswith(f"custody: error: bundle {victim} of source 2026-017@")
     assert " refused: " in line and line.endswith("; nothing was imported")
     assert w.rows() == before
+
+
+def _tar_with_a_second_member(src: Path, out: Path, name_of: Any, data: bytes) -> str:
+    """``src`` (a tar bundle) copied to ``out`` with one more member: the name
+    ``name_of(names)`` gives, holding ``data``.  Returns that name."""
+    import io
+    import tarfile
+
+    with tarfile.open(src) as t:
+        members = [(m, t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()]  # type: ignore[union-attr]
+    name = name_of([m.name for m, _ in members])
+    with tarfile.open(out, "w") as t:
+        for m, content in members:
+            t.addfile(m, io.BytesIO(content) if content is not None else None)
+        extra = tarfile.TarInfo(name)
+        extra.size = len(data)
+        t.addfile(extra, io.BytesIO(data))
+    return name
+
+
+DUPLICATES = {
+    "payload": lambda n: n,
+    "payload through ./": lambda n: n.replace("/data/", "/data/./"),
+    "payload through //": lambda n: n.replace("/data/", "/data//"),
+    "payload with a trailing /": lambda n: n + "/",
+    "events.jsonl": None,
+    "bundle.json": None,
+    "manifest-sha256.txt": None,
+}
+
+
+@pytest.mark.parametrize("which", DUPLICATES.keys())
+def test_a_tar_bundle_with_a_duplicate_member(
+    case: Case, typed: dict[str, Any], tmp_path: Path, which: str
+) -> None:
+    """A second member under a name the archive already holds, or an alias of one
+    (a tar reader keeps the last): bundle verify and import refuse it with one line
+    (exit 2), nothing imported."""
+    good = tmp_path / "b.tar"
+    case("bundle", "export", "ITEM-1", "--out", good, check=True)
+    alias = DUPLICATES[which]
+
+    def pick(names: list[str]) -> str:
+        if alias is None:
+            return next(n for n in names if n.endswith("/" + which))
+        return str(alias(next(n for n in names if n.endswith("/auth.log"))))
+
+    bad = tmp_path / "dup.tar"
+    name = _tar_with_a_second_member(good, bad, pick, b"the forged twin\n")
+    why = (
+        f"duplicate entry {name!r}"
+        if alias is None or which == "payload"
+        else f"unsafe entry {name!r}: empty or '.' path component"
+    )
+    proc = case("bundle", "verify", bad, *typed["trust"], "--json")
+    assert proc.returncode == 2
+    assert one_error_line(proc) == f"custody: error: {why}"
+    lab = tmp_path / "lab"
+    case.run("init", lab, "--case-id", "LAB", "--title", "t", check=True)
+    proc = case.run("bundle", "import", bad, *typed["trust"], cwd=lab)
+    assert proc.returncode == 2
+    assert one_error_line(proc) == f"custody: error: {why}"
+    assert ok_json(case.run, "list", "--json", cwd=lab) == []
