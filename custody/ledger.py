@@ -765,7 +765,7 @@ def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
     number = item[len(ITEM_PREFIX) :]
     return {
         "id": item,
-        "n": int(number) if number.isdigit() else None,
+        "n": int(number) if number.isascii() and number.isdigit() and len(number) <= 19 else None,
         "event_seq": seq,
         "run": data.get("run"),
         "outcome": data.get("outcome"),

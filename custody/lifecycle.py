@@ -87,8 +87,9 @@ def transfer_id(seq: int) -> str:
 
 def parse_transfer_id(text: str) -> int:
     t = text.strip().upper()
-    if t.startswith(TRANSFER_PREFIX) and t[len(TRANSFER_PREFIX) :].isdigit():
-        return int(t[len(TRANSFER_PREFIX) :])
+    n = t[len(TRANSFER_PREFIX) :]
+    if t.startswith(TRANSFER_PREFIX) and n.isascii() and n.isdigit() and len(n) <= 19:
+        return int(n)  # ASCII digits only: "²".isdigit() is true, int("²") fails
     raise UsageError(f"not a transfer id: {text!r} (expected {TRANSFER_PREFIX}N)")
 
 
