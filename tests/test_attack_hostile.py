@@ -73,3 +73,21 @@ def test_a_collect_events_item_in_other_digits(one: Case, item: str) -> None:
     assert proc.returncode == 1, proc.stderr
     kinds = {(f["kind"], f["subject"]) for f in json.loads(proc.stdout)["findings"]}
     assert ("event-hash", f"event {seq}") in kinds
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO event_items (item, seq) VALUES ('ITEM-1', 'x');",
+        "INSERT INTO event_items (item, seq) VALUES ('ITEM-1', 1.5);",
+        "INSERT INTO event_items (item, seq) VALUES (x'00ff', 2);",
+    ],
+    ids=["seq text", "seq real", "item blob"],
+)
+def test_an_index_row_of_hostile_type(one: Case, sql: str) -> None:
+    """A row someone without the key adds to the event_items index: a finding."""
+    sqlite_ok(one.dir / "custody.db", sql)
+    proc = one("verify", "--json")
+    assert proc.returncode == 1, proc.stderr
+    kinds = {f["kind"] for f in json.loads(proc.stdout)["findings"]}
+    assert "index" in kinds
