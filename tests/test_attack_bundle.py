@@ -209,3 +209,52 @@ def test_a_tar_bundle_with_a_duplicate_member(
     assert proc.returncode == 2
     assert one_error_line(proc) == f"custody: error: {why}"
     assert ok_json(case.run, "list", "--json", cwd=lab) == []
+
+
+HOSTILE_TYPE = {
+    "mime": "text/html\n<script>alert(1)</script>",
+    "description": "\x1b[2J\x1b[31mPNG image\u202egpj.exe\r\nFORGED: VERIFIED",
+    "libmagic": "5.44\x00",
+}
+
+
+def test_a_signed_describe_event_with_hostile_text(
+    case: Case, typed: dict[str, Any], tmp_path: Path
+) -> None:
+    """The source's own (trusted) key signs a describe event whose type is hostile
+    text: it is the signed type, so it is shown and imported, but never as markup
+    nor as terminal control characters, in bundle verify, the lab's show, list and
+    HTML report."""
+    sha = typed["items"]["ITEM-1"]["sha256"]
+    with Ledger.open(case.dir) as ledger:
+        append_unchecked(
+            ledger,
+            load_signer(case.key, PASSPHRASE.encode()),
+            "describe",
+            {"sha256": sha, **HOSTILE_TYPE},
+        )
+    out = tmp_path / "b"
+    case("bundle", "export", "ITEM-1", "--out", out, check=True)
+    proc = case("bundle", "verify", out, *typed["trust"], "--json")
+    assert (proc.returncode, _findings(proc)) == (0, set())
+    assert json.loads(proc.stdout)["types"]["ITEM-1"]["mime"] == HOSTILE_TYPE["mime"]
+    text = case("bundle", "verify", out, *typed["trust"])
+    assert text.returncode == 0
+    lab = tmp_path / "lab"
+    case.run("init", lab, "--case-id", "LAB", "--title", "t", check=True)
+    case.run("bundle", "import", out, *typed["trust"], cwd=lab, check=True)
+    (item,) = ok_json(case.run, "list", "--json", cwd=lab)
+    assert item["mime"] == HOSTILE_TYPE["mime"]  # exact in JSON
+    shown = [
+        text.stdout,
+        case.run("list", cwd=lab).stdout,
+        case.run("show", item["id"], cwd=lab).stdout,
+    ]
+    report = tmp_path / "r.html"
+    case.run("report", "--out", report, "--detail", "all", "--quiet", cwd=lab, check=True)
+    html = report.read_text()
+    assert "<script>alert" not in html
+    for s in [*shown, html]:
+        assert "alert(1)" in s  # the test can fail: the type is shown, made safe
+        assert not any(c in s for c in "\x1b\x00\r\u202e"), s
+        assert "\nFORGED: VERIFIED" not in s
