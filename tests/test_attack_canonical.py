@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custody.canonical import MAX_EXACT_INT, NonCanonicalValueError, parse_canonical
 from tests.test_verify_fastpaths import _case, _findings, _resign_last
@@ -140,3 +142,34 @@ def test_a_resigned_hostile_body_is_the_finding_a_user_sees(
     kinds = [(k, s) for k, s, _ in _findings(case)]
     assert kinds[0] == (kind, f"event {seq}"), kinds
     assert [k for k, _ in kinds[1:]] == ["index", "checkpoint"]  # the rewrite, as ever
+
+
+# -- a property: any letter or digit written as an escape is refused -----------------
+TEXTS = st.text(st.sampled_from('ab09Z\n"\\\u2028é€😀'), max_size=5)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_EXACT_INT, MAX_EXACT_INT) | TEXTS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(VALUES, st.integers(min_value=0))
+def test_an_escaped_letter_or_digit_is_refused(value: Any, where: int) -> None:
+    """RFC 8785 never escapes a letter or a digit: spell any one of them (in a key,
+    a string, a number or a literal) as ``\\u00XX`` and the body is refused, by the
+    fast path as by the reference."""
+    raw = rfc8785.dumps(value)
+    assert parse_canonical(raw) == value
+    spots = [  # not within an escape sequence (\n, \u001f) the encoder wrote
+        i
+        for i, b in enumerate(raw)
+        if chr(b).isascii() and chr(b).isalnum() and b"\\" not in raw[max(0, i - 5) : i]
+    ]
+    if not spots:
+        return
+    i = spots[where % len(spots)]
+    spoiled = raw[:i] + b"\\u%04x" % raw[i] + raw[i + 1 :]
+    assert not _reference(spoiled)
+    with pytest.raises(ValueError):
+        parse_canonical(spoiled)
