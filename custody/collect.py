@@ -621,7 +621,7 @@ def reader_workers() -> int:
     the file system as much as they compute); ``CUSTODY_READERS`` overrides (0: read
     every file in the collector's own process)."""
     env = os.environ.get("CUSTODY_READERS", "")
-    if env.isdigit():
+    if env.isascii() and env.isdigit() and len(env) <= 6:  # not "²"
         return int(env)
     try:
         cpus = len(os.sched_getaffinity(0))

@@ -765,7 +765,7 @@ def artifact_index_row(seq: int, data: dict[str, Any]) -> dict[str, Any]:
     number = item[len(ITEM_PREFIX) :]
     return {
         "id": item,
-        "n": int(number) if number.isdigit() else None,
+        "n": int(number) if number.isascii() and number.isdigit() and len(number) <= 19 else None,
         "event_seq": seq,
         "run": data.get("run"),
         "outcome": data.get("outcome"),
@@ -812,7 +812,7 @@ def identity_index_rows(seq: int, type_: str, data: dict[str, Any]) -> list[dict
 def event_items(item: str | None, data: dict[str, Any]) -> list[str]:
     """Every item an event concerns: its own ``item`` and any ``items`` (a list, or
     a map keyed by item as in a receipt)."""
-    out = [item] if item else []
+    out = [item] if isinstance(item, str) and item else []  # a hostile body's 5 or [..]: none
     items = data.get("items")
     if isinstance(items, list | dict):
         out += [i for i in items if isinstance(i, str) and i not in out]

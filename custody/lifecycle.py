@@ -87,8 +87,9 @@ def transfer_id(seq: int) -> str:
 
 def parse_transfer_id(text: str) -> int:
     t = text.strip().upper()
-    if t.startswith(TRANSFER_PREFIX) and t[len(TRANSFER_PREFIX) :].isdigit():
-        return int(t[len(TRANSFER_PREFIX) :])
+    n = t[len(TRANSFER_PREFIX) :]
+    if t.startswith(TRANSFER_PREFIX) and n.isascii() and n.isdigit() and len(n) <= 19:
+        return int(n)  # ASCII digits only: "²".isdigit() is true, int("²") fails
     raise UsageError(f"not a transfer id: {text!r} (expected {TRANSFER_PREFIX}N)")
 
 
@@ -944,6 +945,7 @@ def import_records(
     replay's to say (:func:`_import`)."""
     out: dict[str, tuple[int, dict[str, Any]]] = {}
     groups: dict[int, list[Any]] = {}
+    signers: dict[int, Any] = {}  # the key that signed each group's first event
     for seq, body in bodies:
         if not isinstance(body, dict) or body.get("type") != IMPORT_EVENT:
             continue
@@ -951,13 +953,16 @@ def import_records(
         if not isinstance(data, dict):
             continue
         head = import_group_seq(data.get("import")) if "import" in data else None
-        if head is None or "import" not in data:
+        if "import" not in data:
             out[str(data.get("bundle"))] = (seq, data)
+        elif head is None or (head == seq and not isinstance(data.get("bundle"), str)):
+            continue  # no import id, or a first event naming no bundle: the replay's finding
         elif head == seq:
             merged = {k: v for k, v in data.items() if k != "import"}
             merged["items"] = groups[seq] = []
+            signers[seq] = body.get("signer")
             out[str(data.get("bundle"))] = (seq, merged)
-        elif head in groups:
+        elif head in groups and body.get("signer") == signers[head]:  # else not its member
             groups[head].append({k: data[k] for k in IMPORT_ENTRY_FIELDS if k in data})
     return out
 

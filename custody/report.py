@@ -96,7 +96,7 @@ def gc_paused() -> Iterator[None]:
 def generated_time() -> str:
     """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible reports)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
+    if epoch and _DECIMAL.fullmatch(epoch.strip()) and len(epoch.strip()) <= 11:
         return rfc3339_ns(int(epoch) * 1_000_000_000)
     return rfc3339_ns(time.time_ns())
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custody import _libc
-from custody.errors import DiskFullError, StoreError
+from custody.errors import DiskFullError, IntegrityError, StoreError
 from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
 from custody.safeio import open_beneath
 
@@ -449,7 +449,13 @@ class Store:
                 f"{again.digests['sha256']} ({again.size} bytes)"
             )
 
-    def adopt(self, path: str, digests: dict[str, str], size: int) -> Stored:
+    def adopt(
+        self,
+        path: str,
+        digests: dict[str, str],
+        size: int,
+        stamp: tuple[int, int, int, int] | None = None,
+    ) -> Stored:
         """Make the complete file ``path`` the object named by ``digests["sha256"]``
         without copying it: a private, read-only (0400) file the caller wrote on the
         store's file system, read back as it was written and hashed from the bytes
@@ -457,14 +463,26 @@ class Store:
         It is linked into place and its old name removed; when the object exists
         already it is never replaced (the file is dropped and that object re-hashed,
         as :meth:`ingest` does).  On another file system it is copied by
-        :meth:`ingest`, hashed again."""
+        :meth:`ingest`, hashed again.  ``stamp``: (inode, size, mtime_ns, ctime_ns)
+        of the file that was hashed; another file put under ``path`` (before or
+        while it is linked) is refused."""
         relpath = object_relpath(digests["sha256"])
         dest = f"{self._root_s}/{relpath}"
         result = HashResult(dict(digests), size)
         try:
-            if os.lstat(path).st_size != size:
+            st = os.lstat(path)
+            if st.st_size != size:
                 raise StoreError(f"{path} holds other bytes than were hashed")
+            if (
+                stamp is not None
+                and (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != stamp
+            ):
+                raise IntegrityError(f"{path} was changed or replaced after it was hashed")
             published = self._publish(path, dest)
+            if published and stamp is not None:  # linking changes ctime, not the rest
+                d = os.lstat(dest)
+                if (d.st_ino, d.st_size, d.st_mtime_ns) != stamp[:3]:
+                    raise IntegrityError(f"{path} was replaced while it was stored")
         except OSError as e:
             if e.errno != errno.EXDEV:
                 raise StoreError(f"cannot write to the store: {e.strerror}") from e

@@ -246,7 +246,8 @@ def checkpoint_size_root(text: Any) -> tuple[int, bytes] | None:
     if not isinstance(text, str):
         return None
     lines = text.split("\n")
-    if len(lines) < 3 or not lines[1].isdigit():
+    # ASCII digits only ("²".isdigit() is true), and few: int() refuses 4300+ digits
+    if len(lines) < 3 or not (lines[1].isascii() and lines[1].isdigit()) or len(lines[1]) > 20:
         return None
     try:
         root = base64.b64decode(lines[2], validate=True)

@@ -421,7 +421,10 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
                     f"in the {table} table but no signed event records it",
                     item=key if table == "artifacts" else None,
                 )
-    stored = {(str(i), int(s)) for i, s in ledger.conn.execute("SELECT item, seq FROM event_items")}
+    stored = {  # a seq that is no integer (text, a real) concerns no event: -1
+        (str(i), s if type(s) is int else -1)
+        for i, s in ledger.conn.execute("SELECT item, seq FROM event_items")
+    }
     for item, seq in sorted(want_items - stored):
         report.add(
             Kind.INDEX, item, f"event_items lacks {_ev(seq)}, which concerns {item}", item=item

@@ -474,7 +474,7 @@ def _ingest(store: Store, src: _Source, name: str) -> Any:
         if staged is not None:
             if not src.untouched(name):
                 raise IntegrityError(f"{shown(name)} changed while it was imported")
-            return store.adopt(staged, src.known[name], size)
+            return store.adopt(staged, src.known[name], size, src.stamps[name])
     if isinstance(src, _DirSource):
         fd = os.open(src.root / name, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         try:
