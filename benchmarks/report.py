@@ -206,7 +206,7 @@ def in_process(case_dir: Path, formats: list[str]) -> list[tuple[str, float, int
 
     ledger = Ledger.open(case_dir, write=False)
     t0, c0 = time.perf_counter(), time.process_time()
-    v = verify_ledger(ledger)
+    v = verify_ledger(ledger, compact=True)  # as case_report runs it
     print(
         f"  verify (in process): {time.perf_counter() - t0:.1f} s"
         f" (CPU {time.process_time() - c0:.1f} s in this process),"

@@ -501,7 +501,7 @@ def case_report(
         if found is None:
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
-    report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
+    report = verify or verify_ledger(ledger, tsa_roots=tsa_roots, compact=True)
     # the bodies the verification checked, where each event's hash is still the one it saw
     events = verified_case_events(ledger, report)
     head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()

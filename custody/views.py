@@ -137,7 +137,8 @@ def verified_case_events(ledger: Ledger, verified: VerifyReport) -> list[ViewEve
             changed = verified.body_hashes.get(seq, ev.hash) != ev.hash
             out.append(ViewEvent(seq, ev.hash, body, seq not in bad and not changed, None))
             continue
-        out.append(ViewEvent(seq, h, body, seq not in bad, None))
+        # the verification's string of the same hash: one copy held, not two
+        out.append(ViewEvent(seq, verified.body_hashes[seq], body, seq not in bad, None))
     return out
 
 
