@@ -36,7 +36,7 @@ import shlex
 import sqlite3
 import stat
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -284,13 +284,18 @@ class Sharing:
     path, item ids...), so the bodies a verification keeps for a report take a
     fraction of the memory once each distinct string is held once.  Shared: every
     key, and every string value of at most :attr:`LONG` characters except those
-    of :attr:`UNIQUE` keys (times: each event's own, not worth a memo entry);
+    of :attr:`UNIQUE` keys (each event's or item's own: times, paths, inode;
+    not worth a memo entry);
     ``prev`` becomes the previous event's hash string itself.  Values are equal,
     only their objects are shared (strings are immutable)."""
 
     LONG = 100
     UNIQUE = frozenset(
         (
+            "prev",
+            "display",
+            "hex",
+            "inode",
             "time",
             "atime",
             "ctime",
@@ -450,7 +455,7 @@ def _check_columns(
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
     """The derived tables must equal what the signed events say, row by row."""
-    artifacts = {a["id"]: a for a in ledger.artifacts()}
+    artifacts = _artifact_rows(ledger)
     identities = ledger.identities()
     report.artifacts = len(artifacts)
     seen: set[str] = set()
@@ -459,7 +464,7 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
         data = body["data"]
         type_ = str(body.get("type"))
         want_items.update((item, seq) for item in event_items(data.get("item"), data))
-        candidates: list[tuple[str, str, dict[str, Any], dict[str, dict[str, Any]]]] = []
+        candidates: list[tuple[str, str, dict[str, Any], Mapping[str, Any]]] = []
         if type_ == COLLECT_EVENT:
             row = artifact_index_row(seq, data)
             candidates.append(("artifacts", str(row["id"]), row, artifacts))
@@ -510,6 +515,29 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
             f"event_items links {_ev(seq)}, which does not concern {item}",
             item=item,
         )
+
+
+class _Row:
+    """One artifacts-table row, kept as a tuple (a large case has 10^5 of them)
+    and read by column name like the row dict it stands for."""
+
+    __slots__ = ("columns", "values")
+
+    def __init__(self, values: tuple[Any, ...], columns: dict[str, int]) -> None:
+        self.values = values
+        self.columns = columns
+
+    def get(self, k: str) -> Any:
+        i = self.columns.get(k)
+        return None if i is None else self.values[i]
+
+
+def _artifact_rows(ledger: Ledger) -> dict[str, _Row]:
+    """The artifacts table by item id (as :meth:`Ledger.artifacts`, read as tuples)."""
+    cur = ledger.conn.execute("SELECT * FROM artifacts ORDER BY n")
+    columns = {d[0]: i for i, d in enumerate(cur.description)}
+    at = columns["id"]
+    return {row[at]: _Row(row, columns) for row in cur}
 
 
 def check_timestamps(

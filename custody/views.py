@@ -55,11 +55,11 @@ def unverified_events(findings: Iterable[Finding]) -> set[int]:
     return {f.seq for f in findings if f.kind in SIGNATURE_KINDS and f.seq is not None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ViewEvent:
     """One event as the views use it: its signed body, parsed, and the verifier's
     verdict on its signature.  ``row`` is the ledger row (None for a bundle's
-    events, which carry no ledger row)."""
+    events, which carry no ledger row).  Slotted: a report holds one per event."""
 
     seq: int
     hash: str
