@@ -160,7 +160,9 @@ def item_rows(
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
     size, root = plain(_text(state.get("size"))), plain(_text(state.get("root")))
-    for item in report.get("items", []):
+    items = report.get("items", [])
+    lean = getattr(items, "lean", None)  # a streamed model: only the fields read here
+    for item in lean() if callable(lean) else items:
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
         if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
             integrity = "intact, signers unconfirmed"
@@ -176,7 +178,7 @@ def item_rows(
             key = get("signer_key")
             if not isinstance(key, dict):
                 key = {}
-            row = [*head, plain(_text(get("date"))), shown(_text(get("time_utc")))]
+            row = [*head, plain(_text(get("date"))), plain(_text(get("time_utc")))]
             for name in _EVENT_TEXT:  # display columns: shown, then exact
                 value = get(name)
                 exact = "" if value is None else value if type(value) is str else str(value)
@@ -185,7 +187,7 @@ def item_rows(
                 row.append(exact)
             row += [
                 "yes" if get("signature_verified") is True else "NO",
-                shown(_text(get("seq"))),
+                str(seq) if type(seq := get("seq")) is int else shown(_text(seq)),
                 *mid,
                 plain(_text(get("signer"))),
                 plain(standing_cell(key)),
