@@ -112,6 +112,23 @@ def document_digest(data: bytes) -> str:
 def _event_row(
     r: Replay, book: KeyBook, ev: ViewEvent, shared: _Shared | None = None
 ) -> dict[str, Any]:
+    """The timeline row of event ``ev``; with ``shared`` (of the same replay), made
+    once per event and shared by the timelines of every item it concerns (a
+    hand-over of 100 items is one row object, not 100)."""
+    items = ev.data.get("items")
+    several = isinstance(items, list | dict) and len(items) > 1
+    if not several or shared is None or shared.r is not r or shared.book is not book:
+        return _make_event_row(r, book, ev, shared)
+    key = (ev.seq, ev.hash, ev.signature_verified)
+    row = shared.rows.get(key)
+    if row is None:
+        row = shared.rows[key] = _make_event_row(r, book, ev, shared)
+    return row
+
+
+def _make_event_row(
+    r: Replay, book: KeyBook, ev: ViewEvent, shared: _Shared | None = None
+) -> dict[str, Any]:
     data = ev.data
     seq, type_, signer = ev.seq, ev.type, ev.signer
     name, role = who(r, signer)
@@ -163,9 +180,12 @@ class _Shared:
     shared by every row that names the key (rows are not mutated after assembly),
     and each receipt's transfer by the receipt's seq."""
 
-    def __init__(self, r: Replay) -> None:
+    def __init__(self, r: Replay, book: KeyBook | None = None) -> None:
         self.r = r
+        self.book = book
         self.cards: dict[str, dict[str, Any]] = {}
+        # timeline rows of events that concern several items (hand-overs), by event
+        self.rows: dict[tuple[int, str, bool], dict[str, Any]] = {}
         self.receipts = {t.receipt: t for t in r.transfers.values() if t.receipt is not None}
 
     def card(self, book: KeyBook, fp: str) -> dict[str, Any]:
@@ -222,7 +242,7 @@ def _assemble_model(
     ids = [i for i in (list(wanted) if wanted else list(views)) if i in views]
     ids = [i for i in ids if not views[i].ok] + [i for i in ids if views[i].ok]
     chosen = set(named)
-    shared = _Shared(r)
+    shared = _Shared(r, book)
     types = verified_types(events)
     full = {i: detail == "all" or not views[i].ok or i in chosen for i in ids}
     items = ReportItems(
