@@ -18,8 +18,9 @@ unset; the time beyond verification is the child's total minus ``custody verify`
 of the same case (full: the store is re-hashed), timed in the same run.  Targets
 (issue 16): PDF and HTML < 60 s and < 1 GiB, CSV and JSON < 20 s, at 100,000 items.
 
-``--in-process`` verifies once and times each format's model and rendering in a
-forked child, streamed to a file as the CLI does; it prints CPU seconds and the load
+``--in-process`` verifies once (``compact=True``, as ``case_report`` runs it: the
+bodies kept for the report share their strings) and times each format's model and
+rendering in a forked child, streamed to a file as the CLI does; it prints CPU seconds and the load
 average beside each wall time (the machine may be shared: CPU seconds are the
 figure that load does not inflate much).  A child's peak RSS includes the memory
 of the verification it inherits.
@@ -206,7 +207,7 @@ def in_process(case_dir: Path, formats: list[str]) -> list[tuple[str, float, int
 
     ledger = Ledger.open(case_dir, write=False)
     t0, c0 = time.perf_counter(), time.process_time()
-    v = verify_ledger(ledger)
+    v = verify_ledger(ledger, compact=True)  # as case_report runs it
     print(
         f"  verify (in process): {time.perf_counter() - t0:.1f} s"
         f" (CPU {time.process_time() - c0:.1f} s in this process),"

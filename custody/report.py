@@ -112,6 +112,23 @@ def document_digest(data: bytes) -> str:
 def _event_row(
     r: Replay, book: KeyBook, ev: ViewEvent, shared: _Shared | None = None
 ) -> dict[str, Any]:
+    """The timeline row of event ``ev``; with ``shared`` (of the same replay), made
+    once per event and shared by the timelines of every item it concerns (a
+    hand-over of 100 items is one row object, not 100)."""
+    items = ev.data.get("items")
+    several = isinstance(items, list | dict) and len(items) > 1
+    if not several or shared is None or shared.r is not r or shared.book is not book:
+        return _make_event_row(r, book, ev, shared)
+    key = (ev.seq, ev.hash, ev.signature_verified)
+    row = shared.rows.get(key)
+    if row is None:
+        row = shared.rows[key] = _make_event_row(r, book, ev, shared)
+    return row
+
+
+def _make_event_row(
+    r: Replay, book: KeyBook, ev: ViewEvent, shared: _Shared | None = None
+) -> dict[str, Any]:
     data = ev.data
     seq, type_, signer = ev.seq, ev.type, ev.signer
     name, role = who(r, signer)
@@ -163,9 +180,12 @@ class _Shared:
     shared by every row that names the key (rows are not mutated after assembly),
     and each receipt's transfer by the receipt's seq."""
 
-    def __init__(self, r: Replay) -> None:
+    def __init__(self, r: Replay, book: KeyBook | None = None) -> None:
         self.r = r
+        self.book = book
         self.cards: dict[str, dict[str, Any]] = {}
+        # timeline rows of events that concern several items (hand-overs), by event
+        self.rows: dict[tuple[int, str, bool], dict[str, Any]] = {}
         self.receipts = {t.receipt: t for t in r.transfers.values() if t.receipt is not None}
 
     def card(self, book: KeyBook, fp: str) -> dict[str, Any]:
@@ -222,11 +242,15 @@ def _assemble_model(
     ids = [i for i in (list(wanted) if wanted else list(views)) if i in views]
     ids = [i for i in ids if not views[i].ok] + [i for i in ids if views[i].ok]
     chosen = set(named)
-    shared = _Shared(r)
+    shared = _Shared(r, book)
     types = verified_types(events)
     full = {i: detail == "all" or not views[i].ok or i in chosen for i in ids}
     items = ReportItems(
-        ids, full, lambda i: _item(views[i], found_digests, types, full[i], shared), progress
+        ids,
+        full,
+        lambda i: _item(views[i], found_digests, types, full[i], shared),
+        progress,
+        lambda i: _item(views[i], found_digests, types, full[i], shared, lean=True),
     )
     facts = [
         {
@@ -315,11 +339,22 @@ class ReportItems:
         detail: Mapping[str, bool],
         make: Callable[[str], dict[str, Any]],
         progress: Progress | None = None,
+        make_lean: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self.ids = list(ids)
         self.detail = detail
         self._make = make
         self.progress = progress
+        self._make_lean = make_lean
+
+    def lean(self) -> ReportItems:
+        """The same items, each with only the fields a chain-of-custody form
+        reads (:data:`LEAN_FIELDS`: no hand-overs, metadata or key cards, which
+        the CSV never shows and which cost a large case's report much of its
+        time).  The CSV renderer reads these; every value it reads is the one of
+        the full item."""
+        make = self._make_lean or self._make
+        return ReportItems(self.ids, self.detail, make, self.progress)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -371,17 +406,39 @@ def summary(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: the fields of a lean item (:meth:`ReportItems.lean`): what the CSV form reads
+LEAN_FIELDS = (
+    "id",
+    "source",
+    "description",
+    "path",
+    "path_hex",
+    "host",
+    "outcome",
+    "size",
+    "digests",
+    "state",
+    "integrity",
+    "detail",
+    "events",
+    "timeline",
+)
+
+
 def _item(
     view: ItemView,
     found: dict[str, dict[str, str]],
     types: dict[str, Typing],
     detail: bool = True,
     shared: _Shared | None = None,
+    lean: bool = False,
 ) -> dict[str, Any]:
     """One item of the report, from its view (custody.views, as ``custody show``):
     its compact facts always, its hand-overs and timeline (and an imported item's
     source chain) only with ``detail``.  ``shared``: what the rows of the report
-    share (:class:`_Shared`)."""
+    share (:class:`_Shared`).  ``lean``: only :data:`LEAN_FIELDS`, the same values."""
+    if lean:
+        return _lean_item(view, types, detail, shared)
     r = view.replay
     mime, magic = item_type(view.data, types)
     body = view.collect.body
@@ -472,6 +529,56 @@ def _item(
     }
 
 
+def _lean_item(
+    view: ItemView, types: dict[str, Typing], detail: bool, shared: _Shared | None
+) -> dict[str, Any]:
+    """:func:`_item` with only :data:`LEAN_FIELDS` (tests check they agree)."""
+    data = view.data
+    _mime, magic = item_type(data, types)
+    path = data.get("path") if isinstance(data.get("path"), dict) else {}
+    assert isinstance(path, dict)
+    digests = data.get("digests") if isinstance(data.get("digests"), dict) else {}
+    assert isinstance(digests, dict)
+    out: dict[str, Any] = {"id": view.id}
+    src = view.source
+    if src is not None and detail:
+        src_book = KeyBook(src.replay, ((e.seq, e.body) for e in src.events_all))
+        out["source"] = {
+            "label": src.label,
+            "events": [
+                {
+                    "seq": e.seq,
+                    "action": ACTIONS.get(e.type, e.type),
+                    "time": e.time,
+                    "signer": e.signer,
+                    "signer_key": src_book.card(e.signer).as_json(),
+                    "reason": str(e.data.get("reason") or ""),
+                    "signature_verified": e.signature_verified,
+                }
+                for e in src.events
+            ],
+        }
+    r, book = view.replay, view.book
+    out.update(
+        {
+            "description": str(magic or data.get("outcome") or ""),
+            "path": str(path.get("display", "")),
+            "path_hex": str(path.get("hex", "")),
+            "host": str(data.get("host", "")),
+            "outcome": str(data.get("outcome", "")),
+            "size": data.get("size") if isinstance(data.get("size"), int) else None,
+            "digests": {str(k): str(v) for k, v in sorted(digests.items())},
+            "state": view.state,
+            "integrity": {"ok": view.ok, "findings": [f.as_json() for f in view.findings]},
+            "detail": detail,
+            "events": len(view.events),
+        }
+    )
+    if detail:
+        out["timeline"] = [_event_row(r, book, e, shared) for e in view.events]
+    return out
+
+
 def _card(card: KeyCard | None) -> dict[str, Any] | None:
     return card.as_json() if card is not None else None
 
@@ -501,7 +608,7 @@ def case_report(
         if found is None:
             raise UsageError(f"no such item: {i}")
         wanted.append(found)
-    report = verify or verify_ledger(ledger, tsa_roots=tsa_roots)
+    report = verify or verify_ledger(ledger, tsa_roots=tsa_roots, compact=True)
     # the bodies the verification checked, where each event's hash is still the one it saw
     events = verified_case_events(ledger, report)
     head = ledger.conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()

@@ -36,10 +36,11 @@ import shlex
 import sqlite3
 import stat
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,7 @@ def check_chain(
     tree: merkle.TreeCache,
     pool: ProcessPoolExecutor | None = None,
     trusted_through: int = -1,
+    compact: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """Steps 2 and 3, and the replay of custody rules.  Returns the well-formed
     parsed bodies by seq (for the index and store steps); fills ``tree`` with every
@@ -178,8 +180,11 @@ def check_chain(
     found them good and the tree root and signatures there are unchanged).
 
     This pass runs once per event of the ledger, so it reads plain row tuples
-    (:meth:`Ledger.event_rows`) and keeps its per-event work to what it checks."""
+    (:meth:`Ledger.event_rows`) and keeps its per-event work to what it checks.
+    ``compact``: the bodies kept share their keys and short strings
+    (:class:`Sharing`)."""
     bodies: dict[int, dict[str, Any]] = {}
+    share = Sharing().body if compact else None
     for (seq,) in ledger.conn.execute(
         "SELECT seq FROM events WHERE typeof(body) != 'text' OR typeof(hash) != 'text'"
         " OR typeof(prev) != 'text' OR typeof(signature) != 'text' OR typeof(signer) != 'text'"
@@ -232,7 +237,7 @@ def check_chain(
                 f"prev is {ev_prev}, previous event's hash is {prev}",
                 seq=seq,
             )
-        prev = ev_hash
+        before, prev = prev, ev_hash
         body, sig = check_event(
             body_bytes,
             stated_hash=ev_hash,
@@ -262,6 +267,8 @@ def check_chain(
         else:
             trusted = check_now(findings, sig, ahead, at)
         if not problem:
+            if share is not None:
+                body = share(body, before)
             step(r, case_id, seq, ev_hash, ev_type, ev_signer, body, trusted=trusted)
             bodies[seq] = body
             body_hashes[seq] = ev_hash
@@ -269,6 +276,82 @@ def check_chain(
     report.events += len(leaves)
     report.head = prev if leaves else None
     return bodies
+
+
+class Sharing:
+    """Parsed bodies that share equal strings.  One ``json.loads`` per body makes
+    its own copy of every key and value; a ledger's bodies repeat the same keys
+    and many of the same values (signer, case, host, run, owner, outcome, store
+    path, item ids...), so the bodies a verification keeps for a report take a
+    fraction of the memory once each distinct string is held once.  Shared: every
+    key, and every string value of at most :attr:`LONG` characters except those
+    of :attr:`UNIQUE` keys (each event's or item's own: times, paths, inode;
+    not worth a memo entry);
+    ``prev`` becomes the previous event's hash string itself.  Values are equal,
+    only their objects are shared (strings are immutable)."""
+
+    LONG = 100
+    UNIQUE = frozenset(
+        (
+            "prev",
+            "display",
+            "hex",
+            "inode",
+            "time",
+            "atime",
+            "ctime",
+            "mtime",
+            "btime",
+            "atime_ns",
+            "ctime_ns",
+            "mtime_ns",
+            "btime_ns",
+        )
+    )
+
+    def __init__(self) -> None:
+        self.memo: dict[str, str] = {}
+
+    def body(self, body: dict[str, Any], prev: str) -> dict[str, Any]:
+        """``body`` with its strings shared; ``prev``: the previous event's hash
+        (the same string as the body's ``prev`` when the chain holds)."""
+        out = self.obj(body)
+        if out.get("prev") == prev:
+            out["prev"] = prev
+        return out
+
+    def obj(self, o: dict[str, Any]) -> dict[str, Any]:
+        m = self.memo
+        long = self.LONG
+        unique = self.UNIQUE
+        out: dict[str, Any] = {}
+        for k, v in o.items():
+            t = type(v)
+            if t is str:
+                if len(v) <= long and k not in unique:
+                    v = m.setdefault(v, v)
+            elif t is dict:
+                v = self.obj(v)
+            elif t is list:
+                v = self.seq(v)
+            out[m.setdefault(k, k)] = v
+        return out
+
+    def seq(self, o: list[Any]) -> list[Any]:
+        m = self.memo
+        long = self.LONG
+        out: list[Any] = []
+        for v in o:
+            t = type(v)
+            if t is str:
+                if len(v) <= long:
+                    v = m.setdefault(v, v)
+            elif t is dict:
+                v = self.obj(v)
+            elif t is list:
+                v = self.seq(v)
+            out.append(v)
+        return out
 
 
 def _start_checks(
@@ -373,7 +456,7 @@ def _check_columns(
 
 def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: VerifyReport) -> None:
     """The derived tables must equal what the signed events say, row by row."""
-    artifacts = {a["id"]: a for a in ledger.artifacts()}
+    artifacts = _artifact_rows(ledger)
     identities = ledger.identities()
     report.artifacts = len(artifacts)
     seen: set[str] = set()
@@ -382,7 +465,7 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
         data = body["data"]
         type_ = str(body.get("type"))
         want_items.update((item, seq) for item in event_items(data.get("item"), data))
-        candidates: list[tuple[str, str, dict[str, Any], dict[str, dict[str, Any]]]] = []
+        candidates: list[tuple[str, str, dict[str, Any], Mapping[str, Any]]] = []
         if type_ == COLLECT_EVENT:
             row = artifact_index_row(seq, data)
             candidates.append(("artifacts", str(row["id"]), row, artifacts))
@@ -421,6 +504,7 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
                     f"in the {table} table but no signed event records it",
                     item=key if table == "artifacts" else None,
                 )
+    artifacts.clear()  # 10^5 rows of a large case: freed before the next 10^5
     stored = {  # a seq that is no integer (text, a real) concerns no event: -1
         (str(i), s if type(s) is int else -1)
         for i, s in ledger.conn.execute("SELECT item, seq FROM event_items")
@@ -436,6 +520,29 @@ def check_index(ledger: Ledger, bodies: dict[int, dict[str, Any]], report: Verif
             f"event_items links {_ev(seq)}, which does not concern {item}",
             item=item,
         )
+
+
+class _Row:
+    """One artifacts-table row, kept as a tuple (a large case has 10^5 of them)
+    and read by column name like the row dict it stands for."""
+
+    __slots__ = ("columns", "values")
+
+    def __init__(self, values: tuple[Any, ...], columns: dict[str, int]) -> None:
+        self.values = values
+        self.columns = columns
+
+    def get(self, k: str) -> Any:
+        i = self.columns.get(k)
+        return None if i is None else self.values[i]
+
+
+def _artifact_rows(ledger: Ledger) -> dict[str, _Row]:
+    """The artifacts table by item id (as :meth:`Ledger.artifacts`, read as tuples)."""
+    cur = ledger.conn.execute("SELECT * FROM artifacts ORDER BY n")
+    columns = {d[0]: i for i, d in enumerate(cur.description)}
+    at = columns["id"]
+    return {row[at]: _Row(row, columns) for row in cur}
 
 
 def check_timestamps(
@@ -815,11 +922,10 @@ def _check_source(
 def check_tree(ledger: Ledger, tree: merkle.TreeCache, report: VerifyReport) -> None:
     """Every stored Merkle node (they serve the proofs) must equal the node
     re-derived from the events."""
-    rows = ledger.conn.execute(
-        "SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx"
-    ).fetchall()
-    if rows == list(tree.complete_nodes()):
-        return  # the same nodes in the same order (both sorted by level, index)
+    sql = "SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx"
+    if all(a == b for a, b in zip_longest(ledger.conn.execute(sql), tree.complete_nodes())):
+        return  # the same nodes in the same order (both sorted by level, index), streamed
+    rows = ledger.conn.execute(sql).fetchall()
     stored = {(int(lv), int(i)): h if isinstance(h, bytes) else str(h) for lv, i, h in rows}
     derived = {(lv, i): h for lv, i, h in tree.complete_nodes()}
     if derived == stored:
@@ -1114,6 +1220,7 @@ def verify_ledger(
     tsa_roots: Sequence[bytes] = (),
     parallel: bool | None = None,
     verifier: Identity | None = None,
+    compact: bool = False,
 ) -> VerifyReport:
     """Every step above; every problem is a finding of the report.  ``parallel``:
     check the signatures on worker processes (None: when the ledger is large
@@ -1124,7 +1231,11 @@ def verify_ledger(
     checked again, once the note's own signature verifies with this key; the tree
     root and signatures below it must still be the note's, else a
     ``verified-note`` finding and the whole ledger is checked in full.  The report
-    then carries what a new note needs (``root``, ``signatures``)."""
+    then carries what a new note needs (``root``, ``signatures``).
+
+    ``compact``: the parsed bodies the report keeps (``bodies``, which a report
+    reuses) share equal keys and short strings (:class:`Sharing`): about 60% less
+    memory for a few microseconds more per event; the findings are the same."""
     report = VerifyReport(case_id=ledger.case.case_id, quick=quick)
     pool = None
     gc_was_on = gc.isenabled()
@@ -1146,11 +1257,11 @@ def verify_ledger(
             if parallel is not False:
                 pool = signature_pool(ledger.event_count(), force=parallel is True)
             steps = (ledger, quick, progress, checkpoints, tsa_roots, pool)
-            if not _verify_steps(report, *steps, note=note, verifier=verifier):
+            if not _verify_steps(report, *steps, note=note, verifier=verifier, compact=compact):
                 held = report.findings[-1:]  # the verified-note finding: check again, in full
                 report = VerifyReport(case_id=ledger.case.case_id, quick=quick, incremental=True)
                 report.findings.extend(held)
-                _verify_steps(report, *steps, note=None, verifier=verifier)
+                _verify_steps(report, *steps, note=None, verifier=verifier, compact=compact)
         finally:
             ledger.conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
@@ -1174,6 +1285,7 @@ def _verify_steps(
     *,
     note: Through | None,
     verifier: Identity | None,
+    compact: bool = False,
 ) -> bool:
     """The steps, into ``report``; False (and a finding) when ``note`` turns out
     not to hold: the caller then runs them again without it."""
@@ -1186,7 +1298,7 @@ def _verify_steps(
             " by them: no owner, any known key may attest, revoke and be named"
         )
     tree = merkle.TreeCache()
-    bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1)
+    bodies = check_chain(ledger, report, r, tree, pool, note.through if note else -1, compact)
     report.bodies = bodies
     if note is not None:
         why = _note_broken(ledger, note, tree)

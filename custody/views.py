@@ -55,11 +55,11 @@ def unverified_events(findings: Iterable[Finding]) -> set[int]:
     return {f.seq for f in findings if f.kind in SIGNATURE_KINDS and f.seq is not None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ViewEvent:
     """One event as the views use it: its signed body, parsed, and the verifier's
     verdict on its signature.  ``row`` is the ledger row (None for a bundle's
-    events, which carry no ledger row)."""
+    events, which carry no ledger row).  Slotted: a report holds one per event."""
 
     seq: int
     hash: str
@@ -137,7 +137,8 @@ def verified_case_events(ledger: Ledger, verified: VerifyReport) -> list[ViewEve
             changed = verified.body_hashes.get(seq, ev.hash) != ev.hash
             out.append(ViewEvent(seq, ev.hash, body, seq not in bad and not changed, None))
             continue
-        out.append(ViewEvent(seq, h, body, seq not in bad, None))
+        # the verification's string of the same hash: one copy held, not two
+        out.append(ViewEvent(seq, verified.body_hashes[seq], body, seq not in bad, None))
     return out
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from custody.display import formula_guarded, path_text, shown
@@ -160,7 +160,12 @@ def item_rows(
     state = report.get("ledger_state") or {}
     unconfirmed = (report.get("verification") or {}).get("verdict") == "unconfirmed"
     size, root = plain(_text(state.get("size"))), plain(_text(state.get("root")))
-    for item in report.get("items", []):
+    # an event's cells by the row object: a hand-over's row is one object shared by
+    # the timelines of all its items (custody.report); the object is kept with them
+    seen: dict[int, tuple[dict[str, Any], list[str], list[str]]] = {}
+    items = report.get("items", [])
+    lean = getattr(items, "lean", None)  # a streamed model: only the fields read here
+    for item in lean() if callable(lean) else items:
         integrity = "intact" if item.get("integrity", {}).get("ok") else "FAILED"
         if integrity == "intact" and unconfirmed:  # a bundle's verdict (custody.trust)
             integrity = "intact, signers unconfirmed"
@@ -172,28 +177,49 @@ def item_rows(
         mid = [plain(integrity), cell(path), plain(_text(item.get("path_hex"))), size, root]
         out = []
         for ev in [*_source_timeline(item), *item.get("timeline", [])]:
-            get = ev.get
-            key = get("signer_key")
-            if not isinstance(key, dict):
-                key = {}
-            row = [*head, plain(_text(get("date"))), shown(_text(get("time_utc")))]
-            for name in _EVENT_TEXT:  # display columns: shown, then exact
-                value = get(name)
-                exact = "" if value is None else value if type(value) is str else str(value)
-                shown_cell = known.get(exact)
-                row.append(cell(exact) if shown_cell is None else shown_cell)
-                row.append(exact)
-            row += [
-                "yes" if get("signature_verified") is True else "NO",
-                shown(_text(get("seq"))),
-                *mid,
-                plain(_text(get("signer"))),
-                plain(standing_cell(key)),
-            ]
-            exact = _text(key.get("attested_by_name"))
-            row += [cell(exact), exact, plain(_text(key.get("attested_by")))]
-            out.append(row)
+            hit = seen.get(id(ev))
+            if hit is None or hit[0] is not ev:
+                hit = (ev, *_event_cells(ev, cell, plain, known))
+                if len(seen) > 10_000:
+                    seen.clear()
+                seen[id(ev)] = hit
+            out.append([*head, *hit[1], *mid, *hit[2]])
         yield item, out
+
+
+def _event_cells(
+    ev: dict[str, Any],
+    cell: Callable[[str], str],
+    plain: Callable[[str], str],
+    known: dict[str, str],
+) -> tuple[list[str], list[str]]:
+    """The cells of timeline row ``ev``: those between the item's and the ledger
+    state's columns, and those after them (the signing key's)."""
+    get = ev.get
+    key = get("signer_key")
+    if not isinstance(key, dict):
+        key = {}
+    pre = [plain(_text(get("date"))), plain(_text(get("time_utc")))]
+    for name in _EVENT_TEXT:  # display columns: shown, then exact
+        value = get(name)
+        exact = "" if value is None else value if type(value) is str else str(value)
+        shown_cell = known.get(exact)
+        pre.append(cell(exact) if shown_cell is None else shown_cell)
+        pre.append(exact)
+    seq = get("seq")
+    pre += [
+        "yes" if get("signature_verified") is True else "NO",
+        str(seq) if type(seq) is int else shown(_text(seq)),
+    ]
+    exact = _text(key.get("attested_by_name"))
+    post = [
+        plain(_text(get("signer"))),
+        plain(standing_cell(key)),
+        cell(exact),
+        exact,
+        plain(_text(key.get("attested_by"))),
+    ]
+    return pre, post
 
 
 def _source_timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
