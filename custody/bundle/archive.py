@@ -18,7 +18,7 @@ import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -192,38 +192,46 @@ def _check_name(name: str, seen: set[str]) -> None:
     seen.add(name)
 
 
+def folder_files(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(name in the bag, path, lstat) of every file of the folder bag ``root``, in
+    name order: the one rule of what a folder bundle may hold, for reading it in
+    place and for staging it.  An entry whose name escapes the bag, a symbolic
+    link, a hard link or anything but a regular file or a folder is refused."""
+    todo = [("", os.fspath(root))]
+    while todo:
+        prefix, folder = todo.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            raise OperationalError(
+                f"cannot read bundle folder {_short(prefix) or root}: {err.strerror}"
+            ) from err
+        for e in entries:
+            rel = prefix + e.name
+            why = path_is_dangerous(rel)
+            if why:
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as err:
+                raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
+            if stat.S_ISLNK(st.st_mode):
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: symbolic link")
+            if stat.S_ISDIR(st.st_mode):
+                todo.append((rel + "/", e.path))
+            elif not stat.S_ISREG(st.st_mode):
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: not a regular file")
+            elif st.st_nlink > 1:
+                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: hard link")
+            else:
+                yield rel, e.path, st
+
+
 class _DirSource(_Source):
     def __init__(self, root: Path) -> None:
         self.root = root
-        sizes: dict[str, int] = {}
-        todo = [("", os.fspath(root))]
-        while todo:
-            prefix, folder = todo.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as err:
-                raise OperationalError(
-                    f"cannot read bundle folder {_short(prefix) or root}: {err.strerror}"
-                ) from err
-            for e in entries:
-                rel = prefix + e.name
-                why = path_is_dangerous(rel)
-                if why:
-                    raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError as err:
-                    raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
-                if stat.S_ISLNK(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: symbolic link")
-                if stat.S_ISDIR(st.st_mode):
-                    todo.append((rel + "/", e.path))
-                elif not stat.S_ISREG(st.st_mode):
-                    raise HostileBundleError(f"unsafe entry {rel!r}: not a regular file")
-                elif st.st_nlink > 1:
-                    raise HostileBundleError(f"unsafe entry {rel!r}: hard link")
-                else:
-                    sizes[rel] = st.st_size
+        sizes = {rel: st.st_size for rel, _path, st in folder_files(root)}
         super().__init__(sizes)
 
     def open(self, name: str) -> IO[bytes]:
@@ -427,35 +435,8 @@ def stage_folder(src: Path, root: Path) -> StagedSource:
     reader refuses it, and a file that changes while it is copied is refused."""
     staged = StagedSource(root)
     chmod = STAGED_MODE & ~_umask() != STAGED_MODE
-    todo = [("", os.fspath(src))]
-    while todo:
-        prefix, folder = todo.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as err:
-            raise OperationalError(
-                f"cannot read bundle folder {_short(prefix) or src}: {err.strerror}"
-            ) from err
-        for e in entries:
-            rel = prefix + e.name
-            why = path_is_dangerous(rel)
-            if why:
-                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError as err:
-                raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err
-            if stat.S_ISLNK(st.st_mode):
-                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: symbolic link")
-            if stat.S_ISDIR(st.st_mode):
-                todo.append((rel + "/", e.path))
-            elif not stat.S_ISREG(st.st_mode):
-                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: not a regular file")
-            elif st.st_nlink > 1:
-                raise HostileBundleError(f"unsafe entry {_short(rel)!r}: hard link")
-            else:
-                _stage_file(staged, e.path, rel, chmod, len(staged.sizes))
+    for rel, path, _st in folder_files(src):
+        _stage_file(staged, path, rel, chmod, len(staged.sizes))
     return staged
 
 
