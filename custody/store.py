@@ -340,11 +340,14 @@ class Store:
         """Make every object ingested since the last sync durable."""
         self._settle()
         if self._dirty:
-            try:
-                _syncfs(self.root)
-            except OSError as e:
-                raise StoreError(f"cannot flush the store to disk: {e.strerror}") from e
+            self._flush()
             self._dirty = False
+
+    def _flush(self) -> None:
+        try:
+            _syncfs(self.root)
+        except OSError as e:
+            raise StoreError(f"cannot flush the store to disk: {e.strerror}") from e
 
     def sync_begin(self) -> Callable[[], None]:
         """Start :meth:`sync` on a thread of its own (``syncfs`` waits on the disk,
@@ -359,10 +362,10 @@ class Store:
 
         def run() -> None:
             try:
-                _syncfs(self.root)
-            except OSError as e:  # handed to the waiter
+                self._flush()
+            except StoreError as e:  # handed to the waiter
                 self._dirty = True
-                failed.append(StoreError(f"cannot flush the store to disk: {e.strerror}"))
+                failed.append(e)
 
         t = threading.Thread(target=run, name="custody-syncfs", daemon=True)
         t.start()
@@ -432,13 +435,17 @@ class Store:
         except BaseException:
             Path(tmp_path).unlink(missing_ok=True)
             raise
-        if dedup:  # the object already stored must still hold these bytes
-            try:
-                again = hash_file(dest, ["sha256"])
-            except OSError as e:
-                raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
-            self._check_copy(Path(dest), again, result)
+        if dedup:
+            self._recheck(dest, result)
         return Stored(result=result, relpath=relpath, deduplicated=dedup)
+
+    def _recheck(self, dest: str, result: HashResult) -> None:
+        """The object already stored under ``dest`` must still hold these bytes."""
+        try:
+            again = hash_file(dest, ["sha256"])
+        except OSError as e:
+            raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
+        self._check_copy(Path(dest), again, result)
 
     @staticmethod
     def _check_copy(dest: Path, again: HashResult, expected: HashResult) -> None:
@@ -504,9 +511,5 @@ class Store:
                     os.close(fd)
                 _fsync_dir(os.path.dirname(dest))
             return Stored(result=result, relpath=relpath, deduplicated=False)
-        try:  # the object already stored must still hold these bytes
-            again = hash_file(dest, ["sha256"])
-        except OSError as e:
-            raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
-        self._check_copy(Path(dest), again, result)
+        self._recheck(dest, result)
         return Stored(result=result, relpath=relpath, deduplicated=True)
