@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import pwd
-import re
 import signal
 import socket
 import stat
@@ -46,10 +45,10 @@ from custody.errors import (
     StoreError,
     UsageError,
 )
-from custody.hashing import SourceReadError, hash_file
+from custody.hashing import SourceReadError
 from custody.keys import Signer
 from custody.ledger import COLLECT_EVENT, Event, EventDraft, Ledger
-from custody.store import Store, Stored, WritersLock, lock_held, object_relpath, open_private
+from custody.store import Store, Stored, WritersLock, lock_held, object_sha256, open_private
 
 
 class SelftestFailedError(OperationalError):
@@ -548,7 +547,7 @@ def _die_with_parent() -> None:
 
 
 def _init_reader(
-    root: str, algorithms: tuple[str, ...], parent: int, lock_fds: tuple[int, ...]
+    root: str, layout: str, algorithms: tuple[str, ...], parent: int, lock_fds: tuple[int, ...]
 ) -> None:
     global _worker
     for fd in lock_fds:  # the collector's locks end with it, not with its readers
@@ -557,7 +556,7 @@ def _init_reader(
     if os.getppid() != parent:  # the collector died before the line above
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the collector's to handle
-    _worker = (Store(Path(root), deferred_sync=True), algorithms)
+    _worker = (Store(Path(root), deferred_sync=True, layout=layout), algorithms)
 
 
 def _read_batch(jobs: list[tuple[bytes, tuple[int, int]]]) -> list[_Read]:
@@ -605,7 +604,13 @@ class _ReaderPool:
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_reader,
-            initargs=(os.fspath(store.root), tuple(algorithms), os.getpid(), lock_fds),
+            initargs=(
+                os.fspath(store.root),
+                store.layout,
+                tuple(algorithms),
+                os.getpid(),
+                lock_fds,
+            ),
         )
 
     def submit(self, batch: list[_Queued]) -> _Job:
@@ -1197,15 +1202,14 @@ CLEANUP_EVENT = "store.cleanup"
 
 
 def _referenced(ledger: Ledger) -> set[str]:
-    """Store objects the ledger names: collected items and imported bundles' items."""
-    refs = {
-        object_relpath(str(row[0]))
-        for row in ledger.conn.execute("SELECT sha256 FROM artifacts WHERE sha256 IS NOT NULL")
-    }
+    """Store objects the ledger names, at the path each event records (a store may
+    hold both layouts: custody.store.names_object): collected items and imported
+    bundles' items."""
+    sql = (
+        "SELECT json_extract(body, '$.data.store') FROM events WHERE type = ? AND json_valid(body)"
+    )
+    refs = {r[0] for r in ledger.conn.execute(sql, (COLLECT_EVENT,)) if isinstance(r[0], str)}
     return refs | ledger.imported_objects()
-
-
-_OBJECT_REL = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
 
 
 def recorded_kept(ledger: Ledger) -> set[str]:
@@ -1233,12 +1237,12 @@ def clean_orphans(ledger: Ledger, signer: Signer, store: Store) -> Event | None:
     already = recorded_kept(ledger)
     kept: list[dict[str, Any]] = []
     for rel, _size in store.objects():
-        if rel in refs or rel in already or not _OBJECT_REL.fullmatch(rel):
+        if rel in refs or rel in already or object_sha256(rel) is None:
             continue  # a file of another name is left alone: verify names it
         try:
-            got = hash_file(store.path_of(rel), ["sha256"])
+            got = store.hash_object(rel, ["sha256"])  # through no link
         except OSError:
-            continue  # unreadable: left alone
+            continue  # unreadable, or no regular file: left alone
         kept.append({"store": rel, "sha256": got.digests["sha256"], "size": got.size})
     temps = store.temp_files()
     stale_locks = [p for p in store.tmp.glob("run-*.lock")] if store.tmp.is_dir() else []

@@ -30,7 +30,7 @@ from custody import filetype
 from custody.errors import OperationalError
 from custody.keys import Signer
 from custody.ledger import DESCRIBE_EVENT, EventDraft, Ledger
-from custody.store import object_relpath
+from custody.store import Store
 
 #: objects per ledger transaction, and per task handed to a worker process
 BATCH = 256
@@ -226,7 +226,8 @@ def describe_objects(
     version = libmagic_version()
     store = ledger.store_dir
     todo = [s for s in dict.fromkeys(shas) if _SHA256.fullmatch(s)]
-    paths = [os.fspath(store / object_relpath(s)) for s in todo]
+    objects = Store(store)
+    paths = [os.fspath(objects.path_of(objects.locate(s))) for s in todo]
     problems: list[str] = []
     done = 0
     pending: list[EventDraft] = []

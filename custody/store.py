@@ -1,4 +1,9 @@
-"""Content-addressed, read-only evidence store: ``store/sha256/ab/cd/<hex>``.
+"""Content-addressed, read-only evidence store: ``store/sha256/ab/<hex>``.
+
+Stores made before 0.16 keep their two-level layout, ``store/sha256/ab/cd/<hex>``,
+for every new object (:func:`store_layout`); a recorded ``store`` path names an
+object iff it is one of the two forms for its SHA-256 (:func:`names_object`): the
+writer and ``custody verify`` use that one rule.
 
 Ingest: copy into a temp file in ``store/tmp/`` while hashing (one read), each
 chunk read back from the copy and compared byte for byte with the bytes it was
@@ -15,6 +20,8 @@ import errno
 import fcntl
 import itertools
 import os
+import re
+import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,8 +29,8 @@ from pathlib import Path
 
 from custody import _libc
 from custody.errors import DiskFullError, IntegrityError, StoreError
-from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd, hash_file
-from custody.safeio import open_beneath
+from custody.hashing import CopyMismatchError, HashResult, Progress, hash_fd
+from custody.safeio import NotRegularFileError, file_kind, open_beneath
 
 OBJECT_MODE = 0o400  # read-only, and for the case's owner alone
 DIR_MODE = 0o700  # the store and every directory in it: the owner's alone
@@ -146,8 +153,78 @@ def _umask_keeps(mode: int) -> bool:
     return mode & ~mask == mode
 
 
-def object_relpath(sha256_hex: str) -> str:
-    return f"sha256/{sha256_hex[0:2]}/{sha256_hex[2:4]}/{sha256_hex}"
+#: the store layouts: ``sha256/ab/<hex>`` (new stores) and ``sha256/ab/cd/<hex>``
+#: (stores made before 0.16, which keep it)
+FLAT = "flat"
+NESTED = "nested"
+LAYOUTS = (FLAT, NESTED)
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_OBJECT_PATH = re.compile(r"sha256/([0-9a-f]{2})/(?:([0-9a-f]{2})/)?([0-9a-f]{64})")
+_PREFIX = re.compile(r"[0-9a-f]{2}")
+
+
+def object_relpath(sha256_hex: str, layout: str = FLAT) -> str:
+    """The path, under the store's root, of the object of ``sha256_hex`` in a store
+    of ``layout``."""
+    if layout == NESTED:
+        return f"sha256/{sha256_hex[0:2]}/{sha256_hex[2:4]}/{sha256_hex}"
+    return f"sha256/{sha256_hex[0:2]}/{sha256_hex}"
+
+
+def object_relpaths(sha256_hex: str) -> tuple[str, str]:
+    """The two paths that may name the object of ``sha256_hex``: flat, then nested."""
+    return object_relpath(sha256_hex, FLAT), object_relpath(sha256_hex, NESTED)
+
+
+def object_sha256(rel: str) -> str | None:
+    """The SHA-256 (lowercase hex) whose object ``rel`` names, or None when ``rel`` is
+    not one of the two object paths of any SHA-256 (``..``, another depth, uppercase
+    hex, prefix folders that are not the digest's first bytes): such a path is never
+    opened as an object."""
+    m = _OBJECT_PATH.fullmatch(rel)
+    if m is None:
+        return None
+    a, b, sha = m.groups()
+    if sha[0:2] != a or (b is not None and sha[2:4] != b):
+        return None
+    return sha
+
+
+def names_object(rel: object, sha256_hex: object) -> bool:
+    """Does the recorded store path ``rel`` name the object of the recorded
+    ``sha256_hex``?  The one rule, for the writer and ``custody verify``: iff it is
+    one of the two forms of :func:`object_relpaths`."""
+    return (
+        isinstance(rel, str)
+        and isinstance(sha256_hex, str)
+        and _SHA256_HEX.fullmatch(sha256_hex) is not None
+        and object_sha256(rel) == sha256_hex
+    )
+
+
+def store_layout(root: Path) -> str:
+    """The layout of the store at ``root``, from its content (no configuration file
+    an attacker could flip, nothing in the signed record): NESTED when the first
+    non-empty ``sha256/XX`` folder (in name order; links are not followed) holds a
+    folder, else FLAT, so an empty or new store is flat.  custody never mixes the
+    layouts in one store, so one folder tells; what the objects are is decided by
+    :func:`names_object`, whatever this returns."""
+    try:
+        with os.scandir(root / "sha256") as it:
+            firsts = sorted(
+                e.name for e in it if _PREFIX.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return FLAT
+    for name in firsts:
+        try:
+            with os.scandir(root / "sha256" / name) as it:
+                for e in it:
+                    return NESTED if e.is_dir(follow_symlinks=False) else FLAT
+        except OSError:
+            continue
+    return FLAT
 
 
 @dataclass
@@ -191,8 +268,12 @@ class Store:
     ingested (the collector does so before each ledger commit).  An object is
     never referenced by the ledger before it is durable either way."""
 
-    def __init__(self, root: Path, *, deferred_sync: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, deferred_sync: bool = False, layout: str | None = None
+    ) -> None:
         self.root = root
+        self._layout = layout  # decided from the content on first use (store_layout)
+        self._folders: set[str] = set()  # object folders checked to be no link
         self.tmp = root / "tmp"
         self.deferred_sync = deferred_sync
         self._root_s = os.fspath(root)
@@ -214,19 +295,127 @@ class Store:
             return 0
         return st.f_bavail * st.f_frsize
 
+    @property
+    def layout(self) -> str:
+        """FLAT or NESTED: where this store puts new objects (:func:`store_layout`,
+        decided once)."""
+        if self._layout is None:
+            self._layout = store_layout(self.root)
+        return self._layout
+
     def objects(self) -> Iterator[tuple[str, int]]:
-        """(relpath, size) of every entry two folders under sha256/ (a link is
-        never followed: a linked folder is listed, not entered)."""
+        """(relpath, size) of every entry of the store's object folders, at both
+        depths: each entry of a ``sha256/XX`` folder that is no folder (a flat
+        object) and each entry of a folder in it (``sha256/XX/YY/``, a nested one).
+        A link is never followed: a linked folder is listed, not entered, and so is
+        anything under ``sha256/`` that is no folder."""
 
         def entries(d: Path) -> list[Path]:
             if d.is_symlink() or not d.is_dir():
                 return []
             return sorted(d.iterdir())
 
+        def listed(p: Path) -> tuple[str, int]:
+            return p.relative_to(self.root).as_posix(), p.lstat().st_size
+
         for a in entries(self.root / "sha256"):
+            if a.is_symlink() or not a.is_dir():
+                yield listed(a)
+                continue
             for b in entries(a):
+                if b.is_symlink() or not b.is_dir():
+                    yield listed(b)
+                    continue
                 for obj in entries(b):
-                    yield obj.relative_to(self.root).as_posix(), obj.lstat().st_size
+                    yield listed(obj)
+
+    def locate(self, sha256_hex: str, recorded: object = None) -> str:
+        """The path of the object of ``sha256_hex``: ``recorded`` (the path its event
+        names) when it names that object, else the form that exists (this store's
+        layout first), else this store's form."""
+        if names_object(recorded, sha256_hex):
+            assert isinstance(recorded, str)
+            return recorded
+        mine = object_relpath(sha256_hex, self.layout)
+        for rel in (mine, *object_relpaths(sha256_hex)):
+            if os.path.lexists(f"{self._root_s}/{rel}"):
+                return rel
+        return mine
+
+    def _target(self, sha256_hex: str) -> tuple[str, str | None]:
+        """Where an object of ``sha256_hex`` goes (this store's layout), and the
+        other layout's path when an object is there already (a store made mixed by
+        hand: deduplicated against it, never copied twice).  The folders on the way
+        are checked, once per run, to be real folders: a link is never written
+        through."""
+        rel = object_relpath(sha256_hex, self.layout)
+        other = object_relpath(sha256_hex, NESTED if self.layout == FLAT else FLAT)
+        self._check_folder(rel.rsplit("/", 1)[0])
+        try:
+            os.lstat(f"{self._root_s}/{other}")
+        except OSError:
+            return rel, None
+        self._check_folder(other.rsplit("/", 1)[0])
+        return rel, other
+
+    def _check_folder(self, folder: str) -> None:
+        """``folder`` (``sha256/ab`` or ``sha256/ab/cd``) and each folder above it,
+        up to the root, must be a folder, not a link (made when missing)."""
+        if folder in self._folders:
+            return
+        parts = folder.split("/")
+        for n in range(1, len(parts) + 1):
+            rel = "/".join(parts[:n])
+            if rel in self._folders:
+                continue
+            path = f"{self._root_s}/{rel}"
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                self._make_parents(path)
+                st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode):
+                raise StoreError(
+                    f"store folder {path} is {file_kind(st.st_mode)}, not a folder: custody"
+                    " writes nothing through it; run 'custody verify'"
+                )
+            self._folders.add(rel)
+
+    def remove_object(self, relpath: str) -> bool:
+        """Delete the object at ``relpath``, an object path (:func:`object_sha256`),
+        through no link (a disposal with ``--purge``, the one deletion of a complete
+        object custody makes); False when it is not there.  A folder on the way that
+        is a link is refused (StoreError)."""
+        if object_sha256(relpath) is None:
+            raise StoreError(f"not a store object path: {relpath!r}")
+        *folders, name = relpath.split("/")
+        dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in folders:
+                try:
+                    nxt = os.open(
+                        part,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=dir_fd,
+                    )
+                except FileNotFoundError:
+                    return False
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise StoreError(
+                            f"store folder {part} of {relpath} is no folder (a link?): its"
+                            " object was not purged; run 'custody verify'"
+                        ) from None
+                    raise
+                os.close(dir_fd)
+                dir_fd = nxt
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                return False
+            return True
+        finally:
+            os.close(dir_fd)
 
     def temp_files(self) -> list[Path]:
         """Leftovers of interrupted copies in tmp/ (meaningful only while no
@@ -412,10 +601,15 @@ class Store:
                     )
                 if not self.deferred_sync:
                     os.fsync(out_fd)
-                relpath = object_relpath(result.digests["sha256"])
-                dest = f"{self._root_s}/{relpath}"
+                relpath, other = self._target(result.digests["sha256"])
                 os.fchmod(out_fd, OBJECT_MODE)  # before it has its name: never writable
-                dedup = not self._publish(tmp_path, dest)
+                if other is not None:
+                    relpath = other  # the object exists, in the other layout
+                    os.unlink(tmp_path)
+                    dedup = True
+                else:
+                    dedup = not self._publish(tmp_path, f"{self._root_s}/{relpath}")
+                dest = f"{self._root_s}/{relpath}"
                 if not dedup:
                     if self.deferred_sync:
                         self._dirty = True
@@ -436,16 +630,20 @@ class Store:
             Path(tmp_path).unlink(missing_ok=True)
             raise
         if dedup:
-            self._recheck(dest, result)
+            self._recheck(relpath, result)
         return Stored(result=result, relpath=relpath, deduplicated=dedup)
 
-    def _recheck(self, dest: str, result: HashResult) -> None:
-        """The object already stored under ``dest`` must still hold these bytes."""
+    def _recheck(self, relpath: str, result: HashResult) -> None:
+        """The object already stored under ``relpath`` must still hold these bytes
+        (read through no link: :meth:`hash_object`)."""
+        dest = self.path_of(relpath)
         try:
-            again = hash_file(dest, ["sha256"])
+            again = self.hash_object(relpath, ["sha256"])
+        except NotRegularFileError as e:
+            raise StoreError(f"cannot read back store object {dest}: it is {e.what}") from e
         except OSError as e:
             raise StoreError(f"cannot read back store object {dest}: {e.strerror}") from e
-        self._check_copy(Path(dest), again, result)
+        self._check_copy(dest, again, result)
 
     @staticmethod
     def _check_copy(dest: Path, again: HashResult, expected: HashResult) -> None:
@@ -473,10 +671,14 @@ class Store:
         :meth:`ingest`, hashed again.  ``stamp``: (inode, size, mtime_ns, ctime_ns)
         of the file that was hashed; another file put under ``path`` (before or
         while it is linked) is refused."""
-        relpath = object_relpath(digests["sha256"])
-        dest = f"{self._root_s}/{relpath}"
         result = HashResult(dict(digests), size)
         try:
+            relpath, other = self._target(digests["sha256"])
+            if other is not None:  # the object exists, in the other layout
+                os.unlink(path)
+                self._recheck(other, result)
+                return Stored(result=result, relpath=other, deduplicated=True)
+            dest = f"{self._root_s}/{relpath}"
             st = os.lstat(path)
             if st.st_size != size:
                 raise StoreError(f"{path} holds other bytes than were hashed")
@@ -498,7 +700,7 @@ class Store:
                 stored = self.ingest(fd, ["sha256"], size_hint=size)
             finally:
                 os.close(fd)
-            self._check_copy(Path(dest), stored.result, result)
+            self._check_copy(self.path_of(stored.relpath), stored.result, result)
             return stored
         if published:
             if self.deferred_sync:
@@ -511,5 +713,5 @@ class Store:
                     os.close(fd)
                 _fsync_dir(os.path.dirname(dest))
             return Stored(result=result, relpath=relpath, deduplicated=False)
-        self._recheck(dest, result)
+        self._recheck(relpath, result)
         return Stored(result=result, relpath=relpath, deduplicated=True)

@@ -90,7 +90,7 @@ from custody.lifecycle import (
 )
 from custody.safeio import CAP_CHECKPOINT, NotRegularFileError, read_input_text
 from custody.sources import imported_id
-from custody.store import SHARED_READ_BITS, Store, WritersLock, object_relpath
+from custody.store import SHARED_READ_BITS, Store, WritersLock, names_object, object_sha256
 from custody.verified import Through, latest_note, signatures_digest
 
 ProgressFn = Callable[[int, int], None]
@@ -390,7 +390,6 @@ def _start_checks(
 
 
 _HEX = re.compile(r"[0-9a-f]{32,128}")
-_OBJECT_PATH = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
 
 
 def malformed(body: dict[str, Any]) -> str | None:
@@ -794,10 +793,20 @@ def check_imports(
         store = Store(ledger.store_dir)
         for it in items:
             rel = it.get("store")
-            if not rel or not _OBJECT_PATH.fullmatch(str(rel)):
+            if not rel:
                 continue
             item_id = imported_id(label, str(it.get("source_item"))) if label else None
             subject = f"imported {item_id or it.get('source_item')} ({rel})"
+            if not names_object(rel, it.get("sha256")):
+                report.add(
+                    Kind.STORE_PATH,
+                    subject,
+                    f"store path does not name the recorded sha256 {it.get('sha256')}",
+                    item=item_id,
+                    obj=str(rel),
+                )
+                if object_sha256(str(rel)) is None:
+                    continue  # never open a path that is no object path
             if str(rel) not in rehashed:
                 try:
                     got = store.hash_object(str(rel), ["sha256"])
@@ -1037,7 +1046,7 @@ def check_store(
         rel = str(data["store"])
         digests = data["digests"]
         subject = f"{data['item']} ({rel})"
-        if rel != object_relpath(digests["sha256"]):
+        if not names_object(rel, digests["sha256"]):
             report.add(
                 Kind.STORE_PATH,
                 subject,
@@ -1045,8 +1054,8 @@ def check_store(
                 item=str(data["item"]),
                 obj=rel,
             )
-            if not _OBJECT_PATH.fullmatch(rel):
-                continue  # never open a path outside the store
+            if object_sha256(rel) is None:
+                continue  # never open a path that is no object path
         entry = wanted.get(rel)
         merged = dict(entry[1]) if entry else {}
         merged.update({str(k): str(v) for k, v in digests.items()})
@@ -1128,7 +1137,15 @@ def check_store(
                 f" owner alone; 'chmod 0400' it"
             )
     imported = ledger.imported_objects()
-    unexplained = [rel for rel, _ in store.objects() if rel not in wanted and rel not in imported]
+    listed = [rel for rel, _ in store.objects()]
+    if len({rel.count("/") for rel in listed if object_sha256(rel)}) > 1:
+        report.notes.append(
+            "the store holds objects in both layouts (sha256/ab/<hex> and"
+            " sha256/ab/cd/<hex>): custody never mixes them in one store, so some were"
+            " put there by other means; each object was checked at the path its event"
+            " names"
+        )
+    unexplained = [rel for rel in listed if rel not in wanted and rel not in imported]
     if unexplained and WritersLock.writers_active(store.root):
         report.notes.append(
             "a collection or import is writing to the store right now: objects it has"

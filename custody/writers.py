@@ -265,11 +265,8 @@ def purge_objects(ledger: Ledger, ev: Event) -> list[str]:
         st = r.items.get(item)
         if st is None or not st.store or st.store not in gone:
             continue
-        try:
-            store.path_of(st.store).unlink()
+        if store.remove_object(st.store):  # through no link; an object path only
             removed.append(st.store)
-        except FileNotFoundError:
-            pass
     return removed
 
 

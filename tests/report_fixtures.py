@@ -111,7 +111,7 @@ def _build(root: Path, env: dict[str, str]) -> dict[str, Any]:
     case.run("event", "seal", "ITEM-1", "--reason", "sealed in bag 44", key="lee", check=True)
     # tamper with ITEM-2's stored copy: one byte flipped
     sha = hashlib.sha256(ITEM2_BYTES).hexdigest()
-    obj = case.dir / "store" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj = case.dir / "store" / "sha256" / sha[:2] / sha
     obj.chmod(0o644)
     data = bytearray(obj.read_bytes())
     data[0] ^= 0x01

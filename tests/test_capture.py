@@ -59,7 +59,7 @@ def capture(case: Case, *args: str | os.PathLike[str], env: dict[str, str] | Non
 
 
 def stored(case: Case, digest: str) -> bytes:
-    return (case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest).read_bytes()
+    return (case.dir / "store" / "sha256" / digest[:2] / digest).read_bytes()
 
 
 def test_capture_records_streams_exe_times_and_exit(case: Case, tmp_path: Path) -> None:
@@ -333,7 +333,7 @@ def test_swapped_store_object_and_bundle_payload_are_found(case: Case, tmp_path:
     proc = cli(case, "bundle", "verify", bag, "--trust", case.key.with_suffix(".pub"))
     assert proc.returncode == 1
     assert proc.stdout.startswith("NOT VERIFIED: ")
-    obj = case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest
+    obj = case.dir / "store" / "sha256" / digest[:2] / digest
     obj.chmod(0o600)
     obj.write_bytes(b"forged!!\n")
     obj.chmod(0o400)
@@ -416,7 +416,7 @@ def test_large_output_is_streamed_in_constant_memory(case: Case) -> None:
 def test_stored_streams_are_read_only(case: Case) -> None:
     out = capture(case, "--reason", "r", "--", "sh", "-c", "echo ro")
     digest = out["items"][0]["sha256"]
-    obj = case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest
+    obj = case.dir / "store" / "sha256" / digest[:2] / digest
     assert stat.S_IMODE(obj.stat().st_mode) == 0o400
 
 

@@ -191,8 +191,8 @@ def test_store_object_is_read_only_copy(case: Case, tmp_path: Path) -> None:
     (it,) = list_items(case)
     hexd = hashlib.sha256(data).hexdigest()
     assert it["sha256"] == hexd
-    assert it["store"] == f"sha256/{hexd[:2]}/{hexd[2:4]}/{hexd}"
-    obj = case.dir / "store" / "sha256" / hexd[:2] / hexd[2:4] / hexd
+    assert it["store"] == f"sha256/{hexd[:2]}/{hexd}"
+    obj = case.dir / "store" / "sha256" / hexd[:2] / hexd
     assert obj.is_file()
     assert stat.S_IMODE(obj.stat().st_mode) == 0o400
     assert obj.read_bytes() == data

@@ -21,7 +21,7 @@ from hostile_helpers import deadline
 
 EVIDENCE = b"Accepted password for svc-payroll from 10.0.0.7\n"
 SHA = hashlib.sha256(EVIDENCE).hexdigest()
-REL = f"sha256/{SHA[:2]}/{SHA[2:4]}/{SHA}"
+REL = f"sha256/{SHA[:2]}/{SHA}"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def replace_object(case: Case, how: str) -> None:
     outside = case.dir.parent / "outside"
     outside.mkdir()
     shutil.copy2(obj, outside / SHA)  # the very same bytes, outside the store
-    if how == "linked-folder":  # sha256/ab/cd -> a folder outside holding the copy
+    if how == "linked-folder":  # sha256/ab -> a folder outside holding the copy
         shutil.rmtree(obj.parent)
         obj.parent.symlink_to(outside)
         return

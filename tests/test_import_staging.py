@@ -27,7 +27,7 @@ SECOND = b"second file\n"
 
 def obj(content: bytes) -> str:
     h = hashlib.sha256(content).hexdigest()
-    return f"sha256/{h[:2]}/{h[2:4]}/{h}"
+    return f"sha256/{h[:2]}/{h}"
 
 
 def trust(w: World) -> tuple[str, Path]:

@@ -263,7 +263,7 @@ def test_only_incomplete_temp_files_are_cleaned(case: Case, tmp_path: Path) -> N
     probe = tmp_path / "probe"
     probe.write_bytes(data)
     digest = sha256sum(probe)
-    complete = store / "sha256" / digest[:2] / digest[2:4] / digest
+    complete = store / "sha256" / digest[:2] / digest
     complete.parent.mkdir(parents=True, exist_ok=True)
     complete.write_bytes(data)
     complete.chmod(0o444)

@@ -49,7 +49,7 @@ def bodies(case: Case) -> list[dict[str, Any]]:
 
 
 def stored(case: Case, digest: str) -> bytes:
-    return (case.dir / "store" / "sha256" / digest[:2] / digest[2:4] / digest).read_bytes()
+    return (case.dir / "store" / "sha256" / digest[:2] / digest).read_bytes()
 
 
 def command(argv: Any, reason: str = "why", **kw: Any) -> dict[str, Any]:

@@ -258,7 +258,7 @@ def test_store_objects_are_0400_and_store_directories_0700(case: Case, tmp_path:
     ok_json(case, "collect", "--reason", "root-only file", secret, "--json")
     store = case.dir / "store"
     found = modes(store)
-    objects = {rel for rel in found if rel.startswith("sha256/") and rel.count("/") == 3}
+    objects = {rel for rel in found if rel.startswith("sha256/") and rel.count("/") == 2}
     assert {rel.rsplit("/", 1)[1] for rel in objects} >= set(digests.values())
     assert len(objects) == 3
     for rel, mode in found.items():
@@ -320,7 +320,7 @@ def test_bundle_files_are_0600_and_directories_0700(case: Case, tmp_path: Path, 
 def test_verify_notes_a_store_object_others_may_read(case: Case, tmp_path: Path) -> None:
     digests = collect_two(case, tmp_path)
     hexd = digests["ITEM-1"]
-    obj = case.dir / "store" / "sha256" / hexd[:2] / hexd[2:4] / hexd
+    obj = case.dir / "store" / "sha256" / hexd[:2] / hexd
     os.chmod(obj, 0o444)
     proc = cli(case, "verify", "--quiet")
     assert proc.returncode == 0, proc.stdout

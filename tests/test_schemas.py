@@ -184,7 +184,7 @@ def test_log_fields_agree_with_the_signed_body(log: list[dict[str, Any]]) -> Non
         assert ev["signer_attested_by_name"] == "Demo Collector"
         if body["type"] == "collect" and "store" in body["data"]:
             sha = body["data"]["digests"]["sha256"]
-            assert body["data"]["store"] == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
+            assert body["data"]["store"] == f"sha256/{sha[:2]}/{sha}"
 
 
 def test_first_event_links_to_the_case_header(

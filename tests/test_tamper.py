@@ -176,7 +176,7 @@ def test_store_digests_match_sha256sum(collected: Collected) -> None:
         obj = collected.object_path(item_id)
         assert digests_cli(obj) == digests_cli(f) == collected.item(item_id)["digests"]
         sha = tool_digest("sha256sum", f)
-        assert collected.item(item_id)["store"] == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
+        assert collected.item(item_id)["store"] == f"sha256/{sha[:2]}/{sha}"
         assert stat.S_IMODE(obj.stat().st_mode) == 0o400
 
 

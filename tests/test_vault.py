@@ -511,7 +511,7 @@ def test_an_altered_store_object_is_never_pushed(
     f.write_bytes(os.urandom(6 * 1024 * 1024))
     cli(case, "collect", f, "--reason", "r", "--quiet").check_returncode()
     sha = sha256sum(f)
-    obj = case.dir / "store" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj = case.dir / "store" / "sha256" / sha[:2] / sha
     obj.chmod(0o600)
     with open(obj, "r+b") as fh:
         fh.seek(4 * 1024 * 1024 + 7)
@@ -531,7 +531,7 @@ def test_a_store_object_replaced_by_a_link_is_never_pushed(
     to a copy of the right bytes outside the store is exit 1 (the bundle's export
     check says so first), and no push is recorded."""
     sha = sha256sum(tmp_path / "evidence" / "passwd")
-    obj = vcase.dir / "store" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj = vcase.dir / "store" / "sha256" / sha[:2] / sha
     copy = tmp_path / "outside"
     copy.write_bytes(obj.read_bytes())
     obj.unlink()
@@ -539,7 +539,7 @@ def test_a_store_object_replaced_by_a_link_is_never_pushed(
     proc = vault(vcase, s3, "push", f"s3://{bucket}", "--all", "--retain-days", "1")
     assert proc.returncode == 1
     assert proc.stderr == (
-        f"custody: error: store object of ITEM-4 (sha256/{sha[:2]}/{sha[2:4]}/{sha}) is a"
+        f"custody: error: store object of ITEM-4 (sha256/{sha[:2]}/{sha}) is a"
         " symbolic link, not a regular file; run 'custody verify'\n"
     )
     assert pushed_objects(vcase) == []

@@ -55,7 +55,7 @@ from custody.ledger import (
 )
 from custody.lifecycle import REASSIGN_EVENT, RECEIVE_EVENT, TRANSFER_EVENT, find_item
 from custody.safeio import NotRegularFileError, open_beneath, open_regular
-from custody.store import Store, object_relpath
+from custody.store import Store
 from custody.trust import CONSISTENCY_FILE, consistency_doc
 
 KEY_EVENTS = (OPEN_EVENT, IDENTITY_EVENT, KEY_ROTATE_EVENT, KEY_REVOKE_EVENT)
@@ -218,6 +218,11 @@ def _bag_files(
     ledger.ensure_registered(signer)
     signed = _signed(ledger)
     artifacts = _artifacts(signed)
+    stored = {
+        str(b["data"].get("item")): b["data"].get("store")
+        for _, b in signed
+        if b["type"] == COLLECT_EVENT
+    }
     r = ledger.rules().current()
     imported = [i for i in items if i not in artifacts]
     own = [i for i in items if i in artifacts]
@@ -234,9 +239,14 @@ def _bag_files(
     listed, warnings = _disclosed(
         signed, items, signer.fingerprint, ledger.case.rules, imports, heads, objects
     )
-    for item in own:  # a store object that is no regular file: refused before signing
-        if sha := artifacts[item]["sha256"]:
-            _check_object(store, object_relpath(sha), item)
+    # each object at the path its signed event records (either layout: names_object)
+    objs = {
+        i: store.locate(str(artifacts[i]["sha256"]), stored.get(i))
+        for i in own
+        if artifacts[i]["sha256"]
+    }
+    for item, obj in objs.items():  # a store object that is no regular file: refused
+        _check_object(store, obj, item)
     sections, more = source_sections(ledger, r, imported, _disclosed)
     warnings += more
     # the exporter signs what the bundle discloses, so nothing can be left out later
@@ -292,7 +302,7 @@ def _bag_files(
         if a["sha256"]:
             name, mapped = _payload_name(bytes.fromhex(a["path_hex"]), item)
             rel = f"data/{item}/{name}"
-            files[rel] = store.path_of(object_relpath(a["sha256"]))
+            files[rel] = store.path_of(objs[item])
             entry["payload"] = rel
             entry["name_mapped"] = mapped
             payload_bytes += int(a["size"] or 0)
