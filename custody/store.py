@@ -307,8 +307,8 @@ class Store:
         """(relpath, size) of every entry of the store's object folders, at both
         depths: each entry of a ``sha256/XX`` folder that is no folder (a flat
         object) and each entry of a folder in it (``sha256/XX/YY/``, a nested one).
-        A link is never followed: a linked folder is listed, not entered, and so is
-        anything under ``sha256/`` that is no folder."""
+        A link is never followed: a linked ``sha256/XX`` is not entered (an object
+        under it is reported where its event names it), a link in it is listed."""
 
         def entries(d: Path) -> list[Path]:
             if d.is_symlink() or not d.is_dir():
@@ -318,10 +318,7 @@ class Store:
         def listed(p: Path) -> tuple[str, int]:
             return p.relative_to(self.root).as_posix(), p.lstat().st_size
 
-        for a in entries(self.root / "sha256"):
-            if a.is_symlink() or not a.is_dir():
-                yield listed(a)
-                continue
+        for a in entries(self.root / "sha256"):  # a linked sha256/XX: not entered
             for b in entries(a):
                 if b.is_symlink() or not b.is_dir():
                     yield listed(b)
