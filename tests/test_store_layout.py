@@ -401,3 +401,29 @@ def test_a_hostile_recorded_path_is_a_finding_never_opened(
     assert rep["objects_checked"] == 0  # never opened as ITEM-1's object
     # the planted file is an unexplained entry of the store, never a verified object
     assert [k for k, _ in got if k.startswith("object-")] == ["object-unrecorded"], got
+
+
+def test_purge_removes_the_recorded_object_in_either_layout(legacy: Case, tmp_path: Path) -> None:
+    store = legacy.dir / "store"
+    # by hand: a flat copy of ITEM-1's bytes, which no event names
+    copy = store / flat(b"legacy one\n")
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_bytes(b"legacy one\n")
+    proc = cli(legacy, "event", "dispose", "ITEM-1", "--reason", "order 7", "--purge", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert not (store / nested(b"legacy one\n")).exists()  # the path its event names
+    assert copy.read_bytes() == b"legacy one\n"  # not named by it: kept
+    assert (store / nested(b"legacy two\n")).read_bytes() == b"legacy two\n"
+
+
+def test_purge_never_deletes_through_a_linked_folder(legacy: Case, tmp_path: Path) -> None:
+    store = legacy.dir / "store"
+    rel = nested(b"legacy one\n")
+    folder = store / rel.rsplit("/", 2)[0]  # sha256/ab, holding cd/<hex>
+    outside = tmp_path / "outside"
+    folder.rename(outside)
+    folder.symlink_to(outside)
+    proc = cli(legacy, "event", "dispose", "ITEM-1", "--reason", "order 7", "--purge", "--yes")
+    assert proc.returncode == 3
+    assert "was not purged" in one_error_line(proc)
+    assert (outside / rel.split("/", 2)[2]).read_bytes() == b"legacy one\n"
