@@ -307,8 +307,9 @@ class Store:
         """(relpath, size) of every entry of the store's object folders, at both
         depths: each entry of a ``sha256/XX`` folder that is no folder (a flat
         object) and each entry of a folder in it (``sha256/XX/YY/``, a nested one).
-        A link is never followed: a linked ``sha256/XX`` is not entered (an object
-        under it is reported where its event names it), a link in it is listed."""
+        A link is never followed: a linked ``sha256/XX`` or ``sha256/XX/YY`` is not
+        entered (an object under it is reported where its event names it); any
+        other link is listed."""
 
         def entries(d: Path) -> list[Path]:
             if d.is_symlink() or not d.is_dir():
@@ -320,6 +321,8 @@ class Store:
 
         for a in entries(self.root / "sha256"):  # a linked sha256/XX: not entered
             for b in entries(a):
+                if b.is_symlink() and _PREFIX.fullmatch(b.name):
+                    continue  # a linked sha256/XX/YY: not entered, as above
                 if b.is_symlink() or not b.is_dir():
                     yield listed(b)
                     continue

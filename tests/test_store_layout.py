@@ -427,3 +427,24 @@ def test_purge_never_deletes_through_a_linked_folder(legacy: Case, tmp_path: Pat
     assert proc.returncode == 3
     assert "was not purged" in one_error_line(proc)
     assert (outside / rel.split("/", 2)[2]).read_bytes() == b"legacy one\n"
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_linked_folder_of_an_old_store_is_never_followed(
+    legacy: Case, tmp_path: Path, depth: int
+) -> None:
+    """``sha256/ab`` or ``sha256/ab/cd`` of a two-level store replaced by a link to a
+    folder holding the very same bytes: the object is not a regular file reached
+    through no link, whatever the bytes say, and nothing else is reported."""
+    rel = nested(b"legacy one\n")
+    folder = legacy.dir / "store" / "/".join(rel.split("/")[: depth + 1])
+    outside = tmp_path / "outside"
+    folder.rename(outside)
+    folder.symlink_to(outside)
+    rc, rep = verify(legacy)
+    assert (rc, kinds(rep)) == (1, [("object-not-regular", f"ITEM-1 ({rel})")])
+    assert rep["objects_checked"] == 1  # ITEM-2's object only
+    (tmp_path / "again.log").write_bytes(b"legacy one\n")
+    proc = cli(legacy, "collect", "--reason", "r", "--no-describe", tmp_path / "again.log")
+    assert proc.returncode == 3
+    assert "is a symbolic link, not a folder" in one_error_line(proc)
