@@ -132,8 +132,9 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def _address(mv: memoryview) -> int | None:
-    """Where a writable buffer's bytes start in memory (None for a read-only one)."""
-    if mv.readonly:
+    """Where a writable buffer's bytes start in memory (None for a read-only or an
+    empty one)."""
+    if mv.readonly or not mv.nbytes:
         return None
     return ctypes.addressof(ctypes.c_char.from_buffer(mv))
 
@@ -143,7 +144,7 @@ def _same(a: memoryview, b: memoryview) -> bool:
     if a.nbytes != b.nbytes:
         return False
     pa, pb = _address(a), _address(b)
-    if _MEMCMP is None or pa is None or pb is None or not a.nbytes:
+    if _MEMCMP is None or pa is None or pb is None:
         return a.tobytes() == b.tobytes()
     return bool(_MEMCMP(pa, pb, a.nbytes) == 0)
 
