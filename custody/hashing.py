@@ -2,16 +2,20 @@
 
 The copy is verified as it is made: each chunk written is read back from the
 copy's file and compared byte for byte with the bytes it was written from (a
-mismatch raises :class:`CopyMismatchError`), and the kernel is asked to start
-writing large copies out to the medium as they grow, so a later ``syncfs`` has
-little left to wait for.
+mismatch raises :class:`CopyMismatchError`).
 
-Small inputs are hashed in the calling thread.  Large inputs use one thread per
-digest plus one writer thread, all fed from a small ring of reused 1 MiB buffers
-filled by a single reader, so memory stays constant whatever the file size and
-MD5 (serial by nature) is the only bound.  hashlib releases the GIL for updates
-of 2 KiB and more, so the digests really run in parallel.
-"""
+Small inputs are hashed in the calling thread, their copy written through the
+page cache.  Large inputs use one thread per digest (grouped to the number of
+CPUs, MD5 on its own), a thread that writes the copy and one that reads each
+written chunk back, all fed from a small ring of reused, page-aligned 1 MiB
+buffers filled by a single reader, so memory stays constant whatever the file
+size and MD5 (serial by nature) is the only bound.  hashlib releases the GIL for
+updates of 2 KiB and more, so the digests really run in parallel.  The large copy
+goes to the file with direct I/O where the file system allows it: the kernel
+neither copies it into the page cache nor writes it back later (that cost as
+much CPU as the three digests together), and the read-back comes from the
+medium.  Where direct I/O cannot be used, the kernel is asked to start writing
+the copy out as it grows, so a later ``syncfs`` has little left to wait for."""
 
 from __future__ import annotations
 
