@@ -40,8 +40,9 @@ dirty pages are written back with sync(2) off the clock):
 Every collect goes into a fresh case, so each one includes the self-test a
 case's first collection runs and records; its cost (a 1-byte collect into a
 fresh case with and without ``--no-selftest``) is printed under the table.
-MB/s is 10^6 bytes per second.  "other" in the log is the CPU (in cores) other
-processes used during the best run, from /proc/stat; a "!" in the table marks
+MB/s is 10^6 bytes per second.  "cpu" in the log is the command's own CPU time
+(user + sys, children included); "other" is the CPU (in cores) other
+processes used during that run, from /proc/stat; a "!" in the table marks
 a comparison where some run saw more than 0.25 cores of it (times pessimistic,
 rerun on an idle machine).  Targets are printed as PASS/MISS; they are
 informational: the script exits 0 whatever they say, 1 if a command failed, 2
@@ -148,8 +149,12 @@ def measure(cmds: Sequence[Cmd], repeat: int) -> dict[str, Best]:
             if b.seconds is None or r.seconds < b.seconds:
                 b.seconds, b.other_cores = r.seconds, r.other_cores
             other = "" if r.other_cores is None else f"  other {r.other_cores:4.2f}"
+            # the tool's own CPU time (user + sys, with its children): steadier than the
+            # wall time on a shared machine
+            cpu = "" if r.cores is None else f"  cpu {r.cores * r.seconds:7.2f}s"
             print(
-                f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.max_rss_kib / 1024:7.1f} MiB{other}",
+                f"  {c.label:<44} {r.seconds:8.3f}s  RSS {r.max_rss_kib / 1024:7.1f} MiB"
+                f"{cpu}{other}",
                 flush=True,
             )
     return best

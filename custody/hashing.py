@@ -2,21 +2,28 @@
 
 The copy is verified as it is made: each chunk written is read back from the
 copy's file and compared byte for byte with the bytes it was written from (a
-mismatch raises :class:`CopyMismatchError`), and the kernel is asked to start
-writing large copies out to the medium as they grow, so a later ``syncfs`` has
-little left to wait for.
+mismatch raises :class:`CopyMismatchError`).
 
-Small inputs are hashed in the calling thread.  Large inputs use one thread per
-digest plus one writer thread, all fed from a small ring of reused 1 MiB buffers
-filled by a single reader, so memory stays constant whatever the file size and
-MD5 (serial by nature) is the only bound.  hashlib releases the GIL for updates
-of 2 KiB and more, so the digests really run in parallel.
-"""
+Small inputs are hashed in the calling thread, their copy written through the
+page cache.  Large inputs use one thread per digest (grouped to the number of
+CPUs, MD5 on its own), a thread that writes the copy and one that reads each
+written chunk back, all fed from a small ring of reused, page-aligned 1 MiB
+buffers filled by a single reader, so memory stays constant whatever the file
+size and MD5 (serial by nature) is the only bound.  hashlib releases the GIL for
+updates of 2 KiB and more, so the digests really run in parallel.  The large copy
+goes to the file with direct I/O where the file system allows it: the kernel
+neither copies it into the page cache nor writes it back later (that cost as
+much CPU as the three digests together), and the read-back comes from the
+medium.  Where direct I/O cannot be used, the kernel is asked to start writing
+the copy out as it grows, so a later ``syncfs`` has little left to wait for."""
 
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
 import queue
 import threading
@@ -58,7 +65,7 @@ class SourceReadError(Exception):
         self.err = err
 
 
-def _read(fd: int, buf: bytearray) -> int:
+def _read(fd: int, buf: bytearray | memoryview) -> int:
     try:
         return os.readv(fd, [buf])
     except OSError as e:
@@ -96,12 +103,11 @@ def _write_all(fd: int, mv: memoryview) -> None:
         mv = mv[n:]
 
 
-def _read_back(fd: int, buf: bytearray, offset: int) -> int:
+def _read_back(fd: int, buf: memoryview, offset: int) -> int:
     """Fill ``buf`` from ``fd`` at ``offset``; the number of bytes read."""
     got = 0
-    view = memoryview(buf)
     while got < len(buf):
-        n = os.preadv(fd, [view[got:]], offset + got)
+        n = os.preadv(fd, [buf[got:]], offset + got)
         if n == 0:
             break
         got += n
@@ -109,10 +115,17 @@ def _read_back(fd: int, buf: bytearray, offset: int) -> int:
 
 
 WRITEBACK_EVERY = 32 * CHUNK
+# Direct I/O (O_DIRECT) needs buffers, offsets and lengths that are multiples of the
+# device's logical block size: 4096 covers every common one.
+ALIGN = 4096
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 _SYNC_FILE_RANGE = _libc.function(
     "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
 )
+_MEMCMP = _libc.function("memcmp", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+if _MEMCMP is not None:
+    _MEMCMP.restype = ctypes.c_int
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
@@ -122,31 +135,97 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, 2)
 
 
+def _address(mv: memoryview) -> int | None:
+    """Where a writable buffer's bytes start in memory (None for a read-only or an
+    empty one)."""
+    if mv.readonly or not mv.nbytes:
+        return None
+    return ctypes.addressof(ctypes.c_char.from_buffer(mv))
+
+
+def _same(a: memoryview, b: memoryview) -> bool:
+    """Whether two buffers hold the same bytes: one memcmp outside the GIL, no copy."""
+    if a.nbytes != b.nbytes:
+        return False
+    pa, pb = _address(a), _address(b)
+    if _MEMCMP is None or pa is None or pb is None:
+        return a.tobytes() == b.tobytes()
+    return bool(_MEMCMP(pa, pb, a.nbytes) == 0)
+
+
+def aligned_buffer(size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes starting on a page boundary (what direct
+    I/O needs), freed when the last view of it goes."""
+    return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn direct I/O on ``fd`` on or off; whether it is now on (never where the
+    platform or the file system has none)."""
+    if not _O_DIRECT:
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+    except OSError:
+        return not on
+    return on
+
+
 class _Copy:
     """The copy sink: write each chunk at the end of ``fd``, read it back and
-    compare it with what was written, and start the writeback of every
-    ``WRITEBACK_EVERY`` bytes."""
+    compare it with what was written.
 
-    def __init__(self, fd: int) -> None:
+    With ``direct`` (the threaded path), the chunks go to the file with direct I/O
+    (``O_DIRECT``): the copy is not copied into the page cache first and the
+    read-back comes from the medium, not from the cache.  It falls back to the page
+    cache for good at the first chunk direct I/O cannot take (a short last chunk, a
+    file system without it); there, the writeback of every ``WRITEBACK_EVERY``
+    bytes is started as the copy grows."""
+
+    def __init__(self, fd: int, *, direct: bool = False) -> None:
         self.fd = fd
-        self.offset = 0
+        self.written = 0  # how far the copy is written (write) ...
+        self.offset = 0  # ... and read back (verify): the read-back may follow on a thread
         self.started = 0
-        self.scratch = bytearray()
+        self.scratch: memoryview | None = None
+        self.direct = direct and _set_direct(fd, True)
 
-    def __call__(self, mv: memoryview) -> None:
+    def _buffered(self) -> None:
+        if self.direct:
+            self.direct = _set_direct(self.fd, False)
+            self.started = self.written  # what came before went straight to the medium
+
+    def write(self, mv: memoryview) -> None:
         n = mv.nbytes
-        _write_all(self.fd, mv)
-        if len(self.scratch) != n:
-            self.scratch = bytearray(n)
-        got = _read_back(self.fd, self.scratch, self.offset)
-        src = mv.obj  # a whole buffer compares as bytearray == bytearray (memcmp)
-        whole = isinstance(src, (bytes, bytearray)) and len(src) == n
-        if got != n or self.scratch != (src if whole else mv.tobytes()):
+        if self.direct and (n % ALIGN or (_address(mv) or 1) % ALIGN):
+            self._buffered()
+        try:
+            _write_all(self.fd, mv)
+        except OSError as e:
+            if not (self.direct and e.errno == errno.EINVAL):
+                raise
+            self._buffered()  # refused by the file system: again, through the cache
+            os.lseek(self.fd, self.written, os.SEEK_SET)
+            _write_all(self.fd, mv)
+        self.written += n
+
+    def verify(self, mv: memoryview) -> None:
+        n = mv.nbytes
+        if self.scratch is None or n > len(self.scratch):
+            self.scratch = aligned_buffer(n) if self.direct else memoryview(bytearray(n))
+        back = self.scratch[:n]
+        got = _read_back(self.fd, back, self.offset)
+        if got != n or not _same(back, mv):
             raise CopyMismatchError(self.offset, n)
         self.offset += n
-        if self.offset - self.started >= WRITEBACK_EVERY:
+        if not self.direct and self.offset - self.started >= WRITEBACK_EVERY:
             _start_writeback(self.fd, self.started, self.offset - self.started)
             self.started = self.offset
+
+    def __call__(self, mv: memoryview) -> None:
+        self.write(mv)
+        self.verify(mv)
 
 
 def hash_fd(
@@ -199,8 +278,7 @@ class _Ring:
     """Reused buffers, each released when every consumer has finished with it."""
 
     def __init__(self, consumers: int, size: int = RING) -> None:
-        self.bufs = [bytearray(CHUNK) for _ in range(size)]
-        self.views = [memoryview(b) for b in self.bufs]
+        self.views = [aligned_buffer(CHUNK) for _ in range(size)]  # direct I/O takes them
         self.pending = [0] * size
         self.lock = threading.Lock()
         self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -255,43 +333,74 @@ def _hash_threaded(
         (COST.get(a, 1.0), h.update) for a, h in zip(algorithms, hashes, strict=True)
     ]
     sinks = _group(weighted, _cpus())
-    if out_fd is not None:  # a thread of its own: it mostly waits on the file system
-        sinks.append(_Copy(out_fd))
-    ring = _Ring(len(sinks), RING if out_fd is None else COPY_RING)
-    queues: list[queue.SimpleQueue[tuple[int, int] | None]] = [queue.SimpleQueue() for _ in sinks]
+    copy = None if out_fd is None else _Copy(out_fd, direct=True)
+    # the copy is one more consumer of each buffer: a thread that writes it and hands
+    # it to a thread that reads it back (both mostly wait on the file system, so the
+    # read-back of one chunk overlaps the write of the next)
+    ring = _Ring(len(sinks) + (copy is not None), RING if copy is None else COPY_RING)
+    Msg = tuple[int, int] | None
+    queues: list[queue.SimpleQueue[Msg]] = [queue.SimpleQueue() for _ in sinks]
     errors: list[BaseException] = []
     failed = threading.Event()
 
-    def work(sink: ByteSink, q: queue.SimpleQueue[tuple[int, int] | None]) -> None:
+    def consume(
+        q: queue.SimpleQueue[Msg], step: Callable[[int, int], bool], done: Callable[[], None]
+    ) -> None:
+        """Run ``step`` on each buffer sent; it says whether it passed the buffer on
+        (else it is released here)."""
         while True:
             msg = q.get()
             if msg is None:
+                done()
                 return
             i, n = msg
+            passed = False
             try:
                 if not failed.is_set():
-                    sink(ring.views[i][:n])
+                    passed = step(i, n)
             except BaseException as e:  # reported to the reader below
                 errors.append(e)
                 failed.set()
             finally:
-                ring.release(i)
+                if not passed:
+                    ring.release(i)
 
-    threads = [
-        threading.Thread(target=work, args=(s, q), daemon=True)
-        for s, q in zip(sinks, queues, strict=True)
-    ]
+    def digest(sink: ByteSink) -> Callable[[int, int], bool]:
+        def step(i: int, n: int) -> bool:
+            sink(ring.views[i][:n])
+            return False
+
+        return step
+
+    args: list[tuple[queue.SimpleQueue[Msg], Callable[[int, int], bool], Callable[[], None]]]
+    args = [(q, digest(s), _nothing) for s, q in zip(sinks, queues, strict=True)]
+    if copy is not None:
+        to_write: queue.SimpleQueue[Msg] = queue.SimpleQueue()
+        to_verify: queue.SimpleQueue[Msg] = queue.SimpleQueue()
+
+        def write(i: int, n: int) -> bool:
+            copy.write(ring.views[i][:n])
+            to_verify.put((i, n))
+            return True
+
+        def verify(i: int, n: int) -> bool:
+            copy.verify(ring.views[i][:n])
+            return False
+
+        queues.append(to_write)
+        args += [(to_write, write, lambda: to_verify.put(None)), (to_verify, verify, _nothing)]
+    threads = [threading.Thread(target=consume, args=a, daemon=True) for a in args]
     for t in threads:
         t.start()
     total = 0
     try:
         while not failed.is_set():
             i = ring.free.get()
-            n = _read(fd, ring.bufs[i])
+            n = _read(fd, ring.views[i])
             if n == 0:
                 ring.free.put(i)
                 break
-            ring.pending[i] = len(sinks)
+            ring.pending[i] = ring.consumers
             for q in queues:
                 q.put((i, n))
             total += n
@@ -305,6 +414,10 @@ def _hash_threaded(
     if errors:
         raise errors[0]
     return HashResult({a: h.hexdigest() for a, h in zip(algorithms, hashes, strict=True)}, total)
+
+
+def _nothing() -> None:
+    pass
 
 
 def hash_file(
