@@ -129,3 +129,25 @@ def test_a_staged_events_file_rewritten_after_its_check_is_never_read(
         (r["seq"], r["hash"], r["body"], r["signature"]) for r in read_events(w.root / "b1")
     )
     assert w.lab("verify").returncode == 0
+
+
+@pytest.mark.parametrize("target", ["outside", "sibling"])
+def test_a_link_to_a_folder_in_the_bundle_is_refused(w: World, target: str) -> None:
+    """Folders are walked from their listed type without a stat call: a symbolic
+    link to a folder (outside the bag, or another item's) is still refused as a
+    link, exit 2, nothing written."""
+    b1 = w.root / "b1"
+    items = sorted(p for p in (b1 / "data").iterdir() if p.is_dir())
+    if target == "outside":
+        (w.root / "elsewhere").mkdir()
+        (w.root / "elsewhere" / "f.txt").write_bytes(b"outside the bag\n")
+        dest = w.root / "elsewhere"
+    else:
+        dest = items[0]
+    (b1 / "data" / "ITEM-99").symlink_to(dest, target_is_directory=True)
+    before = (w.rows(), w.store())
+    proc = w.lab("bundle", "import", b1, *trust(w))
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "custody: error: unsafe entry 'data/ITEM-99': symbolic link"
+    assert (w.rows(), w.store()) == before
+    assert not list((w.root / "lab").glob(".import-*"))
