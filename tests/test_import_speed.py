@@ -151,3 +151,33 @@ def test_a_link_to_a_folder_in_the_bundle_is_refused(w: World, target: str) -> N
     assert one_error_line(proc) == "custody: error: unsafe entry 'data/ITEM-99': symbolic link"
     assert (w.rows(), w.store()) == before
     assert not list((w.root / "lab").glob(".import-*"))
+
+
+def test_undescribed_reads_only_the_describe_events_of_the_objects_asked(w: World) -> None:
+    """An import asks which of its objects no describe event types (SQLite names
+    each event's object; only those events are parsed): objects typed are left
+    out, others kept in order, and a describe event someone without the key
+    rewrote into text that is not JSON (or whose data is not a type) types nothing."""
+    from tampering import bypass
+
+    from custody.describe import undescribed
+    from custody.ledger import Ledger
+
+    w.lab_json("bundle", "import", w.root / "b1", *trust(w))
+    genuine = hashlib.sha256(b"the genuine evidence\n").hexdigest()
+    second = hashlib.sha256(b"second file\n").hexdigest()
+    other = "f" * 64
+    with Ledger.open(w.root / "lab") as ledger:
+        assert undescribed(ledger, [other, genuine, second]) == [other]
+        seqs = dict(
+            (json.loads(b)["data"]["sha256"], s)
+            for s, b in ledger.conn.execute("SELECT seq, body FROM events WHERE type='describe'")
+        )
+    assert set(seqs) == {genuine, second}
+    db = w.root / "lab" / "custody.db"
+    bypass(db, "events", f"UPDATE events SET body = 'not json' WHERE seq = {seqs[genuine]};")
+    bad = json.dumps({"type": "describe", "data": {"sha256": second, "mime": 1}})
+    bypass(db, "events", f"UPDATE events SET body = '{bad}' WHERE seq = {seqs[second]};")
+    with Ledger.open(w.root / "lab") as ledger:
+        assert undescribed(ledger, [other, genuine, second]) == [other, genuine, second]
+        assert undescribed(ledger, []) == []
