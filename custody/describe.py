@@ -149,9 +149,27 @@ def stored_objects(ledger: Ledger) -> list[str]:
 
 
 def undescribed(ledger: Ledger, shas: Iterable[str] | None = None) -> list[str]:
-    """Of ``shas`` (default: every stored object), those no describe event types."""
-    done = set(object_types(ledger))
-    return [s for s in (stored_objects(ledger) if shas is None else shas) if s not in done]
+    """Of ``shas`` (default: every stored object), those no describe event types
+    (as :func:`object_types` reads them).  SQLite names the object of each describe
+    event, and only the events naming one of ``shas`` are read here: a case's
+    every describe event is not parsed again for each import into it."""
+    todo = stored_objects(ledger) if shas is None else list(shas)
+    want = set(todo)
+    done: set[str] = set()
+    sql = (
+        "SELECT seq, CASE WHEN json_valid(body) THEN json_extract(body, '$.data.sha256') END"
+        " FROM events WHERE type = ?"
+    )
+    named = [seq for seq, sha in ledger.conn.execute(sql, (DESCRIBE_EVENT,)) if sha in want]
+    for seq in named:
+        (body,) = ledger.conn.execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
+        try:
+            data = json.loads(body).get("data")
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if isinstance(data, dict) and check_data(data) is None:
+            done.add(data["sha256"])
+    return [s for s in todo if s not in done]
 
 
 # -- typing, in worker processes ---------------------------------------------------

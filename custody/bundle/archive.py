@@ -213,6 +213,9 @@ def folder_files(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
             if why:
                 raise HostileBundleError(f"unsafe entry {_short(rel)!r}: {why}")
             try:
+                if e.is_dir(follow_symlinks=False):  # its type as listed (no stat call:
+                    todo.append((rel + "/", e.path))  # a folder per item is common); a
+                    continue  # link is never a folder here, and is refused below
                 st = e.stat(follow_symlinks=False)
             except OSError as err:
                 raise OperationalError(f"cannot read {_short(rel)}: {err.strerror}") from err

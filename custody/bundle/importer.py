@@ -188,11 +188,15 @@ def _import_verified(
     the bytes are the staged ones that were verified (``src``, still open)."""
     try:
         checkpoint = src.read("custody/checkpoint.txt").decode("utf-8")
-        lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
-        # the staged files are those verified (nobody else can write them)
         verified = sorted((seq, h) for seq, h, _ in report.bodies)
-        read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
-        if checkpoint != report.checkpoint_text or read != verified:
+        if isinstance(src, StagedSource):  # tag files held in memory: the lines verified
+            lines = report.lines
+        else:  # the staged files are those verified (nobody else can write them)
+            lines = [parse_strict(x) for x in _lines(src.read("custody/events.jsonl").decode())]
+            read = sorted((ln["seq"], content_hash(ln["body"].encode("utf-8"))) for ln in lines)
+            if read != verified:
+                raise IntegrityError(f"{shown(str(path))} changed while it was imported")
+        if checkpoint != report.checkpoint_text or len(lines) != len(verified):
             raise IntegrityError(f"{shown(str(path))} changed while it was imported")
         bundle_id = content_id(checkpoint, verified)
         if ledger.conn.execute(

@@ -16,7 +16,8 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -53,7 +54,7 @@ from custody.eventcheck import (
     check_inclusion,
     settle,
     signature_pool,
-    verdicts,
+    verify_batch,
 )
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
@@ -93,6 +94,7 @@ class BundleReport(Verdict):
     keys_doc: Any = None  # custody/keys.json and custody/proofs.json as read
     proofs_doc: Any = None
     bodies: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # seq, hash
+    lines: list[dict[str, Any]] = field(default_factory=list)  # events.jsonl's parsed lines
     checkpoint_text: str = ""
     checkpoint: tuple[int, bytes] | None = None  # (size, root) once its signature verified
     handovers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -226,17 +228,6 @@ def _hash_job(root: Path, jobs: list[tuple[str, list[str]]]) -> list[dict[str, s
 _SIG_BATCH = 512
 
 
-def _signatures_valid(src: _Source, checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """Ed25519 verdicts of (public key, signature, message) triples; on the bag's
-    worker processes when it has them, else on new ones when there are enough
-    checks to be worth it (custody.eventcheck.verdicts, signature_pool)."""
-    if src.pool is None:
-        pool = src.pool = signature_pool(len(checks))
-        if pool is not None:
-            src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
-    return verdicts(checks, src.pool, _SIG_BATCH)
-
-
 def _check_tags(src: _Source, report: BundleReport) -> None:
     if "tagmanifest-sha256.txt" not in src.sizes:
         report.add(Kind.TAG_MISSING, "tagmanifest-sha256.txt", "the tag manifest is missing")
@@ -318,11 +309,13 @@ def verify_source(
     report.items = [str(i.get("id")) for i in items if isinstance(i, dict)]
     report.meta, report.keys_doc, report.proofs_doc = meta, keys_doc, proofs_doc
     keys = _keys(keys_doc, report)
-    events = _events(src, report, keys)
+    events, settle_signatures = _events_started(src, report, keys)
     report.bodies = [
         (e["seq"], str(e["hash"]), e["body"]) for e in events if isinstance(e["seq"], int)
     ]
+    report.lines = [e["line"] for e in events]
     cp_keys = _check_checkpoint_and_proofs(src, proofs_doc, events, keys, report)
+    settle_signatures()  # before any step that reads the findings
     report.checkpoint_signers = list(cp_keys)
     payload_checked()
     _check_timestamp(src, meta, report, tsa_roots)
@@ -425,8 +418,58 @@ def _keys(doc: Any, report: BundleReport) -> dict[str, tuple[bytes, str, str]]:
 def _events(
     src: _Source, report: BundleReport, keys: dict[str, tuple[bytes, str, str]]
 ) -> list[dict[str, Any]]:
-    """Each line's event through the one event verifier (custody.eventcheck); the
-    signatures are checked together at the end, on worker processes if any."""
+    """Each line's event through the one event verifier (custody.eventcheck), its
+    signature checked (:func:`_events_started`, then its verdicts settled)."""
+    out, settle_signatures = _events_started(src, report, keys)
+    settle_signatures()
+    return out
+
+
+class _SignatureBatches:
+    """Signature checks started as they are found: a full batch goes to the bag's
+    worker processes at once (new ones for ``expected`` checks or more, see
+    :func:`custody.eventcheck.signature_pool`), so the workers check while this
+    process parses the following lines and the proofs; :meth:`verdicts` gives every
+    verdict in order (checked here when there is no pool, or a worker died)."""
+
+    def __init__(self, src: _Source, expected: int) -> None:
+        if src.pool is None and expected >= 2 * _SIG_BATCH:
+            pool = src.pool = signature_pool(expected)
+            if pool is not None:
+                src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
+        self.pool = src.pool if expected >= 2 * _SIG_BATCH else None
+        self.pending: list[tuple[bytes, bytes, bytes]] = []
+        self.sent: list[tuple[list[tuple[bytes, bytes, bytes]], Future[list[bool]]]] = []
+
+    def add(self, triple: tuple[bytes, bytes, bytes]) -> None:
+        self.pending.append(triple)
+        if self.pool is not None and len(self.pending) == _SIG_BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        assert self.pool is not None
+        part, self.pending = self.pending, []
+        self.sent.append((part, self.pool.submit(verify_batch, part)))
+
+    def verdicts(self) -> list[bool]:
+        if self.pool is not None and self.pending:
+            self._submit()
+        out: list[bool] = []
+        for part, fut in self.sent:
+            try:
+                out += fut.result()
+            except (BrokenProcessPool, CancelledError):  # a worker died: check them here
+                out += verify_batch(part)
+        return out + verify_batch(self.pending)
+
+
+def _events_started(
+    src: _Source, report: BundleReport, keys: dict[str, tuple[bytes, str, str]]
+) -> tuple[list[dict[str, Any]], Callable[[], None]]:
+    """Each line's event through the one event verifier (custody.eventcheck), and
+    a function to call before anything is decided from the findings: it files the
+    signature findings in their events' places once every verdict is in (the
+    checks run meanwhile, on worker processes for a large bag)."""
     if "custody/events.jsonl" not in src.sizes:
         raise HostileBundleError("not a custody bundle: custody/events.jsonl is missing")
     out = []
@@ -435,7 +478,9 @@ def _events(
         text = src.read("custody/events.jsonl").decode("utf-8")
     except UnicodeDecodeError as e:
         raise HostileBundleError(f"custody/events.jsonl is not UTF-8: {e}") from e
-    for n, line in enumerate(_lines(text), 1):
+    lines = _lines(text)
+    batches = _SignatureBatches(src, len(lines))
+    for n, line in enumerate(lines, 1):
         try:
             row = parse_strict(line)
             if not _plain(line):
@@ -472,10 +517,16 @@ def _events(
             )
         if check is not None:
             checks.append(check)
-        out.append({"seq": row.get("seq"), "hash": row.get("hash"), "body": body, "raw": raw})
-    settle(report.findings, checks, _signatures_valid(src, [c.triple() for c in checks]))
+            batches.add(check.triple())
+        out.append(
+            {"seq": row.get("seq"), "hash": row.get("hash"), "body": body, "raw": raw, "line": row}
+        )
     report.events = len(out)
-    return out
+
+    def settle_signatures() -> None:
+        settle(report.findings, checks, batches.verdicts())
+
+    return out, settle_signatures
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
