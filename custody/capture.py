@@ -346,6 +346,32 @@ def _wait_streams(streams: Sequence[_Stream], seconds: float) -> bool:
     return all(s.done() for s in streams)
 
 
+class _SigintDeferred:
+    """From its making until :meth:`restore`, a Ctrl-C (SIGINT) is held back
+    instead of raised: raised inside ``subprocess.Popen`` after the fork, it would
+    leave the command running with no one to kill it.  :meth:`restore` puts the
+    previous handler back and then raises the ``KeyboardInterrupt`` held back, if
+    any, where the caller kills the command.  Only the main thread can set a
+    handler; elsewhere nothing changes (KeyboardInterrupt is never raised there)."""
+
+    def __init__(self) -> None:
+        self.noted = False
+        self._previous: Any = None
+        self._set = threading.current_thread() is threading.main_thread()
+        if self._set:
+            self._previous = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.noted = True
+
+    def restore(self) -> None:
+        if self._set:
+            self._set = False
+            signal.signal(signal.SIGINT, self._previous)
+            if self.noted:
+                raise KeyboardInterrupt
+
+
 def _kill_group(pgid: int) -> bool:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -488,25 +514,29 @@ def _run(
     cwd = os.getcwdb()
     started = now_rfc3339()
     t0 = time.monotonic()
-    try:
-        proc = subprocess.Popen(  # the command the user asked to capture
-            args,
-            executable=program,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,  # its own process group: a timeout kills it all
-            pass_fds=(exe.fd,) if by_fd else (),
-            close_fds=True,
-        )
-    except OSError as e:
-        raise CommandNotFoundError(f"cannot run {display_path(exe.path)}: {e.strerror or e}") from e
-    assert proc.stdout is not None and proc.stderr is not None
     streams: list[_Stream] = []
     timed_out = False
     group_killed = False
+    proc: subprocess.Popen[bytes] | None = None
+    sigint = _SigintDeferred()  # a Ctrl-C while it starts must kill it too
     try:
+        try:
+            proc = subprocess.Popen(  # the command the user asked to capture
+                args,
+                executable=program,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # its own process group: a timeout kills it all
+                pass_fds=(exe.fd,) if by_fd else (),
+                close_fds=True,
+            )
+        except OSError as e:
+            msg = f"cannot run {display_path(exe.path)}: {e.strerror or e}"
+            raise CommandNotFoundError(msg) from e
+        sigint.restore()  # from here a Ctrl-C raises, and the handler below kills it
+        assert proc.stdout is not None and proc.stderr is not None
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             fd = os.dup(pipe.fileno())
             pipe.close()
@@ -523,10 +553,12 @@ def _run(
             group_killed = _kill_group(proc.pid) or group_killed
             _wait_streams(streams, GRACE)
     except BaseException:  # Ctrl-C (wherever it lands), an error: the command dies too
-        _kill_group(proc.pid)
-        proc.wait()
+        if proc is not None:
+            _kill_group(proc.pid)
+            proc.wait()
         raise
     finally:
+        sigint.restore()
         for s in streams:
             s.finish()
     for s in streams:

@@ -181,6 +181,36 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_ctrl_c_while_the_command_starts_kills_it(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C landing inside ``subprocess.Popen`` after the fork (the command
+    already runs, ``proc`` not yet returned) used to escape the handler that kills
+    the command: custody exited 130 and left it running (seen once in CI)."""
+    import custody.capture
+
+    started: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        proc = real_popen(*args, **kwargs)
+        if kwargs.get("start_new_session"):  # the captured command, not another tool
+            started.append(proc.pid)
+            os.kill(os.getpid(), signal.SIGINT)  # handled before this returns
+            for _ in range(100):
+                time.sleep(0.001)
+        return proc
+
+    monkeypatch.setattr(custody.capture.subprocess, "Popen", popen_then_ctrl_c)
+    proc = cli(case, "capture", "--no-selftest", "--reason", "r", "--", "sleep", "60")
+    monkeypatch.undo()
+    assert proc.returncode == 130, proc.stderr
+    assert one_error_line(proc).startswith("custody: error: interrupted: capture ")
+    assert len(started) == 1
+    assert not _alive(started[0])  # killed and reaped before custody exited
+    assert cli(case, "collect", "--resume", "--no-selftest").returncode == 0
+
+
 def test_timeout_kills_the_process_group(case: Case) -> None:
     out = capture(
         case,
