@@ -157,6 +157,7 @@ def test_no_event_row_is_written_without_its_signature(
     signer = signer_named("S", b"\x05" * 32)
     led.ensure_registered(signer)
     n = led.event_count()
+
     def lossy(self: _BatchSigner) -> None:
         while (body := self._todo.get()) is not None:
             self._signatures.append(base64.b64encode(self._signer.sign(body)).decode())
