@@ -20,7 +20,9 @@ import base64
 import functools
 import json
 import os
+import queue
 import sqlite3
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -182,6 +184,73 @@ def _writer_pragmas(conn: sqlite3.Connection) -> None:
     # recursive triggers on: without it, INSERT OR REPLACE would overwrite a
     # recorded row past the append-only triggers
     conn.execute("PRAGMA recursive_triggers = ON")
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, hash, prev, type, time, signer, item, body, signature)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: an append of at least this many collect events signs them on a thread of its own
+PARALLEL_SIGN_MIN = 64
+
+
+def _sign_b64(signer: Signer, body: bytes) -> str:
+    return base64.b64encode(signer.sign(body)).decode("ascii")
+
+
+def _event_row(ev: Event) -> tuple[Any, ...]:
+    if not ev.signature:  # never an unsigned row
+        raise AssertionError(f"event {ev.seq} has no signature")
+    return (ev.seq, ev.hash, ev.prev, ev.type, ev.time, ev.signer, ev.item, ev.body, ev.signature)
+
+
+class _BatchSigner:
+    """Signs a batch's event bodies on a thread of its own, in order, while the
+    appending thread builds and indexes the next events (the Ed25519 library lets
+    go of the GIL while it signs: the work runs on the other core).  Each body is
+    signed exactly as :meth:`Ledger._insert` signs it inline; :meth:`finish` waits
+    and gives each event its signature, before any of the batch's rows is written."""
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self._events: list[Event] = []
+        self._todo: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._signatures: list[str] = []
+        self._failed: list[BaseException] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="custody-sign", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sign, out = self._signer.sign, self._signatures
+        try:
+            while (body := self._todo.get()) is not None:
+                if not self._stop:
+                    out.append(base64.b64encode(sign(body)).decode("ascii"))
+        except BaseException as e:  # handed to finish()
+            self._failed.append(e)
+
+    def add(self, ev: Event, body: bytes) -> None:
+        self._events.append(ev)
+        self._todo.put(body)
+
+    def finish(self) -> list[Event]:
+        """The batch's events, each with its signature."""
+        self._todo.put(None)
+        self._thread.join()
+        if self._failed:
+            raise self._failed[0]
+        if len(self._signatures) != len(self._events):
+            raise AssertionError("a signature is missing")
+        for ev, sig in zip(self._events, self._signatures, strict=True):
+            # the event is not handed out before this: its one field still unset
+            object.__setattr__(ev, "signature", sig)
+        return self._events
+
+    def cancel(self) -> None:
+        self._stop = True
+        self._todo.put(None)
+        self._thread.join()
 
 
 class Ledger:
@@ -475,7 +544,13 @@ class Ledger:
         return int(row[0]), str(row[1])
 
     def _insert(
-        self, signer: Signer, seq: int, prev: str, draft: EventDraft, item: str | None
+        self,
+        signer: Signer,
+        seq: int,
+        prev: str,
+        draft: EventDraft,
+        item: str | None,
+        signing: _BatchSigner | None = None,
     ) -> Event:
         data = dict(draft.data)
         if item is not None:
@@ -500,14 +575,14 @@ class Ledger:
             signer=signer.fingerprint,
             item=item,
             body=body_bytes.decode("utf-8"),
-            signature=base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
+            # with ``signing``: signed on its thread, filled in before any row is written
+            signature="" if signing else _sign_b64(signer, body_bytes),
             _data=data,
         )
-        self._later(
-            "INSERT INTO events (seq, hash, prev, type, time, signer, item, body, signature)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ev.seq, ev.hash, ev.prev, ev.type, ev.time, ev.signer, ev.item, ev.body, ev.signature),
-        )
+        if signing is not None:
+            signing.add(ev, body_bytes)
+            return ev
+        self._later(_INSERT_EVENT, _event_row(ev))
         return ev
 
     def _later(self, sql: str, row: tuple[Any, ...]) -> None:
@@ -542,6 +617,7 @@ class Ledger:
         ``verify`` apply one rule.  The tail is read inside the write lock, so
         concurrent writers keep one gapless, linear chain."""
         out: list[Event] = []
+        signing: _BatchSigner | None = None
         rules = self.rules()
         self._begin()
         self._tx_nodes = {}
@@ -564,6 +640,12 @@ class Ledger:
             ):
                 todo.insert(0, registration)
             next_n = None
+            # a large batch of collect events (which add no identities row, so none of
+            # its rows is written before the last is signed): its signatures are made
+            # on a thread of their own while this one indexes the batch
+            if len(todo) >= PARALLEL_SIGN_MIN and all(d.type == COLLECT_EVENT for d in todo):
+                signing = _BatchSigner(signer)
+                self._tx_rows[_INSERT_EVENT] = []  # the events' rows first (foreign keys)
             for draft in todo:
                 seq += 1
                 item = None
@@ -574,11 +656,14 @@ class Ledger:
                     next_n += 1
                 elif isinstance(draft.data.get("item"), str):
                     item = str(draft.data["item"])
-                ev = self._insert(signer, seq, prev, draft, item)
+                ev = self._insert(signer, seq, prev, draft, item, signing)
                 rules.admit(ev)
                 self._index(ev, draft)
                 out.append(ev)
                 prev = ev.hash
+            if signing is not None:
+                self._tx_rows[_INSERT_EVENT] = [_event_row(ev) for ev in signing.finish()]
+                signing = None
             self._write_rows()
             self._batching = False
             if after is not None and out:
@@ -601,6 +686,9 @@ class Ledger:
             self.conn.execute("ROLLBACK")
             rules.invalidate()
             raise
+        finally:
+            if signing is not None:  # the batch failed: its signer thread stops
+                signing.cancel()
         return out
 
     def rules(self) -> Any:
