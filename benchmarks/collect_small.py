@@ -188,10 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratios: dict[str, list[float]] = {}
         for k in range(1, args.runs + 1):
             print(f"run {k}:")
+            rm(out)
             warm(files)
             peer = None
             if hashdeep is not None:
-                rm(out)
                 r = checked(
                     run_timed(
                         [

@@ -260,7 +260,9 @@ class Custody:
 
 def store_objects(case: Path) -> list[Path]:
     base = case / "store" / "sha256"
-    return sorted(p for p in base.glob("*/*/*") if p.is_file()) if base.is_dir() else []
+    # sha256/ab/<hex> (a new store) or sha256/ab/cd/<hex> (one made before 0.16)
+    found = [*base.glob("*/*"), *base.glob("*/*/*")] if base.is_dir() else []
+    return sorted(p for p in found if p.is_file())
 
 
 # -- inputs ---------------------------------------------------------------------------
