@@ -7,9 +7,9 @@ mismatch raises :class:`CopyMismatchError`).
 Small inputs are hashed in the calling thread, their copy written through the
 page cache.  Large inputs use one thread per digest (grouped to the number of
 CPUs, MD5 on its own), a thread that writes the copy and one that reads each
-written chunk back, all fed from a small ring of reused, page-aligned 1 MiB
-buffers filled by a single reader, so memory stays constant whatever the file
-size and MD5 (serial by nature) is the only bound.  hashlib releases the GIL for
+written chunk back, all fed from a small ring of reused, page-aligned buffers
+(1 MiB; 4 MiB when copying) filled by a single reader, so memory stays constant
+whatever the file size and MD5 (serial by nature) is the only bound.  hashlib releases the GIL for
 updates of 2 KiB and more, so the digests really run in parallel.  The large copy
 goes to the file with direct I/O where the file system allows it: the kernel
 neither copies it into the page cache nor writes it back later (that cost as
@@ -39,7 +39,12 @@ ALGORITHMS = ("md5", "sha1", "sha256", "sha512", "blake2b")
 DEFAULT_ALGORITHMS = ("md5", "sha1", "sha256")
 CHUNK = 1 << 20
 RING = 4
-COPY_RING = 16  # when copying: 16 MiB absorb the copy thread's waits on the file system
+# when copying: the same 16 MiB in 4 MiB chunks absorb the copy thread's waits on the
+# file system; a direct write of 4 MiB costs the device far less per byte than 1 MiB
+# (dd oflag=direct here: 898 MB/s at 1 MiB, 1.4 GB/s at 4 MiB; collect of 2 GiB with
+# three digests 4.31 -> 3.81 s, mean of 5 alternated runs)
+COPY_CHUNK = 4 * CHUNK
+COPY_RING = 4
 THREADED_MIN = 4 * CHUNK
 
 ByteSink = Callable[[memoryview], None]
@@ -277,8 +282,8 @@ def _hash_serial(
 class _Ring:
     """Reused buffers, each released when every consumer has finished with it."""
 
-    def __init__(self, consumers: int, size: int = RING) -> None:
-        self.views = [aligned_buffer(CHUNK) for _ in range(size)]  # direct I/O takes them
+    def __init__(self, consumers: int, size: int = RING, chunk: int = CHUNK) -> None:
+        self.views = [aligned_buffer(chunk) for _ in range(size)]  # direct I/O takes them
         self.pending = [0] * size
         self.lock = threading.Lock()
         self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -337,7 +342,10 @@ def _hash_threaded(
     # the copy is one more consumer of each buffer: a thread that writes it and hands
     # it to a thread that reads it back (both mostly wait on the file system, so the
     # read-back of one chunk overlaps the write of the next)
-    ring = _Ring(len(sinks) + (copy is not None), RING if copy is None else COPY_RING)
+    if copy is None:
+        ring = _Ring(len(sinks))
+    else:
+        ring = _Ring(len(sinks) + 1, COPY_RING, COPY_CHUNK)
     Msg = tuple[int, int] | None
     queues: list[queue.SimpleQueue[Msg]] = [queue.SimpleQueue() for _ in sinks]
     errors: list[BaseException] = []

@@ -21,6 +21,7 @@ from custody.errors import EXIT_USAGE, UsageError
 from custody.hashing import (
     ALGORITHMS,
     CHUNK,
+    COPY_CHUNK,
     COPY_RING,
     DEFAULT_ALGORITHMS,
     RING,
@@ -111,13 +112,14 @@ SIZES = [
     1,
     CHUNK - 1,
     CHUNK,
+    COPY_CHUNK,
     CHUNK + 1,
     THREADED_MIN - 1,
     THREADED_MIN,
     THREADED_MIN + 1,
     RING * CHUNK + CHUNK // 2 + 1,  # the buffer ring wraps around
     9 * CHUNK + 12345,
-    COPY_RING * CHUNK + CHUNK // 2 + 1,  # the larger ring used when copying wraps around
+    COPY_RING * COPY_CHUNK + CHUNK // 2 + 1,  # the larger ring used when copying wraps around
 ]
 
 
@@ -276,7 +278,7 @@ def test_large_copy_is_written_out_as_it_grows(monkeypatch: pytest.MonkeyPatch) 
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(hashing, "_O_DIRECT", 0)
     monkeypatch.setattr(hashing, "_start_writeback", lambda fd, off, n: calls.append((off, n)))
-    every = 2 * CHUNK  # 32 MiB in use; smaller here to keep the test light
+    every = 2 * COPY_CHUNK  # 32 MiB in use; smaller here to keep the test light
     monkeypatch.setattr(hashing, "WRITEBACK_EVERY", every)
     size = 2 * every + CHUNK + 5
     result, copy, _ = run_hash(b"\x5a" * size, ["sha256"], None)

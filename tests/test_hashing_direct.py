@@ -13,10 +13,11 @@ import pytest
 
 from custody import hashing
 from custody.errors import StoreError
-from custody.hashing import ALIGN, CHUNK, THREADED_MIN, CopyMismatchError, hash_fd
+from custody.hashing import ALIGN, COPY_CHUNK, THREADED_MIN, CopyMismatchError, hash_fd
 from custody.store import Store
 
-SIZE = THREADED_MIN + 2 * CHUNK + 1234  # threaded, six chunks, an unaligned tail
+CHUNK = COPY_CHUNK  # the copy's chunk (the reader's when copying)
+SIZE = THREADED_MIN + 2 * CHUNK + 1234  # threaded, three whole chunks, an unaligned tail
 
 
 def _direct_supported(d: Path) -> bool:

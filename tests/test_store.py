@@ -14,6 +14,7 @@ from custody import hashing
 from custody import store as store_mod
 from custody.collect import collect
 from custody.errors import StoreError
+from custody.hashing import COPY_CHUNK
 from custody.keys import Signer
 from custody.ledger import Ledger
 from custody.store import Store
@@ -61,7 +62,7 @@ def test_read_back_mismatch_is_an_error(
         writes.append(len(mv))
         # the second chunk (or the only one), however often it is written: direct I/O
         # refuses this unaligned buffer and the chunk is written again through the cache
-        if os.lseek(fd, 0, os.SEEK_CUR) == 1 << 20 or size < 100:
+        if os.lseek(fd, 0, os.SEEK_CUR) == COPY_CHUNK or size < 100:
             data = bytearray(mv)
             data[len(data) // 2] ^= 0x10
             mv = memoryview(data)
@@ -74,7 +75,7 @@ def test_read_back_mismatch_is_an_error(
             store.ingest(fd, ["sha256"], size_hint=size)
     finally:
         os.close(fd)
-    offset = 0 if size < 100 else 1 << 20
+    offset = 0 if size < 100 else COPY_CHUNK
     assert f"at offset {offset}" in e.value.message
     # the bad copy is not left in the store, nor its temp file
     assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
