@@ -173,16 +173,38 @@ def signature_pool(checks: int, *, force: bool = False) -> ProcessPoolExecutor |
     )
 
 
-def verdicts(
-    triples: Sequence[Triple], pool: ProcessPoolExecutor | None, batch: int = SIG_BATCH
-) -> list[bool]:
-    """:func:`verify_batch` of all ``triples``, on ``pool`` in batches when given."""
-    if pool is None or len(triples) < 2 * batch:
-        return verify_batch(triples)
-    futures = [
-        pool.submit(verify_batch, triples[i : i + batch]) for i in range(0, len(triples), batch)
-    ]
-    return [ok for f in futures for ok in f.result()]
+class StreamedChecks:
+    """Signature checks started as they are added: each full batch goes to ``pool``
+    at once (so the workers check while the caller goes on reading), and
+    :meth:`verdicts` gives every verdict in order, each of them :func:`verify_batch`'s;
+    checked in this process when there is no pool, for the last part batch, and for
+    a batch whose worker died."""
+
+    def __init__(self, pool: ProcessPoolExecutor | None, batch: int = SIG_BATCH) -> None:
+        self.pool = pool
+        self.batch = batch
+        self._pending: list[Triple] = []
+        self._sent: list[tuple[list[Triple], Future[list[bool]]]] = []
+
+    def add(self, triple: Triple) -> None:
+        self._pending.append(triple)
+        if self.pool is not None and len(self._pending) == self.batch:
+            self._submit(self.pool)
+
+    def _submit(self, pool: ProcessPoolExecutor) -> None:
+        part, self._pending = self._pending, []
+        self._sent.append((part, pool.submit(verify_batch, part)))
+
+    def verdicts(self) -> list[bool]:
+        if self.pool is not None and self._pending:
+            self._submit(self.pool)
+        out: list[bool] = []
+        for part, fut in self._sent:
+            try:
+                out += fut.result()
+            except (BrokenProcessPool, CancelledError):  # a worker died: check them here
+                out += verify_batch(part)
+        return out + verify_batch(self._pending)
 
 
 class AheadChecks:

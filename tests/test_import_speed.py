@@ -24,6 +24,7 @@ from conftest import one_error_line
 from tampering import read_events, retag, write_events
 from test_import_trust import World, template, w  # noqa: F401 - the shared fixtures
 
+from custody import eventcheck
 from custody.bundle import verify as bundle_verify
 
 
@@ -42,7 +43,7 @@ def on_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     class Pool(bundle_verify.ProcessPoolExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            assert fn is bundle_verify.verify_batch
+            assert fn is eventcheck.verify_batch
             sent.append(len(args[0]))
             return super().submit(fn, *args, **kwargs)
 

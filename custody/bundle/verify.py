@@ -16,8 +16,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -49,12 +48,13 @@ from custody.canonical import content_hash, parse_strict
 from custody.checkpoint import open_checkpoint_text, origin_of, verifiers
 from custody.errors import CustodyError
 from custody.eventcheck import (
+    SIG_BATCH,
     SignatureCheck,
+    StreamedChecks,
     check_event,
     check_inclusion,
     settle,
     signature_pool,
-    verify_batch,
 )
 from custody.findings import Finding, Kind, Verdict
 from custody.hashing import hash_file
@@ -225,7 +225,7 @@ def _hash_job(root: Path, jobs: list[tuple[str, list[str]]]) -> list[dict[str, s
     return [hash_file(root / n, algs).digests if algs else {} for n, algs in jobs]
 
 
-_SIG_BATCH = 512
+_SIG_BATCH = SIG_BATCH  # signature checks sent to a worker at a time
 
 
 def _check_tags(src: _Source, report: BundleReport) -> None:
@@ -425,42 +425,17 @@ def _events(
     return out
 
 
-class _SignatureBatches:
-    """Signature checks started as they are found: a full batch goes to the bag's
-    worker processes at once (new ones for ``expected`` checks or more, see
+def _signature_checks(src: _Source, expected: int) -> StreamedChecks:
+    """Signature checks started as they are found: for ``expected`` checks or more
+    (two batches), each full batch goes to the bag's worker processes (new ones, see
     :func:`custody.eventcheck.signature_pool`), so the workers check while this
-    process parses the following lines and the proofs; :meth:`verdicts` gives every
-    verdict in order (checked here when there is no pool, or a worker died)."""
-
-    def __init__(self, src: _Source, expected: int) -> None:
-        if src.pool is None and expected >= 2 * _SIG_BATCH:
-            pool = src.pool = signature_pool(expected)
-            if pool is not None:
-                src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
-        self.pool = src.pool if expected >= 2 * _SIG_BATCH else None
-        self.pending: list[tuple[bytes, bytes, bytes]] = []
-        self.sent: list[tuple[list[tuple[bytes, bytes, bytes]], Future[list[bool]]]] = []
-
-    def add(self, triple: tuple[bytes, bytes, bytes]) -> None:
-        self.pending.append(triple)
-        if self.pool is not None and len(self.pending) == _SIG_BATCH:
-            self._submit()
-
-    def _submit(self) -> None:
-        assert self.pool is not None
-        part, self.pending = self.pending, []
-        self.sent.append((part, self.pool.submit(verify_batch, part)))
-
-    def verdicts(self) -> list[bool]:
-        if self.pool is not None and self.pending:
-            self._submit()
-        out: list[bool] = []
-        for part, fut in self.sent:
-            try:
-                out += fut.result()
-            except (BrokenProcessPool, CancelledError):  # a worker died: check them here
-                out += verify_batch(part)
-        return out + verify_batch(self.pending)
+    process parses the following lines and the proofs."""
+    parallel = expected >= 2 * _SIG_BATCH
+    if parallel and src.pool is None:
+        pool = src.pool = signature_pool(expected)
+        if pool is not None:
+            src.on_close.append(lambda: pool.shutdown(cancel_futures=True))
+    return StreamedChecks(src.pool if parallel else None, _SIG_BATCH)
 
 
 def _events_started(
@@ -479,7 +454,7 @@ def _events_started(
     except UnicodeDecodeError as e:
         raise HostileBundleError(f"custody/events.jsonl is not UTF-8: {e}") from e
     lines = _lines(text)
-    batches = _SignatureBatches(src, len(lines))
+    batches = _signature_checks(src, len(lines))
     for n, line in enumerate(lines, 1):
         try:
             row = parse_strict(line)
