@@ -18,8 +18,10 @@ from custody_cli.common import (
     TEXT,
     case_option,
     echo_json,
+    hash_option,
     key_options,
     load_key,
+    no_selftest_option,
     open_case,
 )
 
@@ -50,19 +52,8 @@ DEFAULT_TIMEOUT = 300.0
     help="Seconds before the command's whole process group is killed and the capture"
     " recorded as timed out (0: no limit; at most a week).",
 )
-@click.option(
-    "--hash",
-    "hash_spec",
-    default="md5,sha1,sha256",
-    show_default=True,
-    type=LOOKUP,
-    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
-)
-@click.option(
-    "--no-selftest",
-    is_flag=True,
-    help="Skip the self-test the first collection of a case runs and records.",
-)
+@hash_option
+@no_selftest_option
 @click.option("--json", "as_json", is_flag=True, help="Print the capture record as JSON.")
 @case_option
 @key_options

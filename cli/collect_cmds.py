@@ -29,8 +29,10 @@ from custody_cli.common import (
     TEXT,
     case_option,
     echo_json,
+    hash_option,
     key_options,
     load_key,
+    no_selftest_option,
     open_case,
     progress_bar,
     show_progress,
@@ -71,19 +73,8 @@ LIST_ITEMS_UP_TO = 20
     help="Finish the last interrupted collection (killed, crashed, unplugged): its paths"
     " again, without recollecting what it already recorded.",
 )
-@click.option(
-    "--no-selftest",
-    is_flag=True,
-    help="Skip the self-test the first collection of a case runs and records.",
-)
-@click.option(
-    "--hash",
-    "hash_spec",
-    default="md5,sha1,sha256",
-    show_default=True,
-    type=LOOKUP,
-    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
-)
+@no_selftest_option
+@hash_option
 @click.option(
     "--verbose",
     is_flag=True,

@@ -310,6 +310,23 @@ def case_option(f: F) -> F:
     )(f)
 
 
+#: the digests a collection computes (collect, capture)
+hash_option = click.option(
+    "--hash",
+    "hash_spec",
+    default="md5,sha1,sha256",
+    show_default=True,
+    type=LOOKUP,
+    help="Digests to compute: any of md5, sha1, sha256, sha512, blake2b (sha256 always).",
+)
+#: skip the self-test a case's first collection runs (collect, capture)
+no_selftest_option = click.option(
+    "--no-selftest",
+    is_flag=True,
+    help="Skip the self-test the first collection of a case runs and records.",
+)
+
+
 def tsa_cert_option(f: F) -> F:
     """--tsa-cert, read with :func:`read_tsa_roots`."""
     return click.option(
