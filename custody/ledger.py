@@ -222,11 +222,11 @@ class _BatchSigner:
         self._thread.start()
 
     def _run(self) -> None:
-        sign, out = self._signer.sign, self._signatures
+        signer, out = self._signer, self._signatures
         try:
             while (body := self._todo.get()) is not None:
                 if not self._stop:
-                    out.append(base64.b64encode(sign(body)).decode("ascii"))
+                    out.append(_sign_b64(signer, body))
         except BaseException as e:  # handed to finish()
             self._failed.append(e)
 
