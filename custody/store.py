@@ -337,7 +337,7 @@ class Store:
             assert isinstance(recorded, str)
             return recorded
         mine = object_relpath(sha256_hex, self.layout)
-        for rel in (mine, *object_relpaths(sha256_hex)):
+        for rel in dict.fromkeys((mine, *object_relpaths(sha256_hex))):  # mine once
             if os.path.lexists(f"{self._root_s}/{rel}"):
                 return rel
         return mine
