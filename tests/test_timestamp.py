@@ -246,14 +246,18 @@ def test_rejects_altered_gen_time(local_tsa: TSA, token: bytes) -> None:
     info = verify_token(token, HELLO, [local_tsa.ca_pem])
     stamp = info.gen_time.strftime("%Y%m%d%H%M%S").encode()
     i = token.index(stamp)
-    # one second earlier or later: the certificate is valid then, the signature is not
-    second = int(stamp[-2:])
+    # one second later (carried into the minute, hour, ... as a clock would: replacing only
+    # the seconds digits turned :59 into :00, a minute before the fresh TSA certificate
+    # existed, and the check refused the certificate before the signature): the
+    # certificate is valid then, the signature is not
+    later = (info.gen_time + timedelta(seconds=1)).strftime("%Y%m%d%H%M%S").encode()
     moved = bytearray(token)
-    moved[i + 12 : i + 14] = b"%02d" % ((second + 1) % 60)
+    moved[i : i + 14] = later
     raises_verification("signature is invalid", bytes(moved), HELLO, [local_tsa.ca_pem])
-    # a year earlier: before the TSA certificate existed, refused before the signature
+    # four years earlier (a 29 February stays a date): before the TSA certificate existed,
+    # refused before the signature
     earlier = bytearray(token)
-    earlier[i : i + 4] = str(info.gen_time.year - 1).encode()
+    earlier[i : i + 4] = str(info.gen_time.year - 4).encode()
     raises_verification("not valid at its time", bytes(earlier), HELLO, [local_tsa.ca_pem])
 
 
