@@ -73,12 +73,14 @@ def spawn(
     case_dir: Path, env: dict[str, str], args: list[str], out: Path
 ) -> subprocess.Popen[bytes]:
     """Start the CLI as a process (to be killed or stopped) with stdout and stderr
-    in ``out`` (no pipe to fill up)."""
+    in ``out`` (no pipe to fill up).  Its temporary files (the self-test's scratch
+    folder) go beside the case: a process killed with SIGKILL cannot remove them,
+    and they are the test's to keep, not the machine's /tmp."""
     with open(out, "wb") as fh:
         return subprocess.Popen(
             [*CLI_MODULE, *args],
             cwd=case_dir,
-            env=env,
+            env={**env, "TMPDIR": os.fspath(case_dir.parent)},
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
