@@ -180,9 +180,9 @@ class StreamedChecks:
     checked in this process when there is no pool, for the last part batch, and for
     a batch whose worker died."""
 
-    def __init__(self, pool: ProcessPoolExecutor | None, batch: int = SIG_BATCH) -> None:
+    def __init__(self, pool: ProcessPoolExecutor | None, batch: int | None = None) -> None:
         self.pool = pool
-        self.batch = batch
+        self.batch = batch or SIG_BATCH
         self._pending: list[Triple] = []
         self._sent: list[tuple[list[Triple], Future[list[bool]]]] = []
 

@@ -58,10 +58,13 @@ from custody.describe import check_data as check_describe
 from custody.errors import CorruptLedgerError, CustodyError, UsageError
 from custody.eventcheck import (
     AheadChecks,
+    SignatureCheck,
+    StreamedChecks,
     check_event,
     check_inclusion,
     check_now,
     keys_in,
+    settle,
     signature_bytes,
     signature_pool,
 )
@@ -696,13 +699,17 @@ def check_imports(
     quick: bool,
     bodies: dict[int, dict[str, Any]] | None = None,
     r: Replay | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> None:
     """Imported collectors' events still hash, verify with their bundle's keys and
     prove into their signed checkpoint; the source the import event names
     (``source_header``) is the one whose signed event 0 follows that header, and
     each item it lists is one the source's signed collect events collected, with
     that sha256; their payload is still in the store (the items as the signed
-    import event lists them), re-hashed once per object and counted."""
+    import event lists them), re-hashed once per object and counted.  A bundle's
+    signature checks run on ``pool``'s workers while its events are read
+    (:class:`custody.eventcheck.StreamedChecks`); each failure is filed in its
+    event's place, as a check made at once would file it."""
     signed = _signed_imports(bodies or {})
     rehashed: dict[str, str] = {}  # store object -> sha256 found
     rows = ledger.conn.execute(
@@ -736,6 +743,9 @@ def check_imports(
         collected: dict[str, Any] = {}  # source item -> sha256 its signed collect event says
         first_prev: Any = None
         src_rows: list[tuple[int, str, str, str, dict[str, Any]]] = []  # for the trust rule
+        streamed = StreamedChecks(pool)
+        # each event's subject, findings and signature check, filed once the verdicts are in
+        pending: list[tuple[str, Findings, SignatureCheck | None]] = []
         for seq, ev_hash, signer, body, sig, proof in ledger.conn.execute(
             "SELECT seq, hash, signer, body, signature, proof FROM imported_events"
             " WHERE bundle = ? ORDER BY seq",
@@ -770,7 +780,8 @@ def check_imports(
                 subject=subject,
                 where="the bundle",
             )
-            check_now(found, check)
+            if check is not None:
+                streamed.add(check.triple())
             if parsed is not None and parsed.get("signer") != signer:
                 found.add(Kind.IMPORT, subject, "signer column differs from the signed body")
             try:
@@ -780,6 +791,11 @@ def check_imports(
             check_inclusion(
                 raw, int(seq), cp.size, proof_hex, cp.root, out=found, subject=subject, seq=None
             )
+            pending.append((subject, found, check))
+        verdicts = iter(streamed.verdicts())
+        for subject, found, check in pending:
+            if check is not None:
+                settle(found, [check], [next(verdicts)])
             for f in found:
                 report.add(Kind.IMPORT, subject, f"{f.kind}: {f.detail}")
         if sign is not None:
@@ -1342,7 +1358,7 @@ def _verify_steps(
     check_import_records(ledger, bodies, report)
     report.imported = sum(1 for st in r.items.values() if st.source is not None)
     report.artifacts += report.imported
-    check_imports(ledger, report, quick, bodies, r)
+    check_imports(ledger, report, quick, bodies, r, pool)
     if not quick:
         check_store(ledger, bodies, report, progress, purgeable(r), _interrupted_run(bodies))
     return True
